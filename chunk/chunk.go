@@ -1,0 +1,74 @@
+package chunk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+
+	"github.com/restic/chunker"
+)
+
+// Params are the chunker's size boundaries, recorded in a repository's
+// config. Avg must be a power of two; Min <= Avg <= Max.
+type Params struct {
+	Min uint `json:"min"`
+	Avg uint `json:"avg"`
+	Max uint `json:"max"`
+}
+
+// DefaultParams are chosen by measurement (docs/format.md, "Chunk size"):
+// database table streams change in scattered rows, so a small average keeps
+// the nightly increment small while the index stays modest.
+var DefaultParams = Params{Min: 16 << 10, Avg: 64 << 10, Max: 512 << 10}
+
+// MaxChunkSize bounds Params.Max, and therefore every plaintext this package
+// will produce or accept.
+const MaxChunkSize = 8 << 20
+
+// Validate reports whether p can be used to cut chunks.
+func (p Params) Validate() error {
+	switch {
+	case p.Avg == 0 || p.Avg&(p.Avg-1) != 0:
+		return fmt.Errorf("chunk average %d is not a power of two", p.Avg)
+	case p.Min < 64 || p.Min > p.Avg:
+		return fmt.Errorf("chunk minimum %d must be between 64 and the average %d", p.Min, p.Avg)
+	case p.Max < p.Avg || p.Max > MaxChunkSize:
+		return fmt.Errorf("chunk maximum %d must be between the average %d and %d", p.Max, p.Avg, MaxChunkSize)
+	}
+	return nil
+}
+
+// Pol is a chunker polynomial; every tenant has its own, kept secret in its
+// key file.
+type Pol = chunker.Pol
+
+// RandomPol returns a new random irreducible polynomial.
+func RandomPol() (Pol, error) { return chunker.RandomPolynomial() }
+
+// Chunker cuts a stream into content-defined chunks.
+type Chunker struct {
+	c   *chunker.Chunker
+	buf []byte
+}
+
+// NewChunker returns a Chunker reading r. p must have passed Validate.
+func NewChunker(r io.Reader, pol Pol, p Params) *Chunker {
+	c := chunker.NewWithBoundaries(r, pol, p.Min, p.Max)
+	c.SetAverageBits(bits.TrailingZeros(p.Avg))
+	return &Chunker{c: c, buf: make([]byte, p.Max)}
+}
+
+// Next returns the next chunk. The slice is only valid until the next call.
+// At the end of the stream it returns io.EOF.
+func (c *Chunker) Next() ([]byte, error) {
+	ch, err := c.c.Next(c.buf)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		return nil, err
+	}
+	c.buf = ch.Data[:0]
+	return ch.Data, nil
+}

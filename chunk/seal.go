@@ -1,0 +1,214 @@
+package chunk
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"math/bits"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// ErrCorrupt is returned when a sealed blob does not authenticate or does
+// not decode to the plaintext its ID names.
+var ErrCorrupt = errors.New("blob is corrupt or sealed under another key")
+
+// IDSize is the length of a blob ID in bytes.
+const IDSize = 32
+
+// ID names a blob: HMAC-SHA256 of its plaintext under the tenant's ID key.
+type ID [IDSize]byte
+
+// String returns the ID in lower-case hex.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// ParseID parses a hex blob ID.
+func ParseID(s string) (ID, error) {
+	var id ID
+	if len(s) != 2*IDSize {
+		return id, fmt.Errorf("blob id %q: want %d hex digits", s, 2*IDSize)
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("blob id %q: %w", s, err)
+	}
+	return id, nil
+}
+
+// MarshalText encodes the ID as hex.
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText decodes a hex ID.
+func (id *ID) UnmarshalText(b []byte) error {
+	v, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
+// KeySize is the length of the data key and the ID key.
+const KeySize = 32
+
+// Sealer computes blob IDs and seals and opens blobs for one tenant. It is
+// safe for concurrent use.
+type Sealer struct {
+	aead    aeadCipher
+	macPool sync.Pool
+}
+
+type aeadCipher interface {
+	Seal(dst, nonce, plaintext, additionalData []byte) []byte
+	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
+	NonceSize() int
+	Overhead() int
+}
+
+// NewSealer returns a Sealer for a tenant's data key and ID key.
+func NewSealer(dataKey, idKey []byte) (*Sealer, error) {
+	if len(dataKey) != KeySize || len(idKey) != KeySize {
+		return nil, fmt.Errorf("chunk: keys must be %d bytes", KeySize)
+	}
+	aead, err := chacha20poly1305.NewX(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	idk := append([]byte(nil), idKey...)
+	s := &Sealer{aead: aead}
+	s.macPool.New = func() any { return hmac.New(sha256.New, idk) }
+	return s, nil
+}
+
+// ID returns the blob ID of plaintext.
+func (s *Sealer) ID(plaintext []byte) ID {
+	m := s.macPool.Get().(hash.Hash)
+	m.Reset()
+	m.Write(plaintext)
+	var id ID
+	m.Sum(id[:0])
+	s.macPool.Put(m)
+	return id
+}
+
+// Inner plaintext layout (docs/format.md, "Sealed blob"):
+//
+//	kind (1 byte) ‖ payload length (uint32 LE) ‖ payload ‖ zero padding
+const (
+	kindRaw  = 0
+	kindZstd = 1
+
+	innerHeader = 5
+	nonceSize   = chacha20poly1305.NonceSizeX
+	tagSize     = chacha20poly1305.Overhead
+)
+
+// Overhead is the most a sealed blob exceeds its padded payload by.
+const Overhead = nonceSize + innerHeader + tagSize
+
+var (
+	encoder, _ = zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithLowerEncoderMem(true))
+	decoder, _ = zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(MaxChunkSize+1))
+)
+
+var blobAD = []byte("kluis blob v1\x00")
+
+func additionalData(id ID) []byte {
+	ad := make([]byte, 0, len(blobAD)+IDSize)
+	return append(append(ad, blobAD...), id[:]...)
+}
+
+// Seal compresses (when that pays), pads and encrypts plaintext whose ID is
+// id, appending the sealed blob to dst.
+func (s *Sealer) Seal(dst []byte, id ID, plaintext []byte) ([]byte, error) {
+	if len(plaintext) > MaxChunkSize {
+		return nil, fmt.Errorf("chunk: plaintext of %d bytes exceeds %d", len(plaintext), MaxChunkSize)
+	}
+	kind := byte(kindRaw)
+	payload := plaintext
+	compressed := encoder.EncodeAll(plaintext, make([]byte, 0, len(plaintext)/2+64))
+	// Compression pays only when it saves at least 1/16 of the chunk.
+	if len(compressed) < len(plaintext)-len(plaintext)/16 {
+		kind, payload = kindZstd, compressed
+	}
+	padded := padme(innerHeader + len(payload))
+	inner := make([]byte, padded)
+	inner[0] = kind
+	binary.LittleEndian.PutUint32(inner[1:5], uint32(len(payload)))
+	copy(inner[innerHeader:], payload)
+
+	start := len(dst)
+	dst = append(dst, make([]byte, nonceSize)...)
+	nonce := dst[start : start+nonceSize]
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return s.aead.Seal(dst, nonce, inner, additionalData(id)), nil
+}
+
+// Open decrypts and decompresses a sealed blob and checks that the
+// plaintext's MAC equals id. Any mismatch returns an error wrapping
+// ErrCorrupt.
+func (s *Sealer) Open(dst []byte, id ID, sealed []byte) ([]byte, error) {
+	if len(sealed) < Overhead || len(sealed) > MaxSealedSize {
+		return nil, fmt.Errorf("blob %s: sealed length %d out of range: %w", id, len(sealed), ErrCorrupt)
+	}
+	inner, err := s.aead.Open(nil, sealed[:nonceSize], sealed[nonceSize:], additionalData(id))
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", id, ErrCorrupt)
+	}
+	kind := inner[0]
+	n := int(binary.LittleEndian.Uint32(inner[1:5]))
+	if n > len(inner)-innerHeader {
+		return nil, fmt.Errorf("blob %s: payload length %d exceeds blob: %w", id, n, ErrCorrupt)
+	}
+	payload := inner[innerHeader : innerHeader+n]
+	var plain []byte
+	switch kind {
+	case kindRaw:
+		plain = append(dst, payload...)
+	case kindZstd:
+		plain, err = decoder.DecodeAll(payload, dst)
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: decompress: %v: %w", id, err, ErrCorrupt)
+		}
+		if len(plain)-len(dst) > MaxChunkSize {
+			return nil, fmt.Errorf("blob %s: plaintext exceeds %d bytes: %w", id, MaxChunkSize, ErrCorrupt)
+		}
+	default:
+		return nil, fmt.Errorf("blob %s: unknown encoding %d: %w", id, kind, ErrCorrupt)
+	}
+	if s.ID(plain[len(dst):]) != id {
+		return nil, fmt.Errorf("blob %s: plaintext does not match its id: %w", id, ErrCorrupt)
+	}
+	return plain, nil
+}
+
+// MaxSealedSize bounds the length of any sealed blob.
+const MaxSealedSize = nonceSize + tagSize + innerHeader + MaxChunkSize + MaxChunkSize/8 + 1024
+
+// padme rounds n up so that at most O(log log n) bits of the length leak
+// (Nikitin et al., "Reducing Metadata Leakage from Encrypted Files and
+// Communication with PURBs", 2019). The overhead is at most about 12 %, and
+// about 3 % around 64 KiB.
+func padme(n int) int {
+	if n < 2 {
+		return n
+	}
+	e := 63 - bits.LeadingZeros64(uint64(n)) // floor(log2 n)
+	s := 64 - bits.LeadingZeros64(uint64(e)) // floor(log2 e) + 1
+	lastBits := e - s
+	mask := (1 << lastBits) - 1
+	return (n + mask) &^ mask
+}

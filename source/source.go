@@ -1,0 +1,100 @@
+// Package source reads databases consistently and loads them back.
+//
+// An Engine opens one consistent, read-only view of a tenant database (a
+// Snapshot) and streams its schema and each table's rows in a canonical,
+// line-oriented encoding: one row per line, rows of a table with a primary
+// key in primary-key order. While a table streams, its Fingerprint (row count
+// plus an order-independent keyed sum of per-row MACs) is computed, so a
+// restored table can be compared with what was read without trusting row
+// order. A Target loads those streams into a fresh database and recomputes
+// the fingerprints.
+//
+// This package knows SQL and database engines; it knows nothing of packs,
+// keys or locations. Identifiers from a database are always quoted, never
+// interpolated.
+package source
+
+import (
+	"context"
+	"io"
+)
+
+// Column describes one column of a table.
+type Column struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Nullable bool   `json:"nullable,omitempty"`
+}
+
+// ForeignKey is a declared reference from Columns of the owning table to
+// RefColumns of RefTable (a qualified table name as in Table.Name).
+type ForeignKey struct {
+	Name       string   `json:"name,omitempty"`
+	Columns    []string `json:"columns"`
+	RefTable   string   `json:"ref_table"`
+	RefColumns []string `json:"ref_columns"`
+}
+
+// Table is the structural metadata of one table, recorded in the snapshot
+// manifest so that restores and dossier extraction work the same way on
+// every engine.
+type Table struct {
+	// Name is the engine's qualified name, e.g. "public.clients" for
+	// PostgreSQL, "clients" for SQLite. Schema and Table are its parts.
+	Name        string       `json:"name"`
+	Schema      string       `json:"schema,omitempty"`
+	Table       string       `json:"table"`
+	Columns     []Column     `json:"columns"`
+	PrimaryKey  []string     `json:"primary_key,omitempty"`
+	ForeignKeys []ForeignKey `json:"foreign_keys,omitempty"`
+	// PhysicalOrder is set for a table without a primary key: its rows are
+	// streamed in the engine's physical order, so an increment may be larger.
+	PhysicalOrder bool `json:"physical_order,omitempty"`
+	// PartitionOf names the parent of a partition; the parent itself has no
+	// data stream of its own.
+	PartitionOf string `json:"partition_of,omitempty"`
+	// Encoding names the canonical row encoding of the stream, e.g.
+	// "pg-copy-text" or "kluis-row-v1" (docs/format.md, "Table streams").
+	Encoding string `json:"encoding"`
+}
+
+// TableResult is what streaming one table measured.
+type TableResult struct {
+	Rows        int64       `json:"rows"`
+	Fingerprint Fingerprint `json:"fingerprint"`
+}
+
+// Engine opens consistent snapshots of one tenant database.
+type Engine interface {
+	// Name is the engine name as in the config: "postgres", "sqlite", …
+	Name() string
+	// Snapshot starts one consistent read-only view. The caller must Close it.
+	Snapshot(ctx context.Context) (Snapshot, error)
+}
+
+// Snapshot is one consistent read-only view of a database.
+type Snapshot interface {
+	// ServerVersion is a human-readable version of the database server.
+	ServerVersion() string
+	// Tables lists the tables whose rows are streamed, in a stable order.
+	Tables() []Table
+	// Schema writes the DDL to apply before the data load (pre) and after it
+	// (post: indexes, constraints, triggers, sequence values).
+	Schema(ctx context.Context, pre, post io.Writer) error
+	// WriteTable streams t's rows in its canonical encoding, one row per line,
+	// computing the fingerprint with the key given to the engine.
+	WriteTable(ctx context.Context, t Table, w io.Writer) (TableResult, error)
+	Close() error
+}
+
+// Target is a database being restored into.
+type Target interface {
+	// ApplySchema executes DDL produced by Snapshot.Schema.
+	ApplySchema(ctx context.Context, ddl io.Reader) error
+	// LoadTable loads a table stream written by Snapshot.WriteTable.
+	// LoadTable may be called concurrently for different tables.
+	LoadTable(ctx context.Context, t Table, rows io.Reader) error
+	// Fingerprint recomputes a loaded table's fingerprint.
+	Fingerprint(ctx context.Context, t Table) (TableResult, error)
+	Close() error
+}
