@@ -98,3 +98,10 @@ type Target interface {
 	Fingerprint(ctx context.Context, t Table) (TableResult, error)
 	Close() error
 }
+
+// TableMeta is what a snapshot manifest records for a table stream: the
+// table's structure and what streaming it measured.
+type TableMeta struct {
+	Table
+	TableResult
+}

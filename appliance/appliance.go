@@ -1,0 +1,172 @@
+// Package appliance wires a validated config into the things commands and
+// the daemon work with: locations, the master key, tenant repositories,
+// tenant locks and database engines. It holds no business logic of its
+// own; it only knows which concrete backend a config entry means.
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kluis-nl/kluis/chunk"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/repo/local"
+)
+
+// Appliance is a loaded config plus the resources derived from it.
+type Appliance struct {
+	Cfg *config.Config
+	Log *slog.Logger
+	Now func() time.Time
+
+	masterOnce sync.Once
+	master     repo.MasterKey
+	masterErr  error
+}
+
+// New returns an Appliance for a validated config.
+func New(cfg *config.Config, log *slog.Logger) *Appliance {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Appliance{Cfg: cfg, Log: log, Now: time.Now}
+}
+
+// StateDir is the appliance's local state directory.
+func (a *Appliance) StateDir() string { return a.Cfg.Resolve(a.Cfg.Appliance.StateDir) }
+
+// TimeZone is the appliance's time zone (validated by config).
+func (a *Appliance) TimeZone() *time.Location {
+	tz, err := time.LoadLocation(a.Cfg.Appliance.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return tz
+}
+
+// Locations opens every configured location.
+func (a *Appliance) Locations() ([]repo.Location, error) {
+	out := make([]repo.Location, 0, len(a.Cfg.Locations))
+	for _, l := range a.Cfg.Locations {
+		loc, err := OpenLocation(a.Cfg, l)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, loc)
+	}
+	return out, nil
+}
+
+// OpenLocation opens one configured location.
+func OpenLocation(cfg *config.Config, l config.Location) (repo.Location, error) {
+	switch l.Type {
+	case "dir":
+		return local.New(l.Name, cfg.Resolve(l.Path))
+	}
+	return nil, fmt.Errorf("location %s: unsupported type %q", l.Name, l.Type)
+}
+
+// MasterKey loads the master key once.
+func (a *Appliance) MasterKey() (repo.MasterKey, error) {
+	a.masterOnce.Do(func() {
+		a.master, a.masterErr = repo.LoadMasterKey(a.Cfg.Resolve(a.Cfg.Appliance.MasterKeyFile))
+	})
+	return a.master, a.masterErr
+}
+
+func (a *Appliance) repoOptions() (repo.Options, error) {
+	mk, err := a.MasterKey()
+	if err != nil {
+		return repo.Options{}, err
+	}
+	params := chunk.DefaultParams
+	if avg := uint(a.Cfg.Policy.ChunkAverage); avg != 0 {
+		params = chunk.Params{Min: avg / 4, Avg: avg, Max: min(avg*8, chunk.MaxChunkSize)}
+	}
+	return repo.Options{
+		Master: mk, RecoveryRecipient: a.Cfg.Appliance.RecoveryRecipient,
+		Chunker: params, PackSize: int64(a.Cfg.Policy.PackSize), Logger: a.Log, Now: a.Now,
+	}, nil
+}
+
+// OpenRepo opens a tenant's repository.
+func (a *Appliance) OpenRepo(ctx context.Context, tenant string) (*repo.Repo, error) {
+	if _, err := a.Cfg.Tenant(tenant); err != nil {
+		return nil, err
+	}
+	opts, err := a.repoOptions()
+	if err != nil {
+		return nil, err
+	}
+	locs, err := a.Locations()
+	if err != nil {
+		return nil, err
+	}
+	return repo.Open(ctx, tenant, locs, opts)
+}
+
+// InitRepo creates a tenant's repository at every location.
+func (a *Appliance) InitRepo(ctx context.Context, tenant string) (*repo.Repo, []repo.LocationResult, error) {
+	if _, err := a.Cfg.Tenant(tenant); err != nil {
+		return nil, nil, err
+	}
+	opts, err := a.repoOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	locs, err := a.Locations()
+	if err != nil {
+		return nil, nil, err
+	}
+	return repo.Init(ctx, tenant, locs, opts)
+}
+
+// OpenOrInitRepo opens a tenant's repository, creating it at its first
+// backup (a newly discovered tenant).
+func (a *Appliance) OpenOrInitRepo(ctx context.Context, tenant string) (*repo.Repo, error) {
+	r, err := a.OpenRepo(ctx, tenant)
+	if errors.Is(err, repo.ErrNotFound) {
+		r, _, err = a.InitRepo(ctx, tenant)
+		if err == nil {
+			a.Log.Info("created repository", "tenant", tenant)
+		}
+	}
+	return r, err
+}
+
+// Lock takes a tenant's lock (see repo.LockTenant).
+func (a *Appliance) Lock(ctx context.Context, tenant string, exclusive bool) (*repo.Lock, error) {
+	return repo.LockTenant(ctx, a.StateDir(), tenant, exclusive)
+}
+
+// ReadDSN reads a tenant's DSN file. The DSN is a secret: it is never
+// logged, and errors about it name the file, not its contents.
+func ReadDSN(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("dsn_file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("dsn_file %s is readable by group or others (mode %04o): run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("dsn_file: %w", err)
+	}
+	dsn := strings.TrimSpace(string(b))
+	if dsn == "" {
+		return "", fmt.Errorf("dsn_file %s is empty", path)
+	}
+	return dsn, nil
+}
+
+// HistoryFile is where the appliance records backup results.
+func (a *Appliance) HistoryFile() string { return filepath.Join(a.StateDir(), "history.jsonl") }

@@ -1,0 +1,153 @@
+// Package backup takes one snapshot of one tenant: it reads the tenant's
+// streams (files, or a database through a source.Engine) into a
+// repo.Backup and commits it. It is the glue between source and repo and
+// owns neither's details.
+package backup
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/source"
+)
+
+// Input is one named stream of a files tenant.
+type Input struct {
+	Name string
+	// Path is the file to read; empty with Reader set reads Reader (stdin).
+	Path   string
+	Reader io.Reader
+}
+
+var streamNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// ValidStreamName reports whether name can name a file stream: it becomes
+// a file name at restore, so it may not contain a path.
+func ValidStreamName(name string) error {
+	if !streamNameRE.MatchString(name) {
+		return fmt.Errorf("stream name %q: use letters, digits, '.', '_' and '-' (no slashes, at most 128)", name)
+	}
+	return nil
+}
+
+// Files backs up named files or readers as one snapshot.
+func Files(ctx context.Context, r *repo.Repo, inputs []Input, opts repo.BackupOptions) (*repo.Result, error) {
+	if len(inputs) == 0 {
+		return nil, fmt.Errorf("nothing to back up: give --file NAME=PATH or --stdin NAME")
+	}
+	seen := map[string]bool{}
+	for _, in := range inputs {
+		if err := ValidStreamName(in.Name); err != nil {
+			return nil, err
+		}
+		if seen[in.Name] {
+			return nil, fmt.Errorf("stream name %q given twice", in.Name)
+		}
+		seen[in.Name] = true
+		if in.Path != "" {
+			if _, err := os.Stat(in.Path); err != nil {
+				return nil, err
+			}
+		}
+	}
+	opts.Engine = "files"
+	b, err := r.NewBackup(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range inputs {
+		rd := in.Reader
+		if in.Path != "" {
+			f, err := os.Open(in.Path)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			rd = f
+		}
+		if err := b.Stream(ctx, in.Name, repo.KindFile, rd, nil); err != nil {
+			return nil, err
+		}
+	}
+	return b.Commit(ctx)
+}
+
+// Stream names of a database snapshot.
+const (
+	SchemaPreStream  = "schema/pre"
+	SchemaPostStream = "schema/post"
+	tablePrefix      = "table/"
+)
+
+// TableStream returns the stream name of a table.
+func TableStream(name string) string { return tablePrefix + name }
+
+// Database backs up a database through its engine as one snapshot: the
+// schema in two parts and every table as its own stream, all from one
+// consistent read.
+func Database(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.BackupOptions) (*repo.Result, error) {
+	snap, err := eng.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	opts.Engine = eng.Name()
+	opts.ServerVersion = snap.ServerVersion()
+	b, err := r.NewBackup(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	var pre, post bytes.Buffer
+	if err := snap.Schema(ctx, &pre, &post); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	if err := b.Stream(ctx, SchemaPreStream, repo.KindSchemaPre, &pre, nil); err != nil {
+		return nil, err
+	}
+	if err := b.Stream(ctx, SchemaPostStream, repo.KindSchemaPost, &post, nil); err != nil {
+		return nil, err
+	}
+	for _, t := range snap.Tables() {
+		sw := b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+		res, err := snap.WriteTable(ctx, t, sw)
+		if err != nil {
+			sw.CloseWithError(err)
+			return nil, fmt.Errorf("table %s: %w", t.Name, err)
+		}
+		meta, err := json.Marshal(source.TableMeta{Table: t, TableResult: res})
+		if err != nil {
+			sw.CloseWithError(err)
+			return nil, err
+		}
+		if err := sw.Close(meta); err != nil {
+			return nil, err
+		}
+	}
+	return b.Commit(ctx)
+}
+
+// Tables returns the table metadata recorded in a manifest, in stream
+// order.
+func Tables(m *repo.Manifest) ([]source.TableMeta, error) {
+	var out []source.TableMeta
+	for _, s := range m.Streams {
+		if s.Kind != repo.KindTable {
+			continue
+		}
+		var tm source.TableMeta
+		if err := json.Unmarshal(s.Meta, &tm); err != nil {
+			return nil, fmt.Errorf("stream %s: table metadata: %w", s.Name, err)
+		}
+		if TableStream(tm.Name) != s.Name {
+			return nil, fmt.Errorf("stream %s: metadata names table %q", s.Name, tm.Name)
+		}
+		out = append(out, tm)
+	}
+	return out, nil
+}

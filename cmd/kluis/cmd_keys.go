@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+
+	"github.com/kluis-nl/kluis/repo"
+)
+
+func cmdKeysInit(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("keys init", "")
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	c, err := g.loadConfigForKeys()
+	if err != nil {
+		return err
+	}
+	master, signing := c.Resolve(c.Appliance.MasterKeyFile), c.Resolve(c.Appliance.SigningKeyFile)
+	pub, err := repo.InitApplianceKeys(master, signing)
+	if err != nil {
+		return err
+	}
+	pem, err := repo.EncodePublicKey(pub)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stderr, "created %s (master key) and %s (signing key), mode 0600.\n", master, signing)
+	fmt.Fprintln(g.stderr, "Back up the master key offline: without it (or a recovery identity) no tenant repository can be opened.")
+	fmt.Fprintln(g.stderr, "The signing public key, for auditors:")
+	fmt.Fprint(g.stdout, string(pem))
+	return nil
+}
+
+func cmdKeysPublic(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("keys public", "")
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	c, err := g.loadConfigForKeys()
+	if err != nil {
+		return err
+	}
+	k, err := repo.LoadSigningKey(c.Resolve(c.Appliance.SigningKeyFile))
+	if err != nil {
+		return err
+	}
+	pem, err := repo.EncodePublicKey(k.Public().(ed25519.PublicKey))
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(g.stdout, string(pem))
+	return nil
+}

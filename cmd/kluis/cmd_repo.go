@@ -1,0 +1,513 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore"
+)
+
+func cmdInit(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("init", "--tenant T")
+	tenant := fs.String("tenant", "", "tenant `id`")
+	g.jsonFlag(fs)
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	if err := requireTenant(a, *tenant); err != nil {
+		return err
+	}
+	r, results, err := a.InitRepo(ctx, *tenant)
+	if err != nil {
+		return err
+	}
+	if g.jsonOut {
+		g.printJSON(map[string]any{"tenant": *tenant, "repository": r.Config().ID, "locations": results})
+	} else {
+		fmt.Fprintf(g.stdout, "created repository %s for tenant %s: %s\n", r.Config().ID, *tenant, locationsText(results))
+	}
+	if n := countOK(results); n < a.Cfg.Policy.RequiredCopies {
+		return &degradedError{fmt.Sprintf("repository created at %d of %d required locations; the next backup completes the others", n, a.Cfg.Policy.RequiredCopies)}
+	}
+	return nil
+}
+
+func countOK(rs []repo.LocationResult) int {
+	n := 0
+	for _, r := range rs {
+		if r.OK {
+			n++
+		}
+	}
+	return n
+}
+
+type fileFlags []backup.Input
+
+func (f *fileFlags) String() string { return "" }
+func (f *fileFlags) Set(s string) error {
+	name, path, ok := splitKV(s)
+	if !ok {
+		return fmt.Errorf("want NAME=PATH, got %q", s)
+	}
+	*f = append(*f, backup.Input{Name: name, Path: path})
+	return nil
+}
+
+func cmdBackup(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("backup", "--tenant T [--file NAME=PATH ...] [--stdin NAME]")
+	tenant := fs.String("tenant", "", "tenant `id`")
+	var files fileFlags
+	fs.Var(&files, "file", "back up file `NAME=PATH` as stream NAME (repeatable; engine files)")
+	stdin := fs.String("stdin", "", "back up standard input as stream `NAME` (engine files)")
+	g.jsonFlag(fs)
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	if err := requireTenant(a, *tenant); err != nil {
+		return err
+	}
+	t, _ := a.Cfg.Tenant(*tenant)
+	inputs := []backup.Input(files)
+	if *stdin != "" {
+		inputs = append(inputs, backup.Input{Name: *stdin, Reader: os.Stdin})
+	}
+	if t.Engine != "files" && len(inputs) > 0 {
+		return usageErrorf("--file and --stdin are for tenants with engine files; %s has engine %s", t.ID, t.Engine)
+	}
+	lock, err := a.Lock(ctx, t.ID, false)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	r, err := a.OpenOrInitRepo(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(g, "backup "+t.ID)
+	opts := repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, Progress: func(s repo.Stats) {
+		prog.update(s.Read, 0, fmt.Sprintf("%d streams, %s new", s.Streams, humanBytes(s.New)))
+	}}
+	var res *repo.Result
+	switch t.Engine {
+	case "files":
+		res, err = backup.Files(ctx, r, inputs, opts)
+	default:
+		eng, eerr := a.Engine(t, r.FingerprintKey())
+		if eerr != nil {
+			return eerr
+		}
+		res, err = backup.Database(ctx, r, eng, opts)
+	}
+	prog.done()
+	if res != nil {
+		a.RecordBackup(t.ID, res, err)
+	}
+	if err != nil {
+		return err
+	}
+	if g.jsonOut {
+		g.printJSON(res)
+	} else {
+		s := res.Stats
+		fmt.Fprintf(g.stdout, "snapshot %s of %s committed at %s\n", res.ID.Short(), t.ID, strings.Join(res.Committed, ", "))
+		fmt.Fprintf(g.stdout, "  read %s in %d streams, new %s, stored %s in %d packs, %s\n",
+			humanBytes(s.Read), s.Streams, humanBytes(s.New), humanBytes(s.Stored), s.Packs, res.Finished.Sub(res.Started).Round(time.Millisecond))
+	}
+	if res.Degraded(a.Cfg.Policy.RequiredCopies) {
+		return &degradedError{fmt.Sprintf("snapshot %s is at %d of %d required locations (%s); run `kluis sync` when the location is back",
+			res.ID.Short(), len(res.Committed), a.Cfg.Policy.RequiredCopies, locationsText(res.Locations))}
+	}
+	return nil
+}
+
+func cmdSnapshots(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("snapshots", "--tenant T")
+	tenant := fs.String("tenant", "", "tenant `id`")
+	g.jsonFlag(fs)
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	if err := requireTenant(a, *tenant); err != nil {
+		return err
+	}
+	r, err := a.OpenRepo(ctx, *tenant)
+	if err != nil {
+		return err
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		ID        string    `json:"id"`
+		Started   time.Time `json:"started"`
+		Finished  time.Time `json:"finished"`
+		Engine    string    `json:"engine"`
+		Streams   int       `json:"streams"`
+		Bytes     int64     `json:"bytes"`
+		Locations []string  `json:"locations"`
+		Degraded  bool      `json:"degraded"`
+	}
+	rows := make([]row, 0, len(snaps))
+	for _, s := range snaps {
+		rows = append(rows, row{s.ID.String(), s.Manifest.Started, s.Manifest.Finished, s.Manifest.Engine,
+			len(s.Manifest.Streams), s.Manifest.Bytes(), s.Locations, len(s.Locations) < a.Cfg.Policy.RequiredCopies})
+	}
+	if g.jsonOut {
+		return g.printJSON(rows)
+	}
+	tz := a.TimeZone()
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tENGINE\tSTREAMS\tSIZE\tLOCATIONS")
+	for _, r := range rows {
+		locs := strings.Join(r.Locations, ",")
+		if r.Degraded {
+			locs += " (DEGRADED)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID[:8], r.Started.In(tz).Format("2006-01-02 15:04:05"), r.Engine, r.Streams, humanBytes(r.Bytes), locs)
+	}
+	tw.Flush()
+	fmt.Fprintf(g.stdout, "%d snapshots\n", len(rows))
+	return nil
+}
+
+func cmdRestore(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("restore", "--tenant T --snapshot ID|latest --to-dir DIR")
+	tenant := fs.String("tenant", "", "tenant `id`")
+	snapshot := fs.String("snapshot", "latest", "snapshot `id` (a unique prefix) or latest")
+	toDir := fs.String("to-dir", "", "write every stream to `DIR`/NAME")
+	from := fs.String("location", "", "read from this `location` first")
+	g.jsonFlag(fs)
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	if err := requireTenant(a, *tenant); err != nil {
+		return err
+	}
+	if *toDir == "" {
+		return usageErrorf("give --to-dir DIR")
+	}
+	r, err := a.OpenRepo(ctx, *tenant)
+	if err != nil {
+		return err
+	}
+	if *from != "" {
+		if err := r.Prefer(*from); err != nil {
+			return usageErrorf("--location: %v", err)
+		}
+	}
+	snap, err := r.FindSnapshot(ctx, *snapshot)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(g, "restore "+snap.ID.Short())
+	res, err := restore.ToDir(ctx, r, snap, *toDir, func(done, total int64) { prog.update(done, total, "") })
+	prog.done()
+	if err != nil {
+		return err
+	}
+	if g.jsonOut {
+		return g.printJSON(res)
+	}
+	fmt.Fprintf(g.stdout, "restored snapshot %s: %d files, %s, into %s\n", snap.ID.Short(), len(res.Files), humanBytes(res.Bytes), *toDir)
+	return nil
+}
+
+type locationFlags []string
+
+func (f *locationFlags) String() string     { return strings.Join(*f, ",") }
+func (f *locationFlags) Set(s string) error { *f = append(*f, s); return nil }
+
+func cmdCheck(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("check", "--tenant T [--read-data] [--location NAME]")
+	tenant := fs.String("tenant", "", "tenant `id`")
+	readData := fs.Bool("read-data", false, "read every pack and verify every blob")
+	var locs locationFlags
+	fs.Var(&locs, "location", "check only this `location` (repeatable); it is proven on its own")
+	g.jsonFlag(fs)
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	if err := requireTenant(a, *tenant); err != nil {
+		return err
+	}
+	lock, err := a.Lock(ctx, *tenant, false)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	r, err := a.OpenRepo(ctx, *tenant)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(g, "check")
+	results, err := r.Check(ctx, repo.CheckOptions{ReadData: *readData, Locations: locs, Progress: func(loc string, done, total int) {
+		prog.update(int64(done), int64(total), loc+" packs")
+	}})
+	prog.done()
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, c := range results {
+		if !c.OK() {
+			failed++
+		}
+	}
+	if g.jsonOut {
+		g.printJSON(map[string]any{"tenant": *tenant, "ok": failed == 0, "locations": results})
+	} else {
+		for _, c := range results {
+			verdict := "ok"
+			if !c.OK() {
+				verdict = "FAILED"
+			}
+			fmt.Fprintf(g.stdout, "location %s: %s — %d snapshots, %d indexes, %d packs", c.Location, verdict, c.Snapshots, c.Indexes, c.Packs)
+			if *readData {
+				fmt.Fprintf(g.stdout, ", %d packs read (%s)", c.PacksRead, humanBytes(c.BytesRead))
+			}
+			fmt.Fprintln(g.stdout)
+			for _, e := range c.Errors {
+				fmt.Fprintln(g.stdout, "  error:", e)
+			}
+			for _, w := range c.Warnings {
+				fmt.Fprintln(g.stdout, "  warning:", w)
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("check failed at %d of %d locations", failed, len(results))
+	}
+	return nil
+}
+
+func cmdForget(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("forget", "--tenant T [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-last N] [--prune] [--dry-run]")
+	tenant := fs.String("tenant", "", "tenant `id`")
+	keepLast := fs.Int("keep-last", -1, "keep the newest `N` snapshots (default: policy.retention)")
+	keepDaily := fs.Int("keep-daily", -1, "keep the newest snapshot of each of the last `N` days")
+	keepWeekly := fs.Int("keep-weekly", -1, "keep the newest snapshot of each of the last `N` weeks")
+	keepMonthly := fs.Int("keep-monthly", -1, "keep the newest snapshot of each of the last `N` months")
+	doPrune := fs.Bool("prune", false, "prune after forgetting")
+	dryRun := fs.Bool("dry-run", false, "say what would be removed, remove nothing")
+	g.jsonFlag(fs)
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	if err := requireTenant(a, *tenant); err != nil {
+		return err
+	}
+	pol := a.Cfg.Policy.Retention
+	policy := repo.Retention{KeepLast: pol.KeepLast, KeepDaily: pol.KeepDaily, KeepWeekly: pol.KeepWeekly, KeepMonthly: pol.KeepMonthly}
+	for _, o := range []struct {
+		flag *int
+		dst  *int
+	}{{keepLast, &policy.KeepLast}, {keepDaily, &policy.KeepDaily}, {keepWeekly, &policy.KeepWeekly}, {keepMonthly, &policy.KeepMonthly}} {
+		if *o.flag >= 0 {
+			*o.dst = *o.flag
+		}
+	}
+	lock, err := a.Lock(ctx, *tenant, *doPrune && !*dryRun)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	r, err := a.OpenRepo(ctx, *tenant)
+	if err != nil {
+		return err
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	decisions, err := repo.ApplyRetention(snaps, policy, a.TimeZone())
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	var remove []repo.Hash
+	type row struct {
+		ID      string    `json:"id"`
+		Started time.Time `json:"started"`
+		Keep    bool      `json:"keep"`
+		Reasons []string  `json:"reasons,omitempty"`
+	}
+	var rows []row
+	for _, d := range decisions {
+		rows = append(rows, row{d.Snapshot.ID.String(), d.Snapshot.Manifest.Started, d.Keep, d.Reasons})
+		if !d.Keep {
+			remove = append(remove, d.Snapshot.ID)
+		}
+	}
+	out := map[string]any{"tenant": *tenant, "snapshots": rows, "dry_run": *dryRun}
+	if !*dryRun && len(remove) > 0 {
+		if _, err := r.Forget(ctx, remove); err != nil {
+			return err
+		}
+	}
+	if *doPrune {
+		if !*dryRun {
+			lock.Unlock()
+			if lock, err = a.Lock(ctx, *tenant, true); err != nil {
+				return err
+			}
+			defer lock.Unlock()
+		}
+		pr, err := r.Prune(ctx, repo.PruneOptions{DryRun: *dryRun, Grace: time.Hour})
+		if err != nil {
+			return err
+		}
+		out["prune"] = pr
+	}
+	if g.jsonOut {
+		return g.printJSON(out)
+	}
+	tz := a.TimeZone()
+	for _, rw := range rows {
+		verdict := "remove"
+		if rw.Keep {
+			verdict = "keep (" + strings.Join(rw.Reasons, ", ") + ")"
+		}
+		fmt.Fprintf(g.stdout, "%s  %s  %s\n", rw.ID[:8], rw.Started.In(tz).Format("2006-01-02 15:04"), verdict)
+	}
+	verb := "removed"
+	if *dryRun {
+		verb = "would remove"
+	}
+	fmt.Fprintf(g.stdout, "%s %d of %d snapshots\n", verb, len(remove), len(rows))
+	if pr, ok := out["prune"].(*repo.PruneResult); ok {
+		fmt.Fprintf(g.stdout, "prune: %s %d packs (%s), kept %d\n", verb, pr.PacksDeleted, humanBytes(pr.BytesFreed), pr.PacksKept)
+	}
+	return nil
+}
+
+func cmdPrune(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("prune", "--tenant T [--dry-run]")
+	tenant := fs.String("tenant", "", "tenant `id`")
+	dryRun := fs.Bool("dry-run", false, "say what would be deleted, delete nothing")
+	grace := fs.Duration("grace", time.Hour, "keep unindexed packs younger than this (written by a backup outside this appliance's lock)")
+	g.jsonFlag(fs)
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	if err := requireTenant(a, *tenant); err != nil {
+		return err
+	}
+	lock, err := a.Lock(ctx, *tenant, !*dryRun)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	r, err := a.OpenRepo(ctx, *tenant)
+	if err != nil {
+		return err
+	}
+	pr, err := r.Prune(ctx, repo.PruneOptions{DryRun: *dryRun, Grace: *grace})
+	if err != nil {
+		return err
+	}
+	if g.jsonOut {
+		return g.printJSON(pr)
+	}
+	verb := "deleted"
+	if *dryRun {
+		verb = "would delete"
+	}
+	fmt.Fprintf(g.stdout, "prune: %s %d packs (%s) and %d index objects; kept %d packs for %d snapshots\n",
+		verb, pr.PacksDeleted, humanBytes(pr.BytesFreed), pr.IndexesDeleted, pr.PacksKept, pr.Snapshots)
+	return nil
+}
+
+// progress prints a one-line progress bar on a terminal, nothing otherwise
+// (logs carry progress for machines).
+type progress struct {
+	w       io.Writer
+	label   string
+	on      bool
+	last    time.Time
+	started time.Time
+}
+
+func newProgress(g *globals, label string) *progress {
+	return &progress{w: g.stderr, label: label, on: isTerminal(g.stderr) && !g.jsonOut, started: time.Now()}
+}
+
+func (p *progress) update(done, total int64, note string) {
+	if !p.on || time.Since(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	rate := float64(done) / time.Since(p.started).Seconds() / (1 << 20)
+	if total > 0 && total > done/1 {
+		pct := float64(done) / float64(total)
+		bar := strings.Repeat("#", int(pct*30)) + strings.Repeat(".", 30-int(pct*30))
+		fmt.Fprintf(p.w, "\r%s [%s] %3.0f%% %s", p.label, bar, pct*100, note)
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s: %s (%.0f MiB/s) %s   ", p.label, humanBytes(done), rate, note)
+}
+
+func (p *progress) done() {
+	if p.on && !p.last.IsZero() {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+var _ = errors.New

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/repo"
+)
+
+// Exit codes, documented in docs/ops.md ("Exit codes"). Keep them here and
+// only here.
+const (
+	exitOK       = 0
+	exitFailed   = 1
+	exitUsage    = 2
+	exitDegraded = 3
+)
+
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// degradedError marks a command that did its work with fewer copies than
+// required.
+type degradedError struct{ msg string }
+
+func (e *degradedError) Error() string { return e.msg }
+
+// silentError carries an exit code whose explanation was already printed.
+type silentError struct{ code int }
+
+func (e *silentError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// globals are the flags every command accepts, and its output streams.
+type globals struct {
+	stdout, stderr io.Writer
+	configPath     string
+	logLevel       string
+	logFormat      string
+	jsonOut        bool
+	log            *slog.Logger
+}
+
+func (g *globals) exit(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ue *usageError
+	var ce *configError
+	var de *degradedError
+	var se *silentError
+	switch {
+	case errors.As(err, &se):
+		return se.code
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintln(g.stderr, "kluis:", err)
+		return exitUsage
+	case errors.As(err, &ce):
+		fmt.Fprintln(g.stderr, "kluis: configuration error:", err)
+		return exitUsage
+	case errors.As(err, &de):
+		fmt.Fprintln(g.stderr, "kluis: degraded:", err)
+		return exitDegraded
+	}
+	fmt.Fprintln(g.stderr, "kluis:", err)
+	return exitFailed
+}
+
+// flags returns a FlagSet with the global flags registered.
+func (g *globals) flags(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("kluis "+name, flag.ContinueOnError)
+	fs.SetOutput(g.stderr)
+	fs.StringVar(&g.configPath, "config", os.Getenv("KLUIS_CONFIG"), "config `file` (default $KLUIS_CONFIG, else ./kluis.yaml, else /etc/kluis/kluis.yaml)")
+	fs.StringVar(&g.logLevel, "log-level", "warn", "log `level`: debug, info, warn, error")
+	fs.StringVar(&g.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(g.stderr, "Usage: kluis %s %s\n\nFlags:\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func (g *globals) jsonFlag(fs *flag.FlagSet) {
+	fs.BoolVar(&g.jsonOut, "json", false, "print the result as JSON")
+}
+
+func (g *globals) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &silentError{code: exitUsage}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return usageErrorf("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch g.logFormat {
+	case "text":
+		g.log = slog.New(slog.NewTextHandler(g.stderr, opts))
+	case "json":
+		g.log = slog.New(slog.NewJSONHandler(g.stderr, opts))
+	default:
+		return usageErrorf("--log-format %q: want text or json", g.logFormat)
+	}
+	return nil
+}
+
+// noArgs refuses positional arguments.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func (g *globals) resolveConfigPath() (string, error) {
+	if g.configPath != "" {
+		return g.configPath, nil
+	}
+	for _, p := range []string{"kluis.yaml", "/etc/kluis/kluis.yaml"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", &configError{errors.New("no config file: give --config FILE or set KLUIS_CONFIG (see docs/ops.md)")}
+}
+
+func (g *globals) loadConfig() (*config.Config, error) {
+	p, err := g.resolveConfigPath()
+	if err != nil {
+		return nil, err
+	}
+	c, err := config.Load(p)
+	if err != nil {
+		return nil, &configError{err}
+	}
+	return c, nil
+}
+
+func (g *globals) appliance() (*appliance.Appliance, error) {
+	c, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return appliance.New(c, g.log), nil
+}
+
+// printJSON writes v as indented JSON to stdout.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// requireTenant checks --tenant was given and exists.
+func requireTenant(a *appliance.Appliance, tenant string) error {
+	if tenant == "" {
+		return usageErrorf("--tenant is required")
+	}
+	if _, err := a.Cfg.Tenant(tenant); err != nil {
+		return &configError{err}
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a terminal (for progress bars).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func locationsText(rs []repo.LocationResult) string {
+	var parts []string
+	for _, r := range rs {
+		if r.OK {
+			parts = append(parts, r.Location+" ok")
+		} else {
+			parts = append(parts, r.Location+" FAILED: "+r.Error)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// loadConfigForKeys loads the config for the keys commands, which must work
+// before the key files exist.
+func (g *globals) loadConfigForKeys() (*config.Config, error) {
+	return g.loadConfig()
+}

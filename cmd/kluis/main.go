@@ -1,0 +1,110 @@
+// Command kluis is the backup and disaster-recovery appliance's command
+// line: it parses flags, loads the config, wires the packages together and
+// prints results. Behaviour lives in the packages it calls.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand (or group of subcommands).
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, g *globals, args []string) error
+	sub     []*command
+}
+
+var commands []*command
+
+func init() {
+	commands = []*command{
+		{name: "keys", summary: "create or show the appliance keys", sub: []*command{
+			{name: "init", summary: "create the master key and the evidence signing key", run: cmdKeysInit},
+			{name: "public", summary: "print the evidence signing public key (for auditors)", run: cmdKeysPublic},
+		}},
+		{name: "config", summary: "work with the config file", sub: []*command{
+			{name: "check", summary: "validate the config without side effects", run: cmdConfigCheck},
+		}},
+		{name: "init", summary: "create a tenant's repository and keys at every location", run: cmdInit},
+		{name: "backup", summary: "take a snapshot of a tenant", run: cmdBackup},
+		{name: "snapshots", summary: "list a tenant's snapshots and where they are stored", run: cmdSnapshots},
+		{name: "restore", summary: "restore a snapshot into a directory", run: cmdRestore},
+		{name: "check", summary: "verify a tenant's repository at each location", run: cmdCheck},
+		{name: "forget", summary: "remove snapshots by the retention policy (and prune)", run: cmdForget},
+		{name: "prune", summary: "delete data no snapshot needs", run: cmdPrune},
+		{name: "version", summary: "print the version", run: cmdVersion},
+	}
+}
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the process exit code.
+func run(ctx context.Context, args []string) int {
+	g := &globals{stdout: os.Stdout, stderr: os.Stderr}
+	err := dispatch(ctx, g, commands, args, "kluis")
+	return g.exit(err)
+}
+
+func dispatch(ctx context.Context, g *globals, cmds []*command, args []string, path string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(g, cmds, path)
+		if len(args) == 0 {
+			return usageErrorf("missing command")
+		}
+		return nil
+	}
+	for _, c := range cmds {
+		if c.name != args[0] {
+			continue
+		}
+		if c.sub != nil {
+			return dispatch(ctx, g, c.sub, args[1:], path+" "+c.name)
+		}
+		return c.run(ctx, g, args[1:])
+	}
+	return usageErrorf("unknown command %q (run `%s help`)", args[0], path)
+}
+
+func printUsage(g *globals, cmds []*command, path string) {
+	fmt.Fprintf(g.stderr, "Usage: %s <command> [flags]\n\nCommands:\n", path)
+	sorted := append([]*command(nil), cmds...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
+	for _, c := range sorted {
+		fmt.Fprintf(g.stderr, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(g.stderr, "\nRun `%s <command> --help` for a command's flags.\n", path)
+	if path == "kluis" {
+		fmt.Fprintln(g.stderr, "\nGlobal flags (every command): --config FILE (or KLUIS_CONFIG), --log-level debug|info|warn|error, --log-format text|json")
+		fmt.Fprintln(g.stderr, "Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 succeeded but degraded.")
+	}
+}
+
+func cmdVersion(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("version", "")
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(g.stdout, "kluis", version)
+	return nil
+}
+
+func splitKV(s string) (string, string, bool) {
+	k, v, ok := strings.Cut(s, "=")
+	return k, v, ok && k != "" && v != ""
+}

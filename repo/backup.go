@@ -1,0 +1,596 @@
+package repo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kluis-nl/kluis/chunk"
+)
+
+// BackupOptions describe the snapshot being written.
+type BackupOptions struct {
+	Engine        string
+	ServerVersion string
+	Appliance     string
+	// Progress, when set, is called after every pack and stream with the
+	// running totals.
+	Progress func(Stats)
+}
+
+// Stats are the running totals of a backup.
+type Stats struct {
+	// Read is the plaintext read from the source.
+	Read int64 `json:"bytes_read"`
+	// New is the plaintext of blobs not stored before.
+	New int64 `json:"bytes_new"`
+	// Stored is the sealed bytes written in new packs (per location).
+	Stored    int64 `json:"bytes_stored"`
+	Blobs     int64 `json:"blobs"`
+	NewBlobs  int64 `json:"blobs_new"`
+	Packs     int64 `json:"packs"`
+	Streams   int   `json:"streams"`
+	IndexSize int64 `json:"index_bytes"`
+}
+
+// Backup writes one snapshot. Create it with Repo.NewBackup, write each
+// stream with Stream, then Commit. A Backup that is abandoned (or whose
+// process dies) leaves only packs no index refers to, which prune removes.
+type Backup struct {
+	r    *Repo
+	idx  *Index
+	opts BackupOptions
+	m    Manifest
+
+	claimMu sync.Mutex
+	claimed map[chunk.ID]bool
+
+	packMu sync.Mutex
+	packer packer
+
+	uploads  sync.WaitGroup
+	upSem    chan struct{}
+	stateMu  sync.Mutex
+	failed   map[string]error
+	newPacks []PackBlobs
+	fatal    error
+
+	stats    Stats
+	read     atomic.Int64
+	streamMu sync.Mutex
+}
+
+// NewBackup starts a snapshot. It loads the index so that blobs already
+// stored at any location are not stored again.
+func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, error) {
+	idx, err := r.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(r.locs))
+	for i, l := range r.locs {
+		names[i] = l.Name()
+	}
+	b := &Backup{
+		r: r, idx: idx, opts: opts,
+		claimed: map[chunk.ID]bool{},
+		upSem:   make(chan struct{}, 2),
+		failed:  map[string]error{},
+		m: Manifest{
+			Version: manifestVersion, Tenant: r.tenant, Appliance: opts.Appliance,
+			Engine: opts.Engine, ServerVersion: opts.ServerVersion, Started: r.now().UTC(),
+			Locations: names,
+		},
+	}
+	if snaps, err := r.Snapshots(ctx); err == nil && len(snaps) > 0 {
+		b.m.Parent = snaps[len(snaps)-1].ID.String()
+	}
+	return b, nil
+}
+
+// Stream reads one named stream to its end and adds it to the snapshot.
+// Streams are added one at a time. meta is stored with the stream
+// unchanged.
+func (b *Backup) Stream(ctx context.Context, name, kind string, rd io.Reader, meta json.RawMessage) error {
+	b.streamMu.Lock()
+	defer b.streamMu.Unlock()
+	if _, dup := b.m.Stream(name); dup {
+		return fmt.Errorf("stream %q added twice", name)
+	}
+	if err := b.err(); err != nil {
+		return err
+	}
+	blobs, size, err := b.chunkStream(ctx, rd)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	b.m.Streams = append(b.m.Streams, Stream{Name: name, Kind: kind, Size: size, Blobs: blobs, Meta: meta})
+	b.stateMu.Lock()
+	b.stats.Streams++
+	b.stateMu.Unlock()
+	b.progress()
+	return nil
+}
+
+// StreamWriter returns a writer for a stream whose producer writes (e.g. a
+// database COPY). Close it with the stream's metadata, or abort it with
+// CloseWithError.
+func (b *Backup) StreamWriter(ctx context.Context, name, kind string) *StreamWriter {
+	pr, pw := io.Pipe()
+	sw := &StreamWriter{pw: pw, done: make(chan error, 1)}
+	go func() {
+		b.streamMu.Lock()
+		defer b.streamMu.Unlock()
+		blobs, size, err := b.chunkStream(ctx, pr)
+		pr.CloseWithError(err)
+		if err == nil {
+			sw.stream = Stream{Name: name, Kind: kind, Size: size, Blobs: blobs}
+		}
+		sw.done <- err
+	}()
+	sw.b = b
+	return sw
+}
+
+// StreamWriter is a stream being written by its producer.
+type StreamWriter struct {
+	b      *Backup
+	pw     *io.PipeWriter
+	done   chan error
+	stream Stream
+}
+
+// Write passes stream bytes to the chunker.
+func (w *StreamWriter) Write(p []byte) (int, error) { return w.pw.Write(p) }
+
+// Close ends the stream and adds it, with meta, to the snapshot.
+func (w *StreamWriter) Close(meta json.RawMessage) error {
+	w.pw.Close()
+	if err := <-w.done; err != nil {
+		return fmt.Errorf("stream %s: %w", w.stream.Name, err)
+	}
+	b := w.b
+	b.streamMu.Lock()
+	defer b.streamMu.Unlock()
+	if _, dup := b.m.Stream(w.stream.Name); dup {
+		return fmt.Errorf("stream %q added twice", w.stream.Name)
+	}
+	w.stream.Meta = meta
+	b.m.Streams = append(b.m.Streams, w.stream)
+	b.stateMu.Lock()
+	b.stats.Streams++
+	b.stateMu.Unlock()
+	b.progress()
+	return nil
+}
+
+// CloseWithError aborts the stream; the producer's error is returned by
+// Close of nothing: the snapshot must not be committed.
+func (w *StreamWriter) CloseWithError(err error) {
+	w.pw.CloseWithError(err)
+	<-w.done
+}
+
+type chunkJob struct {
+	seq  int
+	data []byte
+}
+
+type chunkResult struct {
+	seq    int
+	id     chunk.ID
+	sealed []byte
+	raw    int
+	err    error
+}
+
+// chunkStream cuts rd into chunks, identifies them, seals the new ones
+// into packs and returns the stream's blob list. Chunking runs on one
+// goroutine; identifying and sealing on one worker per CPU; results are
+// put back in stream order.
+func (b *Backup) chunkStream(parent context.Context, rd io.Reader) ([]chunk.ID, int64, error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	workers := runtime.GOMAXPROCS(0)
+	jobs := make(chan chunkJob, 2*workers)
+	results := make(chan chunkResult, 2*workers)
+	bufPool := sync.Pool{New: func() any { return make([]byte, 0, b.r.cfg.Chunker.Max) }}
+
+	var chunkErr error
+	go func() {
+		defer close(jobs)
+		c := chunk.NewChunker(rd, b.r.key.Pol, b.r.cfg.Chunker)
+		for seq := 0; ; seq++ {
+			data, err := c.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				chunkErr = err
+				cancel()
+				return
+			}
+			buf := append(bufPool.Get().([]byte)[:0], data...)
+			select {
+			case jobs <- chunkJob{seq: seq, data: buf}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				res := b.identifyAndSeal(j)
+				bufPool.Put(j.data[:0]) //nolint:staticcheck // slices are fine in a pool here
+				select {
+				case results <- res:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	var (
+		blobs   []chunk.ID
+		size    int64
+		next    int
+		pending = map[int]chunkResult{}
+		err     error
+	)
+	for res := range results {
+		if err != nil {
+			continue
+		}
+		if res.err != nil {
+			err = res.err
+			cancel()
+			continue
+		}
+		pending[res.seq] = res
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			blobs = append(blobs, r.id)
+			size += int64(r.raw)
+			if r.sealed != nil {
+				// Uploads outlive this stream: they run under the caller's context.
+				b.addToPack(parent, r)
+			}
+			if e := b.err(); e != nil {
+				err = e
+				cancel()
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = chunkErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	b.read.Add(size)
+	return blobs, size, nil
+}
+
+func (b *Backup) identifyAndSeal(j chunkJob) chunkResult {
+	id := b.r.sealer.ID(j.data)
+	res := chunkResult{seq: j.seq, id: id, raw: len(j.data)}
+	b.stateMu.Lock()
+	b.stats.Blobs++
+	b.stateMu.Unlock()
+	if b.idx.Has(id) {
+		return res
+	}
+	b.claimMu.Lock()
+	mine := !b.claimed[id]
+	b.claimed[id] = true
+	b.claimMu.Unlock()
+	if !mine {
+		return res
+	}
+	sealed, err := b.r.sealer.Seal(nil, id, j.data)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.sealed = sealed
+	return res
+}
+
+func (b *Backup) addToPack(ctx context.Context, r chunkResult) {
+	b.packMu.Lock()
+	b.packer.add(r.id, r.sealed, r.raw)
+	full := int64(b.packer.size) >= b.r.cfg.PackSize
+	b.packMu.Unlock()
+	b.stateMu.Lock()
+	b.stats.New += int64(r.raw)
+	b.stats.NewBlobs++
+	b.stateMu.Unlock()
+	if full {
+		b.flushPack(ctx)
+	}
+}
+
+// flushPack seals the current pack and uploads it in the background to
+// every location still healthy.
+func (b *Backup) flushPack(ctx context.Context) {
+	b.packMu.Lock()
+	if len(b.packer.blobs) == 0 {
+		b.packMu.Unlock()
+		return
+	}
+	data, h, entries := b.packer.finish(b.r.meta)
+	b.packMu.Unlock()
+	b.upSem <- struct{}{}
+	b.uploads.Add(1)
+	go func() {
+		defer func() { <-b.upSem; b.uploads.Done() }()
+		name := objectName(b.r.tenant, kindData, h)
+		ok := b.putEverywhere(ctx, name, data)
+		b.stateMu.Lock()
+		defer b.stateMu.Unlock()
+		if ok == 0 {
+			if b.fatal == nil {
+				b.fatal = fmt.Errorf("pack %s could not be stored at any location: %s", h.Short(), b.failedText())
+			}
+			return
+		}
+		b.newPacks = append(b.newPacks, PackBlobs{Pack: h, Blobs: entries})
+		b.stats.Stored += int64(len(data))
+		b.stats.Packs++
+		go b.progress()
+	}()
+}
+
+// healthy returns the locations that have not failed in this backup.
+func (b *Backup) healthy() []Location {
+	b.stateMu.Lock()
+	defer b.stateMu.Unlock()
+	var out []Location
+	for _, l := range b.r.locs {
+		if b.failed[l.Name()] == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// putEverywhere writes an object at every healthy location in parallel; a
+// location that fails is left out for the rest of the backup. It returns
+// how many locations hold the object.
+func (b *Backup) putEverywhere(ctx context.Context, name string, data []byte) int {
+	res := b.r.forLocations(ctx, b.healthy(), func(ctx context.Context, l Location) error {
+		return l.Put(ctx, name, data)
+	})
+	b.markFailed(res)
+	return countOK(res)
+}
+
+func (b *Backup) markFailed(res []LocationResult) {
+	b.stateMu.Lock()
+	defer b.stateMu.Unlock()
+	for _, r := range res {
+		if !r.OK && b.failed[r.Location] == nil {
+			b.failed[r.Location] = errors.New(r.Error)
+			b.r.log.Warn("location failed during backup; continuing without it", "location", r.Location, "err", r.Error)
+		}
+	}
+}
+
+func (b *Backup) failedText() string {
+	var parts []string
+	for name, err := range b.failed {
+		parts = append(parts, name+": "+err.Error())
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
+}
+
+func (b *Backup) err() error {
+	b.stateMu.Lock()
+	defer b.stateMu.Unlock()
+	return b.fatal
+}
+
+func (b *Backup) progress() {
+	if b.opts.Progress != nil {
+		b.opts.Progress(b.Stats())
+	}
+}
+
+// Stats returns the running totals.
+func (b *Backup) Stats() Stats {
+	b.stateMu.Lock()
+	defer b.stateMu.Unlock()
+	s := b.stats
+	s.Read = b.read.Load()
+	return s
+}
+
+// Result is what a committed backup reports.
+type Result struct {
+	ID        Hash             `json:"-"`
+	Snapshot  string           `json:"snapshot"`
+	Committed []string         `json:"committed"`
+	Locations []LocationResult `json:"locations"`
+	Stats     Stats            `json:"stats"`
+	Started   time.Time        `json:"started"`
+	Finished  time.Time        `json:"finished"`
+}
+
+// Degraded reports whether fewer than want locations hold the snapshot.
+func (res *Result) Degraded(want int) bool { return len(res.Committed) < want }
+
+// Commit finishes the snapshot: it waits for the packs, writes the index
+// and then the manifest at every healthy location. Each location commits
+// on its own; Commit fails only when none does.
+func (b *Backup) Commit(ctx context.Context) (*Result, error) {
+	b.flushPack(ctx)
+	b.uploads.Wait()
+	if err := b.err(); err != nil {
+		return nil, err
+	}
+	b.m.Finished = b.r.now().UTC()
+
+	// The index of this backup's packs, then the manifest.
+	var indexName string
+	var indexData []byte
+	if len(b.newPacks) > 0 {
+		sort.Slice(b.newPacks, func(i, j int) bool { return b.newPacks[i].Pack.String() < b.newPacks[j].Pack.String() })
+		indexData = b.r.meta.seal(adIndex, encodeIndex(b.newPacks))
+		indexName = objectName(b.r.tenant, kindIndex, sha256.Sum256(indexData))
+		b.stats.IndexSize = int64(len(indexData))
+	}
+	mplain, err := encodeManifest(&b.m)
+	if err != nil {
+		return nil, err
+	}
+	mdata := b.r.meta.seal(adManifest, mplain)
+	mid := Hash(sha256.Sum256(mdata))
+	mname := objectName(b.r.tenant, kindSnapshot, mid)
+
+	needed := b.referencedPacks()
+	healthy := b.healthy()
+	res := b.r.forLocations(ctx, healthy, func(ctx context.Context, l Location) error {
+		if err := b.r.ensureRepoObjects(ctx, l); err != nil {
+			return err
+		}
+		if indexData != nil {
+			if err := l.Put(ctx, indexName, indexData); err != nil {
+				return err
+			}
+		}
+		// A location that missed packs or indexes of earlier snapshots (it
+		// was down) gets them now, before the manifest that refers to them.
+		if err := b.r.copyMissing(ctx, l, needed); err != nil {
+			return err
+		}
+		return l.Put(ctx, mname, mdata)
+	})
+	b.markFailed(res)
+	result := &Result{ID: mid, Snapshot: mid.String(), Stats: b.Stats(), Started: b.m.Started, Finished: b.m.Finished}
+	b.stateMu.Lock()
+	for _, l := range b.r.locs {
+		lr := LocationResult{Location: l.Name(), OK: b.failed[l.Name()] == nil}
+		if !lr.OK {
+			lr.Error = b.failed[l.Name()].Error()
+		} else {
+			result.Committed = append(result.Committed, l.Name())
+		}
+		result.Locations = append(result.Locations, lr)
+	}
+	b.stateMu.Unlock()
+	if len(result.Committed) == 0 {
+		return result, fmt.Errorf("snapshot could not be committed at any location: %s", joinErrors(result.Locations))
+	}
+	b.idx.addAll(b.newPacks)
+	return result, nil
+}
+
+// referencedPacks returns the packs holding the snapshot's blobs.
+func (b *Backup) referencedPacks() map[Hash]bool {
+	local := map[chunk.ID]Hash{}
+	for _, p := range b.newPacks {
+		for _, e := range p.Blobs {
+			local[e.ID] = p.Pack
+		}
+	}
+	out := map[Hash]bool{}
+	for _, s := range b.m.Streams {
+		for _, id := range s.Blobs {
+			if h, ok := local[id]; ok {
+				out[h] = true
+			} else if bl, ok := b.idx.Lookup(id); ok {
+				out[bl.Pack] = true
+			}
+		}
+	}
+	return out
+}
+
+func (x *Index) addAll(packs []PackBlobs) {
+	for _, p := range packs {
+		x.add(p)
+	}
+}
+
+// ensureRepoObjects writes the config and key file at a location that
+// lacks them (it was down at init, or was added later).
+func (r *Repo) ensureRepoObjects(ctx context.Context, l Location) error {
+	if err := l.Put(ctx, r.keyName, r.keyBytes); err != nil {
+		return err
+	}
+	return l.Put(ctx, r.tenant+"/"+kindConfig, r.configBytes)
+}
+
+// copyMissing copies to l every pack in needed and every index object that
+// l lacks, reading each from a location whose copy verifies.
+func (r *Repo) copyMissing(ctx context.Context, l Location, needed map[Hash]bool) error {
+	have, err := r.listNames(ctx, l, kindData)
+	if err != nil {
+		return err
+	}
+	for h := range needed {
+		if _, ok := have[h]; ok {
+			continue
+		}
+		data, err := r.readVerified(ctx, kindData, h, r.maxPackObject())
+		if err != nil {
+			return fmt.Errorf("copy pack %s to %s: %w", h.Short(), l.Name(), err)
+		}
+		if err := l.Put(ctx, objectName(r.tenant, kindData, h), data); err != nil {
+			return err
+		}
+		r.log.Info("copied missing pack", "location", l.Name(), "pack", h.String())
+	}
+	haveIdx, err := r.listNames(ctx, l, kindIndex)
+	if err != nil {
+		return err
+	}
+	for _, other := range r.locs {
+		if other == l {
+			continue
+		}
+		idx, err := r.listNames(ctx, other, kindIndex)
+		if err != nil {
+			continue
+		}
+		for h := range idx {
+			if _, ok := haveIdx[h]; ok {
+				continue
+			}
+			data, err := r.readVerified(ctx, kindIndex, h, maxIndexObject)
+			if err != nil {
+				return fmt.Errorf("copy index %s to %s: %w", h.Short(), l.Name(), err)
+			}
+			if err := l.Put(ctx, objectName(r.tenant, kindIndex, h), data); err != nil {
+				return err
+			}
+			haveIdx[h] = 0
+		}
+	}
+	return nil
+}

@@ -1,0 +1,273 @@
+package repo
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sort"
+
+	"github.com/kluis-nl/kluis/chunk"
+)
+
+// CheckOptions select what Check verifies.
+type CheckOptions struct {
+	// ReadData reads every pack, verifies its SHA-256 against its name,
+	// decrypts its header and every blob.
+	ReadData bool
+	// Locations limits the check to these location names (empty: all).
+	Locations []string
+	// Progress, when set, is called after every pack read with ReadData.
+	Progress func(location string, done, total int)
+}
+
+// LocationCheck is the verdict on one location, proven on its own: nothing
+// read from another location counts.
+type LocationCheck struct {
+	Location  string   `json:"location"`
+	Snapshots int      `json:"snapshots"`
+	Indexes   int      `json:"indexes"`
+	Packs     int      `json:"packs"`
+	PacksRead int      `json:"packs_read"`
+	BytesRead int64    `json:"bytes_read"`
+	Errors    []string `json:"errors,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
+}
+
+// OK reports whether the location passed.
+func (c *LocationCheck) OK() bool { return len(c.Errors) == 0 }
+
+func (c *LocationCheck) errorf(format string, args ...any) {
+	c.Errors = append(c.Errors, fmt.Sprintf(format, args...))
+}
+
+func (c *LocationCheck) warnf(format string, args ...any) {
+	c.Warnings = append(c.Warnings, fmt.Sprintf(format, args...))
+}
+
+// Check verifies the repository at each selected location independently.
+// It returns one verdict per location; the error is only for a check that
+// could not run.
+func (r *Repo) Check(ctx context.Context, opts CheckOptions) ([]LocationCheck, error) {
+	var locs []Location
+	for _, l := range r.locs {
+		if len(opts.Locations) == 0 || containsString(opts.Locations, l.Name()) {
+			locs = append(locs, l)
+		}
+	}
+	for _, name := range opts.Locations {
+		found := false
+		for _, l := range r.locs {
+			found = found || l.Name() == name
+		}
+		if !found {
+			return nil, fmt.Errorf("no location %q", name)
+		}
+	}
+	out := make([]LocationCheck, len(locs))
+	for i, l := range locs {
+		out[i] = r.checkLocation(ctx, l, opts)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions) LocationCheck {
+	c := LocationCheck{Location: l.Name()}
+	t := r.tenant
+
+	// config and key files
+	cb, err := ReadAll(ctx, l, t+"/"+kindConfig, maxConfig)
+	switch {
+	case err != nil:
+		c.errorf("%s/config: %v", t, err)
+	case Hash(sha256.Sum256(cb)).String() != r.key.ConfigSHA256:
+		c.errorf("%s/config: content differs from what the key file binds (edited or damaged)", t)
+	}
+	keys, err := r.listNames(ctx, l, kindKeys)
+	if err != nil {
+		c.errorf("list %s/keys: %v", t, err)
+		return c
+	}
+	opened := false
+	for h := range keys {
+		name := objectName(t, kindKeys, h)
+		kb, err := ReadAll(ctx, l, name, maxKeyFile)
+		if err != nil {
+			c.errorf("%s: %v", name, err)
+			continue
+		}
+		if sha256.Sum256(kb) != h {
+			c.errorf("%s: content does not match its name (damaged)", name)
+			continue
+		}
+		if _, err := decodeKeyFileEnvelope(kb); err != nil {
+			c.errorf("%s: %v", name, err)
+			continue
+		}
+		opened = opened || name == r.keyName
+	}
+	if !opened {
+		c.errorf("%s/keys: the key file in use (%s) is missing or damaged here", t, r.keyName)
+	}
+
+	// indexes, read from this location only
+	idxNames, err := r.listNames(ctx, l, kindIndex)
+	if err != nil {
+		c.errorf("list %s/index: %v", t, err)
+		return c
+	}
+	c.Indexes = len(idxNames)
+	local := newIndex()
+	for h := range idxNames {
+		name := objectName(t, kindIndex, h)
+		packs, err := r.readLocal(ctx, l, kindIndex, h, maxIndexObject, adIndex, func(b []byte) (any, error) { return decodeIndex(b) })
+		if err != nil {
+			c.errorf("%s: %v", name, err)
+			continue
+		}
+		for _, p := range packs.([]PackBlobs) {
+			local.add(p)
+		}
+	}
+
+	packs, err := r.listNames(ctx, l, kindData)
+	if err != nil {
+		c.errorf("list %s/data: %v", t, err)
+		return c
+	}
+	c.Packs = len(packs)
+
+	// snapshots: every blob indexed here, in a pack present here and big
+	// enough to hold it
+	snaps, err := r.listNames(ctx, l, kindSnapshot)
+	if err != nil {
+		c.errorf("list %s/snapshots: %v", t, err)
+		return c
+	}
+	c.Snapshots = len(snaps)
+	referenced := map[Hash]bool{}
+	for h := range snaps {
+		name := objectName(t, kindSnapshot, h)
+		mv, err := r.readLocal(ctx, l, kindSnapshot, h, maxManifest, adManifest, func(b []byte) (any, error) { return decodeManifest(b, t) })
+		if err != nil {
+			c.errorf("%s: %v", name, err)
+			continue
+		}
+		missing := 0
+		var example string
+		for _, s := range mv.(*Manifest).Streams {
+			for _, id := range s.Blobs {
+				bl, ok := local.Lookup(id)
+				if !ok {
+					missing++
+					example = fmt.Sprintf("blob %s of stream %s is in no index here", id, s.Name)
+					continue
+				}
+				referenced[bl.Pack] = true
+				size, ok := packs[bl.Pack]
+				if !ok {
+					missing++
+					example = fmt.Sprintf("pack %s (stream %s) is missing", bl.Pack, s.Name)
+				} else if int64(bl.Offset)+int64(bl.Length) > size {
+					missing++
+					example = fmt.Sprintf("pack %s is shorter (%d bytes) than its index says (truncated)", bl.Pack, size)
+				}
+			}
+		}
+		if missing > 0 {
+			c.errorf("snapshot %s: %d blobs unavailable here, e.g. %s", h.Short(), missing, example)
+		}
+	}
+	byPack := local.byPack()
+	orphans := 0
+	for h := range packs {
+		if _, ok := byPack[h]; !ok {
+			orphans++
+		}
+	}
+	if orphans > 0 {
+		c.warnf("%d packs are in no index (left by an interrupted backup; prune removes them)", orphans)
+	}
+	for h := range byPack {
+		if _, ok := packs[h]; !ok && !referenced[h] {
+			c.warnf("pack %s is indexed but not stored here, and no snapshot here needs it", h.Short())
+		}
+	}
+
+	if opts.ReadData {
+		r.checkPackData(ctx, l, &c, packs, byPack, opts)
+	}
+	sort.Strings(c.Errors)
+	return c
+}
+
+func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, packs map[Hash]int64, byPack map[Hash][]BlobEntry, opts CheckOptions) {
+	names := make([]Hash, 0, len(packs))
+	for h := range packs {
+		names = append(names, h)
+	}
+	sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() })
+	var buf []byte
+	for i, h := range names {
+		if ctx.Err() != nil {
+			return
+		}
+		name := objectName(r.tenant, kindData, h)
+		data, err := ReadAll(ctx, l, name, r.maxPackObject())
+		if opts.Progress != nil {
+			opts.Progress(l.Name(), i+1, len(names))
+		}
+		if err != nil {
+			c.errorf("%s: %v", name, err)
+			continue
+		}
+		c.PacksRead++
+		c.BytesRead += int64(len(data))
+		entries, err := parsePack(r.meta, h, data)
+		if err != nil {
+			c.errorf("%s: %v", name, err)
+			continue
+		}
+		want := map[chunk.ID]BlobEntry{}
+		for _, e := range byPack[h] {
+			want[e.ID] = e
+		}
+		for _, e := range entries {
+			if w, ok := want[e.ID]; ok && (w.Offset != e.Offset || w.Length != e.Length) {
+				c.errorf("%s: blob %s: index and pack header disagree", name, e.ID)
+			}
+			buf, err = r.sealer.Open(buf[:0], e.ID, data[e.Offset:e.Offset+e.Length])
+			if err != nil {
+				c.errorf("%s: %v", name, err)
+			}
+		}
+	}
+}
+
+// readLocal reads, verifies, decrypts and decodes one object from one
+// location, without falling back.
+func (r *Repo) readLocal(ctx context.Context, l Location, kind string, h Hash, max int64, ad string, decode func([]byte) (any, error)) (any, error) {
+	data, err := ReadAll(ctx, l, objectName(r.tenant, kind, h), max)
+	if err != nil {
+		return nil, err
+	}
+	if sha256.Sum256(data) != h {
+		return nil, fmt.Errorf("content does not match its name (damaged): %w", ErrCorrupt)
+	}
+	plain, err := r.meta.open(ad, data)
+	if err != nil {
+		return nil, fmt.Errorf("does not decrypt: %w", err)
+	}
+	return decode(plain)
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,21 @@
+// Package repo owns a tenant's repository at every location: keys, packs,
+// indexes, snapshot manifests, check, forget and prune, and the Location
+// interface its backends implement (repo/local; S3 later).
+//
+// Vocabulary:
+//
+//   - A location is one storage place (a directory, a bucket); every
+//     tenant has its own repository under its id at every location.
+//   - A pack is an object of many sealed blobs plus a sealed header; an
+//     index object maps blob IDs to packs; a manifest (snapshot) lists the
+//     streams of one backup and their blobs.
+//   - Objects are content-addressed (name = SHA-256 of the bytes) and never
+//     overwritten. At each location a backup writes packs, then its index,
+//     then its manifest: a snapshot exists at a location exactly when its
+//     manifest does, so a crash leaves at most unreferenced packs.
+//   - Locations are written in parallel and commit independently; reads
+//     take the first location whose copy verifies and fall back to the next.
+//
+// The byte formats are specified in docs/format.md; each decoder names the
+// section it implements. This package knows nothing of SQL.
+package repo

@@ -1,0 +1,249 @@
+// Package local is the local-directory Location: one file per object under
+// a root directory. Writes go to a temporary file that is fsynced, linked
+// into place (link fails if the name exists, so nothing is ever
+// overwritten) and followed by an fsync of the directory, so a crash at any
+// moment leaves either no object or the whole object.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kluis-nl/kluis/repo"
+)
+
+// tmpPrefix marks incomplete writes; List skips them and they are removed
+// when found stale.
+const tmpPrefix = ".tmp-"
+
+// Location stores objects in a directory.
+type Location struct {
+	name string
+	root string
+}
+
+// New returns a Location rooted at dir, creating dir if needed.
+func New(name, dir string) (*Location, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("location %s: %w", name, err)
+	}
+	return &Location{name: name, root: dir}, nil
+}
+
+// Name returns the location's name.
+func (l *Location) Name() string { return l.name }
+
+// Root returns the directory.
+func (l *Location) Root() string { return l.root }
+
+func (l *Location) path(name string) (string, error) {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\\") {
+		return "", fmt.Errorf("location %s: invalid object name %q", l.name, name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == "" || part == "." || part == ".." || strings.HasPrefix(part, tmpPrefix) {
+			return "", fmt.Errorf("location %s: invalid object name %q", l.name, name)
+		}
+	}
+	return filepath.Join(l.root, filepath.FromSlash(name)), nil
+}
+
+// Put writes data under name unless it exists.
+func (l *Location) Put(ctx context.Context, name string, data []byte) error {
+	p, err := l.path(name)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(p); err == nil {
+		return nil
+	}
+	dir := filepath.Dir(p)
+	if err := mkdirAllSync(dir, l.root); err != nil {
+		return l.wrap(name, err)
+	}
+	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return l.wrap(name, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return l.wrap(name, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return l.wrap(name, err)
+	}
+	if err := f.Close(); err != nil {
+		return l.wrap(name, err)
+	}
+	if err := os.Chmod(tmp, 0o400); err != nil {
+		return l.wrap(name, err)
+	}
+	// Link, unlike rename, fails when the target exists: never overwrite.
+	if err := os.Link(tmp, p); err != nil && !errors.Is(err, fs.ErrExist) {
+		return l.wrap(name, err)
+	}
+	return l.wrap(name, syncDir(dir))
+}
+
+func (l *Location) wrap(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("location %s: %s: %w", l.name, name, err)
+}
+
+// Get opens a byte range of an object.
+func (l *Location) Get(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	p, err := l.path(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("location %s: %s: %w", l.name, name, repo.ErrNotFound)
+	}
+	if err != nil {
+		return nil, l.wrap(name, err)
+	}
+	if offset < 0 {
+		f.Close()
+		return nil, fmt.Errorf("location %s: %s: negative offset", l.name, name)
+	}
+	if length < 0 {
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, l.wrap(name, err)
+		}
+		return f, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, offset, length), f}, nil
+}
+
+// Stat returns an object's size.
+func (l *Location) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
+	p, err := l.path(name)
+	if err != nil {
+		return repo.ObjectInfo{}, err
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return repo.ObjectInfo{}, fmt.Errorf("location %s: %s: %w", l.name, name, repo.ErrNotFound)
+	}
+	if err != nil {
+		return repo.ObjectInfo{}, l.wrap(name, err)
+	}
+	return repo.ObjectInfo{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// List walks the objects under prefix. A prefix is matched as a string, so
+// "t/data/" lists the packs of tenant t.
+func (l *Location) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
+	// Walk from the deepest directory the prefix names.
+	dir := prefix
+	if i := strings.LastIndex(dir, "/"); i >= 0 {
+		dir = dir[:i]
+	} else {
+		dir = ""
+	}
+	start := filepath.Join(l.root, filepath.FromSlash(dir))
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil
+		}
+		rel, err := filepath.Rel(l.root, p)
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		if d.IsDir() {
+			if name != "." && !strings.HasPrefix(name+"/", prefix) && !strings.HasPrefix(prefix, name+"/") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasPrefix(name, prefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		return fn(repo.ObjectInfo{Name: name, Size: fi.Size(), ModTime: fi.ModTime()})
+	})
+	if err != nil {
+		return fmt.Errorf("location %s: list %s: %w", l.name, prefix, err)
+	}
+	return nil
+}
+
+// Delete removes an object.
+func (l *Location) Delete(ctx context.Context, name string) error {
+	p, err := l.path(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return l.wrap(name, err)
+	}
+	return l.wrap(name, syncDir(filepath.Dir(p)))
+}
+
+// mkdirAllSync creates dir and its missing parents below root, fsyncing
+// each parent so the new directory entries are durable.
+func mkdirAllSync(dir, root string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir && len(parent) >= len(root) {
+		if err := mkdirAllSync(parent, root); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}

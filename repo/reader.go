@@ -1,0 +1,202 @@
+package repo
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/kluis-nl/kluis/chunk"
+)
+
+// packCache holds whole packs that have been verified against their names.
+// Reading whole packs (rather than byte ranges) means a restore detects a
+// flipped byte anywhere in a pack it uses and falls back to another
+// location's copy. It is bounded in bytes.
+type packCache struct {
+	r       *Repo
+	max     int64
+	mu      sync.Mutex
+	size    int64
+	lru     *list.List // of *cachedPack, front = most recent
+	entries map[Hash]*cachedPack
+}
+
+type cachedPack struct {
+	h     Hash
+	data  []byte
+	err   error
+	ready chan struct{}
+	elem  *list.Element
+}
+
+func newPackCache(r *Repo, max int64) *packCache {
+	return &packCache{r: r, max: max, lru: list.New(), entries: map[Hash]*cachedPack{}}
+}
+
+// get returns a verified pack, fetching it once however many callers ask.
+func (c *packCache) get(ctx context.Context, h Hash) ([]byte, error) {
+	c.mu.Lock()
+	if e, ok := c.entries[h]; ok {
+		if e.elem != nil {
+			c.lru.MoveToFront(e.elem)
+		}
+		c.mu.Unlock()
+		select {
+		case <-e.ready:
+			return e.data, e.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	e := &cachedPack{h: h, ready: make(chan struct{})}
+	c.entries[h] = e
+	c.mu.Unlock()
+
+	e.data, e.err = c.r.fetchPack(ctx, h)
+	close(e.ready)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.err != nil {
+		delete(c.entries, h)
+		return nil, e.err
+	}
+	e.elem = c.lru.PushFront(e)
+	c.size += int64(len(e.data))
+	for c.size > c.max && c.lru.Len() > 1 {
+		old := c.lru.Back().Value.(*cachedPack)
+		c.lru.Remove(old.elem)
+		delete(c.entries, old.h)
+		c.size -= int64(len(old.data))
+	}
+	return e.data, nil
+}
+
+// maxPackObject bounds a pack read from a location.
+func (r *Repo) maxPackObject() int64 { return 2*r.cfg.PackSize + chunk.MaxSealedSize + maxPackHeader }
+
+// fetchPack reads a whole pack from the first location whose copy matches
+// its name and whose header decrypts.
+func (r *Repo) fetchPack(ctx context.Context, h Hash) ([]byte, error) {
+	data, err := r.readVerified(ctx, kindData, h, r.maxPackObject())
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", h, err)
+	}
+	return data, nil
+}
+
+// LoadBlob returns a blob's plaintext, appended to dst. The pack's copy at
+// each location is tried in turn; a pack that verifies but whose blob does
+// not open is reported as corrupt.
+func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, error) {
+	idx, err := r.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bl, ok := idx.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("blob %s is not in the index of tenant %s: %w", id, r.tenant, ErrNotFound)
+	}
+	data, err := r.packs.get(ctx, bl.Pack)
+	if err != nil {
+		return nil, err
+	}
+	end := uint64(bl.Offset) + uint64(bl.Length)
+	if end > uint64(len(data)) {
+		return nil, fmt.Errorf("pack %s: blob %s lies outside the pack: %w", bl.Pack, id, ErrCorrupt)
+	}
+	plain, err := r.sealer.Open(dst, id, data[bl.Offset:end])
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", bl.Pack, errors.Join(err, ErrCorrupt))
+	}
+	return plain, nil
+}
+
+// StreamReader returns the plaintext of a snapshot stream. Blobs are
+// fetched and opened ahead of the reader by a few workers.
+func (r *Repo) StreamReader(ctx context.Context, s *Stream) io.ReadCloser {
+	ctx, cancel := context.WithCancel(ctx)
+	sr := &streamReader{cancel: cancel, results: make(chan chan blobResult, 16)}
+	go sr.run(ctx, r, s.Blobs)
+	return sr
+}
+
+type blobResult struct {
+	data []byte
+	err  error
+}
+
+type streamReader struct {
+	cancel  context.CancelFunc
+	results chan chan blobResult
+	cur     []byte
+	err     error
+}
+
+func (sr *streamReader) run(ctx context.Context, r *Repo, blobs []chunk.ID) {
+	defer close(sr.results)
+	sem := make(chan struct{}, 4)
+	for _, id := range blobs {
+		ch := make(chan blobResult, 1)
+		select {
+		case sr.results <- ch:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			ch <- blobResult{err: ctx.Err()}
+			return
+		}
+		go func() {
+			defer func() { <-sem }()
+			data, err := r.LoadBlob(ctx, id, nil)
+			ch <- blobResult{data: data, err: err}
+		}()
+	}
+}
+
+func (sr *streamReader) Read(p []byte) (int, error) {
+	for len(sr.cur) == 0 {
+		if sr.err != nil {
+			return 0, sr.err
+		}
+		ch, ok := <-sr.results
+		if !ok {
+			sr.err = io.EOF
+			return 0, io.EOF
+		}
+		res := <-ch
+		if res.err != nil {
+			sr.err = res.err
+			sr.cancel()
+			return 0, res.err
+		}
+		sr.cur = res.data
+	}
+	n := copy(p, sr.cur)
+	sr.cur = sr.cur[n:]
+	return n, nil
+}
+
+func (sr *streamReader) Close() error {
+	sr.cancel()
+	for ch := range sr.results {
+		<-ch
+	}
+	return nil
+}
+
+// describeLocations is used in messages: "amsterdam, groningen".
+func describeLocations(locs []Location) string {
+	names := make([]string, len(locs))
+	for i, l := range locs {
+		names[i] = l.Name()
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,501 @@
+package repo
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kluis-nl/kluis/chunk"
+)
+
+// Options configure opening or creating a repository.
+type Options struct {
+	Master MasterKey
+	// RecoveryRecipient, when set at Init, also wraps the tenant key to this
+	// age X25519 recipient.
+	RecoveryRecipient string
+	// Chunker and PackSize apply at Init; later they are read from config.
+	Chunker  chunk.Params
+	PackSize int64
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+func (o *Options) fill() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Chunker == (chunk.Params{}) {
+		o.Chunker = chunk.DefaultParams
+	}
+	if o.PackSize == 0 {
+		o.PackSize = 16 << 20
+	}
+}
+
+// Repo is one tenant's repository across its locations.
+type Repo struct {
+	tenant string
+	cfg    *Config
+	key    *TenantKey
+	sealer *chunk.Sealer
+	meta   *metaSealer
+	locs   []Location
+	log    *slog.Logger
+	now    func() time.Time
+
+	// configBytes and keyBytes are the verified objects, copied to a
+	// location that lacks them.
+	configBytes []byte
+	keyName     string
+	keyBytes    []byte
+
+	indexOnce sync.Once
+	index     *Index
+	indexErr  error
+
+	packs *packCache
+}
+
+// Tenant returns the tenant id.
+func (r *Repo) Tenant() string { return r.tenant }
+
+// Config returns the repository config.
+func (r *Repo) Config() *Config { return r.cfg }
+
+// Locations returns the repository's locations in preference order.
+func (r *Repo) Locations() []Location { return r.locs }
+
+// FingerprintKey returns the key table fingerprints are computed with.
+func (r *Repo) FingerprintKey() []byte { return r.key.FingerprintKey }
+
+// LocationResult is what one location did in an operation that writes to
+// every location.
+type LocationResult struct {
+	Location string `json:"location"`
+	OK       bool   `json:"ok"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Init creates a tenant's repository at every location. It refuses when a
+// repository already exists at any of them. It succeeds when at least one
+// location was written; the results say which.
+func Init(ctx context.Context, tenant string, locs []Location, opts Options) (*Repo, []LocationResult, error) {
+	opts.fill()
+	if len(locs) == 0 {
+		return nil, nil, errors.New("no locations")
+	}
+	for _, l := range locs {
+		_, err := l.Stat(ctx, tenant+"/"+kindConfig)
+		if err == nil {
+			return nil, nil, fmt.Errorf("tenant %s already has a repository at location %s", tenant, l.Name())
+		}
+		if !errors.Is(err, ErrNotFound) {
+			opts.Logger.Warn("location unreachable at init", "tenant", tenant, "location", l.Name(), "err", err)
+		}
+	}
+	if err := opts.Chunker.Validate(); err != nil {
+		return nil, nil, err
+	}
+	now := opts.Now()
+	cfg, err := newConfig(tenant, opts.Chunker, opts.PackSize, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	cb, err := cfg.encode()
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := newTenantKey(tenant, cfg.ID, sha256.Sum256(cb), now)
+	if err != nil {
+		return nil, nil, err
+	}
+	kb, err := encodeKeyFile(key, opts.Master, opts.RecoveryRecipient)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := newRepo(tenant, cfg, key, locs, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.configBytes, r.keyBytes = cb, kb
+	r.keyName = objectName(tenant, kindKeys, sha256.Sum256(kb))
+	results := r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
+		// The key first: a location with a config but no key would look
+		// like a repository nobody can open.
+		if err := l.Put(ctx, r.keyName, kb); err != nil {
+			return err
+		}
+		return l.Put(ctx, tenant+"/"+kindConfig, cb)
+	})
+	if countOK(results) == 0 {
+		return nil, results, fmt.Errorf("init of tenant %s failed at every location: %s", tenant, joinErrors(results))
+	}
+	r.index = newIndex()
+	r.indexOnce.Do(func() {})
+	return r, results, nil
+}
+
+func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts Options) (*Repo, error) {
+	s, err := chunk.NewSealer(key.DataKey, key.IDKey)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := newMetaSealer(key.DataKey)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{tenant: tenant, cfg: cfg, key: key, sealer: s, meta: ms, locs: locs,
+		log: opts.Logger.With("tenant", tenant), now: opts.Now}
+	r.packs = newPackCache(r, 4*cfg.PackSize)
+	return r, nil
+}
+
+// Open opens a tenant's repository with the master key. It reads the
+// config and key from the first location where they verify, and falls
+// back to the next otherwise. A wrong master key returns ErrWrongKey; a
+// tenant without a repository anywhere returns ErrNotFound.
+func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*Repo, error) {
+	opts.fill()
+	var problems []string
+	wrongKey, found := false, false
+	for _, l := range locs {
+		r, err := openAt(ctx, tenant, l, locs, opts)
+		if err == nil {
+			for _, p := range problems {
+				r.log.Warn("repository copy unusable, used another location", "problem", p)
+			}
+			return r, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			found = true
+		}
+		if errors.Is(err, ErrWrongKey) {
+			wrongKey = true
+		}
+		problems = append(problems, fmt.Sprintf("location %s: %v", l.Name(), err))
+	}
+	switch {
+	case wrongKey:
+		return nil, fmt.Errorf("tenant %s: %s: %w", tenant, strings.Join(problems, "; "), ErrWrongKey)
+	case !found:
+		return nil, fmt.Errorf("tenant %s has no repository at any location (run `kluis init --tenant %s`): %w", tenant, tenant, ErrNotFound)
+	}
+	return nil, fmt.Errorf("tenant %s: no location has a usable repository: %s", tenant, strings.Join(problems, "; "))
+}
+
+func openAt(ctx context.Context, tenant string, l Location, locs []Location, opts Options) (*Repo, error) {
+	cb, err := ReadAll(ctx, l, tenant+"/"+kindConfig, maxConfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := decodeConfig(cb, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("%s/config: %w", tenant, err)
+	}
+	var keyNames []string
+	err = l.List(ctx, tenant+"/"+kindKeys+"/", func(oi ObjectInfo) error {
+		keyNames = append(keyNames, oi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(keyNames) == 0 {
+		return nil, fmt.Errorf("%s/keys: no key file: %w", tenant, ErrCorrupt)
+	}
+	sort.Strings(keyNames)
+	var lastErr error
+	for _, name := range keyNames {
+		kb, err := ReadAll(ctx, l, name, maxKeyFile)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if h, ok := parseObjectName(tenant, kindKeys, name); !ok || sha256.Sum256(kb) != h {
+			lastErr = fmt.Errorf("key file %s: content does not match its name: %w", name, ErrCorrupt)
+			continue
+		}
+		key, err := decodeKeyFile(kb, opts.Master, tenant, cfg.ID)
+		if err != nil {
+			lastErr = fmt.Errorf("key file %s: %w", name, err)
+			continue
+		}
+		if sum := sha256.Sum256(cb); key.ConfigSHA256 != Hash(sum).String() {
+			return nil, fmt.Errorf("%s/config: content differs from what the key file binds (edited or damaged): %w", tenant, ErrCorrupt)
+		}
+		r, err := newRepo(tenant, cfg, key, reorder(locs, l), opts)
+		if err != nil {
+			return nil, err
+		}
+		r.configBytes, r.keyName, r.keyBytes = cb, name, kb
+		return r, nil
+	}
+	return nil, lastErr
+}
+
+// reorder puts first in front, keeping the others in order.
+func reorder(locs []Location, first Location) []Location {
+	out := []Location{first}
+	for _, l := range locs {
+		if l != first {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Prefer returns a view of the repository that reads from the named
+// location first (restore tests prove each location in turn).
+func (r *Repo) Prefer(name string) error {
+	for _, l := range r.locs {
+		if l.Name() == name {
+			r.locs = reorder(r.locs, l)
+			return nil
+		}
+	}
+	return fmt.Errorf("no location %q", name)
+}
+
+// forEachLocation runs fn at every location in parallel.
+func (r *Repo) forEachLocation(ctx context.Context, fn func(context.Context, Location) error) []LocationResult {
+	return r.forLocations(ctx, r.locs, fn)
+}
+
+func (r *Repo) forLocations(ctx context.Context, locs []Location, fn func(context.Context, Location) error) []LocationResult {
+	results := make([]LocationResult, len(locs))
+	var wg sync.WaitGroup
+	for i, l := range locs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := fn(ctx, l)
+			results[i] = LocationResult{Location: l.Name(), OK: err == nil}
+			if err != nil {
+				results[i].Error = err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func countOK(rs []LocationResult) int {
+	n := 0
+	for _, r := range rs {
+		if r.OK {
+			n++
+		}
+	}
+	return n
+}
+
+func joinErrors(rs []LocationResult) string {
+	var parts []string
+	for _, r := range rs {
+		if !r.OK {
+			parts = append(parts, r.Location+": "+r.Error)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// listNames lists the hashes of one kind of object at a location.
+func (r *Repo) listNames(ctx context.Context, l Location, kind string) (map[Hash]int64, error) {
+	out := map[Hash]int64{}
+	err := l.List(ctx, r.tenant+"/"+kind+"/", func(oi ObjectInfo) error {
+		if h, ok := parseObjectName(r.tenant, kind, oi.Name); ok {
+			out[h] = oi.Size
+		}
+		return nil
+	})
+	return out, err
+}
+
+// readVerified reads a content-addressed object from the first location
+// whose copy matches its name, logging the copies that did not.
+func (r *Repo) readVerified(ctx context.Context, kind string, h Hash, max int64) ([]byte, error) {
+	name := objectName(r.tenant, kind, h)
+	var problems []string
+	for _, l := range r.locs {
+		data, err := ReadAll(ctx, l, name, max)
+		if err == nil && sha256.Sum256(data) != h {
+			err = fmt.Errorf("content does not match its name: %w", ErrCorrupt)
+		}
+		if err == nil {
+			if len(problems) > 0 {
+				r.log.Warn("bad copy of object, read another location", "object", name, "problems", strings.Join(problems, "; "))
+			}
+			return data, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		problems = append(problems, fmt.Sprintf("%s: %v", l.Name(), err))
+	}
+	notFound := true
+	for _, p := range problems {
+		if !strings.Contains(p, ErrNotFound.Error()) {
+			notFound = false
+		}
+	}
+	if notFound {
+		return nil, fmt.Errorf("%s: missing at every location: %w", name, ErrNotFound)
+	}
+	return nil, fmt.Errorf("%s: no good copy: %s: %w", name, strings.Join(problems, "; "), ErrCorrupt)
+}
+
+// Index loads (once) the union of the index objects at every location.
+func (r *Repo) Index(ctx context.Context) (*Index, error) {
+	r.indexOnce.Do(func() { r.index, r.indexErr = r.loadIndex(ctx) })
+	return r.index, r.indexErr
+}
+
+func (r *Repo) loadIndex(ctx context.Context) (*Index, error) {
+	names := map[Hash]bool{}
+	listed := 0
+	for _, l := range r.locs {
+		ns, err := r.listNames(ctx, l, kindIndex)
+		if err != nil {
+			r.log.Warn("cannot list index objects", "location", l.Name(), "err", err)
+			continue
+		}
+		listed++
+		for h := range ns {
+			names[h] = true
+		}
+	}
+	if listed == 0 {
+		return nil, fmt.Errorf("tenant %s: no location could be listed", r.tenant)
+	}
+	x := newIndex()
+	for h := range names {
+		packs, err := r.readIndexObject(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range packs {
+			x.add(p)
+		}
+	}
+	return x, nil
+}
+
+func (r *Repo) readIndexObject(ctx context.Context, h Hash) ([]PackBlobs, error) {
+	data, err := r.readVerified(ctx, kindIndex, h, maxIndexObject)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := r.meta.open(adIndex, data)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: does not decrypt (damaged, or another tenant's): %w", h, ErrCorrupt)
+	}
+	packs, err := decodeIndex(plain)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", h, err)
+	}
+	return packs, nil
+}
+
+// SnapshotInfo is a snapshot and the locations that hold it.
+type SnapshotInfo struct {
+	ID        Hash
+	Manifest  *Manifest
+	Locations []string
+}
+
+// Snapshots lists every snapshot at any location, oldest first, with the
+// locations where each is committed. A manifest that no location can
+// provide intact is reported as an error.
+func (r *Repo) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
+	where := map[Hash][]string{}
+	listed := 0
+	for _, l := range r.locs {
+		ns, err := r.listNames(ctx, l, kindSnapshot)
+		if err != nil {
+			r.log.Warn("cannot list snapshots", "location", l.Name(), "err", err)
+			continue
+		}
+		listed++
+		for h := range ns {
+			where[h] = append(where[h], l.Name())
+		}
+	}
+	if listed == 0 {
+		return nil, fmt.Errorf("tenant %s: no location could be listed", r.tenant)
+	}
+	out := make([]SnapshotInfo, 0, len(where))
+	for h, ls := range where {
+		m, err := r.LoadManifest(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(ls)
+		out = append(out, SnapshotInfo{ID: h, Manifest: m, Locations: ls})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Manifest, out[j].Manifest
+		if !a.Started.Equal(b.Started) {
+			return a.Started.Before(b.Started)
+		}
+		return out[i].ID.String() < out[j].ID.String()
+	})
+	return out, nil
+}
+
+// LoadManifest reads and decrypts a snapshot manifest.
+func (r *Repo) LoadManifest(ctx context.Context, id Hash) (*Manifest, error) {
+	data, err := r.readVerified(ctx, kindSnapshot, id, maxManifest)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := r.meta.open(adManifest, data)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: does not decrypt (damaged, or another tenant's): %w", id, ErrCorrupt)
+	}
+	m, err := decodeManifest(plain, r.tenant)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// FindSnapshot resolves "latest", a full ID or a unique prefix of at least
+// 4 hex digits.
+func (r *Repo) FindSnapshot(ctx context.Context, ref string) (SnapshotInfo, error) {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	if len(snaps) == 0 {
+		return SnapshotInfo{}, fmt.Errorf("tenant %s has no snapshots: %w", r.tenant, ErrNotFound)
+	}
+	if ref == "" || ref == "latest" {
+		return snaps[len(snaps)-1], nil
+	}
+	if len(ref) < 4 {
+		return SnapshotInfo{}, fmt.Errorf("snapshot %q: give at least 4 hex digits or \"latest\"", ref)
+	}
+	var found []SnapshotInfo
+	for _, s := range snaps {
+		if strings.HasPrefix(s.ID.String(), strings.ToLower(ref)) {
+			found = append(found, s)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return SnapshotInfo{}, fmt.Errorf("tenant %s has no snapshot %s: %w", r.tenant, ref, ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return SnapshotInfo{}, fmt.Errorf("snapshot %q is ambiguous (%d match): give more digits", ref, len(found))
+}
