@@ -50,10 +50,17 @@ func RandomPol() (Pol, error) { return chunker.RandomPolynomial() }
 type Chunker struct {
 	c   *chunker.Chunker
 	buf []byte
+	err error // invalid Params, reported by every Next
 }
 
-// NewChunker returns a Chunker reading r. p must have passed Validate.
+// NewChunker returns a Chunker reading r. p must have passed Validate;
+// if it has not, every call to Next returns the validation error (the
+// parameters come from a repository config, which is not authenticated,
+// and invalid ones would otherwise make chunks of unbounded size).
 func NewChunker(r io.Reader, pol Pol, p Params) *Chunker {
+	if err := p.Validate(); err != nil {
+		return &Chunker{err: err}
+	}
 	c := chunker.NewWithBoundaries(r, pol, p.Min, p.Max)
 	c.SetAverageBits(bits.TrailingZeros(p.Avg))
 	return &Chunker{c: c, buf: make([]byte, p.Max)}
@@ -62,6 +69,9 @@ func NewChunker(r io.Reader, pol Pol, p Params) *Chunker {
 // Next returns the next chunk. The slice is only valid until the next call.
 // At the end of the stream it returns io.EOF.
 func (c *Chunker) Next() ([]byte, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	ch, err := c.c.Next(c.buf)
 	if err != nil {
 		if errors.Is(err, io.EOF) {

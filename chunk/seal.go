@@ -33,7 +33,7 @@ func (id ID) String() string { return hex.EncodeToString(id[:]) }
 func ParseID(s string) (ID, error) {
 	var id ID
 	if len(s) != 2*IDSize {
-		return id, fmt.Errorf("blob id %q: want %d hex digits", s, 2*IDSize)
+		return id, fmt.Errorf("blob id of %d characters: want %d hex digits", len(s), 2*IDSize)
 	}
 	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
 		return id, fmt.Errorf("blob id %q: %w", s, err)
@@ -112,10 +112,13 @@ const (
 // Overhead is the most a sealed blob exceeds its padded payload by.
 const Overhead = nonceSize + innerHeader + tagSize
 
+// encoder and decoder are shared by every Sealer; EncodeAll and DecodeAll
+// are safe for concurrent use and run at most GOMAXPROCS calls at once
+// (concurrency 0). A concurrency of 1 would serialise all sealing.
 var (
 	encoder, _ = zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderConcurrency(0),
 		zstd.WithLowerEncoderMem(true))
 	decoder, _ = zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(0),
@@ -169,23 +172,30 @@ func (s *Sealer) Open(dst []byte, id ID, sealed []byte) ([]byte, error) {
 		return nil, fmt.Errorf("blob %s: %w", id, ErrCorrupt)
 	}
 	kind := inner[0]
-	n := int(binary.LittleEndian.Uint32(inner[1:5]))
-	if n > len(inner)-innerHeader {
+	n := binary.LittleEndian.Uint32(inner[1:5]) // compared unconverted: int may be 32 bits
+	if uint64(n) > uint64(len(inner)-innerHeader) {
 		return nil, fmt.Errorf("blob %s: payload length %d exceeds blob: %w", id, n, ErrCorrupt)
 	}
-	payload := inner[innerHeader : innerHeader+n]
+	payload := inner[innerHeader : innerHeader+int(n)]
 	var plain []byte
 	switch kind {
 	case kindRaw:
+		if len(payload) > MaxChunkSize {
+			return nil, fmt.Errorf("blob %s: plaintext exceeds %d bytes: %w", id, MaxChunkSize, ErrCorrupt)
+		}
 		plain = append(dst, payload...)
 	case kindZstd:
-		plain, err = decoder.DecodeAll(payload, dst)
+		// Decode after dst, not onto it: DecodeAll counts the bytes already
+		// in dst against its size limit when the frame declares its size,
+		// so a long dst would make valid blobs fail.
+		out, err := decoder.DecodeAll(payload, dst[len(dst):])
 		if err != nil {
 			return nil, fmt.Errorf("blob %s: decompress: %v: %w", id, err, ErrCorrupt)
 		}
-		if len(plain)-len(dst) > MaxChunkSize {
+		if len(out) > MaxChunkSize {
 			return nil, fmt.Errorf("blob %s: plaintext exceeds %d bytes: %w", id, MaxChunkSize, ErrCorrupt)
 		}
+		plain = append(dst, out...) // a copy onto itself when out fitted in dst's capacity
 	default:
 		return nil, fmt.Errorf("blob %s: unknown encoding %d: %w", id, kind, ErrCorrupt)
 	}

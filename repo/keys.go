@@ -23,8 +23,8 @@ import (
 // It is generated at init and never shared between tenants, so destroying
 // one tenant's key files shreds that tenant's data and no other's.
 type TenantKey struct {
-	Tenant string    `json:"tenant"`
-	RepoID string    `json:"repo_id"`
+	Tenant  string    `json:"tenant"`
+	RepoID  string    `json:"repo_id"`
 	Created time.Time `json:"created"`
 	// DataKey encrypts blobs and the repository's own structures.
 	DataKey []byte `json:"data_key"`
