@@ -69,7 +69,7 @@ func (a *Appliance) Locations() ([]repo.Location, error) {
 func OpenLocation(cfg *config.Config, l config.Location) (repo.Location, error) {
 	switch l.Type {
 	case "dir":
-		return local.New(l.Name, cfg.Resolve(l.Path))
+		return local.New(l.Name, cfg.Resolve(l.Path)), nil
 	}
 	return nil, fmt.Errorf("location %s: unsupported type %q", l.Name, l.Type)
 }
@@ -125,6 +125,13 @@ func (a *Appliance) InitRepo(ctx context.Context, tenant string) (*repo.Repo, []
 	locs, err := a.Locations()
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, l := range locs {
+		if c, ok := l.(interface{ Create() error }); ok {
+			if err := c.Create(); err != nil {
+				a.Log.Warn("cannot create location root", "location", l.Name(), "err", err)
+			}
+		}
 	}
 	return repo.Init(ctx, tenant, locs, opts)
 }

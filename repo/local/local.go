@@ -28,12 +28,32 @@ type Location struct {
 	root string
 }
 
-// New returns a Location rooted at dir, creating dir if needed.
-func New(name, dir string) (*Location, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("location %s: %w", name, err)
+// New returns a Location rooted at dir. The directory must exist when the
+// location is used (Create makes it): a missing root usually means an
+// unmounted disk, and writing into the mount point would be worse than
+// failing.
+func New(name, dir string) *Location {
+	return &Location{name: name, root: dir}
+}
+
+// Create makes the root directory if it does not exist.
+func (l *Location) Create() error {
+	if err := os.MkdirAll(l.root, 0o700); err != nil {
+		return fmt.Errorf("location %s: %w", l.name, err)
 	}
-	return &Location{name: name, root: dir}, nil
+	return nil
+}
+
+// checkRoot fails when the root directory is missing.
+func (l *Location) checkRoot() error {
+	fi, err := os.Stat(l.root)
+	if err != nil {
+		return fmt.Errorf("location %s: root directory unavailable (not mounted?): %w", l.name, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("location %s: root %s is not a directory", l.name, l.root)
+	}
+	return nil
 }
 
 // Name returns the location's name.
@@ -65,6 +85,9 @@ func (l *Location) Put(ctx context.Context, name string, data []byte) error {
 	}
 	if _, err := os.Lstat(p); err == nil {
 		return nil
+	}
+	if err := l.checkRoot(); err != nil {
+		return err
 	}
 	dir := filepath.Dir(p)
 	if err := mkdirAllSync(dir, l.root); err != nil {
@@ -115,6 +138,9 @@ func (l *Location) Get(ctx context.Context, name string, offset, length int64) (
 	}
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
+		if err := l.checkRoot(); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("location %s: %s: %w", l.name, name, repo.ErrNotFound)
 	}
 	if err != nil {
@@ -145,6 +171,9 @@ func (l *Location) Stat(ctx context.Context, name string) (repo.ObjectInfo, erro
 	}
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
+		if err := l.checkRoot(); err != nil {
+			return repo.ObjectInfo{}, err
+		}
 		return repo.ObjectInfo{}, fmt.Errorf("location %s: %s: %w", l.name, name, repo.ErrNotFound)
 	}
 	if err != nil {
@@ -162,6 +191,9 @@ func (l *Location) List(ctx context.Context, prefix string, fn func(repo.ObjectI
 		dir = dir[:i]
 	} else {
 		dir = ""
+	}
+	if err := l.checkRoot(); err != nil {
+		return err
 	}
 	start := filepath.Join(l.root, filepath.FromSlash(dir))
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
