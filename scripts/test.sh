@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this).
+#
+# It installs what the integration tests need when it is absent —
+# PostgreSQL and MariaDB server binaries from Debian packages — and makes a
+# missing server a failure rather than a skip (KLUIS_TEST_REQUIRE_SERVERS=1).
+# Each test package starts its own throwaway servers on free loopback ports
+# in temporary directories; nothing shared is touched.
+#
+# Usage: scripts/test.sh [--quick]   (--quick: -short tests, no fuzzing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=false
+[ "${1:-}" = "--quick" ] && quick=true
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to install packages: $*" >&2; return 1; fi
+}
+
+# --- servers the integration tests start their own instances of ----------
+have_pg() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }
+have_maria() { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; }
+missing=()
+have_pg || missing+=(postgresql postgresql-client)
+have_maria || missing+=(mariadb-server mariadb-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} from Debian packages"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  # policy-rc.d keeps the packages from starting system services: the tests
+  # start their own throwaway instances.
+  as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  as_root rm -f /usr/sbin/policy-rc.d
+fi
+
+export KLUIS_TEST_REQUIRE_SERVERS=1
+
+log "go version: $(go version)"
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
+
+log "go vet"
+go vet ./...
+
+log "go test -race"
+if $quick; then
+  go test -race -short -timeout 20m ./...
+else
+  go test -race -timeout 40m ./...
+fi
+
+$quick && exit 0
+
+log "fuzzing every target briefly"
+fuzztime=${KLUIS_FUZZTIME:-4s}
+for pkg in $(go list ./...); do
+  for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+    echo "--- $pkg $target ($fuzztime)"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/kluis-fuzz.log 2>&1 || { cat /tmp/kluis-fuzz.log; exit 1; }
+  done
+done
+log "all tests passed"
