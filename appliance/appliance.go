@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/kluis-nl/kluis/chunk"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
@@ -177,3 +179,29 @@ func ReadDSN(path string) (string, error) {
 
 // HistoryFile is where the appliance records backup results.
 func (a *Appliance) HistoryFile() string { return filepath.Join(a.StateDir(), "history.jsonl") }
+
+// RecoverRepo brings a tenant's repository under this appliance's master
+// key using an offline recovery identity file (age X25519 identities).
+func (a *Appliance) RecoverRepo(ctx context.Context, tenant, identityFile string) (*repo.Repo, []repo.LocationResult, error) {
+	if _, err := a.Cfg.Tenant(tenant); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.Open(identityFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	ids, err := age.ParseIdentities(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", identityFile, err)
+	}
+	opts, err := a.repoOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	locs, err := a.Locations()
+	if err != nil {
+		return nil, nil, err
+	}
+	return repo.Recover(ctx, tenant, locs, ids, opts)
+}

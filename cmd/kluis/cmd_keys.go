@@ -59,3 +59,31 @@ func cmdKeysPublic(ctx context.Context, g *globals, args []string) error {
 	fmt.Fprint(g.stdout, string(pem))
 	return nil
 }
+
+func cmdKeysRecover(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("keys recover", "--tenant T --identity FILE")
+	tenant := fs.String("tenant", "", "tenant `id`")
+	identity := fs.String("identity", "", "age identity `file` holding the private half of appliance.recovery_recipient")
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	if err := requireTenant(a, *tenant); err != nil {
+		return err
+	}
+	if *identity == "" {
+		return usageErrorf("--identity is required")
+	}
+	r, res, err := a.RecoverRepo(ctx, *tenant, *identity)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "tenant %s (repository %s) is now opened by this appliance's master key: %s\n", *tenant, r.Config().ID, locationsText(res))
+	return nil
+}
