@@ -1,0 +1,550 @@
+// Package pgtest gives tests a PostgreSQL server of their own.
+//
+// Start returns a throwaway server: initdb in a temporary directory, postgres
+// listening on a free loopback port (127.0.0.1 only; its unix socket lives in
+// the temporary directory), fsync off, trust for the socket and a password
+// (scram-sha-256) for TCP connections, so tests can also exercise a wrong
+// password. It is shared by every test of a package whose TestMain calls Main
+// (initdb takes seconds), and stopped and removed when the package's tests
+// end.
+//
+// When no PostgreSQL binaries are found or the server cannot start, Start
+// falls back to the shared server named by KLUIS_TEST_PG_FALLBACK_DSN (by
+// default host=127.0.0.1 port=5432 user=postgres), where every database a test
+// creates gets a unique name and is dropped at cleanup. When neither works the
+// test is skipped locally and fails under KLUIS_TEST_REQUIRE_SERVERS=1
+// (internal/testenv).
+//
+// Binaries are looked up in KLUIS_PG_BIN (a directory), then PATH, then
+// /usr/lib/postgresql/*/bin (newest version first).
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/kluis-nl/kluis/internal/testenv"
+)
+
+// Environment variables read by this package.
+const (
+	BinEnv         = "KLUIS_PG_BIN"               // directory holding initdb and postgres
+	FallbackDSNEnv = "KLUIS_TEST_PG_FALLBACK_DSN" // server used when no throwaway one starts
+	defaultDSN     = "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=5"
+	dirPrefix      = "kluis-pgtest-"
+	startTimeout   = 60 * time.Second
+	superuser      = "postgres"
+	maintenanceDB  = "postgres"
+	maxIdentLength = 63
+)
+
+// Server is a PostgreSQL server for tests.
+type Server struct {
+	// BinDir holds the server's client tools (pg_dump, …); empty when none
+	// were found (possible only with the fallback server).
+	BinDir string
+	// Throwaway is true for a server started by this package, false for the
+	// shared fallback server.
+	Throwaway bool
+	// PasswordAuth is true when TCP connections must present Password
+	// (always for a throwaway server).
+	PasswordAuth bool
+	// Host, Port, User and Password are the superuser's connection settings.
+	Host     string
+	Port     int
+	User     string
+	Password string
+
+	base string // connection string without dbname, keyword/value or URL form
+	dir  string
+	cmd  *exec.Cmd
+	exit chan struct{}
+	seq  atomic.Int64
+}
+
+var (
+	mainActive atomic.Bool
+	sharedOnce sync.Once
+	shared     *Server
+	sharedErr  error
+)
+
+// Main runs the package's tests and stops the shared server afterwards. Call
+// it from TestMain:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+func Main(m *testing.M) {
+	mainActive.Store(true)
+	code := m.Run()
+	if shared != nil {
+		if err := shared.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: stopping the test server: %v\n", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// Start returns the package's shared test server, starting it on first use.
+// Without Main in TestMain every call starts its own server, stopped at the
+// test's cleanup. It skips or fails the test (testenv.SkipOrFail) when no
+// server can be had.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if !mainActive.Load() {
+		s, err := startOrFallback()
+		if err != nil {
+			testenv.SkipOrFail(t, "no PostgreSQL server for tests: %v", err)
+			return nil
+		}
+		t.Cleanup(func() {
+			if err := s.Stop(); err != nil {
+				t.Errorf("stopping the test server: %v", err)
+			}
+		})
+		return s
+	}
+	sharedOnce.Do(func() { shared, sharedErr = startOrFallback() })
+	if sharedErr != nil {
+		testenv.SkipOrFail(t, "no PostgreSQL server for tests: %v", sharedErr)
+		return nil
+	}
+	return shared
+}
+
+func startOrFallback() (*Server, error) {
+	s, err := StartServer(context.Background())
+	if err == nil {
+		return s, nil
+	}
+	f, ferr := connectFallback(context.Background())
+	if ferr != nil {
+		return nil, fmt.Errorf("throwaway server: %v; fallback server: %v", err, ferr)
+	}
+	fmt.Fprintf(os.Stderr, "pgtest: no throwaway server (%v); using the shared server at %s:%d\n", err, f.Host, f.Port)
+	return f, nil
+}
+
+// StartServer starts a throwaway server. The caller must Stop it.
+func StartServer(ctx context.Context) (*Server, error) {
+	binDir, err := FindBinDir()
+	if err != nil {
+		return nil, err
+	}
+	removeStaleDirs()
+	dir, err := os.MkdirTemp("", dirPrefix)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{BinDir: binDir, Throwaway: true, PasswordAuth: true, Host: "127.0.0.1", User: superuser, dir: dir}
+	if err := s.initdb(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		err = s.start(ctx)
+		if err == nil || attempt == 2 || !strings.Contains(err.Error(), "in use") {
+			break
+		}
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// FindBinDir returns the directory holding initdb and postgres.
+func FindBinDir() (string, error) {
+	if d := os.Getenv(BinEnv); d != "" {
+		if hasServerBinaries(d) {
+			return d, nil
+		}
+		return "", fmt.Errorf("%s=%s holds no initdb and postgres", BinEnv, d)
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if d := filepath.Dir(p); hasServerBinaries(d) {
+			return d, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+	dirs = append(dirs, "/usr/local/pgsql/bin")
+	for _, d := range dirs {
+		if hasServerBinaries(d) {
+			return d, nil
+		}
+	}
+	return "", errors.New("no initdb and postgres binaries (PATH, /usr/lib/postgresql/*/bin; set " + BinEnv + ")")
+}
+
+func hasServerBinaries(dir string) bool {
+	for _, name := range []string{"initdb", "postgres"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func versionOf(binDir string) float64 {
+	v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(binDir)), 64)
+	return v
+}
+
+// runAs returns the credential to run the server with: postgres refuses to
+// run as root, so root hands it to the postgres (or nobody) user.
+func runAs() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+		if err1 != nil || err2 != nil || uid == 0 {
+			continue
+		}
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+	}
+	return nil, errors.New("running as root and no unprivileged postgres or nobody user to run the server as")
+}
+
+func (s *Server) command(ctx context.Context, cred *syscall.Credential, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.BinDir, name), args...)
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
+	return cmd
+}
+
+func (s *Server) initdb(ctx context.Context) error {
+	cred, err := runAs()
+	if err != nil {
+		return err
+	}
+	s.Password = randomHex(16)
+	pwFile := filepath.Join(s.dir, "pwfile")
+	if err := os.WriteFile(pwFile, []byte(s.Password+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	if cred != nil {
+		for _, p := range []string{s.dir, pwFile} {
+			if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
+				return err
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	cmd := s.command(ctx, cred, "initdb", "-D", filepath.Join(s.dir, "data"), "-U", superuser,
+		"--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile="+pwFile,
+		"-E", "UTF8", "--locale=C", "--no-sync")
+	out, err := cmd.CombinedOutput()
+	os.Remove(pwFile)
+	if err != nil {
+		return fmt.Errorf("initdb: %v: %s", err, tail(out))
+	}
+	return nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	cred, err := runAs()
+	if err != nil {
+		return err
+	}
+	if s.Port, err = freePort(); err != nil {
+		return err
+	}
+	logPath := filepath.Join(s.dir, "postgres.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	// Not CommandContext: the server outlives ctx and is stopped by Stop.
+	cmd := s.command(context.Background(), cred, "postgres", "-D", filepath.Join(s.dir, "data"),
+		"-p", strconv.Itoa(s.Port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "unix_socket_directories="+s.dir,
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "max_connections=60", "-c", "shared_buffers=64MB",
+		"-c", "log_min_messages=warning", "-c", "log_timezone=UTC")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	s.cmd, s.exit = cmd, make(chan struct{})
+	go func() { cmd.Wait(); close(s.exit) }()
+	s.base = fmt.Sprintf("host=%s port=%d user=%s password=%s sslmode=disable connect_timeout=5", s.Host, s.Port, s.User, s.Password)
+
+	deadline := time.Now().Add(startTimeout)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := pgx.Connect(cctx, s.DSN(maintenanceDB))
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return nil
+		}
+		select {
+		case <-s.exit:
+			log, _ := os.ReadFile(logPath)
+			s.cmd = nil
+			return fmt.Errorf("postgres exited while starting: %s", tail(log))
+		case <-ctx.Done():
+			s.Stop()
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logPath)
+			s.Stop()
+			return fmt.Errorf("postgres not ready after %v: %s", startTimeout, tail(log))
+		}
+	}
+}
+
+// Stop stops a throwaway server and removes its directory; for the fallback
+// server it does nothing.
+func (s *Server) Stop() error {
+	if !s.Throwaway {
+		return nil
+	}
+	if s.cmd != nil && s.cmd.Process != nil {
+		// SIGINT is PostgreSQL's fast shutdown: clients are disconnected.
+		s.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-s.exit:
+		case <-time.After(15 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exit
+		}
+		s.cmd = nil
+	}
+	return os.RemoveAll(s.dir)
+}
+
+// removeStaleDirs removes the directories of throwaway servers whose test
+// process died without cleaning up (their postgres died with it: Pdeathsig).
+func removeStaleDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			if _, err := os.Stat(filepath.Join(d, "data", "postmaster.pid")); err == nil {
+				continue // a server still claims it; leave it alone
+			}
+			os.RemoveAll(d)
+		}
+	}
+}
+
+func connectFallback(ctx context.Context) (*Server, error) {
+	dsn := os.Getenv(FallbackDSNEnv)
+	if dsn == "" {
+		dsn = defaultDSN
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot parse the connection string", FallbackDSNEnv)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d: %s", cfg.Host, cfg.Port, redact(err.Error(), cfg.Password))
+	}
+	defer conn.Close(context.Background())
+	s := &Server{Host: cfg.Host, Port: int(cfg.Port), User: cfg.User, Password: cfg.Password, base: dsn}
+	// A wrong password is refused only if the server asks for one.
+	s.PasswordAuth = cfg.Password != "" && !acceptsWrongPassword(ctx, cfg)
+	if d, err := FindBinDir(); err == nil {
+		s.BinDir = d
+	} else if p, err := exec.LookPath("pg_dump"); err == nil {
+		s.BinDir = filepath.Dir(p)
+	}
+	return s, nil
+}
+
+func acceptsWrongPassword(ctx context.Context, cfg *pgx.ConnConfig) bool {
+	c := cfg.Copy()
+	c.Password = cfg.Password + "-wrong"
+	conn, err := pgx.ConnectConfig(ctx, c)
+	if err != nil {
+		return false
+	}
+	conn.Close(context.Background())
+	return true
+}
+
+// DSN returns a connection string for database db as the superuser.
+func (s *Server) DSN(db string) string {
+	if strings.HasPrefix(s.base, "postgres://") || strings.HasPrefix(s.base, "postgresql://") {
+		u, err := url.Parse(s.base)
+		if err == nil {
+			u.Path = "/" + db
+			return u.String()
+		}
+	}
+	return s.base + " dbname=" + quoteValue(db)
+}
+
+// WithPassword returns a keyword/value dsn with its password replaced (the
+// later keyword wins). It does not work for the URL form.
+func WithPassword(dsn, password string) string {
+	return dsn + " password=" + quoteValue(password)
+}
+
+// CreateDB creates an empty database with a unique name derived from name
+// and returns its connection string; the database is dropped at cleanup.
+func (s *Server) CreateDB(t testing.TB, name string) string {
+	t.Helper()
+	db := s.UniqueName(name)
+	s.Exec(t, maintenanceDB, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()+" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
+	t.Cleanup(func() { s.DropDB(t, db) })
+	return s.DSN(db)
+}
+
+// UniqueName returns a database name, unique on this server, derived from
+// name.
+func (s *Server) UniqueName(name string) string {
+	clean := regexp.MustCompile(`[^a-z0-9_]+`).ReplaceAllString(strings.ToLower(name), "_")
+	db := fmt.Sprintf("kluis_%d_%d_%s", os.Getpid(), s.seq.Add(1), clean)
+	if len(db) > maxIdentLength {
+		db = db[:maxIdentLength]
+	}
+	return db
+}
+
+// DropDB drops database db if it exists, disconnecting its sessions.
+func (s *Server) DropDB(t testing.TB, db string) {
+	t.Helper()
+	s.Exec(t, maintenanceDB, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
+}
+
+// Connect opens a connection to db, closed at cleanup.
+func (s *Server) Connect(t testing.TB, db string) *pgx.Conn {
+	t.Helper()
+	return ConnectDSN(t, s.DSN(db))
+}
+
+// ConnectDSN opens a connection to dsn, closed at cleanup.
+func ConnectDSN(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// Exec runs sql (one or more statements, simple protocol) in database db.
+func (s *Server) Exec(t testing.TB, db, sql string) {
+	t.Helper()
+	ExecDSN(t, s.DSN(db), sql)
+}
+
+// ExecDSN runs sql (one or more statements, simple protocol) at dsn.
+func ExecDSN(t testing.TB, dsn, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
+		t.Fatalf("exec %.200q: %v", sql, err)
+	}
+}
+
+// Tool returns the path of a client tool (pg_dump, psql, …) of the server's
+// version, or skips or fails the test when there is none.
+func (s *Server) Tool(t testing.TB, name string) string {
+	t.Helper()
+	if s.BinDir != "" {
+		p := filepath.Join(s.BinDir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	testenv.SkipOrFail(t, "no %s binary", name)
+	return ""
+}
+
+// Addr returns the server's host:port.
+func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func quoteValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func redact(s, password string) string {
+	if password == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, password, "xxxxx")
+}
+
+func tail(b []byte) string {
+	const max = 2000
+	s := strings.TrimSpace(string(b))
+	if len(s) > max {
+		s = "…" + s[len(s)-max:]
+	}
+	return s
+}

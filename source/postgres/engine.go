@@ -1,0 +1,194 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/kluis-nl/kluis/source"
+)
+
+// Errors callers can branch on.
+var (
+	// ErrLargeObjects: the database holds large objects, which live outside
+	// tables and are not backed up; the snapshot is refused.
+	ErrLargeObjects = errors.New("postgres: database holds large objects")
+	// ErrConcurrentDDL: a table was dropped, renamed, truncated or rewritten
+	// between the snapshot and its table locks; retrying will do.
+	ErrConcurrentDDL = errors.New("postgres: table changed by concurrent DDL while the snapshot was taken")
+)
+
+// Options configure an Engine.
+type Options struct {
+	// PgDumpPath is the pg_dump binary. By default the one of the server's
+	// major version under /usr/lib/postgresql, else a newer one there, else
+	// pg_dump on PATH.
+	PgDumpPath string
+
+	afterExport func() // test hook: runs right after the snapshot is exported
+}
+
+// Engine opens snapshots of one PostgreSQL database.
+type Engine struct {
+	dsn  string
+	key  []byte
+	opts Options
+}
+
+var _ source.Engine = (*Engine)(nil)
+
+// New returns an engine for the database at dsn (a libpq URL or
+// keyword/value connection string, as pgx accepts) that fingerprints with
+// fingerprintKey. Nothing is connected until Snapshot.
+func New(dsn string, fingerprintKey []byte, opts Options) *Engine {
+	return &Engine{dsn: dsn, key: append([]byte(nil), fingerprintKey...), opts: opts}
+}
+
+// Name returns "postgres".
+func (e *Engine) Name() string { return "postgres" }
+
+// Snapshot opens a consistent read-only view of the database (see the
+// package documentation for the steps and the lock strategy).
+func (e *Engine) Snapshot(ctx context.Context) (source.Snapshot, error) {
+	cfg, err := parseDSN(e.dsn)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openSnapshot(ctx, e, cfg)
+	if err != nil {
+		return nil, redactError(err, cfg.Password)
+	}
+	return s, nil
+}
+
+func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snapshot, err error) {
+	conn, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &snapshot{conn: conn, password: cfg.Password, key: e.key}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	major, err := serverMajor(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	s.version = "PostgreSQL " + conn.PgConn().ParameterStatus("server_version")
+	pgDump, err := findPgDump(e.opts.PgDumpPath, major)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := execSimple(ctx, conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	var snapshotID string
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&snapshotID); err != nil {
+		return nil, fmt.Errorf("exporting the snapshot: %w", err)
+	}
+	if e.opts.afterExport != nil {
+		e.opts.afterExport()
+	}
+	var largeObjects int64
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.count(*) FROM pg_catalog.pg_largeobject_metadata").Scan(&largeObjects); err != nil {
+		return nil, fmt.Errorf("counting large objects: %w", err)
+	}
+	if largeObjects > 0 {
+		return nil, fmt.Errorf("%w (%d of them), which kluis does not back up: store the data in bytea columns, or remove them (vacuumlo, lo_unlink)", ErrLargeObjects, largeObjects)
+	}
+	cat, err := readCatalog(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	s.tables, s.sequences, s.matviews = cat.tables, cat.sequences, cat.matviews
+
+	// pg_dump before our locks: see the package documentation.
+	s.pre, s.post, err = dumpSections(ctx, pgDump, e.dsn, cfg.Password, snapshotID)
+	if err != nil {
+		// pg_dump fails on a table dropped since the snapshot: say so.
+		if changed, cerr := changedRelations(ctx, conn, cat.relations); cerr == nil && len(changed) > 0 {
+			return nil, fmt.Errorf("%w: %s was dropped, renamed, truncated or rewritten (%v)", ErrConcurrentDDL, strings.Join(changed, ", "), err)
+		}
+		return nil, err
+	}
+	if err := lockAndVerify(ctx, conn, cat.relations); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func serverMajor(ctx context.Context, conn *pgx.Conn) (int, error) {
+	var num string
+	if err := conn.QueryRow(ctx, "SHOW server_version_num").Scan(&num); err != nil {
+		return 0, fmt.Errorf("server version: %w", err)
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil {
+		return 0, fmt.Errorf("server version %q: %w", num, err)
+	}
+	return n / 10000, nil
+}
+
+// lockAndVerify takes ACCESS SHARE locks on every relation and checks that
+// each is still the relation, with the storage, that the snapshot saw.
+func lockAndVerify(ctx context.Context, conn *pgx.Conn, rels []relation) error {
+	if len(rels) == 0 {
+		return nil
+	}
+	var lock strings.Builder
+	lock.WriteString("LOCK TABLE ")
+	for i, r := range rels {
+		if i > 0 {
+			lock.WriteString(", ")
+		}
+		lock.WriteString("ONLY " + r.ident())
+	}
+	lock.WriteString(" IN ACCESS SHARE MODE")
+	if err := execSimple(ctx, conn, lock.String()); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+			return fmt.Errorf("%w: %s", ErrConcurrentDDL, pgErr.Message)
+		}
+		return fmt.Errorf("locking tables: %w", err)
+	}
+	changed, err := changedRelations(ctx, conn, rels)
+	if err != nil {
+		return err
+	}
+	if len(changed) > 0 {
+		return fmt.Errorf("%w: %s was dropped, renamed, truncated or rewritten", ErrConcurrentDDL, strings.Join(changed, ", "))
+	}
+	return nil
+}
+
+// changedRelations returns the relations whose name no longer resolves to
+// the OID the snapshot saw, or whose storage was replaced since (TRUNCATE,
+// a table rewrite). Name lookups and pg_relation_filenode read the current
+// catalog, not the transaction's snapshot.
+func changedRelations(ctx context.Context, conn *pgx.Conn, rels []relation) ([]string, error) {
+	idents := make([]string, len(rels))
+	oids := make([]uint32, len(rels))
+	filenodes := make([]uint32, len(rels))
+	for i, r := range rels {
+		idents[i], oids[i], filenodes[i] = r.ident(), r.oid, r.filenode
+	}
+	rows, err := conn.Query(ctx, `
+SELECT t.name FROM unnest($1::text[], $2::oid[], $3::oid[]) AS t(name, reloid, filenode)
+WHERE pg_catalog.to_regclass(t.name) IS DISTINCT FROM t.reloid
+   OR pg_catalog.pg_relation_filenode(t.reloid) IS DISTINCT FROM NULLIF(t.filenode, 0)`, idents, oids, filenodes)
+	if err != nil {
+		return nil, fmt.Errorf("verifying tables: %w", err)
+	}
+	changed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("verifying tables: %w", err)
+	}
+	return changed, nil
+}
