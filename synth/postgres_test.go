@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -14,42 +13,22 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+
+	"github.com/kluis-nl/kluis/internal/pgtest"
 )
 
-// pgDatabase creates a uniquely named database on the server at
-// KLUIS_TEST_PG_DSN (a postgres:// URL) and returns a connection to it; the
+// pgDatabase creates a uniquely named database on the package's throwaway
+// PostgreSQL server (internal/pgtest) and returns a connection to it; the
 // database is dropped when the test ends.
 func pgDatabase(t *testing.T) *sql.DB {
 	t.Helper()
-	dsn := os.Getenv("KLUIS_TEST_PG_DSN")
-	if dsn == "" {
-		t.Skip("set KLUIS_TEST_PG_DSN to run, e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
-	}
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("KLUIS_TEST_PG_DSN must be a postgres:// URL: %q", dsn)
-	}
-	admin, err := sql.Open("pgx", dsn)
+	srv := pgtest.Start(t)
+	dsn := srv.CreateDB(t, "kluis_synth")
+	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("kluis_synth_%016x", rand.Uint64())
-	if _, err := admin.Exec("CREATE DATABASE " + name + " ENCODING 'UTF8' TEMPLATE template0"); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	db, err := sql.Open("pgx", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("drop %s: %v", name, err)
-		}
-		admin.Close()
-	})
+	t.Cleanup(func() { db.Close() })
 	return db
 }
 
