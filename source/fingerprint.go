@@ -84,6 +84,9 @@ func (w *FingerprintWriter) Write(p []byte) (int, error) {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			w.partial = append(w.partial, p...)
+			if len(w.partial) > MaxRowLine {
+				return 0, fmt.Errorf("table stream: a row longer than %d bytes", MaxRowLine)
+			}
 			return n, nil
 		}
 		w.partial = append(w.partial, p[:i]...)
@@ -100,6 +103,9 @@ func (w *FingerprintWriter) Write(p []byte) (int, error) {
 		p = p[i+1:]
 	}
 	w.partial = append(w.partial, p...)
+	if len(w.partial) > MaxRowLine {
+		return 0, fmt.Errorf("table stream: a row longer than %d bytes", MaxRowLine)
+	}
 	return n, nil
 }
 

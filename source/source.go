@@ -82,7 +82,8 @@ type Snapshot interface {
 	// (post: indexes, constraints, triggers, sequence values).
 	Schema(ctx context.Context, pre, post io.Writer) error
 	// WriteTable streams t's rows in its canonical encoding, one row per line,
-	// computing the fingerprint with the key given to the engine.
+	// computing the fingerprint with the key given to the engine. Calls may
+	// be serialized by the engine (one snapshot is one connection).
 	WriteTable(ctx context.Context, t Table, w io.Writer) (TableResult, error)
 	Close() error
 }
@@ -92,9 +93,11 @@ type Target interface {
 	// ApplySchema executes DDL produced by Snapshot.Schema.
 	ApplySchema(ctx context.Context, ddl io.Reader) error
 	// LoadTable loads a table stream written by Snapshot.WriteTable.
-	// LoadTable may be called concurrently for different tables.
+	// LoadTable may be called concurrently for different tables. A failed
+	// load leaves the table as it was (the load is one transaction).
 	LoadTable(ctx context.Context, t Table, rows io.Reader) error
-	// Fingerprint recomputes a loaded table's fingerprint.
+	// Fingerprint recomputes a loaded table's fingerprint. It is called
+	// after every load has finished.
 	Fingerprint(ctx context.Context, t Table) (TableResult, error)
 	Close() error
 }
