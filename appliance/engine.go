@@ -1,14 +1,73 @@
 package appliance
 
 import (
+	"context"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/source"
+	"github.com/kluis-nl/kluis/source/postgres"
+	"github.com/kluis-nl/kluis/source/sqlite"
 )
 
 // Engine returns the source engine of a database tenant, keyed with the
 // tenant's fingerprint key.
 func (a *Appliance) Engine(t *config.Tenant, fingerprintKey []byte) (source.Engine, error) {
-	return nil, fmt.Errorf("tenant %s: engine %s is not available in this build", t.ID, t.Engine)
+	switch t.Engine {
+	case "sqlite":
+		return sqlite.New(a.Cfg.Resolve(t.Path), fingerprintKey), nil
+	case "postgres":
+		dsn, err := ReadDSN(a.Cfg.Resolve(t.DSNFile))
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
+		}
+		return postgres.New(dsn, fingerprintKey, postgres.Options{}), nil
+	}
+	return nil, fmt.Errorf("tenant %s: engine %s has no database source", t.ID, t.Engine)
+}
+
+// TargetSpec says where a database restore goes: a SQLite file (Path) or a
+// PostgreSQL database (DSN, which may carry a password: it came from a
+// file or the environment, never the command line).
+type TargetSpec struct {
+	Engine string
+	Path   string
+	DSN    string
+	Force  bool
+}
+
+// Target opens a restore target for an engine.
+func Target(ctx context.Context, spec TargetSpec, fingerprintKey []byte) (source.Target, error) {
+	switch spec.Engine {
+	case "sqlite":
+		if spec.Path == "" {
+			return nil, fmt.Errorf("a sqlite snapshot restores into a file: give --target-path FILE")
+		}
+		return sqlite.NewTarget(spec.Path, fingerprintKey, spec.Force)
+	case "postgres":
+		if spec.DSN == "" {
+			return nil, fmt.Errorf("a postgres snapshot restores into a database: give --target-dsn or --target-dsn-file")
+		}
+		return postgres.NewTarget(ctx, spec.DSN, fingerprintKey, postgres.TargetOptions{Force: spec.Force})
+	}
+	return nil, fmt.Errorf("engine %q has no restore target", spec.Engine)
+}
+
+// DSNHasPassword reports whether a connection string carries a password
+// (URL user info or a password= keyword).
+func DSNHasPassword(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+		return u.Query().Get("password") != ""
+	}
+	for _, f := range strings.Fields(dsn) {
+		if strings.HasPrefix(strings.ToLower(f), "password=") {
+			return true
+		}
+	}
+	return false
 }

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/restore"
@@ -202,10 +203,15 @@ func cmdSnapshots(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdRestore(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("restore", "--tenant T --snapshot ID|latest --to-dir DIR")
+	fs := g.flags("restore", "--tenant T --snapshot ID|latest (--to-dir DIR | --target-path FILE | --target-dsn DSN | --target-dsn-file FILE)")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	snapshot := fs.String("snapshot", "latest", "snapshot `id` (a unique prefix) or latest")
-	toDir := fs.String("to-dir", "", "write every stream to `DIR`/NAME")
+	toDir := fs.String("to-dir", "", "write every stream to `DIR`/NAME (raw streams)")
+	targetPath := fs.String("target-path", "", "restore a sqlite snapshot into a new database `file`")
+	targetDSN := fs.String("target-dsn", "", "restore a postgres snapshot into this database (`DSN` without a password: use PGPASSFILE/PGPASSWORD or --target-dsn-file)")
+	targetDSNFile := fs.String("target-dsn-file", "", "read the target DSN from `file` (mode 0600)")
+	force := fs.Bool("force", false, "replace a non-empty target database")
+	parallel := fs.Int("parallel", 2, "tables loaded at once")
 	from := fs.String("location", "", "read from this `location` first")
 	g.jsonFlag(fs)
 	if err := g.parse(fs, args); err != nil {
@@ -221,8 +227,17 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	if err := requireTenant(a, *tenant); err != nil {
 		return err
 	}
-	if *toDir == "" {
-		return usageErrorf("give --to-dir DIR")
+	targets := 0
+	for _, s := range []string{*toDir, *targetPath, *targetDSN, *targetDSNFile} {
+		if s != "" {
+			targets++
+		}
+	}
+	if targets != 1 {
+		return usageErrorf("give exactly one of --to-dir, --target-path, --target-dsn, --target-dsn-file")
+	}
+	if *targetDSN != "" && appliance.DSNHasPassword(*targetDSN) {
+		return usageErrorf("--target-dsn must not carry a password (it would show in the process list and shell history): use --target-dsn-file, PGPASSFILE or PGPASSWORD")
 	}
 	r, err := a.OpenRepo(ctx, *tenant)
 	if err != nil {
@@ -237,16 +252,45 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	prog := newProgress(g, "restore "+snap.ID.Short())
-	res, err := restore.ToDir(ctx, r, snap, *toDir, func(done, total int64) { prog.update(done, total, "") })
-	prog.done()
+	if *toDir != "" {
+		prog := newProgress(g, "restore "+snap.ID.Short())
+		res, err := restore.ToDir(ctx, r, snap, *toDir, func(done, total int64) { prog.update(done, total, "") })
+		prog.done()
+		if err != nil {
+			return err
+		}
+		if g.jsonOut {
+			return g.printJSON(res)
+		}
+		fmt.Fprintf(g.stdout, "restored snapshot %s: %d files, %s, into %s\n", snap.ID.Short(), len(res.Files), humanBytes(res.Bytes), *toDir)
+		return nil
+	}
+	spec := appliance.TargetSpec{Engine: snap.Manifest.Engine, Path: *targetPath, DSN: *targetDSN, Force: *force}
+	if *targetDSNFile != "" {
+		if spec.DSN, err = appliance.ReadDSN(*targetDSNFile); err != nil {
+			return err
+		}
+	}
+	target, err := appliance.Target(ctx, spec, r.FingerprintKey())
 	if err != nil {
 		return err
 	}
-	if g.jsonOut {
-		return g.printJSON(res)
+	defer target.Close()
+	prog := newProgress(g, "restore "+snap.ID.Short())
+	res, err := restore.ToDatabase(ctx, r, snap, target, restore.DBOptions{Parallel: *parallel, Progress: func(done, total int) {
+		prog.update(int64(done), int64(total), "tables")
+	}})
+	prog.done()
+	if res != nil && g.jsonOut {
+		g.printJSON(res)
 	}
-	fmt.Fprintf(g.stdout, "restored snapshot %s: %d files, %s, into %s\n", snap.ID.Short(), len(res.Files), humanBytes(res.Bytes), *toDir)
+	if err != nil {
+		return err
+	}
+	if !g.jsonOut {
+		fmt.Fprintf(g.stdout, "restored snapshot %s: %d tables, %d rows, %s in %.1fs; every table's fingerprint matches the snapshot\n",
+			snap.ID.Short(), len(res.Tables), res.Rows, humanBytes(res.Bytes), res.Duration)
+	}
 	return nil
 }
 

@@ -89,9 +89,9 @@ func (g *globals) exit(err error) int {
 func (g *globals) flags(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet("kluis "+name, flag.ContinueOnError)
 	fs.SetOutput(g.stderr)
-	fs.StringVar(&g.configPath, "config", os.Getenv("KLUIS_CONFIG"), "config `file` (default $KLUIS_CONFIG, else ./kluis.yaml, else /etc/kluis/kluis.yaml)")
-	fs.StringVar(&g.logLevel, "log-level", "warn", "log `level`: debug, info, warn, error")
-	fs.StringVar(&g.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.StringVar(&g.configPath, "config", g.configPath, "config `file` (default $KLUIS_CONFIG, else ./kluis.yaml, else /etc/kluis/kluis.yaml)")
+	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log `level`: debug, info, warn, error")
+	fs.StringVar(&g.logFormat, "log-format", g.logFormat, "log `format`: text or json")
 	fs.Usage = func() {
 		fmt.Fprintf(g.stderr, "Usage: kluis %s %s\n\nFlags:\n", name, usage)
 		fs.PrintDefaults()

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -40,6 +41,7 @@ func init() {
 		{name: "check", summary: "verify a tenant's repository at each location", run: cmdCheck},
 		{name: "forget", summary: "remove snapshots by the retention policy (and prune)", run: cmdForget},
 		{name: "prune", summary: "delete data no snapshot needs", run: cmdPrune},
+		{name: "demo", summary: "run the whole product on synthetic tenants in a temporary directory", run: cmdDemo},
 		{name: "version", summary: "print the version", run: cmdVersion},
 	}
 }
@@ -57,8 +59,15 @@ func main() {
 
 // run executes one command line and returns the process exit code.
 func run(ctx context.Context, args []string) int {
-	g := &globals{stdout: os.Stdout, stderr: os.Stderr}
-	err := dispatch(ctx, g, commands, args, "kluis")
+	g := &globals{stdout: os.Stdout, stderr: os.Stderr, configPath: os.Getenv("KLUIS_CONFIG"), logLevel: "warn", logFormat: "text"}
+	// Global flags may also come before the command: kluis --config F status.
+	pre := g.flags("", "")
+	pre.Usage = func() {}
+	pre.SetOutput(io.Discard)
+	if err := pre.Parse(args); err != nil {
+		return g.exit(usageErrorf("%v", err))
+	}
+	err := dispatch(ctx, g, commands, pre.Args(), "kluis")
 	return g.exit(err)
 }
 

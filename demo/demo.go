@@ -1,0 +1,357 @@
+// Package demo runs the whole product on an embedded default: synthetic
+// practice databases (SQLite, from package synth), a config with two local
+// locations standing in for two Dutch sites, fresh keys, two nights of
+// backups with a working day of changes in between, a restore into a
+// scratch database with every table's fingerprint compared, and a check of
+// both locations. It needs no servers. It is what `kluis demo` runs and
+// what a newcomer sees first.
+package demo
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"filippo.io/age"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore"
+	"github.com/kluis-nl/kluis/synth"
+)
+
+// Options configure a demo run.
+type Options struct {
+	// Dir is where everything is created; it must be absent or empty.
+	Dir string
+	// Scale of each practice database (default about 4 MiB).
+	Scale synth.Scale
+	// Out receives the narrative; Log the structured logs.
+	Out io.Writer
+	Log *slog.Logger
+}
+
+// Tenants are the demo practices.
+var Tenants = []string{"praktijk-de-linde", "fysio-het-anker", "huisarts-zuid"}
+
+// Summary is what a demo run left behind, for the tour and for tests.
+type Summary struct {
+	Dir            string
+	Config         string
+	Locations      []string
+	Snapshots      map[string][]string // tenant → snapshot ids, oldest first
+	FirstStored    int64               // bytes stored by night 1, all tenants
+	SecondStored   int64               // bytes stored by night 2, all tenants
+	SecondRead     int64
+	RestoredDB     string
+	RestoreTables  int
+	RestoreSeconds float64
+	RecoveryID     string
+}
+
+// Run executes the demo.
+func Run(ctx context.Context, opts Options) (*Summary, error) {
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Scale.Clients == 0 {
+		opts.Scale = synth.ScaleForBytes(4 << 20)
+	}
+	if err := prepareDir(opts.Dir); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(opts.Out, format+"\n", args...) }
+	sum := &Summary{Dir: dir, Snapshots: map[string][]string{}}
+
+	// 1. Keys, a recovery identity kept "offline", and the config.
+	say("kluis demo in %s\n", dir)
+	say("1. Appliance keys and config")
+	ident, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+	sum.RecoveryID = filepath.Join(dir, "offline", "recovery-identity.txt")
+	if err := writeFile(sum.RecoveryID, []byte("# age recovery identity: in real life this lives in a safe, not on the appliance\n"+ident.String()+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	sum.Config = filepath.Join(dir, "kluis.yaml")
+	if err := writeFile(sum.Config, []byte(configYAML(ident.Recipient().String())), 0o644); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(sum.Config)
+	if err != nil {
+		return nil, fmt.Errorf("demo config: %w", err)
+	}
+	if _, err := repo.InitApplianceKeys(cfg.Resolve(cfg.Appliance.MasterKeyFile), cfg.Resolve(cfg.Appliance.SigningKeyFile)); err != nil {
+		return nil, err
+	}
+	for _, l := range cfg.Locations {
+		// In production these are mounted off-site disks or buckets.
+		if err := os.MkdirAll(cfg.Resolve(l.Path), 0o700); err != nil {
+			return nil, err
+		}
+		sum.Locations = append(sum.Locations, cfg.Resolve(l.Path))
+	}
+	say("   master key and Ed25519 signing key in secrets/ (mode 0600); recovery identity in offline/")
+	say("   two locations: amsterdam (provider-a) and groningen (provider-b), both in NL")
+	a := appliance.New(cfg, opts.Log)
+
+	// 2. Practice databases.
+	say("\n2. Synthetic practice databases (SQLite, %d clients each)", opts.Scale.Clients)
+	for i, t := range Tenants {
+		tc, _ := cfg.Tenant(t)
+		path := cfg.Resolve(tc.Path)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		if err := synth.GenerateSQLiteFile(ctx, path, opts.Scale, uint64(i+1)); err != nil {
+			return nil, fmt.Errorf("generate %s: %w", t, err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		say("   %-20s %s", t, human(fi.Size()))
+	}
+
+	// 3. Night 1.
+	say("\n3. Night 1: first backup of every tenant, to both locations in parallel")
+	for _, t := range Tenants {
+		res, err := backupTenant(ctx, a, t)
+		if err != nil {
+			return nil, err
+		}
+		sum.Snapshots[t] = append(sum.Snapshots[t], res.Snapshot)
+		sum.FirstStored += res.Stats.Stored
+		say("   %-20s snapshot %s: read %s, stored %s, committed at %s", t, res.ID.Short(),
+			human(res.Stats.Read), human(res.Stats.Stored), strings.Join(res.Committed, " + "))
+	}
+
+	// 4. A working day.
+	say("\n4. A working day at every practice: new clients, ~1%% of rows updated, cancellations")
+	for i, t := range Tenants {
+		tc, _ := cfg.Tenant(t)
+		ch, err := workingDay(ctx, cfg.Resolve(tc.Path), opts.Scale, uint64(i+1))
+		if err != nil {
+			return nil, fmt.Errorf("working day at %s: %w", t, err)
+		}
+		say("   %-20s %d rows inserted, %d updated, %d deleted", t, ch.Inserted, ch.Updated, ch.Deleted)
+	}
+
+	// 5. Night 2.
+	say("\n5. Night 2: only what changed is stored")
+	for _, t := range Tenants {
+		res, err := backupTenant(ctx, a, t)
+		if err != nil {
+			return nil, err
+		}
+		sum.Snapshots[t] = append(sum.Snapshots[t], res.Snapshot)
+		sum.SecondStored += res.Stats.Stored
+		sum.SecondRead += res.Stats.Read
+		say("   %-20s snapshot %s: read %s, stored %s (%.1f%%)", t, res.ID.Short(),
+			human(res.Stats.Read), human(res.Stats.Stored), pct(res.Stats.Stored, res.Stats.Read))
+	}
+	say("   night 2 stored %s for %s read: %.1f%% of night 1's %s", human(sum.SecondStored), human(sum.SecondRead),
+		pct(sum.SecondStored, sum.FirstStored), human(sum.FirstStored))
+
+	// 6. Restore into a scratch database, read from the second location.
+	t := Tenants[0]
+	say("\n6. Restore %s's latest snapshot from groningen into a scratch database", t)
+	r, err := a.OpenRepo(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Prefer("groningen"); err != nil {
+		return nil, err
+	}
+	snap, err := r.FindSnapshot(ctx, "latest")
+	if err != nil {
+		return nil, err
+	}
+	sum.RestoredDB = filepath.Join(dir, "restored", t+".db")
+	if err := os.MkdirAll(filepath.Dir(sum.RestoredDB), 0o700); err != nil {
+		return nil, err
+	}
+	target, err := appliance.Target(ctx, appliance.TargetSpec{Engine: snap.Manifest.Engine, Path: sum.RestoredDB}, r.FingerprintKey())
+	if err != nil {
+		return nil, err
+	}
+	dres, err := restore.ToDatabase(ctx, r, snap, target, restore.DBOptions{})
+	target.Close()
+	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", t, err)
+	}
+	sum.RestoreTables, sum.RestoreSeconds = len(dres.Tables), dres.Duration
+	say("   %d tables, %d rows in %.2fs; every table's fingerprint equals the one recorded at backup", len(dres.Tables), dres.Rows, dres.Duration)
+
+	// 7. Check both locations, each on its own.
+	say("\n7. Check every byte at each location on its own (check --read-data)")
+	for _, t := range Tenants {
+		r, err := a.OpenRepo(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		results, err := r.Check(ctx, repo.CheckOptions{ReadData: true})
+		if err != nil {
+			return nil, err
+		}
+		var parts []string
+		for _, c := range results {
+			if !c.OK() {
+				return nil, fmt.Errorf("check of %s at %s failed: %s", t, c.Location, strings.Join(c.Errors, "; "))
+			}
+			parts = append(parts, fmt.Sprintf("%s ok (%d packs)", c.Location, c.PacksRead))
+		}
+		say("   %-20s %s", t, strings.Join(parts, ", "))
+	}
+
+	say("\n%s", tour(sum))
+	return sum, nil
+}
+
+func backupTenant(ctx context.Context, a *appliance.Appliance, tenant string) (*repo.Result, error) {
+	lock, err := a.Lock(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	r, err := a.OpenOrInitRepo(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	tc, _ := a.Cfg.Tenant(tenant)
+	eng, err := a.Engine(tc, r.FingerprintKey())
+	if err != nil {
+		return nil, err
+	}
+	res, err := backup.Database(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID})
+	if res != nil {
+		a.RecordBackup(tenant, res, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", tenant, err)
+	}
+	return res, nil
+}
+
+func workingDay(ctx context.Context, path string, s synth.Scale, seed uint64) (synth.Changes, error) {
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		return synth.Changes{}, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, "PRAGMA foreign_keys = ON"); err != nil {
+		return synth.Changes{}, err
+	}
+	return synth.WorkingDay(ctx, db, synth.SQLite, s, seed, 1)
+}
+
+func configYAML(recipient string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `# kluis demo config: see docs/ops.md for every field.
+appliance:
+  id: demo-1
+  state_dir: ./state
+  master_key_file: ./secrets/master.key
+  signing_key_file: ./secrets/signing.key
+  recovery_recipient: %s
+  time_zone: Europe/Amsterdam
+
+# Two local directories stand in for two off-site locations at two Dutch sites.
+locations:
+  - {name: amsterdam, type: dir, path: ./locations/amsterdam, country: NL, site: Amsterdam, provider: provider-a}
+  - {name: groningen, type: dir, path: ./locations/groningen, country: NL, site: Groningen, provider: provider-b}
+
+tenants:
+`, recipient)
+	for _, t := range Tenants {
+		fmt.Fprintf(&b, "  - {id: %s, engine: sqlite, path: ./practices/%s.db}\n", t, t)
+	}
+	b.WriteString(`
+policy:
+  retention: {keep_last: 7, keep_daily: 14, keep_weekly: 8, keep_monthly: 12}
+  pack_size: 4MiB
+  required_copies: 2
+  residency: {country: NL}
+`)
+	return b.String()
+}
+
+func tour(s *Summary) string {
+	cfg := s.Config
+	return fmt.Sprintf(`What happened, and where it is:
+  config            %s
+  locations         %s
+  repositories      one per tenant at each location: config, keys/, data/, index/, snapshots/
+                    (everything but config is encrypted; names are SHA-256 of the bytes)
+  restored database %s
+  job history       %s
+
+Try next:
+  kluis --config %s snapshots --tenant %s
+  kluis --config %s check --tenant %s --read-data --location amsterdam
+  kluis --config %s restore --tenant %s --snapshot latest --to-dir /tmp/streams
+  kluis --config %s forget --tenant %s --keep-last 1 --prune --dry-run
+  grep -r 'Jansen' %s   # finds nothing: only ciphertext at rest
+Read docs/ops.md for the config and every command, docs/security.md for the threat model.`,
+		cfg, strings.Join(s.Locations, ", "), s.RestoredDB, filepath.Join(s.Dir, "state", "history.jsonl"),
+		cfg, Tenants[0], cfg, Tenants[0], cfg, Tenants[0], cfg, Tenants[0], filepath.Join(s.Dir, "locations"))
+}
+
+func prepareDir(dir string) error {
+	if dir == "" {
+		return errors.New("demo: no directory")
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return os.MkdirAll(dir, 0o700)
+	}
+	if err != nil {
+		return err
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("demo: %s is not empty; give an empty or new --dir", dir)
+	}
+	return nil
+}
+
+func writeFile(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, mode)
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func pct(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}

@@ -1,0 +1,79 @@
+package demo
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/synth"
+)
+
+// TestDemoLeavesAWorkingInstallation runs the demo into a temporary
+// directory and checks what it leaves, not how fast: a valid config, keys
+// with mode 0600, a repository per tenant at both locations holding two
+// snapshots each, a restored database, and a second night that stored far
+// less than the first.
+func TestDemoLeavesAWorkingInstallation(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "demo")
+	var out strings.Builder
+	sum, err := Run(ctx, Options{Dir: dir, Scale: synth.ScaleForBytes(2 << 20), Out: &out})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	cfg, err := config.Load(sum.Config)
+	if err != nil {
+		t.Fatalf("the demo's config does not validate: %v", err)
+	}
+	for _, f := range []string{cfg.Appliance.MasterKeyFile, cfg.Appliance.SigningKeyFile} {
+		fi, err := os.Stat(cfg.Resolve(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+	a := appliance.New(cfg, nil)
+	for _, tenant := range Tenants {
+		for _, loc := range sum.Locations {
+			snaps, err := os.ReadDir(filepath.Join(loc, tenant, "snapshots"))
+			if err != nil || len(snaps) != 2 {
+				t.Errorf("%s at %s: want 2 snapshots, got %d (%v)", tenant, loc, len(snaps), err)
+			}
+		}
+		r, err := a.OpenRepo(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		results, err := r.Check(ctx, repo.CheckOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range results {
+			if !c.OK() {
+				t.Errorf("%s at %s: %v", tenant, c.Location, c.Errors)
+			}
+		}
+	}
+	if fi, err := os.Stat(sum.RestoredDB); err != nil || fi.Size() == 0 {
+		t.Errorf("restored database %s: %v", sum.RestoredDB, err)
+	}
+	if sum.RestoreTables == 0 {
+		t.Error("the restore compared no tables")
+	}
+	if sum.SecondStored*2 > sum.FirstStored {
+		t.Errorf("night 2 stored %d bytes, night 1 %d: the increment should be far smaller", sum.SecondStored, sum.FirstStored)
+	}
+	if !strings.Contains(out.String(), "Try next:") {
+		t.Errorf("the demo ends with a tour; got:\n%s", out.String())
+	}
+	if _, err := Run(ctx, Options{Dir: dir, Scale: synth.Tiny}); err == nil {
+		t.Error("a second demo into a non-empty directory must be refused")
+	}
+}
