@@ -287,3 +287,41 @@ func TestPostgresFailuresCommitNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestPostgresMissingPrivilege: a backup role that cannot read one table
+// fails with an error naming the table, and commits nothing.
+func TestPostgresMissingPrivilege(t *testing.T) {
+	ctx := testCtx(t)
+	srv := pgtest.Start(t)
+	dsn := srv.CreateDB(t, "priv")
+	pgtest.ExecDSN(t, dsn, `CREATE TABLE open_data (id int PRIMARY KEY, v text);
+CREATE TABLE "Geheim" (id int PRIMARY KEY, v text);
+INSERT INTO open_data VALUES (1, 'a'); INSERT INTO "Geheim" VALUES (1, 'b');`)
+	role := srv.UniqueName("reader")
+	pgtest.ExecDSN(t, dsn, `CREATE ROLE `+role+` LOGIN PASSWORD 'pw-reader';
+GRANT USAGE ON SCHEMA public TO `+role+`; GRANT SELECT ON open_data TO `+role+`;`)
+	t.Cleanup(func() {
+		pgtest.ExecDSN(t, dsn, `DROP OWNED BY `+role)
+		pgtest.ExecDSN(t, srv.DSN("postgres"), `DROP ROLE IF EXISTS `+role)
+	})
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readerDSN := "host=" + cfg.Host + " port=" + fmtInt(int(cfg.Port)) + " dbname=" + cfg.Database + " user=" + role + " password=pw-reader"
+	r := newRepo(t, "praktijk-priv")
+	_, err = backup.Database(ctx, r, postgres.New(readerDSN, r.FingerprintKey(), postgres.Options{}), repo.BackupOptions{})
+	if err == nil {
+		t.Fatal("backup without SELECT on a table succeeded")
+	}
+	t.Logf("error: %v", err)
+	if !strings.Contains(err.Error(), "Geheim") && !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("error should name the table or the missing privilege: %v", err)
+	}
+	if strings.Contains(err.Error(), "pw-reader") {
+		t.Errorf("error reveals the password: %v", err)
+	}
+	if snaps, _ := r.Snapshots(ctx); len(snaps) != 0 {
+		t.Fatalf("%d snapshots committed after a failed backup", len(snaps))
+	}
+}
