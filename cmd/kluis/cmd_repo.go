@@ -70,7 +70,7 @@ func (f *fileFlags) Set(s string) error {
 	return nil
 }
 
-func cmdBackup(ctx context.Context, g *globals, args []string) error {
+func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 	fs := g.flags("backup", "--tenant T [--file NAME=PATH ...] [--stdin NAME]")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	var files fileFlags
@@ -91,6 +91,14 @@ func cmdBackup(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	t, _ := a.Cfg.Tenant(*tenant)
+	var res *repo.Result
+	// Every backup attempt is recorded, also one that failed before it
+	// produced a result (a location, the lock, the repository).
+	defer func() {
+		if err != nil && res == nil {
+			a.RecordBackup(t.ID, nil, err)
+		}
+	}()
 	inputs := []backup.Input(files)
 	if *stdin != "" {
 		inputs = append(inputs, backup.Input{Name: *stdin, Reader: os.Stdin})
@@ -111,7 +119,6 @@ func cmdBackup(ctx context.Context, g *globals, args []string) error {
 	opts := repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, Progress: func(s repo.Stats) {
 		prog.update(s.Read, 0, fmt.Sprintf("%d streams, %s new", s.Streams, humanBytes(s.New)))
 	}}
-	var res *repo.Result
 	switch t.Engine {
 	case "files":
 		res, err = backup.Files(ctx, r, inputs, opts)
@@ -138,7 +145,7 @@ func cmdBackup(ctx context.Context, g *globals, args []string) error {
 			humanBytes(s.Read), s.Streams, humanBytes(s.New), humanBytes(s.Stored), s.Packs, res.Finished.Sub(res.Started).Round(time.Millisecond))
 	}
 	if res.Degraded(a.Cfg.Policy.RequiredCopies) {
-		return &degradedError{fmt.Sprintf("snapshot %s is at %d of %d required locations (%s); run `kluis sync` when the location is back",
+		return &degradedError{fmt.Sprintf("snapshot %s is at %d of %d required locations (%s); the next backup with the location back copies what it misses",
 			res.ID.Short(), len(res.Committed), a.Cfg.Policy.RequiredCopies, locationsText(res.Locations))}
 	}
 	return nil

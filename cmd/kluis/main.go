@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -65,6 +67,10 @@ func run(ctx context.Context, args []string) int {
 	pre.Usage = func() {}
 	pre.SetOutput(io.Discard)
 	if err := pre.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(g, commands, "kluis")
+			return exitOK
+		}
 		return g.exit(usageErrorf("%v", err))
 	}
 	err := dispatch(ctx, g, commands, pre.Args(), "kluis")
