@@ -27,14 +27,14 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // newRepo creates a tenant repository at two local locations.
-func newRepo(t *testing.T, tenant string) *repo.Repo {
+func newRepo(t testing.TB, tenant string) *repo.Repo {
 	t.Helper()
 	mk, err := repo.GenerateMasterKey()
 	if err != nil {
