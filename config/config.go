@@ -88,11 +88,12 @@ type Residency struct {
 // ("16MiB", "64KiB", "1GB").
 type ByteSize int64
 
-// UnmarshalYAML parses a size with an optional unit.
+// UnmarshalYAML parses a size with an optional unit. Its error is a
+// yaml.TypeError with the line, so that Parse can name the field path.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
-		return err
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	*b = ByteSize(v)
 	return nil
@@ -108,6 +109,7 @@ var units = []struct {
 
 // ParseByteSize parses "16MiB", "500KB", "4096".
 func ParseByteSize(s string) (int64, error) {
+	orig := s
 	s = strings.TrimSpace(s)
 	mul := int64(1)
 	for _, u := range units {
@@ -118,7 +120,7 @@ func ParseByteSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 || n > (1<<50)/mul {
-		return 0, fmt.Errorf("invalid size %q (use e.g. 16MiB)", s)
+		return 0, fmt.Errorf("invalid size %q (use e.g. 16MiB)", orig)
 	}
 	return n * mul, nil
 }
@@ -168,10 +170,8 @@ func Parse(data []byte, dir string) (*Config, error) {
 	if len(root.Content) == 0 {
 		return nil, errors.New("empty config")
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var c Config
-	if err := dec.Decode(&c); err != nil {
+	if err := decodeStrict(data, &c); err != nil {
 		return nil, cleanYAMLError(err, &root)
 	}
 	c.Dir = dir
@@ -180,6 +180,21 @@ func Parse(data []byte, dir string) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// decodeStrict decodes data into c, refusing unknown fields. yaml.v3
+// panics on some hostile input (a merge key whose value is a mapping used
+// as a key, found by FuzzConfigParse): that is an invalid config, not a
+// crash.
+func decodeStrict(data []byte, c *Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("yaml: cannot decode: %v", r)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	return dec.Decode(c)
 }
 
 func (c *Config) applyDefaults() {

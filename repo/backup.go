@@ -126,7 +126,7 @@ func (b *Backup) Stream(ctx context.Context, name, kind string, rd io.Reader, me
 // CloseWithError.
 func (b *Backup) StreamWriter(ctx context.Context, name, kind string) *StreamWriter {
 	pr, pw := io.Pipe()
-	sw := &StreamWriter{pw: pw, done: make(chan error, 1)}
+	sw := &StreamWriter{pw: pw, done: make(chan error, 1), stream: Stream{Name: name}}
 	go func() {
 		b.streamMu.Lock()
 		defer b.streamMu.Unlock()
@@ -147,6 +147,15 @@ type StreamWriter struct {
 	pw     *io.PipeWriter
 	done   chan error
 	stream Stream
+
+	waitOnce sync.Once
+	err      error
+}
+
+// wait returns the chunker's result; it may be called more than once.
+func (w *StreamWriter) wait() error {
+	w.waitOnce.Do(func() { w.err = <-w.done })
+	return w.err
 }
 
 // Write passes stream bytes to the chunker.
@@ -155,7 +164,7 @@ func (w *StreamWriter) Write(p []byte) (int, error) { return w.pw.Write(p) }
 // Close ends the stream and adds it, with meta, to the snapshot.
 func (w *StreamWriter) Close(meta json.RawMessage) error {
 	w.pw.Close()
-	if err := <-w.done; err != nil {
+	if err := w.wait(); err != nil {
 		return fmt.Errorf("stream %s: %w", w.stream.Name, err)
 	}
 	b := w.b
@@ -173,11 +182,12 @@ func (w *StreamWriter) Close(meta json.RawMessage) error {
 	return nil
 }
 
-// CloseWithError aborts the stream; the producer's error is returned by
-// Close of nothing: the snapshot must not be committed.
+// CloseWithError aborts the stream with the producer's error: the
+// snapshot can no longer be committed (Commit returns err), and a later
+// Close returns it too.
 func (w *StreamWriter) CloseWithError(err error) {
 	w.pw.CloseWithError(err)
-	<-w.done
+	w.wait()
 }
 
 type chunkJob struct {
@@ -289,6 +299,14 @@ func (b *Backup) chunkStream(parent context.Context, rd io.Reader) ([]chunk.ID, 
 		err = ctx.Err()
 	}
 	if err != nil {
+		// Blobs this stream claimed may never reach a pack, and a later
+		// stream would refer to them without storing them: the snapshot
+		// must not be committed.
+		b.stateMu.Lock()
+		if b.fatal == nil {
+			b.fatal = fmt.Errorf("a stream failed, so the snapshot cannot be committed: %w", err)
+		}
+		b.stateMu.Unlock()
 		return nil, 0, err
 	}
 	b.read.Add(size)
@@ -462,7 +480,9 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 		sort.Slice(b.newPacks, func(i, j int) bool { return b.newPacks[i].Pack.String() < b.newPacks[j].Pack.String() })
 		indexData = b.r.meta.seal(adIndex, encodeIndex(b.newPacks))
 		indexName = objectName(b.r.tenant, kindIndex, sha256.Sum256(indexData))
+		b.stateMu.Lock() // progress callbacks may be reading stats
 		b.stats.IndexSize = int64(len(indexData))
+		b.stateMu.Unlock()
 	}
 	mplain, err := encodeManifest(&b.m)
 	if err != nil {

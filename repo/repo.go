@@ -167,7 +167,7 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*Repo, error) {
 	opts.fill()
 	var problems []string
-	wrongKey, found := false, false
+	wrongKey, corrupt, found := false, false, false
 	for _, l := range locs {
 		r, err := openAt(ctx, tenant, l, locs, opts)
 		if err == nil {
@@ -182,6 +182,9 @@ func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 		if errors.Is(err, ErrWrongKey) {
 			wrongKey = true
 		}
+		if errors.Is(err, ErrCorrupt) {
+			corrupt = true
+		}
 		problems = append(problems, fmt.Sprintf("location %s: %v", l.Name(), err))
 	}
 	switch {
@@ -189,6 +192,8 @@ func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 		return nil, fmt.Errorf("tenant %s: %s: %w", tenant, strings.Join(problems, "; "), ErrWrongKey)
 	case !found:
 		return nil, fmt.Errorf("tenant %s has no repository at any location (run `kluis init --tenant %s`): %w", tenant, tenant, ErrNotFound)
+	case corrupt:
+		return nil, fmt.Errorf("tenant %s: no location has a usable repository: %s: %w", tenant, strings.Join(problems, "; "), ErrCorrupt)
 	}
 	return nil, fmt.Errorf("tenant %s: no location has a usable repository: %s", tenant, strings.Join(problems, "; "))
 }
@@ -326,6 +331,7 @@ func (r *Repo) listNames(ctx context.Context, l Location, kind string) (map[Hash
 func (r *Repo) readVerified(ctx context.Context, kind string, h Hash, max int64) ([]byte, error) {
 	name := objectName(r.tenant, kind, h)
 	var problems []string
+	notFound := true
 	for _, l := range r.locs {
 		data, err := ReadAll(ctx, l, name, max)
 		if err == nil && sha256.Sum256(data) != h {
@@ -341,12 +347,7 @@ func (r *Repo) readVerified(ctx context.Context, kind string, h Hash, max int64)
 			return nil, ctx.Err()
 		}
 		problems = append(problems, fmt.Sprintf("%s: %v", l.Name(), err))
-	}
-	notFound := true
-	for _, p := range problems {
-		if !strings.Contains(p, ErrNotFound.Error()) {
-			notFound = false
-		}
+		notFound = notFound && errors.Is(err, ErrNotFound)
 	}
 	if notFound {
 		return nil, fmt.Errorf("%s: missing at every location: %w", name, ErrNotFound)

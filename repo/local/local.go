@@ -146,6 +146,14 @@ func (l *Location) Get(ctx context.Context, name string, offset, length int64) (
 	if err != nil {
 		return nil, l.wrap(name, err)
 	}
+	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+		// A directory is a prefix of names, not an object.
+		f.Close()
+		if err != nil {
+			return nil, l.wrap(name, err)
+		}
+		return nil, fmt.Errorf("location %s: %s: %w", l.name, name, repo.ErrNotFound)
+	}
 	if offset < 0 {
 		f.Close()
 		return nil, fmt.Errorf("location %s: %s: negative offset", l.name, name)
@@ -169,6 +177,9 @@ func (l *Location) Stat(ctx context.Context, name string) (repo.ObjectInfo, erro
 	if err != nil {
 		return repo.ObjectInfo{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return repo.ObjectInfo{}, err
+	}
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := l.checkRoot(); err != nil {
@@ -178,6 +189,9 @@ func (l *Location) Stat(ctx context.Context, name string) (repo.ObjectInfo, erro
 	}
 	if err != nil {
 		return repo.ObjectInfo{}, l.wrap(name, err)
+	}
+	if fi.IsDir() {
+		return repo.ObjectInfo{}, fmt.Errorf("location %s: %s: %w", l.name, name, repo.ErrNotFound)
 	}
 	return repo.ObjectInfo{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
@@ -191,6 +205,9 @@ func (l *Location) List(ctx context.Context, prefix string, fn func(repo.ObjectI
 		dir = dir[:i]
 	} else {
 		dir = ""
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if err := l.checkRoot(); err != nil {
 		return err
@@ -244,7 +261,19 @@ func (l *Location) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+		return nil // a prefix of names, not an object: nothing to delete
+	}
+	err = os.Remove(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Missing, perhaps with its directory: nothing to do, unless the
+		// whole root is gone (an unmounted disk is not "deleted").
+		return l.checkRoot()
+	}
+	if err != nil {
 		return l.wrap(name, err)
 	}
 	return l.wrap(name, syncDir(filepath.Dir(p)))
