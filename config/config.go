@@ -243,7 +243,10 @@ func (c *Config) Location(name string) (*Location, error) {
 	return nil, fmt.Errorf("no location %q in the config", name)
 }
 
-var lineRE = regexp.MustCompile(`line (\d+): `)
+var (
+	lineRE         = regexp.MustCompile(`line (\d+): `)
+	unknownFieldRE = regexp.MustCompile(`field (\S+) not found`)
+)
 
 // cleanYAMLError turns yaml.v3's messages into ones that name the field
 // path: "line 7: locations[1]: field pth not found".
@@ -256,7 +259,11 @@ func cleanYAMLError(err error, root *yaml.Node) error {
 	for _, m := range te.Errors {
 		if sub := lineRE.FindStringSubmatch(m); sub != nil && root != nil {
 			line, _ := strconv.Atoi(sub[1])
-			if p := pathAtLine(root, line); p != "" {
+			key := ""
+			if f := unknownFieldRE.FindStringSubmatch(m); f != nil {
+				key = f[1]
+			}
+			if p := pathAtLine(root, line, key); p != "" {
 				m = strings.Replace(m, sub[0], sub[0]+p+": ", 1)
 			}
 		}
@@ -266,8 +273,10 @@ func cleanYAMLError(err error, root *yaml.Node) error {
 	return errors.New(strings.Join(msgs, "; "))
 }
 
-// pathAtLine returns the field path of the deepest mapping key on line.
-func pathAtLine(n *yaml.Node, line int) string {
+// pathAtLine returns the field path of the deepest mapping key on line;
+// when key is set, only a key of that name (a flow mapping holds several
+// keys on one line).
+func pathAtLine(n *yaml.Node, line int, key string) string {
 	var best string
 	var walk func(n *yaml.Node, path string)
 	walk = func(n *yaml.Node, path string) {
@@ -283,7 +292,7 @@ func pathAtLine(n *yaml.Node, line int) string {
 				if path != "" {
 					p = path + "." + k.Value
 				}
-				if k.Line == line {
+				if k.Line == line && (key == "" || k.Value == key) {
 					best = p
 				}
 				walk(v, p)

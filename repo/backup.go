@@ -72,7 +72,7 @@ type Backup struct {
 // NewBackup starts a snapshot. It loads the index so that blobs already
 // stored at any location are not stored again.
 func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, error) {
-	idx, err := r.Index(ctx)
+	idx, err := r.ReloadIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -373,6 +373,9 @@ func (b *Backup) flushPack(ctx context.Context) {
 		if ok == 0 {
 			if b.fatal == nil {
 				b.fatal = fmt.Errorf("pack %s could not be stored at any location: %s", h.Short(), b.failedText())
+				if err := ctx.Err(); err != nil {
+					b.fatal = fmt.Errorf("pack %s not stored: %w", h.Short(), err)
+				}
 			}
 			return
 		}

@@ -43,7 +43,9 @@ type PruneResult struct {
 	PacksDeleted   int   `json:"packs_deleted"`
 	BytesFreed     int64 `json:"bytes_freed"`
 	IndexesDeleted int   `json:"indexes_deleted"`
-	DryRun         bool  `json:"dry_run,omitempty"`
+	// TempFilesRemoved counts leftovers of interrupted writes.
+	TempFilesRemoved int  `json:"temp_files_removed,omitempty"`
+	DryRun           bool `json:"dry_run,omitempty"`
 }
 
 // Prune deletes every pack that no snapshot at any location needs, after
@@ -104,7 +106,21 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 
 	var newIndex Hash
 	var indexData []byte
-	if len(kept) > 0 {
+	existing := map[Hash]bool{}
+	for _, st := range states {
+		for h := range st.indexes {
+			existing[h] = true
+		}
+	}
+	switch {
+	case len(existing) == 1 && len(byPack) == len(keep):
+		// One index already describes exactly the kept packs: rewriting it
+		// would only churn objects (and pile up locked ones under Object
+		// Lock).
+		for h := range existing {
+			newIndex = h
+		}
+	case len(kept) > 0:
 		indexData = r.meta.seal(adIndex, encodeIndex(kept))
 		newIndex = sha256.Sum256(indexData)
 	}
@@ -166,11 +182,26 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 			}
 		}
 	}
+	// Temporary files of writes interrupted by a crash (local directories).
+	for _, l := range r.locs {
+		if rs, ok := l.(staleRemover); ok {
+			n, err := rs.RemoveStale(ctx, r.tenant+"/", opts.Grace)
+			if err != nil {
+				return nil, fmt.Errorf("prune: %w", err)
+			}
+			res.TempFilesRemoved += n
+		}
+	}
 	// The in-memory index now describes the kept packs only.
-	r.index = newIndexFrom(kept)
-	r.indexOnce.Do(func() {})
+	r.setIndex(newIndexFrom(kept))
 	r.log.Info("pruned", "packs_deleted", res.PacksDeleted, "bytes_freed", res.BytesFreed, "packs_kept", res.PacksKept)
 	return res, nil
+}
+
+// staleRemover is a Location that can leave temporary files behind when a
+// write is interrupted (repo/local).
+type staleRemover interface {
+	RemoveStale(ctx context.Context, prefix string, olderThan time.Duration) (int, error)
 }
 
 func newIndexFrom(packs []PackBlobs) *Index {

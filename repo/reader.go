@@ -120,7 +120,7 @@ func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, e
 // fetched and opened ahead of the reader by a few workers.
 func (r *Repo) StreamReader(ctx context.Context, s *Stream) io.ReadCloser {
 	ctx, cancel := context.WithCancel(ctx)
-	sr := &streamReader{cancel: cancel, results: make(chan chan blobResult, 16)}
+	sr := &streamReader{ctx: ctx, cancel: cancel, results: make(chan chan blobResult, 16), total: len(s.Blobs)}
 	go sr.run(ctx, r, s.Blobs)
 	return sr
 }
@@ -131,7 +131,10 @@ type blobResult struct {
 }
 
 type streamReader struct {
+	ctx     context.Context
 	cancel  context.CancelFunc
+	total   int // blobs in the stream
+	got     int // blobs delivered
 	results chan chan blobResult
 	cur     []byte
 	err     error
@@ -168,10 +171,19 @@ func (sr *streamReader) Read(p []byte) (int, error) {
 		}
 		ch, ok := <-sr.results
 		if !ok {
+			// Fewer blobs than the stream has means the producer stopped
+			// early: never let that look like the end of the stream.
 			sr.err = io.EOF
-			return 0, io.EOF
+			if sr.got < sr.total {
+				sr.err = io.ErrUnexpectedEOF
+				if err := sr.ctx.Err(); err != nil {
+					sr.err = err
+				}
+			}
+			return 0, sr.err
 		}
 		res := <-ch
+		sr.got++
 		if res.err != nil {
 			sr.err = res.err
 			sr.cancel()

@@ -59,9 +59,8 @@ type Repo struct {
 	keyName     string
 	keyBytes    []byte
 
-	indexOnce sync.Once
-	index     *Index
-	indexErr  error
+	indexMu sync.Mutex
+	index   *Index
 
 	packs *packCache
 }
@@ -141,7 +140,6 @@ func Init(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 		return nil, results, fmt.Errorf("init of tenant %s failed at every location: %s", tenant, joinErrors(results))
 	}
 	r.index = newIndex()
-	r.indexOnce.Do(func() {})
 	return r, results, nil
 }
 
@@ -185,7 +183,11 @@ func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 		if errors.Is(err, ErrCorrupt) {
 			corrupt = true
 		}
-		problems = append(problems, fmt.Sprintf("location %s: %v", l.Name(), err))
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "location "+l.Name()+":") {
+			msg = "location " + l.Name() + ": " + msg
+		}
+		problems = append(problems, msg)
 	}
 	switch {
 	case wrongKey:
@@ -357,8 +359,34 @@ func (r *Repo) readVerified(ctx context.Context, kind string, h Hash, max int64)
 
 // Index loads (once) the union of the index objects at every location.
 func (r *Repo) Index(ctx context.Context) (*Index, error) {
-	r.indexOnce.Do(func() { r.index, r.indexErr = r.loadIndex(ctx) })
-	return r.index, r.indexErr
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	if r.index != nil {
+		return r.index, nil
+	}
+	x, err := r.loadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.index = x
+	return x, nil
+}
+
+// ReloadIndex reads the index afresh: a Repo kept across jobs (the daemon)
+// must not deduplicate against packs another process pruned since.
+func (r *Repo) ReloadIndex(ctx context.Context) (*Index, error) {
+	x, err := r.loadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.setIndex(x)
+	return x, nil
+}
+
+func (r *Repo) setIndex(x *Index) {
+	r.indexMu.Lock()
+	r.index = x
+	r.indexMu.Unlock()
 }
 
 func (r *Repo) loadIndex(ctx context.Context) (*Index, error) {

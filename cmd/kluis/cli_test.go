@@ -151,7 +151,7 @@ func TestConfigErrors(t *testing.T) {
 			t.Fatalf("want exit 2 naming field pth, got %v", r)
 		}
 		if !strings.Contains(r.stderr, "locations[0].pth") {
-			t.Skipf("BUG: config.cleanYAMLError/pathAtLine names the last key on the line, not the unknown one, in a flow mapping: %q", strings.TrimSpace(r.stderr))
+			t.Fatalf("a flow mapping: the unknown key is not named by its path: %q", strings.TrimSpace(r.stderr))
 		}
 	})
 	t.Run("invalid YAML", func(t *testing.T) {
@@ -763,7 +763,7 @@ func TestStaleTempFilesAreRemoved(t *testing.T) {
 		}
 	}
 	if len(left) > 0 {
-		t.Skipf("BUG: repo/local never removes temp files of interrupted writes (List skips them, prune never sees them); still present after backup, prune --grace 0s and check: %q", left)
+		t.Fatalf("temp files of interrupted writes survive prune --grace 0s: %q", left)
 	}
 }
 

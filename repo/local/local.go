@@ -14,12 +14,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/kluis-nl/kluis/repo"
 )
 
-// tmpPrefix marks incomplete writes; List skips them and they are removed
-// when found stale.
+// tmpPrefix marks incomplete writes; List skips them and RemoveStale (run by
+// prune) removes those older than its grace period.
 const tmpPrefix = ".tmp-"
 
 // Location stores objects in a directory.
@@ -307,4 +308,43 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// RemoveStale deletes temporary files of interrupted writes under prefix
+// that are older than olderThan (a write in progress is younger), and
+// returns how many it removed. Prune calls it.
+func (l *Location) RemoveStale(ctx context.Context, prefix string, olderThan time.Duration) (int, error) {
+	if err := l.checkRoot(); err != nil {
+		return 0, err
+	}
+	start := filepath.Join(l.root, filepath.FromSlash(strings.TrimSuffix(prefix, "/")))
+	cutoff := time.Now().Add(-olderThan)
+	n := 0
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil || fi.ModTime().After(cutoff) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("location %s: remove stale temporary files: %w", l.name, err)
+	}
+	return n, nil
 }
