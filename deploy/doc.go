@@ -1,0 +1,4 @@
+// Package deploy holds the deployment files — the hardened systemd unit
+// (kluis.service) — and the tests that validate them and the Dockerfile at
+// the repository root, since no Docker engine runs where the tests run.
+package deploy
