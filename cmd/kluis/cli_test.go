@@ -557,7 +557,9 @@ func TestTamperedPack(t *testing.T) {
 	t.Parallel()
 	e := newRepoEnv(t)
 	input := e.path("in.bin")
-	writeData(t, seededRand(t), input, 6<<20)
+	// Enough data for several 1 MiB packs even when the seeded mix
+	// compresses well.
+	writeData(t, seededRand(t), input, 16<<20)
 	e.backup(0, input)
 
 	ps := packs(t, e.path("loc-a"))
