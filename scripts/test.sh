@@ -62,7 +62,7 @@ fuzztime=${KLUIS_FUZZTIME:-4s}
 for pkg in $(go list ./...); do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     echo "--- $pkg $target ($fuzztime)"
-    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/kluis-fuzz.log 2>&1 || { cat /tmp/kluis-fuzz.log; exit 1; }
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 2s "$pkg" >/tmp/kluis-fuzz.log 2>&1 || { cat /tmp/kluis-fuzz.log; exit 1; }
   done
 done
 log "all tests passed"
