@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"sync"
 
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/source"
@@ -113,23 +114,67 @@ func Database(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.Ba
 	if err := b.Stream(ctx, SchemaPostStream, repo.KindSchemaPost, &post, nil); err != nil {
 		return nil, err
 	}
-	for _, t := range snap.Tables() {
-		sw := b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
-		res, err := snap.WriteTable(ctx, t, sw)
-		if err != nil {
-			sw.CloseWithError(err)
-			return nil, fmt.Errorf("table %s: %w", t.Name, err)
-		}
-		meta, err := json.Marshal(source.TableMeta{Table: t, TableResult: res})
-		if err != nil {
-			sw.CloseWithError(err)
-			return nil, err
-		}
-		if err := sw.Close(meta); err != nil {
-			return nil, err
-		}
+	if err := tables(ctx, b, snap); err != nil {
+		return nil, err
 	}
 	return b.Commit(ctx)
+}
+
+// TableParallel is how many tables stream at once (engines that can, like
+// PostgreSQL, read them on as many connections in one snapshot).
+const TableParallel = 2
+
+// tables streams every table of the snapshot, TableParallel at a time. The
+// first failure cancels the others.
+func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan source.Table)
+	errs := make(chan error, TableParallel)
+	var wg sync.WaitGroup
+	for range TableParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range work {
+				if err := table(ctx, b, snap, t); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, t := range snap.Tables() {
+		select {
+		case work <- t:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table) error {
+	sw := b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+	res, err := snap.WriteTable(ctx, t, sw)
+	if err != nil {
+		sw.CloseWithError(err)
+		return fmt.Errorf("table %s: %w", t.Name, err)
+	}
+	meta, err := json.Marshal(source.TableMeta{Table: t, TableResult: res})
+	if err != nil {
+		sw.CloseWithError(err)
+		return err
+	}
+	return sw.Close(meta)
 }
 
 // Tables returns the table metadata recorded in a manifest, in stream

@@ -98,12 +98,13 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 }
 
 // Stream reads one named stream to its end and adds it to the snapshot.
-// Streams are added one at a time. meta is stored with the stream
+// Streams may be added concurrently. meta is stored with the stream
 // unchanged.
 func (b *Backup) Stream(ctx context.Context, name, kind string, rd io.Reader, meta json.RawMessage) error {
 	b.streamMu.Lock()
-	defer b.streamMu.Unlock()
-	if _, dup := b.m.Stream(name); dup {
+	_, dup := b.m.Stream(name)
+	b.streamMu.Unlock()
+	if dup {
 		return fmt.Errorf("stream %q added twice", name)
 	}
 	if err := b.err(); err != nil {
@@ -113,7 +114,19 @@ func (b *Backup) Stream(ctx context.Context, name, kind string, rd io.Reader, me
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", name, err)
 	}
-	b.m.Streams = append(b.m.Streams, Stream{Name: name, Kind: kind, Size: size, Blobs: blobs, Meta: meta})
+	return b.addStream(Stream{Name: name, Kind: kind, Size: size, Blobs: blobs, Meta: meta})
+}
+
+// addStream records a finished stream in the manifest. Streams may be
+// written concurrently; the manifest lists them by name at Commit.
+func (b *Backup) addStream(s Stream) error {
+	b.streamMu.Lock()
+	if _, dup := b.m.Stream(s.Name); dup {
+		b.streamMu.Unlock()
+		return fmt.Errorf("stream %q added twice", s.Name)
+	}
+	b.m.Streams = append(b.m.Streams, s)
+	b.streamMu.Unlock()
 	b.stateMu.Lock()
 	b.stats.Streams++
 	b.stateMu.Unlock()
@@ -128,8 +141,6 @@ func (b *Backup) StreamWriter(ctx context.Context, name, kind string) *StreamWri
 	pr, pw := io.Pipe()
 	sw := &StreamWriter{pw: pw, done: make(chan error, 1), stream: Stream{Name: name}}
 	go func() {
-		b.streamMu.Lock()
-		defer b.streamMu.Unlock()
 		blobs, size, err := b.chunkStream(ctx, pr)
 		pr.CloseWithError(err)
 		if err == nil {
@@ -167,19 +178,8 @@ func (w *StreamWriter) Close(meta json.RawMessage) error {
 	if err := w.wait(); err != nil {
 		return fmt.Errorf("stream %s: %w", w.stream.Name, err)
 	}
-	b := w.b
-	b.streamMu.Lock()
-	defer b.streamMu.Unlock()
-	if _, dup := b.m.Stream(w.stream.Name); dup {
-		return fmt.Errorf("stream %q added twice", w.stream.Name)
-	}
 	w.stream.Meta = meta
-	b.m.Streams = append(b.m.Streams, w.stream)
-	b.stateMu.Lock()
-	b.stats.Streams++
-	b.stateMu.Unlock()
-	b.progress()
-	return nil
+	return w.b.addStream(w.stream)
 }
 
 // CloseWithError aborts the stream with the producer's error: the
@@ -475,6 +475,9 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	b.m.Finished = b.r.now().UTC()
+	b.streamMu.Lock()
+	sort.Slice(b.m.Streams, func(i, j int) bool { return b.m.Streams[i].Name < b.m.Streams[j].Name })
+	b.streamMu.Unlock()
 
 	// The index of this backup's packs, then the manifest.
 	var indexName string

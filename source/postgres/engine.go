@@ -28,8 +28,18 @@ type Options struct {
 	// major version under /usr/lib/postgresql, else a newer one there, else
 	// pg_dump on PATH.
 	PgDumpPath string
+	// Parallel is the number of connections tables are streamed on, all
+	// in the same snapshot (default 2).
+	Parallel int
 
 	afterExport func() // test hook: runs right after the snapshot is exported
+}
+
+func (o Options) parallel() int {
+	if o.Parallel > 0 {
+		return o.Parallel
+	}
+	return 2
 }
 
 // Engine opens snapshots of one PostgreSQL database.
@@ -121,7 +131,30 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 	if err := lockAndVerify(ctx, conn, cat.relations); err != nil {
 		return nil, err
 	}
+	if err := s.startWorkers(ctx, cfg, snapshotID, e.opts.parallel()); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// startWorkers opens n-1 more connections that import the exported
+// snapshot, so WriteTable can stream n tables at once. The locks stay with
+// the first connection, whose transaction keeps the snapshot alive.
+func (s *snapshot) startWorkers(ctx context.Context, cfg *pgx.ConnConfig, snapshotID string, n int) error {
+	s.idle = make(chan *pgx.Conn, n)
+	s.idle <- s.conn
+	for i := 1; i < n; i++ {
+		w, err := connect(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		s.workers = append(s.workers, w)
+		if err := execSimple(ctx, w, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT "+sqlLiteral(snapshotID)); err != nil {
+			return fmt.Errorf("importing the snapshot on a worker connection: %w", err)
+		}
+		s.idle <- w
+	}
+	return nil
 }
 
 func serverMajor(ctx context.Context, conn *pgx.Conn) (int, error) {

@@ -17,10 +17,14 @@ import (
 )
 
 // snapshot is an open REPEATABLE READ transaction with its tables locked.
-// Its methods are serialised: the transaction lives on one connection.
+// WriteTable runs on a small pool of connections that all see the same
+// exported snapshot (SET TRANSACTION SNAPSHOT), so tables stream in
+// parallel, as pg_dump -j does; the first connection holds the locks.
 type snapshot struct {
 	mu        sync.Mutex
 	conn      *pgx.Conn
+	workers   []*pgx.Conn    // extra connections importing the snapshot
+	idle      chan *pgx.Conn // connections free for WriteTable
 	password  string
 	key       []byte
 	version   string
@@ -83,11 +87,19 @@ func (s *snapshot) postWithExtras() []byte {
 // primary-key order, teeing them into w and a fingerprint.
 func (s *snapshot) WriteTable(ctx context.Context, t source.Table, w io.Writer) (source.TableResult, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
+	idle := s.idle
+	s.mu.Unlock()
+	if idle == nil {
 		return source.TableResult{}, errors.New("postgres: snapshot is closed")
 	}
-	res, err := copyOut(ctx, s.conn, t, true, w, s.key)
+	var conn *pgx.Conn
+	select {
+	case conn = <-idle:
+	case <-ctx.Done():
+		return source.TableResult{}, ctx.Err()
+	}
+	res, err := copyOut(ctx, conn, t, true, w, s.key)
+	idle <- conn
 	if err != nil {
 		return source.TableResult{}, redactError(fmt.Errorf("table %s: %w", t.Name, err), s.password)
 	}
@@ -103,8 +115,11 @@ func (s *snapshot) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	for _, w := range s.workers {
+		w.Close(ctx)
+	}
 	err := s.conn.Close(ctx) // closing the connection ends the transaction
-	s.conn = nil
+	s.conn, s.workers, s.idle = nil, nil, nil
 	return redactError(err, s.password)
 }
 
