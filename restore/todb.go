@@ -142,14 +142,29 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	if err := applySchema(ctx, r, target, post); err != nil {
 		return nil, fmt.Errorf("post-data schema: %w", err)
 	}
+	// Every table read back and fingerprinted, opts.Parallel at a time.
+	fpErrs := make([]error, len(tables))
 	for i, t := range tables {
-		got, err := target.Fingerprint(ctx, t.Table)
-		if err != nil {
-			return nil, fmt.Errorf("fingerprint of restored table %s: %w", t.Name, err)
-		}
-		c := &checks[i]
-		c.Got, c.RowsRestored = got.Fingerprint, got.Rows
-		c.Match = got.Fingerprint == t.Fingerprint && got.Rows == t.Rows
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			got, err := target.Fingerprint(ctx, t.Table)
+			if err != nil {
+				fpErrs[i] = fmt.Errorf("fingerprint of restored table %s: %w", t.Name, err)
+				return
+			}
+			c := &checks[i]
+			c.Got, c.RowsRestored = got.Fingerprint, got.Rows
+			c.Match = got.Fingerprint == t.Fingerprint && got.Rows == t.Rows
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(fpErrs...); err != nil {
+		return nil, err
+	}
+	for _, c := range checks {
 		res.Bytes += c.Bytes
 		res.Rows += c.RowsRestored
 	}
