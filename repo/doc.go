@@ -1,6 +1,6 @@
 // Package repo owns a tenant's repository at every location: keys, packs,
 // indexes, snapshot manifests, check, forget and prune, and the Location
-// interface its backends implement (repo/local; S3 later).
+// interface its backends implement (repo/local, repo/s3).
 //
 // Vocabulary:
 //
@@ -15,6 +15,10 @@
 //     manifest does, so a crash leaves at most unreferenced packs.
 //   - Locations are written in parallel and commit independently; reads
 //     take the first location whose copy verifies and fall back to the next.
+//     Sync copies to each location what another holds and it lacks (a set
+//     difference of content addresses), verified after the copy.
+//   - A Delete that Object Lock refuses returns ErrRetained; prune skips
+//     such objects and removes them once their retention has ended.
 //
 // The byte formats are specified in docs/format.md; each decoder names the
 // section it implements. This package knows nothing of SQL.

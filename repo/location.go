@@ -16,6 +16,9 @@ var (
 	ErrCorrupt = errors.New("corrupt")
 	// ErrWrongKey: the key material does not open this repository.
 	ErrWrongKey = errors.New("wrong key")
+	// ErrRetained: a Delete refused because the object is under Object
+	// Lock retention that has not ended; prune skips such objects.
+	ErrRetained = errors.New("under retention")
 )
 
 // ObjectInfo describes one stored object.

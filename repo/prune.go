@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -44,8 +45,11 @@ type PruneResult struct {
 	BytesFreed     int64 `json:"bytes_freed"`
 	IndexesDeleted int   `json:"indexes_deleted"`
 	// TempFilesRemoved counts leftovers of interrupted writes.
-	TempFilesRemoved int  `json:"temp_files_removed,omitempty"`
-	DryRun           bool `json:"dry_run,omitempty"`
+	TempFilesRemoved int `json:"temp_files_removed,omitempty"`
+	// Retained counts objects kept because Object Lock retention has not
+	// ended (repo.ErrRetained); a later prune removes them.
+	Retained int  `json:"retained,omitempty"`
+	DryRun   bool `json:"dry_run,omitempty"`
 }
 
 // Prune deletes every pack that no snapshot at any location needs, after
@@ -163,7 +167,18 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 				continue
 			}
 			if err := l.Delete(ctx, objectName(r.tenant, kindIndex, h)); err != nil {
-				return nil, fmt.Errorf("prune: %w", err)
+				if !r.retained(res, err) {
+					return nil, fmt.Errorf("prune: %w", err)
+				}
+				// A retained index still feeds deduplication: the packs
+				// it names must stay as long as it does.
+				packs, err := r.readIndexObject(ctx, h)
+				if err != nil {
+					return nil, fmt.Errorf("prune: retained index %s: %w", h.Short(), err)
+				}
+				for _, p := range packs {
+					keep[p.Pack] = true
+				}
 			}
 		}
 	}
@@ -178,7 +193,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 				}
 			}
 			if err := l.Delete(ctx, objectName(r.tenant, kindData, h)); err != nil {
-				return nil, fmt.Errorf("prune: %w", err)
+				if !r.retained(res, err) {
+					return nil, fmt.Errorf("prune: %w", err)
+				}
 			}
 		}
 	}
@@ -196,6 +213,19 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 	r.setIndex(newIndexFrom(kept))
 	r.log.Info("pruned", "packs_deleted", res.PacksDeleted, "bytes_freed", res.BytesFreed, "packs_kept", res.PacksKept)
 	return res, nil
+}
+
+// retained reports whether a Delete failed only because Object Lock
+// retention has not ended: the object stays, noted, and prune goes on (a
+// later prune removes it). An unreferenced object that cannot be deleted
+// yet costs space, never correctness.
+func (r *Repo) retained(res *PruneResult, err error) bool {
+	if !errors.Is(err, ErrRetained) {
+		return false
+	}
+	res.Retained++
+	r.log.Info("prune: object kept until its retention ends", "err", err)
+	return true
 }
 
 // staleRemover is a Location that can leave temporary files behind when a

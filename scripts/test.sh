@@ -38,6 +38,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root rm -f /usr/sbin/policy-rc.d
 fi
 
+# --- S3 servers: versitygw, built once into the tool cache (internal/s3test)
+vgw_dir="${XDG_CACHE_HOME:-$HOME/.cache}/kluis"
+if [ -z "${KLUIS_VERSITYGW:-}" ] && [ ! -x "$vgw_dir/versitygw" ]; then
+  log "building versitygw v1.8.0 into $vgw_dir (once)"
+  mkdir -p "$vgw_dir"
+  (cd /tmp && GOBIN="$vgw_dir" GOFLAGS=-mod=mod GOWORK=off go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)
+fi
+
 export KLUIS_TEST_REQUIRE_SERVERS=1
 
 log "go version: $(go version)"
