@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/daemon"
+)
+
+// cmdStatus prints every tenant's backup health and exits 1 when any
+// tenant misses its RPO target or copy count: a monitoring check.
+func cmdStatus(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("status", "[--json]")
+	g.jsonFlag(fs)
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	rep := daemon.Status(ctx, a, now)
+	if g.jsonOut {
+		if err := g.printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		tz := a.TimeZone()
+		when := func(t time.Time) string {
+			if t.IsZero() {
+				return "-"
+			}
+			return t.In(tz).Format("2006-01-02 15:04")
+		}
+		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TENANT\tLAST BACKUP\tAGE\tCOPIES\tNEXT RUN\tRESTORE TEST\tSTATUS")
+		for _, t := range rep.Tenants {
+			age := "-"
+			if !t.LastSuccess.IsZero() {
+				age = (time.Duration(t.AgeSeconds) * time.Second).Round(time.Minute).String()
+			}
+			var copies []string
+			for _, l := range a.Cfg.Locations {
+				copies = append(copies, fmt.Sprintf("%s:%d", l.Name, t.Copies[l.Name]))
+			}
+			status := "ok"
+			if t.Degraded {
+				status = "DEGRADED"
+			}
+			if !t.OK() {
+				status = "FAIL: " + strings.Join(t.Problems, "; ")
+			}
+			rt := t.RestoreTest
+			if !t.RestoreTestTime.IsZero() {
+				rt += " " + when(t.RestoreTestTime)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Tenant, when(t.LastSuccess), age, strings.Join(copies, " "), when(t.NextRun), rt, status)
+		}
+		tw.Flush()
+		for _, e := range rep.Errors {
+			fmt.Fprintln(g.stdout, "error:", e)
+		}
+	}
+	if !rep.OK {
+		return &silentError{code: exitFailed}
+	}
+	return nil
+}
+
+// checkDatabasesOnline is the database part of `kluis config check
+// --online`: it connects to every tenant database and discovery server
+// (reading only server versions and database names) and prints each
+// result. It fails when any connection fails.
+func checkDatabasesOnline(ctx context.Context, g *globals, c *config.Config) error {
+	a := appliance.New(c, g.log)
+	results := a.CheckDatabases(ctx)
+	failed := 0
+	for _, r := range results {
+		if !r.OK {
+			failed++
+		}
+	}
+	if g.jsonOut {
+		g.printJSON(map[string]any{"ok": failed == 0, "databases": results})
+	} else {
+		for _, r := range results {
+			if r.OK {
+				fmt.Fprintf(g.stdout, "%s %s: ok (%s)\n", r.Kind, r.Name, r.Detail)
+			} else {
+				fmt.Fprintf(g.stdout, "%s %s: FAILED: %s\n", r.Kind, r.Name, r.Error)
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d databases unreachable", failed, len(results))
+	}
+	return nil
+}

@@ -1,0 +1,383 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/schedule"
+	"github.com/kluis-nl/kluis/source"
+)
+
+// lastOK is the time of the last successful run per job name.
+type lastOK map[string]time.Time
+
+// loadState restores the last results from the history, and for tenants
+// the history does not know, from the repository (the newest snapshot):
+// the state directory can be lost without losing the schedule.
+func (d *Daemon) loadState(ctx context.Context) {
+	a := d.Appliance()
+	last := d.historyLastOK(a)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range a.Cfg.Tenants {
+		t := &a.Cfg.Tenants[i]
+		if !Scheduled(t) {
+			continue
+		}
+		if _, ok := last[JobName(KindBackup, t.ID)]; ok {
+			continue // the history set the metrics
+		}
+		r, err := a.OpenRepo(ctx, t.ID)
+		if err != nil {
+			continue // no repository yet: the first backup creates it
+		}
+		snaps, err := r.Snapshots(ctx)
+		if err != nil || len(snaps) == 0 {
+			continue
+		}
+		s := snaps[len(snaps)-1]
+		d.fromRepo[JobName(KindBackup, t.ID)] = s.Manifest.Finished
+		d.degraded[t.ID] = len(s.Locations) < a.Cfg.Policy.RequiredCopies
+		d.metrics.snapshot(t.ID, s.Manifest.Finished, s.Locations, locationNames(a), a.Cfg.Policy.RequiredCopies)
+	}
+}
+
+func (d *Daemon) historyLastOK(a *appliance.Appliance) lastOK {
+	hist, err := a.History()
+	if err != nil {
+		d.log.Warn("cannot read the job history; catch-up relies on the repositories", "err", err)
+	}
+	last := lastOK{}
+	for _, r := range hist {
+		if r.Job == KindRestoreTest && r.Tenant != "" {
+			d.metrics.SetRestoreTest(r.Tenant, r.OK)
+		}
+		if !r.OK {
+			continue
+		}
+		name := JobName(r.Job, r.Tenant)
+		if r.Time.After(last[name]) {
+			last[name] = r.Time
+		}
+		if r.Job == KindBackup {
+			d.setDegraded(r.Tenant, len(r.Committed) < a.Cfg.Policy.RequiredCopies)
+		}
+		if r.Job == KindSync {
+			d.setDegraded(r.Tenant, false)
+		}
+		if r.Job == KindBackup && r.Stats != nil {
+			d.metrics.duration.WithLabelValues(r.Tenant).Set(r.Duration)
+			d.metrics.bytesRead.WithLabelValues(r.Tenant).Set(float64(r.Stats.Read))
+			d.metrics.bytesStored.WithLabelValues(r.Tenant).Set(float64(r.Stats.Stored))
+			d.metrics.snapshot(r.Tenant, r.Time, r.Committed, locationNames(a), a.Cfg.Policy.RequiredCopies)
+		}
+	}
+	return last
+}
+
+func locationNames(a *appliance.Appliance) []string {
+	out := make([]string, 0, len(a.Cfg.Locations))
+	for _, l := range a.Cfg.Locations {
+		out = append(out, l.Name)
+	}
+	return out
+}
+
+// setJobs builds the job set from the current config and hands it to the
+// scheduler.
+func (d *Daemon) setJobs() {
+	a := d.Appliance()
+	tz := a.TimeZone()
+	last := d.historyLastOK(a)
+	d.mu.Lock()
+	for name, at := range d.fromRepo {
+		if at.After(last[name]) {
+			last[name] = at
+		}
+	}
+	d.mu.Unlock()
+	var jobs []schedule.Job
+	retSpec, retErr := RetentionSpec(a.Cfg, tz)
+	if retErr != nil {
+		d.log.Error("retention not scheduled", "err", retErr)
+	}
+	retention := policyRetention(a)
+	if retention.Empty() {
+		d.log.Info("retention not scheduled: policy.retention keeps everything (no keep_* set)")
+	}
+	rtSpec := d.opts.Hooks.RestoreTestSchedule
+	if rtSpec == "" {
+		rtSpec = "0 6 * * 0"
+	}
+	hourly, _ := schedule.Parse("@every 1h", tz)
+	tenants := 0
+	for i := range a.Cfg.Tenants {
+		t := a.Cfg.Tenants[i]
+		if !Scheduled(&t) {
+			d.log.Info("tenant not scheduled: engine files has no unattended source", "tenant", t.ID)
+			continue
+		}
+		spec, err := BackupSpec(a.Cfg, &t, tz)
+		if err != nil {
+			d.log.Error("tenant not scheduled", "tenant", t.ID, "err", err)
+			continue
+		}
+		tenants++
+		id := t.ID
+		name := JobName(KindBackup, id)
+		jobs = append(jobs, schedule.Job{Name: name, Tenant: id, Kind: KindBackup, Spec: spec,
+			CatchUp: true, LastSuccess: last[name], MaxAge: DailyMaxAge,
+			Run: func(ctx context.Context) error { return d.runBackup(ctx, id) }})
+		if retErr == nil && !retention.Empty() {
+			name := JobName(KindRetention, id)
+			jobs = append(jobs, schedule.Job{Name: name, Tenant: id, Kind: KindRetention, Spec: retSpec,
+				CatchUp: !last[name].IsZero(), LastSuccess: last[name], MaxAge: 2 * DailyMaxAge,
+				Run: func(ctx context.Context) error { return d.runRetention(ctx, id) }})
+		}
+		jobs = append(jobs, schedule.Job{Name: JobName(KindSync, id), Tenant: id, Kind: KindSync, Spec: hourly,
+			Run: func(ctx context.Context) error { return d.runSync(ctx, id) }})
+		if hook := d.opts.Hooks.RestoreTest; hook != nil {
+			spec, err := schedule.Parse(rtSpec, tz)
+			if err != nil {
+				d.log.Error("restore tests not scheduled", "err", err)
+			} else {
+				name := JobName(KindRestoreTest, id)
+				jobs = append(jobs, schedule.Job{Name: name, Tenant: id, Kind: KindRestoreTest, Spec: spec,
+					Run: func(ctx context.Context) error { return d.runRestoreTest(ctx, id, hook) }})
+			}
+		}
+	}
+	if len(a.Cfg.Discover) > 0 {
+		jobs = append(jobs, schedule.Job{Name: KindDiscover, Tenant: discoverTenant, Kind: KindDiscover, Spec: hourly,
+			Run: func(ctx context.Context) error {
+				before := len(d.Appliance().Cfg.Tenants)
+				d.discover(ctx)
+				if len(d.Appliance().Cfg.Tenants) != before {
+					d.setJobs()
+				}
+				return nil
+			}})
+	}
+	d.metrics.tenants.Set(float64(tenants))
+	d.sched.SetJobs(jobs)
+}
+
+func policyRetention(a *appliance.Appliance) repo.Retention {
+	p := a.Cfg.Policy.Retention
+	return repo.Retention{KeepLast: p.KeepLast, KeepDaily: p.KeepDaily, KeepWeekly: p.KeepWeekly, KeepMonthly: p.KeepMonthly}
+}
+
+// runBackup takes one snapshot of a tenant database.
+func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
+	a := d.Appliance()
+	t, err := a.Cfg.Tenant(tenant)
+	if err != nil {
+		return err // removed by a reload or a discovery since it was queued
+	}
+	log := d.log.With("tenant", tenant, "job", KindBackup)
+	var res *repo.Result
+	defer func() {
+		if res == nil && err != nil {
+			a.RecordBackup(tenant, nil, err)
+		}
+	}()
+	lock, err := a.Lock(ctx, tenant, false)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	r, err := a.OpenOrInitRepo(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	newEngine := d.opts.Engine
+	if newEngine == nil {
+		newEngine = func(a *appliance.Appliance, t *config.Tenant, key []byte) (source.Engine, error) {
+			return a.Engine(t, key)
+		}
+	}
+	eng, err := newEngine(a, t, r.FingerprintKey())
+	if err != nil {
+		return err
+	}
+	res, err = backup.Database(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID})
+	if res != nil {
+		a.RecordBackup(tenant, res, err)
+	}
+	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			log.Warn("backup cancelled: nothing committed")
+		}
+		return err
+	}
+	st := res.Stats
+	d.metrics.duration.WithLabelValues(tenant).Set(res.Finished.Sub(res.Started).Seconds())
+	d.metrics.bytesRead.WithLabelValues(tenant).Set(float64(st.Read))
+	d.metrics.bytesStored.WithLabelValues(tenant).Set(float64(st.Stored))
+	d.metrics.snapshot(tenant, res.Finished, res.Committed, locationNames(a), a.Cfg.Policy.RequiredCopies)
+	log.Info("snapshot committed", "snapshot", res.ID.Short(), "locations", res.Committed,
+		"bytes_read", st.Read, "bytes_stored", st.Stored, "seconds", res.Finished.Sub(res.Started).Seconds())
+	if res.Degraded(a.Cfg.Policy.RequiredCopies) {
+		// Sync of degraded snapshots: see docs/ops.md ("Daemon"). The next
+		// backup with the location back copies what it misses.
+		log.Warn("snapshot degraded: sync queued", "snapshot", res.ID.Short(), "committed", len(res.Committed), "required", a.Cfg.Policy.RequiredCopies)
+		d.setDegraded(tenant, true)
+		d.sched.Trigger(JobName(KindSync, tenant)) // runs once this backup has released the tenant
+	} else {
+		d.setDegraded(tenant, false)
+	}
+	return nil
+}
+
+func (d *Daemon) setDegraded(tenant string, v bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v {
+		d.degraded[tenant] = true
+	} else {
+		delete(d.degraded, tenant)
+	}
+}
+
+func (d *Daemon) isDegraded(tenant string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.degraded[tenant]
+}
+
+// runSync copies what a lagging location misses (repo.Repo.Sync) for a
+// degraded tenant, under the tenant's shared lock; a healthy tenant is
+// left alone. It fails (and is retried) until every location is complete.
+func (d *Daemon) runSync(ctx context.Context, tenant string) (err error) {
+	if !d.isDegraded(tenant) {
+		return nil
+	}
+	a := d.Appliance()
+	started := d.clock.Now()
+	rec := appliance.Record{Tenant: tenant, Job: KindSync, Extra: map[string]any{}}
+	defer func() {
+		rec.Time, rec.OK, rec.Duration = d.clock.Now().UTC(), err == nil, d.clock.Now().Sub(started).Seconds()
+		if err != nil {
+			rec.Error = err.Error()
+		}
+		if werr := a.AppendHistory(rec); werr != nil {
+			d.log.Warn("cannot record job history", "tenant", tenant, "err", werr)
+		}
+	}()
+	lock, err := a.Lock(ctx, tenant, false)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	r, err := a.OpenRepo(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	res, err := r.Sync(ctx)
+	if err != nil {
+		return err
+	}
+	copied, incomplete := 0, 0
+	for _, l := range res {
+		copied += l.Copied
+		if !l.Complete() {
+			incomplete++
+			d.log.Warn("sync incomplete", "tenant", tenant, "job", KindSync, "location", l.Location, "missing", l.Missing, "err", l.Error)
+		}
+	}
+	rec.Extra["objects_copied"] = copied
+	if incomplete > 0 {
+		return fmt.Errorf("sync: %d of %d locations still incomplete", incomplete, len(res))
+	}
+	d.setDegraded(tenant, false)
+	if snaps, err := r.Snapshots(ctx); err == nil && len(snaps) > 0 {
+		s := snaps[len(snaps)-1]
+		d.metrics.snapshot(tenant, s.Manifest.Finished, s.Locations, locationNames(a), a.Cfg.Policy.RequiredCopies)
+	}
+	d.log.Info("sync complete: tenant no longer degraded", "tenant", tenant, "job", KindSync, "objects_copied", copied)
+	return nil
+}
+
+// runRetention forgets snapshots by policy.retention and prunes, holding
+// the tenant's lock exclusively.
+func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
+	a := d.Appliance()
+	if _, err := a.Cfg.Tenant(tenant); err != nil {
+		return err
+	}
+	started := d.clock.Now()
+	rec := appliance.Record{Tenant: tenant, Job: KindRetention, Extra: map[string]any{}}
+	defer func() {
+		rec.Time, rec.OK, rec.Duration = d.clock.Now().UTC(), err == nil, d.clock.Now().Sub(started).Seconds()
+		if err != nil {
+			rec.Error = err.Error()
+		}
+		if werr := a.AppendHistory(rec); werr != nil {
+			d.log.Warn("cannot record job history", "tenant", tenant, "err", werr)
+		}
+	}()
+	lock, err := a.Lock(ctx, tenant, true)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	r, err := a.OpenRepo(ctx, tenant)
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil // nothing backed up yet
+	}
+	if err != nil {
+		return err
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	ds, err := repo.ApplyRetention(snaps, policyRetention(a), a.TimeZone())
+	if err != nil {
+		return err
+	}
+	var remove []repo.Hash
+	for _, dc := range ds {
+		if !dc.Keep {
+			remove = append(remove, dc.Snapshot.ID)
+		}
+	}
+	if len(remove) > 0 {
+		if _, err := r.Forget(ctx, remove); err != nil {
+			return err
+		}
+	}
+	pr, err := r.Prune(ctx, repo.PruneOptions{Grace: time.Hour})
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	rec.Extra["forgotten"], rec.Extra["packs_deleted"], rec.Extra["bytes_freed"] = len(remove), pr.PacksDeleted, pr.BytesFreed
+	d.log.Info("retention applied", "tenant", tenant, "job", KindRetention, "forgotten", len(remove), "kept", len(ds)-len(remove), "packs_deleted", pr.PacksDeleted)
+	return nil
+}
+
+// runRestoreTest runs the restore-test hook and records its verdict.
+func (d *Daemon) runRestoreTest(ctx context.Context, tenant string, hook RestoreTestFunc) error {
+	a := d.Appliance()
+	started := d.clock.Now()
+	passed, err := hook(ctx, a, tenant)
+	rec := appliance.Record{Time: d.clock.Now().UTC(), Tenant: tenant, Job: KindRestoreTest, OK: err == nil && passed,
+		Duration: d.clock.Now().Sub(started).Seconds()}
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	if werr := a.AppendHistory(rec); werr != nil {
+		d.log.Warn("cannot record job history", "tenant", tenant, "err", werr)
+	}
+	d.metrics.SetRestoreTest(tenant, rec.OK)
+	if err == nil && !passed {
+		err = errors.New("restore test failed")
+	}
+	return err
+}

@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the daemon's Prometheus metrics. Labels carry tenant ids,
+// job kinds and location names only: never a DSN, path or personal data.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	lastSuccess *prometheus.GaugeVec
+	duration    *prometheus.GaugeVec
+	bytesRead   *prometheus.GaugeVec
+	bytesStored *prometheus.GaugeVec
+	copies      *prometheus.GaugeVec
+	atLocation  *prometheus.GaugeVec
+	degraded    *prometheus.GaugeVec
+	failures    *prometheus.CounterVec
+	restoreTest *prometheus.GaugeVec
+	tenants     prometheus.Gauge
+
+	mu     sync.Mutex
+	newest map[string]time.Time // tenant → newest snapshot, for the age gauge
+	now    func() time.Time
+}
+
+var ageDesc = prometheus.NewDesc("kluis_snapshot_age_seconds",
+	"Age of the tenant's newest snapshot (time since its backup finished).", []string{"tenant"}, nil)
+
+func newMetrics(now func() time.Time, running func() float64) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), newest: map[string]time.Time{}, now: now}
+	g := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+		m.reg.MustRegister(v)
+		return v
+	}
+	m.lastSuccess = g("kluis_backup_last_success_timestamp_seconds", "Unix time the tenant's last successful backup finished.", "tenant")
+	m.duration = g("kluis_backup_duration_seconds", "Duration of the tenant's last backup.", "tenant")
+	m.bytesRead = g("kluis_backup_bytes_read", "Bytes read from the source by the tenant's last backup.", "tenant")
+	m.bytesStored = g("kluis_backup_bytes_stored", "Sealed bytes written per location by the tenant's last backup (new packs).", "tenant")
+	m.copies = g("kluis_snapshot_copies", "Locations holding the tenant's newest snapshot.", "tenant")
+	m.atLocation = g("kluis_snapshot_at_location", "1 when the tenant's newest snapshot is committed at the location.", "tenant", "location")
+	m.degraded = g("kluis_snapshot_degraded", "1 when the tenant's newest snapshot is at fewer than policy.required_copies locations.", "tenant")
+	m.restoreTest = g("kluis_restore_test_ok", "Result of the tenant's last restore test: 1 passed, 0 failed.", "tenant")
+	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kluis_job_failures_total", Help: "Failed job attempts."}, []string{"tenant", "job"})
+	m.tenants = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kluis_tenants", Help: "Tenants the daemon schedules (declared and discovered)."})
+	m.reg.MustRegister(m.failures, m.tenants, m,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kluis_jobs_running", Help: "Jobs running now."}, running))
+	return m
+}
+
+// Describe implements prometheus.Collector (the age gauge).
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { ch <- ageDesc }
+
+// Collect implements prometheus.Collector: the age is computed at scrape
+// time from the newest snapshot's time.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	for t, at := range m.newest {
+		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, now.Sub(at).Seconds(), t)
+	}
+}
+
+// snapshot records a tenant's newest snapshot.
+func (m *Metrics) snapshot(tenant string, finished time.Time, locations, allLocations []string, required int) {
+	m.mu.Lock()
+	if finished.After(m.newest[tenant]) {
+		m.newest[tenant] = finished
+	}
+	m.mu.Unlock()
+	m.lastSuccess.WithLabelValues(tenant).Set(float64(finished.UnixMilli()) / 1e3)
+	m.copies.WithLabelValues(tenant).Set(float64(len(locations)))
+	at := map[string]bool{}
+	for _, l := range locations {
+		at[l] = true
+	}
+	for _, l := range allLocations {
+		v := 0.0
+		if at[l] {
+			v = 1
+		}
+		m.atLocation.WithLabelValues(tenant, l).Set(v)
+	}
+	d := 0.0
+	if len(locations) < required {
+		d = 1
+	}
+	m.degraded.WithLabelValues(tenant).Set(d)
+}
+
+// SetRestoreTest records a restore-test verdict (for the restore-test hook).
+func (m *Metrics) SetRestoreTest(tenant string, ok bool) {
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	m.restoreTest.WithLabelValues(tenant).Set(v)
+}
+
+// Handler serves /metrics and /healthz.
+func (m *Metrics) handler(healthy func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}

@@ -1,0 +1,144 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/repo"
+)
+
+// TenantStatus is one tenant's line in `kluis status`.
+type TenantStatus struct {
+	Tenant     string `json:"tenant"`
+	Engine     string `json:"engine"`
+	Discovered bool   `json:"discovered,omitempty"`
+	// LastSuccess is when the newest snapshot finished (zero: none).
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	AgeSeconds  float64   `json:"age_seconds,omitempty"`
+	Snapshot    string    `json:"snapshot,omitempty"`
+	// Locations holds the newest snapshot; Copies counts snapshots per
+	// location.
+	Locations []string       `json:"locations"`
+	Copies    map[string]int `json:"copies_per_location"`
+	// Degraded is true when the newest snapshot is at fewer than
+	// policy.required_copies locations; DegradedSnapshots counts all such.
+	Degraded          bool      `json:"degraded"`
+	DegradedSnapshots int       `json:"degraded_snapshots"`
+	NextRun           time.Time `json:"next_run,omitzero"`
+	// RestoreTest is the last restore-test verdict: "passed", "failed" or
+	// "never"; RestoreTestTime when it ran.
+	RestoreTest     string    `json:"restore_test"`
+	RestoreTestTime time.Time `json:"restore_test_time,omitzero"`
+	// Problems make the status fail (exit 1); empty when all is well.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// OK reports whether the tenant meets its RPO target and copy count.
+func (s *TenantStatus) OK() bool { return len(s.Problems) == 0 }
+
+// Report is the whole `kluis status`.
+type Report struct {
+	Time    time.Time      `json:"time"`
+	OK      bool           `json:"ok"`
+	Tenants []TenantStatus `json:"tenants"`
+	// Errors are problems not tied to one tenant (a discovery server down).
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Status reports every tenant (declared and discovered) from the
+// repositories (snapshot manifests and where they are; no pack is read)
+// and the job history (restore-test verdicts). A tenant fails when its
+// newest snapshot is older than policy.rpo_target, missing, or at fewer
+// than policy.required_copies locations.
+func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report {
+	rep := &Report{Time: now}
+	if len(a.Cfg.Discover) > 0 {
+		res := a.Discover(ctx)
+		for _, err := range res.Errors {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+		a = a.WithTenants(res.Tenants)
+	}
+	hist, err := a.History()
+	if err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("job history: %v", err))
+	}
+	lastTest := map[string]appliance.Record{}
+	for _, r := range hist {
+		if r.Job == KindRestoreTest {
+			lastTest[r.Tenant] = r
+		}
+	}
+	for i := range a.Cfg.Tenants {
+		st := tenantStatus(ctx, a, &a.Cfg.Tenants[i], now)
+		if r, ok := lastTest[st.Tenant]; ok {
+			st.RestoreTest, st.RestoreTestTime = "failed", r.Time
+			if r.OK {
+				st.RestoreTest = "passed"
+			}
+		}
+		rep.Tenants = append(rep.Tenants, st)
+	}
+	rep.OK = len(rep.Errors) == 0
+	for _, t := range rep.Tenants {
+		if !t.OK() {
+			rep.OK = false
+		}
+	}
+	return rep
+}
+
+func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant, now time.Time) TenantStatus {
+	pol := a.Cfg.Policy
+	st := TenantStatus{Tenant: t.ID, Engine: t.Engine, Discovered: t.Discovered, Copies: map[string]int{}, Locations: []string{}, RestoreTest: "never"}
+	if Scheduled(t) {
+		if spec, err := BackupSpec(a.Cfg, t, a.TimeZone()); err == nil {
+			st.NextRun = spec.Next(now)
+		}
+	}
+	for _, l := range a.Cfg.Locations {
+		st.Copies[l.Name] = 0
+	}
+	r, err := a.OpenRepo(ctx, t.ID)
+	if errors.Is(err, repo.ErrNotFound) {
+		st.Problems = append(st.Problems, "no repository yet (no backup has run)")
+		return st
+	}
+	if err != nil {
+		st.Problems = append(st.Problems, err.Error())
+		return st
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		st.Problems = append(st.Problems, err.Error())
+		return st
+	}
+	for _, s := range snaps {
+		for _, l := range s.Locations {
+			st.Copies[l]++
+		}
+		if len(s.Locations) < pol.RequiredCopies {
+			st.DegradedSnapshots++
+		}
+	}
+	if len(snaps) == 0 {
+		st.Problems = append(st.Problems, "no snapshot")
+		return st
+	}
+	newest := snaps[len(snaps)-1]
+	st.LastSuccess, st.Snapshot, st.Locations = newest.Manifest.Finished, newest.ID.Short(), newest.Locations
+	age := now.Sub(newest.Manifest.Finished)
+	st.AgeSeconds = age.Seconds()
+	if rpo := pol.RPOTarget.D(); age > rpo {
+		st.Problems = append(st.Problems, fmt.Sprintf("newest snapshot is %s old, over the RPO target %s", age.Round(time.Minute), rpo))
+	}
+	if len(newest.Locations) < pol.RequiredCopies {
+		st.Degraded = true
+		st.Problems = append(st.Problems, fmt.Sprintf("newest snapshot is at %d of %d required locations", len(newest.Locations), pol.RequiredCopies))
+	}
+	return st
+}
