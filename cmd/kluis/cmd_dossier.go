@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore/dossier"
+)
+
+// dossierMemoryLimit is the soft heap limit of dossier commands.
+const dossierMemoryLimit = 150 << 20
+
+// operatorName is --operator, else the OS user.
+func operatorName(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown"
+}
+
+func signingKey(a *appliance.Appliance) (ed25519.PrivateKey, error) {
+	return repo.LoadSigningKey(a.Cfg.Resolve(a.Cfg.Appliance.SigningKeyFile))
+}
+
+// dossierSession is what show and restore share: the repo, the snapshot,
+// the plan and the access-log record being filled in.
+type dossierSession struct {
+	a    *appliance.Appliance
+	key  ed25519.PrivateKey
+	r    *repo.Repo
+	snap repo.SnapshotInfo
+	plan *dossier.Plan
+	rec  dossier.Access
+}
+
+func openDossier(ctx context.Context, a *appliance.Appliance, tenant, snapshot, id, operator, action string) (*dossierSession, error) {
+	if err := requireTenant(a, tenant); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, usageErrorf("--id is required")
+	}
+	// Extraction holds only key sets; what grows is the repository's pack
+	// cache and garbage. A soft limit keeps a dossier restore well under
+	// 200 MB RSS on a busy appliance (GOMEMLIMIT overrides it).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(dossierMemoryLimit)
+	}
+	profile, err := a.Cfg.DossierFor(tenant)
+	if err != nil {
+		return nil, &configError{err}
+	}
+	key, err := signingKey(a)
+	if err != nil {
+		return nil, err
+	}
+	s := &dossierSession{a: a, key: key, rec: dossier.Access{
+		Time: a.Now().UTC(), Operator: operatorName(operator), Tenant: tenant, ID: id, Snapshot: snapshot, Action: action,
+	}}
+	if s.r, err = a.OpenRepo(ctx, tenant); err != nil {
+		return s, err
+	}
+	if s.snap, err = s.r.FindSnapshot(ctx, snapshot); err != nil {
+		return s, err
+	}
+	s.rec.Snapshot = s.snap.ID.String()
+	tables, err := backup.Tables(s.snap.Manifest)
+	if err != nil {
+		return s, err
+	}
+	s.plan, err = dossier.NewPlan(s.snap.Manifest.Engine, tables, profile)
+	return s, err
+}
+
+// logAccess appends the access record with the command's outcome. The
+// record is written even when the command failed; failing to write it
+// fails the command.
+func (s *dossierSession) logAccess(err error) error {
+	if s == nil {
+		return err
+	}
+	s.rec.Result = "ok"
+	if err != nil {
+		s.rec.Result = "failed: " + err.Error()
+	}
+	if lerr := dossier.LogAccess(s.a.StateDir(), s.key, s.rec); lerr != nil {
+		return errors.Join(err, fmt.Errorf("writing the dossier access log: %w", lerr))
+	}
+	return err
+}
+
+func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("dossier show", "--tenant T --snapshot ID|latest --id K [--operator NAME] [--json]")
+	tenant := fs.String("tenant", "", "tenant `id`")
+	snapshot := fs.String("snapshot", "latest", "snapshot `id` (a unique prefix) or latest")
+	id := fs.String("id", "", "the dossier's root key `value` (e.g. the client id)")
+	operator := fs.String("operator", "", "who is looking (default: the OS user); recorded in the access log")
+	reason := fs.String("reason", "", "why (recorded in the access log)")
+	g.jsonFlag(fs)
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	s, err := openDossier(ctx, a, *tenant, *snapshot, *id, *operator, "show")
+	if s == nil {
+		return err
+	}
+	s.rec.Reason = *reason
+	var res *dossier.Result
+	if err == nil {
+		res, err = dossier.Extract(ctx, s.r, s.snap.Manifest, s.plan, *id, nil)
+	}
+	if err := s.logAccess(err); err != nil {
+		return err
+	}
+	if g.jsonOut {
+		return g.printJSON(map[string]any{"tenant": *tenant, "snapshot": s.snap.ID.String(), "dossier_id": *id, "tables": res.Tables, "rows": res.Rows, "shared": res.Shared})
+	}
+	fmt.Fprintf(g.stdout, "dossier %s of tenant %s in snapshot %s (%s): %d rows\n", *id, *tenant, s.snap.ID.Short(), s.snap.Manifest.Started.Format("2006-01-02 15:04 MST"), res.Rows)
+	for _, t := range res.Tables {
+		fmt.Fprintf(g.stdout, "  %-40s %8d\n", t.Table, t.Rows)
+	}
+	if len(res.Shared) > 0 {
+		fmt.Fprintln(g.stdout, "shared rows it refers to (not part of the dossier; they must exist in a restore target):")
+		for _, sh := range res.Shared {
+			fmt.Fprintf(g.stdout, "  %-40s %8d  %s\n", sh.Table, len(sh.Keys), shortList(sh.Display, 10))
+		}
+	}
+	return nil
+}
+
+func shortList(xs []string, n int) string {
+	if len(xs) <= n {
+		return strings.Join(xs, "; ")
+	}
+	return strings.Join(xs[:n], "; ") + fmt.Sprintf("; … (%d more)", len(xs)-n)
+}
+
+func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("dossier restore", "--tenant T --snapshot ID|latest --id K --reason TEXT (--format sql|json --out FILE | --into PATH-OR-DSN | --into-dsn-file FILE) [--on-conflict fail|skip]")
+	tenant := fs.String("tenant", "", "tenant `id`")
+	snapshot := fs.String("snapshot", "latest", "snapshot `id` (a unique prefix) or latest")
+	id := fs.String("id", "", "the dossier's root key `value` (e.g. the client id)")
+	reason := fs.String("reason", "", "why the dossier is restored (required; recorded in the access log)")
+	operator := fs.String("operator", "", "who restores (default: the OS user); recorded in the access log")
+	format := fs.String("format", "sql", "file `format`: sql or json")
+	out := fs.String("out", "", "write the dossier to `FILE` (created; never overwritten)")
+	into := fs.String("into", "", "insert into this live database: a sqlite `file`, or a postgres DSN without a password")
+	intoDSNFile := fs.String("into-dsn-file", "", "read the postgres target DSN from `file` (mode 0600)")
+	onConflict := fs.String("on-conflict", "fail", "rows that already exist in the target: fail or skip")
+	override := fs.String("override-erasure", "", "restore an erased dossier anyway, for this `reason` (recorded)")
+	if err := g.parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*reason) == "" {
+		return usageErrorf("--reason is required: say why this dossier is restored (it is recorded in the access log)")
+	}
+	n := 0
+	for _, v := range []string{*out, *into, *intoDSNFile} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return usageErrorf("give exactly one of --out, --into, --into-dsn-file")
+	}
+	if *format != "sql" && *format != "json" {
+		return usageErrorf("--format %q: want sql or json", *format)
+	}
+	oc := dossier.OnConflict(*onConflict)
+	if oc != dossier.ConflictFail && oc != dossier.ConflictSkip {
+		return usageErrorf("--on-conflict %q: want fail or skip", *onConflict)
+	}
+	if *into != "" && appliance.DSNHasPassword(*into) {
+		return usageErrorf("--into must not carry a password (it would show in the process list and shell history): use --into-dsn-file, PGPASSFILE or PGPASSWORD")
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	action := "restore-" + *format
+	if *out == "" {
+		action = "restore-into"
+	}
+	s, err := openDossier(ctx, a, *tenant, *snapshot, *id, *operator, action)
+	if s == nil {
+		return err
+	}
+	s.rec.Reason, s.rec.Override = *reason, *override
+	var summary string
+	if err == nil {
+		summary, err = dossierRestore(ctx, s, *id, *format, *out, *into, *intoDSNFile, oc, *override)
+	}
+	if err := s.logAccess(err); err != nil {
+		return err
+	}
+	fmt.Fprintln(g.stdout, summary)
+	return nil
+}
+
+func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, into, intoDSNFile string, oc dossier.OnConflict, override string) (string, error) {
+	erasures, err := dossier.Erasures(s.a.StateDir(), s.key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return "", err
+	}
+	if e, erased := dossier.ErasedAt(erasures, s.rec.Tenant, id); erased && strings.TrimSpace(override) == "" {
+		return "", fmt.Errorf("dossier %s of tenant %s was erased on %s (AVG art. 17 register): refusing to restore it; give --override-erasure REASON only with a lawful ground", id, s.rec.Tenant, e.Time.Format("2006-01-02"))
+	}
+	m := s.snap.Manifest
+	if out != "" {
+		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return "", err
+		}
+		header := map[string]any{"tenant": m.Tenant, "snapshot": s.snap.ID.String(), "snapshot_started": m.Started, "dossier_id": id, "engine": m.Engine}
+		var sink dossier.Sink
+		var finish func() error
+		if format == "json" {
+			w, err := dossier.NewJSONWriter(f, header)
+			if err != nil {
+				f.Close()
+				return "", err
+			}
+			sink, finish = w, w.Finish
+		} else {
+			w, err := dossier.NewSQLWriter(f, m.Engine, []string{
+				"kluis dossier " + id + " of tenant " + m.Tenant,
+				"snapshot " + s.snap.ID.String() + " taken " + m.Started.UTC().Format("2006-01-02T15:04:05Z"),
+				"parents before children; shared rows (see kluis dossier show) must exist in the target",
+			}, oc)
+			if err != nil {
+				f.Close()
+				return "", err
+			}
+			sink, finish = w, w.Finish
+		}
+		res, err := dossier.Extract(ctx, s.r, m, s.plan, id, sink)
+		if err == nil {
+			err = finish()
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(out)
+			return "", err
+		}
+		return fmt.Sprintf("wrote dossier %s (%d rows in %d tables, snapshot %s) to %s", id, res.Rows, len(res.Tables), s.snap.ID.Short(), filepath.Clean(out)), nil
+	}
+	where := into
+	if intoDSNFile != "" {
+		if where, err = appliance.ReadDSN(intoDSNFile); err != nil {
+			return "", err
+		}
+	}
+	res, err := dossier.RestoreInto(ctx, s.r, m, s.plan, id, where, oc)
+	if err != nil {
+		return "", err
+	}
+	ins, skip := res.Inserted, res.Skipped
+	msg := fmt.Sprintf("restored dossier %s from snapshot %s: %d rows in %d tables inserted in one transaction", id, s.snap.ID.Short(), ins, len(res.Tables))
+	if skip > 0 {
+		msg += fmt.Sprintf(", %d already present and kept", skip)
+	}
+	return msg, nil
+}

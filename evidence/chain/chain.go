@@ -1,0 +1,266 @@
+// Package chain keeps an append-only, hash-chained, signed JSON-lines log:
+// the shape of the dossier access log and the erasure register, and reusable
+// for the evidence log. It needs only an Ed25519 key to append and only the
+// public key to verify; it knows nothing of tenants, tenant keys or what the
+// records mean.
+//
+// # Format
+//
+// A log is a file of lines, each ending in LF. A line is the JSON object
+//
+//	{"entry":ENTRY,"sig":"BASE64"}
+//
+// written exactly so (no spaces, keys in this order), where ENTRY is the
+// JSON object {"seq":N,"prev":"HEX","time":"RFC3339",
+// "body":BODY}. seq counts from 1; prev is the lower-case hex SHA-256 of the
+// whole previous line without its LF (64 zeros for the first line); sig is
+// the standard base64 Ed25519 signature of the ENTRY bytes exactly as they
+// appear in the line. Verify detects an edited, removed, reordered or
+// inserted line: every one of those breaks a signature, a seq or a prev.
+// A plain hash chain cannot show that its newest lines were cut off; keep
+// the count and last hash elsewhere (Head) to detect that.
+package chain
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// MaxLine bounds one line of a log; a longer line is corrupt.
+const MaxLine = 1 << 20
+
+// ErrBroken is wrapped by every verification failure.
+var ErrBroken = errors.New("log does not verify")
+
+// Entry is one record of a log.
+type Entry struct {
+	Seq  uint64          `json:"seq"`
+	Prev string          `json:"prev"`
+	Time time.Time       `json:"time"`
+	Body json.RawMessage `json:"body"`
+}
+
+type line struct {
+	Entry json.RawMessage `json:"entry"`
+	Sig   string          `json:"sig"`
+}
+
+var errTorn = fmt.Errorf("last record is cut off (no line feed): %w", ErrBroken)
+
+var zeroHash = hex.EncodeToString(make([]byte, sha256.Size))
+
+// Head is the position of a log: how many entries it has and the hash of
+// its last line.
+type Head struct {
+	Count uint64 `json:"count"`
+	Hash  string `json:"hash"`
+}
+
+// Append adds body (marshalled to JSON) as the next entry of the log at
+// path, signed with key, and fsyncs the file (and, when the file is new,
+// its directory). Appends are serialized with an exclusive flock. A torn
+// last line (a crash mid-write, never fsynced) is cut off first.
+func Append(path string, key ed25519.PrivateKey, now time.Time, body any) (Entry, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return Entry{}, err
+	}
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return Entry{}, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return Entry{}, fmt.Errorf("%s: lock: %w", path, err)
+	}
+	head, end, err := scanHead(f)
+	if err != nil {
+		return Entry{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := f.Truncate(end); err != nil {
+		return Entry{}, err
+	}
+	e := Entry{Seq: head.Count + 1, Prev: head.Hash, Time: now.UTC(), Body: b}
+	eb, err := json.Marshal(e)
+	if err != nil {
+		return Entry{}, err
+	}
+	lb := canonicalLine(eb, ed25519.Sign(key, eb))
+	if _, err := f.WriteAt(append(lb, '\n'), end); err != nil {
+		return Entry{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return Entry{}, err
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		if d, err := os.Open(filepath.Dir(path)); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	return e, nil
+}
+
+// scanHead reads every complete line for the count and last hash, and
+// returns the offset just after the last complete line.
+func scanHead(f *os.File) (Head, int64, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Head{}, 0, err
+	}
+	h := Head{Hash: zeroHash}
+	var end int64
+	br := bufio.NewReaderSize(f, 64<<10)
+	for {
+		l, err := readLine(br)
+		if err == io.EOF || errors.Is(err, errTorn) {
+			return h, end, nil // a torn tail (no LF, never fsynced) is dropped
+		}
+		if err != nil {
+			return h, 0, fmt.Errorf("line %d: %w", h.Count+1, err)
+		}
+		sum := sha256.Sum256(l)
+		h.Hash = hex.EncodeToString(sum[:])
+		h.Count++
+		end += int64(len(l)) + 1
+	}
+}
+
+// Read returns the entries of the log at path without verifying them (a
+// missing file is an empty log). Use Verify before trusting them.
+func Read(path string) ([]Entry, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Entry
+	err = each(f, func(_ int, _ []byte, e Entry, _ []byte, _ []byte) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// Verify checks every line of the log read from r against pub: signatures,
+// sequence numbers and the hash chain. It returns the head on success.
+func Verify(r io.Reader, pub ed25519.PublicKey) (Head, error) {
+	h := Head{Hash: zeroHash}
+	err := each(r, func(n int, raw []byte, e Entry, eb, sig []byte) error {
+		if !ed25519.Verify(pub, eb, sig) {
+			return fmt.Errorf("line %d: signature does not verify (edited, or signed by another key): %w", n, ErrBroken)
+		}
+		if e.Seq != h.Count+1 {
+			return fmt.Errorf("line %d: sequence number %d, expected %d (a record was removed, inserted or reordered): %w", n, e.Seq, h.Count+1, ErrBroken)
+		}
+		if e.Prev != h.Hash {
+			return fmt.Errorf("line %d: does not chain to line %d (a record was removed, inserted, reordered or edited): %w", n, n-1, ErrBroken)
+		}
+		sum := sha256.Sum256(raw)
+		h.Hash = hex.EncodeToString(sum[:])
+		h.Count++
+		return nil
+	})
+	return h, err
+}
+
+// VerifyFile verifies the log at path (a missing file is an empty log).
+func VerifyFile(path string, pub ed25519.PublicKey) (Head, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return Head{Hash: zeroHash}, nil
+	}
+	if err != nil {
+		return Head{}, err
+	}
+	defer f.Close()
+	return Verify(f, pub)
+}
+
+// each decodes every line strictly and calls fn with its 1-based number,
+// its bytes without LF, the entry, the entry bytes and the signature.
+func each(r io.Reader, fn func(n int, raw []byte, e Entry, eb, sig []byte) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for n := 1; ; n++ {
+		raw, err := readLine(br)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		var l line
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&l); err != nil || len(l.Entry) == 0 {
+			return fmt.Errorf("line %d: not a log record: %w", n, ErrBroken)
+		}
+		sig, err := base64.StdEncoding.DecodeString(l.Sig)
+		if err != nil || len(sig) != ed25519.SignatureSize {
+			return fmt.Errorf("line %d: bad signature encoding: %w", n, ErrBroken)
+		}
+		// Exactly the bytes Append writes: JSON decoding alone would also
+		// accept other spellings (case-folded keys, spaces) of a line.
+		if !bytes.Equal(raw, canonicalLine(l.Entry, sig)) {
+			return fmt.Errorf("line %d: not in canonical form: %w", n, ErrBroken)
+		}
+		var e Entry
+		dec = json.NewDecoder(bytes.NewReader(l.Entry))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&e); err != nil {
+			return fmt.Errorf("line %d: bad entry: %w", n, ErrBroken)
+		}
+		if err := fn(n, raw, e, l.Entry, sig); err != nil {
+			return err
+		}
+	}
+}
+
+// canonicalLine is the one spelling of a line (without its LF).
+func canonicalLine(entry, sig []byte) []byte {
+	b := append([]byte(`{"entry":`), entry...)
+	b = append(b, `,"sig":"`...)
+	b = base64.StdEncoding.AppendEncode(b, sig)
+	return append(b, `"}`...)
+}
+
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var buf []byte
+	for {
+		part, err := br.ReadSlice('\n')
+		buf = append(buf, part...)
+		if len(buf) > MaxLine+1 {
+			return nil, fmt.Errorf("longer than %d bytes: %w", MaxLine, ErrBroken)
+		}
+		switch {
+		case err == nil:
+			return buf[:len(buf)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == io.EOF && len(buf) == 0:
+			return nil, io.EOF
+		case err == io.EOF:
+			return nil, errTorn
+		default:
+			return nil, err
+		}
+	}
+}

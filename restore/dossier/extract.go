@@ -1,0 +1,398 @@
+package dossier
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/source"
+)
+
+// StreamSource reads a stream's plaintext; *repo.Repo is one.
+type StreamSource interface {
+	StreamReader(ctx context.Context, s *repo.Stream) io.ReadCloser
+}
+
+// Sink receives the dossier's rows, table by table in plan order. Row's
+// values are only valid during the call.
+type Sink interface {
+	BeginTable(ctx context.Context, t source.TableMeta) error
+	Row(ctx context.Context, t source.TableMeta, row []source.Value) error
+	EndTable(ctx context.Context, t source.TableMeta, rows int64) error
+}
+
+// TableCount is how many rows of a table are in the dossier.
+type TableCount struct {
+	Table string `json:"table"`
+	Rows  int64  `json:"rows"`
+}
+
+// SharedRef is a set of rows outside the dossier that dossier rows refer
+// to: they are not restored but must exist in the target.
+type SharedRef struct {
+	Table   string           `json:"table"`
+	Columns []string         `json:"columns"`
+	Keys    [][]source.Value `json:"-"`
+	// Display holds the keys as text, for show and error messages.
+	Display []string `json:"keys"`
+}
+
+// Result is what an extraction found.
+type Result struct {
+	Tables []TableCount `json:"tables"`
+	Rows   int64        `json:"rows"`
+	Shared []SharedRef  `json:"shared"`
+	// ScannedRows counts the rows read from the member tables' streams.
+	ScannedRows int64 `json:"scanned_rows"`
+}
+
+// ErrNotFound is returned when no root row has the key.
+var ErrNotFound = errors.New("no dossier with this id in the snapshot")
+
+// Extract streams the plan's tables of snapshot m from src, passes every
+// dossier row of the dossier whose root key is id to sink (which may be
+// nil), and reports counts and shared references. Only key values of
+// dossier rows are kept in memory.
+func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, id string, sink Sink) (*Result, error) {
+	keys := map[string]map[string]struct{}{} // group|cols -> dossier key set
+	type refSet struct {
+		group string
+		cols  []string
+		seen  map[string][]source.Value
+		order []string
+	}
+	refs := map[string]*refSet{}
+	res := &Result{}
+	for _, st := range p.Steps {
+		t := st.Table
+		s, ok := m.Stream(backup.TableStream(t.Name))
+		if !ok {
+			return nil, fmt.Errorf("snapshot has no stream for table %s: %w", t.Name, repo.ErrCorrupt)
+		}
+		dec, err := newDecoder(t)
+		if err != nil {
+			return nil, err
+		}
+		var keyPos []int
+		if st.Root {
+			if keyPos, err = columnIndex(t.Table, []string{p.Key}); err != nil {
+				return nil, err
+			}
+		}
+		type edgePos struct {
+			set  map[string]struct{}
+			pos  []int
+			edge Edge
+		}
+		var member []edgePos
+		for _, e := range st.Member {
+			pos, err := columnIndex(t.Table, e.Columns)
+			if err != nil {
+				return nil, err
+			}
+			k := setName(e.RefGroup, e.RefColumns)
+			member = append(member, edgePos{set: keys[k], pos: pos, edge: e})
+		}
+		var outside []edgePos
+		for _, e := range append(append([]Edge(nil), st.Member...), st.Outside...) {
+			pos, err := columnIndex(t.Table, e.Columns)
+			if err != nil {
+				return nil, err
+			}
+			k := setName(e.RefGroup, e.RefColumns)
+			if refs[k] == nil {
+				refs[k] = &refSet{group: e.RefGroup, cols: e.RefColumns, seen: map[string][]source.Value{}}
+			}
+			outside = append(outside, edgePos{pos: pos, edge: e, set: nil})
+		}
+		var needs []edgePos
+		for _, cols := range p.Needs[st.Group] {
+			pos, err := columnIndex(t.Table, cols)
+			if err != nil {
+				return nil, err
+			}
+			k := setName(st.Group, cols)
+			if keys[k] == nil {
+				keys[k] = map[string]struct{}{}
+			}
+			needs = append(needs, edgePos{set: keys[k], pos: pos})
+		}
+
+		if sink != nil {
+			if err := sink.BeginTable(ctx, t); err != nil {
+				return nil, err
+			}
+		}
+		// Membership needs only the key columns: a row is first decoded up
+		// to the last of them (a raw TAB only ever separates fields in both
+		// encodings, so such a prefix is itself a valid line), and fully
+		// only when it belongs to the dossier.
+		upto := 0
+		for _, p := range keyPos {
+			upto = max(upto, p)
+		}
+		for _, e := range member {
+			for _, p := range e.pos {
+				upto = max(upto, p)
+			}
+		}
+		var n, scanned int64
+		rd := src.StreamReader(ctx, s)
+		err = eachLine(rd, func(line []byte) error {
+			scanned++
+			row, err := dec(fieldPrefix(line, upto+1))
+			if err != nil {
+				return fmt.Errorf("table %s row %d: %w", t.Name, scanned, err)
+			}
+			if len(row) != min(upto+1, len(t.Columns)) {
+				return fmt.Errorf("table %s row %d: %d fields for %d columns: %w", t.Name, scanned, len(row), len(t.Columns), repo.ErrCorrupt)
+			}
+			in := false
+			if st.Root {
+				k, ok := valueKey(row[keyPos[0]])
+				in = ok && k == id
+			}
+			for _, e := range member {
+				if in {
+					break
+				}
+				if k, ok := tupleKey(row, e.pos); ok {
+					_, in = e.set[k]
+				}
+			}
+			if !in {
+				return nil
+			}
+			if row, err = dec(line); err != nil {
+				return fmt.Errorf("table %s row %d: %w", t.Name, scanned, err)
+			}
+			if len(row) != len(t.Columns) {
+				return fmt.Errorf("table %s row %d: %d fields for %d columns: %w", t.Name, scanned, len(row), len(t.Columns), repo.ErrCorrupt)
+			}
+			n++
+			for _, e := range needs {
+				if k, ok := tupleKey(row, e.pos); ok {
+					e.set[k] = struct{}{}
+				}
+			}
+			for _, e := range outside {
+				k, ok := tupleKey(row, e.pos)
+				if !ok {
+					continue
+				}
+				rs := refs[setName(e.edge.RefGroup, e.edge.RefColumns)]
+				if _, dup := rs.seen[k]; !dup {
+					vals := make([]source.Value, len(e.pos))
+					for i, p := range e.pos {
+						vals[i] = cloneValue(row[p])
+					}
+					rs.seen[k] = vals
+					rs.order = append(rs.order, k)
+				}
+			}
+			if sink != nil {
+				return sink.Row(ctx, t, row)
+			}
+			return nil
+		})
+		rd.Close()
+		if err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if scanned != t.Rows {
+			return nil, fmt.Errorf("table %s: stream has %d rows, manifest says %d: %w", t.Name, scanned, t.Rows, repo.ErrCorrupt)
+		}
+		if sink != nil {
+			if err := sink.EndTable(ctx, t, n); err != nil {
+				return nil, err
+			}
+		}
+		if st.Root && n == 0 {
+			return nil, ErrNotFound
+		}
+		res.Tables = append(res.Tables, TableCount{Table: t.Name, Rows: n})
+		res.Rows += n
+		res.ScannedRows += scanned
+	}
+	for _, k := range slices.Sorted(maps.Keys(refs)) {
+		rs := refs[k]
+		in := keys[k] // nil when the group is not a member
+		sr := SharedRef{Table: rs.group, Columns: rs.cols}
+		for _, kk := range rs.order {
+			if _, ok := in[kk]; ok {
+				continue
+			}
+			sr.Keys = append(sr.Keys, rs.seen[kk])
+			sr.Display = append(sr.Display, displayTuple(rs.cols, rs.seen[kk]))
+		}
+		if len(sr.Keys) > 0 {
+			res.Shared = append(res.Shared, sr)
+		}
+	}
+	return res, nil
+}
+
+// fieldPrefix returns line cut before its n-th field separator (the whole
+// line when it has fewer).
+func fieldPrefix(line []byte, n int) []byte {
+	off := 0
+	for range n {
+		i := bytes.IndexByte(line[off:], '\t')
+		if i < 0 {
+			return line
+		}
+		off += i + 1
+	}
+	return line[:off-1]
+}
+
+func setName(group string, cols []string) string {
+	return group + "\x00" + strings.Join(cols, "\x00")
+}
+
+// newDecoder returns the row decoder of a table's encoding.
+func newDecoder(t source.TableMeta) (func([]byte) ([]source.Value, error), error) {
+	switch t.Encoding {
+	case source.RowEncoding:
+		var buf []source.Value
+		return func(line []byte) ([]source.Value, error) {
+			var err error
+			buf, err = source.ParseRow(buf[:0], line)
+			return buf, err
+		}, nil
+	case "pg-copy-text":
+		var fields [][]byte
+		var buf []source.Value
+		return func(line []byte) ([]source.Value, error) {
+			var err error
+			if fields, err = ParseCopyLine(fields, line); err != nil {
+				return nil, err
+			}
+			buf = buf[:0]
+			for _, f := range fields {
+				if f == nil {
+					buf = append(buf, source.NullValue())
+				} else {
+					buf = append(buf, source.TextValue(f))
+				}
+			}
+			return buf, nil
+		}, nil
+	}
+	return nil, fmt.Errorf("table %s: row encoding %q is not supported by dossier extraction", t.Name, t.Encoding)
+}
+
+// maxLine bounds one row line (kluis-row-v1's own bound).
+const maxLine = source.MaxRowLine
+
+// eachLine calls fn with every LF-terminated line of r, without its LF.
+func eachLine(r io.Reader, fn func([]byte) error) error {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var long []byte
+	for {
+		part, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long, part...)
+			if len(long) > maxLine {
+				return fmt.Errorf("row longer than %d bytes: %w", maxLine, repo.ErrCorrupt)
+			}
+			continue
+		}
+		if err == io.EOF {
+			if len(part)+len(long) > 0 {
+				return fmt.Errorf("last row has no line feed: %w", repo.ErrCorrupt)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		line := part[:len(part)-1]
+		if long != nil {
+			long = append(long, line...)
+			line, long = long, nil
+		}
+		if err := fn(line); err != nil {
+			return err
+		}
+	}
+}
+
+// valueKey is the comparable form of a key value; NULL matches nothing.
+// Integers and integral floats compare by their decimal form, so a SQLite
+// 3 and 3.0 (and a PostgreSQL "3") meet.
+func valueKey(v source.Value) (string, bool) {
+	switch v.Kind {
+	case source.KindNull:
+		return "", false
+	case source.KindInt:
+		return strconv.FormatInt(v.Int, 10), true
+	case source.KindFloat:
+		if v.Float == math.Trunc(v.Float) && math.Abs(v.Float) < 1<<53 {
+			return strconv.FormatInt(int64(v.Float), 10), true
+		}
+		return strconv.FormatFloat(v.Float, 'g', -1, 64), true
+	case source.KindBlob:
+		return "\x00blob\x00" + string(v.Bytes), true
+	}
+	return string(v.Bytes), true
+}
+
+func tupleKey(row []source.Value, pos []int) (string, bool) {
+	if len(pos) == 1 {
+		return valueKey(row[pos[0]])
+	}
+	var b strings.Builder
+	for _, p := range pos {
+		k, ok := valueKey(row[p])
+		if !ok {
+			return "", false
+		}
+		b.WriteString(strconv.Itoa(len(k)))
+		b.WriteByte(':')
+		b.WriteString(k)
+	}
+	return b.String(), true
+}
+
+func cloneValue(v source.Value) source.Value {
+	if v.Bytes != nil {
+		v.Bytes = append([]byte{}, v.Bytes...)
+	}
+	return v
+}
+
+func displayTuple(cols []string, vals []source.Value) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = c + "=" + displayValue(vals[i])
+	}
+	return strings.Join(parts, ",")
+}
+
+func displayValue(v source.Value) string {
+	switch v.Kind {
+	case source.KindNull:
+		return "NULL"
+	case source.KindInt:
+		return strconv.FormatInt(v.Int, 10)
+	case source.KindFloat:
+		return strconv.FormatFloat(v.Float, 'g', -1, 64)
+	case source.KindBlob:
+		return fmt.Sprintf("x'%x'", v.Bytes)
+	}
+	return strconv.Quote(string(v.Bytes))
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package dossier
+
+const raceEnabled = false

@@ -1,0 +1,196 @@
+package dossier
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kluis-nl/kluis/evidence/chain"
+)
+
+// File names under the appliance's state_dir. Both are local only: dossier
+// ids are personal data adjacent and never go to a location or a log.
+const (
+	ErasureFileName   = "erasures.jsonl"
+	AccessLogFileName = "dossier-access.jsonl"
+)
+
+// Erasure is one entry of the erasure register (AVG art. 17): the dossier
+// Tenant/ID was erased from the live database at Time.
+type Erasure struct {
+	Kind     string    `json:"kind"` // "erasure"
+	Tenant   string    `json:"tenant"`
+	ID       string    `json:"dossier_id"`
+	Time     time.Time `json:"erased_at"`
+	Reason   string    `json:"reason"`
+	Operator string    `json:"operator"`
+}
+
+// Access is one entry of the dossier access log (NEN 7513 style).
+type Access struct {
+	Kind     string    `json:"kind"` // "dossier-access"
+	Time     time.Time `json:"time"`
+	Operator string    `json:"operator"`
+	Tenant   string    `json:"tenant"`
+	ID       string    `json:"dossier_id"`
+	Snapshot string    `json:"snapshot"`
+	Action   string    `json:"action"` // show, restore-sql, restore-json, restore-into
+	Reason   string    `json:"reason,omitempty"`
+	// Override is the reason given to restore an erased dossier.
+	Override string `json:"override_erasure,omitempty"`
+	Result   string `json:"result"` // "ok" or the error
+}
+
+// AddErasure records an erasure, signed with key.
+func AddErasure(stateDir string, key ed25519.PrivateKey, e Erasure) error {
+	e.Kind = "erasure"
+	_, err := chain.Append(filepath.Join(stateDir, ErasureFileName), key, e.Time, e)
+	return err
+}
+
+// Erasures verifies the erasure register with pub and returns its entries.
+// A register that does not verify is an error: a refusal must not rest on
+// a list someone edited.
+func Erasures(stateDir string, pub ed25519.PublicKey) ([]Erasure, error) {
+	path := filepath.Join(stateDir, ErasureFileName)
+	if _, err := chain.VerifyFile(path, pub); err != nil {
+		return nil, fmt.Errorf("erasure register %s: %w", path, err)
+	}
+	entries, err := chain.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Erasure, 0, len(entries))
+	for _, en := range entries {
+		var e Erasure
+		if err := json.Unmarshal(en.Body, &e); err != nil || e.Kind != "erasure" {
+			return nil, fmt.Errorf("erasure register %s: entry %d is not an erasure", path, en.Seq)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// ErasedAt returns the erasure of tenant's dossier id, if any.
+func ErasedAt(list []Erasure, tenant, id string) (Erasure, bool) {
+	for _, e := range list {
+		if e.Tenant == tenant && e.ID == id {
+			return e, true
+		}
+	}
+	return Erasure{}, false
+}
+
+// LogAccess appends one access record, signed with key.
+func LogAccess(stateDir string, key ed25519.PrivateKey, a Access) error {
+	a.Kind = "dossier-access"
+	_, err := chain.Append(filepath.Join(stateDir, AccessLogFileName), key, a.Time, a)
+	return err
+}
+
+// DeleteStatements returns the statements that delete the dossier id from a
+// database with the plan's schema, children first; each selects its rows
+// through its member edges back to the root, so running them in order in
+// one transaction removes exactly the dossier.
+func (p *Plan) DeleteStatements(id string) ([]string, error) {
+	d, err := newDialect(p.Engine)
+	if err != nil {
+		return nil, err
+	}
+	all := p.allTables()
+	edges := map[string][]Edge{}
+	var groups []string
+	for _, st := range p.Steps {
+		if _, ok := edges[st.Group]; !ok {
+			groups = append(groups, st.Group)
+			edges[st.Group] = nil
+		}
+		for _, e := range st.Member {
+			dup := false
+			for _, x := range edges[st.Group] {
+				if x.RefGroup == e.RefGroup && strings.Join(x.Columns, "\x00") == strings.Join(e.Columns, "\x00") {
+					dup = true
+				}
+			}
+			if !dup {
+				edges[st.Group] = append(edges[st.Group], e)
+			}
+		}
+	}
+	var pred func(g string, depth int) (string, error)
+	pred = func(g string, depth int) (string, error) {
+		if depth > 64 {
+			return "", fmt.Errorf("dossier plan too deep at %s", g)
+		}
+		if g == p.RootName {
+			k, err := quoteIdent(p.Key)
+			if err != nil {
+				return "", err
+			}
+			return k + " = " + string(d.appendLiteral(nil, textValue(id))), nil
+		}
+		var ors []string
+		for _, e := range edges[g] {
+			sub, err := pred(e.RefGroup, depth+1)
+			if err != nil {
+				return "", err
+			}
+			ref, err := d.groupRef(e.RefGroup, all)
+			if err != nil {
+				return "", err
+			}
+			cols, err := quoteList(e.Columns)
+			if err != nil {
+				return "", err
+			}
+			refCols, err := quoteList(e.RefColumns)
+			if err != nil {
+				return "", err
+			}
+			if len(e.Columns) > 1 {
+				cols = "(" + cols + ")"
+			}
+			ors = append(ors, cols+" IN (SELECT "+refCols+" FROM "+ref+" WHERE "+sub+")")
+		}
+		if len(ors) == 0 {
+			return "1 = 0", nil
+		}
+		return "(" + strings.Join(ors, " OR ") + ")", nil
+	}
+	var out []string
+	for i := len(groups) - 1; i >= 0; i-- {
+		g := groups[i]
+		w, err := pred(g, 0)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := d.groupRef(g, all)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, "DELETE FROM "+ref+" WHERE "+w)
+	}
+	return out, nil
+}
+
+// Erase deletes the dossier id from the target (in its transaction),
+// children first, and returns the number of rows deleted.
+func (p *Plan) Erase(ctx context.Context, t *Target, id string) (int64, error) {
+	stmts, err := p.DeleteStatements(id)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, s := range stmts {
+		k, err := t.Exec(ctx, s)
+		if err != nil {
+			return n, fmt.Errorf("erasing a dossier: %w", err)
+		}
+		n += k
+	}
+	return n, nil
+}
