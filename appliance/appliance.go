@@ -21,6 +21,7 @@ import (
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/repo/local"
+	"github.com/kluis-nl/kluis/repo/s3"
 )
 
 // Appliance is a loaded config plus the resources derived from it.
@@ -72,6 +73,14 @@ func OpenLocation(cfg *config.Config, l config.Location) (repo.Location, error) 
 	switch l.Type {
 	case "dir":
 		return local.New(l.Name, cfg.Resolve(l.Path)), nil
+	case "s3":
+		o := s3.Options{Name: l.Name, Endpoint: l.Endpoint, Region: l.Region, Bucket: l.Bucket, Prefix: l.Prefix,
+			PathStyle: l.PathStyle, AccessKeyIDFile: cfg.Resolve(l.AccessKeyIDFile),
+			SecretAccessKeyFile: cfg.Resolve(l.SecretAccessKeyFile), CAFile: cfg.Resolve(l.CAFile)}
+		if ol := l.ObjectLock; ol != nil {
+			o.Lock = &s3.Lock{Mode: ol.Mode, Days: ol.Days}
+		}
+		return s3.New(context.Background(), o)
 	}
 	return nil, fmt.Errorf("location %s: unsupported type %q", l.Name, l.Type)
 }

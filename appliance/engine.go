@@ -6,8 +6,11 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/source"
+	"github.com/kluis-nl/kluis/source/mariadb"
 	"github.com/kluis-nl/kluis/source/postgres"
 	"github.com/kluis-nl/kluis/source/sqlite"
 )
@@ -19,11 +22,20 @@ func (a *Appliance) Engine(t *config.Tenant, fingerprintKey []byte) (source.Engi
 	case "sqlite":
 		return sqlite.New(a.Cfg.Resolve(t.Path), fingerprintKey), nil
 	case "postgres":
+		dsn := t.DSN // set by discovery
+		if dsn == "" {
+			var err error
+			if dsn, err = ReadDSN(a.Cfg.Resolve(t.DSNFile)); err != nil {
+				return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
+			}
+		}
+		return postgres.New(dsn, fingerprintKey, postgres.Options{}), nil
+	case "mariadb", "mysql":
 		dsn, err := ReadDSN(a.Cfg.Resolve(t.DSNFile))
 		if err != nil {
 			return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
 		}
-		return postgres.New(dsn, fingerprintKey, postgres.Options{}), nil
+		return mariadb.New(dsn, fingerprintKey, mariadb.Options{}), nil
 	}
 	return nil, fmt.Errorf("tenant %s: engine %s has no database source", t.ID, t.Engine)
 }
@@ -51,12 +63,17 @@ func Target(ctx context.Context, spec TargetSpec, fingerprintKey []byte) (source
 			return nil, fmt.Errorf("a postgres snapshot restores into a database: give --target-dsn or --target-dsn-file")
 		}
 		return postgres.NewTarget(ctx, spec.DSN, fingerprintKey, postgres.TargetOptions{Force: spec.Force})
+	case "mariadb", "mysql":
+		if spec.DSN == "" {
+			return nil, fmt.Errorf("a mariadb snapshot restores into a database: give --target-dsn or --target-dsn-file")
+		}
+		return mariadb.NewTarget(ctx, spec.DSN, fingerprintKey, mariadb.TargetOptions{Force: spec.Force})
 	}
 	return nil, fmt.Errorf("engine %q has no restore target", spec.Engine)
 }
 
 // DSNHasPassword reports whether a connection string carries a password
-// (URL user info or a password= keyword).
+// (URL user info, a password= keyword, or MariaDB's user:password@…).
 func DSNHasPassword(dsn string) bool {
 	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
 		if _, ok := u.User.Password(); ok {
@@ -68,6 +85,10 @@ func DSNHasPassword(dsn string) bool {
 		if strings.HasPrefix(strings.ToLower(f), "password=") {
 			return true
 		}
+	}
+	// go-sql-driver form: user:password@tcp(host:port)/db
+	if cfg, err := mysql.ParseDSN(dsn); err == nil && cfg.Passwd != "" {
+		return true
 	}
 	return false
 }

@@ -21,6 +21,10 @@ type Config struct {
 	Locations []Location `yaml:"locations"`
 	Tenants   []Tenant   `yaml:"tenants"`
 	Policy    Policy     `yaml:"policy"`
+	// Dossiers are the named dossier profiles (config/dossier.go).
+	Dossiers map[string]Dossier `yaml:"dossiers"`
+	// Discover finds tenants on database servers (see config/daemon.go).
+	Discover []Discover `yaml:"discover"`
 
 	// Dir is the directory relative paths are resolved against.
 	Dir string `yaml:"-"`
@@ -48,6 +52,16 @@ type Location struct {
 	Country  string `yaml:"country"`
 	Site     string `yaml:"site"`
 	Provider string `yaml:"provider"`
+	// S3 settings of a location of type s3 (config/locations.go).
+	Endpoint            string      `yaml:"endpoint"`
+	Region              string      `yaml:"region"`
+	Bucket              string      `yaml:"bucket"`
+	Prefix              string      `yaml:"prefix"`
+	PathStyle           bool        `yaml:"path_style"`
+	AccessKeyIDFile     string      `yaml:"access_key_id_file"`
+	SecretAccessKeyFile string      `yaml:"secret_access_key_file"`
+	CAFile              string      `yaml:"ca_file"`
+	ObjectLock          *ObjectLock `yaml:"object_lock"`
 }
 
 // Tenant is one practice database.
@@ -60,6 +74,13 @@ type Tenant struct {
 	// password) of a postgres tenant.
 	DSNFile  string `yaml:"dsn_file"`
 	Schedule string `yaml:"schedule"`
+	// Dossier names the tenant's dossier profile under dossiers:.
+	Dossier string `yaml:"dossier"`
+	// DSN is set by tenant discovery (never from YAML): the server DSN with
+	// the database name replaced. It is a secret and never logged.
+	DSN string `yaml:"-"`
+	// Discovered is true for a tenant found by a discover block.
+	Discovered bool `yaml:"-"`
 }
 
 // Policy holds defaults for every tenant.
@@ -69,6 +90,13 @@ type Policy struct {
 	ChunkAverage   ByteSize  `yaml:"chunk_average"`
 	RequiredCopies int       `yaml:"required_copies"`
 	Residency      Residency `yaml:"residency"`
+	// Daemon settings (config/daemon.go).
+	BackupWindow      string   `yaml:"backup_window"`
+	RetentionTime     string   `yaml:"retention_time"`
+	MaxConcurrentJobs int      `yaml:"max_concurrent_jobs"`
+	Retry             Retry    `yaml:"retry"`
+	RPOTarget         Duration `yaml:"rpo_target"`
+	ShutdownGrace     Duration `yaml:"shutdown_grace"`
 }
 
 // Retention says which snapshots forget keeps.

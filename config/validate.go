@@ -13,10 +13,10 @@ import (
 )
 
 // Engines lists the tenant engines this build supports.
-var Engines = []string{"files", "sqlite", "postgres"}
+var Engines = []string{"files", "sqlite", "postgres", "mariadb", "mysql"}
 
 // LocationTypes lists the location backends this build supports.
-var LocationTypes = []string{"dir"}
+var LocationTypes = []string{"dir", "s3"}
 
 // tenantIDRE keeps tenant ids safe as path components, object prefixes and
 // parts of database names.
@@ -98,6 +98,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.checkResidency(&p)
+	c.validateLocations(&p)
 
 	ids := map[string]int{}
 	for i, t := range c.Tenants {
@@ -115,9 +116,9 @@ func (c *Config) Validate() error {
 			if t.Path == "" {
 				p.addf(path+".path", "required for engine sqlite")
 			}
-		case "postgres":
+		case "postgres", "mariadb", "mysql":
 			if t.DSNFile == "" {
-				p.addf(path+".dsn_file", "required for engine postgres (a file holding the connection string)")
+				p.addf(path+".dsn_file", "required for engine %s (a file holding the connection string)", t.Engine)
 			}
 		default:
 			p.addf(path+".engine", "%q: want one of %s", t.Engine, strings.Join(Engines, ", "))
@@ -144,8 +145,10 @@ func (c *Config) Validate() error {
 		p.addf("policy.retention", "keep counts cannot be negative")
 	}
 
+	c.validateDaemon(&p)
 	c.checkSecretFile(&p, "appliance.master_key_file", a.MasterKeyFile)
 	c.checkSecretFile(&p, "appliance.signing_key_file", a.SigningKeyFile)
+	c.validateDossiers(&p)
 	return p.Err()
 }
 

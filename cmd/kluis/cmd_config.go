@@ -3,10 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"time"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/config"
 )
 
 func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("config check", "")
+	fs := g.flags("config check", "[--online]")
+	online := fs.Bool("online", false, "also reach every location (bucket, credentials, Object Lock and versioning) and every database and discovery server (reads only)")
 	g.jsonFlag(fs)
 	if err := g.parse(fs, args); err != nil {
 		return err
@@ -21,9 +27,82 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 		}
 		return err
 	}
+	var reached []locationOnline
+	if *online {
+		// Locations first, then databases (checkDatabasesOnline, the
+		// daemon's part); both are reported before the verdict.
+		reached = checkLocationsOnline(ctx, g, c)
+		if err := checkDatabasesOnline(ctx, g, c); err != nil {
+			return err
+		}
+		for _, o := range reached {
+			if !o.OK {
+				if g.jsonOut {
+					g.printJSON(map[string]any{"ok": false, "locations_online": reached})
+				}
+				return fmt.Errorf("location %s failed the online check (see above)", o.Location)
+			}
+		}
+	}
 	if g.jsonOut {
-		return g.printJSON(map[string]any{"ok": true, "tenants": len(c.Tenants), "locations": len(c.Locations)})
+		out := map[string]any{"ok": true, "tenants": len(c.Tenants), "locations": len(c.Locations)}
+		if reached != nil {
+			out["locations_online"] = reached
+		}
+		return g.printJSON(out)
 	}
 	fmt.Fprintf(g.stdout, "config ok: appliance %s, %d locations, %d tenants\n", c.Appliance.ID, len(c.Locations), len(c.Tenants))
+	return nil
+}
+
+// locationOnline is the online check of one location.
+type locationOnline struct {
+	Location string `json:"location"`
+	OK       bool   `json:"ok"`
+	Error    string `json:"error,omitempty"`
+}
+
+// checkLocationsOnline reaches every location with its own credentials
+// and reports each (printed unless --json). It writes nothing.
+func checkLocationsOnline(ctx context.Context, g *globals, c *config.Config) []locationOnline {
+	out := make([]locationOnline, 0, len(c.Locations))
+	for _, lc := range c.Locations {
+		err := probeLocation(ctx, c, lc)
+		o := locationOnline{Location: lc.Name, OK: err == nil}
+		if err != nil {
+			o.Error = err.Error()
+		}
+		out = append(out, o)
+		if g.jsonOut {
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(g.stdout, "location %s: FAILED: %v\n", lc.Name, err)
+		} else {
+			fmt.Fprintf(g.stdout, "location %s: ok\n", lc.Name)
+		}
+	}
+	return out
+}
+
+func probeLocation(ctx context.Context, c *config.Config, lc config.Location) error {
+	loc, err := appliance.OpenLocation(c, lc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	switch l := loc.(type) {
+	case interface{ Probe(context.Context) error }:
+		return l.Probe(ctx)
+	case interface{ Root() string }:
+		fi, err := os.Stat(l.Root())
+		if err != nil {
+			return fmt.Errorf("root directory unavailable (not mounted?): %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("root %s is not a directory", l.Root())
+		}
+	}
 	return nil
 }

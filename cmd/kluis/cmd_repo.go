@@ -145,8 +145,8 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 			humanBytes(s.Read), s.Streams, humanBytes(s.New), humanBytes(s.Stored), s.Packs, res.Finished.Sub(res.Started).Round(time.Millisecond))
 	}
 	if res.Degraded(a.Cfg.Policy.RequiredCopies) {
-		return &degradedError{fmt.Sprintf("snapshot %s is at %d of %d required locations (%s); the next backup with the location back copies what it misses",
-			res.ID.Short(), len(res.Committed), a.Cfg.Policy.RequiredCopies, locationsText(res.Locations))}
+		return &degradedError{fmt.Sprintf("snapshot %s is at %d of %d required locations (%s); run `kluis sync --tenant %s` when the location is back (the next backup also copies what it misses)",
+			res.ID.Short(), len(res.Committed), a.Cfg.Policy.RequiredCopies, locationsText(res.Locations), t.ID)}
 	}
 	return nil
 }
@@ -292,6 +292,9 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 		g.printJSON(res)
 	}
 	if err != nil {
+		return err
+	}
+	if err := reapplyErasures(ctx, g, a, snap, spec); err != nil {
 		return err
 	}
 	if !g.jsonOut {

@@ -43,7 +43,13 @@ func init() {
 		{name: "check", summary: "verify a tenant's repository at each location", run: cmdCheck},
 		{name: "forget", summary: "remove snapshots by the retention policy (and prune)", run: cmdForget},
 		{name: "prune", summary: "delete data no snapshot needs", run: cmdPrune},
+		{name: "sync", summary: "copy to each location what it lacks, verified; exit 1 unless every location is complete", run: cmdSync},
+		{name: "daemon", summary: "run scheduled backups, retention and discovery; serve metrics", run: cmdDaemon},
+		{name: "status", summary: "every tenant's last backup, copies and next run; exit 1 when one is stale or degraded", run: cmdStatus},
 		{name: "demo", summary: "run the whole product on synthetic tenants in a temporary directory", run: cmdDemo},
+		{name: "dossier", summary: "show or restore one client's dossier from a snapshot", sub: []*command{{name: "show", summary: "list a dossier's tables and row counts (logged)", run: cmdDossierShow}, {name: "restore", summary: "restore a dossier to a file or into a live database (logged)", run: cmdDossierRestore}}},
+		{name: "erasure", summary: "the AVG art. 17 erasure register", sub: []*command{{name: "add", summary: "record that a dossier was erased", run: cmdErasureAdd}, {name: "list", summary: "list recorded erasures", run: cmdErasureList}}},
+		{name: "access-log", summary: "the dossier access log", sub: []*command{{name: "verify", summary: "verify the hash chain and signatures of the access log", run: cmdAccessLogVerify}}},
 		{name: "version", summary: "print the version", run: cmdVersion},
 	}
 }
