@@ -26,6 +26,7 @@ import (
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/restore"
+	"github.com/kluis-nl/kluis/restore/dossier"
 	"github.com/kluis-nl/kluis/synth"
 )
 
@@ -56,6 +57,7 @@ type Summary struct {
 	RestoreTables  int
 	RestoreSeconds float64
 	RecoveryID     string
+	Dossier        string // the restored dossier (SQL)
 }
 
 // Run executes the demo.
@@ -200,8 +202,18 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	sum.RestoreTables, sum.RestoreSeconds = len(dres.Tables), dres.Duration
 	say("   %d tables, %d rows in %.2fs; every table's fingerprint equals the one recorded at backup", len(dres.Tables), dres.Rows, dres.Duration)
 
-	// 7. Check both locations, each on its own.
-	say("\n7. Check every byte at each location on its own (check --read-data)")
+	// 7. One dossier as it was on night 1.
+	say("\n7. Restore client 1's dossier of %s as it was on night 1 (before the working day)", t)
+	dres2, err := restoreDossier(ctx, a, t, sum.Snapshots[t][0], "1", filepath.Join(dir, "restored", "dossier-1.sql"))
+	if err != nil {
+		return nil, fmt.Errorf("dossier restore: %w", err)
+	}
+	sum.Dossier = filepath.Join(dir, "restored", "dossier-1.sql")
+	say("   %d rows from %d tables written to restored/dossier-1.sql; only those tables' streams were read", dres2.Rows, len(dres2.Tables))
+	say("   the access is recorded, signed and hash-chained, in state/dossier-access.jsonl")
+
+	// 8. Check both locations, each on its own.
+	say("\n8. Check every byte at each location on its own (check --read-data)")
 	for _, t := range Tenants {
 		r, err := a.OpenRepo(ctx, t)
 		if err != nil {
@@ -250,6 +262,62 @@ func backupTenant(ctx context.Context, a *appliance.Appliance, tenant string) (*
 	return res, nil
 }
 
+// restoreDossier writes one dossier of a snapshot as SQL and records the
+// access, as `kluis dossier restore --format sql --out` does.
+func restoreDossier(ctx context.Context, a *appliance.Appliance, tenant, snapshot, id, out string) (*dossier.Result, error) {
+	profile, err := a.Cfg.DossierFor(tenant)
+	if err != nil {
+		return nil, err
+	}
+	key, err := repo.LoadSigningKey(a.Cfg.Resolve(a.Cfg.Appliance.SigningKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	r, err := a.OpenRepo(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := r.FindSnapshot(ctx, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := backup.Tables(snap.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := dossier.NewPlan(snap.Manifest.Engine, tables, profile)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	w, err := dossier.NewSQLWriter(f, snap.Manifest.Engine, []string{"kluis demo: dossier " + id + " of " + tenant}, dossier.ConflictFail)
+	if err != nil {
+		return nil, err
+	}
+	res, err := dossier.Extract(ctx, r, snap.Manifest, plan, id, w)
+	if err == nil {
+		err = w.Finish()
+	}
+	result := "ok"
+	if err != nil {
+		result = "failed: " + err.Error()
+	}
+	if lerr := dossier.LogAccess(a.StateDir(), key, dossier.Access{
+		Time: a.Now().UTC(), Operator: "kluis-demo", Tenant: tenant, ID: id, Snapshot: snap.ID.String(),
+		Action: "restore-sql", Reason: "demo", Result: result,
+	}); lerr != nil && err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, f.Sync()
+}
+
 func workingDay(ctx context.Context, path string, s synth.Scale, seed uint64) (synth.Changes, error) {
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
@@ -279,10 +347,15 @@ locations:
   - {name: amsterdam, type: dir, path: ./locations/amsterdam, country: NL, site: Amsterdam, provider: provider-a}
   - {name: groningen, type: dir, path: ./locations/groningen, country: NL, site: Groningen, provider: provider-b}
 
+# How one client's dossier is found: the root table and key; foreign keys in
+# the snapshot lead to every other table (docs/dossier.md).
+dossiers:
+  practice: {root: clients, key: id}
+
 tenants:
 `, recipient)
 	for _, t := range Tenants {
-		fmt.Fprintf(&b, "  - {id: %s, engine: sqlite, path: ./practices/%s.db}\n", t, t)
+		fmt.Fprintf(&b, "  - {id: %s, engine: sqlite, path: ./practices/%s.db, dossier: practice}\n", t, t)
 	}
 	b.WriteString(`
 policy:
@@ -302,17 +375,23 @@ func tour(s *Summary) string {
   repositories      one per tenant at each location: config, keys/, data/, index/, snapshots/
                     (everything but config is encrypted; names are SHA-256 of the bytes)
   restored database %s
+  restored dossier  %s
   job history       %s
 
-Try next:
+Try next (build the command first: go build -o kluis ./cmd/kluis):
   kluis --config %s snapshots --tenant %s
   kluis --config %s check --tenant %s --read-data --location amsterdam
   kluis --config %s restore --tenant %s --snapshot latest --to-dir /tmp/streams
   kluis --config %s forget --tenant %s --keep-last 1 --prune --dry-run
-  grep -r 'Jansen' %s   # finds nothing: only ciphertext at rest
-Read docs/ops.md for the config and every command, docs/security.md for the threat model.`,
-		cfg, strings.Join(s.Locations, ", "), s.RestoredDB, filepath.Join(s.Dir, "state", "history.jsonl"),
-		cfg, Tenants[0], cfg, Tenants[0], cfg, Tenants[0], cfg, Tenants[0], filepath.Join(s.Dir, "locations"))
+  kluis --config %s dossier show --tenant %s --snapshot latest --id 2
+  kluis --config %s access-log verify
+  kluis --config %s status
+  kluis --config %s daemon        # backs every tenant up in its window; Ctrl-C stops it
+  grep -r 'de Vries' %s   # finds nothing: only ciphertext at rest
+Read docs/ops.md for the config and every command, docs/dossier.md for support staff,
+docs/security.md for the threat model.`,
+		cfg, strings.Join(s.Locations, ", "), s.RestoredDB, s.Dossier, filepath.Join(s.Dir, "state", "history.jsonl"),
+		cfg, Tenants[0], cfg, Tenants[0], cfg, Tenants[0], cfg, Tenants[0], cfg, Tenants[0], cfg, cfg, cfg, filepath.Join(s.Dir, "locations"))
 }
 
 func prepareDir(dir string) error {

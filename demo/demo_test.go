@@ -64,6 +64,12 @@ func TestDemoLeavesAWorkingInstallation(t *testing.T) {
 	if fi, err := os.Stat(sum.RestoredDB); err != nil || fi.Size() == 0 {
 		t.Errorf("restored database %s: %v", sum.RestoredDB, err)
 	}
+	if b, err := os.ReadFile(sum.Dossier); err != nil || !strings.Contains(string(b), "INSERT INTO") {
+		t.Errorf("restored dossier %s: %v", sum.Dossier, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "state", "dossier-access.jsonl")); err != nil || !strings.Contains(string(b), "restore-sql") {
+		t.Errorf("the dossier restore is not in the access log: %v", err)
+	}
 	if sum.RestoreTables == 0 {
 		t.Error("the restore compared no tables")
 	}
