@@ -76,7 +76,7 @@ func TestDemoLeavesAWorkingInstallation(t *testing.T) {
 	if sum.SecondStored*2 > sum.FirstStored {
 		t.Errorf("night 2 stored %d bytes, night 1 %d: the increment should be far smaller", sum.SecondStored, sum.FirstStored)
 	}
-	if !strings.Contains(out.String(), "Try next:") {
+	if !strings.Contains(out.String(), "Try next") {
 		t.Errorf("the demo ends with a tour; got:\n%s", out.String())
 	}
 	if _, err := Run(ctx, Options{Dir: dir, Scale: synth.Tiny}); err == nil {
