@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bufio"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/kluis-nl/kluis/source"
 )
 
 // DDLFormat names the framing of the sqlite engine's schema streams,
@@ -36,7 +37,7 @@ import (
 const DDLFormat = "kluis-sqlite-ddl-v1"
 
 // MaxStatement is the longest statement a schema stream may hold.
-const MaxStatement = 64 << 20
+const MaxStatement = source.MaxDDLStatement
 
 // ErrBadDDL is wrapped by every error about a malformed schema stream.
 var ErrBadDDL = errors.New("malformed " + DDLFormat + " stream")
@@ -85,95 +86,12 @@ func (d *ddlWriter) close() error {
 }
 
 // DDLReader reads the statements of a kluis-sqlite-ddl-v1 stream
-// (docs/format.md, "SQLite schema streams"), holding one statement at a time.
-type DDLReader struct {
-	r      *bufio.Reader
-	header bool
-	n      int
-	err    error
-}
+// (docs/format.md, "SQLite schema streams").
+type DDLReader = source.DDLReader
 
 // NewDDLReader returns a reader of the statements in r.
 func NewDDLReader(r io.Reader) *DDLReader {
-	return &DDLReader{r: bufio.NewReaderSize(r, 64<<10)}
-}
-
-// Next returns the next statement, or io.EOF after the last one. After an
-// error every call returns the same error.
-func (d *DDLReader) Next() (string, error) {
-	if d.err != nil {
-		return "", d.err
-	}
-	s, err := d.next()
-	if err != nil {
-		d.err = err
-	}
-	return s, err
-}
-
-func (d *DDLReader) next() (string, error) {
-	if !d.header {
-		line, err := d.readLine(len(ddlHeader))
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return "", fmt.Errorf("%w: empty stream", ErrBadDDL)
-			}
-			return "", err
-		}
-		if line != ddlHeader {
-			return "", fmt.Errorf("%w: it does not start with %q", ErrBadDDL, ddlHeader[:len(ddlHeader)-1])
-		}
-		d.header = true
-	}
-	line, err := d.readLine(len(ddlStmtStart) + 12)
-	if err != nil {
-		return "", err // io.EOF between frames is the end of the stream
-	}
-	d.n++
-	if len(line) < len(ddlStmtStart)+2 || line[:len(ddlStmtStart)] != ddlStmtStart {
-		return "", fmt.Errorf("%w: statement %d: bad frame line", ErrBadDDL, d.n)
-	}
-	digits := line[len(ddlStmtStart) : len(line)-1]
-	n, err := strconv.Atoi(digits)
-	if err != nil || n < 1 || n > MaxStatement || strconv.Itoa(n) != digits {
-		return "", fmt.Errorf("%w: statement %d: bad length", ErrBadDDL, d.n)
-	}
-	buf := make([]byte, n+1)
-	if _, err := io.ReadFull(d.r, buf); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return "", fmt.Errorf("%w: statement %d is truncated", ErrBadDDL, d.n)
-		}
-		return "", err
-	}
-	if buf[n] != '\n' {
-		return "", fmt.Errorf("%w: statement %d is not followed by a newline", ErrBadDDL, d.n)
-	}
-	return string(buf[:n]), nil
-}
-
-// readLine reads one line of at most max bytes including its '\n'. A clean
-// end of input before the line starts is io.EOF.
-func (d *DDLReader) readLine(max int) (string, error) {
-	var line []byte
-	for {
-		c, err := d.r.ReadByte()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if len(line) == 0 {
-					return "", io.EOF
-				}
-				return "", fmt.Errorf("%w: it ends in an unterminated line", ErrBadDDL)
-			}
-			return "", err
-		}
-		line = append(line, c)
-		if c == '\n' {
-			return string(line), nil
-		}
-		if len(line) >= max {
-			return "", fmt.Errorf("%w: a frame line is too long", ErrBadDDL)
-		}
-	}
+	return source.NewDDLReader(r, DDLFormat, ErrBadDDL)
 }
 
 // sqlLiteral spells a value the driver returned as an SQL literal of the
