@@ -514,6 +514,15 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 		if err := b.r.copyMissing(ctx, l, needed); err != nil {
 			return err
 		}
+		// Under Object Lock, reused packs stay locked as long as this
+		// snapshot.
+		if ext, ok := l.(retentionExtender); ok {
+			for h := range needed {
+				if err := ext.ExtendRetention(ctx, objectName(b.r.tenant, kindData, h)); err != nil {
+					return err
+				}
+			}
+		}
 		return l.Put(ctx, mname, mdata)
 	})
 	b.markFailed(res)
@@ -534,6 +543,12 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 	}
 	b.idx.addAll(b.newPacks)
 	return result, nil
+}
+
+// retentionExtender is a Location with Object Lock (repo/s3) that can
+// lengthen an existing object's retention.
+type retentionExtender interface {
+	ExtendRetention(ctx context.Context, name string) error
 }
 
 // referencedPacks returns the packs holding the snapshot's blobs.

@@ -457,6 +457,13 @@ func (l *Location) Get(ctx context.Context, name string, offset, length int64) (
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
 	}
 	out, err := l.client.GetObject(ctx, in)
+	if err != nil && isNotFound(err) {
+		// Hidden behind a delete marker? Read the newest real version.
+		if v, _, ok, verr := l.hiddenVersion(ctx, key); verr == nil && ok {
+			in.VersionId = aws.String(v)
+			out, err = l.client.GetObject(ctx, in)
+		}
+	}
 	if err != nil && httpStatus(err) == http.StatusRequestedRangeNotSatisfiable {
 		// The offset is at or past the end (or the object is empty).
 		return io.NopCloser(bytes.NewReader(nil)), nil
@@ -479,10 +486,94 @@ func (l *Location) Stat(ctx context.Context, name string) (repo.ObjectInfo, erro
 	ctx, cancel := l.opCtx(ctx, 0)
 	defer cancel()
 	out, err := l.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(l.opts.Bucket), Key: aws.String(key)})
+	if err != nil && isNotFound(err) {
+		if _, info, ok, verr := l.hiddenVersion(ctx, key); verr == nil && ok {
+			info.Name = name
+			return info, nil
+		}
+	}
 	if err != nil {
 		return repo.ObjectInfo{}, l.wrap("stat", name, err)
 	}
 	return repo.ObjectInfo{Name: name, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+// hiddenVersion finds, on a versioned (Object Lock) bucket, the newest
+// data version of key whose latest version is a delete marker: a plain
+// DELETE with a stolen credential only hides data, and restore must still
+// find it. Without Object Lock configured it finds nothing.
+func (l *Location) hiddenVersion(ctx context.Context, key string) (string, repo.ObjectInfo, bool, error) {
+	if l.opts.Lock == nil {
+		return "", repo.ObjectInfo{}, false, nil
+	}
+	hidden := map[string]bool{}
+	found := map[string]types.ObjectVersion{}
+	if err := l.versions(ctx, key, hidden, found); err != nil {
+		return "", repo.ObjectInfo{}, false, err
+	}
+	v, ok := found[key]
+	if !ok || !hidden[key] {
+		return "", repo.ObjectInfo{}, false, nil
+	}
+	return aws.ToString(v.VersionId), repo.ObjectInfo{Size: aws.ToInt64(v.Size), ModTime: aws.ToTime(v.LastModified)}, true, nil
+}
+
+// versions lists the versions under prefix: hidden gets the keys whose
+// latest version is a delete marker, newest the newest data version of
+// every key.
+func (l *Location) versions(ctx context.Context, prefix string, hidden map[string]bool, newest map[string]types.ObjectVersion) error {
+	p := s3.NewListObjectVersionsPaginator(l.client, &s3.ListObjectVersionsInput{
+		Bucket: aws.String(l.opts.Bucket), Prefix: aws.String(prefix),
+	})
+	for p.HasMorePages() {
+		pctx, cancel := l.opCtx(ctx, 0)
+		page, err := p.NextPage(pctx)
+		cancel()
+		if err != nil {
+			return simplify(err)
+		}
+		for _, m := range page.DeleteMarkers {
+			if aws.ToBool(m.IsLatest) {
+				hidden[aws.ToString(m.Key)] = true
+			}
+		}
+		for _, v := range page.Versions {
+			k := aws.ToString(v.Key)
+			if old, ok := newest[k]; !ok || aws.ToTime(v.LastModified).After(aws.ToTime(old.LastModified)) {
+				newest[k] = v
+			}
+		}
+	}
+	return nil
+}
+
+// ExtendRetention makes an object's retain-until date at least what a new
+// write now would get: a pack that a new snapshot reuses must stay locked
+// as long as that snapshot. Retention only ever grows (compliance mode
+// allows nothing else). Without Object Lock configured it does nothing.
+func (l *Location) ExtendRetention(ctx context.Context, name string) error {
+	if l.opts.Lock == nil {
+		return nil
+	}
+	key, err := l.key(name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := l.opCtx(ctx, 0)
+	defer cancel()
+	head, err := l.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(l.opts.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return l.wrap("stat", name, err)
+	}
+	mode, until := l.lockFields()
+	if head.ObjectLockRetainUntilDate != nil && !head.ObjectLockRetainUntilDate.Before(*until) {
+		return nil
+	}
+	_, err = l.client.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{
+		Bucket: aws.String(l.opts.Bucket), Key: aws.String(key), VersionId: head.VersionId,
+		Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionMode(mode), RetainUntilDate: until},
+	})
+	return l.wrap("extend retention", name, err)
 }
 
 // Retention returns the object's retain-until date (zero when it has
@@ -529,6 +620,25 @@ func (l *Location) List(ctx context.Context, prefix string, fn func(repo.ObjectI
 				continue // a "directory marker" some tools create
 			}
 			if err := fn(repo.ObjectInfo{Name: name, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}); err != nil {
+				return fmt.Errorf("location %s: list %s: %w", l.opts.Name, prefix, err)
+			}
+		}
+	}
+	if l.opts.Lock != nil {
+		// Objects hidden behind a delete marker still exist under Object
+		// Lock: list them too, so snapshots and packs stay visible.
+		hidden := map[string]bool{}
+		newest := map[string]types.ObjectVersion{}
+		if err := l.versions(ctx, l.opts.Prefix+prefix, hidden, newest); err != nil {
+			return fmt.Errorf("location %s: list versions %s: %w", l.opts.Name, prefix, err)
+		}
+		for k := range hidden {
+			v, ok := newest[k]
+			name, pok := strings.CutPrefix(k, l.opts.Prefix)
+			if !ok || !pok || strings.HasSuffix(name, "/") {
+				continue
+			}
+			if err := fn(repo.ObjectInfo{Name: name, Size: aws.ToInt64(v.Size), ModTime: aws.ToTime(v.LastModified)}); err != nil {
 				return fmt.Errorf("location %s: list %s: %w", l.opts.Name, prefix, err)
 			}
 		}

@@ -176,10 +176,18 @@ func TestLockedVersionCannotBeDeleted(t *testing.T) {
 	if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("p/" + name)}); err != nil {
 		t.Fatalf("plain delete: %v", err)
 	}
-	if _, err := l.Stat(ctx, name); !errors.Is(err, repo.ErrNotFound) {
-		t.Fatalf("after a plain delete Stat = %v, want ErrNotFound", err)
+	// …and the data is still there: reads, Stat and List see through the
+	// marker, so restore still finds it.
+	if info, err := l.Stat(ctx, name); err != nil || info.Size != int64(len("locked pack")) {
+		t.Fatalf("after a plain delete Stat = %+v, %v; want the hidden version", info, err)
 	}
-	// …and the data is still there.
+	if got, err := repo.ReadAll(ctx, l, name, 100); err != nil || string(got) != "locked pack" {
+		t.Fatalf("after a plain delete Get = %q, %v; want the hidden version", got, err)
+	}
+	listed := false
+	if err := l.List(ctx, "t/", func(oi repo.ObjectInfo) error { listed = listed || oi.Name == name; return nil }); err != nil || !listed {
+		t.Fatalf("after a plain delete List does not show %s (%v)", name, err)
+	}
 	n, err := l.Undelete(ctx, "t/")
 	if err != nil || n != 1 {
 		t.Fatalf("Undelete = %d, %v; want 1", n, err)
@@ -286,5 +294,42 @@ func TestProbe(t *testing.T) {
 				t.Fatalf("Probe = %v, want %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestExtendRetention: a pack written long ago and reused by a new
+// snapshot gets its retention lengthened to what a new write would get;
+// it is never shortened.
+func TestExtendRetention(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := newBucket(t, srv, true)
+	now := time.Now()
+	l := srv.Location(t, "locked", bucket, &s3.Options{Lock: &s3.Lock{Mode: "governance", Days: 2}, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	name := "t/data/cd/cd01"
+	if err := l.Put(ctx, name, []byte("reused pack")); err != nil {
+		t.Fatal(err)
+	}
+	first, err := l.Retention(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(36 * time.Hour) // a day and a half later a snapshot reuses it
+	if err := l.ExtendRetention(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	second, err := l.Retention(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := l.RetainUntil(now); second.Before(want.Add(-time.Second)) || !second.After(first) {
+		t.Fatalf("retention after reuse %v (was %v), want about %v", second, first, want)
+	}
+	now = now.Add(-30 * time.Hour) // an older clock never shortens it
+	if err := l.ExtendRetention(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if third, _ := l.Retention(ctx, name); third.Before(second) {
+		t.Fatalf("retention shortened from %v to %v", second, third)
 	}
 }
