@@ -64,17 +64,8 @@ func cmdKeysRecover(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("keys recover", "--tenant T --identity FILE")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	identity := fs.String("identity", "", "age identity `file` holding the private half of appliance.recovery_recipient")
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
-		return err
-	}
-	if err := requireTenant(a, *tenant); err != nil {
 		return err
 	}
 	if *identity == "" {

@@ -20,17 +20,8 @@ func cmdInit(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("init", "--tenant T")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
-		return err
-	}
-	if err := requireTenant(a, *tenant); err != nil {
 		return err
 	}
 	r, results, err := a.InitRepo(ctx, *tenant)
@@ -77,17 +68,8 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 	fs.Var(&files, "file", "back up file `NAME=PATH` as stream NAME (repeatable; engine files)")
 	stdin := fs.String("stdin", "", "back up standard input as stream `NAME` (engine files)")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
-		return err
-	}
-	if err := requireTenant(a, *tenant); err != nil {
 		return err
 	}
 	t, _ := a.Cfg.Tenant(*tenant)
@@ -155,17 +137,8 @@ func cmdSnapshots(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("snapshots", "--tenant T")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
-		return err
-	}
-	if err := requireTenant(a, *tenant); err != nil {
 		return err
 	}
 	r, err := a.OpenRepo(ctx, *tenant)
@@ -221,17 +194,8 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	parallel := fs.Int("parallel", 2, "tables loaded at once")
 	from := fs.String("location", "", "read from this `location` first")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
-		return err
-	}
-	if err := requireTenant(a, *tenant); err != nil {
 		return err
 	}
 	targets := 0
@@ -316,17 +280,8 @@ func cmdCheck(ctx context.Context, g *globals, args []string) error {
 	var locs locationFlags
 	fs.Var(&locs, "location", "check only this `location` (repeatable); it is proven on its own")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
-		return err
-	}
-	if err := requireTenant(a, *tenant); err != nil {
 		return err
 	}
 	lock, err := a.Lock(ctx, *tenant, false)
@@ -389,17 +344,8 @@ func cmdForget(ctx context.Context, g *globals, args []string) error {
 	doPrune := fs.Bool("prune", false, "prune after forgetting")
 	dryRun := fs.Bool("dry-run", false, "say what would be removed, remove nothing")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
-		return err
-	}
-	if err := requireTenant(a, *tenant); err != nil {
 		return err
 	}
 	pol := a.Cfg.Policy.Retention
@@ -491,17 +437,8 @@ func cmdPrune(ctx context.Context, g *globals, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "say what would be deleted, delete nothing")
 	grace := fs.Duration("grace", time.Hour, "keep unindexed packs younger than this (written by a backup outside this appliance's lock)")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
-		return err
-	}
-	if err := requireTenant(a, *tenant); err != nil {
 		return err
 	}
 	lock, err := a.Lock(ctx, *tenant, !*dryRun)

@@ -224,3 +224,23 @@ func locationsText(rs []repo.LocationResult) string {
 func (g *globals) loadConfigForKeys() (*config.Config, error) {
 	return g.loadConfig()
 }
+
+// tenantCommand does what every per-tenant command starts with: parse the
+// flags, refuse stray arguments, load the config, and check the tenant
+// (read after parsing, hence the pointer).
+func (g *globals) tenantCommand(fs *flag.FlagSet, args []string, tenant *string) (*appliance.Appliance, error) {
+	if err := g.parse(fs, args); err != nil {
+		return nil, err
+	}
+	if err := noArgs(fs); err != nil {
+		return nil, err
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return nil, err
+	}
+	if err := requireTenant(a, *tenant); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
