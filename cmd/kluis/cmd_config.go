@@ -27,29 +27,37 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 		}
 		return err
 	}
-	var reached []locationOnline
+	out := map[string]any{"ok": true, "tenants": len(c.Tenants), "locations": len(c.Locations)}
+	var failure error
 	if *online {
-		// Locations first, then databases (checkDatabasesOnline, the
-		// daemon's part); both are reported before the verdict.
-		reached = checkLocationsOnline(ctx, g, c)
-		if err := checkDatabasesOnline(ctx, g, c); err != nil {
-			return err
-		}
+		// Locations first, then databases; one verdict (one JSON document).
+		reached := checkLocationsOnline(ctx, g, c)
+		out["locations_online"] = reached
 		for _, o := range reached {
-			if !o.OK {
-				if g.jsonOut {
-					g.printJSON(map[string]any{"ok": false, "locations_online": reached})
-				}
-				return fmt.Errorf("location %s failed the online check (see above)", o.Location)
+			if !o.OK && failure == nil {
+				failure = fmt.Errorf("location %s failed the online check (see above)", o.Location)
 			}
+		}
+		dbs, err := checkDatabasesOnline(ctx, g, c)
+		out["databases_online"] = dbs
+		if err != nil && failure == nil {
+			failure = err
 		}
 	}
 	if g.jsonOut {
-		out := map[string]any{"ok": true, "tenants": len(c.Tenants), "locations": len(c.Locations)}
-		if reached != nil {
-			out["locations_online"] = reached
+		out["ok"] = failure == nil
+		if failure != nil {
+			out["error"] = failure.Error()
 		}
-		return g.printJSON(out)
+		if err := g.printJSON(out); err != nil {
+			return err
+		}
+	}
+	if failure != nil {
+		return failure
+	}
+	if g.jsonOut {
+		return nil
 	}
 	fmt.Fprintf(g.stdout, "config ok: appliance %s, %d locations, %d tenants\n", c.Appliance.ID, len(c.Locations), len(c.Tenants))
 	return nil

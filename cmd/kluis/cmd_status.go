@@ -80,7 +80,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 // --online`: it connects to every tenant database and discovery server
 // (reading only server versions and database names) and prints each
 // result. It fails when any connection fails.
-func checkDatabasesOnline(ctx context.Context, g *globals, c *config.Config) error {
+func checkDatabasesOnline(ctx context.Context, g *globals, c *config.Config) ([]appliance.OnlineResult, error) {
 	a := appliance.New(c, g.log)
 	results := a.CheckDatabases(ctx)
 	failed := 0
@@ -88,20 +88,17 @@ func checkDatabasesOnline(ctx context.Context, g *globals, c *config.Config) err
 		if !r.OK {
 			failed++
 		}
-	}
-	if g.jsonOut {
-		g.printJSON(map[string]any{"ok": failed == 0, "databases": results})
-	} else {
-		for _, r := range results {
-			if r.OK {
-				fmt.Fprintf(g.stdout, "%s %s: ok (%s)\n", r.Kind, r.Name, r.Detail)
-			} else {
-				fmt.Fprintf(g.stdout, "%s %s: FAILED: %s\n", r.Kind, r.Name, r.Error)
-			}
+		if g.jsonOut {
+			continue
+		}
+		if r.OK {
+			fmt.Fprintf(g.stdout, "%s %s: ok (%s)\n", r.Kind, r.Name, r.Detail)
+		} else {
+			fmt.Fprintf(g.stdout, "%s %s: FAILED: %s\n", r.Kind, r.Name, r.Error)
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d databases unreachable", failed, len(results))
+		return results, fmt.Errorf("%d of %d databases unreachable", failed, len(results))
 	}
-	return nil
+	return results, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -74,6 +75,15 @@ func TestS3Locations(t *testing.T) {
 	r := e.mustRun(0, "config", "check", "--online")
 	if !strings.Contains(r.stdout, "location s3-ams: ok") || !strings.Contains(r.stdout, "location s3-gro: ok") {
 		t.Fatalf("config check --online: %v", r)
+	}
+	// --json gives one document with both parts of the online check.
+	r = e.mustRun(0, "config", "check", "--online", "--json")
+	var verdict struct {
+		OK        bool              `json:"ok"`
+		Locations []json.RawMessage `json:"locations_online"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &verdict); err != nil || !verdict.OK || len(verdict.Locations) != 2 {
+		t.Fatalf("config check --online --json is not one verdict with both locations (%v): %s", err, r.stdout)
 	}
 	e.mustRun(0, "init", "--tenant", tenant)
 	input := e.path("in.bin")
