@@ -113,13 +113,7 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	operator := fs.String("operator", "", "who is looking (default: the OS user); recorded in the access log")
 	reason := fs.String("reason", "", "why (recorded in the access log)")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.command(fs, args)
 	if err != nil {
 		return err
 	}

@@ -59,13 +59,7 @@ func cmdErasureList(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("erasure list", "[--tenant T] [--json]")
 	tenant := fs.String("tenant", "", "only this tenant")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.command(fs, args)
 	if err != nil {
 		return err
 	}

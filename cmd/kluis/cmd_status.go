@@ -17,13 +17,7 @@ import (
 func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("status", "[--json]")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.command(fs, args)
 	if err != nil {
 		return err
 	}

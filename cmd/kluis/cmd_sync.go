@@ -23,13 +23,7 @@ func cmdSync(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("sync", "[--tenant T]")
 	tenant := fs.String("tenant", "", "sync only this tenant `id` (default: every tenant)")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := g.appliance()
+	a, err := g.command(fs, args)
 	if err != nil {
 		return err
 	}

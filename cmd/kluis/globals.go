@@ -225,17 +225,23 @@ func (g *globals) loadConfigForKeys() (*config.Config, error) {
 	return g.loadConfig()
 }
 
-// tenantCommand does what every per-tenant command starts with: parse the
-// flags, refuse stray arguments, load the config, and check the tenant
-// (read after parsing, hence the pointer).
-func (g *globals) tenantCommand(fs *flag.FlagSet, args []string, tenant *string) (*appliance.Appliance, error) {
+// command does what every command that needs the config starts with:
+// parse the flags, refuse stray arguments, load the config.
+func (g *globals) command(fs *flag.FlagSet, args []string) (*appliance.Appliance, error) {
 	if err := g.parse(fs, args); err != nil {
 		return nil, err
 	}
 	if err := noArgs(fs); err != nil {
 		return nil, err
 	}
-	a, err := g.appliance()
+	return g.appliance()
+}
+
+// tenantCommand does what every per-tenant command starts with: parse the
+// flags, refuse stray arguments, load the config, and check the tenant
+// (read after parsing, hence the pointer).
+func (g *globals) tenantCommand(fs *flag.FlagSet, args []string, tenant *string) (*appliance.Appliance, error) {
+	a, err := g.command(fs, args)
 	if err != nil {
 		return nil, err
 	}
