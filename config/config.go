@@ -76,6 +76,8 @@ type Tenant struct {
 	Schedule string `yaml:"schedule"`
 	// Dossier names the tenant's dossier profile under dossiers:.
 	Dossier string `yaml:"dossier"`
+	// Probes are SQL checks run on every restore test (config/restoretest.go).
+	Probes []Probe `yaml:"probes"`
 	// DSN is set by tenant discovery (never from YAML): the server DSN with
 	// the database name replaced. It is a secret and never logged.
 	DSN string `yaml:"-"`
@@ -97,6 +99,8 @@ type Policy struct {
 	Retry             Retry    `yaml:"retry"`
 	RPOTarget         Duration `yaml:"rpo_target"`
 	ShutdownGrace     Duration `yaml:"shutdown_grace"`
+	// RestoreTest schedules and targets restore tests (config/restoretest.go).
+	RestoreTest RestoreTest `yaml:"restore_test"`
 }
 
 // Retention says which snapshots forget keeps.
@@ -241,6 +245,7 @@ func (c *Config) applyDefaults() {
 	if c.Appliance.StateDir == "" {
 		c.Appliance.StateDir = "state"
 	}
+	c.applyRestoreTestDefaults()
 }
 
 // Resolve returns p made absolute against the config's directory.

@@ -149,6 +149,7 @@ func (c *Config) Validate() error {
 	c.checkSecretFile(&p, "appliance.master_key_file", a.MasterKeyFile)
 	c.checkSecretFile(&p, "appliance.signing_key_file", a.SigningKeyFile)
 	c.validateDossiers(&p)
+	c.validateRestoreTest(&p)
 	return p.Err()
 }
 

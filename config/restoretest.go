@@ -1,0 +1,119 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// RestoreTest is policy.restore_test: when and where restore tests run and
+// the targets they are held to.
+type RestoreTest struct {
+	// Schedule is a cron spec (default weekly, "0 6 * * 0"); the daemon
+	// spreads tenants over the hour after it, as it spreads backups.
+	Schedule string `yaml:"schedule"`
+	// ServerDSNFile holds the connection string of the PostgreSQL server
+	// scratch databases are created on. It must not be a tenant's server.
+	ServerDSNFile string `yaml:"server_dsn_file"`
+	// MariaDBServerDSNFile is the same for mariadb/mysql tenants.
+	MariaDBServerDSNFile string `yaml:"mariadb_server_dsn_file"`
+	// ScratchDir holds the scratch files of sqlite tenants (default
+	// STATE_DIR/restore-test).
+	ScratchDir string `yaml:"scratch_dir"`
+	// RTOTarget is the longest acceptable restore (default 4h).
+	RTOTarget Duration `yaml:"rto_target"`
+	// RPOWindow is how far back the largest gap between consecutive
+	// snapshots is measured (default 30 days). The RPO target itself is
+	// policy.rpo_target.
+	RPOWindow Duration `yaml:"rpo_window"`
+}
+
+// Probe is one SQL check run on a tenant's restored scratch database. The
+// query must return one row with one column; its value is compared with
+// Expect (exact text) or with Min/Max (numbers). Only numeric results are
+// written into evidence: anything else could be personal data.
+type Probe struct {
+	Name   string   `yaml:"name"`
+	SQL    string   `yaml:"sql"`
+	Expect *string  `yaml:"expect"`
+	Min    *float64 `yaml:"min"`
+	Max    *float64 `yaml:"max"`
+}
+
+// Restore-test defaults, applied by Load when a field is left out.
+const (
+	DefaultRestoreTestSchedule = "0 6 * * 0"
+	DefaultRTOTarget           = Duration(4 * time.Hour)
+	DefaultRPOWindow           = Duration(30 * 24 * time.Hour)
+)
+
+func (c *Config) applyRestoreTestDefaults() {
+	rt := &c.Policy.RestoreTest
+	if rt.Schedule == "" {
+		rt.Schedule = DefaultRestoreTestSchedule
+	}
+	if rt.RTOTarget == 0 {
+		rt.RTOTarget = DefaultRTOTarget
+	}
+	if rt.RPOWindow == 0 {
+		rt.RPOWindow = DefaultRPOWindow
+	}
+	if rt.ScratchDir == "" {
+		rt.ScratchDir = filepath.Join(c.Appliance.StateDir, "restore-test")
+	}
+}
+
+func (c *Config) validateRestoreTest(p *Problems) {
+	rt := c.Policy.RestoreTest
+	if _, err := CronParser.Parse(rt.Schedule); err != nil {
+		p.addf("policy.restore_test.schedule", "%q: %v", rt.Schedule, err)
+	}
+	if rt.ServerDSNFile != "" {
+		c.checkSecretFile(p, "policy.restore_test.server_dsn_file", rt.ServerDSNFile)
+	}
+	if rt.MariaDBServerDSNFile != "" {
+		c.checkSecretFile(p, "policy.restore_test.mariadb_server_dsn_file", rt.MariaDBServerDSNFile)
+	}
+	for i, t := range c.Tenants {
+		path := fmt.Sprintf("tenants[%d]", i)
+		switch t.Engine {
+		case "postgres":
+			if rt.ServerDSNFile == "" && len(t.Probes) > 0 {
+				p.addf(path+".probes", "probes run on a restored scratch database: set policy.restore_test.server_dsn_file")
+			}
+		case "mariadb", "mysql":
+			if rt.MariaDBServerDSNFile == "" && len(t.Probes) > 0 {
+				p.addf(path+".probes", "probes run on a restored scratch database: set policy.restore_test.mariadb_server_dsn_file")
+			}
+		case "files":
+			if len(t.Probes) > 0 {
+				p.addf(path+".probes", "a files tenant has no database to probe")
+			}
+		}
+		names := map[string]bool{}
+		for j, pr := range t.Probes {
+			pp := fmt.Sprintf("%s.probes[%d]", path, j)
+			switch {
+			case pr.Name == "":
+				p.addf(pp+".name", "required")
+			case !nameRE.MatchString(pr.Name):
+				p.addf(pp+".name", "%q: use letters, digits, '.', '_' and '-'", pr.Name)
+			case names[pr.Name]:
+				p.addf(pp+".name", "%q is used twice", pr.Name)
+			}
+			names[pr.Name] = true
+			if pr.SQL == "" {
+				p.addf(pp+".sql", "required (a query returning one value)")
+			}
+			if pr.Expect == nil && pr.Min == nil && pr.Max == nil {
+				p.addf(pp, "give expect, or min and/or max")
+			}
+			if pr.Expect != nil && (pr.Min != nil || pr.Max != nil) {
+				p.addf(pp, "give either expect or min/max, not both")
+			}
+			if pr.Min != nil && pr.Max != nil && *pr.Min > *pr.Max {
+				p.addf(pp, "min %v is above max %v", *pr.Min, *pr.Max)
+			}
+		}
+	}
+}
