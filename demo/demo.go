@@ -39,6 +39,11 @@ type Options struct {
 	// Out receives the narrative; Log the structured logs.
 	Out io.Writer
 	Log *slog.Logger
+	// Progress, when set, is called during long steps (label, done and
+	// total units; total 0 when unknown) and with an empty label when the
+	// step ends. The command draws a bar on a terminal from it; Out gets
+	// plain lines either way.
+	Progress func(label string, done, total int64)
 }
 
 // Tenants are the demo practices.
@@ -135,7 +140,8 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	// 3. Night 1.
 	say("\n3. Night 1: first backup of every tenant, to both locations in parallel")
 	for _, t := range Tenants {
-		res, err := backupTenant(ctx, a, t)
+		res, err := backupTenant(ctx, a, t, opts.progress("night 1: "+t))
+		opts.endProgress()
 		if err != nil {
 			return nil, err
 		}
@@ -159,7 +165,8 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	// 5. Night 2.
 	say("\n5. Night 2: only what changed is stored")
 	for _, t := range Tenants {
-		res, err := backupTenant(ctx, a, t)
+		res, err := backupTenant(ctx, a, t, opts.progress("night 2: "+t))
+		opts.endProgress()
 		if err != nil {
 			return nil, err
 		}
@@ -237,7 +244,22 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	return sum, nil
 }
 
-func backupTenant(ctx context.Context, a *appliance.Appliance, tenant string) (*repo.Result, error) {
+// progress returns a repo backup progress callback for one labelled step.
+func (o Options) progress(label string) func(repo.Stats) {
+	if o.Progress == nil {
+		return nil
+	}
+	return func(s repo.Stats) { o.Progress(label, s.Read, 0) }
+}
+
+// endProgress clears the bar of the step that just ended.
+func (o Options) endProgress() {
+	if o.Progress != nil {
+		o.Progress("", 0, 0)
+	}
+}
+
+func backupTenant(ctx context.Context, a *appliance.Appliance, tenant string, progress func(repo.Stats)) (*repo.Result, error) {
 	lock, err := a.Lock(ctx, tenant, false)
 	if err != nil {
 		return nil, err
@@ -252,7 +274,7 @@ func backupTenant(ctx context.Context, a *appliance.Appliance, tenant string) (*
 	if err != nil {
 		return nil, err
 	}
-	res, err := backup.Database(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID})
+	res, err := backup.Database(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, Progress: progress})
 	if res != nil {
 		a.RecordBackup(tenant, res, err)
 	}

@@ -28,7 +28,30 @@ func cmdDemo(ctx context.Context, g *globals, args []string) error {
 		*dir = d
 	}
 	start := time.Now()
-	_, err := demo.Run(ctx, demo.Options{Dir: *dir, Scale: synth.ScaleForBytes(*size), Out: g.stdout, Log: g.log})
+	// A bar per long step on a terminal (stderr); the narrative on stdout
+	// is plain lines either way.
+	var bar *progress
+	var barLabel string
+	onProgress := func(label string, done, total int64) {
+		if label == "" {
+			if bar != nil {
+				bar.done()
+			}
+			bar, barLabel = nil, ""
+			return
+		}
+		if label != barLabel {
+			if bar != nil {
+				bar.done()
+			}
+			bar, barLabel = newProgress(g, label), label
+		}
+		bar.update(done, total, "")
+	}
+	_, err := demo.Run(ctx, demo.Options{Dir: *dir, Scale: synth.ScaleForBytes(*size), Out: g.stdout, Log: g.log, Progress: onProgress})
+	if bar != nil {
+		bar.done()
+	}
 	if err != nil {
 		return err
 	}
