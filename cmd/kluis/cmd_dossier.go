@@ -161,8 +161,8 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 	operator := fs.String("operator", "", "who restores (default: the OS user); recorded in the access log")
 	format := fs.String("format", "sql", "file `format`: sql or json")
 	out := fs.String("out", "", "write the dossier to `FILE` (created; never overwritten)")
-	into := fs.String("into", "", "insert into this live database: a sqlite `file`, or a postgres DSN without a password")
-	intoDSNFile := fs.String("into-dsn-file", "", "read the postgres target DSN from `file` (mode 0600)")
+	into := fs.String("into", "", "insert into this live database: a sqlite `file`, or a postgres or mariadb DSN without a password")
+	intoDSNFile := fs.String("into-dsn-file", "", "read the postgres or mariadb target DSN from `file` (mode 0600)")
 	onConflict := fs.String("on-conflict", "fail", "rows that already exist in the target: fail or skip")
 	override := fs.String("override-erasure", "", "restore an erased dossier anyway, for this `reason` (recorded)")
 	if err := g.parse(fs, args); err != nil {
@@ -191,7 +191,7 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 		return usageErrorf("--on-conflict %q: want fail or skip", *onConflict)
 	}
 	if *into != "" && appliance.DSNHasPassword(*into) {
-		return usageErrorf("--into must not carry a password (it would show in the process list and shell history): use --into-dsn-file, PGPASSFILE or PGPASSWORD")
+		return usageErrorf("--into must not carry a password (it would show in the process list and shell history): use --into-dsn-file, or PGPASSFILE/PGPASSWORD (postgres), MYSQL_PWD (mariadb)")
 	}
 	a, err := g.appliance()
 	if err != nil {

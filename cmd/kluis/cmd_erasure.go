@@ -102,7 +102,7 @@ func reapplyErasures(ctx context.Context, g *globals, a *appliance.Appliance, sn
 	}
 	profile, _ := a.Cfg.DossierFor(snap.Manifest.Tenant)
 	where := spec.Path
-	if spec.Engine == "postgres" {
+	if spec.Engine != "sqlite" {
 		where = spec.DSN
 	}
 	res, err := restore.ReapplyErasures(ctx, snap, profile, list, where)

@@ -4,10 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/kluis-nl/kluis/internal/mariadbtest"
 	"github.com/kluis-nl/kluis/synth"
 )
 
@@ -125,4 +130,180 @@ policy: {pack_size: 1MiB}
 	if r := e.run("access-log", "verify"); r.code != 1 || !strings.Contains(r.stderr, "does not verify") {
 		t.Errorf("edited access log: %v", r)
 	}
+}
+
+// TestDossierCLIMariaDB walks the same workflow on a MariaDB tenant whose
+// schema declares no foreign keys (the synthetic practice with its foreign
+// keys dropped), with a profile of edges: show against direct SQL counts,
+// the SQL file loaded with the mariadb client, the erasure register's
+// refusal, and --into-dsn-file into a database lacking the dossier.
+func TestDossierCLIMariaDB(t *testing.T) {
+	t.Parallel()
+	srv := mariadbtest.Start(t)
+	ctx := context.Background()
+	src := srv.CreateDB(t, "cli_dossier")
+	srcDB := mariadbtest.OpenDSN(t, src)
+	if err := synth.Generate(ctx, srcDB, synth.MariaDB, synth.Tiny, 5); err != nil {
+		t.Fatal(err)
+	}
+	dropForeignKeys(t, src)
+
+	e := newEnv(t)
+	if srv.Password != "" {
+		e.mu.Lock()
+		e.secrets["MariaDB password"] = srv.Password
+		e.mu.Unlock()
+	}
+	const tenant = "praktijk-m"
+	if err := os.WriteFile(e.path("praktijk-m.dsn"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `appliance: {id: ams-1, state_dir: ./state, master_key_file: ./secrets/master.key, signing_key_file: ./secrets/signing.key}
+locations:
+  - {name: amsterdam, type: dir, path: ./loc-a, country: NL, site: Amsterdam, provider: provider-a}
+  - {name: groningen, type: dir, path: ./loc-g, country: NL, site: Groningen, provider: provider-b}
+tenants:
+  - {id: ` + tenant + `, engine: mariadb, dsn_file: ./praktijk-m.dsn, dossier: legacy}
+dossiers:
+  legacy:
+    root: clients
+    key: id
+    exclude: [audit_log]
+    edges:
+      - {from: "*.client_id", to: clients.id}
+      - {from: reports.treatment_id, to: treatments.id}
+      - {from: invoice_lines.invoice_id, to: invoices.id}
+      - {from: '` + synth.HostileTable + `.` + synth.HostileClientColumn + `', to: clients.id}
+      - {from: clients.address_id, to: addresses.id}
+      - {from: "*.staff_id", to: staff.id}
+policy: {pack_size: 1MiB}
+`
+	if err := os.WriteFile(e.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.keysInit()
+	e.mustRun(0, "config", "check")
+	e.mustRun(0, "init", "--tenant", tenant)
+	e.mustRun(0, "backup", "--tenant", tenant)
+
+	var show struct {
+		Tables []struct {
+			Table string `json:"table"`
+			Rows  int64  `json:"rows"`
+		} `json:"tables"`
+		Shared []struct {
+			Table string `json:"table"`
+		} `json:"shared"`
+	}
+	e.mustJSON(0, &show, "dossier", "show", "--tenant", tenant, "--id", "3", "--operator", "support-jan")
+	where := map[string]string{
+		"clients":          "`id` = 3",
+		"reports":          "`client_id` = 3 OR `treatment_id` IN (SELECT `id` FROM `treatments` WHERE `client_id` = 3)",
+		"invoice_lines":    "`invoice_id` IN (SELECT `id` FROM `invoices` WHERE `client_id` = 3)",
+		synth.HostileTable: "`Cliënt ID` = 3",
+		"treatments":       "`client_id` = 3",
+		"appointments":     "`client_id` = 3",
+		"measurements":     "`client_id` = 3",
+		"invoices":         "`client_id` = 3",
+		"attachments":      "`client_id` = 3",
+	}
+	if len(show.Tables) != len(where) || show.Tables[0].Table != "clients" || len(show.Shared) != 2 {
+		t.Fatalf("dossier show: %+v", show)
+	}
+	var total int64
+	for _, tc := range show.Tables {
+		var n int64
+		if err := srcDB.QueryRow("SELECT COUNT(*) FROM " + mariadbtest.QuoteIdent(tc.Table) + " WHERE " + where[tc.Table]).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", tc.Table, err)
+		}
+		if n != tc.Rows {
+			t.Errorf("dossier show: %s has %d rows, SQL counts %d", tc.Table, tc.Rows, n)
+		}
+		total += n
+	}
+
+	e.mustRun(0, "dossier", "restore", "--tenant", tenant, "--id", "3", "--reason", "ticket 4711", "--out", e.path("d.sql"))
+	b, err := os.ReadFile(e.path("d.sql"))
+	if err != nil || !strings.Contains(string(b), "INSERT INTO `clients` (`id`, ") || !strings.Contains(string(b), "COMMIT;") {
+		t.Fatalf("SQL file: %v\n%.300s", err, b)
+	}
+	// Loaded with the mariadb client into the schema without rows.
+	empty := srv.CreateDB(t, "cli_dossier_empty")
+	ddl, err := synth.DDL(synth.MariaDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mariadbtest.ExecDSN(t, empty, ddl...)
+	dropForeignKeys(t, empty)
+	emptyCfg, _ := mysql.ParseDSN(empty)
+	args, env := srv.ClientArgs()
+	in, _ := os.Open(e.path("d.sql"))
+	defer in.Close()
+	cmd := exec.Command(srv.Tool(t, "mariadb"), append(args, "--default-character-set=utf8mb4", emptyCfg.DBName)...)
+	cmd.Env, cmd.Stdin = env, in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mariadb < d.sql: %v\n%s", err, out)
+	}
+	emptyDB := mariadbtest.OpenDSN(t, empty)
+	var loaded int64
+	for table := range where {
+		var n int64
+		emptyDB.QueryRow("SELECT COUNT(*) FROM " + mariadbtest.QuoteIdent(table)).Scan(&n)
+		loaded += n
+	}
+	if loaded != total {
+		t.Errorf("the SQL file loaded %d rows, the dossier has %d", loaded, total)
+	}
+
+	// The dossier is erased from the live database and recorded.
+	e.mustRun(0, "erasure", "add", "--tenant", tenant, "--id", "3", "--reason", "AVG art. 17 request of 2026-01-02")
+	for _, table := range []string{"invoice_lines", "reports", synth.HostileTable, "attachments", "invoices", "measurements", "appointments", "treatments", "clients"} {
+		mariadbtest.ExecDSN(t, src, "DELETE FROM "+mariadbtest.QuoteIdent(table)+" WHERE "+where[table])
+	}
+	if r := e.run("dossier", "restore", "--tenant", tenant, "--id", "3", "--reason", "again", "--into-dsn-file", e.path("praktijk-m.dsn")); r.code != 1 || !strings.Contains(r.stderr, "was erased") {
+		t.Errorf("restoring an erased dossier: %v", r)
+	}
+	if r := e.run("dossier", "restore", "--tenant", tenant, "--id", "3", "--reason", "again", "--into", mariadbtest.WithPassword(src, "on-the-command-line")); r.code != 2 || !strings.Contains(r.stderr, "MYSQL_PWD") {
+		t.Errorf("--into with a password: %v", r)
+	}
+	r := e.mustRun(0, "dossier", "restore", "--tenant", tenant, "--id", "3", "--reason", "court order", "--override-erasure", "court order 2026/12", "--into-dsn-file", e.path("praktijk-m.dsn"))
+	if !strings.Contains(r.stdout, fmt.Sprintf("%d rows in %d tables inserted in one transaction", total, len(where))) {
+		t.Errorf("--into-dsn-file: %v", r)
+	}
+	var n3 int64
+	srcDB.QueryRow("SELECT COUNT(*) FROM `clients` WHERE `id` = 3").Scan(&n3)
+	if n3 != 1 {
+		t.Errorf("after --into, client 3 has %d rows", n3)
+	}
+	if r := e.run("dossier", "restore", "--tenant", tenant, "--id", "3", "--reason", "again", "--override-erasure", "court order 2026/12", "--into-dsn-file", e.path("praktijk-m.dsn")); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
+		t.Errorf("second --into without --on-conflict skip: %v", r)
+	}
+	r = e.mustRun(0, "dossier", "restore", "--tenant", tenant, "--id", "3", "--reason", "again", "--override-erasure", "court order 2026/12", "--into-dsn-file", e.path("praktijk-m.dsn"), "--on-conflict", "skip")
+	if !strings.Contains(r.stdout, fmt.Sprintf("%d already present and kept", total)) {
+		t.Errorf("--on-conflict skip: %v", r)
+	}
+	r = e.mustRun(0, "access-log", "verify")
+	if !strings.Contains(r.stdout, "6 records") {
+		t.Errorf("access log should hold show, the file, the refusal and 3 restores into the database: %v", r)
+	}
+}
+
+// dropForeignKeys drops every foreign key of the database of dsn.
+func dropForeignKeys(t *testing.T, dsn string) {
+	t.Helper()
+	db := mariadbtest.OpenDSN(t, dsn)
+	rows, err := db.Query("SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stmts []string
+	for rows.Next() {
+		var table, name string
+		if err := rows.Scan(&table, &name); err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, "ALTER TABLE "+mariadbtest.QuoteIdent(table)+" DROP FOREIGN KEY "+mariadbtest.QuoteIdent(name))
+	}
+	rows.Close()
+	mariadbtest.ExecDSN(t, dsn, stmts...)
 }

@@ -183,3 +183,8 @@ func copyFile(t testing.TB, src, dst string) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// quoteList quotes and comma-joins SQLite or PostgreSQL identifiers.
+func quoteList(cols []string) (string, error) {
+	return dialect{engine: "postgres"}.identList(cols)
+}

@@ -32,7 +32,7 @@ type Target struct {
 	exists   func(ctx context.Context, sql string) (bool, error)
 	commit   func(ctx context.Context) error
 	rollback func()
-	prefix   string
+	ins      *inserter
 	buf      []byte
 
 	// Inserted and Skipped count rows per table.
@@ -41,8 +41,9 @@ type Target struct {
 }
 
 // OpenTarget opens the target database of engine: a SQLite file that must
-// exist, or a PostgreSQL DSN (which may carry a password; it is never
-// logged or put in an error). It begins the transaction.
+// exist, a PostgreSQL DSN, or a MariaDB (go-sql-driver) DSN naming the
+// database. A DSN may carry a password; it is never logged or put in an
+// error. It begins the transaction.
 func OpenTarget(ctx context.Context, engine, where string, tables []source.TableMeta, oc OnConflict) (*Target, error) {
 	d, err := newDialect(engine)
 	if err != nil {
@@ -139,6 +140,10 @@ func OpenTarget(ctx context.Context, engine, where string, tables []source.Table
 			tx.Rollback(context.Background())
 			conn.Close(context.Background())
 		}
+	case "mariadb":
+		if err := t.openMariaDB(ctx, where); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
@@ -157,7 +162,7 @@ func (t *Target) CheckShared(ctx context.Context, shared []SharedRef) error {
 			var b []byte
 			b = append(b, "SELECT 1 FROM "+tr+" WHERE "...)
 			for j, c := range s.Columns {
-				q, err := quoteIdent(c)
+				q, err := t.d.ident(c)
 				if err != nil {
 					return err
 				}
@@ -165,7 +170,7 @@ func (t *Target) CheckShared(ctx context.Context, shared []SharedRef) error {
 					b = append(b, " AND "...)
 				}
 				b = append(b, q+" = "...)
-				b = t.d.appendLiteral(b, k[j])
+				b = t.d.appendColumnLiteral(b, k[j], columnOf(t.tables, s.Table, c))
 			}
 			b = append(b, " LIMIT 1"...)
 			ok, err := t.exists(ctx, string(b))
@@ -188,14 +193,14 @@ func (t *Target) CheckShared(ctx context.Context, shared []SharedRef) error {
 
 // BeginTable implements Sink.
 func (t *Target) BeginTable(_ context.Context, tm source.TableMeta) error {
-	p, err := t.d.insertPrefix(tm)
-	t.prefix = p
+	ins, err := t.d.newInserter(tm, t.oc)
+	t.ins = ins
 	return err
 }
 
 // Row implements Sink.
 func (t *Target) Row(ctx context.Context, tm source.TableMeta, row []source.Value) error {
-	t.buf = t.d.insert(t.buf[:0], t.prefix, row, t.oc)
+	t.buf = t.ins.append(t.buf[:0], row)
 	n, err := t.exec(ctx, string(t.buf))
 	if err != nil {
 		if t.oc == ConflictFail && isConflict(err) {
@@ -236,6 +241,10 @@ func (t *Target) Close() {
 }
 
 func isFKViolation(err error) bool {
+	switch mariadbErrorNumber(err) {
+	case erNoReferencedRow, erNoReferencedRow2:
+		return true
+	}
 	s := err.Error()
 	return strings.Contains(s, "FOREIGN KEY constraint failed") || strings.Contains(s, "SQLSTATE 23503")
 }
@@ -248,8 +257,8 @@ type IntoResult struct {
 }
 
 // RestoreInto restores the dossier id of snapshot m into the live database
-// where (a SQLite path or a PostgreSQL DSN) in one transaction, parents
-// before children. Shared rows the dossier refers to must exist in the
+// where (a SQLite path, a PostgreSQL or a MariaDB DSN) in one transaction,
+// parents before children. Shared rows the dossier refers to must exist in the
 // target: when one is missing nothing is committed and the error (wrapping
 // ErrSharedMissing) names each. The snapshot's streams are read once; only
 // when an insert fails on a foreign key are they read again, to say which
@@ -274,8 +283,9 @@ func RestoreInto(ctx context.Context, src StreamSource, m *repo.Manifest, p *Pla
 		}
 		return nil, err
 	}
-	// SQLite checks foreign keys at commit (deferred), PostgreSQL already
-	// did at every insert; either way say clearly what is missing.
+	// SQLite checks foreign keys at commit (deferred), PostgreSQL and
+	// MariaDB already did at every insert, and a schema may declare none
+	// (edges:): either way say clearly what is missing.
 	if err := t.CheckShared(ctx, res.Shared); err != nil {
 		return nil, err
 	}
@@ -306,6 +316,10 @@ func sharedMissing(ctx context.Context, src StreamSource, m *repo.Manifest, p *P
 }
 
 func isConflict(err error) bool {
+	switch mariadbErrorNumber(err) {
+	case erDupEntry, erDupEntryWithKey:
+		return true
+	}
 	s := err.Error()
 	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505") || strings.Contains(s, "duplicate key")
 }

@@ -17,9 +17,10 @@ import (
 //	{"dossier": {...header...}, "tables": [{"table": NAME, "rows": [{COL: VALUE, …}, …]}, …]}
 //
 // PostgreSQL values are the strings PostgreSQL prints (COPY text; bytea as
-// "\x…"), NULL is null. SQLite integers and floats are JSON numbers, text is
-// a string; a blob is {"hex": "…"}, text that is not UTF-8 is
-// {"text_hex": "…"}, a non-finite float is {"float": "NaN"|"+Inf"|"-Inf"}.
+// "\x…"), NULL is null. SQLite and MariaDB (kluis-row-v1) integers and
+// floats are JSON numbers, text is a string; a blob is {"hex": "…"}, text
+// that is not UTF-8 is {"text_hex": "…"}, a non-finite float is
+// {"float": "NaN"|"+Inf"|"-Inf"}.
 type JSONWriter struct {
 	w      io.Writer
 	tables int

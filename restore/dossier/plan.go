@@ -303,15 +303,3 @@ func (p *Plan) allTables() []source.TableMeta {
 }
 
 func textValue(s string) source.Value { return source.TextValue([]byte(s)) }
-
-func quoteList(cols []string) (string, error) {
-	out := make([]string, len(cols))
-	for i, c := range cols {
-		q, err := quoteIdent(c)
-		if err != nil {
-			return "", err
-		}
-		out[i] = q
-	}
-	return strings.Join(out, ", "), nil
-}

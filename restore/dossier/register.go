@@ -127,11 +127,11 @@ func (p *Plan) DeleteStatements(id string) ([]string, error) {
 			return "", fmt.Errorf("dossier plan too deep at %s", g)
 		}
 		if g == p.RootName {
-			k, err := quoteIdent(p.Key)
+			k, err := d.ident(p.Key)
 			if err != nil {
 				return "", err
 			}
-			return k + " = " + string(d.appendLiteral(nil, textValue(id))), nil
+			return k + " = " + string(d.appendColumnLiteral(nil, textValue(id), columnOf(all, p.RootName, p.Key))), nil
 		}
 		var ors []string
 		for _, e := range edges[g] {
@@ -143,11 +143,11 @@ func (p *Plan) DeleteStatements(id string) ([]string, error) {
 			if err != nil {
 				return "", err
 			}
-			cols, err := quoteList(e.Columns)
+			cols, err := d.identList(e.Columns)
 			if err != nil {
 				return "", err
 			}
-			refCols, err := quoteList(e.RefColumns)
+			refCols, err := d.identList(e.RefColumns)
 			if err != nil {
 				return "", err
 			}

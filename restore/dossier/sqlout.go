@@ -24,18 +24,21 @@ const (
 
 // dialect renders SQL for one engine. Identifiers are always quoted.
 type dialect struct {
-	engine string
+	engine string // sqlite, postgres or mariadb
 }
 
 func newDialect(engine string) (dialect, error) {
 	switch engine {
 	case "postgres", "sqlite":
 		return dialect{engine: engine}, nil
+	case "mariadb", "mysql":
+		return dialect{engine: "mariadb"}, nil
 	}
 	return dialect{}, fmt.Errorf("engine %q: dossier SQL is not supported", engine)
 }
 
-// quoteIdent quotes one identifier with double quotes (both engines).
+// quoteIdent quotes one identifier with double quotes (SQLite and
+// PostgreSQL).
 func quoteIdent(s string) (string, error) {
 	if s == "" || strings.IndexByte(s, 0) >= 0 {
 		return "", fmt.Errorf("identifier %q cannot be quoted", s)
@@ -43,14 +46,43 @@ func quoteIdent(s string) (string, error) {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`, nil
 }
 
-// tableRef quotes a table: schema and table for PostgreSQL.
+// ident quotes one identifier: double quotes, or backticks for MariaDB
+// (which reads a double quote as a string unless sql_mode has ANSI_QUOTES).
+// A backslash is literal inside backticks, for the server and for the
+// mariadb client alike.
+func (d dialect) ident(s string) (string, error) {
+	if d.engine != "mariadb" {
+		return quoteIdent(s)
+	}
+	if s == "" || strings.IndexByte(s, 0) >= 0 {
+		return "", fmt.Errorf("identifier %q cannot be quoted", s)
+	}
+	return "`" + strings.ReplaceAll(s, "`", "``") + "`", nil
+}
+
+// identList quotes and comma-joins identifiers.
+func (d dialect) identList(cols []string) (string, error) {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		q, err := d.ident(c)
+		if err != nil {
+			return "", err
+		}
+		out[i] = q
+	}
+	return strings.Join(out, ", "), nil
+}
+
+// tableRef quotes a table: schema and table for PostgreSQL, the table
+// alone for SQLite and MariaDB (a MariaDB dossier goes into whatever
+// database the connection or script uses).
 func (d dialect) tableRef(schema, table string) (string, error) {
-	t, err := quoteIdent(table)
+	t, err := d.ident(table)
 	if err != nil {
 		return "", err
 	}
 	if d.engine == "postgres" && schema != "" {
-		s, err := quoteIdent(schema)
+		s, err := d.ident(schema)
 		if err != nil {
 			return "", err
 		}
@@ -75,10 +107,40 @@ func (d dialect) groupRef(name string, tables []source.TableMeta) (string, error
 	return d.tableRef("", name)
 }
 
-// preamble is what a script or transaction sets first: for PostgreSQL the
-// session settings the stream was written under (docs/format.md).
+// columnOf returns the column col of the group name (the first table of
+// the group having it), for its type.
+func columnOf(tables []source.TableMeta, name, col string) source.Column {
+	for _, t := range tables {
+		if t.Name != name && t.PartitionOf != name {
+			continue
+		}
+		for _, c := range t.Columns {
+			if c.Name == col {
+				return c
+			}
+		}
+	}
+	return source.Column{Name: col}
+}
+
+// mariadbMode is the sql_mode of a MariaDB script or target: strict, so a
+// value the target cannot hold fails the restore instead of being changed
+// (as PostgreSQL would), but without NO_ZERO_DATE and NO_ZERO_IN_DATE, so
+// zero dates load as they were read; NO_AUTO_VALUE_ON_ZERO keeps a 0 in an
+// AUTO_INCREMENT column; no NO_BACKSLASH_ESCAPES or ANSI_QUOTES, though
+// the literals written here mean the same either way.
+const mariadbMode = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+
+// mariadbLaxMode is the sql_mode of the backup (source/mariadb), used for
+// one row holding the empty ENUM error value, which strict mode refuses.
+const mariadbLaxMode = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+
+// preamble is what a script or transaction sets first: for PostgreSQL and
+// MariaDB the session settings the stream was written under
+// (docs/format.md), and foreign key checks on.
 func (d dialect) preamble() []string {
-	if d.engine == "postgres" {
+	switch d.engine {
+	case "postgres":
 		return []string{
 			"SET client_encoding = 'UTF8'",
 			"SET standard_conforming_strings = on",
@@ -87,17 +149,33 @@ func (d dialect) preamble() []string {
 			"SET TimeZone = 'UTC'",
 			"SET extra_float_digits = 3",
 		}
+	case "mariadb":
+		return []string{
+			"SET NAMES utf8mb4",
+			"SET time_zone = '+00:00'",
+			"SET sql_mode = '" + mariadbMode + "'",
+			"SET foreign_key_checks = 1, unique_checks = 1",
+		}
 	}
 	return []string{"PRAGMA foreign_keys = ON"}
 }
 
-// appendLiteral appends v as an SQL literal. PostgreSQL values are COPY
-// text, which an untyped string literal turns back into the column's type.
-// SQLite values keep their storage class. A CR is never written raw: the
-// sqlite3 shell drops a CR before an LF even inside a literal, so such text
-// is written as CAST(X'…' AS TEXT) (psql keeps a CR, and PostgreSQL text
-// holds no NUL).
+// appendLiteral appends v as an SQL literal for a column of unknown type.
 func (d dialect) appendLiteral(b []byte, v source.Value) []byte {
+	return d.appendColumnLiteral(b, v, source.Column{})
+}
+
+// appendColumnLiteral appends v as an SQL literal for column c.
+// PostgreSQL values are COPY text, which an untyped string literal turns
+// back into the column's type. SQLite values keep their storage class. A
+// CR is never written raw: the sqlite3 shell drops a CR before an LF even
+// inside a literal, so such text is written as CAST(X'…' AS TEXT) (psql
+// keeps a CR, and PostgreSQL text holds no NUL). MariaDB literals are in
+// appendMariaDBLiteral.
+func (d dialect) appendColumnLiteral(b []byte, v source.Value, c source.Column) []byte {
+	if d.engine == "mariadb" {
+		return appendMariaDBLiteral(b, v, c)
+	}
 	switch v.Kind {
 	case source.KindNull:
 		return append(b, "NULL"...)
@@ -126,6 +204,11 @@ func (d dialect) appendLiteral(b []byte, v source.Value) []byte {
 		b = appendHex(b, s)
 		return append(b, " AS TEXT)"...)
 	}
+	return appendQuoted(b, s)
+}
+
+// appendQuoted appends s in single quotes, doubling each quote.
+func appendQuoted(b, s []byte) []byte {
 	b = append(b, '\'')
 	for _, c := range s {
 		if c == '\'' {
@@ -142,52 +225,86 @@ func appendHex(b, v []byte) []byte {
 	return append(b, '\'')
 }
 
-// insertPrefix returns "INSERT INTO t (cols) VALUES (".
-func (d dialect) insertPrefix(t source.TableMeta) (string, error) {
+// inserter renders the INSERT statements of one table.
+type inserter struct {
+	d      dialect
+	cols   []source.Column
+	prefix string // INSERT INTO t (cols) VALUES (
+	suffix string // ) and the on-conflict clause
+	enums  []int  // MariaDB: the positions of ENUM columns
+}
+
+// newInserter prepares the INSERT statements of table t. With ConflictSkip
+// a row whose key exists is left as it is: ON CONFLICT DO NOTHING, or on
+// MariaDB ON DUPLICATE KEY UPDATE of the first column to itself (INSERT
+// IGNORE would also turn foreign key and conversion errors into warnings).
+func (d dialect) newInserter(t source.TableMeta, oc OnConflict) (*inserter, error) {
 	tr, err := d.tableRef(t.Table.Schema, t.Table.Table)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	if len(t.Columns) == 0 {
+		return nil, fmt.Errorf("table %s has no columns", t.Name)
+	}
+	in := &inserter{d: d, cols: t.Columns}
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO " + tr + " (")
 	for i, c := range t.Columns {
-		q, err := quoteIdent(c.Name)
+		q, err := d.ident(c.Name)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		sb.WriteString(q)
+		if d.engine == "mariadb" && strings.HasPrefix(strings.ToLower(c.Type), "enum(") {
+			in.enums = append(in.enums, i)
+		}
 	}
 	sb.WriteString(") VALUES (")
-	return sb.String(), nil
+	in.prefix = sb.String()
+	in.suffix = ")"
+	if oc == ConflictSkip {
+		if d.engine == "mariadb" {
+			first, _ := d.ident(t.Columns[0].Name)
+			in.suffix += " ON DUPLICATE KEY UPDATE " + first + " = " + first
+		} else {
+			in.suffix += " ON CONFLICT DO NOTHING"
+		}
+	}
+	return in, nil
 }
 
-func (d dialect) insert(b []byte, prefix string, row []source.Value, oc OnConflict) []byte {
-	b = append(b, prefix...)
+// append appends the INSERT statement of row (without a terminator).
+func (in *inserter) append(b []byte, row []source.Value) []byte {
+	for _, i := range in.enums {
+		if v := row[i]; v.Kind == source.KindText && len(v.Bytes) == 0 {
+			// The empty ENUM error value (stored by a non-strict insert of
+			// a value not in the list) loads only in the backup's own
+			// sql_mode; the row gets it for this one statement.
+			b = append(b, "SET STATEMENT sql_mode = '"+mariadbLaxMode+"' FOR "...)
+			break
+		}
+	}
+	b = append(b, in.prefix...)
 	for i, v := range row {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = d.appendLiteral(b, v)
+		b = in.d.appendColumnLiteral(b, v, in.cols[i])
 	}
-	b = append(b, ')')
-	if oc == ConflictSkip {
-		b = append(b, " ON CONFLICT DO NOTHING"...)
-	}
-	return b
+	return append(b, in.suffix...)
 }
 
 // SQLWriter is a Sink writing an SQL script: one transaction of INSERT
 // statements, parents before children.
 type SQLWriter struct {
-	w      io.Writer
-	d      dialect
-	oc     OnConflict
-	prefix string
-	buf    []byte
-	begun  bool
+	w   io.Writer
+	d   dialect
+	oc  OnConflict
+	ins *inserter
+	buf []byte
 }
 
 // NewSQLWriter returns a Sink writing an SQL script for engine to w.
@@ -211,18 +328,18 @@ func NewSQLWriter(w io.Writer, engine string, header []string, oc OnConflict) (*
 
 // BeginTable implements Sink.
 func (s *SQLWriter) BeginTable(_ context.Context, t source.TableMeta) error {
-	p, err := s.d.insertPrefix(t)
+	ins, err := s.d.newInserter(t, s.oc)
 	if err != nil {
 		return err
 	}
-	s.prefix = p
+	s.ins = ins
 	_, err = fmt.Fprintf(s.w, "\n-- table %s\n", strings.NewReplacer("\n", " ", "\r", " ").Replace(t.Name))
 	return err
 }
 
 // Row implements Sink.
 func (s *SQLWriter) Row(_ context.Context, _ source.TableMeta, row []source.Value) error {
-	s.buf = s.d.insert(s.buf[:0], s.prefix, row, s.oc)
+	s.buf = s.ins.append(s.buf[:0], row)
 	s.buf = append(s.buf, ";\n"...)
 	_, err := s.w.Write(s.buf)
 	return err
