@@ -59,7 +59,10 @@ type line struct {
 
 var errTorn = fmt.Errorf("last record is cut off (no line feed): %w", ErrBroken)
 
-var zeroHash = hex.EncodeToString(make([]byte, sha256.Size))
+// ZeroHash is the prev of the first entry of a log: 64 zeros.
+const ZeroHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+var zeroHash = ZeroHash
 
 // Head is the position of a log: how many entries it has and the hash of
 // its last line.
@@ -97,11 +100,10 @@ func Append(path string, key ed25519.PrivateKey, now time.Time, body any) (Entry
 		return Entry{}, err
 	}
 	e := Entry{Seq: head.Count + 1, Prev: head.Hash, Time: now.UTC(), Body: b}
-	eb, err := json.Marshal(e)
+	lb, err := Sign(key, e)
 	if err != nil {
 		return Entry{}, err
 	}
-	lb := canonicalLine(eb, ed25519.Sign(key, eb))
 	if _, err := f.WriteAt(append(lb, '\n'), end); err != nil {
 		return Entry{}, err
 	}
@@ -207,31 +209,77 @@ func each(r io.Reader, fn func(n int, raw []byte, e Entry, eb, sig []byte) error
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n, err)
 		}
-		var l line
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&l); err != nil || len(l.Entry) == 0 {
-			return fmt.Errorf("line %d: not a log record: %w", n, ErrBroken)
+		l, err := ParseLine(raw)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
 		}
-		sig, err := base64.StdEncoding.DecodeString(l.Sig)
-		if err != nil || len(sig) != ed25519.SignatureSize {
-			return fmt.Errorf("line %d: bad signature encoding: %w", n, ErrBroken)
-		}
-		// Exactly the bytes Append writes: JSON decoding alone would also
-		// accept other spellings (case-folded keys, spaces) of a line.
-		if !bytes.Equal(raw, canonicalLine(l.Entry, sig)) {
-			return fmt.Errorf("line %d: not in canonical form: %w", n, ErrBroken)
-		}
-		var e Entry
-		dec = json.NewDecoder(bytes.NewReader(l.Entry))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&e); err != nil {
-			return fmt.Errorf("line %d: bad entry: %w", n, ErrBroken)
-		}
-		if err := fn(n, raw, e, l.Entry, sig); err != nil {
+		if err := fn(n, raw, l.Entry, l.EntryBytes, l.Sig); err != nil {
 			return err
 		}
 	}
+}
+
+// Line is one decoded line of a log.
+type Line struct {
+	// Raw is the line exactly as stored, without its LF: what Hash covers.
+	Raw []byte
+	// Entry is the decoded entry; EntryBytes are its bytes exactly as they
+	// appear in the line: what Sig signs.
+	Entry      Entry
+	EntryBytes []byte
+	Sig        []byte
+}
+
+// Sign returns the canonical line (without LF) of e signed with key.
+func Sign(key ed25519.PrivateKey, e Entry) ([]byte, error) {
+	eb, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return canonicalLine(eb, ed25519.Sign(key, eb)), nil
+}
+
+// ParseLine decodes one line (without its LF) strictly: known fields only,
+// and exactly the spelling Sign writes. It does not check the signature
+// (Verify does); every error wraps ErrBroken.
+func ParseLine(raw []byte) (Line, error) {
+	if len(raw) > MaxLine {
+		return Line{}, fmt.Errorf("longer than %d bytes: %w", MaxLine, ErrBroken)
+	}
+	var l line
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil || len(l.Entry) == 0 {
+		return Line{}, fmt.Errorf("not a log record: %w", ErrBroken)
+	}
+	sig, err := base64.StdEncoding.DecodeString(l.Sig)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return Line{}, fmt.Errorf("bad signature encoding: %w", ErrBroken)
+	}
+	// Exactly the bytes Sign writes: JSON decoding alone would also
+	// accept other spellings (case-folded keys, spaces) of a line.
+	if !bytes.Equal(raw, canonicalLine(l.Entry, sig)) {
+		return Line{}, fmt.Errorf("not in canonical form: %w", ErrBroken)
+	}
+	var e Entry
+	dec = json.NewDecoder(bytes.NewReader(l.Entry))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Line{}, fmt.Errorf("bad entry: %w", ErrBroken)
+	}
+	return Line{Raw: raw, Entry: e, EntryBytes: l.Entry, Sig: sig}, nil
+}
+
+// Verify reports whether the line's signature verifies with pub.
+func (l Line) Verify(pub ed25519.PublicKey) bool {
+	return len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, l.EntryBytes, l.Sig)
+}
+
+// Hash is the lower-case hex SHA-256 of a line without its LF: the next
+// entry's prev.
+func Hash(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
 }
 
 // canonicalLine is the one spelling of a line (without its LF).

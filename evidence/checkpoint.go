@@ -1,0 +1,112 @@
+package evidence
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// CheckpointSchema names the version of the checkpoint format.
+const CheckpointSchema = "kluis-evidence-checkpoint/v1"
+
+// CheckpointFile is the name of the checkpoint in an export.
+const CheckpointFile = "checkpoint.json"
+
+// maxCheckpointSize bounds a checkpoint file.
+const maxCheckpointSize = 4 << 10
+
+// Checkpoint is a signed statement of an appliance's chain at one moment:
+// it had Count reports and report Count's hash was Hash. A chain only
+// grows, so a later chain still holds the same report Count with the same
+// hash; an auditor who kept a checkpoint can prove that nothing up to it
+// was rewritten or cut off (docs/evidence.md, "Checkpoints").
+type Checkpoint struct {
+	Schema    string    `json:"schema"`
+	Appliance string    `json:"appliance"`
+	Count     uint64    `json:"count"`
+	Hash      string    `json:"hash"`
+	Time      time.Time `json:"time"`
+}
+
+// SignedCheckpoint is a decoded checkpoint file.
+type SignedCheckpoint struct {
+	Checkpoint
+	body, sig []byte
+}
+
+// Verify reports whether the checkpoint's signature verifies with pub.
+func (c SignedCheckpoint) Verify(pub ed25519.PublicKey) bool {
+	return len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, c.body, c.sig)
+}
+
+// SignCheckpoint returns a checkpoint file (docs/format.md, "Evidence").
+func SignCheckpoint(key ed25519.PrivateKey, c Checkpoint) ([]byte, error) {
+	c.Schema = CheckpointSchema
+	c.Time = c.Time.UTC()
+	if c.Count == 0 || !isHexHash(c.Hash) {
+		return nil, fmt.Errorf("checkpoint: count %d, hash %q: nothing to sign", c.Count, c.Hash)
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return append(canonicalCheckpoint(body, ed25519.Sign(key, body)), '\n'), nil
+}
+
+func canonicalCheckpoint(body, sig []byte) []byte {
+	b := append([]byte(`{"checkpoint":`), body...)
+	b = append(b, `,"sig":"`...)
+	b = base64.StdEncoding.AppendEncode(b, sig)
+	return append(b, `"}`...)
+}
+
+// ParseCheckpoint decodes a checkpoint file strictly (docs/format.md,
+// "Evidence"): one canonical line and its LF. It does not check the
+// signature. Errors wrap ErrMalformed or ErrUnknownSchema.
+func ParseCheckpoint(data []byte) (SignedCheckpoint, error) {
+	if len(data) > maxCheckpointSize {
+		return SignedCheckpoint{}, fmt.Errorf("larger than %d bytes: %w", maxCheckpointSize, ErrMalformed)
+	}
+	raw, ok := bytes.CutSuffix(data, []byte("\n"))
+	if !ok || bytes.IndexByte(raw, '\n') >= 0 {
+		return SignedCheckpoint{}, fmt.Errorf("not one line ending in a line feed: %w", ErrMalformed)
+	}
+	var f struct {
+		Checkpoint json.RawMessage `json:"checkpoint"`
+		Sig        string          `json:"sig"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil || len(f.Checkpoint) == 0 {
+		return SignedCheckpoint{}, fmt.Errorf("not a kluis evidence checkpoint: %w", ErrMalformed)
+	}
+	sig, err := base64.StdEncoding.DecodeString(f.Sig)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return SignedCheckpoint{}, fmt.Errorf("bad signature encoding: %w", ErrMalformed)
+	}
+	if !bytes.Equal(raw, canonicalCheckpoint(f.Checkpoint, sig)) {
+		return SignedCheckpoint{}, fmt.Errorf("not in canonical form: %w", ErrMalformed)
+	}
+	var head struct {
+		Schema string `json:"schema"`
+	}
+	if err := json.Unmarshal(f.Checkpoint, &head); err != nil {
+		return SignedCheckpoint{}, fmt.Errorf("not a JSON object: %w", ErrMalformed)
+	}
+	if head.Schema != CheckpointSchema {
+		return SignedCheckpoint{}, fmt.Errorf("checkpoint schema %.80q, this kluis reads %q: %w", head.Schema, CheckpointSchema, ErrUnknownSchema)
+	}
+	var c Checkpoint
+	dec = json.NewDecoder(bytes.NewReader(f.Checkpoint))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return SignedCheckpoint{}, fmt.Errorf("checkpoint: %s: %w", clip(err.Error()), ErrMalformed)
+	}
+	if c.Count == 0 || !isHexHash(c.Hash) || c.Appliance == "" {
+		return SignedCheckpoint{}, fmt.Errorf("checkpoint lacks its appliance, count or hash: %w", ErrMalformed)
+	}
+	return SignedCheckpoint{Checkpoint: c, body: f.Checkpoint, sig: sig}, nil
+}

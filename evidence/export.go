@@ -1,0 +1,213 @@
+package evidence
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kluis-nl/kluis/repo"
+)
+
+// Select returns the reports signed in [from, to) (a zero bound is open)
+// and every report between them, so the result is one unbroken stretch of
+// the chain even if the clock went back between two reports.
+func Select(recs []Record, from, to time.Time) []Record {
+	first, last := -1, -1
+	for i, r := range recs {
+		if (from.IsZero() || !r.Time.Before(from)) && (to.IsZero() || r.Time.Before(to)) {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		return nil
+	}
+	return recs[first : last+1]
+}
+
+// ExportOptions say what an export is for.
+type ExportOptions struct {
+	// Appliance is the appliance id; Key its signing key, which signs the
+	// export's checkpoint.
+	Appliance string
+	Key       ed25519.PrivateKey
+	// Tenant, when set, limits the HTML summary to one tenant. The export
+	// still holds every report of the period: the chain needs them all.
+	Tenant string
+	// From and To are the period asked for (zero: open), shown in the
+	// summary.
+	From, To time.Time
+	// TimeZone is the zone dates are shown in (default UTC).
+	TimeZone *time.Location
+	// Now is the export's time (default time.Now()).
+	Now time.Time
+	// Kluis is the version of kluis exporting.
+	Kluis string
+}
+
+// ExportResult says what Export wrote.
+type ExportResult struct {
+	Dir          string        `json:"dir"`
+	Reports      int           `json:"reports"`
+	First        uint64        `json:"first"`
+	Last         uint64        `json:"last"`
+	Checkpoint   Checkpoint    `json:"checkpoint"`
+	PublicKey    string        `json:"public_key"`
+	Verification *Verification `json:"verification"`
+}
+
+// Export writes recs (an unbroken stretch of the chain, as Records and
+// Select return) to dir, which must be empty or absent: the report files
+// exactly as signed, the public key (kluis-evidence.pub), a signed
+// checkpoint.json naming the last report, the HTML summary (index.html)
+// and README.txt. It verifies what it wrote before it returns.
+func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error) {
+	if len(opts.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("export: no signing key")
+	}
+	if len(recs) == 0 {
+		return nil, errors.New("export: no reports in the period")
+	}
+	for i, r := range recs {
+		if r.Seq != recs[0].Seq+uint64(i) || len(r.Raw) == 0 {
+			return nil, fmt.Errorf("export: reports %d to %d are not one unbroken stretch of the chain", recs[0].Seq, recs[len(recs)-1].Seq)
+		}
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if opts.TimeZone == nil {
+		opts.TimeZone = time.UTC
+	}
+	pub := opts.Key.Public().(ed25519.PublicKey)
+	pemKey, err := repo.EncodePublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	last := recs[len(recs)-1]
+	cp := Checkpoint{Appliance: opts.Appliance, Count: last.Seq, Hash: last.Hash, Time: opts.Now.UTC().Truncate(time.Second)}
+	cpData, err := SignCheckpoint(opts.Key, cp)
+	if err != nil {
+		return nil, err
+	}
+	cp.Schema = CheckpointSchema
+
+	files := make([]File, 0, len(recs)+2)
+	for _, r := range recs {
+		files = append(files, File{Name: FileName(r.Seq), Data: r.Raw})
+	}
+	files = append(files, File{Name: PublicKeyFile, Data: pemKey}, File{Name: CheckpointFile, Data: cpData})
+	v := Verify(files, pub, VerifyOptions{Appliance: opts.Appliance})
+	if err := v.Err(); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	var html bytes.Buffer
+	if err := renderSummary(&html, v.Records, v, opts); err != nil {
+		return nil, err
+	}
+	files = append(files,
+		File{Name: SummaryFile, Data: html.Bytes()},
+		File{Name: ReadmeFile, Data: readme(opts, recs[0].Seq, cp, Fingerprint(pub))})
+
+	if err := emptyDir(dir); err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, err
+	}
+	// What the auditor gets is what was checked: read it back.
+	back, err := VerifyDir(dir, pub, VerifyOptions{Appliance: opts.Appliance})
+	if err != nil {
+		return nil, err
+	}
+	if err := back.Err(); err != nil {
+		return nil, fmt.Errorf("export %s: %w", dir, err)
+	}
+	return &ExportResult{Dir: dir, Reports: len(recs), First: recs[0].Seq, Last: last.Seq, Checkpoint: cp, PublicKey: Fingerprint(pub), Verification: back}, nil
+}
+
+// emptyDir creates dir, or accepts it when it exists and is empty.
+func emptyDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return os.MkdirAll(dir, 0o755)
+	case err != nil:
+		return err
+	case len(ents) > 0:
+		return fmt.Errorf("export: %s is not empty: export into a new directory, so no stale file mixes in", dir)
+	}
+	return nil
+}
+
+func readme(opts ExportOptions, first uint64, cp Checkpoint, fp string) []byte {
+	period := periodText(opts.From, opts.To, opts.TimeZone)
+	var b strings.Builder
+	fmt.Fprintf(&b, `kluis restore-test evidence of appliance %s
+Period: %s. Reports %d to %d. Exported %s.
+
+What is here
+  NNNNNNNN.json       one signed restore-test report each, exactly as the
+                      appliance signed it (schema %s)
+  checkpoint.json     signed: the chain had %d reports, the last with hash
+                      %s
+  kluis-evidence.pub  the appliance's Ed25519 public key, %s
+  index.html          a summary to read (opens offline; not itself evidence)
+
+How to verify (needs only kluis and the public key, no configuration)
+  1. Get the appliance's public key from the vendor through another channel
+     than this export (e.g. in person, or signed mail) and compare its
+     fingerprint with the one above: openssl pkey -pubin -in KEY.pub
+     -outform DER | sha256sum
+  2. kluis evidence verify --public-key KEY.pub THIS-DIRECTORY
+     Exit 0: every report is signed by the key, in order, none missing,
+     copied or changed. Exit 1: each problem is printed with the report
+     and the reason.
+  3. Keep checkpoint.json. At the next audit, prove that no report up to it
+     was changed or removed since:
+     kluis evidence verify --public-key KEY.pub --checkpoint OLD-checkpoint.json NEW-DIRECTORY
+
+What the reports prove and what they do not: docs/evidence.md of kluis.
+`, opts.Appliance, period, first, cp.Count, opts.Now.In(opts.TimeZone).Format("2006-01-02 15:04 MST"),
+		Schema, cp.Count, cp.Hash, fp)
+	if opts.Tenant != "" {
+		fmt.Fprintf(&b, "\nThe summary (index.html) covers tenant %s only; the reports of every tenant\nin the period are included because the chain needs them all.\n", opts.Tenant)
+	}
+	return []byte(b.String())
+}
+
+func periodText(from, to time.Time, tz *time.Location) string {
+	const day = "2006-01-02"
+	switch {
+	case from.IsZero() && to.IsZero():
+		return "all reports"
+	case from.IsZero():
+		return "up to " + to.Add(-time.Nanosecond).In(tz).Format(day)
+	case to.IsZero():
+		return "from " + from.In(tz).Format(day)
+	}
+	return from.In(tz).Format(day) + " to " + to.Add(-time.Nanosecond).In(tz).Format(day)
+}
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,430 @@
+package evidence
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kluis-nl/kluis/evidence/chain"
+	"github.com/kluis-nl/kluis/repo"
+)
+
+// DirName is the evidence directory under the state directory.
+const DirName = "evidence"
+
+// LocationPrefix is the prefix of an appliance's reports at a location:
+// "_evidence/APPLIANCE/". Tenant ids start with a letter or digit, so it
+// never meets a repository.
+func LocationPrefix(appliance string) string { return "_evidence/" + appliance + "/" }
+
+const (
+	lockName  = ".lock"
+	tmpPrefix = ".tmp-"
+)
+
+// applianceRE is config's rule for appliance ids: safe as a path component.
+var applianceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// Store is the appliance's evidence chain: report files in
+// STATE/evidence/ and their copies at every location.
+type Store struct {
+	dir       string
+	appliance string
+	key       ed25519.PrivateKey
+	pub       ed25519.PublicKey
+	locs      []repo.Location
+	// Now is the clock reports are signed with (default time.Now).
+	Now func() time.Time
+}
+
+// OpenStore returns the evidence store of the appliance whose state
+// directory is stateDir. key signs (and its public half verifies) the
+// reports; locs receive their copies (none: the state directory only).
+func OpenStore(stateDir, applianceID string, key ed25519.PrivateKey, locs []repo.Location) *Store {
+	s := &Store{dir: filepath.Join(stateDir, DirName), appliance: applianceID, key: key, locs: locs, Now: time.Now}
+	if len(key) == ed25519.PrivateKeySize {
+		s.pub = key.Public().(ed25519.PublicKey)
+	}
+	return s
+}
+
+// Dir is the directory the report files are in.
+func (s *Store) Dir() string { return s.dir }
+
+// PublicKey is the key the reports verify with.
+func (s *Store) PublicKey() ed25519.PublicKey { return s.pub }
+
+// Append signs r as the next report of the chain (seq = last+1, prev =
+// hash of the previous record), writes it durably (temp file, fsync, link,
+// fsync dir) to STATE/evidence/, then puts it write-once at every location
+// in parallel, with any earlier report a location lacks. A location that
+// fails is reported in the results, not as an error: the report is safe in
+// the state directory and the next Append (or Sync) uploads what a
+// location lacks. Appends from concurrent goroutines and processes are
+// serialized with a flock.
+func (s *Store) Append(ctx context.Context, r *Report) (Record, []repo.LocationResult, error) {
+	if err := s.usable(); err != nil {
+		return Record{}, nil, err
+	}
+	body, err := s.body(r)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	rec, err := s.appendLocal(body)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	res := s.upload(ctx, nil)
+	return rec, res, nil
+}
+
+func (s *Store) usable() error {
+	if len(s.key) != ed25519.PrivateKeySize {
+		return errors.New("evidence: no signing key")
+	}
+	if !applianceRE.MatchString(s.appliance) {
+		return fmt.Errorf("evidence: appliance id %q is not usable as a name", s.appliance)
+	}
+	return nil
+}
+
+// body checks a report and returns its JSON: the schema and appliance are
+// filled in when empty, and nil lists are written as [].
+func (s *Store) body(r *Report) ([]byte, error) {
+	if r == nil {
+		return nil, errors.New("evidence: no report")
+	}
+	c := *r
+	if c.Schema == "" {
+		c.Schema = Schema
+	}
+	if c.Appliance == "" {
+		c.Appliance = s.appliance
+	}
+	switch {
+	case c.Schema != Schema:
+		return nil, fmt.Errorf("evidence: report schema %q, want %q", c.Schema, Schema)
+	case c.Appliance != s.appliance:
+		return nil, fmt.Errorf("evidence: report of appliance %q appended to the chain of %q", c.Appliance, s.appliance)
+	case c.Tenant == "":
+		return nil, errors.New("evidence: report without a tenant")
+	case c.Verdict != Pass && c.Verdict != Fail:
+		return nil, fmt.Errorf("evidence: verdict %q, want %s or %s", c.Verdict, Pass, Fail)
+	case c.Verdict == Pass && len(c.FailedChecks) > 0:
+		return nil, fmt.Errorf("evidence: verdict PASS with failed checks %v", c.FailedChecks)
+	}
+	if c.FailedChecks == nil {
+		c.FailedChecks = []string{}
+	}
+	if c.Checks == nil {
+		c.Checks = []Check{}
+	}
+	if c.Tables == nil {
+		c.Tables = []Table{}
+	}
+	if c.Probes == nil {
+		c.Probes = []Probe{}
+	}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxRecordSize-1024 {
+		return nil, fmt.Errorf("evidence: report of %d bytes is larger than a record may be", len(b))
+	}
+	return b, nil
+}
+
+// appendLocal writes the next record under the lock.
+func (s *Store) appendLocal(body []byte) (Record, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return Record{}, err
+	}
+	defer unlock()
+	s.removeTemps()
+	last, err := s.last()
+	if err != nil {
+		return Record{}, err
+	}
+	e := chain.Entry{Seq: 1, Prev: chain.ZeroHash, Time: s.Now().UTC(), Body: body}
+	if last != nil {
+		e.Seq, e.Prev = last.Seq+1, last.Hash
+	}
+	line, err := chain.Sign(s.key, e)
+	if err != nil {
+		return Record{}, err
+	}
+	data := append(line, '\n')
+	if err := writeOnce(s.dir, FileName(e.Seq), data); err != nil {
+		return Record{}, fmt.Errorf("evidence: %w", err)
+	}
+	return ParseRecord(data)
+}
+
+// lock takes the store's exclusive flock.
+func (s *Store) lock() (func(), error) {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("evidence: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("evidence: lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// removeTemps deletes the temporary files of writes a crash interrupted
+// (called under the lock: no write is in progress).
+func (s *Store) removeTemps() {
+	ents, _ := os.ReadDir(s.dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			os.Remove(filepath.Join(s.dir, e.Name()))
+		}
+	}
+}
+
+// last returns the newest record, verified, or nil for an empty chain.
+func (s *Store) last() (*Record, error) {
+	names, err := s.names()
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	name := names[len(names)-1]
+	data, err := readCapped(filepath.Join(s.dir, name), MaxRecordSize)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: %w", err)
+	}
+	l, err := parseLine(data)
+	switch {
+	case err != nil:
+	case !l.Verify(s.pub):
+		err = errors.New("its signature does not verify with this appliance's key")
+	case FileName(l.Entry.Seq) != name:
+		err = fmt.Errorf("it holds report %d", l.Entry.Seq)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evidence: the newest report %s: %v; refusing to extend a chain that does not verify (run kluis evidence verify)", filepath.Join(s.dir, name), err)
+	}
+	rec := recordOf(l)
+	return &rec, nil
+}
+
+// names lists the report files, in seq order.
+func (s *Store) names() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evidence: %w", err)
+	}
+	type named struct {
+		seq  uint64
+		name string
+	}
+	var out []named
+	for _, e := range ents {
+		if seq, ok := ParseFileName(e.Name()); ok {
+			out = append(out, named{seq, e.Name()})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
+	names := make([]string, len(out))
+	for i, n := range out {
+		names[i] = n.name
+	}
+	return names, nil
+}
+
+// writeOnce writes data to dir/name durably, never replacing a file:
+// temp file, fsync, link (fails if name exists), fsync of the directory.
+func writeOnce(dir, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o400); err != nil {
+		return err
+	}
+	if err := os.Link(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}
+
+// Records returns every record in seq order, each verified: signature
+// with the key's public half, numbering and chain links from report 1. An
+// error names every problem.
+func (s *Store) Records() ([]Record, error) {
+	v, err := s.verify()
+	if err != nil {
+		return nil, err
+	}
+	if err := v.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.dir, err)
+	}
+	return v.Records, nil
+}
+
+// verify reads and verifies the state directory's chain.
+func (s *Store) verify() (*Verification, error) {
+	if len(s.pub) != ed25519.PublicKeySize {
+		return nil, errors.New("evidence: no signing key")
+	}
+	names, err := s.names()
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return &Verification{PublicKey: Fingerprint(s.pub), Appliance: s.appliance, Problems: []Problem{}, Notes: []string{}}, nil
+	}
+	if len(names) > MaxReports {
+		return nil, fmt.Errorf("evidence: %s: more than %d reports", s.dir, MaxReports)
+	}
+	files := make([]File, 0, len(names))
+	for _, n := range names {
+		data, err := readCapped(filepath.Join(s.dir, n), MaxRecordSize)
+		if err != nil {
+			return nil, fmt.Errorf("evidence: %w", err)
+		}
+		files = append(files, File{Name: n, Data: data})
+	}
+	v := Verify(files, s.pub, VerifyOptions{Appliance: s.appliance})
+	if v.First > 1 {
+		v.problem(Removed, 1, "", "the state directory's chain starts at report %d: reports 1 to %d are missing", v.First, v.First-1)
+	}
+	return v, nil
+}
+
+// Sync uploads to every location, write-once, each report it lacks,
+// after verifying the state directory's chain. A location whose copy of a
+// report differs in size from the state directory's fails. The error is
+// for a chain that does not verify; a location that fails is in the
+// results.
+func (s *Store) Sync(ctx context.Context) ([]repo.LocationResult, error) {
+	recs, err := s.Records()
+	if err != nil {
+		return nil, err
+	}
+	return s.upload(ctx, recs), nil
+}
+
+// upload copies to every location, in parallel, the reports it lacks
+// (recs; nil: read the state directory without verifying it again, as
+// Append just checked its head).
+func (s *Store) upload(ctx context.Context, recs []Record) []repo.LocationResult {
+	if len(s.locs) == 0 {
+		return nil
+	}
+	var files []File
+	if recs != nil {
+		for _, r := range recs {
+			files = append(files, File{Name: FileName(r.Seq), Data: r.Raw})
+		}
+	} else {
+		names, err := s.names()
+		for _, n := range names {
+			if err != nil {
+				break
+			}
+			var data []byte
+			if data, err = readCapped(filepath.Join(s.dir, n), MaxRecordSize); err == nil {
+				files = append(files, File{Name: n, Data: data})
+			}
+		}
+		if err != nil {
+			res := make([]repo.LocationResult, len(s.locs))
+			for i, l := range s.locs {
+				res[i] = repo.LocationResult{Location: l.Name(), Error: err.Error()}
+			}
+			return res
+		}
+	}
+	res := make([]repo.LocationResult, len(s.locs))
+	var wg sync.WaitGroup
+	for i, l := range s.locs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.uploadTo(ctx, l, files)
+			res[i] = repo.LocationResult{Location: l.Name(), OK: err == nil}
+			if err != nil {
+				res[i].Error = err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+// uploadTo puts the files a location lacks, oldest first.
+func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File) error {
+	prefix := LocationPrefix(s.appliance)
+	have := map[string]int64{}
+	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
+		have[strings.TrimPrefix(oi.Name, prefix)] = oi.Size
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var differ []string
+	for _, f := range files {
+		size, ok := have[f.Name]
+		if ok {
+			if size != int64(len(f.Data)) {
+				differ = append(differ, f.Name)
+			}
+			continue
+		}
+		if err := l.Put(ctx, prefix+f.Name, f.Data); err != nil {
+			return err
+		}
+	}
+	if len(differ) > 0 {
+		return fmt.Errorf("location %s: %s%s differs from the state directory's copy (a write-once object cannot be replaced: investigate)", l.Name(), prefix, strings.Join(differ, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,313 @@
+package evidence
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kluis-nl/kluis/evidence/chain"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/repo/faulty"
+	"github.com/kluis-nl/kluis/repo/local"
+)
+
+// appendN appends n sample reports (tenants in turn) to s.
+func appendN(t testing.TB, s *Store, n int) []Record {
+	t.Helper()
+	var out []Record
+	for i := range n {
+		tn := sampleTenants[i%len(sampleTenants)]
+		r := sampleReport(tn.id, tn.engine, i/len(sampleTenants), "")
+		s.Now = func() time.Time { return r.Finished.Add(time.Second) }
+		rec, res, err := s.Append(context.Background(), &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lr := range res {
+			if !lr.OK {
+				t.Fatalf("append %d: location %s: %s", i+1, lr.Location, lr.Error)
+			}
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+func TestAppendRecordsRoundTrip(t *testing.T) {
+	state := t.TempDir()
+	s := OpenStore(state, "ams-1", testKey(1), nil)
+	if recs, err := s.Records(); err != nil || len(recs) != 0 {
+		t.Fatalf("empty store: %v, %d records", err, len(recs))
+	}
+	want := sampleReport("huisarts-de-linde", "postgres", 0, "fingerprint")
+	want.Schema, want.Appliance, want.Probes = "", "", nil // filled in by Append
+	rec, res, err := s.Append(context.Background(), &want)
+	if err != nil || res != nil {
+		t.Fatalf("append: %v %v", err, res)
+	}
+	if rec.Seq != 1 || rec.Prev != chain.ZeroHash || rec.Report.Schema != Schema || rec.Report.Appliance != "ams-1" || rec.Report.Probes == nil {
+		t.Fatalf("first record: %+v", rec)
+	}
+	appended := append([]Record{rec}, appendN(t, s, 4)...)
+
+	recs, err := s.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 5 {
+		t.Fatalf("%d records", len(recs))
+	}
+	var log bytes.Buffer
+	for i, r := range recs {
+		if r.Seq != uint64(i+1) || r.Hash != appended[i].Hash || !reflect.DeepEqual(r.Report, appended[i].Report) {
+			t.Errorf("record %d: %+v, appended %+v", i+1, r, appended[i])
+		}
+		if i > 0 && r.Prev != recs[i-1].Hash {
+			t.Errorf("record %d does not link to %d", i+1, i)
+		}
+		data, err := os.ReadFile(filepath.Join(state, DirName, FileName(r.Seq)))
+		if err != nil || !bytes.Equal(data, r.Raw) {
+			t.Errorf("file of record %d: %v", i+1, err)
+		}
+		if fi, err := os.Stat(filepath.Join(state, DirName, FileName(r.Seq))); err != nil || fi.Mode().Perm() != 0o400 {
+			t.Errorf("file of record %d: mode %v, %v", i+1, fi.Mode(), err)
+		}
+		log.Write(data)
+	}
+	// The report files, concatenated in order, are an evidence/chain log.
+	if h, err := chain.Verify(&log, s.PublicKey()); err != nil || h.Count != 5 || h.Hash != recs[4].Hash {
+		t.Errorf("concatenated files as a chain log: %v %+v", err, h)
+	}
+	// The report round-trips: what the runner filled in is what is read.
+	got := recs[0].Report
+	want.Schema, want.Appliance, want.Probes = Schema, "ams-1", []Probe{}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("report did not round-trip:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestAppendRefusesBadReports(t *testing.T) {
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	ok := sampleReport("fysio-noord", "mariadb", 0, "")
+	for name, edit := range map[string]func(r *Report){
+		"other appliance":     func(r *Report) { r.Appliance = "ams-2" },
+		"unknown schema":      func(r *Report) { r.Schema = "kluis-restore-test/v2" },
+		"no tenant":           func(r *Report) { r.Tenant = "" },
+		"no verdict":          func(r *Report) { r.Verdict = "" },
+		"PASS with a failure": func(r *Report) { r.FailedChecks = []string{CheckRPO} },
+	} {
+		r := ok
+		edit(&r)
+		if _, _, err := s.Append(context.Background(), &r); err == nil {
+			t.Errorf("%s: appended", name)
+		}
+	}
+	if _, _, err := OpenStore(t.TempDir(), "../x", testKey(1), nil).Append(context.Background(), &ok); err == nil {
+		t.Error("an appliance id that is not a name was accepted")
+	}
+	if recs, err := s.Records(); err != nil || len(recs) != 0 {
+		t.Errorf("refused reports were stored: %d, %v", len(recs), err)
+	}
+}
+
+// TestConcurrentAppends: goroutines of one process and several processes
+// appending at once give one valid chain with every report.
+func TestConcurrentAppends(t *testing.T) {
+	if dir := os.Getenv("KLUIS_EVIDENCE_HELPER_DIR"); dir != "" {
+		n, _ := strconv.Atoi(os.Getenv("KLUIS_EVIDENCE_HELPER_N"))
+		s := OpenStore(dir, "ams-1", testKey(1), nil)
+		for i := range n {
+			r := sampleReport("tandarts-zuid", "sqlite", i, "")
+			if _, _, err := s.Append(context.Background(), &r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	state := t.TempDir()
+	const goroutines, perGoroutine, procs, perProc = 8, 5, 3, 5
+	var cmds []*exec.Cmd
+	for range procs {
+		c := exec.Command(os.Args[0], "-test.run=^TestConcurrentAppends$")
+		c.Env = append(os.Environ(), "KLUIS_EVIDENCE_HELPER_DIR="+state, fmt.Sprintf("KLUIS_EVIDENCE_HELPER_N=%d", perProc))
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*perGoroutine)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := OpenStore(state, "ams-1", testKey(1), nil) // a store each, like separate commands
+			for i := range perGoroutine {
+				r := sampleReport(sampleTenants[g%3].id, sampleTenants[g%3].engine, i, "")
+				if _, _, err := s.Append(context.Background(), &r); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("helper process: %v", err)
+		}
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	recs, err := OpenStore(state, "ams-1", testKey(1), nil).Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := goroutines*perGoroutine + procs*perProc; len(recs) != want {
+		t.Fatalf("%d records, want %d", len(recs), want)
+	}
+}
+
+// TestCrashLeftovers: a crash mid-write leaves at most a temporary file
+// (the record is linked into place only when complete and fsynced); it is
+// never read as a report, and the next Append removes it.
+func TestCrashLeftovers(t *testing.T) {
+	state := t.TempDir()
+	s := OpenStore(state, "ams-1", testKey(1), nil)
+	recs := appendN(t, s, 3)
+	dir := filepath.Join(state, DirName)
+	half := recs[2].Raw[:len(recs[2].Raw)/2]
+	for name, data := range map[string][]byte{".tmp-123": half, ".tmp-456": nil, ".tmp-789": recs[1].Raw} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Records(); err != nil || len(got) != 3 {
+		t.Fatalf("with leftovers: %d records, %v", len(got), err)
+	}
+	appendN(t, s, 1)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.Name() != lockName && filepath.Ext(e.Name()) != ".json" {
+			t.Errorf("leftover %s survived an Append", e.Name())
+		}
+	}
+	if got, err := s.Records(); err != nil || len(got) != 4 {
+		t.Fatalf("after the next append: %d records, %v", len(got), err)
+	}
+}
+
+// TestAppendRefusesBrokenHead: a chain whose newest report does not
+// verify is not extended.
+func TestAppendRefusesBrokenHead(t *testing.T) {
+	state := t.TempDir()
+	s := OpenStore(state, "ams-1", testKey(1), nil)
+	recs := appendN(t, s, 2)
+	p := filepath.Join(state, DirName, FileName(2))
+	os.Chmod(p, 0o600)
+	if err := os.WriteFile(p, bytes.Replace(recs[1].Raw, []byte(`"PASS"`), []byte(`"FAIL"`), 1), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	r := sampleReport("fysio-noord", "mariadb", 5, "")
+	if _, _, err := s.Append(context.Background(), &r); err == nil {
+		t.Fatal("appended to a chain whose newest report was edited")
+	}
+	if _, err := s.Records(); err == nil {
+		t.Fatal("Records accepted an edited report")
+	}
+	// Another key's store refuses too.
+	if _, _, err := OpenStore(state, "ams-1", testKey(9), nil).Append(context.Background(), &r); err == nil {
+		t.Fatal("appended with another key")
+	}
+}
+
+func TestStateChainMissingStart(t *testing.T) {
+	state := t.TempDir()
+	s := OpenStore(state, "ams-1", testKey(1), nil)
+	appendN(t, s, 3)
+	os.Remove(filepath.Join(state, DirName, FileName(1)))
+	if _, err := s.Records(); err == nil {
+		t.Fatal("a state directory without report 1 verified")
+	}
+}
+
+// TestLocationDownThenSync: a location that is down during Append is
+// reported, the report is safe in the state directory and at the other
+// location, and Sync (or the next Append) uploads what it lacks.
+func TestLocationDownThenSync(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	a := local.New("amsterdam", t.TempDir())
+	g := faulty.New(local.New("groningen", t.TempDir()), faulty.Options{})
+	s := OpenStore(state, "ams-1", testKey(1), []repo.Location{a, g})
+	appendN(t, s, 2)
+
+	g.SetDown(errors.New("connection refused"))
+	r := sampleReport("fysio-noord", "mariadb", 1, "")
+	rec, res, err := s.Append(ctx, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || !res[0].OK || res[1].OK || res[1].Location != "groningen" || res[1].Error == "" {
+		t.Fatalf("results with groningen down: %+v", res)
+	}
+	if _, err := a.Stat(ctx, LocationPrefix("ams-1")+FileName(rec.Seq)); err != nil {
+		t.Fatalf("amsterdam lacks the report: %v", err)
+	}
+	if res, err := s.Sync(ctx); err != nil || res[1].OK {
+		t.Fatalf("sync while down: %+v %v", res, err)
+	}
+	g.SetUp()
+	res, err = s.Sync(ctx)
+	if err != nil || !res[0].OK || !res[1].OK {
+		t.Fatalf("sync: %+v %v", res, err)
+	}
+	for _, root := range []string{a.Root(), g.Inner().(*local.Location).Root()} {
+		v, err := VerifyDir(filepath.Join(root, "_evidence", "ams-1"), s.PublicKey(), VerifyOptions{})
+		if err != nil || !v.OK() || v.Last != 3 {
+			t.Fatalf("location copy %s: %+v %v", root, v, err)
+		}
+	}
+
+	// Down again: the next Append catches up instead of Sync.
+	g.SetDown(errors.New("connection refused"))
+	appendNLenient(t, s, 2)
+	g.SetUp()
+	if _, res, err := s.Append(ctx, &r); err != nil || !res[1].OK {
+		t.Fatalf("append after coming back: %+v %v", res, err)
+	}
+	n := 0
+	g.List(ctx, LocationPrefix("ams-1"), func(repo.ObjectInfo) error { n++; return nil })
+	if n != 6 {
+		t.Fatalf("groningen holds %d reports after catching up, want 6", n)
+	}
+
+	// A location whose copy differs (it cannot be replaced) fails Sync.
+	p := filepath.Join(a.Root(), "_evidence", "ams-1", FileName(2))
+	os.Chmod(p, 0o600)
+	os.WriteFile(p, []byte("x\n"), 0o600)
+	if res, err := s.Sync(ctx); err != nil || res[0].OK {
+		t.Fatalf("sync with a differing copy: %+v %v", res, err)
+	}
+}
+
+// appendNLenient appends n reports, accepting location failures.
+func appendNLenient(t *testing.T, s *Store, n int) {
+	t.Helper()
+	for i := range n {
+		r := sampleReport("huisarts-de-linde", "postgres", i, "")
+		if _, _, err := s.Append(context.Background(), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,422 @@
+package evidence
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kluis-nl/kluis/evidence/chain"
+)
+
+// newExport writes an export of n sample reports signed with testKey(1)
+// and returns its directory and the records.
+func newExport(t *testing.T, n int) (string, []Record) {
+	t.Helper()
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	appendN(t, s, n)
+	recs, err := s.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "export")
+	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1), Now: t0.Add(90 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, recs
+}
+
+func read(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func write(t *testing.T, dir, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func remove(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// resign re-signs reports from..last of dir with key, each body passed
+// through edit, relinking the chain, and writes a new checkpoint signed
+// with key: what a holder of key can do.
+func resign(t *testing.T, dir string, from uint64, key ed25519.PrivateKey, edit func(seq uint64, body []byte) []byte) {
+	t.Helper()
+	prev := chain.ZeroHash
+	if from > 1 {
+		l, err := parseLine(read(t, dir, FileName(from-1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev = chain.Hash(l.Raw)
+	}
+	var last uint64
+	for seq := from; ; seq++ {
+		data, err := os.ReadFile(filepath.Join(dir, FileName(seq)))
+		if os.IsNotExist(err) {
+			break
+		}
+		l, err := parseLine(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := l.Entry
+		e.Prev = prev
+		if edit != nil {
+			e.Body = edit(seq, e.Body)
+		}
+		line, err := chain.Sign(key, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, dir, FileName(seq), append(line, '\n'))
+		prev, last = chain.Hash(line), seq
+	}
+	cp, err := SignCheckpoint(key, Checkpoint{Appliance: "ams-1", Count: last, Hash: prev, Time: t0.Add(91 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, CheckpointFile, cp)
+}
+
+// want is an expected problem: its kind, its report and words of its
+// reason.
+type want struct {
+	kind   string
+	seq    uint64
+	reason string
+}
+
+func TestVerifyDetectsTampering(t *testing.T) {
+	pub := testKey(1).Public().(ed25519.PublicKey)
+	other := testKey(7)
+	replaceIn := func(name, old, new string) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			b := read(t, dir, name)
+			if !bytes.Contains(b, []byte(old)) {
+				t.Fatalf("%s lacks %q", name, old)
+			}
+			write(t, dir, name, bytes.Replace(b, []byte(old), []byte(new), 1))
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, dir string)
+		held   func(t *testing.T, dir string) []byte // a checkpoint kept from before the tampering
+		pub    ed25519.PublicKey
+		want   []want
+		note   string
+	}{
+		{name: "intact", tamper: func(*testing.T, string) {}, note: "matches report 6"},
+		{name: "edit a byte of a report's body", tamper: replaceIn(FileName(3), `"rows":1200,`, `"rows":1201,`),
+			want: []want{{Edited, 3, "report 4 no longer links to it: report 3 was changed after it was signed"}}},
+		{name: "edit the verdict of the newest report", tamper: replaceIn(FileName(6), `"verdict":"PASS"`, `"verdict":"FAIL"`),
+			want: []want{{Edited, 6, "does not verify with the given public key"}, {Rewritten, 6, "checkpoint.json"}}},
+		{name: "edit the signature", tamper: replaceIn(FileName(2), `"sig":"`, `"sig":"A`), // base64 of another length: not a signature at all
+			want: []want{{Malformed, 2, "bad signature encoding"}}},
+		{name: "delete a report", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(4)) },
+			want: []want{{Removed, 4, "report 4 is missing: report 5 follows report 3"}}},
+		{name: "delete two reports", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(3), FileName(4)) },
+			want: []want{{Removed, 3, "reports 3 to 4 are missing: report 5 follows report 2"}}},
+		{name: "delete the newest report", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(6)) },
+			want: []want{{Truncated, 6, "says the export ends at report 6, but the newest report here is 5"}}},
+		{name: "delete the newest report and the checkpoint, auditor kept the old checkpoint",
+			tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(6), CheckpointFile) },
+			held:   func(t *testing.T, dir string) []byte { return read(t, dir, CheckpointFile) },
+			want:   []want{{Truncated, 6, "says the chain had 6 reports, but the newest here is report 5"}}},
+		{name: "swap two reports", tamper: func(t *testing.T, dir string) {
+			a, b := read(t, dir, FileName(2)), read(t, dir, FileName(3))
+			write(t, dir, FileName(2), b)
+			write(t, dir, FileName(3), a)
+		}, want: []want{{Reordered, 2, "the file name says report 3 but it holds report 2"}, {Reordered, 3, "the file name says report 2 but it holds report 3"}}},
+		{name: "insert a copied report", tamper: func(t *testing.T, dir string) { write(t, dir, FileName(7), read(t, dir, FileName(2))) },
+			want: []want{{Inserted, 2, "a copy of report 2 (00000002.json)"}}},
+		{name: "overwrite a report with a copy of another", tamper: func(t *testing.T, dir string) { write(t, dir, FileName(4), read(t, dir, FileName(2))) },
+			want: []want{{Inserted, 2, "a copy of report 2"}, {Removed, 4, "report 4 is missing"}}},
+		{name: "re-sign one edited report with another key", tamper: func(t *testing.T, dir string) {
+			l, _ := parseLine(read(t, dir, FileName(3)))
+			e := l.Entry
+			e.Body = bytes.Replace(e.Body, []byte(`"kluis":"0.9.0"`), []byte(`"kluis":"0.9.1"`), 1)
+			line, _ := chain.Sign(other, e)
+			write(t, dir, FileName(3), append(line, '\n'))
+		}, want: []want{{Edited, 3, "does not verify with the given public key and report 4 no longer links"}}},
+		{name: "re-sign the chain from report 4 with another key", tamper: func(t *testing.T, dir string) {
+			resign(t, dir, 4, other, nil)
+		}, want: []want{
+			{Forged, 4, "does not verify with the given public key, yet report 5 links to it: report 4 was signed by another key"},
+			{Forged, 5, "signed by another key"}, {Forged, 6, "signed by another key too"},
+			{BadCheckpoint, 0, "checkpoint.json: the signature does not verify with the given public key"}}},
+		{name: "re-sign every report with another key", tamper: func(t *testing.T, dir string) { resign(t, dir, 1, other, nil) },
+			want: []want{{Forged, 0, "no report verifies with the given public key"}}},
+		{name: "verify with the wrong public key", tamper: func(*testing.T, string) {}, pub: other.Public().(ed25519.PublicKey),
+			want: []want{{Forged, 0, "it is not this appliance's key"}}},
+		{name: "history rewritten with the appliance key, auditor kept a checkpoint",
+			tamper: func(t *testing.T, dir string) {
+				resign(t, dir, 2, testKey(1), func(seq uint64, b []byte) []byte {
+					return bytes.Replace(b, []byte(`"kluis":"0.9.0"`), []byte(`"kluis":"0.9.2"`), 1)
+				})
+			},
+			held: func(t *testing.T, dir string) []byte { return read(t, dir, CheckpointFile) },
+			want: []want{{Rewritten, 6, "report 6 or the history before it was rewritten after the checkpoint"}}},
+		{name: "a validly signed report of another chain replaces one", tamper: func(t *testing.T, dir string) {
+			write(t, dir, FileName(4), otherChain(t, 4)[3].Raw)
+		}, want: []want{{Inserted, 4, "report 4 does not link to report 3"}, {Inserted, 5, "report 5 does not link to report 4"}}},
+		{name: "a fork: two validly signed reports numbered 4", tamper: func(t *testing.T, dir string) {
+			write(t, dir, "00000099.json", otherChain(t, 4)[3].Raw)
+		}, want: []want{{Inserted, 4, "a second, different report signed as report 4"}}},
+		{name: "a report of another schema", tamper: func(t *testing.T, dir string) {
+			resign(t, dir, 3, testKey(1), func(seq uint64, b []byte) []byte {
+				if seq != 3 {
+					return b
+				}
+				return bytes.Replace(b, []byte(Schema), []byte("kluis-restore-test/v9"), 1)
+			})
+		}, want: []want{{UnknownSchema, 3, `schema "kluis-restore-test/v9", this kluis reads "kluis-restore-test/v1"`}}},
+		{name: "a report of another appliance", tamper: func(t *testing.T, dir string) {
+			resign(t, dir, 3, testKey(1), func(seq uint64, b []byte) []byte {
+				if seq != 3 {
+					return b
+				}
+				return bytes.Replace(b, []byte(`"appliance":"ams-1"`), []byte(`"appliance":"ams-2"`), 1)
+			})
+		}, want: []want{{Inserted, 3, `report 3 is of appliance "ams-2", not "ams-1"`}}},
+		{name: "garbage in a report file", tamper: func(t *testing.T, dir string) { write(t, dir, FileName(3), []byte("{\"entry\":\x00}\n")) },
+			want: []want{{Malformed, 3, "not a signed evidence record"}}},
+		{name: "a report cut off", tamper: func(t *testing.T, dir string) { write(t, dir, FileName(3), read(t, dir, FileName(3))[:500]) },
+			want: []want{{Malformed, 3, "does not end in a line feed"}}},
+		{name: "a huge file", tamper: func(t *testing.T, dir string) { write(t, dir, FileName(3), bytes.Repeat([]byte("x"), 2<<20)) },
+			want: []want{{Malformed, 3, "larger than"}}},
+		{name: "a renamed report", tamper: func(t *testing.T, dir string) {
+			os.Rename(filepath.Join(dir, FileName(3)), filepath.Join(dir, "3.json"))
+		}, want: []want{{Malformed, 0, "not a report file name"}, {Removed, 3, "report 3 is missing"}}},
+		{name: "an edited checkpoint", tamper: replaceIn(CheckpointFile, `"count":6`, `"count":5`),
+			want: []want{{BadCheckpoint, 0, "checkpoint.json: the signature does not verify"}}},
+		{name: "a segment of the chain (an export --from)", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(1), FileName(2)) },
+			note: "starts at report 3; earlier reports are not in this set"},
+		{name: "a held checkpoint the segment does not reach", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(1), FileName(2)) },
+			held: func(t *testing.T, dir string) []byte {
+				s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+				recs := appendN(t, s, 2)
+				cp, _ := SignCheckpoint(testKey(1), Checkpoint{Appliance: "ams-1", Count: 2, Hash: recs[1].Hash, Time: t0})
+				return cp
+			},
+			want: []want{{BadCheckpoint, 0, "names report 2, which is not in this set (it starts at report 3)"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, _ := newExport(t, 6)
+			var held []byte
+			if tc.held != nil {
+				held = tc.held(t, dir)
+			}
+			tc.tamper(t, dir)
+			key := pub
+			if tc.pub != nil {
+				key = tc.pub
+			}
+			v, err := VerifyDir(dir, key, VerifyOptions{Checkpoint: held, CheckpointName: "old.json"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkProblems(t, v, tc.want)
+			if tc.note != "" && !strings.Contains(strings.Join(v.Notes, "\n"), tc.note) {
+				t.Errorf("notes lack %q: %q", tc.note, v.Notes)
+			}
+			if _, err := json.Marshal(v); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// otherChain is a chain of n reports of the same appliance and key, but
+// other content than appendN's.
+func otherChain(t *testing.T, n int) []Record {
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	var out []Record
+	for i := range n {
+		r := sampleReport("tandarts-zuid", "sqlite", i, "rpo")
+		rec, _, err := s.Append(t.Context(), &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+func checkProblems(t *testing.T, v *Verification, wants []want) {
+	t.Helper()
+	key := func(kind string, seq uint64) string { return fmt.Sprintf("%s@%d", kind, seq) }
+	var got, exp []string
+	for _, p := range v.Problems {
+		got = append(got, key(p.Kind, p.Seq))
+	}
+	for _, w := range wants {
+		exp = append(exp, key(w.kind, w.seq))
+	}
+	sort.Strings(got)
+	sort.Strings(exp)
+	if strings.Join(got, " ") != strings.Join(exp, " ") {
+		t.Errorf("problems %v, want %v", got, exp)
+	}
+	for _, w := range wants {
+		found := false
+		for _, p := range v.Problems {
+			found = found || p.Kind == w.kind && p.Seq == w.seq && strings.Contains(p.Reason, w.reason)
+		}
+		if !found {
+			t.Errorf("no %s problem of report %d saying %q", w.kind, w.seq, w.reason)
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		for _, p := range v.Problems {
+			t.Logf("  %s", p)
+		}
+	}
+	if v.OK() != (len(wants) == 0) {
+		t.Errorf("OK() = %v with %d problems", v.OK(), len(v.Problems))
+	}
+}
+
+// TestHeldCheckpointProvesPrefix: a checkpoint from an earlier export
+// matches a later, longer export of the same chain.
+func TestHeldCheckpointProvesPrefix(t *testing.T) {
+	state := t.TempDir()
+	s := OpenStore(state, "ams-1", testKey(1), nil)
+	appendN(t, s, 4)
+	recs, _ := s.Records()
+	first := filepath.Join(t.TempDir(), "q1")
+	if _, err := Export(first, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, 5)
+	recs, _ = s.Records()
+	second := filepath.Join(t.TempDir(), "q2")
+	// From week 1 on: reports 4 to 9.
+	if _, err := Export(second, Select(recs, t0.Add(7*24*time.Hour), time.Time{}), ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := VerifyDir(second, s.PublicKey(), VerifyOptions{Checkpoint: read(t, first, CheckpointFile), CheckpointName: "q1/checkpoint.json"})
+	if err != nil || !v.OK() || v.First != 4 || v.Last != 9 {
+		t.Fatalf("%v %d..%d %v", err, v.First, v.Last, v.Problems)
+	}
+	if notes := strings.Join(v.Notes, "\n"); !strings.Contains(notes, "matches: the chain from report 4 (the first here) up to report 4 is unchanged since, and continues to report 9") {
+		t.Errorf("notes: %s", notes)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	day := func(d int) time.Time { return t0.Add(time.Duration(d) * 24 * time.Hour) }
+	var recs []Record
+	for i, d := range []int{1, 2, 3, 2, 5, 6} { // the clock went back at report 4
+		recs = append(recs, Record{Seq: uint64(i + 1), Time: day(d)})
+	}
+	seqs := func(rs []Record) (out []uint64) {
+		for _, r := range rs {
+			out = append(out, r.Seq)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		from, to time.Time
+		want     string
+	}{
+		{time.Time{}, time.Time{}, "[1 2 3 4 5 6]"},
+		{day(2), day(3), "[2 3 4]"}, // 3 lies outside but between: the stretch stays unbroken
+		{day(5), time.Time{}, "[5 6]"},
+		{time.Time{}, day(2), "[1]"},
+		{day(7), time.Time{}, "[]"},
+	} {
+		if got := fmt.Sprint(seqs(Select(recs, tc.from, tc.to))); got != tc.want {
+			t.Errorf("Select(%v, %v) = %s, want %s", tc.from, tc.to, got, tc.want)
+		}
+	}
+}
+
+func TestExportRefuses(t *testing.T) {
+	dir, recs := newExport(t, 3)
+	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("export into a non-empty dir: %v", err)
+	}
+	if _, err := Export(t.TempDir(), []Record{recs[0], recs[2]}, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil {
+		t.Error("exported a broken stretch")
+	}
+	if _, err := Export(t.TempDir(), nil, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil {
+		t.Error("exported nothing")
+	}
+}
+
+// TestSummaryEscapes: values from the config (sites, probe names, details)
+// are escaped in the HTML summary.
+func TestSummaryEscapes(t *testing.T) {
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	r := sampleReport("praktijk-a", "sqlite", 0, "")
+	r.Location.Site = `Zwolle <script>alert("x")</script> & Co`
+	r.Location.Provider = `"><img src=x onerror=alert(1)>`
+	if _, _, err := s.Append(t.Context(), &r); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := s.Records()
+	dir := filepath.Join(t.TempDir(), "x")
+	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err != nil {
+		t.Fatal(err)
+	}
+	html := string(read(t, dir, SummaryFile))
+	if strings.Contains(html, "<script>") || strings.Contains(html, "<img") {
+		t.Fatal("the summary does not escape config values")
+	}
+	if !strings.Contains(html, "Zwolle &lt;script&gt;") {
+		t.Fatal("the escaped site is missing")
+	}
+}
+
+func TestDuration(t *testing.T) {
+	for sec, want := range map[float64]string{3.25: "3.2s", 45: "45s", 750: "12m 30s", 11100: "3h 05m", 53 * 3600: "53h 00m", 5*86400 + 4*3600: "5d 04h", -1: "—"} {
+		if got := Duration(sec); got != want {
+			t.Errorf("Duration(%v) = %q, want %q", sec, got, want)
+		}
+	}
+}
+
+// TestVerifyHugeNumbers: a validly signed report numbered far ahead is a
+// gap, reported at once (the verifier's work does not grow with numbers).
+func TestVerifyHugeNumbers(t *testing.T) {
+	dir, recs := newExport(t, 2)
+	remove(t, dir, CheckpointFile)
+	far := uint64(1) << 62
+	line, err := chain.Sign(testKey(1), chain.Entry{Seq: far, Prev: recs[1].Hash, Time: t0, Body: recs[1].line.Entry.Body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, FileName(far), append(line, '\n'))
+	write(t, dir, FileName(far-1), []byte("garbage\n"))
+	start := time.Now()
+	v, err := VerifyDir(dir, testKey(1).Public().(ed25519.PublicKey), VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkProblems(t, v, []want{{Removed, 3, fmt.Sprintf("reports 3 to %d are missing: report %d follows report 2", far-2, far)}, {Malformed, far - 1, ""}})
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
