@@ -23,7 +23,9 @@ type RestoreTest struct {
 	// RTOTarget is the longest acceptable restore (default 4h).
 	RTOTarget Duration `yaml:"rto_target"`
 	// RPOWindow is how far back the largest gap between consecutive
-	// snapshots is measured (default 30 days). The RPO target itself is
+	// snapshots is measured (default 30 days, shortened to the days
+	// retention keeps a snapshot of every day when it also keeps weekly or
+	// monthly ones: see Retention.DailyHorizon). The RPO target itself is
 	// policy.rpo_target.
 	RPOWindow Duration `yaml:"rpo_window"`
 }
@@ -57,10 +59,24 @@ func (c *Config) applyRestoreTestDefaults() {
 	}
 	if rt.RPOWindow == 0 {
 		rt.RPOWindow = DefaultRPOWindow
+		if h := c.Policy.Retention.DailyHorizon(); h > 0 && h < rt.RPOWindow {
+			rt.RPOWindow = h
+		}
 	}
 	if rt.ScratchDir == "" {
 		rt.ScratchDir = filepath.Join(c.Appliance.StateDir, "restore-test")
 	}
+}
+
+// DailyHorizon is how far back retention keeps a snapshot of every day
+// when it also keeps sparser ones (keep_weekly, keep_monthly): keep_daily
+// minus one days, at least one day. Beyond it, gaps between snapshots
+// measure retention, not backups. Zero when retention thins nothing out.
+func (r Retention) DailyHorizon() Duration {
+	if r.KeepWeekly <= 0 && r.KeepMonthly <= 0 {
+		return 0
+	}
+	return Duration(time.Duration(max(r.KeepDaily-1, 1)) * 24 * time.Hour)
 }
 
 func (c *Config) validateRestoreTest(p *Problems) {
@@ -68,14 +84,41 @@ func (c *Config) validateRestoreTest(p *Problems) {
 	if _, err := CronParser.Parse(rt.Schedule); err != nil {
 		p.addf("policy.restore_test.schedule", "%q: %v", rt.Schedule, err)
 	}
+	if rt.RTOTarget.D() < time.Minute {
+		p.addf("policy.restore_test.rto_target", "%s: must be at least 1m", rt.RTOTarget.D())
+	}
+	if rt.RPOWindow.D() < time.Hour {
+		p.addf("policy.restore_test.rpo_window", "%s: must be at least 1h", rt.RPOWindow.D())
+	}
+	if h := c.Policy.Retention.DailyHorizon(); h > 0 && rt.RPOWindow > h {
+		p.addf("policy.restore_test.rpo_window", "%s reaches past the %s in which retention keeps a snapshot of every day (keep_daily: %d, with weekly or monthly snapshots beyond): the largest gap would measure retention, not backups; set rpo_window to at most %s or raise keep_daily",
+			rt.RPOWindow.D(), h.D(), c.Policy.Retention.KeepDaily, h.D())
+	}
+	if rt.ServerDSNFile != "" && rt.ServerDSNFile == rt.MariaDBServerDSNFile {
+		p.addf("policy.restore_test.mariadb_server_dsn_file", "is the same file as server_dsn_file: a PostgreSQL and a MariaDB server need a connection string each")
+	}
 	if rt.ServerDSNFile != "" {
 		c.checkSecretFile(p, "policy.restore_test.server_dsn_file", rt.ServerDSNFile)
 	}
 	if rt.MariaDBServerDSNFile != "" {
 		c.checkSecretFile(p, "policy.restore_test.mariadb_server_dsn_file", rt.MariaDBServerDSNFile)
 	}
+	servers := map[string]string{}
+	for _, f := range []struct{ file, field string }{{rt.ServerDSNFile, "server_dsn_file"}, {rt.MariaDBServerDSNFile, "mariadb_server_dsn_file"}} {
+		if f.file != "" {
+			servers[filepath.Clean(c.Resolve(f.file))] = f.field
+		}
+	}
+	for i, d := range c.Discover {
+		if field, ok := servers[filepath.Clean(c.Resolve(d.DSNFile))]; ok && d.DSNFile != "" {
+			p.addf(fmt.Sprintf("discover[%d].dsn_file", i), "is policy.restore_test.%s: the restore-test server must never be a tenant's own", field)
+		}
+	}
 	for i, t := range c.Tenants {
 		path := fmt.Sprintf("tenants[%d]", i)
+		if field, ok := servers[filepath.Clean(c.Resolve(t.DSNFile))]; ok && t.DSNFile != "" {
+			p.addf(path+".dsn_file", "is policy.restore_test.%s: the restore-test server must never be a tenant's own", field)
+		}
 		switch t.Engine {
 		case "postgres":
 			if rt.ServerDSNFile == "" && len(t.Probes) > 0 {

@@ -32,14 +32,29 @@ const discoverTenant = "_discover"
 // the daemon runs one at start (catch-up).
 const DailyMaxAge = 24 * time.Hour
 
-// RestoreTestFunc runs one tenant's restore test and reports whether it
-// passed.
-type RestoreTestFunc func(ctx context.Context, a *appliance.Appliance, tenant string) (passed bool, err error)
+// RestoreTestResult is what a restore-test hook reports of a test that
+// ran to a verdict.
+type RestoreTestResult struct {
+	Passed bool
+	// FailedChecks names the failed checks (evidence/report.go).
+	FailedChecks []string
+	Location     string
+	Snapshot     string
+	// EvidenceSeq is the report's record in the evidence log; 0 when the
+	// report could not be written (the hook then also returns an error).
+	EvidenceSeq uint64
+}
+
+// RestoreTestFunc runs one tenant's restore test. An error means the test
+// did not reach a verdict, or its report was not written; a FAIL verdict
+// is a result, not an error.
+type RestoreTestFunc func(ctx context.Context, a *appliance.Appliance, tenant string) (RestoreTestResult, error)
 
 // Hooks are job kinds that other packages fill in.
 type Hooks struct {
 	// RestoreTest, when set, is scheduled for every database tenant at
-	// RestoreTestSchedule (a cron spec, default "0 6 * * 0": Sundays 06:00).
+	// RestoreTestSchedule (a cron spec; empty: policy.restore_test.schedule),
+	// each tenant at its own offset in the hour after it (RestoreTestSpec).
 	// When nil, no restore-test job exists.
 	RestoreTest         RestoreTestFunc
 	RestoreTestSchedule string

@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/backup"
@@ -113,8 +118,9 @@ func (d *Daemon) setJobs() {
 	}
 	rtSpec := d.opts.Hooks.RestoreTestSchedule
 	if rtSpec == "" {
-		rtSpec = "0 6 * * 0"
+		rtSpec = a.Cfg.Policy.RestoreTest.Schedule
 	}
+	lastTest := lastRestoreTests(a, d.log)
 	hourly, _ := schedule.Parse("@every 1h", tz)
 	tenants := 0
 	for i := range a.Cfg.Tenants {
@@ -143,12 +149,17 @@ func (d *Daemon) setJobs() {
 		jobs = append(jobs, schedule.Job{Name: JobName(KindSync, id), Tenant: id, Kind: KindSync, Spec: hourly,
 			Run: func(ctx context.Context) error { return d.runSync(ctx, id) }})
 		if hook := d.opts.Hooks.RestoreTest; hook != nil {
-			spec, err := schedule.Parse(rtSpec, tz)
+			spec, err := RestoreTestSpec(rtSpec, id, tz)
 			if err != nil {
-				d.log.Error("restore tests not scheduled", "err", err)
+				d.log.Error("restore tests not scheduled", "tenant", id, "err", err)
 			} else {
+				// A test missed while the appliance was down runs at start,
+				// but never before the first scheduled one (a new tenant
+				// has nothing to restore yet).
 				name := JobName(KindRestoreTest, id)
+				ran := lastTest[id].Time
 				jobs = append(jobs, schedule.Job{Name: name, Tenant: id, Kind: KindRestoreTest, Spec: spec,
+					CatchUp: !ran.IsZero(), LastSuccess: ran,
 					Run: func(ctx context.Context) error { return d.runRestoreTest(ctx, id, hook) }})
 			}
 		}
@@ -362,22 +373,113 @@ func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
 	return nil
 }
 
-// runRestoreTest runs the restore-test hook and records its verdict.
-func (d *Daemon) runRestoreTest(ctx context.Context, tenant string, hook RestoreTestFunc) error {
-	a := d.Appliance()
-	started := d.clock.Now()
-	passed, err := hook(ctx, a, tenant)
-	rec := appliance.Record{Time: d.clock.Now().UTC(), Tenant: tenant, Job: KindRestoreTest, OK: err == nil && passed,
-		Duration: d.clock.Now().Sub(started).Seconds()}
+// RestoreTestSpec is when a tenant's restore test runs: spec (a cron spec
+// or descriptor in tz) shifted by the tenant's own offset within the hour
+// after it, so that tenants are spread as backups are in their window; the
+// same tenant always gets the same offset. An "@every" interval is
+// relative to the daemon's start already and is not shifted.
+func RestoreTestSpec(spec, tenant string, tz *time.Location) (schedule.Spec, error) {
+	s, err := schedule.Parse(spec, tz)
 	if err != nil {
+		return nil, fmt.Errorf("policy.restore_test.schedule: %w", err)
+	}
+	if _, ok := s.(cron.ConstantDelaySchedule); ok {
+		return s, nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte(KindRestoreTest + "/" + tenant))
+	return shiftedSpec{inner: s, offset: time.Duration(h.Sum64()%3600) * time.Second}, nil
+}
+
+// shiftedSpec is a Spec whose every slot comes offset later.
+type shiftedSpec struct {
+	inner  schedule.Spec
+	offset time.Duration
+}
+
+func (s shiftedSpec) Next(t time.Time) time.Time {
+	n := s.inner.Next(t.Add(-s.offset))
+	if n.IsZero() {
+		return n
+	}
+	return n.Add(s.offset)
+}
+
+// lastRestoreTests returns each tenant's newest restore-test record in the
+// job history.
+func lastRestoreTests(a *appliance.Appliance, log *slog.Logger) map[string]appliance.Record {
+	hist, err := a.History()
+	if err != nil {
+		log.Warn("cannot read the job history", "err", err)
+	}
+	out := map[string]appliance.Record{}
+	for _, r := range hist {
+		if r.Job == KindRestoreTest && !r.Time.Before(out[r.Tenant].Time) {
+			out[r.Tenant] = r
+		}
+	}
+	return out
+}
+
+// RecordRestoreTest appends a restore test's outcome to the job history
+// (where `kluis status` and the daemon's metrics read it): OK only for a
+// PASS; the failed checks, location, snapshot and evidence record as
+// extras. The CLI records its runs the same way.
+func RecordRestoreTest(a *appliance.Appliance, tenant string, started time.Time, res RestoreTestResult, err error) appliance.Record {
+	now := a.Now()
+	rec := appliance.Record{Time: now.UTC(), Tenant: tenant, Job: KindRestoreTest, OK: err == nil && res.Passed,
+		Duration: now.Sub(started).Seconds(), Extra: map[string]any{}}
+	switch {
+	case err != nil:
 		rec.Error = err.Error()
+	case !res.Passed:
+		rec.Error = "restore test FAILED: " + strings.Join(res.FailedChecks, ", ")
+	}
+	if res.Location != "" {
+		rec.Extra["location"] = res.Location
+	}
+	if res.Snapshot != "" {
+		rec.Snapshot = res.Snapshot
+	}
+	if len(res.FailedChecks) > 0 {
+		rec.Extra["failed_checks"] = res.FailedChecks
+	}
+	if res.EvidenceSeq > 0 {
+		rec.Extra["evidence_seq"] = res.EvidenceSeq
 	}
 	if werr := a.AppendHistory(rec); werr != nil {
-		d.log.Warn("cannot record job history", "tenant", tenant, "err", werr)
+		a.Log.Warn("cannot record job history", "tenant", tenant, "err", werr)
 	}
-	d.metrics.SetRestoreTest(tenant, rec.OK)
-	if err == nil && !passed {
-		err = errors.New("restore test failed")
+	return rec
+}
+
+// runRestoreTest runs the restore-test hook, records its verdict in the
+// history and the kluis_restore_test_ok metric, and logs a FAIL at error
+// level. A FAIL verdict is not retried (it is the result); a test that did
+// not reach a verdict is (and also sets the metric to 0). A test cut off
+// by shutdown is not recorded.
+func (d *Daemon) runRestoreTest(ctx context.Context, tenant string, hook RestoreTestFunc) error {
+	a := d.Appliance()
+	log := d.log.With("tenant", tenant, "job", KindRestoreTest)
+	started := d.clock.Now()
+	res, err := hook(ctx, a, tenant)
+	if err != nil && ctx.Err() != nil {
+		log.Warn("restore test interrupted: nothing recorded", "err", err)
+		return err
 	}
-	return err
+	RecordRestoreTest(a, tenant, started, res, err)
+	ok := err == nil && res.Passed
+	d.metrics.SetRestoreTest(tenant, ok)
+	switch {
+	case err != nil:
+		log.Error("restore test did not run to a verdict", "err", err, "location", res.Location, "evidence_seq", res.EvidenceSeq)
+		return err
+	case !res.Passed:
+		log.Error("restore test FAILED", "failed_checks", strings.Join(res.FailedChecks, ","), "location", res.Location,
+			"snapshot", res.Snapshot, "evidence_seq", res.EvidenceSeq)
+		return nil
+	}
+	log.Info("restore test passed", "location", res.Location, "snapshot", res.Snapshot, "evidence_seq", res.EvidenceSeq,
+		"seconds", d.clock.Now().Sub(started).Seconds())
+	return nil
 }

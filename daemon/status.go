@@ -30,9 +30,11 @@ type TenantStatus struct {
 	DegradedSnapshots int       `json:"degraded_snapshots"`
 	NextRun           time.Time `json:"next_run,omitzero"`
 	// RestoreTest is the last restore-test verdict: "passed", "failed" or
-	// "never"; RestoreTestTime when it ran.
-	RestoreTest     string    `json:"restore_test"`
-	RestoreTestTime time.Time `json:"restore_test_time,omitzero"`
+	// "never"; RestoreTestTime when it ran, RestoreTestLocation the
+	// location it read from. A failed last test is a problem.
+	RestoreTest         string    `json:"restore_test"`
+	RestoreTestTime     time.Time `json:"restore_test_time,omitzero"`
+	RestoreTestLocation string    `json:"restore_test_location,omitempty"`
 	// Problems make the status fail (exit 1); empty when all is well.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -53,7 +55,8 @@ type Report struct {
 // repositories (snapshot manifests and where they are; no pack is read)
 // and the job history (restore-test verdicts). A tenant fails when its
 // newest snapshot is older than policy.rpo_target, missing, or at fewer
-// than policy.required_copies locations.
+// than policy.required_copies locations, or when its last restore test
+// failed (or could not run).
 func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report {
 	rep := &Report{Time: now}
 	if len(a.Cfg.Discover) > 0 {
@@ -69,7 +72,7 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 	}
 	lastTest := map[string]appliance.Record{}
 	for _, r := range hist {
-		if r.Job == KindRestoreTest {
+		if r.Job == KindRestoreTest && !r.Time.Before(lastTest[r.Tenant].Time) {
 			lastTest[r.Tenant] = r
 		}
 	}
@@ -77,8 +80,17 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 		st := tenantStatus(ctx, a, &a.Cfg.Tenants[i], now)
 		if r, ok := lastTest[st.Tenant]; ok {
 			st.RestoreTest, st.RestoreTestTime = "failed", r.Time
+			if loc, ok := r.Extra["location"].(string); ok {
+				st.RestoreTestLocation = loc
+			}
 			if r.OK {
 				st.RestoreTest = "passed"
+			} else {
+				why := r.Error
+				if why == "" {
+					why = "restore test FAILED"
+				}
+				st.Problems = append(st.Problems, fmt.Sprintf("last restore test (%s) failed: %s", r.Time.UTC().Format(time.RFC3339), why))
 			}
 		}
 		rep.Tenants = append(rep.Tenants, st)

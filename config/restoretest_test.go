@@ -1,0 +1,63 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRestoreTestSettings: defaults, the RPO window under sparse
+// retention, and each bad setting refused naming its field.
+func TestRestoreTestSettings(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Parse([]byte(validYAML(t)), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := c.Policy.RestoreTest
+	if rt.Schedule != DefaultRestoreTestSchedule || rt.RTOTarget != DefaultRTOTarget || rt.ScratchDir != filepath.Join("state", "restore-test") {
+		t.Errorf("defaults: %+v", rt)
+	}
+	// keep_daily 7 with keep_weekly: the window is 6 days, not 30.
+	if rt.RPOWindow.D() != 6*24*time.Hour {
+		t.Errorf("rpo_window under keep_daily 7 + keep_weekly 4: %s", rt.RPOWindow.D())
+	}
+	c, err = Parse([]byte(edit(t, validYAML(t), "    keep_weekly: 4\n", "")), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy.RestoreTest.RPOWindow != DefaultRPOWindow {
+		t.Errorf("rpo_window without sparse retention: %s", c.Policy.RestoreTest.RPOWindow.D())
+	}
+
+	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"praktijk-b.dsn", "rt.dsn"} {
+		if err := os.WriteFile(filepath.Join(dir, "secrets", f), []byte("host=x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol := "  chunk_average: 64KiB\n"
+	for _, tc := range []struct{ name, add, want string }{
+		{"bad schedule", "  restore_test: {schedule: \"0 25 * * *\"}\n", "policy.restore_test.schedule"},
+		{"tiny rto", "  restore_test: {rto_target: 10s}\n", "policy.restore_test.rto_target"},
+		{"tiny window", "  restore_test: {rpo_window: 5m}\n", "policy.restore_test.rpo_window"},
+		{"window past daily retention", "  restore_test: {rpo_window: 720h}\n", "reaches past the 144h0m0s"},
+		{"tenant's own dsn file", "  restore_test: {server_dsn_file: secrets/praktijk-b.dsn}\n", "tenants[1].dsn_file: is policy.restore_test.server_dsn_file"},
+		{"one file for both servers", "  restore_test: {server_dsn_file: secrets/rt.dsn, mariadb_server_dsn_file: secrets/rt.dsn}\n", "mariadb_server_dsn_file"},
+		{"unknown key", "  restore_test: {rto: 1h}\n", "field rto not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(edit(t, validYAML(t), pol, pol+tc.add)), dir)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+			if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
+				t.Errorf("want one message, got %d:\n%v", n, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,213 @@
+package restoretest_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/evidence"
+	"github.com/kluis-nl/kluis/internal/pgtest"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/synth"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// clock is a settable clock for the appliance (snapshot times) and the
+// restore test (RPO).
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+
+// env is an appliance in a temp dir with two local locations (loc-a =
+// amsterdam, loc-g = groningen) and a fake clock.
+type env struct {
+	t   testing.TB
+	dir string
+	a   *appliance.Appliance
+	clk *clock
+}
+
+const configTemplate = `
+appliance: {id: ams-1, state_dir: ./state, master_key_file: ./master.key, signing_key_file: ./signing.key}
+locations:
+  - {name: amsterdam, type: dir, path: ./loc-a, country: NL, site: Amsterdam, provider: a}
+  - {name: groningen, type: dir, path: ./loc-g, country: NL, site: Groningen, provider: b}
+tenants:
+%s
+policy:
+  pack_size: 1MiB
+%s
+`
+
+var start = time.Date(2025, 3, 10, 2, 0, 0, 0, time.UTC)
+
+// newEnv makes the directory, keys and locations; writeConfig then
+// writes and loads the config.
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := repo.InitApplianceKeys(filepath.Join(dir, "master.key"), filepath.Join(dir, "signing.key")); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"loc-a", "loc-g"} {
+		if err := os.Mkdir(filepath.Join(dir, l), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &env{t: t, dir: dir, clk: &clock{now: start}}
+}
+
+// writeConfig writes a config with the given tenants and policy blocks
+// (YAML, indented as list items and policy fields) and loads it.
+func (e *env) writeConfig(tenants, policy string) {
+	e.t.Helper()
+	p := filepath.Join(e.dir, "kluis.yaml")
+	if err := os.WriteFile(p, []byte(fmt.Sprintf(configTemplate, tenants, policy)), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg, err := config.Load(p)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.a = appliance.New(cfg, slog.New(slog.DiscardHandler))
+	e.a.Now = e.clk.Now
+}
+
+func (e *env) path(p ...string) string { return filepath.Join(append([]string{e.dir}, p...)...) }
+
+// writeSecret writes a DSN file (mode 0600) and returns its name.
+func (e *env) writeSecret(name, content string) string {
+	e.t.Helper()
+	if err := os.WriteFile(e.path(name), []byte(content), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return name
+}
+
+// backup takes a snapshot of a tenant at the clock's time.
+func (e *env) backup(tenant string) *repo.Result {
+	e.t.Helper()
+	ctx := testCtx(e.t)
+	r, err := e.a.OpenOrInitRepo(ctx, tenant)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tn, err := e.a.Cfg.Tenant(tenant)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	eng, err := e.a.Engine(tn, r.FingerprintKey())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	res, err := backup.Database(ctx, r, eng, repo.BackupOptions{Appliance: "ams-1"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res
+}
+
+// synthSQLite generates a synthetic practice database file.
+func (e *env) synthSQLite(name string, scale synth.Scale) string {
+	e.t.Helper()
+	p := e.path(name)
+	if err := synth.GenerateSQLiteFile(testCtx(e.t), p, scale, 7); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// scratchLeft lists what remains in the sqlite scratch directory.
+func (e *env) scratchLeft() []string {
+	e.t.Helper()
+	var left []string
+	dir := e.a.Cfg.Resolve(e.a.Cfg.Policy.RestoreTest.ScratchDir)
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	return left
+}
+
+// checkOf returns a report's check by name.
+func checkOf(t testing.TB, rep *evidence.Report, name string) evidence.Check {
+	t.Helper()
+	for _, c := range rep.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("report has no check %s", name)
+	return evidence.Check{}
+}
+
+// wantVerdict fails unless the report has the verdict and exactly the
+// failed checks given.
+func wantVerdict(t testing.TB, rep *evidence.Report, verdict string, failed ...string) {
+	t.Helper()
+	if rep == nil {
+		t.Fatal("no report")
+	}
+	if rep.Verdict != verdict || strings.Join(rep.FailedChecks, ",") != strings.Join(failed, ",") {
+		t.Fatalf("verdict %s, failed %v; want %s, failed %v\n%s", rep.Verdict, rep.FailedChecks, verdict, failed, dump(rep))
+	}
+	if len(rep.Checks) != 8 {
+		t.Fatalf("%d checks, want 8:\n%s", len(rep.Checks), dump(rep))
+	}
+}
+
+func dump(rep *evidence.Report) string {
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	return string(b)
+}
+
+// store opens the appliance's evidence log, copied to both locations.
+func (e *env) store() *evidence.Store {
+	e.t.Helper()
+	key, err := repo.LoadSigningKey(e.path("signing.key"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	locs, err := e.a.Locations()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s := evidence.OpenStore(e.a.StateDir(), e.a.Cfg.Appliance.ID, key, locs)
+	s.Now = e.clk.Now
+	return s
+}

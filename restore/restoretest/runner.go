@@ -1,0 +1,566 @@
+package restoretest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/evidence"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore"
+	"github.com/kluis-nl/kluis/source"
+)
+
+// Options say what a restore test tests and how it reports.
+type Options struct {
+	// Tenant is the tenant id (required).
+	Tenant string
+	// Snapshot is a snapshot id or unique prefix; empty or "latest" is the
+	// newest snapshot at the tested location.
+	Snapshot string
+	// Location is the location to read from; empty picks the one least
+	// recently proven according to Previous (PickLocation).
+	Location string
+	// Previous are earlier reports (the evidence log), for PickLocation.
+	Previous []evidence.Report
+	// Now is the clock of the report's times and of the RPO (default the
+	// appliance's clock). Durations are measured on the real clock.
+	Now func() time.Time
+	// Progress, when set, is called as the fetch (bytes) and the restore
+	// (tables) advance.
+	Progress func(check string, done, total int64)
+	// Log receives a line per failed check (default the appliance's).
+	Log *slog.Logger
+	// Version is the kluis version written into the report.
+	Version string
+	// ProbeTimeout bounds each probe (default DefaultProbeTimeout).
+	ProbeTimeout time.Duration
+	// Parallel is the number of tables restored at once (default 2).
+	Parallel int
+
+	// beforeFingerprint, set by tests (export_test.go), runs on a writable
+	// connection to the scratch database after the load and before the
+	// first fingerprint.
+	beforeFingerprint func(ctx context.Context, db *sql.DB) error
+}
+
+// dropTimeout bounds the removal of the scratch database, which runs even
+// when the test's context has ended.
+const dropTimeout = 2 * time.Minute
+
+// checkOrder is the order of a report's checks.
+var checkOrder = []string{
+	evidence.CheckSnapshot, evidence.CheckFetch, evidence.CheckRestore, evidence.CheckFingerprints,
+	evidence.CheckProbes, evidence.CheckRTO, evidence.CheckRPO, evidence.CheckDropScratch,
+}
+
+// Run runs one restore test and returns its report: verdict PASS when
+// every check passed, else FAIL naming the failed checks. Every failure of
+// the test itself is a FAIL report, not an error.
+//
+// Run returns an error without a report when the test cannot start: a
+// *SetupError for the configuration (unknown tenant or location, a files
+// tenant, no restore-test server configured for the engine, a server that
+// is a tenant's own), or the tenant's lock not taken. It returns a report
+// together with an error wrapping the context's error when the test was
+// interrupted: the scratch database is dropped all the same, and callers
+// do not record such a report as evidence.
+func Run(ctx context.Context, a *appliance.Appliance, opts Options) (rep *evidence.Report, err error) {
+	rt, err := prepare(ctx, a, opts)
+	if err != nil {
+		return nil, &SetupError{err}
+	}
+	lock, err := a.Lock(ctx, rt.t.ID, false)
+	if err != nil {
+		return nil, fmt.Errorf("restore test of %s: %w", rt.t.ID, err)
+	}
+	defer lock.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			rt.log.Error("restore test: internal error", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			rt.record(rt.current, false, 0, truncate(fmt.Sprintf("internal error: %v", p)))
+			rt.abort = "skipped: internal error in " + rt.current
+		}
+		rt.dropScratch(ctx)
+		rep = rt.finish()
+		if cerr := ctx.Err(); cerr != nil {
+			err = fmt.Errorf("restore test of %s interrupted: %w", rt.t.ID, cerr)
+		}
+	}()
+	rt.checkSnapshot(ctx)
+	rt.checkFetch(ctx)
+	rt.checkRestore(ctx)
+	rt.checkProbes(ctx)
+	rt.checkRTO()
+	rt.checkRPO()
+	return nil, nil // the deferred function builds the report
+}
+
+// SetupError is returned by Run for a test that cannot start with this
+// configuration (tenant, location, restore-test server).
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// run is one restore test in progress.
+type run struct {
+	a      *appliance.Appliance
+	opts   Options
+	t      *config.Tenant
+	loc    config.Location
+	log    *slog.Logger
+	server string // restore-test server DSN (postgres, mariadb)
+	secret string // its password, masked in details
+
+	rep     *evidence.Report
+	started time.Time // real clock
+	checks  map[string]evidence.Check
+	current string // the check running (for a panic)
+	abort   string // set when the remaining checks cannot run
+
+	r          *repo.Repo
+	snap       repo.SnapshotInfo
+	snaps      []repo.SnapshotInfo
+	scratch    scratch
+	dropped    bool
+	restoreDur time.Duration
+}
+
+// prepare resolves what is tested and refuses what cannot start.
+func prepare(ctx context.Context, a *appliance.Appliance, opts Options) (*run, error) {
+	if opts.Tenant == "" {
+		return nil, errors.New("restore test: no tenant given")
+	}
+	t, err := a.Cfg.Tenant(opts.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	switch t.Engine {
+	case "sqlite", "postgres", "mariadb", "mysql":
+	default:
+		return nil, fmt.Errorf("tenant %s has engine %s: restore tests are for database tenants (check a files tenant with `kluis check --read-data`)", t.ID, t.Engine)
+	}
+	locName := opts.Location
+	if locName == "" {
+		locName = PickLocation(a.Cfg, t.ID, opts.Previous)
+	}
+	lc, err := a.Cfg.Location(locName)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = a.Now
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = a.Log
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = DefaultProbeTimeout
+	}
+	rt := &run{a: a, opts: opts, t: t, loc: *lc, checks: map[string]evidence.Check{},
+		log: opts.Log.With("tenant", t.ID, "location", lc.Name, "job", "restore-test")}
+	if fam := family(t.Engine); fam != "" {
+		if rt.server, err = serverDSN(a.Cfg, fam); err != nil {
+			return nil, fmt.Errorf("tenant %s (%s): %w", t.ID, t.Engine, err)
+		}
+		rt.secret = dsnPassword(fam, rt.server)
+		if err := ownServer(ctx, a.Cfg, fam, rt.server, []*config.Tenant{t}); err != nil {
+			return nil, err
+		}
+	}
+	rt.started = time.Now()
+	rt.rep = &evidence.Report{
+		Schema: evidence.Schema, Appliance: a.Cfg.Appliance.ID, Tenant: t.ID, Engine: t.Engine,
+		Started:  opts.Now().UTC(),
+		Location: evidence.Location{Name: lc.Name, Country: lc.Country, Site: lc.Site, Provider: lc.Provider},
+		Kluis:    opts.Version,
+		Tables:   []evidence.Table{}, Probes: []evidence.Probe{}, FailedChecks: []string{},
+	}
+	return rt, nil
+}
+
+// record sets a check's result.
+func (rt *run) record(name string, ok bool, d time.Duration, detail string) {
+	if name == "" {
+		return
+	}
+	rt.checks[name] = evidence.Check{Name: name, OK: ok, Seconds: d.Seconds(), Detail: truncate(detail)}
+	if !ok {
+		rt.log.Warn("restore test check failed", "check", name, "detail", truncate(detail))
+	} else {
+		rt.log.Debug("restore test check passed", "check", name, "seconds", d.Seconds())
+	}
+}
+
+// ok reports whether a check ran and passed.
+func (rt *run) ok(name string) bool { return rt.checks[name].OK }
+
+// ready reports whether a check can run: every check it needs passed and
+// the test was not interrupted. Otherwise it records the check as skipped.
+func (rt *run) ready(ctx context.Context, name string, needs ...string) bool {
+	rt.current = name
+	if rt.abort != "" {
+		rt.record(name, false, 0, rt.abort)
+		return false
+	}
+	for _, n := range needs {
+		if !rt.ok(n) {
+			rt.record(name, false, 0, "skipped: "+n+" failed")
+			return false
+		}
+	}
+	if ctx.Err() != nil {
+		rt.record(name, false, 0, "skipped: interrupted")
+		return false
+	}
+	return true
+}
+
+func (rt *run) fail(name string, t0 time.Time, err error) {
+	rt.record(name, false, time.Since(t0), describe(err, rt.secret))
+}
+
+func (rt *run) progress(check string, done, total int64) {
+	if rt.opts.Progress != nil {
+		rt.opts.Progress(check, done, total)
+	}
+}
+
+// checkSnapshot opens the repository at the tested location alone and
+// finds the snapshot there.
+func (rt *run) checkSnapshot(ctx context.Context) {
+	const name = evidence.CheckSnapshot
+	if !rt.ready(ctx, name) {
+		return
+	}
+	t0 := time.Now()
+	loc, err := appliance.OpenLocation(rt.a.Cfg, rt.loc)
+	if err != nil {
+		rt.fail(name, t0, err)
+		return
+	}
+	mk, err := rt.a.MasterKey()
+	if err != nil {
+		rt.fail(name, t0, err)
+		return
+	}
+	// Only the tested location: nothing may fall back to the other copy.
+	rt.r, err = repo.Open(ctx, rt.t.ID, []repo.Location{loc}, repo.Options{Master: mk, Logger: rt.log, Now: rt.opts.Now})
+	if err != nil {
+		rt.fail(name, t0, err)
+		return
+	}
+	if rt.snaps, err = rt.r.Snapshots(ctx); err != nil {
+		rt.fail(name, t0, err)
+		return
+	}
+	if rt.snap, err = rt.r.FindSnapshot(ctx, rt.opts.Snapshot); err != nil {
+		rt.fail(name, t0, err)
+		return
+	}
+	m := rt.snap.Manifest
+	if m.Engine != rt.t.Engine && family(m.Engine) != family(rt.t.Engine) {
+		rt.fail(name, t0, fmt.Errorf("snapshot %s is of engine %s, the tenant's is %s", rt.snap.ID.Short(), m.Engine, rt.t.Engine))
+		return
+	}
+	tables, err := backup.Tables(m)
+	if err != nil {
+		rt.fail(name, t0, err)
+		return
+	}
+	s := evidence.Snapshot{ID: rt.snap.ID.String(), Time: m.Started.UTC(), Tables: len(tables), Bytes: m.Bytes()}
+	for _, tm := range tables {
+		s.Rows += tm.Rows
+	}
+	rt.rep.Snapshot = s
+	rt.record(name, true, time.Since(t0), fmt.Sprintf("snapshot %s of %s at %s: %d tables, %d rows, %d bytes",
+		rt.snap.ID.Short(), m.Started.UTC().Format(time.RFC3339), rt.loc.Name, s.Tables, s.Rows, s.Bytes))
+}
+
+// checkFetch reads every blob of the snapshot from the tested location:
+// each pack once, verified against its name, each blob decrypted and
+// checked against its keyed ID.
+func (rt *run) checkFetch(ctx context.Context) {
+	const name = evidence.CheckFetch
+	if !rt.ready(ctx, name, evidence.CheckSnapshot) {
+		return
+	}
+	t0 := time.Now()
+	st, err := fetchAll(ctx, rt.r, rt.snap.Manifest, func(done, total int64) { rt.progress(name, done, total) })
+	if err != nil {
+		rt.fail(name, t0, err)
+		return
+	}
+	rt.record(name, true, time.Since(t0), fmt.Sprintf("%s, %s in %s, %d bytes read from %s and verified",
+		plural(st.streams, "stream"), plural(st.blobs, "blob"), plural(st.packs, "pack"), st.bytes, rt.loc.Name))
+}
+
+// checkRestore creates the scratch database, restores the snapshot into
+// it (restore.ToDatabase) and records the restore and fingerprints
+// checks from that one pass.
+func (rt *run) checkRestore(ctx context.Context) {
+	const name = evidence.CheckRestore
+	if !rt.ready(ctx, name, evidence.CheckSnapshot, evidence.CheckFetch) {
+		rt.skipDependent(evidence.CheckFingerprints, name)
+		return
+	}
+	t0 := time.Now()
+	sc, err := newScratch(ctx, rt.t.Engine, ScratchName(rt.t.ID, rt.opts.Now()),
+		rt.a.Cfg.Resolve(rt.a.Cfg.Policy.RestoreTest.ScratchDir), rt.server)
+	if sc != nil {
+		rt.scratch = sc
+	}
+	if err != nil {
+		rt.fail(name, t0, err)
+		rt.skipDependent(evidence.CheckFingerprints, name)
+		return
+	}
+	tg, err := appliance.Target(ctx, sc.Target(), rt.r.FingerprintKey())
+	if err != nil {
+		rt.fail(name, t0, err)
+		rt.skipDependent(evidence.CheckFingerprints, name)
+		return
+	}
+	w := &watchedTarget{Target: tg}
+	if hook := rt.opts.beforeFingerprint; hook != nil {
+		w.before = func(ctx context.Context) error {
+			db, err := sc.Open(false)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return hook(ctx, db)
+		}
+	}
+	res, err := restore.ToDatabase(ctx, rt.r, rt.snap, w, restore.DBOptions{Parallel: rt.opts.Parallel,
+		Progress: func(done, total int) { rt.progress(name, int64(done), int64(total)) }})
+	end := time.Now()
+	if cerr := tg.Close(); cerr != nil {
+		rt.log.Warn("closing the restore target", "err", describe(cerr, rt.secret))
+	}
+	loaded, fpErr, hookErr := w.result()
+	if hookErr != nil {
+		rt.fail(name, t0, fmt.Errorf("test hook: %w", hookErr))
+		rt.skipDependent(evidence.CheckFingerprints, name)
+		return
+	}
+	if loaded.IsZero() { // the load itself failed
+		rt.fail(name, t0, err)
+		rt.skipDependent(evidence.CheckFingerprints, name)
+		return
+	}
+	rt.restoreDur = end.Sub(t0)
+	rt.record(name, true, loaded.Sub(t0), fmt.Sprintf("restored into scratch database %s", sc.Name()))
+
+	rt.current = evidence.CheckFingerprints
+	fpDur := end.Sub(loaded)
+	switch {
+	case fpErr != nil:
+		rt.record(evidence.CheckFingerprints, false, fpDur, describe(fpErr, rt.secret))
+		return
+	case err != nil && !errors.Is(err, restore.ErrFingerprintMismatch):
+		rt.record(evidence.CheckFingerprints, false, fpDur, describe(err, rt.secret))
+		return
+	}
+	for _, tc := range res.Tables {
+		rt.rep.Tables = append(rt.rep.Tables, evidence.Table{
+			Name: tc.Table, Rows: tc.Rows, RowsRestored: tc.RowsRestored, Bytes: tc.Bytes,
+			Fingerprint: string(tc.Expected), RestoredFingerprint: string(tc.Got), Match: tc.Match,
+		})
+	}
+	if bad := res.Mismatches(); len(bad) > 0 {
+		rt.record(evidence.CheckFingerprints, false, fpDur, fmt.Sprintf("%d of %d tables differ from the manifest: %s",
+			len(bad), len(res.Tables), strings.Join(bad, ", ")))
+		return
+	}
+	rt.record(evidence.CheckFingerprints, true, fpDur, fmt.Sprintf("all %d tables (%d rows) match the manifest's row counts and fingerprints",
+		len(res.Tables), res.Rows))
+}
+
+// skipDependent records a check that cannot run because name failed.
+func (rt *run) skipDependent(check, name string) {
+	if _, done := rt.checks[check]; !done {
+		rt.record(check, false, 0, "skipped: "+name+" failed")
+	}
+}
+
+// checkProbes runs the tenant's SQL probes on the scratch database.
+func (rt *run) checkProbes(ctx context.Context) {
+	const name = evidence.CheckProbes
+	if !rt.ready(ctx, name, evidence.CheckRestore) {
+		return
+	}
+	if len(rt.t.Probes) == 0 {
+		rt.record(name, true, 0, "no probes configured (tenants[].probes)")
+		return
+	}
+	t0 := time.Now()
+	res, err := runProbes(ctx, rt.scratch, rt.t.Engine, rt.t.Probes, rt.opts.ProbeTimeout)
+	if err != nil {
+		rt.fail(name, t0, err)
+		return
+	}
+	rt.rep.Probes = res
+	var failed []string
+	for _, p := range res {
+		if !p.OK {
+			failed = append(failed, p.Name+" ("+p.Detail+")")
+		}
+	}
+	if len(failed) > 0 {
+		rt.record(name, false, time.Since(t0), fmt.Sprintf("%d of %d probes failed: %s", len(failed), len(res), strings.Join(failed, "; ")))
+		return
+	}
+	rt.record(name, true, time.Since(t0), fmt.Sprintf("%s returned the expected result", plural(len(res), "probe")))
+}
+
+// checkRTO compares the restore's duration (scratch database created,
+// loaded and fingerprinted) with policy.restore_test.rto_target.
+func (rt *run) checkRTO() {
+	const name = evidence.CheckRTO
+	target := rt.a.Cfg.Policy.RestoreTest.RTOTarget.D()
+	rt.rep.RTO.TargetSeconds = target.Seconds()
+	if !rt.ready(context.Background(), name, evidence.CheckRestore) {
+		return
+	}
+	d := rt.restoreDur
+	rt.rep.RTO.MeasuredSeconds = d.Seconds()
+	rt.rep.RTO.OK = d <= target
+	if !rt.rep.RTO.OK {
+		rt.record(name, false, 0, fmt.Sprintf("restore took %s, over the RTO target %s", roundDur(d), target))
+		return
+	}
+	rt.record(name, true, 0, fmt.Sprintf("restore took %s; target %s", roundDur(d), target))
+}
+
+// checkRPO measures the snapshot's age and the largest gap between
+// snapshots at the tested location against policy.rpo_target.
+func (rt *run) checkRPO() {
+	const name = evidence.CheckRPO
+	pol := rt.a.Cfg.Policy
+	rt.rep.RPO.TargetSeconds = pol.RPOTarget.D().Seconds()
+	if !rt.ready(context.Background(), name, evidence.CheckSnapshot) {
+		return
+	}
+	times := make([]time.Time, len(rt.snaps))
+	for i, s := range rt.snaps {
+		times[i] = s.Manifest.Started
+	}
+	r, detail := measureRPO(rt.snap.Manifest.Started, times, rt.rep.Started, pol.RestoreTest.RPOWindow.D(), pol.RPOTarget.D())
+	rt.rep.RPO = r
+	rt.record(name, r.OK, 0, detail)
+}
+
+// dropScratch removes the scratch database, on a context of its own so
+// that it also runs after cancellation, and records the check (once).
+func (rt *run) dropScratch(ctx context.Context) {
+	if rt.dropped {
+		return
+	}
+	rt.dropped = true
+	rt.current = evidence.CheckDropScratch
+	if rt.scratch == nil {
+		rt.record(evidence.CheckDropScratch, true, 0, "no scratch database was created")
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropTimeout)
+	defer cancel()
+	t0 := time.Now()
+	if err := rt.scratch.Drop(dctx); err != nil {
+		rt.log.Error("scratch database NOT removed: remove it by hand", "scratch", rt.scratch.Name(), "err", describe(err, rt.secret))
+		rt.record(evidence.CheckDropScratch, false, time.Since(t0), "scratch database "+rt.scratch.Name()+" not removed: "+describe(err, rt.secret))
+		return
+	}
+	rt.record(evidence.CheckDropScratch, true, time.Since(t0), "scratch database "+rt.scratch.Name()+" removed and verified gone")
+}
+
+// finish orders the checks, fills in the ones that never ran and sets the
+// verdict.
+func (rt *run) finish() *evidence.Report {
+	rep := rt.rep
+	rep.Finished = rep.Started.Add(time.Since(rt.started))
+	rep.Checks = make([]evidence.Check, 0, len(checkOrder))
+	for _, name := range checkOrder {
+		c, ok := rt.checks[name]
+		if !ok {
+			reason := rt.abort
+			if reason == "" {
+				reason = "skipped: not run"
+			}
+			c = evidence.Check{Name: name, Detail: reason}
+		}
+		rep.Checks = append(rep.Checks, c)
+		if !c.OK {
+			rep.FailedChecks = append(rep.FailedChecks, name)
+		}
+	}
+	rep.Verdict = evidence.Pass
+	if len(rep.FailedChecks) > 0 {
+		rep.Verdict = evidence.Fail
+	}
+	return rep
+}
+
+// watchedTarget is a restore target that notes when the load ended (the
+// first fingerprint) and whether fingerprinting itself failed, so that the
+// restore and fingerprints checks are told apart; before runs once, ahead
+// of the first fingerprint (tests damage the scratch database there).
+type watchedTarget struct {
+	source.Target
+	before func(ctx context.Context) error
+
+	once    sync.Once
+	mu      sync.Mutex
+	loaded  time.Time
+	hookErr error
+	fpErr   error
+}
+
+func (w *watchedTarget) Fingerprint(ctx context.Context, t source.Table) (source.TableResult, error) {
+	w.once.Do(func() {
+		var err error
+		if w.before != nil {
+			err = w.before(ctx)
+		}
+		w.mu.Lock()
+		w.loaded, w.hookErr = time.Now(), err
+		w.mu.Unlock()
+	})
+	w.mu.Lock()
+	hookErr := w.hookErr
+	w.mu.Unlock()
+	if hookErr != nil {
+		return source.TableResult{}, hookErr
+	}
+	res, err := w.Target.Fingerprint(ctx, t)
+	if err != nil {
+		w.mu.Lock()
+		if w.fpErr == nil {
+			w.fpErr = err
+		}
+		w.mu.Unlock()
+	}
+	return res, err
+}
+
+func (w *watchedTarget) result() (loaded time.Time, fpErr, hookErr error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.loaded, w.fpErr, w.hookErr
+}

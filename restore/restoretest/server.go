@@ -1,0 +1,290 @@
+package restoretest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/config"
+)
+
+// Server families: a restore-test server is compared only with tenants
+// that speak its protocol.
+const (
+	familyPostgres = "postgres"
+	familyMariaDB  = "mariadb"
+)
+
+func family(engine string) string {
+	switch engine {
+	case "postgres":
+		return familyPostgres
+	case "mariadb", "mysql":
+		return familyMariaDB
+	}
+	return ""
+}
+
+// serverField is the config field naming a family's restore-test server.
+func serverField(fam string) string {
+	if fam == familyMariaDB {
+		return "policy.restore_test.mariadb_server_dsn_file"
+	}
+	return "policy.restore_test.server_dsn_file"
+}
+
+// serverDSN reads the restore-test server's connection string for a
+// family. The DSN is a secret: errors name the file, never its contents.
+func serverDSN(c *config.Config, fam string) (string, error) {
+	rt := c.Policy.RestoreTest
+	file := rt.ServerDSNFile
+	if fam == familyMariaDB {
+		file = rt.MariaDBServerDSNFile
+	}
+	if file == "" {
+		return "", fmt.Errorf("no restore-test server: set %s (a dedicated server; never a tenant's own)", serverField(fam))
+	}
+	dsn, err := appliance.ReadDSN(c.Resolve(file))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", serverField(fam), err)
+	}
+	return dsn, nil
+}
+
+// endpoints returns the normalised addresses a DSN connects to:
+// "local:PORT" for loopback and unix sockets (a unix socket of
+// PostgreSQL names its port; MariaDB's default is 3306 only by
+// convention, so its socket counts by path), "unix:PATH", and
+// "tcp:HOST:PORT" for any other host. Two DSNs sharing an endpoint are
+// taken to reach the same server.
+func endpoints(fam, dsn string) ([]string, error) {
+	switch fam {
+	case familyPostgres:
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			return nil, errors.New("not a valid PostgreSQL connection string")
+		}
+		keys := pgEndpoint(cfg.Host, cfg.Port)
+		for _, f := range cfg.Fallbacks {
+			keys = append(keys, pgEndpoint(f.Host, f.Port)...)
+		}
+		return dedup(keys), nil
+	case familyMariaDB:
+		cfg, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			return nil, errors.New("not a valid MariaDB DSN (user:password@tcp(host:port)/)")
+		}
+		if cfg.Net == "unix" {
+			return []string{"unix:" + filepath.Clean(cfg.Addr)}, nil
+		}
+		host, port, err := net.SplitHostPort(cfg.Addr)
+		if err != nil {
+			host, port = cfg.Addr, "3306"
+		}
+		return []string{hostKey(host, port)}, nil
+	}
+	return nil, fmt.Errorf("engine family %q has no server", fam)
+}
+
+func pgEndpoint(host string, port uint16) []string {
+	p := strconv.Itoa(int(port))
+	if strings.HasPrefix(host, "/") {
+		return []string{"unix:" + filepath.Join(filepath.Clean(host), ".s.PGSQL."+p), "local:" + p}
+	}
+	return []string{hostKey(host, p)}
+}
+
+func hostKey(host, port string) string {
+	h := strings.ToLower(strings.Trim(host, "[]"))
+	if h == "" || h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return "local:" + port
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		if ip.IsLoopback() || ip.IsUnspecified() {
+			return "local:" + port
+		}
+		h = ip.String()
+	}
+	return "tcp:" + h + ":" + port
+}
+
+func dedup(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// showEndpoint makes an endpoint key readable: "localhost:5432".
+func showEndpoint(k string) string {
+	switch {
+	case strings.HasPrefix(k, "local:"):
+		return "localhost:" + strings.TrimPrefix(k, "local:")
+	case strings.HasPrefix(k, "unix:"):
+		return strings.TrimPrefix(k, "unix:")
+	}
+	return strings.TrimPrefix(k, "tcp:")
+}
+
+// tenantServer is a database server a tenant (or a discover block) lives
+// on.
+type tenantServer struct {
+	what string // "tenant praktijk_a", "discover[0]"
+	dsn  string
+}
+
+// tenantServers lists the servers of every tenant (declared and
+// discovered) and discover block of a family. A DSN file that cannot be
+// read is skipped: that tenant's backups fail loudly on their own.
+func tenantServers(c *config.Config, fam string) []tenantServer {
+	var out []tenantServer
+	for _, t := range c.Tenants {
+		if family(t.Engine) != fam {
+			continue
+		}
+		dsn := t.DSN
+		if dsn == "" && t.DSNFile != "" {
+			var err error
+			if dsn, err = appliance.ReadDSN(c.Resolve(t.DSNFile)); err != nil {
+				continue
+			}
+		}
+		if dsn != "" {
+			out = append(out, tenantServer{what: "tenant " + t.ID, dsn: dsn})
+		}
+	}
+	for i, d := range c.Discover {
+		if family(d.Engine) != fam || d.DSNFile == "" {
+			continue
+		}
+		if dsn, err := appliance.ReadDSN(c.Resolve(d.DSNFile)); err == nil {
+			out = append(out, tenantServer{what: fmt.Sprintf("discover[%d]", i), dsn: dsn})
+		}
+	}
+	return out
+}
+
+// ownServer refuses a restore-test server that is a tenant's own: one
+// sharing an endpoint with any tenant's or discover block's DSN, or (for
+// PostgreSQL, when both answer) having the same system_identifier as the
+// server of one of identify.
+func ownServer(ctx context.Context, c *config.Config, fam, server string, identify []*config.Tenant) error {
+	mine, err := endpoints(fam, server)
+	if err != nil {
+		return fmt.Errorf("%s: %w", serverField(fam), err)
+	}
+	own := map[string]bool{}
+	for _, k := range mine {
+		own[k] = true
+	}
+	for _, ts := range tenantServers(c, fam) {
+		theirs, err := endpoints(fam, ts.dsn)
+		if err != nil {
+			continue
+		}
+		for _, k := range theirs {
+			if own[k] {
+				return fmt.Errorf("%s points at the server of %s (%s): a restore test never creates or drops databases on a tenant's server; use a dedicated restore-test server",
+					serverField(fam), ts.what, showEndpoint(k))
+			}
+		}
+	}
+	if fam != familyPostgres || len(identify) == 0 {
+		return nil
+	}
+	sid, err := pgSystemID(ctx, server)
+	if err != nil {
+		return nil // unreachable now: the restore check reports it
+	}
+	for _, t := range identify {
+		dsn := t.DSN
+		if dsn == "" {
+			if dsn, err = appliance.ReadDSN(c.Resolve(t.DSNFile)); err != nil {
+				continue
+			}
+		}
+		if tid, err := pgSystemID(ctx, dsn); err == nil && tid == sid {
+			return fmt.Errorf("%s reaches the same PostgreSQL cluster as tenant %s (system_identifier %d): a restore test never creates or drops databases on a tenant's server; use a dedicated restore-test server",
+				serverField(fam), t.ID, sid)
+		}
+	}
+	return nil
+}
+
+// pgSystemID reads the cluster's system_identifier (pg_control_system,
+// PostgreSQL 9.6+), which tells two clusters apart whatever address
+// reaches them.
+func pgSystemID(ctx context.Context, dsn string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var id int64
+	if err := conn.QueryRow(ctx, "SELECT system_identifier FROM pg_catalog.pg_control_system()").Scan(&id); err != nil {
+		return 0, err
+	}
+	return uint64(id), nil
+}
+
+// CheckServers checks the configured restore-test servers (for `kluis
+// config check --online`): each must be readable and must not be the
+// server of any tenant or discover block, by address and, for
+// PostgreSQL, by system_identifier against every postgres tenant that
+// answers. It returns one error per problem.
+func CheckServers(ctx context.Context, a *appliance.Appliance) []error {
+	var errs []error
+	rt := a.Cfg.Policy.RestoreTest
+	for _, fam := range []string{familyPostgres, familyMariaDB} {
+		if (fam == familyPostgres && rt.ServerDSNFile == "") || (fam == familyMariaDB && rt.MariaDBServerDSNFile == "") {
+			continue
+		}
+		dsn, err := serverDSN(a.Cfg, fam)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var identify []*config.Tenant
+		for i := range a.Cfg.Tenants {
+			if t := &a.Cfg.Tenants[i]; family(t.Engine) == fam {
+				identify = append(identify, t)
+			}
+		}
+		if err := ownServer(ctx, a.Cfg, fam, dsn, identify); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// dsnPassword returns the password a DSN carries, to mask it in messages.
+func dsnPassword(fam, dsn string) string {
+	switch fam {
+	case familyPostgres:
+		if cfg, err := pgconn.ParseConfig(dsn); err == nil {
+			return cfg.Password
+		}
+	case familyMariaDB:
+		if cfg, err := mysql.ParseDSN(dsn); err == nil {
+			return cfg.Passwd
+		}
+	}
+	return ""
+}
