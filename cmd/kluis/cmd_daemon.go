@@ -10,7 +10,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/daemon"
+	"github.com/kluis-nl/kluis/evidence"
+	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
 // cmdDaemon runs the scheduler until SIGTERM or SIGINT (running jobs get
@@ -35,7 +38,8 @@ func cmdDaemon(ctx context.Context, g *globals, args []string) error {
 	if _, err := a.MasterKey(); err != nil {
 		return &configError{err}
 	}
-	d := daemon.New(a, daemon.Options{Log: g.log})
+	// Restore tests run at policy.restore_test.schedule (re-read at reload).
+	d := daemon.New(a, daemon.Options{Log: g.log, Hooks: daemon.Hooks{RestoreTest: restoreTestHook}})
 
 	if addr := a.Cfg.Appliance.MetricsListen; addr != "" {
 		ln, err := net.Listen("tcp", addr)
@@ -69,4 +73,28 @@ func cmdDaemon(ctx context.Context, g *globals, args []string) error {
 	}
 	g.log.Info("daemon stopped")
 	return nil
+}
+
+// restoreTestHook is the daemon's restore-test job: the same test as
+// `kluis restore-test`, its report appended to the evidence log. The
+// daemon records the verdict, sets kluis_restore_test_ok and logs a FAIL
+// at error level.
+func restoreTestHook(ctx context.Context, a *appliance.Appliance, tenant string) (daemon.RestoreTestResult, error) {
+	store, err := restoreTestStore(a)
+	if err != nil {
+		return daemon.RestoreTestResult{}, err
+	}
+	got, err := restoretest.RunAndRecord(ctx, a, store, restoretest.Options{Tenant: tenant, Version: version, Log: a.Log})
+	return restoreTestResult(got), err
+}
+
+// restoreTestResult summarises a recorded restore test for the daemon's
+// job history.
+func restoreTestResult(got restoretest.Recorded) daemon.RestoreTestResult {
+	rep := got.Report
+	if rep == nil {
+		return daemon.RestoreTestResult{}
+	}
+	return daemon.RestoreTestResult{Passed: rep.Verdict == evidence.Pass, FailedChecks: rep.FailedChecks,
+		Location: rep.Location.Name, Snapshot: rep.Snapshot.ID, EvidenceSeq: got.Record.Seq}
 }

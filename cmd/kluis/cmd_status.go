@@ -13,7 +13,8 @@ import (
 )
 
 // cmdStatus prints every tenant's backup health and exits 1 when any
-// tenant misses its RPO target or copy count: a monitoring check.
+// tenant misses its RPO target or copy count, or its last restore test
+// failed: a monitoring check.
 func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("status", "[--json]")
 	g.jsonFlag(fs)
@@ -56,6 +57,9 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 			rt := t.RestoreTest
 			if !t.RestoreTestTime.IsZero() {
 				rt += " " + when(t.RestoreTestTime)
+			}
+			if t.RestoreTestLocation != "" {
+				rt += " @" + t.RestoreTestLocation
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Tenant, when(t.LastSuccess), age, strings.Join(copies, " "), when(t.NextRun), rt, status)
 		}

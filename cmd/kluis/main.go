@@ -50,6 +50,13 @@ func init() {
 		{name: "dossier", summary: "show or restore one client's dossier from a snapshot", sub: []*command{{name: "show", summary: "list a dossier's tables and row counts (logged)", run: cmdDossierShow}, {name: "restore", summary: "restore a dossier to a file or into a live database (logged)", run: cmdDossierRestore}}},
 		{name: "erasure", summary: "the AVG art. 17 erasure register", sub: []*command{{name: "add", summary: "record that a dossier was erased", run: cmdErasureAdd}, {name: "list", summary: "list recorded erasures", run: cmdErasureList}}},
 		{name: "access-log", summary: "the dossier access log", sub: []*command{{name: "verify", summary: "verify the hash chain and signatures of the access log", run: cmdAccessLogVerify}}},
+		{name: "restore-test", summary: "prove a snapshot restores: verify, restore to scratch, compare, probe; write signed evidence; exit 1 on FAIL", run: cmdRestoreTest},
+		{name: "evidence", summary: "the signed restore-test reports (for auditors)", sub: []*command{
+			{name: "list", summary: "list restore-test reports", run: cmdEvidenceList},
+			{name: "show", summary: "show one report", run: cmdEvidenceShow},
+			{name: "export", summary: "write reports, public key and an HTML summary to a directory", run: cmdEvidenceExport},
+			{name: "verify", summary: "verify exported reports with only the public key", run: cmdEvidenceVerify},
+		}},
 		{name: "version", summary: "print the version", run: cmdVersion},
 	}
 }

@@ -1,0 +1,397 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/evidence"
+	"github.com/kluis-nl/kluis/repo"
+)
+
+// evidenceStore opens the appliance's evidence chain for reading and
+// exporting (no locations: those are written by restore tests).
+func evidenceStore(a *appliance.Appliance) (*evidence.Store, ed25519.PrivateKey, error) {
+	key, err := signingKey(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	return evidence.OpenStore(a.StateDir(), a.Cfg.Appliance.ID, key, nil), key, nil
+}
+
+// period parses --from and --to (days in the appliance's time zone, both
+// inclusive) into [from, to).
+func period(tz *time.Location, from, to string) (time.Time, time.Time, error) {
+	var f, t time.Time
+	var err error
+	if from != "" {
+		if f, err = time.ParseInLocation("2006-01-02", from, tz); err != nil {
+			return f, t, usageErrorf("--from %q: want YYYY-MM-DD", from)
+		}
+	}
+	if to != "" {
+		if t, err = time.ParseInLocation("2006-01-02", to, tz); err != nil {
+			return f, t, usageErrorf("--to %q: want YYYY-MM-DD", to)
+		}
+		t = t.AddDate(0, 0, 1)
+	}
+	if !f.IsZero() && !t.IsZero() && !f.Before(t) {
+		return f, t, usageErrorf("--from %s is after --to %s", from, to)
+	}
+	return f, t, nil
+}
+
+// parseWithArgs parses flags that may come before or after positional
+// arguments (kluis evidence verify DIR --public-key K).
+func (g *globals) parseWithArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := g.parse(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+type evidenceRow struct {
+	Seq                uint64    `json:"seq"`
+	Time               time.Time `json:"time"`
+	Tenant             string    `json:"tenant"`
+	Engine             string    `json:"engine"`
+	Location           string    `json:"location"`
+	Snapshot           string    `json:"snapshot"`
+	Verdict            string    `json:"verdict"`
+	FailedChecks       []string  `json:"failed_checks"`
+	RTOSeconds         float64   `json:"rto_seconds"`
+	RTOTargetSeconds   float64   `json:"rto_target_seconds"`
+	SnapshotAgeSeconds float64   `json:"snapshot_age_seconds"`
+	LargestGapSeconds  float64   `json:"largest_gap_seconds"`
+	RPOTargetSeconds   float64   `json:"rpo_target_seconds"`
+	Hash               string    `json:"hash"`
+}
+
+func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("evidence list", "[--tenant T] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--json]")
+	tenant := fs.String("tenant", "", "only this tenant's reports")
+	from := fs.String("from", "", "reports signed on or after this `day` (YYYY-MM-DD, appliance time zone)")
+	to := fs.String("to", "", "reports signed on or before this `day` (YYYY-MM-DD)")
+	g.jsonFlag(fs)
+	a, err := g.command(fs, args)
+	if err != nil {
+		return err
+	}
+	tz := a.TimeZone()
+	f, t, err := period(tz, *from, *to)
+	if err != nil {
+		return err
+	}
+	s, _, err := evidenceStore(a)
+	if err != nil {
+		return err
+	}
+	recs, err := s.Records()
+	if err != nil {
+		return err
+	}
+	rows := []evidenceRow{}
+	for _, r := range evidence.Select(recs, f, t) {
+		rep := r.Report
+		if *tenant != "" && rep.Tenant != *tenant {
+			continue
+		}
+		rows = append(rows, evidenceRow{Seq: r.Seq, Time: r.Time, Tenant: rep.Tenant, Engine: rep.Engine, Location: rep.Location.Name,
+			Snapshot: rep.Snapshot.ID, Verdict: rep.Verdict, FailedChecks: rep.FailedChecks,
+			RTOSeconds: rep.RTO.MeasuredSeconds, RTOTargetSeconds: rep.RTO.TargetSeconds,
+			SnapshotAgeSeconds: rep.RPO.SnapshotAgeSeconds, LargestGapSeconds: rep.RPO.LargestGapSeconds, RPOTargetSeconds: rep.RPO.TargetSeconds,
+			Hash: r.Hash})
+	}
+	if g.jsonOut {
+		return g.printJSON(rows)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tTENANT\tLOCATION\tSNAPSHOT\tVERDICT\tFAILED\tRTO\tRPO (AGE/GAP)")
+	failed := 0
+	for _, r := range rows {
+		fc := strings.Join(r.FailedChecks, ",")
+		if fc == "" {
+			fc = "-"
+		}
+		if r.Verdict != evidence.Pass {
+			failed++
+		}
+		snap := r.Snapshot
+		if len(snap) > 8 {
+			snap = snap[:8]
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s / %s\n", r.Seq, r.Time.In(tz).Format("2006-01-02 15:04"), r.Tenant, r.Location,
+			snap, r.Verdict, fc, evidence.Duration(r.RTOSeconds), evidence.Duration(r.SnapshotAgeSeconds), evidence.Duration(r.LargestGapSeconds))
+	}
+	tw.Flush()
+	fmt.Fprintf(g.stdout, "%d reports, %d failed; the chain of %d reports verifies\n", len(rows), failed, len(recs))
+	return nil
+}
+
+func cmdEvidenceShow(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("evidence show", "SEQ [--json]")
+	g.jsonFlag(fs)
+	pos, err := g.parseWithArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErrorf("give one report number (see kluis evidence list)")
+	}
+	seq, err := strconv.ParseUint(strings.TrimSuffix(pos[0], ".json"), 10, 64)
+	if err != nil || seq == 0 {
+		return usageErrorf("%q is not a report number", pos[0])
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	s, _, err := evidenceStore(a)
+	if err != nil {
+		return err
+	}
+	recs, err := s.Records()
+	if err != nil {
+		return err
+	}
+	if seq > uint64(len(recs)) {
+		return fmt.Errorf("no report %d: the chain has %d reports", seq, len(recs))
+	}
+	rec := recs[seq-1]
+	if g.jsonOut {
+		return g.printJSON(rec)
+	}
+	printReport(g.stdout, rec, a.TimeZone())
+	return nil
+}
+
+// printReport is the human view of one report.
+func printReport(w io.Writer, rec evidence.Record, tz *time.Location) {
+	r := rec.Report
+	const stamp = "2006-01-02 15:04:05 MST"
+	okText := func(ok bool) string {
+		if ok {
+			return "ok"
+		}
+		return "FAIL"
+	}
+	fmt.Fprintf(w, "Report %d of appliance %s: %s", rec.Seq, r.Appliance, r.Verdict)
+	if len(r.FailedChecks) > 0 {
+		fmt.Fprintf(w, " (failed: %s)", strings.Join(r.FailedChecks, ", "))
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  signed\t%s\n", rec.Time.In(tz).Format(stamp))
+	fmt.Fprintf(tw, "  hash\t%s\n", rec.Hash)
+	fmt.Fprintf(tw, "  prev\t%s\n", rec.Prev)
+	fmt.Fprintf(tw, "  tenant\t%s (%s)\n", r.Tenant, r.Engine)
+	fmt.Fprintf(tw, "  snapshot\t%s, taken %s: %d tables, %d rows, %s\n", r.Snapshot.ID, r.Snapshot.Time.In(tz).Format(stamp), r.Snapshot.Tables, r.Snapshot.Rows, humanBytes(r.Snapshot.Bytes))
+	fmt.Fprintf(tw, "  location\t%s: %s, %s (%s)\n", r.Location.Name, r.Location.Site, r.Location.Country, r.Location.Provider)
+	fmt.Fprintf(tw, "  test\t%s to %s (%s), kluis %s\n", r.Started.In(tz).Format(stamp), r.Finished.In(tz).Format(stamp), evidence.Duration(r.Finished.Sub(r.Started).Seconds()), r.Kluis)
+	fmt.Fprintf(tw, "  RTO\t%s, target %s: %s\n", evidence.Duration(r.RTO.MeasuredSeconds), evidence.Duration(r.RTO.TargetSeconds), okText(r.RTO.OK))
+	gap := ""
+	if !r.RPO.LargestGapFrom.IsZero() {
+		gap = fmt.Sprintf(" (%s to %s)", r.RPO.LargestGapFrom.In(tz).Format("2006-01-02 15:04"), r.RPO.LargestGapTo.In(tz).Format("2006-01-02 15:04"))
+	}
+	fmt.Fprintf(tw, "  RPO\tsnapshot age %s; largest gap %s%s over %g days, %d snapshots; target %s: %s\n",
+		evidence.Duration(r.RPO.SnapshotAgeSeconds), evidence.Duration(r.RPO.LargestGapSeconds), gap, r.RPO.WindowDays, r.RPO.SnapshotsInWindow,
+		evidence.Duration(r.RPO.TargetSeconds), okText(r.RPO.OK))
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nChecks")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, c := range r.Checks {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", okText(c.OK), c.Name, evidence.Duration(c.Seconds), c.Detail)
+	}
+	tw.Flush()
+	if len(r.Tables) > 0 {
+		fmt.Fprintln(w, "\nTables")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TABLE\tROWS\tRESTORED\tSIZE\tFINGERPRINT\tRESTORED FINGERPRINT\tMATCH")
+		for _, t := range r.Tables {
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\t%s\t%s\n", t.Name, t.Rows, t.RowsRestored, humanBytes(t.Bytes), short(t.Fingerprint), short(t.RestoredFingerprint), okText(t.Match))
+		}
+		tw.Flush()
+	}
+	if len(r.Probes) > 0 {
+		fmt.Fprintln(w, "\nProbes")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, p := range r.Probes {
+			got := p.Got
+			if got == "" {
+				got = "-"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\texpected %s\tgot %s\t%s\n", okText(p.OK), p.Name, p.Expected, got, p.Detail)
+		}
+		tw.Flush()
+	}
+}
+
+func short(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "…"
+	}
+	return s
+}
+
+func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("evidence export", "--out DIR [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--tenant T] [--json]")
+	out := fs.String("out", "", "write the export to this new or empty `directory` (required)")
+	tenant := fs.String("tenant", "", "the HTML summary covers only this tenant (the export holds every report of the period: the chain needs them)")
+	from := fs.String("from", "", "reports signed on or after this `day` (YYYY-MM-DD, appliance time zone)")
+	to := fs.String("to", "", "reports signed on or before this `day` (YYYY-MM-DD)")
+	g.jsonFlag(fs)
+	a, err := g.command(fs, args)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		return usageErrorf("--out DIR is required")
+	}
+	tz := a.TimeZone()
+	f, t, err := period(tz, *from, *to)
+	if err != nil {
+		return err
+	}
+	s, key, err := evidenceStore(a)
+	if err != nil {
+		return err
+	}
+	recs, err := s.Records()
+	if err != nil {
+		return err
+	}
+	sel := evidence.Select(recs, f, t)
+	if len(sel) == 0 {
+		return fmt.Errorf("no restore-test reports in the period (the chain has %d)", len(recs))
+	}
+	if *tenant != "" {
+		found := false
+		for _, r := range sel {
+			found = found || r.Report.Tenant == *tenant
+		}
+		if !found {
+			return fmt.Errorf("no restore-test report of tenant %s in the period", *tenant)
+		}
+	}
+	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: key, Tenant: *tenant,
+		From: f, To: t, TimeZone: tz, Now: a.Now(), Kluis: version})
+	if err != nil {
+		return err
+	}
+	if g.jsonOut {
+		return g.printJSON(res)
+	}
+	fmt.Fprintf(g.stdout, "exported reports %d to %d of appliance %s to %s, verified\n", res.First, res.Last, a.Cfg.Appliance.ID, res.Dir)
+	fmt.Fprintf(g.stdout, "public key fingerprint %s\n", res.PublicKey)
+	fmt.Fprintf(g.stdout, "checkpoint: %d reports, last hash %s\n", res.Checkpoint.Count, res.Checkpoint.Hash)
+	fmt.Fprintln(g.stdout, "Give the auditor the directory; send the public key (kluis keys public) through another channel.")
+	return nil
+}
+
+func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("evidence verify", "--public-key FILE [--checkpoint FILE] [--json] DIR")
+	pubFile := fs.String("public-key", "", "the appliance's PEM public key `file`, obtained out of band (required; no config is read)")
+	cpFile := fs.String("checkpoint", "", "a checkpoint.json `file` kept from an earlier export: prove the chain up to it is unchanged")
+	g.jsonFlag(fs)
+	pos, err := g.parseWithArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErrorf("give one directory: an export, or a copy of a location's _evidence/APPLIANCE/")
+	}
+	if *pubFile == "" {
+		return usageErrorf("--public-key FILE is required: the appliance's public key as you received it from the vendor, not only the copy in the export")
+	}
+	pemData, err := readSmall(*pubFile, 64<<10)
+	if err != nil {
+		return err
+	}
+	pub, err := repo.ParsePublicKey(pemData)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *pubFile, err)
+	}
+	opts := evidence.VerifyOptions{CheckpointName: *cpFile}
+	if *cpFile != "" {
+		if opts.Checkpoint, err = readSmall(*cpFile, 64<<10); err != nil {
+			return err
+		}
+	}
+	dir := pos[0]
+	v, err := evidence.VerifyDir(dir, pub, opts)
+	if err != nil {
+		return err
+	}
+	if g.jsonOut {
+		if err := g.printJSON(struct {
+			Dir string `json:"dir"`
+			OK  bool   `json:"ok"`
+			*evidence.Verification
+		}{dir, v.OK(), v}); err != nil {
+			return err
+		}
+	} else {
+		printVerification(g.stdout, dir, v)
+	}
+	if !v.OK() {
+		return &silentError{code: exitFailed}
+	}
+	return nil
+}
+
+func printVerification(w io.Writer, dir string, v *evidence.Verification) {
+	what := fmt.Sprintf("%d report files", v.Reports)
+	if v.Last > 0 {
+		what = fmt.Sprintf("reports %d to %d", v.First, v.Last)
+	}
+	if v.OK() {
+		fmt.Fprintf(w, "VERIFIED %s: %s of appliance %s, every signature and every link of the chain, with public key %s\n", dir, what, v.Appliance, v.PublicKey)
+	} else {
+		n := len(v.Problems)
+		plural := "s"
+		if n == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(w, "NOT VERIFIED %s: %d problem%s in %s of appliance %s, public key %s\n", dir, n, plural, what, v.Appliance, v.PublicKey)
+		for _, p := range v.Problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+	}
+	for _, n := range v.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+}
+
+// readSmall reads a file of at most max bytes.
+func readSmall(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, errors.New(path + ": too large")
+	}
+	return b, nil
+}
