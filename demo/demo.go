@@ -1,9 +1,10 @@
 // Package demo runs the whole product on an embedded default: synthetic
 // practice databases (SQLite, from package synth), a config with two local
 // locations standing in for two Dutch sites, fresh keys, two nights of
-// backups with a working day of changes in between, a restore into a
-// scratch database with every table's fingerprint compared, and a check of
-// both locations. It needs no servers. It is what `kluis demo` runs and
+// backups with a working day of changes in between, a restore test of
+// every tenant (alternating the locations) with signed evidence, an
+// evidence export verified with only the public key, a dossier restore,
+// and a check of both locations. It needs no servers. It is what `kluis demo` runs and
 // what a newcomer sees first.
 package demo
 
@@ -24,9 +25,11 @@ import (
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/daemon"
+	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/repo"
-	"github.com/kluis-nl/kluis/restore"
 	"github.com/kluis-nl/kluis/restore/dossier"
+	"github.com/kluis-nl/kluis/restore/restoretest"
 	"github.com/kluis-nl/kluis/synth"
 )
 
@@ -58,9 +61,9 @@ type Summary struct {
 	FirstStored    int64               // bytes stored by night 1, all tenants
 	SecondStored   int64               // bytes stored by night 2, all tenants
 	SecondRead     int64
-	RestoredDB     string
-	RestoreTables  int
-	RestoreSeconds float64
+	Reports        int    // signed restore-test reports written
+	RestoreTables  int    // tables restored and compared by the restore tests
+	EvidenceExport string // the verified export for the auditor
 	RecoveryID     string
 	Dossier        string // the restored dossier (SQL)
 }
@@ -179,38 +182,83 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	say("   night 2 stored %s for %s read: %.1f%% of night 1's %s", human(sum.SecondStored), human(sum.SecondRead),
 		pct(sum.SecondStored, sum.FirstStored), human(sum.FirstStored))
 
-	// 6. Restore into a scratch database, read from the second location.
-	t := Tenants[0]
-	say("\n6. Restore %s's latest snapshot from groningen into a scratch database", t)
-	r, err := a.OpenRepo(ctx, t)
+	// 6. Restore tests, each reading from one location only, with evidence.
+	say("\n6. Restore tests: every tenant's latest snapshot from one location only, into a scratch database")
+	key, err := repo.LoadSigningKey(cfg.Resolve(cfg.Appliance.SigningKeyFile))
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Prefer("groningen"); err != nil {
-		return nil, err
-	}
-	snap, err := r.FindSnapshot(ctx, "latest")
+	locs, err := a.Locations()
 	if err != nil {
 		return nil, err
 	}
-	sum.RestoredDB = filepath.Join(dir, "restored", t+".db")
-	if err := os.MkdirAll(filepath.Dir(sum.RestoredDB), 0o700); err != nil {
-		return nil, err
+	store := evidence.OpenStore(a.StateDir(), cfg.Appliance.ID, key, locs)
+	for i, t := range Tenants {
+		// Alternate the locations, as the daemon does week by week, so that
+		// both copies are proven.
+		loc := cfg.Locations[i%len(cfg.Locations)].Name
+		started := a.Now()
+		got, err := restoretest.RunAndRecord(ctx, a, store, restoretest.Options{Tenant: t, Location: loc, Version: "demo",
+			Progress: func(check string, done, total int64) {
+				if opts.Progress != nil {
+					opts.Progress("restore test "+t+": "+check, done, total)
+				}
+			}})
+		opts.endProgress()
+		if err != nil {
+			return nil, fmt.Errorf("restore test of %s: %w", t, err)
+		}
+		rep := got.Report
+		// The job history, so that `kluis status` shows the verdict.
+		daemon.RecordRestoreTest(a, t, started, daemon.RestoreTestResult{Passed: rep.Verdict == evidence.Pass,
+			FailedChecks: rep.FailedChecks, Location: rep.Location.Name, Snapshot: rep.Snapshot.ID, EvidenceSeq: got.Record.Seq}, nil)
+		if rep.Verdict != evidence.Pass {
+			return nil, fmt.Errorf("restore test of %s: %s (failed: %s)", t, rep.Verdict, strings.Join(rep.FailedChecks, ", "))
+		}
+		sum.Reports++
+		sum.RestoreTables += len(rep.Tables)
+		say("   %-20s %s from %s: %d tables, %d rows, fingerprints equal, %d probes ok, restored in %.2fs (RTO target %s); report #%d signed",
+			t, rep.Verdict, rep.Location.Name, len(rep.Tables), rep.Snapshot.Rows, len(rep.Probes), rep.RTO.MeasuredSeconds,
+			cfg.Policy.RestoreTest.RTOTarget.D(), got.Record.Seq)
 	}
-	target, err := appliance.Target(ctx, appliance.TargetSpec{Engine: snap.Manifest.Engine, Path: sum.RestoredDB}, r.FingerprintKey())
-	if err != nil {
-		return nil, err
-	}
-	dres, err := restore.ToDatabase(ctx, r, snap, target, restore.DBOptions{})
-	target.Close()
-	if err != nil {
-		return nil, fmt.Errorf("restore %s: %w", t, err)
-	}
-	sum.RestoreTables, sum.RestoreSeconds = len(dres.Tables), dres.Duration
-	say("   %d tables, %d rows in %.2fs; every table's fingerprint equals the one recorded at backup", len(dres.Tables), dres.Rows, dres.Duration)
+	say("   each report is signed with the appliance's Ed25519 key, chained to the one before, and stored")
+	say("   in state/evidence/ and write-once at both locations (_evidence/%s/)", cfg.Appliance.ID)
 
-	// 7. One dossier as it was on night 1.
-	say("\n7. Restore client 1's dossier of %s as it was on night 1 (before the working day)", t)
+	// 7. What an auditor receives, verified with nothing but the public key.
+	say("\n7. Evidence export for the auditor, verified with only the public key")
+	recs, err := store.Records()
+	if err != nil {
+		return nil, err
+	}
+	sum.EvidenceExport = filepath.Join(dir, "evidence-export")
+	if _, err := evidence.Export(sum.EvidenceExport, recs, evidence.ExportOptions{Appliance: cfg.Appliance.ID, Key: key, TimeZone: a.TimeZone(), Now: a.Now()}); err != nil {
+		return nil, fmt.Errorf("evidence export: %w", err)
+	}
+	pubPEM, err := os.ReadFile(filepath.Join(sum.EvidenceExport, evidence.PublicKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	pub, err := repo.ParsePublicKey(pubPEM)
+	if err != nil {
+		return nil, err
+	}
+	v, err := evidence.VerifyDir(sum.EvidenceExport, pub, evidence.VerifyOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if !v.OK() {
+		return nil, fmt.Errorf("the evidence export does not verify: %v", v.Problems)
+	}
+	say("   %d reports, public key, signed checkpoint and HTML summary in evidence-export/", v.Reports)
+	say("   verified: every signature and every link of the chain (key %s)", v.PublicKey)
+	say("   open evidence-export/index.html in a browser; it needs no network")
+
+	// 8. One dossier as it was on night 1.
+	t := Tenants[0]
+	if err := os.MkdirAll(filepath.Join(dir, "restored"), 0o700); err != nil {
+		return nil, err
+	}
+	say("\n8. Restore client 1's dossier of %s as it was on night 1 (before the working day)", t)
 	dres2, err := restoreDossier(ctx, a, t, sum.Snapshots[t][0], "1", filepath.Join(dir, "restored", "dossier-1.sql"))
 	if err != nil {
 		return nil, fmt.Errorf("dossier restore: %w", err)
@@ -219,8 +267,8 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	say("   %d rows from %d tables written to restored/dossier-1.sql; only those tables' streams were read", dres2.Rows, len(dres2.Tables))
 	say("   the access is recorded, signed and hash-chained, in state/dossier-access.jsonl")
 
-	// 8. Check both locations, each on its own.
-	say("\n8. Check every byte at each location on its own (check --read-data)")
+	// 9. Check both locations, each on its own.
+	say("\n9. Check every byte at each location on its own (check --read-data)")
 	for _, t := range Tenants {
 		r, err := a.OpenRepo(ctx, t)
 		if err != nil {
@@ -377,10 +425,22 @@ dossiers:
 tenants:
 `, recipient)
 	for _, t := range Tenants {
-		fmt.Fprintf(&b, "  - {id: %s, engine: sqlite, path: ./practices/%s.db, dossier: practice}\n", t, t)
+		fmt.Fprintf(&b, `  - id: %s
+    engine: sqlite
+    path: ./practices/%s.db
+    dossier: practice
+    probes:   # run on the restored scratch database by every restore test
+      - {name: clients-present, sql: "SELECT count(*) FROM clients", min: 1}
+      - {name: no-orphan-treatments, sql: "SELECT count(*) FROM treatments t LEFT JOIN clients c ON c.id = t.client_id WHERE c.id IS NULL", expect: "0"}
+`, t, t)
 	}
 	b.WriteString(`
 policy:
+  # Restore tests: weekly in the daemon; sqlite tenants restore into a
+  # scratch file under state/restore-test (PostgreSQL and MariaDB tenants
+  # need server_dsn_file / mariadb_server_dsn_file: a dedicated server).
+  restore_test: {schedule: "0 6 * * 0", rto_target: 1h}
+  rpo_target: 26h
   retention: {keep_last: 7, keep_daily: 14, keep_weekly: 8, keep_monthly: 12}
   pack_size: 4MiB
   required_copies: 2
@@ -390,30 +450,33 @@ policy:
 }
 
 func tour(s *Summary) string {
-	cfg := s.Config
-	return fmt.Sprintf(`What happened, and where it is:
-  config            %s
-  locations         %s
-  repositories      one per tenant at each location: config, keys/, data/, index/, snapshots/
-                    (everything but config is encrypted; names are SHA-256 of the bytes)
-  restored database %s
-  restored dossier  %s
-  job history       %s
-
-Try next (build the command first: go build -o kluis ./cmd/kluis):
-  kluis --config %s snapshots --tenant %s
-  kluis --config %s check --tenant %s --read-data --location amsterdam
-  kluis --config %s restore --tenant %s --snapshot latest --to-dir /tmp/streams
-  kluis --config %s forget --tenant %s --keep-last 1 --prune --dry-run
-  kluis --config %s dossier show --tenant %s --snapshot latest --id 2
-  kluis --config %s access-log verify
-  kluis --config %s status
-  kluis --config %s daemon        # backs every tenant up in its window; Ctrl-C stops it
-  grep -r 'de Vries' %s   # finds nothing: only ciphertext at rest
-Read docs/ops.md for the config and every command, docs/dossier.md for support staff,
-docs/security.md for the threat model.`,
-		cfg, strings.Join(s.Locations, ", "), s.RestoredDB, s.Dossier, filepath.Join(s.Dir, "state", "history.jsonl"),
-		cfg, Tenants[0], cfg, Tenants[0], cfg, Tenants[0], cfg, Tenants[0], cfg, Tenants[0], cfg, cfg, cfg, filepath.Join(s.Dir, "locations"))
+	c, t := s.Config, Tenants[0]
+	lines := []string{
+		"What happened, and where it is:",
+		"  config            " + c,
+		"  locations         " + strings.Join(s.Locations, ", "),
+		"  repositories      one per tenant at each location: config, keys/, data/, index/, snapshots/",
+		"                    (everything but config is encrypted; names are SHA-256 of the bytes)",
+		"  evidence          " + s.EvidenceExport,
+		"                    (open index.html in a browser; verify it with the public key only, as an auditor would)",
+		"  restored dossier  " + s.Dossier,
+		"  job history       " + filepath.Join(s.Dir, "state", "history.jsonl"),
+		"",
+		"Try next (build the command first: go build -o kluis ./cmd/kluis):",
+		"  kluis evidence verify --public-key " + filepath.Join(s.EvidenceExport, evidence.PublicKeyFile) + " " + s.EvidenceExport,
+		"  kluis --config " + c + " evidence list",
+		"  kluis --config " + c + " restore-test --tenant " + t + "      # another signed report",
+		"  kluis --config " + c + " snapshots --tenant " + t,
+		"  kluis --config " + c + " check --tenant " + t + " --read-data --location amsterdam",
+		"  kluis --config " + c + " dossier show --tenant " + t + " --snapshot latest --id 2",
+		"  kluis --config " + c + " access-log verify",
+		"  kluis --config " + c + " status",
+		"  kluis --config " + c + " daemon        # backs every tenant up in its window; Ctrl-C stops it",
+		"  grep -r 'de Vries' " + filepath.Join(s.Dir, "locations") + "   # finds nothing: only ciphertext at rest",
+		"Read docs/ops.md for the config and every command, docs/dossier.md for support staff,",
+		"docs/auditor.md for auditors, docs/security.md for the threat model.",
+	}
+	return strings.Join(lines, "\n")
 }
 
 func prepareDir(dir string) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/synth"
 )
@@ -16,8 +17,10 @@ import (
 // TestDemoLeavesAWorkingInstallation runs the demo into a temporary
 // directory and checks what it leaves, not how fast: a valid config, keys
 // with mode 0600, a repository per tenant at both locations holding two
-// snapshots each, a restored database, and a second night that stored far
-// less than the first.
+// snapshots each, a signed restore-test report per tenant at both
+// locations and an evidence export that verifies with only its public key,
+// no scratch database left behind, the restored dossier in the access log,
+// and a second night that stored far less than the first.
 func TestDemoLeavesAWorkingInstallation(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "demo")
@@ -61,8 +64,43 @@ func TestDemoLeavesAWorkingInstallation(t *testing.T) {
 			}
 		}
 	}
-	if fi, err := os.Stat(sum.RestoredDB); err != nil || fi.Size() == 0 {
-		t.Errorf("restored database %s: %v", sum.RestoredDB, err)
+	// The evidence: one signed report per tenant in the state directory and
+	// at both locations, and an export that verifies with only its public key.
+	if sum.Reports != len(Tenants) {
+		t.Errorf("%d restore-test reports, want %d", sum.Reports, len(Tenants))
+	}
+	for _, loc := range sum.Locations {
+		reps, err := os.ReadDir(filepath.Join(loc, "_evidence", cfg.Appliance.ID))
+		if err != nil || len(reps) != len(Tenants) {
+			t.Errorf("evidence at %s: want %d reports, got %d (%v)", loc, len(Tenants), len(reps), err)
+		}
+	}
+	pubPEM, err := os.ReadFile(filepath.Join(sum.EvidenceExport, evidence.PublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := repo.ParsePublicKey(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := evidence.VerifyDir(sum.EvidenceExport, pub, evidence.VerifyOptions{Appliance: cfg.Appliance.ID})
+	if err != nil || !v.OK() || v.Reports != len(Tenants) {
+		t.Errorf("the evidence export does not verify: %v %+v", err, v)
+	}
+	for _, f := range []string{evidence.SummaryFile, evidence.CheckpointFile} {
+		if fi, err := os.Stat(filepath.Join(sum.EvidenceExport, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("evidence export lacks %s: %v", f, err)
+		}
+	}
+	html, _ := os.ReadFile(filepath.Join(sum.EvidenceExport, evidence.SummaryFile))
+	for _, tenant := range Tenants {
+		if !strings.Contains(string(html), tenant) {
+			t.Errorf("the HTML summary does not mention %s", tenant)
+		}
+	}
+	// The scratch databases of the restore tests are gone.
+	if left, _ := filepath.Glob(filepath.Join(cfg.Resolve(cfg.Policy.RestoreTest.ScratchDir), "*")); len(left) > 0 {
+		t.Errorf("restore tests left scratch files behind: %v", left)
 	}
 	if b, err := os.ReadFile(sum.Dossier); err != nil || !strings.Contains(string(b), "INSERT INTO") {
 		t.Errorf("restored dossier %s: %v", sum.Dossier, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
 func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
@@ -42,6 +43,18 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 		out["databases_online"] = dbs
 		if err != nil && failure == nil {
 			failure = err
+		}
+		// Restore-test servers: reachable, and never a tenant's own.
+		rtProblems := []string{}
+		for _, err := range restoretest.CheckServers(ctx, appliance.New(c, g.log)) {
+			rtProblems = append(rtProblems, err.Error())
+			if !g.jsonOut {
+				fmt.Fprintf(g.stdout, "restore-test server: FAILED: %v\n", err)
+			}
+		}
+		out["restore_test_servers"] = map[string]any{"ok": len(rtProblems) == 0, "problems": rtProblems}
+		if len(rtProblems) > 0 && failure == nil {
+			failure = fmt.Errorf("restore-test server failed the online check: %s", rtProblems[0])
 		}
 	}
 	if g.jsonOut {

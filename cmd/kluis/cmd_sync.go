@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/kluis-nl/kluis/repo"
 )
@@ -17,8 +18,8 @@ type tenantSync struct {
 }
 
 // cmdSync copies to each location what it lacks (repo.Repo.Sync), for one
-// tenant or all. Exit 0 when every location of every tenant is complete,
-// 1 otherwise.
+// tenant or all; without --tenant also the evidence log's reports. Exit 0
+// when every location is complete, 1 otherwise.
 func cmdSync(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("sync", "[--tenant T]")
 	tenant := fs.String("tenant", "", "sync only this tenant `id` (default: every tenant)")
@@ -50,9 +51,37 @@ func cmdSync(ctx context.Context, g *globals, args []string) error {
 			break
 		}
 	}
+	// The evidence log too: a location that missed a report gets it.
+	var evidenceRes []repo.LocationResult
+	var evidenceErr error
+	if *tenant == "" && ctx.Err() == nil {
+		evidenceRes, evidenceErr = syncEvidence(ctx, g)
+		if evidenceErr != nil {
+			failed++
+		}
+		for _, l := range evidenceRes {
+			if !l.OK {
+				failed++
+			}
+		}
+	}
 	if g.jsonOut {
-		g.printJSON(map[string]any{"ok": failed == 0, "tenants": out})
+		doc := map[string]any{"ok": failed == 0, "tenants": out, "evidence": evidenceRes}
+		if evidenceErr != nil {
+			doc["evidence_error"] = evidenceErr.Error()
+		}
+		g.printJSON(doc)
 	} else {
+		if evidenceErr != nil {
+			fmt.Fprintf(g.stdout, "evidence: FAILED: %v\n", evidenceErr)
+		}
+		for _, l := range evidenceRes {
+			if l.OK {
+				fmt.Fprintf(g.stdout, "evidence, location %s: complete\n", l.Location)
+			} else {
+				fmt.Fprintf(g.stdout, "evidence, location %s: INCOMPLETE: %s\n", l.Location, l.Error)
+			}
+		}
 		for _, ts := range out {
 			if ts.Error != "" {
 				fmt.Fprintf(g.stdout, "tenant %s: FAILED: %s\n", ts.Tenant, ts.Error)
@@ -78,11 +107,28 @@ func cmdSync(ctx context.Context, g *globals, args []string) error {
 	}
 	if failed > 0 {
 		if !g.jsonOut {
-			fmt.Fprintf(g.stderr, "kluis: sync incomplete for %d of %d tenants; run it again when the locations are reachable\n", failed, len(out))
+			fmt.Fprintf(g.stderr, "kluis: sync incomplete (%d of %d tenants, or the evidence log, see above); run it again when the locations are reachable\n", failed, len(out))
 		}
 		return &silentError{code: exitFailed}
 	}
 	return nil
+}
+
+// syncEvidence copies to every location the restore-test reports it
+// lacks. An appliance without a signing key yet has no evidence to copy.
+func syncEvidence(ctx context.Context, g *globals) ([]repo.LocationResult, error) {
+	a, err := g.appliance()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(a.Cfg.Resolve(a.Cfg.Appliance.SigningKeyFile)); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	store, err := restoreTestStore(a)
+	if err != nil {
+		return nil, err
+	}
+	return store.Sync(ctx)
 }
 
 func syncTenant(ctx context.Context, g *globals, tenant string) tenantSync {
