@@ -286,6 +286,25 @@ policy: {pack_size: 1MiB}
 	if !strings.Contains(r.stdout, "6 records") {
 		t.Errorf("access log should hold show, the file, the refusal and 3 restores into the database: %v", r)
 	}
+
+	// A full restore of the snapshot (taken before the erasure) into a new
+	// database re-applies the erasure: client 3 does not come back.
+	fullName := srv.UniqueName("cli_full")
+	t.Cleanup(func() { srv.DropDB(t, fullName) })
+	if err := os.WriteFile(e.path("full.dsn"), []byte(srv.DSN(fullName)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = e.mustRun(0, "restore", "--tenant", tenant, "--snapshot", "latest", "--target-dsn-file", e.path("full.dsn"))
+	if !strings.Contains(r.stdout+r.stderr, "re-applied 1 erasures") {
+		t.Errorf("full restore did not re-apply the erasure: %v", r)
+	}
+	fullDB := mariadbtest.OpenDSN(t, srv.DSN(fullName))
+	var left, clients int64
+	fullDB.QueryRow("SELECT COUNT(*) FROM `clients` WHERE `id` = 3").Scan(&left)
+	fullDB.QueryRow("SELECT COUNT(*) FROM `clients`").Scan(&clients)
+	if left != 0 || clients == 0 {
+		t.Errorf("after the full restore: client 3 has %d rows (want 0), %d clients in all", left, clients)
+	}
 }
 
 // dropForeignKeys drops every foreign key of the database of dsn.
