@@ -231,7 +231,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, err
 	}
 	sum.EvidenceExport = filepath.Join(dir, "evidence-export")
-	if _, err := evidence.Export(sum.EvidenceExport, recs, evidence.ExportOptions{Appliance: cfg.Appliance.ID, Key: key, TimeZone: a.TimeZone(), Now: a.Now()}); err != nil {
+	if _, err := evidence.Export(sum.EvidenceExport, recs, evidence.ExportOptions{Appliance: cfg.Appliance.ID, Key: key, TimeZone: a.TimeZone(), Now: a.Now(), Locations: restoretest.EvidenceLocations(cfg)}); err != nil {
 		return nil, fmt.Errorf("evidence export: %w", err)
 	}
 	pubPEM, err := os.ReadFile(filepath.Join(sum.EvidenceExport, evidence.PublicKeyFile))

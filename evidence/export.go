@@ -45,6 +45,10 @@ type ExportOptions struct {
 	// From and To are the period asked for (zero: open), shown in the
 	// summary.
 	From, To time.Time
+	// Locations are the locations configured now: the summary lists each
+	// for every tenant, "never" where no report proves it (default: only
+	// the locations the reports name).
+	Locations []Location
 	// TimeZone is the zone dates are shown in (default UTC).
 	TimeZone *time.Location
 	// Now is the export's time (default time.Now()).

@@ -160,6 +160,11 @@ func renderSummary(w io.Writer, recs []Record, v *Verification, opts ExportOptio
 		t.RPOTarget = Duration(max(a.age.RPO.TargetSeconds, a.gap.RPO.TargetSeconds))
 		t.RPOOK = (a.age.RPO.TargetSeconds <= 0 || a.age.RPO.SnapshotAgeSeconds <= a.age.RPO.TargetSeconds) &&
 			(a.gap.RPO.TargetSeconds <= 0 || a.gap.RPO.LargestGapSeconds <= a.gap.RPO.TargetSeconds)
+		for _, l := range opts.Locations {
+			if a.locs[l.Name] == nil {
+				a.locs[l.Name] = &locationProof{Name: l.Name, Site: l.Site, Country: l.Country, Provider: l.Provider, LastPass: "never"}
+			}
+		}
 		for _, n := range sortedKeys(a.locs) {
 			t.Locations = append(t.Locations, *a.locs[n])
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -418,5 +419,26 @@ func TestVerifyHugeNumbers(t *testing.T) {
 	checkProblems(t, v, []want{{Removed, 3, fmt.Sprintf("reports 3 to %d are missing: report %d follows report 2", far-2, far)}, {Malformed, far - 1, ""}})
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+// TestSummaryListsUnprovenLocations: a configured location no report of a
+// tenant proves shows as "never" for that tenant, so an auditor sees the
+// copy exists and is unproven.
+func TestSummaryListsUnprovenLocations(t *testing.T) {
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	r := sampleReport("praktijk-a", "sqlite", 0, "") // week 0: tested at the first sample location
+	if _, _, err := s.Append(t.Context(), &r); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := s.Records()
+	other := Location{Name: "rotterdam-cold", Country: "NL", Site: "Rotterdam", Provider: "provider-c"}
+	dir := filepath.Join(t.TempDir(), "x")
+	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1), Locations: []Location{r.Location, other}}); err != nil {
+		t.Fatal(err)
+	}
+	html := string(read(t, dir, SummaryFile))
+	if !regexp.MustCompile(`<td>rotterdam-cold</td>.*class="never">never</td>`).MatchString(html) {
+		t.Errorf("the unproven location is not listed as never:\n%s", html)
 	}
 }

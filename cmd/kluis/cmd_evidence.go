@@ -16,6 +16,7 @@ import (
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
 // evidenceStore opens the appliance's evidence chain for reading and
@@ -291,7 +292,7 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: key, Tenant: *tenant,
-		From: f, To: t, TimeZone: tz, Now: a.Now(), Kluis: version})
+		From: f, To: t, TimeZone: tz, Now: a.Now(), Kluis: version, Locations: restoretest.EvidenceLocations(a.Cfg)})
 	if err != nil {
 		return err
 	}

@@ -44,3 +44,18 @@ func PickLocation(c *config.Config, tenant string, previous []evidence.Report) s
 	}
 	return best
 }
+
+// EvidenceLocation is a configured location as a report names it.
+func EvidenceLocation(l config.Location) evidence.Location {
+	return evidence.Location{Name: l.Name, Country: l.Country, Site: l.Site, Provider: l.Provider}
+}
+
+// EvidenceLocations are every configured location as reports name them,
+// for an export's summary (a location no report proves shows "never").
+func EvidenceLocations(c *config.Config) []evidence.Location {
+	out := make([]evidence.Location, 0, len(c.Locations))
+	for _, l := range c.Locations {
+		out = append(out, EvidenceLocation(l))
+	}
+	return out
+}

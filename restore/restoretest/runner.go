@@ -188,7 +188,7 @@ func prepare(ctx context.Context, a *appliance.Appliance, opts Options) (*run, e
 	rt.rep = &evidence.Report{
 		Schema: evidence.Schema, Appliance: a.Cfg.Appliance.ID, Tenant: t.ID, Engine: t.Engine,
 		Started:  opts.Now().UTC(),
-		Location: evidence.Location{Name: lc.Name, Country: lc.Country, Site: lc.Site, Provider: lc.Provider},
+		Location: EvidenceLocation(*lc),
 		Kluis:    opts.Version,
 		Tables:   []evidence.Table{}, Probes: []evidence.Probe{}, FailedChecks: []string{},
 	}
