@@ -15,6 +15,20 @@ import (
 	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
+// restoreTestJSON is `restore-test --json`: the report, and where it was
+// recorded (absent when it could not be written).
+type restoreTestJSON struct {
+	Report   *evidence.Report     `json:"report"`
+	Evidence *restoreTestEvidence `json:"evidence,omitempty"`
+}
+
+type restoreTestEvidence struct {
+	Seq       uint64                `json:"seq"`
+	Hash      string                `json:"hash"`
+	Dir       string                `json:"dir"`
+	Locations []repo.LocationResult `json:"locations"`
+}
+
 // cmdRestoreTest proves that a snapshot restores (restore/restoretest):
 // it reads everything from one location, restores into a scratch database,
 // compares, probes, measures RTO and RPO, drops the scratch database and
@@ -56,12 +70,26 @@ func cmdRestoreTest(ctx context.Context, g *globals, args []string) error {
 	if rep == nil {
 		return err // could not start (the lock, the evidence log)
 	}
-	if ctx.Err() == nil {
-		// What `kluis status` and the daemon's metric read.
-		daemon.RecordRestoreTest(a, *tenant, started, restoreTestResult(got), err)
+	if ctx.Err() != nil {
+		// Interrupted: not a verdict, so neither evidence nor history.
+		return fmt.Errorf("restore test of %s interrupted before it finished: no report written, the scratch database was removed: %w", *tenant, ctx.Err())
+	}
+	// What `kluis status` and the daemon's metric read.
+	daemon.RecordRestoreTest(a, *tenant, started, restoreTestResult(got), err)
+	var where []string
+	for _, l := range got.Locations {
+		if l.OK {
+			where = append(where, l.Location)
+		} else {
+			where = append(where, l.Location+" FAILED ("+l.Error+"; `kluis sync` or the next restore test copies it)")
+		}
 	}
 	if g.jsonOut {
-		if perr := g.printJSON(rep); perr != nil {
+		out := restoreTestJSON{Report: rep}
+		if got.Record.Seq > 0 {
+			out.Evidence = &restoreTestEvidence{Seq: got.Record.Seq, Hash: got.Record.Hash, Dir: store.Dir(), Locations: got.Locations}
+		}
+		if perr := g.printJSON(out); perr != nil {
 			return perr
 		}
 	} else {
@@ -70,24 +98,12 @@ func cmdRestoreTest(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if got.Record.Seq > 0 {
-		var where []string
-		for _, l := range got.Locations {
-			if l.OK {
-				where = append(where, l.Location)
-			} else {
-				where = append(where, l.Location+" FAILED ("+l.Error+"; `kluis evidence` copies it later)")
-			}
-		}
-		w := g.stdout
-		if g.jsonOut {
-			w = g.stderr
-		}
-		fmt.Fprintf(w, "signed report: evidence record %d in %s", got.Record.Seq, store.Dir())
+	if got.Record.Seq > 0 && !g.jsonOut {
+		fmt.Fprintf(g.stdout, "signed report: evidence record %d in %s", got.Record.Seq, store.Dir())
 		if len(where) > 0 {
-			fmt.Fprintf(w, ", copied to %s", strings.Join(where, ", "))
+			fmt.Fprintf(g.stdout, ", copied to %s", strings.Join(where, ", "))
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintln(g.stdout)
 	}
 	if rep.Verdict != evidence.Pass {
 		return &silentError{code: exitFailed}

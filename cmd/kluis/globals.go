@@ -170,6 +170,7 @@ func (g *globals) appliance() (*appliance.Appliance, error) {
 func (g *globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.stdout)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // ">= 1", not "\u003e= 1": this is for scripts, not HTML
 	return enc.Encode(v)
 }
 

@@ -67,10 +67,15 @@ func TestRestoreTestCLI(t *testing.T) {
 			t.Errorf("stdout lacks %q: %v", want, r)
 		}
 	}
-	var rep evidence.Report
-	e.mustJSON(0, &rep, "restore-test", "--tenant", "praktijk-s", "--json")
-	if rep.Verdict != evidence.Pass || rep.Location.Name != "groningen" || len(rep.Checks) != 8 {
-		t.Errorf("second test (JSON): %+v", rep)
+	var out struct {
+		Report   evidence.Report `json:"report"`
+		Evidence struct {
+			Seq uint64 `json:"seq"`
+		} `json:"evidence"`
+	}
+	e.mustJSON(0, &out, "restore-test", "--tenant", "praktijk-s", "--json")
+	if rep := out.Report; rep.Verdict != evidence.Pass || rep.Location.Name != "groningen" || len(rep.Checks) != 8 || out.Evidence.Seq != 2 {
+		t.Errorf("second test (JSON): %+v", out)
 	}
 	if r := e.mustRun(0, "status"); !strings.Contains(r.stdout, "passed") || !strings.Contains(r.stdout, "@groningen") {
 		t.Errorf("status after a pass: %v", r)
