@@ -44,7 +44,7 @@ func init() {
 		{name: "forget", summary: "remove snapshots by the retention policy (and prune)", run: cmdForget},
 		{name: "prune", summary: "delete data no snapshot needs", run: cmdPrune},
 		{name: "sync", summary: "copy to each location what it lacks, verified; exit 1 unless every location is complete", run: cmdSync},
-		{name: "daemon", summary: "run scheduled backups, retention and discovery; serve metrics", run: cmdDaemon},
+		{name: "daemon", summary: "run scheduled backups, retention, restore tests and discovery; serve metrics", run: cmdDaemon},
 		{name: "status", summary: "every tenant's last backup, copies and next run; exit 1 when one is stale or degraded", run: cmdStatus},
 		{name: "demo", summary: "run the whole product on synthetic tenants in a temporary directory", run: cmdDemo},
 		{name: "dossier", summary: "show or restore one client's dossier from a snapshot", sub: []*command{{name: "show", summary: "list a dossier's tables and row counts (logged)", run: cmdDossierShow}, {name: "restore", summary: "restore a dossier to a file or into a live database (logged)", run: cmdDossierRestore}}},
@@ -86,6 +86,13 @@ func run(ctx context.Context, args []string) int {
 		}
 		return g.exit(usageErrorf("%v", err))
 	}
+	// The daemon is a service: it says it started, what it runs and when
+	// it stops (info) unless --log-level says otherwise.
+	explicit := false
+	pre.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "log-level" })
+	if rest := pre.Args(); !explicit && len(rest) > 0 && rest[0] == "daemon" {
+		g.logLevel = "info"
+	}
 	err := dispatch(ctx, g, commands, pre.Args(), "kluis")
 	return g.exit(err)
 }
@@ -115,7 +122,7 @@ func printUsage(g *globals, cmds []*command, path string) {
 	sorted := append([]*command(nil), cmds...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
 	for _, c := range sorted {
-		fmt.Fprintf(g.stderr, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(g.stderr, "  %-13s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(g.stderr, "\nRun `%s <command> --help` for a command's flags.\n", path)
 	if path == "kluis" {
