@@ -5,12 +5,19 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
 
-// CheckpointSchema names the version of the checkpoint format.
-const CheckpointSchema = "kluis-evidence-checkpoint/v1"
+// CheckpointSchema names the version of the checkpoint format this kluis
+// writes: v2 names the first and the last report of an export.
+// CheckpointSchemaV1 is the earlier format, which named only the last;
+// it is still read.
+const (
+	CheckpointSchema   = "kluis-evidence-checkpoint/v2"
+	CheckpointSchemaV1 = "kluis-evidence-checkpoint/v1"
+)
 
 // CheckpointFile is the name of the checkpoint in an export.
 const CheckpointFile = "checkpoint.json"
@@ -22,14 +29,23 @@ const maxCheckpointSize = 4 << 10
 // it had Count reports and report Count's hash was Hash. A chain only
 // grows, so a later chain still holds the same report Count with the same
 // hash; an auditor who kept a checkpoint can prove that nothing up to it
-// was rewritten or cut off (docs/evidence.md, "Checkpoints").
+// was rewritten or cut off (docs/evidence.md, "The checkpoint"). First and
+// FirstHash name the first report of the export the checkpoint was made
+// for (report 1 for a complete export), so reports removed from its start
+// are caught as well (v2; zero in a v1 checkpoint).
 type Checkpoint struct {
 	Schema    string    `json:"schema"`
 	Appliance string    `json:"appliance"`
+	First     uint64    `json:"first,omitempty"`
+	FirstHash string    `json:"first_hash,omitempty"`
 	Count     uint64    `json:"count"`
 	Hash      string    `json:"hash"`
 	Time      time.Time `json:"time"`
 }
+
+// NamesFirst reports whether the checkpoint names the first report of its
+// export (v2).
+func (c Checkpoint) NamesFirst() bool { return c.First > 0 }
 
 // SignedCheckpoint is a decoded checkpoint file.
 type SignedCheckpoint struct {
@@ -46,8 +62,8 @@ func (c SignedCheckpoint) Verify(pub ed25519.PublicKey) bool {
 func SignCheckpoint(key ed25519.PrivateKey, c Checkpoint) ([]byte, error) {
 	c.Schema = CheckpointSchema
 	c.Time = c.Time.UTC()
-	if c.Count == 0 || !isHexHash(c.Hash) {
-		return nil, fmt.Errorf("checkpoint: count %d, hash %q: nothing to sign", c.Count, c.Hash)
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	body, err := json.Marshal(c)
 	if err != nil {
@@ -96,8 +112,8 @@ func ParseCheckpoint(data []byte) (SignedCheckpoint, error) {
 	if err := json.Unmarshal(f.Checkpoint, &head); err != nil {
 		return SignedCheckpoint{}, fmt.Errorf("not a JSON object: %w", ErrMalformed)
 	}
-	if head.Schema != CheckpointSchema {
-		return SignedCheckpoint{}, fmt.Errorf("checkpoint schema %.80q, this kluis reads %q: %w", head.Schema, CheckpointSchema, ErrUnknownSchema)
+	if head.Schema != CheckpointSchema && head.Schema != CheckpointSchemaV1 {
+		return SignedCheckpoint{}, fmt.Errorf("checkpoint schema %.80q, this kluis reads %q and %q: %w", head.Schema, CheckpointSchema, CheckpointSchemaV1, ErrUnknownSchema)
 	}
 	var c Checkpoint
 	dec = json.NewDecoder(bytes.NewReader(f.Checkpoint))
@@ -105,8 +121,26 @@ func ParseCheckpoint(data []byte) (SignedCheckpoint, error) {
 	if err := dec.Decode(&c); err != nil {
 		return SignedCheckpoint{}, fmt.Errorf("checkpoint: %s: %w", clip(err.Error()), ErrMalformed)
 	}
-	if c.Count == 0 || !isHexHash(c.Hash) || c.Appliance == "" {
-		return SignedCheckpoint{}, fmt.Errorf("checkpoint lacks its appliance, count or hash: %w", ErrMalformed)
+	if err := c.check(); err != nil {
+		return SignedCheckpoint{}, fmt.Errorf("%w: %w", err, ErrMalformed)
 	}
 	return SignedCheckpoint{Checkpoint: c, body: f.Checkpoint, sig: sig}, nil
+}
+
+// check checks the fields of a checkpoint of its schema.
+func (c Checkpoint) check() error {
+	if c.Appliance == "" || c.Count == 0 || !isHexHash(c.Hash) {
+		return errors.New("checkpoint lacks its appliance, count or hash")
+	}
+	switch c.Schema {
+	case CheckpointSchemaV1:
+		if c.First != 0 || c.FirstHash != "" {
+			return errors.New("a v1 checkpoint names a first report")
+		}
+	default:
+		if c.First == 0 || c.First > c.Count || !isHexHash(c.FirstHash) || c.First == c.Count && c.FirstHash != c.Hash {
+			return errors.New("checkpoint lacks its first report (first, first_hash) or names one after its last")
+		}
+	}
+	return nil
 }

@@ -17,8 +17,10 @@
 //   - Store: the chain in STATE/evidence/NNNNNNNN.json, copied write-once to
 //     _evidence/APPLIANCE/NNNNNNNN.json at every location (Append, Sync).
 //   - Checkpoint: a signed statement "the chain had N reports and report N
-//     hashed to H". An export carries one; an auditor keeps it to prove at
-//     the next audit that nothing up to report N changed (Verify).
+//     hashed to H; this export starts at report F, which hashed to G". An
+//     export carries one, so reports removed from either end of it are
+//     caught; an auditor keeps it to prove at the next audit that nothing
+//     up to report N changed (Verify).
 //   - Export: reports, public key, checkpoint, index.html and README.txt in
 //     one directory, for an auditor (Export).
 //   - Problem: one sign of tampering Verify found (edited, forged, removed,

@@ -71,7 +71,7 @@ type ExportResult struct {
 // Export writes recs (an unbroken stretch of the chain, as Records and
 // Select return) to dir, which must be empty or absent: the report files
 // exactly as signed, the public key (kluis-evidence.pub), a signed
-// checkpoint.json naming the last report, the HTML summary (index.html)
+// checkpoint.json naming the first and the last report, the HTML summary (index.html)
 // and README.txt. It verifies what it wrote before it returns.
 func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error) {
 	if len(opts.Key) != ed25519.PrivateKeySize {
@@ -97,7 +97,7 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 		return nil, err
 	}
 	last := recs[len(recs)-1]
-	cp := Checkpoint{Appliance: opts.Appliance, Count: last.Seq, Hash: last.Hash, Time: opts.Now.UTC().Truncate(time.Second)}
+	cp := Checkpoint{Appliance: opts.Appliance, First: recs[0].Seq, FirstHash: recs[0].Hash, Count: last.Seq, Hash: last.Hash, Time: opts.Now.UTC().Truncate(time.Second)}
 	cpData, err := SignCheckpoint(opts.Key, cp)
 	if err != nil {
 		return nil, err
@@ -119,7 +119,7 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 	}
 	files = append(files,
 		File{Name: SummaryFile, Data: html.Bytes()},
-		File{Name: ReadmeFile, Data: readme(opts, recs[0].Seq, cp, Fingerprint(pub))})
+		File{Name: ReadmeFile, Data: readme(opts, cp, Fingerprint(pub))})
 
 	if err := emptyDir(dir); err != nil {
 		return nil, err
@@ -157,7 +157,7 @@ func emptyDir(dir string) error {
 	return nil
 }
 
-func readme(opts ExportOptions, first uint64, cp Checkpoint, fp string) []byte {
+func readme(opts ExportOptions, cp Checkpoint, fp string) []byte {
 	period := periodText(opts.From, opts.To, opts.TimeZone)
 	var b strings.Builder
 	fmt.Fprintf(&b, `kluis restore-test evidence of appliance %s
@@ -166,7 +166,10 @@ Period: %s. Reports %d to %d. Exported %s.
 What is here
   NNNNNNNN.json       one signed restore-test report each, exactly as the
                       appliance signed it (schema %s)
-  checkpoint.json     signed: the chain had %d reports, the last with hash
+  checkpoint.json     signed: this export holds reports %d to %d of the
+                      chain, the first with hash
+                      %s
+                      and the last with hash
                       %s
   kluis-evidence.pub  the appliance's Ed25519 public key, %s
   index.html          a summary to read (opens offline; not itself evidence)
@@ -177,16 +180,17 @@ How to verify (needs only kluis and the public key, no configuration)
      fingerprint with the one above: openssl pkey -pubin -in KEY.pub
      -outform DER | sha256sum
   2. kluis evidence verify --public-key KEY.pub THIS-DIRECTORY
-     Exit 0: every report is signed by the key, in order, none missing,
-     copied or changed. Exit 1: each problem is printed with the report
-     and the reason.
+     Exit 0: every report is signed by the key, in order, none missing
+     (from report %d to report %d), copied or changed. Exit 1: each problem
+     is printed with the report and the reason. Exit 2: it could not verify
+     (a file or directory that cannot be read, a key file that is no key).
   3. Keep checkpoint.json. At the next audit, prove that no report up to it
      was changed or removed since:
      kluis evidence verify --public-key KEY.pub --checkpoint OLD-checkpoint.json NEW-DIRECTORY
 
 What the reports prove and what they do not: docs/evidence.md of kluis.
-`, opts.Appliance, period, first, cp.Count, opts.Now.In(opts.TimeZone).Format("2006-01-02 15:04 MST"),
-		Schema, cp.Count, cp.Hash, fp)
+`, opts.Appliance, period, cp.First, cp.Count, opts.Now.In(opts.TimeZone).Format("2006-01-02 15:04 MST"),
+		Schema, cp.First, cp.Count, cp.FirstHash, cp.Hash, fp, cp.First, cp.Count)
 	if opts.Tenant != "" {
 		fmt.Fprintf(&b, "\nThe summary (index.html) covers tenant %s only; the reports of every tenant\nin the period are included because the chain needs them all.\n", opts.Tenant)
 	}

@@ -19,7 +19,9 @@ var updateSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite the seed corpor
 type genuine struct {
 	files      [][]byte
 	checkpoint []byte
-	pub        ed25519.PublicKey
+	// checkpointV1 is the same in the v1 format (no first report).
+	checkpointV1 []byte
+	pub          ed25519.PublicKey
 }
 
 func newGenuine(t testing.TB) genuine {
@@ -40,10 +42,11 @@ func newGenuine(t testing.TB) genuine {
 	for _, r := range recs {
 		g.files = append(g.files, r.Raw)
 	}
-	g.checkpoint, err = SignCheckpoint(testKey(1), Checkpoint{Appliance: "ams-1", Count: 3, Hash: recs[2].Hash, Time: t0})
+	g.checkpoint, err = SignCheckpoint(testKey(1), Checkpoint{Appliance: "ams-1", First: 1, FirstHash: recs[0].Hash, Count: 3, Hash: recs[2].Hash, Time: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.checkpointV1 = signCheckpointV1(t, testKey(1), 3, recs[2].Hash)
 	return g
 }
 
@@ -124,7 +127,8 @@ func FuzzParseRecord(f *testing.F) {
 func FuzzParseCheckpoint(f *testing.F) {
 	g := newGenuine(f)
 	seeds := [][]any{{g.checkpoint}, {g.files[0]}, {[]byte(`{"checkpoint":{},"sig":""}` + "\n")},
-		{bytes.Replace(g.checkpoint, []byte(`"count":3`), []byte(`"count":30`), 1)}}
+		{bytes.Replace(g.checkpoint, []byte(`"count":3`), []byte(`"count":30`), 1)},
+		{g.checkpointV1}, {bytes.Replace(g.checkpoint, []byte(`"first":1`), []byte(`"first":4`), 1)}}
 	writeSeeds(f, "FuzzParseCheckpoint", seeds...)
 	for _, s := range seeds {
 		f.Add(s[0].([]byte))
@@ -134,7 +138,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if cp.Verify(g.pub) && !bytes.Equal(data, g.checkpoint) {
+		if cp.Verify(g.pub) && !bytes.Equal(data, g.checkpoint) && !bytes.Equal(data, g.checkpointV1) {
 			t.Fatalf("a checkpoint no one signed verifies:\n%q", data)
 		}
 	})

@@ -12,7 +12,8 @@ import (
 	"github.com/kluis-nl/kluis/evidence/chain"
 )
 
-// MaxRecordSize bounds one report file; a larger file is malformed.
+// MaxRecordSize bounds one report file (16 MiB and its LF); a larger file
+// is malformed. Append refuses a report that would not fit.
 const MaxRecordSize = chain.MaxLine + 1
 
 // ErrMalformed is wrapped by every error of a decoder of this package that

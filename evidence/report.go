@@ -26,14 +26,16 @@ const (
 
 // Report is one restore test's result: what was tested, where, every
 // check with its result and timing, and the verdict. It holds no personal
-// data: table names, row counts, sizes, timings, fingerprints and numeric
-// probe results only. Its JSON form (field order as declared here) is the
-// body of a signed chain entry (see doc.go and docs/evidence.md).
+// data: table names, row counts, sizes, timings, fingerprints, and probe
+// results only where a probe's configuration asks for them. Its JSON form
+// (field order as declared here) is the body of a signed chain entry (see
+// doc.go and docs/evidence.md).
 type Report struct {
 	Schema    string `json:"schema"`
 	Appliance string `json:"appliance"`
 	Tenant    string `json:"tenant"`
-	Engine    string `json:"engine"`
+	// Engine is sqlite, postgres, mariadb or mysql.
+	Engine string `json:"engine"`
 	// Verdict is PASS when every check passed, else FAIL.
 	Verdict string `json:"verdict"`
 	// FailedChecks names the checks that failed, in run order.
@@ -92,8 +94,10 @@ type Table struct {
 	Match               bool   `json:"match"`
 }
 
-// Probe is one SQL probe's result. Got is the result only when it is a
-// number; otherwise it is withheld (it could be personal data).
+// Probe is one SQL probe's result. Got is "withheld" unless the probe
+// sets record_result: true in the configuration and the result is a
+// number or a boolean (a result could be personal data); empty when the
+// query failed.
 type Probe struct {
 	Name     string `json:"name"`
 	OK       bool   `json:"ok"`

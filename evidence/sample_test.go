@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +32,21 @@ var sampleLocs = []sampleLoc{{"amsterdam", "Amsterdam", "provider-a"}, {"groning
 
 // sampleReport is a realistic report of a weekly restore test: tenant,
 // week number (which location it alternates to) and whether it fails,
-// and how.
+// and how. Check details are spelled as restore/restoretest writes them
+// (runner.go, rpo.go), so the example in docs/evidence.md is real.
 func sampleReport(tenant, engine string, week int, fail string) Report {
 	started := t0.Add(time.Duration(week) * 7 * 24 * time.Hour).Add(time.Duration(len(tenant)) * 3 * time.Minute)
 	loc := sampleLocs[week%2]
-	snap := started.Add(-5*time.Hour - 12*time.Minute)
+	age := 5*time.Hour + 12*time.Minute
+	if fail == "rpo" {
+		age = 53 * time.Hour // backups failed for two nights
+	}
+	snap := started.Add(-age)
 	rto := 95.0 + float64(len(tenant)*7+week*3)
+	gap := 24*time.Hour + 5*time.Minute
+	// A few random hex digits, fixed per test: ScratchName's suffix.
+	rnd := fmt.Sprintf("%x", sha256.Sum256([]byte(fmt.Sprint("scratch", tenant, week))))[:6]
+	scratch := "kluis_rt_" + strings.ReplaceAll(tenant, "-", "_") + "_" + started.Format("20060102150405") + "_" + rnd
 	r := Report{
 		Schema: Schema, Appliance: "ams-1", Tenant: tenant, Engine: engine, Verdict: Pass,
 		FailedChecks: []string{}, Started: started, Finished: started.Add(time.Duration(rto+4) * time.Second),
@@ -49,23 +60,25 @@ func sampleReport(tenant, engine string, week int, fail string) Report {
 		},
 		Probes: []Probe{{Name: "clients-present", OK: true, Expected: ">= 1000", Got: "1200"}, {Name: "recent-appointments", OK: true, Expected: ">= 1", Got: "212"}},
 		RTO:    RTO{TargetSeconds: 4 * 3600, MeasuredSeconds: rto, OK: true},
-		RPO: RPO{TargetSeconds: 26 * 3600, SnapshotAgeSeconds: started.Sub(snap).Seconds(), WindowDays: 30, SnapshotsInWindow: 30,
-			LargestGapSeconds: 24*3600 + 300, LargestGapFrom: snap.Add(-72 * time.Hour), LargestGapTo: snap.Add(-48*time.Hour + 300*time.Second), OK: true},
+		RPO: RPO{TargetSeconds: 26 * 3600, SnapshotAgeSeconds: age.Seconds(), WindowDays: 30, SnapshotsInWindow: 30,
+			LargestGapSeconds: gap.Seconds(), LargestGapFrom: snap.Add(-72 * time.Hour), LargestGapTo: snap.Add(-72*time.Hour + gap), OK: true},
 		Kluis: "0.9.0",
 	}
+	blobs := 1874 + week*3
 	checks := []struct {
 		name string
 		secs float64
 		det  string
 	}{
-		{CheckSnapshot, 0.2, "snapshot " + r.Snapshot.ID[:12] + " opened at " + loc.name},
-		{CheckFetch, rto * 0.3, "1.9k blobs fetched and verified"},
-		{CheckRestore, rto * 0.6, "restored into scratch database kluis_rt_" + strings.ReplaceAll(tenant, "-", "_") + "_" + started.Format("20060102150405")},
-		{CheckFingerprints, rto * 0.08, "all 4 tables (48210 rows) match the manifest's row counts and fingerprints"},
-		{CheckProbes, 0.3, "2 of 2 probes passed"},
-		{CheckRTO, 0, fmt.Sprintf("restored in %s, target 4h 00m", Duration(rto))},
-		{CheckRPO, 0, "snapshot age 5h 12m, largest gap 24h 05m, target 26h 00m"},
-		{CheckDropScratch, 0.1, "scratch database removed and verified gone"},
+		{CheckSnapshot, 0.2, fmt.Sprintf("snapshot %s of %s at %s: %d tables, %d rows, %d bytes",
+			r.Snapshot.ID[:8], snap.Format(time.RFC3339), loc.name, r.Snapshot.Tables, r.Snapshot.Rows, r.Snapshot.Bytes)},
+		{CheckFetch, rto * 0.3, fmt.Sprintf("5 streams, %d blobs in 1 pack, %d bytes read from %s and verified", blobs, r.Snapshot.Bytes+int64(blobs)*40+1024, loc.name)},
+		{CheckRestore, rto * 0.6, "restored into scratch database " + scratch},
+		{CheckFingerprints, rto * 0.08, fmt.Sprintf("all 4 tables (%d rows) match the manifest's row counts and fingerprints", r.Snapshot.Rows)},
+		{CheckProbes, 0.3, "2 probes returned the expected result"},
+		{CheckRTO, 0, fmt.Sprintf("restore took %s; target %s", time.Duration(rto)*time.Second, 4*time.Hour)},
+		{CheckRPO, 0, fmt.Sprintf("snapshot age %s; largest gap %s over 30 days (30 snapshots in the window); target %s", age, gap, 26*time.Hour)},
+		{CheckDropScratch, 0.1, "scratch database " + scratch + " removed and verified gone"},
 	}
 	for _, c := range checks {
 		r.Checks = append(r.Checks, Check{Name: c.name, OK: true, Seconds: c.secs, Detail: c.det})
@@ -76,8 +89,8 @@ func sampleReport(tenant, engine string, week int, fail string) Report {
 		r.Checks[3].OK, r.Checks[3].Detail = false, "1 of 4 tables differ from the manifest: notes"
 		r.FailedChecks, r.Verdict = []string{CheckFingerprints}, Fail
 	case "rpo":
-		r.RPO.SnapshotAgeSeconds, r.RPO.LargestGapSeconds, r.RPO.OK = 53*3600, 53*3600, false
-		r.Checks[6].OK, r.Checks[6].Detail = false, "snapshot age 53h 00m exceeds the target 26h 00m (backups failed for two nights)"
+		r.RPO.OK = false
+		r.Checks[6].OK, r.Checks[6].Detail = false, fmt.Sprintf("snapshot is %s old, over the RPO target %s", age, 26*time.Hour)
 		r.FailedChecks, r.Verdict = []string{CheckRPO}, Fail
 	}
 	return r
@@ -154,4 +167,37 @@ func TestWriteSampleExport(t *testing.T) {
 		}
 	}
 	t.Logf("sample export in %s", out)
+}
+
+// TestDocExample: the example report in docs/evidence.md is report 5 of
+// the sample export, spread out: its link, signature and every check
+// detail are the real ones (regenerate the example when sampleReport
+// changes).
+func TestDocExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "evidence.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, ok := strings.Cut(string(doc), "### Example")
+	if !ok {
+		t.Fatal("docs/evidence.md has no example")
+	}
+	recs, err := sampleStore(t, t.TempDir()).Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := recs[4]
+	wants := []string{
+		fmt.Sprintf(`"seq": %d,`, rec.Seq), fmt.Sprintf(`"prev": %q,`, rec.Prev), fmt.Sprintf(`"time": %q,`, rec.Time.Format(time.RFC3339)),
+		fmt.Sprintf(`"sig": %q}`, base64.StdEncoding.EncodeToString(rec.line.Sig)),
+		fmt.Sprintf(`"engine": %q,`, rec.Report.Engine), fmt.Sprintf(`"id": %q,`, rec.Report.Snapshot.ID),
+	}
+	for _, c := range rec.Report.Checks {
+		wants = append(wants, fmt.Sprintf(`{"name": %q, "ok": %t, "seconds": %s, "detail": %q}`, c.Name, c.OK, strconv.FormatFloat(c.Seconds, 'f', -1, 64), c.Detail))
+	}
+	for _, w := range wants {
+		if !strings.Contains(example, w) {
+			t.Errorf("the example in docs/evidence.md lacks %s", w)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -67,11 +68,13 @@ func (s *Store) PublicKey() ed25519.PublicKey { return s.pub }
 
 // Append signs r as the next report of the chain (seq = last+1, prev =
 // hash of the previous record), writes it durably (temp file, fsync, link,
-// fsync dir) to STATE/evidence/, then puts it write-once at every location
-// in parallel, with any earlier report a location lacks. A location that
-// fails is reported in the results, not as an error: the report is safe in
-// the state directory and the next Append (or Sync) uploads what a
-// location lacks. Appends from concurrent goroutines and processes are
+// fsync dir) to STATE/evidence/, then verifies the state directory's
+// chain and puts at every location in parallel, write-once, every report
+// that verifies and the location lacks (a report that does not verify is
+// never copied; the results say which). A location that fails, or whose
+// copy of a report differs, is reported in the results, not as an error:
+// the report is safe in the state directory and the next Append (or
+// Sync) uploads what a location lacks. Appends from concurrent goroutines and processes are
 // serialized with a flock.
 func (s *Store) Append(ctx context.Context, r *Report) (Record, []repo.LocationResult, error) {
 	if err := s.usable(); err != nil {
@@ -85,8 +88,7 @@ func (s *Store) Append(ctx context.Context, r *Report) (Record, []repo.LocationR
 	if err != nil {
 		return Record{}, nil, err
 	}
-	res := s.upload(ctx, nil)
-	return rec, res, nil
+	return rec, s.uploadVerified(ctx), nil
 }
 
 func (s *Store) usable() error {
@@ -140,10 +142,18 @@ func (s *Store) body(r *Report) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxRecordSize-1024 {
-		return nil, fmt.Errorf("evidence: report of %d bytes is larger than a record may be", len(b))
+	if len(b) > maxBody {
+		return nil, tooLarge(len(b), &c)
 	}
 	return b, nil
+}
+
+// maxBody bounds a report's JSON: a record adds its number, link, time
+// and signature (about 250 bytes) around it.
+const maxBody = chain.MaxLine - 1024
+
+func tooLarge(n int, r *Report) error {
+	return fmt.Errorf("evidence: the report of tenant %s is %d bytes (%d tables), larger than the %d MiB a report may be: it cannot be recorded", r.Tenant, n, len(r.Tables), chain.MaxLine>>20)
 }
 
 // appendLocal writes the next record under the lock.
@@ -167,6 +177,11 @@ func (s *Store) appendLocal(body []byte) (Record, error) {
 		return Record{}, err
 	}
 	data := append(line, '\n')
+	if len(data) > MaxRecordSize {
+		// body() leaves room for the entry around it; never write a
+		// record that verify would refuse.
+		return Record{}, fmt.Errorf("evidence: the signed report is %d bytes, larger than the %d MiB a report may be: it cannot be recorded", len(data), chain.MaxLine>>20)
+	}
 	if err := writeOnce(s.dir, FileName(e.Seq), data); err != nil {
 		return Record{}, fmt.Errorf("evidence: %w", err)
 	}
@@ -340,47 +355,75 @@ func (s *Store) verify() (*Verification, error) {
 
 // Sync uploads to every location, write-once, each report it lacks,
 // after verifying the state directory's chain. A location whose copy of a
-// report differs in size from the state directory's fails. The error is
-// for a chain that does not verify; a location that fails is in the
-// results.
+// report differs from the state directory's (in size or in any byte: every
+// copy is read back, old ones too) fails. The error is for a chain that does not verify;
+// a location that fails is in the results.
 func (s *Store) Sync(ctx context.Context) ([]repo.LocationResult, error) {
 	recs, err := s.Records()
 	if err != nil {
 		return nil, err
 	}
-	return s.upload(ctx, recs), nil
+	return s.upload(ctx, files(recs), true), nil
 }
 
-// upload copies to every location, in parallel, the reports it lacks
-// (recs; nil: read the state directory without verifying it again, as
-// Append just checked its head).
-func (s *Store) upload(ctx context.Context, recs []Record) []repo.LocationResult {
+func files(recs []Record) []File {
+	out := make([]File, len(recs))
+	for i, r := range recs {
+		out[i] = File{Name: FileName(r.Seq), Data: r.Raw}
+	}
+	return out
+}
+
+// uploadVerified verifies the state directory's chain and uploads the
+// reports that verify. When some do not, every location's result says so
+// (and is not OK): they stay in the state directory for an investigation.
+func (s *Store) uploadVerified(ctx context.Context) []repo.LocationResult {
 	if len(s.locs) == 0 {
 		return nil
 	}
-	var files []File
-	if recs != nil {
-		for _, r := range recs {
-			files = append(files, File{Name: FileName(r.Seq), Data: r.Raw})
+	v, err := s.verify()
+	if err != nil {
+		res := make([]repo.LocationResult, len(s.locs))
+		for i, l := range s.locs {
+			res[i] = repo.LocationResult{Location: l.Name(), Error: err.Error()}
 		}
-	} else {
-		names, err := s.names()
-		for _, n := range names {
-			if err != nil {
-				break
-			}
-			var data []byte
-			if data, err = readCapped(filepath.Join(s.dir, n), MaxRecordSize); err == nil {
-				files = append(files, File{Name: n, Data: data})
-			}
+		return res
+	}
+	bad := map[uint64]bool{}
+	whole := false
+	for _, p := range v.Problems {
+		bad[p.Seq] = true
+		whole = whole || p.Seq == 0
+	}
+	var ok []Record
+	for _, r := range v.Records {
+		if !whole && !bad[r.Seq] {
+			ok = append(ok, r)
 		}
-		if err != nil {
-			res := make([]repo.LocationResult, len(s.locs))
-			for i, l := range s.locs {
-				res[i] = repo.LocationResult{Location: l.Name(), Error: err.Error()}
-			}
-			return res
+	}
+	res := s.upload(ctx, files(ok), false)
+	if !v.OK() {
+		held := fmt.Sprintf("the state directory's chain does not verify (%s", v.Problems[0])
+		if n := len(v.Problems); n > 1 {
+			held += fmt.Sprintf(", and %d more", n-1)
 		}
+		held += "): only the reports that verify were copied; run kluis evidence verify"
+		for i := range res {
+			res[i].OK = false
+			if res[i].Error != "" {
+				res[i].Error += "; "
+			}
+			res[i].Error += held
+		}
+	}
+	return res
+}
+
+// upload copies files (verified reports) to every location, in parallel.
+// deep reads back every copy at a location, not only the ones it puts.
+func (s *Store) upload(ctx context.Context, files []File, deep bool) []repo.LocationResult {
+	if len(s.locs) == 0 {
+		return nil
 	}
 	res := make([]repo.LocationResult, len(s.locs))
 	var wg sync.WaitGroup
@@ -388,7 +431,7 @@ func (s *Store) upload(ctx context.Context, recs []Record) []repo.LocationResult
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.uploadTo(ctx, l, files)
+			err := s.uploadTo(ctx, l, files, deep)
 			res[i] = repo.LocationResult{Location: l.Name(), OK: err == nil}
 			if err != nil {
 				res[i].Error = err.Error()
@@ -399,8 +442,17 @@ func (s *Store) upload(ctx context.Context, recs []Record) []repo.LocationResult
 	return res
 }
 
-// uploadTo puts the files a location lacks, oldest first.
-func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File) error {
+// compareParallel bounds the copies read back at once from a location.
+const compareParallel = 8
+
+// uploadTo puts the files a location lacks, oldest first, and reads back
+// what it put (and, when deep, every older copy too) to compare it byte
+// for byte with the state directory's: a Put of an object that exists does
+// not replace it, so a differing copy is only seen by reading it. Append
+// is shallow (a size check for older copies: reading back thousands of
+// reports at every restore test would cost more than it proves); Sync,
+// `kluis sync`, is deep.
+func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File, deep bool) error {
 	prefix := LocationPrefix(s.appliance)
 	have := map[string]int64{}
 	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
@@ -410,21 +462,58 @@ func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File) err
 	if err != nil {
 		return err
 	}
-	var differ []string
+	var (
+		mu     sync.Mutex
+		differ []string
+		first  error
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, compareParallel)
+	)
+	compare := func(f File) {
+		defer wg.Done()
+		defer func() { <-sem }()
+		got, err := repo.ReadAll(ctx, l, prefix+f.Name, MaxRecordSize)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case errors.Is(err, repo.ErrCorrupt): // larger than any report
+			differ = append(differ, f.Name)
+		case err != nil:
+			if first == nil {
+				first = err
+			}
+		case !bytes.Equal(got, f.Data):
+			differ = append(differ, f.Name)
+		}
+	}
 	for _, f := range files {
 		size, ok := have[f.Name]
-		if ok {
-			if size != int64(len(f.Data)) {
-				differ = append(differ, f.Name)
+		switch {
+		case ok && size != int64(len(f.Data)):
+			mu.Lock()
+			differ = append(differ, f.Name)
+			mu.Unlock()
+			continue
+		case !ok:
+			if err := l.Put(ctx, prefix+f.Name, f.Data); err != nil {
+				wg.Wait()
+				return err
 			}
+		case !deep:
 			continue
 		}
-		if err := l.Put(ctx, prefix+f.Name, f.Data); err != nil {
-			return err
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go compare(f)
 	}
+	wg.Wait()
 	if len(differ) > 0 {
-		return fmt.Errorf("location %s: %s%s differs from the state directory's copy (a write-once object cannot be replaced: investigate)", l.Name(), prefix, strings.Join(differ, ", "))
+		sort.Strings(differ)
+		verb := "differs from the state directory's copy"
+		if len(differ) > 1 {
+			verb = "differ from the state directory's copies"
+		}
+		return fmt.Errorf("location %s: %s%s %s (a write-once object cannot be replaced: investigate)", l.Name(), prefix, strings.Join(differ, ", "), verb)
 	}
-	return nil
+	return first
 }

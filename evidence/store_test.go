@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -309,5 +310,132 @@ func appendNLenient(t *testing.T, s *Store, n int) {
 		if _, _, err := s.Append(context.Background(), &r); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestUploadComparesContent: a location's copy of a report with the same
+// size as the state directory's but other bytes is reported by Sync (which
+// reads every copy back); Append checks only sizes of older copies, so it
+// uploads the new report and leaves the finding to Sync.
+func TestUploadComparesContent(t *testing.T) {
+	ctx := context.Background()
+	a := local.New("amsterdam", t.TempDir())
+	g := local.New("groningen", t.TempDir())
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), []repo.Location{a, g})
+	appendN(t, s, 3)
+	p := filepath.Join(a.Root(), "_evidence", "ams-1", FileName(2))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := bytes.Replace(b, []byte(`"rows":1200,`), []byte(`"rows":1201,`), 1)
+	if len(same) != len(b) || bytes.Equal(same, b) {
+		t.Fatal("test edit changed the size or nothing")
+	}
+	os.Chmod(p, 0o600)
+	if err := os.WriteFile(p, same, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Sync(ctx)
+	if err != nil || len(res) != 2 || res[0].OK || !strings.Contains(res[0].Error, FileName(2)+" differs from the state directory's copy") || !res[1].OK {
+		t.Fatalf("sync with a same-size differing copy: %+v %v", res, err)
+	}
+	r := sampleReport("fysio-noord", "mariadb", 1, "")
+	_, res, err = s.Append(ctx, &r)
+	if err != nil || !res[0].OK || !res[1].OK {
+		t.Fatalf("append next to a same-size differing copy: %+v %v", res, err)
+	}
+	if res, _ := s.Sync(ctx); res[0].OK {
+		t.Fatalf("sync after the append no longer sees the differing copy: %+v", res)
+	}
+	if _, err := a.Stat(ctx, LocationPrefix("ams-1")+FileName(4)); err != nil {
+		t.Fatalf("the new report was not uploaded next to the differing copy: %v", err)
+	}
+}
+
+// TestUploadOnlyVerified: a report file in the state directory that does
+// not verify is never copied to a location, even by Append (which checks
+// only the newest report before it extends the chain).
+func TestUploadOnlyVerified(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	g := faulty.New(local.New("groningen", t.TempDir()), faulty.Options{})
+	s := OpenStore(state, "ams-1", testKey(1), []repo.Location{g})
+	appendN(t, s, 1)
+	g.SetDown(errors.New("connection refused"))
+	appendNLenient(t, s, 2)
+	g.SetUp()
+	// Report 2, never uploaded, is edited in the state directory (report 3
+	// is the newest: Append still extends the chain).
+	p := filepath.Join(state, DirName, FileName(2))
+	os.Chmod(p, 0o600)
+	b, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, bytes.Replace(b, []byte(`"verdict":"PASS"`), []byte(`"verdict":"FAIL"`), 1), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	r := sampleReport("fysio-noord", "mariadb", 1, "")
+	_, res, err := s.Append(ctx, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].OK || !strings.Contains(res[0].Error, FileName(2)) || !strings.Contains(res[0].Error, "does not verify") {
+		t.Fatalf("append with an edited report in the state directory: %+v", res)
+	}
+	if _, err := g.Stat(ctx, LocationPrefix("ams-1")+FileName(2)); !errors.Is(err, repo.ErrNotFound) {
+		t.Fatalf("the edited report 2 reached the location: %v", err)
+	}
+	for _, seq := range []uint64{3, 4} {
+		if _, err := g.Stat(ctx, LocationPrefix("ams-1")+FileName(seq)); err != nil {
+			t.Fatalf("report %d, which verifies, was not uploaded: %v", seq, err)
+		}
+	}
+	if res, err := s.Sync(ctx); err == nil {
+		t.Fatalf("sync of a chain that does not verify: %+v", res)
+	}
+}
+
+// manyTables is a report of n tables, as a tenant with n tables gets.
+func manyTables(n int) Report {
+	r := sampleReport("ziekenhuis-oost", "postgres", 0, "")
+	r.Tables = make([]Table, n)
+	for i := range r.Tables {
+		name := fmt.Sprintf("schema_%03d.table_%05d", i/100, i)
+		r.Tables[i] = Table{Name: name, Rows: int64(i), RowsRestored: int64(i), Bytes: int64(i) * 100,
+			Fingerprint: fp("ziekenhuis-oost", name), RestoredFingerprint: fp("ziekenhuis-oost", name), Match: true}
+	}
+	r.Snapshot.Tables = n
+	return r
+}
+
+// TestLargeReport: a tenant with 20,000 tables (a report of about 5 MB)
+// records evidence that verifies, in the state directory and at a
+// location; a report too large for a record is refused by
+// Append with a clear error, and nothing is written.
+func TestLargeReport(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	a := local.New("amsterdam", t.TempDir())
+	s := OpenStore(state, "ams-1", testKey(1), []repo.Location{a})
+	appendN(t, s, 1)
+	r := manyTables(20_000)
+	rec, res, err := s.Append(ctx, &r)
+	if err != nil || len(res) != 1 || !res[0].OK {
+		t.Fatalf("append of a report of 20,000 tables: %v %+v", err, res)
+	}
+	if len(rec.Raw) < 1<<20 {
+		t.Fatalf("the report of 20,000 tables is only %d bytes: not a test of the cap", len(rec.Raw))
+	}
+	v, err := VerifyDir(filepath.Join(a.Root(), "_evidence", "ams-1"), s.PublicKey(), VerifyOptions{})
+	if err != nil || !v.OK() || len(v.Records) != 2 || len(v.Records[1].Report.Tables) != 20_000 {
+		t.Fatalf("location copy: %v %+v", err, v)
+	}
+
+	huge := manyTables(20_000)
+	huge.Checks[1].Detail = strings.Repeat("x", 12<<20) // with the tables, over 16 MiB
+	if _, _, err := s.Append(ctx, &huge); err == nil || !strings.Contains(err.Error(), "larger than the 16 MiB a report may be") {
+		t.Fatalf("append of a report larger than a record may be: %v", err)
+	}
+	if names, _ := s.names(); len(names) != 2 {
+		t.Fatalf("%d report files after a refused append, want 2", len(names))
 	}
 }

@@ -43,7 +43,7 @@ type tenantSummary struct {
 	RTOOK                 bool
 	RPOAge, RPOGap        string
 	RPOTarget             string
-	RPOOK                 bool
+	RPOAgeOK, RPOGapOK    bool
 	Locations             []locationProof
 }
 
@@ -148,7 +148,7 @@ func renderSummary(w io.Writer, recs []Record, v *Verification, opts ExportOptio
 			Location: rep.Location.Name, Site: rep.Location.Site, Snapshot: shortID(rep.Snapshot.ID),
 			Verdict: rep.Verdict, Pass: pass, Failed: failed,
 			RTO: Duration(rep.RTO.MeasuredSeconds), RTOOK: rep.RTO.OK,
-			RPO: Duration(rep.RPO.SnapshotAgeSeconds), RPOOK: rep.RPO.OK,
+			RPO: Duration(rep.RPO.SnapshotAgeSeconds), RPOOK: within(rep.RPO.SnapshotAgeSeconds, rep.RPO.TargetSeconds),
 		})
 	}
 	for _, id := range sortedKeys(tenants) {
@@ -158,8 +158,11 @@ func renderSummary(w io.Writer, recs []Record, v *Verification, opts ExportOptio
 		t.RTOOK = a.rto.RTO.TargetSeconds <= 0 || a.rto.RTO.MeasuredSeconds <= a.rto.RTO.TargetSeconds
 		t.RPOAge, t.RPOGap = Duration(a.age.RPO.SnapshotAgeSeconds), Duration(a.gap.RPO.LargestGapSeconds)
 		t.RPOTarget = Duration(max(a.age.RPO.TargetSeconds, a.gap.RPO.TargetSeconds))
-		t.RPOOK = (a.age.RPO.TargetSeconds <= 0 || a.age.RPO.SnapshotAgeSeconds <= a.age.RPO.TargetSeconds) &&
-			(a.gap.RPO.TargetSeconds <= 0 || a.gap.RPO.LargestGapSeconds <= a.gap.RPO.TargetSeconds)
+		// Each red only when over its target: a snapshot too old (backups
+		// failed) does not make the gaps between snapshots over, nor
+		// the other way round.
+		t.RPOAgeOK = within(a.age.RPO.SnapshotAgeSeconds, a.age.RPO.TargetSeconds)
+		t.RPOGapOK = within(a.gap.RPO.LargestGapSeconds, a.gap.RPO.TargetSeconds)
 		for _, l := range opts.Locations {
 			if a.locs[l.Name] == nil {
 				a.locs[l.Name] = &locationProof{Name: l.Name, Site: l.Site, Country: l.Country, Provider: l.Provider, LastPass: "never"}
@@ -172,6 +175,10 @@ func renderSummary(w io.Writer, recs []Record, v *Verification, opts ExportOptio
 	}
 	return summaryTmpl.Execute(w, s)
 }
+
+// within reports whether a measured value is within its target (no
+// target: always).
+func within(measured, target float64) bool { return target <= 0 || measured <= target }
 
 // shortID is the first 12 characters of a snapshot id.
 func shortID(id string) string {

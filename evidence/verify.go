@@ -26,14 +26,16 @@ const (
 	// Forged: a report's signature does not verify although the chain
 	// around it links: it was signed by another key.
 	Forged = "forged"
-	// Removed: reports are missing between two others.
+	// Removed: reports are missing between two others, or from the start
+	// of an export (its checkpoint names the first report).
 	Removed = "removed"
 	// Reordered: a file holds another report than its name says, or a
 	// report links back to a later one.
 	Reordered = "reordered"
 	// Inserted: a copy of a report, a second report with the same number,
-	// a report that does not link to its predecessor, or one of another
-	// appliance.
+	// a report that does not link to its predecessor, one of another
+	// appliance, or reports outside the first and last report the export's
+	// checkpoint names.
 	Inserted = "inserted"
 	// Truncated: a checkpoint names more reports than there are.
 	Truncated = "truncated"
@@ -518,11 +520,12 @@ func (v *Verification) checkpoint(label string, data []byte, pub ed25519.PublicK
 }
 
 // checkExportCheckpoint checks the export's own checkpoint: it names the
-// export's last report, so reports cut off the end of an export (or added
-// to it) are detected.
+// export's first and last report, so reports cut off either end of an
+// export (or added to it) are detected. A v1 checkpoint names only the
+// last.
 func (v *Verification) checkExportCheckpoint(data []byte, pub ed25519.PublicKey, reps []*item) {
 	if data == nil {
-		v.note("no %s: nothing shows whether reports were cut off the end", CheckpointFile)
+		v.note("no %s: nothing shows whether reports were cut off the start or the end", CheckpointFile)
 		return
 	}
 	cp, ok := v.checkpoint(CheckpointFile, data, pub)
@@ -530,20 +533,54 @@ func (v *Verification) checkExportCheckpoint(data []byte, pub ed25519.PublicKey,
 		return
 	}
 	when := cp.Time.UTC().Format("2006-01-02 15:04 UTC")
+	endOK := false
 	switch {
 	case cp.Count > v.Last:
 		if v.Last == 0 {
 			v.problem(Truncated, cp.Count, "", "%s (made %s) says the export ends at report %d, but there are no reports: they were removed", CheckpointFile, when, cp.Count)
-		} else {
-			v.problem(Truncated, v.Last+1, "", "%s (made %s) says the export ends at report %d, but the newest report here is %d: %s removed", CheckpointFile, when, cp.Count, v.Last, span(v.Last+1, cp.Count))
+			return
 		}
+		v.problem(Truncated, v.Last+1, "", "%s (made %s) says the export ends at report %d, but the newest report here is %d: %s removed", CheckpointFile, when, cp.Count, v.Last, span(v.Last+1, cp.Count))
 	case cp.Count < v.Last:
 		v.problem(Inserted, cp.Count+1, "", "%s (made %s) says the export ends at report %d, but reports up to %d are here: %s added after the export", CheckpointFile, when, cp.Count, v.Last, span(cp.Count+1, v.Last))
 		v.matchCheckpoint(CheckpointFile, cp, reps)
 	default:
-		if v.matchCheckpoint(CheckpointFile, cp, reps) {
+		endOK = v.matchCheckpoint(CheckpointFile, cp, reps)
+	}
+	if !cp.NamesFirst() {
+		if endOK {
 			v.note("%s (made %s) matches report %d, the newest report here: nothing was cut off the end", CheckpointFile, when, cp.Count)
 		}
+		if v.First > 1 {
+			v.note("%s is of the older format %s, which does not name the export's first report: reports removed from its start cannot be detected", CheckpointFile, CheckpointSchemaV1)
+		}
+		return
+	}
+	startOK := false
+	switch {
+	case cp.First < v.First:
+		v.problem(Removed, cp.First, "", "%s (made %s) says the export starts at report %d, but the first report here is %d: %s removed", CheckpointFile, when, cp.First, v.First, span(cp.First, v.First-1))
+	case cp.First > v.First:
+		v.problem(Inserted, v.First, "", "%s (made %s) says the export starts at report %d, but reports from %d are here: %s added to the export", CheckpointFile, when, cp.First, v.First, span(v.First, cp.First-1))
+	default:
+		it := v.findRep(reps, cp.First)
+		switch {
+		case it == nil: // cannot be: v.First is a representative's
+		case it.rec.Hash != cp.FirstHash:
+			v.problem(Rewritten, cp.First, it.file, "report %d hashes to %s…, but %s (made %s) says %s…: report %d or the history before it was rewritten after the export", cp.First, it.rec.Hash[:16], CheckpointFile, when, cp.FirstHash[:16], cp.First)
+		default:
+			startOK = true
+		}
+	}
+	switch {
+	case startOK && endOK && cp.First == 1:
+		v.note("%s (made %s) matches report 1 and report %d, the first and the newest report here: nothing was removed from either end", CheckpointFile, when, cp.Count)
+	case startOK && endOK:
+		v.note("%s (made %s) matches report %d, where the export starts, and report %d, the newest report here: nothing was removed from either end", CheckpointFile, when, cp.First, cp.Count)
+	case endOK:
+		v.note("%s (made %s) matches report %d, the newest report here: nothing was cut off the end", CheckpointFile, when, cp.Count)
+	case startOK:
+		v.note("%s (made %s) matches report %d, where the export starts: nothing was removed from its start", CheckpointFile, when, cp.First)
 	}
 }
 

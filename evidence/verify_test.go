@@ -19,6 +19,12 @@ import (
 // newExport writes an export of n sample reports signed with testKey(1)
 // and returns its directory and the records.
 func newExport(t *testing.T, n int) (string, []Record) {
+	return newExportFrom(t, n, 1)
+}
+
+// newExportFrom is newExport of reports from to n only: an export made
+// with --from.
+func newExportFrom(t *testing.T, n int, from uint64) (string, []Record) {
 	t.Helper()
 	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
 	appendN(t, s, n)
@@ -27,7 +33,7 @@ func newExport(t *testing.T, n int) (string, []Record) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "export")
-	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1), Now: t0.Add(90 * 24 * time.Hour)}); err != nil {
+	if _, err := Export(dir, recs[from-1:], ExportOptions{Appliance: "ams-1", Key: testKey(1), Now: t0.Add(90 * 24 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	return dir, recs
@@ -93,7 +99,11 @@ func resign(t *testing.T, dir string, from uint64, key ed25519.PrivateKey, edit 
 		write(t, dir, FileName(seq), append(line, '\n'))
 		prev, last = chain.Hash(line), seq
 	}
-	cp, err := SignCheckpoint(key, Checkpoint{Appliance: "ams-1", Count: last, Hash: prev, Time: t0.Add(91 * 24 * time.Hour)})
+	l, err := parseLine(read(t, dir, FileName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := SignCheckpoint(key, Checkpoint{Appliance: "ams-1", First: 1, FirstHash: chain.Hash(l.Raw), Count: last, Hash: prev, Time: t0.Add(91 * 24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +135,11 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		tamper func(t *testing.T, dir string)
 		held   func(t *testing.T, dir string) []byte // a checkpoint kept from before the tampering
 		pub    ed25519.PublicKey
+		from   uint64 // the export starts here (--from); 0: at report 1
 		want   []want
 		note   string
 	}{
-		{name: "intact", tamper: func(*testing.T, string) {}, note: "matches report 6"},
+		{name: "intact", tamper: func(*testing.T, string) {}, note: "matches report 1 and report 6, the first and the newest report here: nothing was removed from either end"},
 		{name: "edit a byte of a report's body", tamper: replaceIn(FileName(3), `"rows":1200,`, `"rows":1201,`),
 			want: []want{{Edited, 3, "report 4 no longer links to it: report 3 was changed after it was signed"}}},
 		{name: "edit the verdict of the newest report", tamper: replaceIn(FileName(6), `"verdict":"PASS"`, `"verdict":"FAIL"`),
@@ -139,6 +150,12 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			want: []want{{Removed, 4, "report 4 is missing: report 5 follows report 3"}}},
 		{name: "delete two reports", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(3), FileName(4)) },
 			want: []want{{Removed, 3, "reports 3 to 4 are missing: report 5 follows report 2"}}},
+		{name: "delete the first report", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(1)) },
+			want: []want{{Removed, 1, "says the export starts at report 1, but the first report here is 2: report 1 was removed"}}},
+		{name: "delete the first two reports", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(1), FileName(2)) },
+			want: []want{{Removed, 1, "says the export starts at report 1, but the first report here is 3: reports 1 to 2 were removed"}}},
+		{name: "delete the first report of a segment", from: 3, tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(3)) },
+			want: []want{{Removed, 3, "says the export starts at report 3, but the first report here is 4: report 3 was removed"}}},
 		{name: "delete the newest report", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(6)) },
 			want: []want{{Truncated, 6, "says the export ends at report 6, but the newest report here is 5"}}},
 		{name: "delete the newest report and the checkpoint, auditor kept the old checkpoint",
@@ -205,26 +222,29 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			want: []want{{Malformed, 3, "not a signed evidence record"}}},
 		{name: "a report cut off", tamper: func(t *testing.T, dir string) { write(t, dir, FileName(3), read(t, dir, FileName(3))[:500]) },
 			want: []want{{Malformed, 3, "does not end in a line feed"}}},
-		{name: "a huge file", tamper: func(t *testing.T, dir string) { write(t, dir, FileName(3), bytes.Repeat([]byte("x"), 2<<20)) },
+		{name: "a huge file", tamper: func(t *testing.T, dir string) { write(t, dir, FileName(3), bytes.Repeat([]byte("x"), MaxRecordSize+1)) },
 			want: []want{{Malformed, 3, "larger than"}}},
 		{name: "a renamed report", tamper: func(t *testing.T, dir string) {
 			os.Rename(filepath.Join(dir, FileName(3)), filepath.Join(dir, "3.json"))
 		}, want: []want{{Malformed, 0, "not a report file name"}, {Removed, 3, "report 3 is missing"}}},
 		{name: "an edited checkpoint", tamper: replaceIn(CheckpointFile, `"count":6`, `"count":5`),
 			want: []want{{BadCheckpoint, 0, "checkpoint.json: the signature does not verify"}}},
-		{name: "a segment of the chain (an export --from)", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(1), FileName(2)) },
+		{name: "a segment of the chain (an export --from)", from: 3, tamper: func(*testing.T, string) {},
 			note: "starts at report 3; earlier reports are not in this set"},
-		{name: "a held checkpoint the segment does not reach", tamper: func(t *testing.T, dir string) { remove(t, dir, FileName(1), FileName(2)) },
+		{name: "a segment of the chain, its checkpoint", from: 3, tamper: func(*testing.T, string) {},
+			note: "matches report 3, where the export starts, and report 6, the newest report here: nothing was removed from either end"},
+		{name: "a held checkpoint the segment does not reach", from: 3, tamper: func(*testing.T, string) {},
 			held: func(t *testing.T, dir string) []byte {
 				s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
 				recs := appendN(t, s, 2)
-				cp, _ := SignCheckpoint(testKey(1), Checkpoint{Appliance: "ams-1", Count: 2, Hash: recs[1].Hash, Time: t0})
+				cp, _ := SignCheckpoint(testKey(1), Checkpoint{Appliance: "ams-1", First: 1, FirstHash: recs[0].Hash, Count: 2, Hash: recs[1].Hash, Time: t0})
 				return cp
 			},
 			want: []want{{BadCheckpoint, 0, "names report 2, which is not in this set (it starts at report 3)"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, _ := newExport(t, 6)
+			from := max(tc.from, 1)
+			dir, _ := newExportFrom(t, 6, from)
 			var held []byte
 			if tc.held != nil {
 				held = tc.held(t, dir)
@@ -296,6 +316,78 @@ func checkProblems(t *testing.T, v *Verification, wants []want) {
 	}
 	if v.OK() != (len(wants) == 0) {
 		t.Errorf("OK() = %v with %d problems", v.OK(), len(v.Problems))
+	}
+}
+
+// signCheckpointV1 signs a checkpoint as kluis before the v2 format did:
+// it names only the last report.
+func signCheckpointV1(t testing.TB, key ed25519.PrivateKey, count uint64, hash string) []byte {
+	t.Helper()
+	body, err := json.Marshal(Checkpoint{Schema: CheckpointSchemaV1, Appliance: "ams-1", Count: count, Hash: hash, Time: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(body, []byte("first")) {
+		t.Fatalf("a v1 checkpoint names its first report: %s", body)
+	}
+	return append(canonicalCheckpoint(body, ed25519.Sign(key, body)), '\n')
+}
+
+// TestExportCheckpointStart: the export's checkpoint names its first
+// report, so reports removed from (or added before) the start of an
+// export are caught; an export with an old (v1) checkpoint still
+// verifies, with a note that its start is not covered.
+func TestExportCheckpointStart(t *testing.T) {
+	pub := testKey(1).Public().(ed25519.PublicKey)
+	dir, recs := newExportFrom(t, 6, 3)
+	cp, err := ParseCheckpoint(read(t, dir, CheckpointFile))
+	if err != nil || cp.Schema != CheckpointSchema || cp.First != 3 || cp.FirstHash != recs[2].Hash || cp.Count != 6 || cp.Hash != recs[5].Hash {
+		t.Fatalf("checkpoint of an export of reports 3 to 6: %+v %v", cp.Checkpoint, err)
+	}
+
+	// Reports 1 and 2 put in front of a segment that starts at 3.
+	added := filepath.Join(t.TempDir(), "added")
+	os.MkdirAll(added, 0o755)
+	for _, n := range []string{FileName(3), FileName(4), FileName(5), FileName(6), CheckpointFile} {
+		write(t, added, n, read(t, dir, n))
+	}
+	write(t, added, FileName(1), recs[0].Raw)
+	write(t, added, FileName(2), recs[1].Raw)
+	v, err := VerifyDir(added, pub, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkProblems(t, v, []want{{Inserted, 1, "says the export starts at report 3, but reports from 1 are here: reports 1 to 2 were added to the export"}})
+
+	// An export with a v1 checkpoint: still verifies; removing its first
+	// reports cannot be detected, and a note says so.
+	old := filepath.Join(t.TempDir(), "old")
+	os.MkdirAll(old, 0o755)
+	for _, r := range recs {
+		write(t, old, FileName(r.Seq), r.Raw)
+	}
+	write(t, old, CheckpointFile, signCheckpointV1(t, testKey(1), 6, recs[5].Hash))
+	if v, err := VerifyDir(old, pub, VerifyOptions{}); err != nil || !v.OK() || !strings.Contains(strings.Join(v.Notes, "\n"), "matches report 6, the newest report here") {
+		t.Fatalf("an export with a v1 checkpoint: %v %+v", err, v)
+	}
+	remove(t, old, FileName(1), FileName(2))
+	v, err = VerifyDir(old, pub, VerifyOptions{})
+	if err != nil || !v.OK() || !strings.Contains(strings.Join(v.Notes, "\n"), "does not name the export's first report: reports removed from its start cannot be detected") {
+		t.Fatalf("an export with a v1 checkpoint, first reports removed: %v %+v", err, v)
+	}
+
+	// --checkpoint OLD: unchanged semantics for a v1 and a v2 checkpoint,
+	// including a v2 one of an export that started later than this one.
+	full, _ := newExport(t, 6)
+	for name, held := range map[string][]byte{
+		"v1":         signCheckpointV1(t, testKey(1), 4, recs[3].Hash),
+		"v2":         read(t, full, CheckpointFile),
+		"v2 segment": read(t, dir, CheckpointFile),
+	} {
+		v, err := VerifyDir(full, pub, VerifyOptions{Checkpoint: held, CheckpointName: name})
+		if err != nil || !v.OK() || !strings.Contains(strings.Join(v.Notes, "\n"), "matches: the chain from report 1 up to report") {
+			t.Errorf("held %s checkpoint: %v %+v", name, err, v)
+		}
 	}
 }
 
@@ -440,5 +532,27 @@ func TestSummaryListsUnprovenLocations(t *testing.T) {
 	html := string(read(t, dir, SummaryFile))
 	if !regexp.MustCompile(`<td>rotterdam-cold</td>.*class="never">never</td>`).MatchString(html) {
 		t.Errorf("the unproven location is not listed as never:\n%s", html)
+	}
+}
+
+// TestSummaryRPOOverOnlyWhereOver: a snapshot too old (backups failed)
+// makes the snapshot age red in the summary, not the largest gap, which is
+// within its target.
+func TestSummaryRPOOverOnlyWhereOver(t *testing.T) {
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	r := sampleReport("praktijk-a", "sqlite", 0, "rpo")
+	if _, _, err := s.Append(t.Context(), &r); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := s.Records()
+	dir := filepath.Join(t.TempDir(), "x")
+	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err != nil {
+		t.Fatal(err)
+	}
+	html := string(read(t, dir, SummaryFile))
+	for _, want := range []string{`snapshot age</div><div class="value over">53h 00m<`, `largest gap</div><div class="value">24h 05m<`, `<td class="num over">53h 00m</td>`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("summary lacks %s", want)
+		}
 	}
 }

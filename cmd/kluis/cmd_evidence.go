@@ -301,7 +301,7 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 	}
 	fmt.Fprintf(g.stdout, "exported reports %d to %d of appliance %s to %s, verified\n", res.First, res.Last, a.Cfg.Appliance.ID, res.Dir)
 	fmt.Fprintf(g.stdout, "public key fingerprint %s\n", res.PublicKey)
-	fmt.Fprintf(g.stdout, "checkpoint: %d reports, last hash %s\n", res.Checkpoint.Count, res.Checkpoint.Hash)
+	fmt.Fprintf(g.stdout, "checkpoint: reports %d to %d, first hash %s, last hash %s\n", res.Checkpoint.First, res.Checkpoint.Count, res.Checkpoint.FirstHash, res.Checkpoint.Hash)
 	fmt.Fprintln(g.stdout, "Give the auditor the directory; send the public key (kluis keys public) through another channel.")
 	return nil
 }
@@ -321,24 +321,26 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 	if *pubFile == "" {
 		return usageErrorf("--public-key FILE is required: the appliance's public key as you received it from the vendor, not only the copy in the export")
 	}
+	// Exit 2 for everything that keeps verify from verifying at all, so
+	// a script tells it from NOT VERIFIED (exit 1).
 	pemData, err := readSmall(*pubFile, 64<<10)
 	if err != nil {
-		return err
+		return usageErrorf("--public-key: cannot read the key, nothing verified: %v", err)
 	}
 	pub, err := repo.ParsePublicKey(pemData)
 	if err != nil {
-		return fmt.Errorf("%s: %w", *pubFile, err)
+		return usageErrorf("--public-key %s: %v; nothing verified", *pubFile, err)
 	}
 	opts := evidence.VerifyOptions{CheckpointName: *cpFile}
 	if *cpFile != "" {
 		if opts.Checkpoint, err = readSmall(*cpFile, 64<<10); err != nil {
-			return err
+			return usageErrorf("--checkpoint: cannot read the checkpoint, nothing verified: %v", err)
 		}
 	}
 	dir := pos[0]
 	v, err := evidence.VerifyDir(dir, pub, opts)
 	if err != nil {
-		return err
+		return usageErrorf("cannot read %s, nothing verified: %v", dir, err)
 	}
 	if g.jsonOut {
 		if err := g.printJSON(struct {
@@ -362,15 +364,20 @@ func printVerification(w io.Writer, dir string, v *evidence.Verification) {
 	if v.Last > 0 {
 		what = fmt.Sprintf("reports %d to %d", v.First, v.Last)
 	}
+	// The appliance is known only from reports that verify: none when the
+	// key is wrong.
+	if v.Appliance != "" {
+		what += " of appliance " + v.Appliance
+	}
 	if v.OK() {
-		fmt.Fprintf(w, "VERIFIED %s: %s of appliance %s, every signature and every link of the chain, with public key %s\n", dir, what, v.Appliance, v.PublicKey)
+		fmt.Fprintf(w, "VERIFIED %s: %s, every signature and every link of the chain, with public key %s\n", dir, what, v.PublicKey)
 	} else {
 		n := len(v.Problems)
 		plural := "s"
 		if n == 1 {
 			plural = ""
 		}
-		fmt.Fprintf(w, "NOT VERIFIED %s: %d problem%s in %s of appliance %s, public key %s\n", dir, n, plural, what, v.Appliance, v.PublicKey)
+		fmt.Fprintf(w, "NOT VERIFIED %s: %d problem%s in %s, public key %s\n", dir, n, plural, what, v.PublicKey)
 		for _, p := range v.Problems {
 			fmt.Fprintf(w, "  %s\n", p)
 		}

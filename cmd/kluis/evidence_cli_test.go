@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -174,6 +175,17 @@ func TestEvidenceCLI(t *testing.T) {
 		t.Errorf("tampered export, --json: %+v %v", jv, err)
 	}
 
+	// The first reports of a full export removed: its checkpoint names
+	// report 1.
+	cut := e.path("first-removed")
+	copyDir(t, out, cut)
+	os.Remove(filepath.Join(cut, "00000001.json"))
+	os.Remove(filepath.Join(cut, "00000002.json"))
+	r = e.runNoConfig("evidence", "verify", "--public-key", pub, cut)
+	if r.code != 1 || !strings.Contains(r.stdout, "00000001.json: REMOVED: checkpoint.json") || !strings.Contains(r.stdout, "reports 1 to 2 were removed") {
+		t.Errorf("export without its first two reports: %v", r)
+	}
+
 	// The auditor keeps q1's checkpoint; the next export extends it.
 	e.appendEvidence(4, day1.AddDate(0, 0, 8))
 	q2 := e.path("export-q2")
@@ -219,4 +231,49 @@ func jsonDecode(r result, want int, v any) error {
 		return fmt.Errorf("want exit %d: %v", want, r)
 	}
 	return json.Unmarshal([]byte(r.stdout), v)
+}
+
+// TestEvidenceVerifyCannotVerify: verify exits 2 when it could not verify
+// at all (a key file or directory that cannot be read, a key file that is
+// not a key), so scripts tell that from NOT VERIFIED (1); with the wrong
+// key it says so without an empty appliance name.
+func TestEvidenceVerifyCannotVerify(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.keysInit()
+	e.appendEvidence(3, time.Date(2026, 3, 1, 6, 0, 0, 0, time.UTC))
+	out := e.path("export")
+	e.mustRun(0, "evidence", "export", "--out", out)
+	pub := e.path("appliance.pub")
+	if err := os.WriteFile(pub, []byte(e.mustRun(0, "keys", "public").stdout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notKey := e.path("not-a-key.pub")
+	os.WriteFile(notKey, []byte("hello\n"), 0o644)
+	for name, args := range map[string][]string{
+		"absent key file":        {"--public-key", e.path("absent.pub"), out},
+		"key file is a dir":      {"--public-key", e.path("state"), out},
+		"not a key":              {"--public-key", notKey, out},
+		"absent directory":       {"--public-key", pub, e.path("absent")},
+		"directory is a file":    {"--public-key", pub, pub},
+		"absent checkpoint file": {"--public-key", pub, "--checkpoint", e.path("absent.json"), out},
+	} {
+		r := e.runNoConfig(append([]string{"evidence", "verify"}, args...)...)
+		if r.code != 2 || r.stderr == "" || strings.Contains(r.stdout, "VERIFIED") {
+			t.Errorf("%s: want exit 2 and a message, got %v", name, r)
+		}
+	}
+
+	_, other, _ := ed25519.GenerateKey(nil)
+	pem, err := repo.EncodePublicKey(other.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := e.path("wrong.pub")
+	os.WriteFile(wrong, pem, 0o644)
+	r := e.runNoConfig("evidence", "verify", "--public-key", wrong, out)
+	if r.code != 1 || !strings.Contains(r.stdout, "NOT VERIFIED") || !strings.Contains(r.stdout, "no report verifies with the given public key") ||
+		strings.Contains(r.stdout, "appliance ,") || strings.Contains(r.stdout, "appliance  ") {
+		t.Errorf("verify with the wrong key: %v", r)
+	}
 }
