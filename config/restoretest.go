@@ -32,14 +32,20 @@ type RestoreTest struct {
 
 // Probe is one SQL check run on a tenant's restored scratch database. The
 // query must return one row with one column; its value is compared with
-// Expect (exact text) or with Min/Max (numbers). Only numeric results are
-// written into evidence: anything else could be personal data.
+// Expect (exact text) or with Min/Max (numbers). The value itself is
+// written into evidence only when RecordResult is set, and then only a
+// number or a boolean: a single value can be personal data (a BSN is a
+// number).
 type Probe struct {
 	Name   string   `yaml:"name"`
 	SQL    string   `yaml:"sql"`
 	Expect *string  `yaml:"expect"`
 	Min    *float64 `yaml:"min"`
 	Max    *float64 `yaml:"max"`
+	// RecordResult (record_result) writes the probe's result into the
+	// report — only for aggregates such as counts: the value is written
+	// into evidence. Otherwise the report shows "withheld".
+	RecordResult bool `yaml:"record_result"`
 }
 
 // Restore-test defaults, applied by Load when a field is left out.

@@ -61,3 +61,21 @@ func TestRestoreTestSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeRecordResult: a probe's result enters evidence only when the
+// probe says record_result: true.
+func TestProbeRecordResult(t *testing.T) {
+	probes := `    schedule: "0 2 * * *"
+    probes:
+      - {name: clients, sql: "SELECT count(*) FROM clients", min: 1, record_result: true}
+      - {name: a-bsn, sql: "SELECT bsn FROM clients LIMIT 1", min: 0}
+`
+	c, err := Parse([]byte(edit(t, validYAML(t), "    schedule: \"0 2 * * *\"\n", probes)), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Tenants[0].Probes
+	if len(p) != 2 || !p[0].RecordResult || p[1].RecordResult {
+		t.Errorf("probes: %+v", p)
+	}
+}

@@ -113,12 +113,17 @@ func TestRestoreTestCLI(t *testing.T) {
 	if st.OK || len(st.Tenants) != 1 || st.Tenants[0].RestoreTest != "failed" {
 		t.Errorf("status --json: %+v", st)
 	}
-	// The default is now the location least recently proven: amsterdam
-	// again, until it passes.
-	e.mustRun(1, "restore-test", "--tenant", "praktijk-s")
-	// groningen is still good, and a pass there clears the status.
-	e.mustRun(0, "restore-test", "--tenant", "praktijk-s", "--location", "groningen")
+	// The default is the location least recently tested, whatever the
+	// verdicts: groningen, still good (a pass there clears the status),
+	// then the failing amsterdam again.
+	if r := e.mustRun(0, "restore-test", "--tenant", "praktijk-s"); !strings.Contains(r.stdout, "read from groningen") {
+		t.Errorf("after a failure at amsterdam: %v", r)
+	}
 	e.mustRun(0, "status")
+	if r := e.mustRun(1, "restore-test", "--tenant", "praktijk-s"); !strings.Contains(r.stdout, "read from amsterdam") {
+		t.Errorf("the failing location is not retried in its turn: %v", r)
+	}
+	e.mustRun(1, "status")
 
 	hist, err := os.ReadFile(e.path("state", "history.jsonl"))
 	if err != nil || strings.Count(string(hist), `"job":"restore-test"`) != 5 {

@@ -8,7 +8,8 @@
 //   - The tested location is the one location every byte is read from:
 //     the repository is opened with that location alone, so nothing falls
 //     back to the other copy. By default it is the location least recently
-//     proven (PickLocation), so scheduled tests alternate and prove both.
+//     tested (PickLocation), so scheduled tests alternate and keep
+//     proving both, whatever the verdicts.
 //   - A check is one step with a result, a duration and a detail. The
 //     checks run in the order of the evidence.Check* constants: snapshot,
 //     fetch (every blob of the snapshot read and verified), restore (into
@@ -23,11 +24,14 @@
 //     by it: a new file under policy.restore_test.scratch_dir (sqlite), or
 //     a new database kluis_rt_<tenant>_<yyyymmddhhmmss>_<6 hex> on the
 //     restore-test server (policy.restore_test.server_dsn_file for
-//     postgres, mariadb_server_dsn_file for mariadb). A server that is a
-//     tenant's own is refused before anything runs (CheckServers).
+//     postgres, mariadb_server_dsn_file for mariadb). A server that is
+//     any tenant's own, by address or by identity, is refused before
+//     anything runs (CheckServers). What a killed test left behind is
+//     removed by SweepStale.
 //
 // A report carries no personal data: table names, counts, sizes,
-// timings, keyed fingerprints and numeric probe results only. Errors from
+// timings, keyed fingerprints, and a probe's result only when the probe
+// asks for it (record_result) and it is a number or a boolean. Errors from
 // a database server are reduced to their error code (a unique violation's
 // detail, or MariaDB's "Duplicate entry", would quote row values).
 //

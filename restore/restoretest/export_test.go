@@ -3,6 +3,8 @@ package restoretest
 import (
 	"context"
 	"database/sql"
+
+	"github.com/kluis-nl/kluis/source"
 )
 
 // SetBeforeFingerprint makes Run call f on a writable connection to the
@@ -14,3 +16,9 @@ func SetBeforeFingerprint(o *Options, f func(ctx context.Context, db *sql.DB) er
 
 // PGSystemID is pgSystemID.
 var PGSystemID = pgSystemID
+
+// SetWrapTarget makes Run restore through f(target, db), db a writable
+// connection to the scratch database: tests make the load fail there.
+func SetWrapTarget(o *Options, f func(tg source.Target, db *sql.DB) source.Target) {
+	o.wrapTarget = f
+}

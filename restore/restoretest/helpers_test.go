@@ -1,15 +1,18 @@
 package restoretest_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,4 +213,85 @@ func (e *env) store() *evidence.Store {
 	s := evidence.OpenStore(e.a.StateDir(), e.a.Cfg.Appliance.ID, key, locs)
 	s.Now = e.clk.Now
 	return s
+}
+
+// proxy forwards TCP connections to a server from another loopback port,
+// so that a DSN through it reaches the same server at another address.
+// Armed with cut, it forwards the first client message containing cut to
+// the server and then closes both sides as soon as the server answers: the
+// statement ran on the server, the client saw only a broken connection.
+type proxy struct {
+	ln     net.Listener
+	target string
+	cut    []byte
+	armed  atomic.Bool
+	cuts   atomic.Int32
+}
+
+func startProxy(t testing.TB, target, cut string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, cut: []byte(cut)}
+	p.armed.Store(cut != "")
+	go p.serve()
+	t.Cleanup(func() { ln.Close() })
+	return p
+}
+
+func (p *proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		var cutting atomic.Bool
+		go func() { // client to server
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if p.armed.Load() && bytes.Contains(buf[:n], p.cut) && p.armed.CompareAndSwap(true, false) {
+						cutting.Store(true)
+					}
+					if _, werr := s.Write(buf[:n]); werr != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			s.Close()
+		}()
+		go func() { // server to client
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := s.Read(buf)
+				if n > 0 {
+					if cutting.Load() {
+						p.cuts.Add(1)
+						break
+					}
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			c.Close()
+			s.Close()
+		}()
+	}
 }

@@ -8,38 +8,26 @@ import (
 )
 
 // PickLocation returns the location a tenant's next restore test reads
-// from: the one least recently proven (its newest PASS for the tenant is
-// the oldest, or it has none), then the one least recently tested, then
-// the first in the config. Scheduled tests so alternate between
-// locations, and a location whose test failed is tested again (and the
-// failure stays visible) until it passes. previous are earlier reports
-// of any tenant, in any order.
+// from: the one least recently tested (never tested first, then the first
+// in the config), whatever the verdicts. Scheduled tests so alternate
+// between locations and keep proving every copy: a location whose test
+// failed does not keep the others from being tested, and is retried in
+// its turn (every other run with two locations) while the failure stays
+// visible. previous are earlier reports of any tenant, in any order.
 func PickLocation(c *config.Config, tenant string, previous []evidence.Report) string {
 	if len(c.Locations) == 0 {
 		return ""
 	}
-	proven := map[string]time.Time{}
 	tested := map[string]time.Time{}
 	for _, r := range previous {
-		if r.Tenant != tenant {
-			continue
-		}
-		name := r.Location.Name
-		if r.Started.After(tested[name]) {
-			tested[name] = r.Started
-		}
-		if r.Verdict == evidence.Pass && r.Started.After(proven[name]) {
-			proven[name] = r.Started
+		if r.Tenant == tenant && r.Started.After(tested[r.Location.Name]) {
+			tested[r.Location.Name] = r.Started
 		}
 	}
 	best := c.Locations[0].Name
 	for _, l := range c.Locations[1:] {
-		n := l.Name
-		switch {
-		case proven[n].Before(proven[best]):
-			best = n
-		case proven[n].Equal(proven[best]) && tested[n].Before(tested[best]):
-			best = n
+		if tested[l.Name].Before(tested[best]) {
+			best = l.Name
 		}
 	}
 	return best

@@ -45,7 +45,7 @@ func TestMariaDBWithoutForeignKeys(t *testing.T) {
     dsn_file: ./tenant.dsn
     dossier: legacy
     probes:
-      - {name: clients-present, sql: "SELECT COUNT(*) FROM clients", min: 1}
+      - {name: clients-present, sql: "SELECT COUNT(*) FROM clients", min: 1, record_result: true}
       - {name: open-invoices-view, sql: "SELECT COUNT(*) FROM open_invoices", min: 0}
       - {name: no-orphan-treatments, sql: "SELECT COUNT(*) FROM treatments t LEFT JOIN clients c ON c.id = t.client_id WHERE c.id IS NULL", expect: "0"}
 `, `  restore_test: {mariadb_server_dsn_file: ./rt.dsn}

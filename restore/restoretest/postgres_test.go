@@ -29,8 +29,8 @@ const pgTenant = `
     engine: postgres
     dsn_file: ./tenant.dsn
     probes:
-      - {name: clients-present, sql: "SELECT count(*) FROM public.clients", min: 1}
-      - {name: open-invoices-view, sql: "SELECT count(*) >= 0 FROM public.open_invoices", expect: "true"}
+      - {name: clients-present, sql: "SELECT count(*) FROM public.clients", min: 1, record_result: true}
+      - {name: open-invoices-view, sql: "SELECT count(*) >= 0 FROM public.open_invoices", expect: "true", record_result: true}
       - {name: invoice-sequence, sql: "SELECT last_value FROM public.invoice_number_seq", min: 1}
 `
 
@@ -110,6 +110,9 @@ func TestPostgresPass(t *testing.T) {
 	if p := rep.Probes[1]; p.Got != "true" {
 		t.Errorf("boolean probe: %+v", p)
 	}
+	if p := rep.Probes[2]; p.Got != "withheld" {
+		t.Errorf("a probe without record_result: %+v", p)
+	}
 	if c := checkOf(t, rep, evidence.CheckDropScratch); !strings.Contains(c.Detail, "kluis_rt_praktijk_pg_") {
 		t.Errorf("drop-scratch: %+v", c)
 	}
@@ -127,7 +130,7 @@ func TestPostgresFail(t *testing.T) {
     engine: postgres
     dsn_file: ./tenant.dsn
     probes:
-      - {name: too-many, sql: "SELECT count(*) FROM public.clients", max: 3}
+      - {name: too-many, sql: "SELECT count(*) FROM public.clients", max: 3, record_result: true}
       - {name: bad-cast, sql: "SELECT last_name::int FROM public.clients ORDER BY id LIMIT 1", min: 0}
       - {name: no-writes, sql: "DELETE FROM public.audit_log RETURNING 1", min: 0}
 `, "  restore_test: {server_dsn_file: ./rt.dsn}")

@@ -17,8 +17,9 @@ import (
 // DefaultProbeTimeout bounds one probe.
 const DefaultProbeTimeout = 2 * time.Minute
 
-// withheld stands for a probe result that is not a number or a boolean:
-// it could be personal data, so it never enters a report.
+// withheld stands for a probe result that does not enter the report: the
+// probe did not ask for it (record_result), or it is not a number or a
+// boolean. A single value can be personal data (a BSN is a number).
 const withheld = "withheld"
 
 // runProbes runs every probe on the scratch database, each in a read-only
@@ -44,7 +45,7 @@ func runProbe(ctx context.Context, db *sql.DB, engine string, p config.Probe, ti
 		res.Got = ""
 		return res
 	}
-	if shown, ok := showable(got); ok {
+	if shown, ok := showable(got); ok && p.RecordResult {
 		res.Got = shown
 	}
 	res.OK, res.Detail = judge(p, got)
@@ -127,8 +128,8 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
-// showable returns the value's text when it may enter a report: numbers
-// and booleans only.
+// showable returns the value's text when it may enter the report of a
+// probe with record_result: numbers and booleans only.
 func showable(v any) (string, bool) {
 	switch x := v.(type) {
 	case bool:

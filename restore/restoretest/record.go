@@ -19,7 +19,7 @@ type Recorded struct {
 }
 
 // RunAndRecord is what `kluis restore-test` and the daemon do: read the
-// evidence log (so the default location is the least recently proven),
+// evidence log (so the default location is the least recently tested),
 // run the test, and append its report to the log. The caller opens the
 // store with the appliance's signing key: this package signs nothing. A test that could not
 // start returns only an error; an interrupted one returns its report and

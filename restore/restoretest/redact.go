@@ -1,7 +1,6 @@
 package restoretest
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,24 +17,28 @@ const maxDetail = 300
 // database server's message (which can quote row values: a unique
 // violation's detail, MariaDB's "Duplicate entry 'x'", an invalid input
 // value) is replaced by its error code; a strconv error by its function;
-// kluis's own context around them is kept. SQLite's messages name
-// tables, columns and SQL, never values, and are kept. Secrets are masked.
+// kluis's own context around them is kept. Every such error in the tree is
+// reduced, however it is wrapped (fmt's "%w (%w)", errors.Join). SQLite's
+// messages name tables, columns and SQL, never values, and are kept.
+// Secrets are masked.
 func describe(err error, secrets ...string) string {
 	if err == nil {
 		return ""
 	}
 	msg := err.Error()
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		msg = replaceTail(msg, pgErr.Error(), fmt.Sprintf("postgres error SQLSTATE %s (%s)", pgErr.Code, pgErr.Severity))
+	var codes []string
+	whole := false
+	for _, e := range valueErrors(err) {
+		inner, code := e.Error(), reducedText(e)
+		codes = append(codes, code)
+		if strings.Contains(msg, inner) {
+			msg = strings.ReplaceAll(msg, inner, code)
+		} else {
+			whole = true // a wrapper rewrote it: keep no server text
+		}
 	}
-	var myErr *mysql.MySQLError
-	if errors.As(err, &myErr) {
-		msg = replaceTail(msg, myErr.Error(), fmt.Sprintf("mariadb error %d (SQLSTATE %s)", myErr.Number, string(myErr.SQLState[:])))
-	}
-	var numErr *strconv.NumError
-	if errors.As(err, &numErr) {
-		msg = replaceTail(msg, numErr.Error(), "strconv."+numErr.Func+": "+numErr.Err.Error())
+	if whole {
+		msg = strings.Join(codes, "; ")
 	}
 	for _, s := range secrets {
 		if s != "" {
@@ -45,14 +48,41 @@ func describe(err error, secrets ...string) string {
 	return truncate(msg)
 }
 
-// replaceTail replaces inner in msg by repl; when inner does not occur
-// (a wrapper rewrote it), everything is replaced, so that no server text
-// survives.
-func replaceTail(msg, inner, repl string) string {
-	if i := strings.Index(msg, inner); i >= 0 {
-		return msg[:i] + repl + msg[i+len(inner):]
+// valueErrors returns the errors in err's tree whose text can quote a
+// value: database servers' errors and strconv's.
+func valueErrors(err error) []error {
+	var out []error
+	var walk func(error)
+	walk = func(e error) {
+		switch x := e.(type) {
+		case nil:
+			return
+		case *pgconn.PgError, *mysql.MySQLError, *strconv.NumError:
+			out = append(out, x)
+			return
+		case interface{ Unwrap() []error }:
+			for _, u := range x.Unwrap() {
+				walk(u)
+			}
+		case interface{ Unwrap() error }:
+			walk(x.Unwrap())
+		}
 	}
-	return repl
+	walk(err)
+	return out
+}
+
+// reducedText is a value-quoting error's replacement: its code.
+func reducedText(err error) string {
+	switch e := err.(type) {
+	case *pgconn.PgError:
+		return fmt.Sprintf("postgres error SQLSTATE %s (%s)", e.Code, e.Severity)
+	case *mysql.MySQLError:
+		return fmt.Sprintf("mariadb error %d (SQLSTATE %s)", e.Number, string(e.SQLState[:]))
+	case *strconv.NumError:
+		return "strconv." + e.Func + ": " + e.Err.Error()
+	}
+	return "error"
 }
 
 // truncate shortens s to maxDetail bytes on a rune boundary.

@@ -28,7 +28,7 @@ type Options struct {
 	// newest snapshot at the tested location.
 	Snapshot string
 	// Location is the location to read from; empty picks the one least
-	// recently proven according to Previous (PickLocation).
+	// recently tested according to Previous (PickLocation).
 	Location string
 	// Previous are earlier reports (the evidence log), for PickLocation.
 	Previous []evidence.Report
@@ -51,6 +51,9 @@ type Options struct {
 	// connection to the scratch database after the load and before the
 	// first fingerprint.
 	beforeFingerprint func(ctx context.Context, db *sql.DB) error
+	// wrapTarget, set by tests (export_test.go), wraps the restore
+	// target; db is a writable connection to the scratch database.
+	wrapTarget func(tg source.Target, db *sql.DB) source.Target
 }
 
 // dropTimeout bounds the removal of the scratch database, which runs even
@@ -180,7 +183,7 @@ func prepare(ctx context.Context, a *appliance.Appliance, opts Options) (*run, e
 			return nil, fmt.Errorf("tenant %s (%s): %w", t.ID, t.Engine, err)
 		}
 		rt.secret = dsnPassword(fam, rt.server)
-		if err := ownServer(ctx, a.Cfg, fam, rt.server, []*config.Tenant{t}); err != nil {
+		if err := ownServer(ctx, a.Cfg, fam, rt.server); err != nil {
 			return nil, err
 		}
 	}
@@ -338,6 +341,17 @@ func (rt *run) checkRestore(ctx context.Context) {
 		return
 	}
 	w := &watchedTarget{Target: tg}
+	if wrap := rt.opts.wrapTarget; wrap != nil {
+		db, err := sc.Open(false)
+		if err != nil {
+			tg.Close()
+			rt.fail(name, t0, fmt.Errorf("test hook: %w", err))
+			rt.skipDependent(evidence.CheckFingerprints, name)
+			return
+		}
+		defer db.Close()
+		w.Target = wrap(tg, db)
+	}
 	if hook := rt.opts.beforeFingerprint; hook != nil {
 		w.before = func(ctx context.Context) error {
 			db, err := sc.Open(false)
@@ -475,6 +489,14 @@ func (rt *run) dropScratch(ctx context.Context) {
 	}
 	rt.dropped = true
 	rt.current = evidence.CheckDropScratch
+	// Run calls this from its deferred function, past its recover: a
+	// panic here is caught here.
+	defer func() {
+		if p := recover(); p != nil {
+			rt.log.Error("restore test: internal error dropping the scratch database: check for it by hand", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			rt.record(evidence.CheckDropScratch, false, 0, truncate(fmt.Sprintf("internal error: %v", p)))
+		}
+	}()
 	if rt.scratch == nil {
 		rt.record(evidence.CheckDropScratch, true, 0, "no scratch database was created")
 		return

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for probes
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite" for probes
 
@@ -54,15 +56,32 @@ type scratch interface {
 }
 
 // newScratch creates an empty scratch database for a tenant's engine.
+// With an error it returns a nil scratch when nothing was created, and the
+// scratch itself when it may have been (CREATE reached the server but its
+// answer was lost): the caller drops that like any other.
 func newScratch(ctx context.Context, engine, name, scratchDir, serverDSN string) (scratch, error) {
+	// The constructors return typed pointers: a nil one must become a nil
+	// interface, or the caller would drop a scratch that is not there.
 	switch family(engine) {
 	case familyPostgres:
-		return newPGScratch(ctx, serverDSN, name)
+		s, err := newPGScratch(ctx, serverDSN, name)
+		if s == nil {
+			return nil, err
+		}
+		return s, err
 	case familyMariaDB:
-		return newMariaDBScratch(ctx, serverDSN, name)
+		s, err := newMariaDBScratch(ctx, serverDSN, name)
+		if s == nil {
+			return nil, err
+		}
+		return s, err
 	}
 	if engine == "sqlite" {
-		return newSQLiteScratch(scratchDir, name)
+		s, err := newSQLiteScratch(scratchDir, name)
+		if s == nil {
+			return nil, err
+		}
+		return s, err
 	}
 	return nil, fmt.Errorf("engine %s has no scratch database", engine)
 }
@@ -147,30 +166,69 @@ func sqliteURI(path string) string {
 type pgScratch struct {
 	server string // the server DSN, whose database is the maintenance one
 	name   string
-	dsn    string
+	dsn    string // the server DSN naming the scratch database
 }
 
 func newPGScratch(ctx context.Context, server, name string) (*pgScratch, error) {
-	if _, err := pgx.ParseConfig(server); err != nil {
-		return nil, fmt.Errorf("%s: not a valid PostgreSQL connection string", serverField(familyPostgres))
+	dsn, err := pgScratchDSN(server, name)
+	if err != nil {
+		return nil, err
 	}
-	s := &pgScratch{server: server, name: name, dsn: appliance.WithDatabase(server, name)}
-	err := s.exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0")
+	s := &pgScratch{server: server, name: name, dsn: dsn}
+	conn, err := pgConnect(ctx, server)
 	if err != nil {
 		return nil, fmt.Errorf("creating scratch database %s: %w", name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"); err != nil {
+		err = fmt.Errorf("creating scratch database %s: %w", name, err)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return nil, err // the server refused: nothing was created
+		}
+		return s, err // cut off, timed out: the server may have created it
 	}
 	return s, nil
 }
 
-// exec runs one statement on the server's maintenance database.
-func (s *pgScratch) exec(ctx context.Context, stmt string) error {
-	conn, err := pgx.Connect(ctx, s.server)
-	if err != nil {
-		return fmt.Errorf("connecting to the restore-test server: %w", err)
+// pgScratchDSN returns the server DSN naming the scratch database. A
+// URL's dbname parameter would override its path (where
+// appliance.WithDatabase puts the name), and the data would go into the
+// maintenance database: it is removed, and the result is checked.
+func pgScratchDSN(server, name string) (string, error) {
+	invalid := fmt.Errorf("%s: not a valid PostgreSQL connection string", serverField(familyPostgres))
+	if _, err := pgx.ParseConfig(server); err != nil {
+		return "", invalid
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	_, err = conn.Exec(ctx, stmt)
-	return err
+	dsn := server
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", invalid
+		}
+		q := u.Query()
+		q.Del("dbname")
+		q.Del("database")
+		u.RawQuery = q.Encode()
+		dsn = u.String()
+	}
+	dsn = appliance.WithDatabase(dsn, name)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return "", invalid
+	}
+	if cfg.Database != name {
+		return "", fmt.Errorf("%s: the connection string does not let kluis choose the database (it connects to %q): restore tests need their own scratch database", serverField(familyPostgres), cfg.Database)
+	}
+	return dsn, nil
+}
+
+func pgConnect(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the restore-test server: %w", err)
+	}
+	return conn, nil
 }
 
 func (s *pgScratch) Name() string { return s.name }
@@ -188,25 +246,77 @@ func (s *pgScratch) Open(readOnly bool) (*sql.DB, error) {
 	return db, nil
 }
 
-func (s *pgScratch) Drop(ctx context.Context) error {
-	// WITH (FORCE) ends sessions still connected (a probe cut off by a
-	// timeout).
-	if err := s.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{s.name}.Sanitize()+" WITH (FORCE)"); err != nil {
+func (s *pgScratch) Drop(ctx context.Context) error { return pgDrop(ctx, s.server, s.name) }
+
+// pgForceDrop says whether a server of this server_version_num has DROP
+// DATABASE … WITH (FORCE) (PostgreSQL 13 and later); tests replace it to
+// take the other way on a newer server.
+var pgForceDrop = func(versionNum int) bool { return versionNum >= 130000 }
+
+// pgDrop drops a database on the restore-test server, ending sessions
+// still connected to it (a probe cut off by a timeout, a killed test's),
+// and checks that it is gone.
+func pgDrop(ctx context.Context, server, name string) error {
+	conn, err := pgConnect(ctx, server)
+	if err != nil {
 		return err
 	}
-	conn, err := pgx.Connect(ctx, s.server)
-	if err != nil {
-		return fmt.Errorf("connecting to the restore-test server: %w", err)
-	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		return err
+	}
+	if pgForceDrop(version) {
+		_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	} else {
+		err = pgDropTerminating(ctx, conn, name)
+	}
+	if err != nil {
+		return err
+	}
 	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = $1", s.name).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = $1", name).Scan(&n); err != nil {
 		return err
 	}
 	if n != 0 {
-		return fmt.Errorf("database %s still exists after DROP DATABASE", s.name)
+		return fmt.Errorf("database %s still exists after DROP DATABASE", name)
 	}
 	return nil
+}
+
+// pgDropTerminating is DROP DATABASE … WITH (FORCE) for servers before
+// PostgreSQL 13: refuse new sessions (the owner may), end the ones there
+// are (a role may end its own), drop; again while a session lingers.
+func pgDropTerminating(ctx context.Context, conn *pgx.Conn, name string) error {
+	id := pgx.Identifier{name}.Sanitize()
+	for attempt := 1; ; attempt++ {
+		if _, err := conn.Exec(ctx, "ALTER DATABASE "+id+" ALLOW_CONNECTIONS false"); err != nil {
+			if pgCode(err) == "3D000" { // invalid_catalog_name: there is nothing to drop
+				return nil
+			}
+			return err
+		}
+		if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()", name); err != nil {
+			return err
+		}
+		_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id)
+		if err == nil || pgCode(err) != "55006" || attempt == 5 { // 55006: object_in_use
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+}
+
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
 }
 
 // mariadbScratch is a database created on the MariaDB restore-test server.
@@ -216,21 +326,53 @@ type mariadbScratch struct {
 }
 
 func newMariaDBScratch(ctx context.Context, server, name string) (*mariadbScratch, error) {
+	cfg, err := mariadbServerConfig(server)
+	if err != nil {
+		return nil, err
+	}
+	s := &mariadbScratch{server: cfg, name: name}
+	db, err := s.open(s.server)
+	if err != nil {
+		return nil, fmt.Errorf("creating scratch database %s: %w", name, err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("creating scratch database %s: connecting to the restore-test server: %w", name, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+quoteMariaDB(name)+" CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"); err != nil {
+		err = fmt.Errorf("creating scratch database %s: %w", name, err)
+		var myErr *mysql.MySQLError
+		if errors.As(err, &myErr) {
+			return nil, err // the server refused: nothing was created
+		}
+		return s, err // cut off, timed out: the server may have created it
+	}
+	return s, nil
+}
+
+// mariadbServerConfig parses the restore-test server's DSN, without a
+// database and with the driver's riskier options off.
+func mariadbServerConfig(server string) (*mysql.Config, error) {
 	cfg, err := mysql.ParseDSN(server)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a valid MariaDB DSN", serverField(familyMariaDB))
 	}
 	cfg.DBName = ""
 	cfg.MultiStatements, cfg.AllowAllFiles, cfg.InterpolateParams = false, false, false
+	cfg.Logger = quietLogger{}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	s := &mariadbScratch{server: cfg, name: name}
-	if err := s.exec(ctx, "CREATE DATABASE "+quoteMariaDB(name)+" CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"); err != nil {
-		return nil, fmt.Errorf("creating scratch database %s: %w", name, err)
-	}
-	return s, nil
+	return cfg, nil
 }
+
+// quietLogger drops the MariaDB driver's own log lines, which would
+// bypass describe; its errors are returned and described all the same.
+type quietLogger struct{}
+
+func (quietLogger) Print(...any) {}
 
 func quoteMariaDB(id string) string { return "`" + strings.ReplaceAll(id, "`", "``") + "`" }
 

@@ -2,12 +2,14 @@ package restoretest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -179,11 +181,19 @@ func tenantServers(c *config.Config, fam string) []tenantServer {
 	return out
 }
 
+// identityTimeout bounds each connection made to tell servers apart, and
+// identityParallel how many are made at once.
+const (
+	identityTimeout  = 5 * time.Second
+	identityParallel = 8
+)
+
 // ownServer refuses a restore-test server that is a tenant's own: one
-// sharing an endpoint with any tenant's or discover block's DSN, or (for
-// PostgreSQL, when both answer) having the same system_identifier as the
-// server of one of identify.
-func ownServer(ctx context.Context, c *config.Config, fam, server string, identify []*config.Tenant) error {
+// sharing an endpoint with any tenant's or discover block's DSN, or, when
+// both answer, having the same identity (serverIdentity) as the server of
+// any of them. Servers that do not answer within identityTimeout are
+// compared by address only.
+func ownServer(ctx context.Context, c *config.Config, fam, server string) error {
 	mine, err := endpoints(fam, server)
 	if err != nil {
 		return fmt.Errorf("%s: %w", serverField(fam), err)
@@ -192,6 +202,10 @@ func ownServer(ctx context.Context, c *config.Config, fam, server string, identi
 	for _, k := range mine {
 		own[k] = true
 	}
+	// Tenants' servers by address, one group per address: many tenants
+	// (discovered databases) share a server, which is asked once.
+	var groups [][]tenantServer
+	groupOf := map[string]int{}
 	for _, ts := range tenantServers(c, fam) {
 		theirs, err := endpoints(fam, ts.dsn)
 		if err != nil {
@@ -203,34 +217,115 @@ func ownServer(ctx context.Context, c *config.Config, fam, server string, identi
 					serverField(fam), ts.what, showEndpoint(k))
 			}
 		}
+		key := strings.Join(theirs, ",")
+		if g, ok := groupOf[key]; ok {
+			groups[g] = append(groups[g], ts)
+		} else {
+			groupOf[key] = len(groups)
+			groups = append(groups, []tenantServer{ts})
+		}
 	}
-	if fam != familyPostgres || len(identify) == 0 {
+	if len(groups) == 0 {
 		return nil
 	}
-	sid, err := pgSystemID(ctx, server)
+	id, err := serverIdentity(ctx, fam, server)
 	if err != nil {
 		return nil // unreachable now: the restore check reports it
 	}
-	for _, t := range identify {
-		dsn := t.DSN
-		if dsn == "" {
-			if dsn, err = appliance.ReadDSN(c.Resolve(t.DSNFile)); err != nil {
-				continue
+	match := make([]string, len(groups)) // the tenant whose server is the restore-test server
+	sem := make(chan struct{}, identityParallel)
+	var wg sync.WaitGroup
+	for g, members := range groups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			for _, ts := range members { // the first that answers
+				if theirs, err := serverIdentity(ctx, fam, ts.dsn); err == nil {
+					if theirs.key == id.key {
+						match[g] = ts.what
+					}
+					return
+				}
 			}
-		}
-		if tid, err := pgSystemID(ctx, dsn); err == nil && tid == sid {
-			return fmt.Errorf("%s reaches the same PostgreSQL cluster as tenant %s (system_identifier %d): a restore test never creates or drops databases on a tenant's server; use a dedicated restore-test server",
-				serverField(fam), t.ID, sid)
+		}()
+	}
+	wg.Wait()
+	for _, what := range match {
+		if what != "" {
+			return fmt.Errorf("%s reaches the same %s as %s (%s): a restore test never creates or drops databases on a tenant's server; use a dedicated restore-test server",
+				serverField(fam), id.kind, what, id.show)
 		}
 	}
 	return nil
+}
+
+// identity tells database servers apart whatever address reaches them.
+type identity struct {
+	key  string // equal for one server
+	kind string // "PostgreSQL cluster", "MariaDB server"
+	show string // what was compared, for a message
+}
+
+// serverIdentity reads a server's identity within identityTimeout:
+// PostgreSQL's system_identifier; MariaDB's (MySQL's) @@server_uuid where
+// the server has it, else @@hostname, @@port and @@datadir together.
+func serverIdentity(ctx context.Context, fam, dsn string) (identity, error) {
+	ctx, cancel := context.WithTimeout(ctx, identityTimeout)
+	defer cancel()
+	switch fam {
+	case familyPostgres:
+		sid, err := pgSystemID(ctx, dsn)
+		if err != nil {
+			return identity{}, err
+		}
+		return identity{key: fmt.Sprintf("pg:%d", sid), kind: "PostgreSQL cluster", show: fmt.Sprintf("system_identifier %d", sid)}, nil
+	case familyMariaDB:
+		return mariadbIdentity(ctx, dsn)
+	}
+	return identity{}, fmt.Errorf("engine family %q has no server", fam)
+}
+
+func mariadbIdentity(ctx context.Context, dsn string) (identity, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return identity{}, err
+	}
+	cfg.MultiStatements, cfg.AllowAllFiles, cfg.Logger = false, false, quietLogger{}
+	if cfg.Timeout == 0 || cfg.Timeout > identityTimeout {
+		cfg.Timeout = identityTimeout
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return identity{}, err
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	const kind = "MariaDB server"
+	var uuid string
+	err = db.QueryRowContext(ctx, "SELECT @@server_uuid").Scan(&uuid)
+	if err == nil && uuid != "" {
+		return identity{key: "uuid:" + uuid, kind: kind, show: "@@server_uuid " + uuid}, nil
+	}
+	var me *mysql.MySQLError
+	if err != nil && !(errors.As(err, &me) && me.Number == 1193) { // ER_UNKNOWN_SYSTEM_VARIABLE: MariaDB
+		return identity{}, err
+	}
+	var host, dir string
+	var port int
+	if err := db.QueryRowContext(ctx, "SELECT @@hostname, @@port, @@datadir").Scan(&host, &port, &dir); err != nil {
+		return identity{}, err
+	}
+	return identity{key: fmt.Sprintf("host:%s|%d|%s", host, port, dir), kind: kind,
+		show: fmt.Sprintf("@@hostname %s, @@port %d and @@datadir %s", host, port, dir)}, nil
 }
 
 // pgSystemID reads the cluster's system_identifier (pg_control_system,
 // PostgreSQL 9.6+), which tells two clusters apart whatever address
 // reaches them.
 func pgSystemID(ctx context.Context, dsn string) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, identityTimeout)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -245,10 +340,9 @@ func pgSystemID(ctx context.Context, dsn string) (uint64, error) {
 }
 
 // CheckServers checks the configured restore-test servers (for `kluis
-// config check --online`): each must be readable and must not be the
-// server of any tenant or discover block, by address and, for
-// PostgreSQL, by system_identifier against every postgres tenant that
-// answers. It returns one error per problem.
+// config check --online`) as Run does: each must be readable and must not
+// be the server of any tenant or discover block, by address and by
+// identity (ownServer). It returns one error per problem.
 func CheckServers(ctx context.Context, a *appliance.Appliance) []error {
 	var errs []error
 	rt := a.Cfg.Policy.RestoreTest
@@ -261,13 +355,7 @@ func CheckServers(ctx context.Context, a *appliance.Appliance) []error {
 			errs = append(errs, err)
 			continue
 		}
-		var identify []*config.Tenant
-		for i := range a.Cfg.Tenants {
-			if t := &a.Cfg.Tenants[i]; family(t.Engine) == fam {
-				identify = append(identify, t)
-			}
-		}
-		if err := ownServer(ctx, a.Cfg, fam, dsn, identify); err != nil {
+		if err := ownServer(ctx, a.Cfg, fam, dsn); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -24,8 +24,8 @@ const sqliteTenant = `
     engine: sqlite
     path: ./praktijk.db
     probes:
-      - {name: clients-present, sql: "SELECT count(*) FROM clients", min: 1}
-      - {name: no-births-after-2100, sql: "SELECT count(*) FROM clients WHERE birth_date > '2100-01-01'", expect: "0"}
+      - {name: clients-present, sql: "SELECT count(*) FROM clients", min: 1, record_result: true}
+      - {name: no-births-after-2100, sql: "SELECT count(*) FROM clients WHERE birth_date > '2100-01-01'", expect: "0", record_result: true}
       - {name: some-active, sql: "SELECT EXISTS (SELECT 1 FROM clients WHERE active)", expect: "1"}
   - {id: docs, engine: files}
 `
@@ -177,11 +177,11 @@ func TestSQLiteCorruptPack(t *testing.T) {
 	if c := checkOf(t, rep, evidence.CheckDropScratch); !c.OK || !strings.Contains(c.Detail, "no scratch") {
 		t.Errorf("drop-scratch: %+v", c)
 	}
-	// The repository at groningen is untouched: it passes, and the
-	// default choice now is the location never proven (amsterdam).
+	// The repository at groningen is untouched: it passes; after the
+	// failure at amsterdam alone, the default is the untested groningen.
 	wantVerdict(t, e.run(restoretest.Options{Location: "groningen"}), evidence.Pass)
 	if got := restoretest.PickLocation(e.a.Cfg, "praktijk-a", []evidence.Report{*rep}); got != "groningen" {
-		t.Errorf("after a failure at amsterdam and no pass anywhere, pick %s; want groningen (least recently tested)", got)
+		t.Errorf("after a failure at amsterdam and no pass anywhere, pick %s; want groningen (never tested)", got)
 	}
 }
 
@@ -239,11 +239,13 @@ func TestSQLiteFailingProbe(t *testing.T) {
     path: ./praktijk.db
     probes:
       - {name: clients-present, sql: "SELECT count(*) FROM clients", min: 1}
-      - {name: exactly-five-clients, sql: "SELECT count(*) FROM clients", expect: "5"}
-      - {name: first-name, sql: "SELECT last_name FROM clients ORDER BY id LIMIT 1", expect: "Nobody"}
+      - {name: exactly-five-clients, sql: "SELECT count(*) FROM clients", expect: "5", record_result: true}
+      - {name: first-name, sql: "SELECT last_name FROM clients ORDER BY id LIMIT 1", expect: "Nobody", record_result: true}
       - {name: bad-sql, sql: "SELECT count(*) FROM no_such_table", max: 3}
       - {name: two-rows, sql: "SELECT id FROM clients LIMIT 2", min: 0}
       - {name: writes-refused, sql: "DELETE FROM clients RETURNING 1", min: 0}
+      - {name: a-bsn, sql: "SELECT bsn FROM clients ORDER BY id LIMIT 1", min: 0}
+      - {name: count-unrecorded, sql: "SELECT count(*) FROM clients", min: 1}
 `, "")
 	e.backup("praktijk-a")
 	rep := e.run(restoretest.Options{})
@@ -254,7 +256,7 @@ func TestSQLiteFailingProbe(t *testing.T) {
 			t.Errorf("probes detail does not name %s: %q", name, c.Detail)
 		}
 	}
-	if strings.Contains(c.Detail, "clients-present") || !strings.HasPrefix(c.Detail, "5 of 6 probes failed") {
+	if strings.Contains(c.Detail, "clients-present") || !strings.HasPrefix(c.Detail, "5 of 8 probes failed") {
 		t.Errorf("probes detail: %q", c.Detail)
 	}
 	byName := map[string]evidence.Probe{}
@@ -266,6 +268,14 @@ func TestSQLiteFailingProbe(t *testing.T) {
 	}
 	if p := byName["first-name"]; p.OK || p.Got != "withheld" || p.Expected != "text (withheld)" {
 		t.Errorf("textual probe: %+v", p)
+	}
+	// A BSN is a number, and personal data: withheld. A count too,
+	// unless its probe says record_result.
+	if p := byName["a-bsn"]; !p.OK || p.Got != "withheld" {
+		t.Errorf("a numeric personal value: %+v", p)
+	}
+	if p := byName["count-unrecorded"]; !p.OK || p.Got != "withheld" {
+		t.Errorf("a probe without record_result: %+v", p)
 	}
 	if p := byName["bad-sql"]; p.OK || !strings.Contains(p.Detail, "no such table") {
 		t.Errorf("failing SQL: %+v", p)

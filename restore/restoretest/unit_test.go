@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kluis-nl/kluis/config"
@@ -82,16 +83,21 @@ func TestPickLocation(t *testing.T) {
 		want string
 	}{
 		{"none yet", nil, "amsterdam"},
-		{"next unproven", []evidence.Report{rep("a", "amsterdam", evidence.Pass, 1)}, "groningen"},
+		{"next untested", []evidence.Report{rep("a", "amsterdam", evidence.Pass, 1)}, "groningen"},
 		{"other tenants do not count", []evidence.Report{rep("b", "amsterdam", evidence.Pass, 1), rep("a", "groningen", evidence.Pass, 2)}, "amsterdam"},
-		{"least recently proven", []evidence.Report{
+		{"least recently tested", []evidence.Report{
 			rep("a", "amsterdam", evidence.Pass, 5), rep("a", "groningen", evidence.Pass, 3), rep("a", "zwolle", evidence.Pass, 4),
 		}, "groningen"},
-		{"a failed location again until it passes", []evidence.Report{
+		// A failing location does not keep the others from being proven:
+		// it waits its turn like the rest.
+		{"a failed location waits its turn", []evidence.Report{
 			rep("a", "amsterdam", evidence.Pass, 1), rep("a", "groningen", evidence.Pass, 2), rep("a", "zwolle", evidence.Pass, 3),
 			rep("a", "amsterdam", evidence.Fail, 4),
+		}, "groningen"},
+		{"a location that always fails is retried in turn", []evidence.Report{
+			rep("a", "amsterdam", evidence.Fail, 1), rep("a", "groningen", evidence.Pass, 2), rep("a", "zwolle", evidence.Pass, 3),
 		}, "amsterdam"},
-		{"never proven: least recently tested", []evidence.Report{
+		{"never passed: least recently tested", []evidence.Report{
 			rep("a", "amsterdam", evidence.Fail, 1), rep("a", "groningen", evidence.Fail, 2), rep("a", "zwolle", evidence.Fail, 3),
 		}, "amsterdam"},
 		{"removed location ignored", []evidence.Report{
@@ -103,6 +109,28 @@ func TestPickLocation(t *testing.T) {
 				t.Errorf("got %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPickLocationAlternates: with two locations of which one always
+// fails, scheduled tests still alternate, so the good copy keeps being
+// proven and the failing one is retried every other run.
+func TestPickLocationAlternates(t *testing.T) {
+	c := &config.Config{Locations: []config.Location{{Name: "amsterdam"}, {Name: "groningen"}}}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var prev []evidence.Report
+	var got []string
+	for day := 0; day < 4; day++ {
+		loc := PickLocation(c, "a", prev)
+		verdict := evidence.Pass
+		if loc == "amsterdam" {
+			verdict = evidence.Fail
+		}
+		prev = append(prev, evidence.Report{Tenant: "a", Location: evidence.Location{Name: loc}, Verdict: verdict, Started: t0.AddDate(0, 0, day)})
+		got = append(got, loc)
+	}
+	if s := strings.Join(got, ","); s != "amsterdam,groningen,amsterdam,groningen" {
+		t.Errorf("locations tested: %s", s)
 	}
 }
 
@@ -190,7 +218,7 @@ func TestOwnServerByAddress(t *testing.T) {
 		{familyMariaDB, "rt:pw@tcp(db1.example:5432)/", ""},
 		{familyPostgres, "host=rt.example", ""},
 	} {
-		err := ownServer(context.Background(), c, tc.fam, tc.server, nil)
+		err := ownServer(context.Background(), c, tc.fam, tc.server)
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s: %v", tc.server, err)
@@ -209,6 +237,7 @@ func TestDescribe(t *testing.T) {
 	pgErr := &pgconn.PgError{Severity: "ERROR", Code: "23505", Message: `duplicate key value violates unique constraint "clients_bsn_key"`,
 		Detail: "Key (bsn)=(123456782) already exists."}
 	myErr := &mysql.MySQLError{Number: 1062, SQLState: [5]byte{'2', '3', '0', '0', '0'}, Message: "Duplicate entry '123456782' for key 'bsn'"}
+	myErr2 := &mysql.MySQLError{Number: 1062, SQLState: [5]byte{'2', '3', '0', '0', '0'}, Message: "Duplicate entry '111222333' for key 'bsn'"}
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -216,6 +245,13 @@ func TestDescribe(t *testing.T) {
 	}{
 		{"postgres", fmt.Errorf("table public.clients: %w", pgErr), "table public.clients: postgres error SQLSTATE 23505 (ERROR)"},
 		{"mariadb", fmt.Errorf("table clients: %w", myErr), "table clients: mariadb error 1062 (SQLSTATE 23000)"},
+		// The forms source/mariadb returns: both sides of "%w (%w)" wrapped.
+		{"cancelled load", fmt.Errorf("mariadb: loading table clients: %w", fmt.Errorf("%w (%w)", context.Canceled, fmt.Errorf("rows up to 5: %w", myErr))),
+			"mariadb: loading table clients: context canceled (rows up to 5: mariadb error 1062 (SQLSTATE 23000))"},
+		{"stream and server", fmt.Errorf("%w (%w)", errors.New("row 3 has 2 fields for 3 columns"), myErr),
+			"row 3 has 2 fields for 3 columns (mariadb error 1062 (SQLSTATE 23000))"},
+		{"two server errors", errors.Join(fmt.Errorf("table a: %w", myErr), fmt.Errorf("table b: %w", myErr2)),
+			"table a: mariadb error 1062 (SQLSTATE 23000)\ntable b: mariadb error 1062 (SQLSTATE 23000)"},
 		{"ours", errors.New("pack 1234: content does not match its name"), "pack 1234: content does not match its name"},
 		{"secret", errors.New("connect to host=x password=hunter2 failed"), "connect to host=x password=xxxxx failed"},
 	} {
@@ -269,6 +305,40 @@ type failingScratch struct{ scratch }
 func (failingScratch) Name() string                   { return "kluis_rt_x_20250101000000_abcdef" }
 func (failingScratch) Drop(ctx context.Context) error { return errors.New("permission denied") }
 
+// panickingScratch is a scratch database whose Drop panics.
+type panickingScratch struct{ scratch }
+
+func (panickingScratch) Name() string                   { return "kluis_rt_x_20250101000000_abcdef" }
+func (panickingScratch) Drop(ctx context.Context) error { panic("driver bug") }
+
+// TestDropPanicFails: a panic while dropping (past Run's own recover) is
+// a failed drop-scratch, not a crash.
+func TestDropPanicFails(t *testing.T) {
+	var logs strings.Builder
+	rt := &run{checks: map[string]evidence.Check{}, rep: &evidence.Report{}, started: time.Now(),
+		scratch: panickingScratch{}, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	rt.dropScratch(context.Background())
+	rep := rt.finish()
+	if c := rep.Checks[len(rep.Checks)-1]; c.OK || c.Detail != "internal error: driver bug" {
+		t.Errorf("drop-scratch: %+v", c)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("logs: %s", logs.String())
+	}
+}
+
+func TestStaleAfter(t *testing.T) {
+	c := &config.Config{}
+	c.Policy.RestoreTest.RTOTarget = config.Duration(4 * time.Hour)
+	if d := StaleAfter(c); d != 24*time.Hour {
+		t.Errorf("rto 4h: %s", d)
+	}
+	c.Policy.RestoreTest.RTOTarget = config.Duration(20 * time.Hour)
+	if d := StaleAfter(c); d != 40*time.Hour {
+		t.Errorf("rto 20h: %s", d)
+	}
+}
+
 // TestDropFailureFails: a scratch database that cannot be removed fails
 // the test (personal data would remain), and is logged.
 func TestDropFailureFails(t *testing.T) {
@@ -291,5 +361,31 @@ func TestDropFailureFails(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "NOT removed") {
 		t.Errorf("logs: %s", logs.String())
+	}
+}
+
+// TestPGScratchDSN: the scratch database's DSN names it whatever form the
+// server's DSN takes, also when a URL's query names a database.
+func TestPGScratchDSN(t *testing.T) {
+	const name = "kluis_rt_a_20250101000000_abcdef"
+	for _, server := range []string{
+		"host=rt.example user=kluis_rt dbname=postgres",
+		"host=rt.example user=kluis_rt",
+		"postgres://kluis_rt:pw@rt.example/postgres",
+		"postgres://kluis_rt:pw@rt.example/?dbname=postgres&sslmode=require",
+		"postgresql://kluis_rt:pw@rt.example:5433/x?database=postgres",
+	} {
+		dsn, err := pgScratchDSN(server, name)
+		if err != nil {
+			t.Errorf("%s: %v", server, err)
+			continue
+		}
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil || cfg.Database != name || cfg.Host != "rt.example" || cfg.User != "kluis_rt" {
+			t.Errorf("%s: %s connects to %+v (%v)", server, dsn, cfg, err)
+		}
+	}
+	if _, err := pgScratchDSN("postgres://u:s3cret@[bad", name); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("a bad DSN: %v", err)
 	}
 }

@@ -170,9 +170,10 @@ func (t *Target) loadInsert(ctx context.Context, conn *sql.Conn, table string, c
 // registered with the driver under a random name (no file is ever read).
 // The server must allow it (local_infile). LOCAL makes the server skip a
 // row with a duplicate key, with a warning, instead of failing: a load
-// that inserted fewer rows than the stream holds fails here. Conversion
-// warnings are left, as for INSERT, to the fingerprint check (the empty
-// ENUM value, which loads exactly, warns too).
+// that inserted fewer rows than the stream holds fails here, naming the
+// first warning's level and code (not its text, which quotes the row).
+// Conversion warnings are left, as for INSERT, to the fingerprint check
+// (the empty ENUM value, which loads exactly, warns too).
 func (t *Target) loadInfile(ctx context.Context, conn *sql.Conn, table string, cols []column, rows io.Reader) error {
 	var rnd [16]byte
 	rand.Read(rnd[:])
@@ -198,7 +199,9 @@ func (t *Target) loadInfile(ctx context.Context, conn *sql.Conn, table string, c
 	switch {
 	case w.err != nil && !errors.Is(w.err, io.ErrClosedPipe) && (err == nil || !strings.Contains(err.Error(), w.err.Error())):
 		if err != nil {
-			return fmt.Errorf("%w (%v)", w.err, err)
+			// Both wrapped: callers find the server's *mysql.MySQLError
+			// (and reduce its message, which can quote row values).
+			return fmt.Errorf("%w (%w)", w.err, err)
 		}
 		return w.err
 	case err != nil:
@@ -209,11 +212,15 @@ func (t *Target) loadInfile(ctx context.Context, conn *sql.Conn, table string, c
 		return err
 	}
 	if loaded != w.rows {
-		msg := "none"
-		var level string
+		// The warning's level and code only: its message can quote the
+		// row ("Duplicate entry '…' for key …"), which is personal data.
+		first := "none"
+		var level, msg string
 		var code int
-		_ = conn.QueryRowContext(ctx, "SHOW WARNINGS LIMIT 1").Scan(&level, &code, &msg)
-		return fmt.Errorf("%d of %d rows loaded; the first warning: %s", loaded, w.rows, msg)
+		if conn.QueryRowContext(ctx, "SHOW WARNINGS LIMIT 1").Scan(&level, &code, &msg) == nil {
+			first = fmt.Sprintf("%s %d", level, code)
+		}
+		return fmt.Errorf("%d of %d rows loaded; the first warning: %s", loaded, w.rows, first)
 	}
 	return nil
 }

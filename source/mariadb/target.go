@@ -208,7 +208,7 @@ func (t *Target) LoadTable(ctx context.Context, tb source.Table, rows io.Reader)
 	if err != nil {
 		discard(conn)
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-			err = fmt.Errorf("%w (%v)", cerr, err)
+			err = fmt.Errorf("%w (%w)", cerr, err)
 		}
 		return redactError(fmt.Errorf("mariadb: loading table %s: %w", tb.Name, err), t.password)
 	}
