@@ -165,6 +165,14 @@ func WithDatabase(dsn, db string) string {
 		if u, err := url.Parse(dsn); err == nil {
 			u.Path = "/" + db
 			u.RawPath = ""
+			// A dbname= (or database=) query parameter would override the
+			// path: drop it, so the database is the one named here.
+			q := u.Query()
+			if q.Has("dbname") || q.Has("database") {
+				q.Del("dbname")
+				q.Del("database")
+				u.RawQuery = q.Encode()
+			}
 			return u.String()
 		}
 	}

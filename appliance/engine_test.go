@@ -1,6 +1,10 @@
 package appliance
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
 
 func TestDSNHasPassword(t *testing.T) {
 	for dsn, want := range map[string]bool{
@@ -15,6 +19,25 @@ func TestDSNHasPassword(t *testing.T) {
 	} {
 		if got := DSNHasPassword(dsn); got != want {
 			t.Errorf("DSNHasPassword(%q) = %v, want %v", dsn, got, want)
+		}
+	}
+}
+
+// TestWithDatabaseOverridesQuery: a dbname= query parameter in a URL DSN
+// must not win over the database WithDatabase names (pgx reads the query
+// after the path), or a discovered tenant would back up the wrong database.
+func TestWithDatabaseOverridesQuery(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://kluis@db1:5432/postgres?dbname=postgres&sslmode=require",
+		"postgresql://kluis@db1/?database=template1",
+	} {
+		got := WithDatabase(dsn, "praktijk_a")
+		cfg, err := pgx.ParseConfig(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Database != "praktijk_a" {
+			t.Errorf("WithDatabase(%q) = %q: connects to %q", dsn, got, cfg.Database)
 		}
 	}
 }

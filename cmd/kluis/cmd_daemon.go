@@ -38,6 +38,9 @@ func cmdDaemon(ctx context.Context, g *globals, args []string) error {
 	if _, err := a.MasterKey(); err != nil {
 		return &configError{err}
 	}
+	// Scratch databases a killed restore test left behind hold personal
+	// data: remove them before anything else runs.
+	sweepScratch(ctx, g, a)
 	// Restore tests run at policy.restore_test.schedule (re-read at reload).
 	d := daemon.New(a, daemon.Options{Log: g.log, Hooks: daemon.Hooks{RestoreTest: restoreTestHook}})
 
@@ -84,6 +87,13 @@ func restoreTestHook(ctx context.Context, a *appliance.Appliance, tenant string)
 	if err != nil {
 		return daemon.RestoreTestResult{}, err
 	}
+	removed, serr := restoretest.SweepStale(ctx, a, restoretest.StaleAfter(a.Cfg))
+	for _, name := range removed {
+		a.Log.Warn("removed a stale restore-test scratch database", "name", name)
+	}
+	if serr != nil {
+		a.Log.Error("could not sweep stale restore-test scratch databases", "err", serr)
+	}
 	got, err := restoretest.RunAndRecord(ctx, a, store, restoretest.Options{Tenant: tenant, Version: version, Log: a.Log})
 	return restoreTestResult(got), err
 }
@@ -97,4 +107,17 @@ func restoreTestResult(got restoretest.Recorded) daemon.RestoreTestResult {
 	}
 	return daemon.RestoreTestResult{Passed: rep.Verdict == evidence.Pass, FailedChecks: rep.FailedChecks,
 		Location: rep.Location.Name, Snapshot: rep.Snapshot.ID, EvidenceSeq: got.Record.Seq}
+}
+
+// sweepScratch removes restore-test scratch databases and files older than
+// restoretest.StaleAfter (left by a test that was killed), logging what it
+// removed. A failure is logged, not fatal: the next sweep tries again.
+func sweepScratch(ctx context.Context, g *globals, a *appliance.Appliance) {
+	removed, err := restoretest.SweepStale(ctx, a, restoretest.StaleAfter(a.Cfg))
+	for _, name := range removed {
+		g.log.Warn("removed a stale restore-test scratch database", "name", name)
+	}
+	if err != nil {
+		g.log.Error("could not sweep stale restore-test scratch databases", "err", err)
+	}
 }

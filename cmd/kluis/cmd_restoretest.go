@@ -38,7 +38,7 @@ func cmdRestoreTest(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("restore-test", "--tenant T [--snapshot ID] [--location NAME] [--json]")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	snapshot := fs.String("snapshot", "latest", "snapshot `id` (a unique prefix) or latest, at the tested location")
-	location := fs.String("location", "", "read from this `location` only (default: the one least recently proven)")
+	location := fs.String("location", "", "read from this `location` only (default: the one least recently tested, so locations alternate)")
 	g.jsonFlag(fs)
 	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
@@ -56,6 +56,7 @@ func cmdRestoreTest(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return &configError{err}
 	}
+	sweepScratch(ctx, g, a)
 	prog := newCheckProgress(g)
 	started := time.Now()
 	got, err := restoretest.RunAndRecord(ctx, a, store, restoretest.Options{
