@@ -66,13 +66,15 @@ func TestDemoLeavesAWorkingInstallation(t *testing.T) {
 	}
 	// The evidence: one signed report per tenant in the state directory and
 	// at both locations, and an export that verifies with only its public key.
-	if sum.Reports != len(Tenants) {
-		t.Errorf("%d restore-test reports, want %d", sum.Reports, len(Tenants))
+	// Every tenant tested once at each location.
+	want := len(Tenants) * len(sum.Locations)
+	if sum.Reports != want {
+		t.Errorf("%d restore-test reports, want %d", sum.Reports, want)
 	}
 	for _, loc := range sum.Locations {
 		reps, err := os.ReadDir(filepath.Join(loc, "_evidence", cfg.Appliance.ID))
-		if err != nil || len(reps) != len(Tenants) {
-			t.Errorf("evidence at %s: want %d reports, got %d (%v)", loc, len(Tenants), len(reps), err)
+		if err != nil || len(reps) != want {
+			t.Errorf("evidence at %s: want %d reports, got %d (%v)", loc, want, len(reps), err)
 		}
 	}
 	pubPEM, err := os.ReadFile(filepath.Join(sum.EvidenceExport, evidence.PublicKeyFile))
@@ -84,7 +86,7 @@ func TestDemoLeavesAWorkingInstallation(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, err := evidence.VerifyDir(sum.EvidenceExport, pub, evidence.VerifyOptions{Appliance: cfg.Appliance.ID})
-	if err != nil || !v.OK() || v.Reports != len(Tenants) {
+	if err != nil || !v.OK() || v.Reports != want {
 		t.Errorf("the evidence export does not verify: %v %+v", err, v)
 	}
 	for _, f := range []string{evidence.SummaryFile, evidence.CheckpointFile} {
@@ -97,6 +99,9 @@ func TestDemoLeavesAWorkingInstallation(t *testing.T) {
 		if !strings.Contains(string(html), tenant) {
 			t.Errorf("the HTML summary does not mention %s", tenant)
 		}
+	}
+	if strings.Contains(string(html), ">never<") {
+		t.Error("the HTML summary shows a location never proven, though every tenant was tested at both")
 	}
 	// The scratch databases of the restore tests are gone.
 	if left, _ := filepath.Glob(filepath.Join(cfg.Resolve(cfg.Policy.RestoreTest.ScratchDir), "*")); len(left) > 0 {
