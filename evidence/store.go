@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/evidence/chain"
+	"github.com/kluis-nl/kluis/internal/durable"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -297,17 +298,8 @@ func writeOnce(dir, name string, data []byte) error {
 	return syncDir(dir)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
+// syncDir fsyncs a directory (internal/durable).
+func syncDir(dir string) error { return durable.SyncDir(dir) }
 
 // Records returns every record in seq order, each verified: signature
 // with the key's public half, numbering and chain links from report 1. An

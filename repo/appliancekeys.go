@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kluis-nl/kluis/internal/durable"
 )
 
 // MasterKeySize is the length of the appliance master key.
@@ -196,14 +198,5 @@ func readSecretFile(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
+// syncDir fsyncs a directory (internal/durable).
+func syncDir(dir string) error { return durable.SyncDir(dir) }

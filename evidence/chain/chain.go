@@ -36,6 +36,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/kluis-nl/kluis/internal/durable"
 )
 
 // MaxLine bounds one line of a log; a longer line is corrupt. It is
@@ -114,9 +116,8 @@ func Append(path string, key ed25519.PrivateKey, now time.Time, body any) (Entry
 		return Entry{}, err
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
-		if d, err := os.Open(filepath.Dir(path)); err == nil {
-			d.Sync()
-			d.Close()
+		if err := durable.SyncDir(filepath.Dir(path)); err != nil {
+			return Entry{}, err
 		}
 	}
 	return e, nil

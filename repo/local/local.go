@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/durable"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -298,17 +299,8 @@ func mkdirAllSync(dir, root string) error {
 	return syncDir(parent)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
+// syncDir fsyncs a directory (internal/durable).
+func syncDir(dir string) error { return durable.SyncDir(dir) }
 
 // RemoveStale deletes temporary files of interrupted writes under prefix
 // that are older than olderThan (a write in progress is younger), and
