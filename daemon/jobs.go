@@ -164,6 +164,16 @@ func (d *Daemon) setJobs() {
 			}
 		}
 	}
+	if hook := d.opts.Hooks.EvidenceSync; hook != nil {
+		jobs = append(jobs, schedule.Job{Name: KindEvidenceSync, Tenant: evidenceTenant, Kind: KindEvidenceSync, Spec: hourly,
+			Run: func(ctx context.Context) error {
+				err := hook(ctx, d.Appliance())
+				if err != nil {
+					d.log.Warn("evidence not yet at every location", "job", KindEvidenceSync, "err", err)
+				}
+				return err
+			}})
+	}
 	if len(a.Cfg.Discover) > 0 {
 		jobs = append(jobs, schedule.Job{Name: KindDiscover, Tenant: discoverTenant, Kind: KindDiscover, Spec: hourly,
 			Run: func(ctx context.Context) error {

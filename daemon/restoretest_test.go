@@ -181,3 +181,34 @@ func TestRestoreTestJobs(t *testing.T) {
 		}
 	}
 }
+
+// TestEvidenceSyncJob: with the EvidenceSync hook set, the daemon runs it
+// every hour (not per tenant), and a failing run is logged without
+// counting as any tenant's job failure.
+func TestEvidenceSyncJob(t *testing.T) {
+	start := time.Date(2026, 6, 6, 12, 0, 0, 0, ams)
+	var mu sync.Mutex
+	var runs []time.Time
+	var f *fixture
+	hook := func(ctx context.Context, a *appliance.Appliance) error {
+		mu.Lock()
+		defer mu.Unlock()
+		runs = append(runs, f.clk.Now())
+		if len(runs) == 1 {
+			return errors.New("location groningen: connection refused")
+		}
+		return nil
+	}
+	f = newFixture(t, start, "", "", "", Options{Hooks: Hooks{EvidenceSync: hook}})
+	f.run()
+	f.until(start.Add(3*time.Hour + time.Minute))
+	mu.Lock()
+	n := len(runs)
+	mu.Unlock()
+	if n < 3 || n > 4 {
+		t.Fatalf("evidence sync ran %d times in 3 hours, want hourly", n)
+	}
+	if !strings.Contains(f.logs.String(), `"msg":"evidence not yet at every location"`) {
+		t.Errorf("a failed evidence sync is not logged:\n%s", f.logs.String())
+	}
+}

@@ -358,6 +358,13 @@ func (s *Store) Sync(ctx context.Context) ([]repo.LocationResult, error) {
 	return s.upload(ctx, files(recs), true), nil
 }
 
+// CatchUp is the cheap form of Sync for a schedule: it uploads what a
+// location lacks and reads back only what it wrote (older copies are
+// checked by size), as Append does.
+func (s *Store) CatchUp(ctx context.Context) []repo.LocationResult {
+	return s.uploadVerified(ctx)
+}
+
 func files(recs []Record) []File {
 	out := make([]File, len(recs))
 	for i, r := range recs {

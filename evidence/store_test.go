@@ -293,6 +293,22 @@ func TestLocationDownThenSync(t *testing.T) {
 		t.Fatalf("groningen holds %d reports after catching up, want 6", n)
 	}
 
+	// Down once more: the daemon's hourly CatchUp copies what is missing.
+	g.SetDown(errors.New("connection refused"))
+	appendNLenient(t, s, 1)
+	if res := s.CatchUp(ctx); res[1].OK {
+		t.Fatalf("catch-up while down: %+v", res)
+	}
+	g.SetUp()
+	if res := s.CatchUp(ctx); !res[0].OK || !res[1].OK {
+		t.Fatalf("catch-up: %+v", res)
+	}
+	n = 0
+	g.List(ctx, LocationPrefix("ams-1"), func(repo.ObjectInfo) error { n++; return nil })
+	if n != 7 {
+		t.Fatalf("groningen holds %d reports after the catch-up, want 7", n)
+	}
+
 	// A location whose copy differs (it cannot be replaced) fails Sync.
 	p := filepath.Join(a.Root(), "_evidence", "ams-1", FileName(2))
 	os.Chmod(p, 0o600)

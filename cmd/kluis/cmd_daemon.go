@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -42,7 +43,7 @@ func cmdDaemon(ctx context.Context, g *globals, args []string) error {
 	// data: remove them before anything else runs.
 	sweepScratch(ctx, g, a)
 	// Restore tests run at policy.restore_test.schedule (re-read at reload).
-	d := daemon.New(a, daemon.Options{Log: g.log, Hooks: daemon.Hooks{RestoreTest: restoreTestHook}})
+	d := daemon.New(a, daemon.Options{Log: g.log, Hooks: daemon.Hooks{RestoreTest: restoreTestHook, EvidenceSync: evidenceSyncHook}})
 
 	if addr := a.Cfg.Appliance.MetricsListen; addr != "" {
 		ln, err := net.Listen("tcp", addr)
@@ -120,4 +121,21 @@ func sweepScratch(ctx context.Context, g *globals, a *appliance.Appliance) {
 	if err != nil {
 		g.log.Error("could not sweep stale restore-test scratch databases", "err", err)
 	}
+}
+
+// evidenceSyncHook is the daemon's hourly evidence catch-up: reports a
+// location lacks are copied (`kluis sync` also reads every older copy back).
+func evidenceSyncHook(ctx context.Context, a *appliance.Appliance) error {
+	store, err := restoreTestStore(a)
+	if err != nil {
+		return err
+	}
+	res := store.CatchUp(ctx)
+	var failed []error
+	for _, l := range res {
+		if !l.OK {
+			failed = append(failed, fmt.Errorf("location %s: %s", l.Location, l.Error))
+		}
+	}
+	return errors.Join(failed...)
 }
