@@ -34,7 +34,10 @@ const pgTenant = `
       - {name: invoice-sequence, sql: "SELECT last_value FROM public.invoice_number_seq", min: 1}
 `
 
-func newPGEnv(t *testing.T) *pgEnv {
+func newPGEnv(t *testing.T) *pgEnv { return newPGEnvScale(t, synth.Tiny) }
+
+// newPGEnvScale is newPGEnv with a practice of the given scale.
+func newPGEnvScale(t *testing.T, scale synth.Scale) *pgEnv {
 	t.Helper()
 	ctx := testCtx(t)
 	tenantSrv := pgtest.Start(t)
@@ -49,7 +52,7 @@ func newPGEnv(t *testing.T) *pgEnv {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := synth.Generate(ctx, db, synth.Postgres, synth.Tiny, 7); err != nil {
+	if err := synth.Generate(ctx, db, synth.Postgres, scale, 7); err != nil {
 		t.Fatal(err)
 	}
 	e := &pgEnv{env: newEnv(t), tenantSrv: tenantSrv, rtSrv: rtSrv}
