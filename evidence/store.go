@@ -239,6 +239,14 @@ func (s *Store) last() (*Record, error) {
 		return nil, fmt.Errorf("evidence: the newest report %s: %v; refusing to extend a chain that does not verify (run kluis evidence verify)", filepath.Join(s.dir, name), err)
 	}
 	rec := recordOf(l)
+	var head struct {
+		Appliance string `json:"appliance"`
+	}
+	if json.Unmarshal(l.Entry.Body, &head) == nil && head.Appliance != s.appliance {
+		// A renamed appliance.id would make every later report look
+		// inserted from another appliance to an auditor.
+		return nil, fmt.Errorf("evidence: the chain in %s belongs to appliance %q but appliance.id is now %q: set appliance.id back (one chain per appliance), or keep this chain and start a new one in another state_dir", s.dir, head.Appliance, s.appliance)
+	}
 	return &rec, nil
 }
 

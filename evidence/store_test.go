@@ -455,3 +455,21 @@ func TestLargeReport(t *testing.T) {
 		t.Fatalf("%d report files after a refused append, want 2", len(names))
 	}
 }
+
+// TestAppendRefusesRenamedAppliance: after appliance.id changed, Append
+// refuses to extend the old appliance's chain (every new report would look
+// inserted from another appliance) and says how to fix it.
+func TestAppendRefusesRenamedAppliance(t *testing.T) {
+	state := t.TempDir()
+	appendN(t, OpenStore(state, "ams-1", testKey(1), nil), 1)
+	s := OpenStore(state, "ams-2", testKey(1), nil)
+	r := sampleReport("praktijk-a", "sqlite", 1, "")
+	r.Appliance = ""
+	_, _, err := s.Append(context.Background(), &r)
+	if err == nil || !strings.Contains(err.Error(), `belongs to appliance "ams-1" but appliance.id is now "ams-2"`) {
+		t.Fatalf("append after a rename: %v", err)
+	}
+	if reps, _ := filepath.Glob(filepath.Join(state, DirName, "*.json")); len(reps) != 1 {
+		t.Fatalf("%d reports after a refused append, want 1", len(reps))
+	}
+}
