@@ -71,15 +71,15 @@ for pkg in $(go list ./...); do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     echo "--- $pkg $target ($fuzztime)"
     fuzzlog=$(mktemp)
-    for attempt in 1 2; do
+    for attempt in 1 2 3; do
       if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 2s "$pkg" >"$fuzzlog" 2>&1; then
         break
       fi
       # Go's fuzz coordinator can time out waiting for a worker on a loaded
       # machine ("context deadline exceeded") without any failing input;
-      # retry that once. A real failure writes "Failing input".
-      if [ $attempt = 1 ] && grep -q 'context deadline exceeded' "$fuzzlog" && ! grep -q 'Failing input' "$fuzzlog"; then
-        echo "    (fuzz coordinator timed out without a failing input; retrying once)"
+      # retry that (twice at most). A real failure writes "Failing input".
+      if [ $attempt -lt 3 ] && grep -q 'context deadline exceeded' "$fuzzlog" && ! grep -q 'Failing input' "$fuzzlog"; then
+        echo "    (fuzz coordinator timed out without a failing input; retrying)"
         continue
       fi
       cat "$fuzzlog"; exit 1
