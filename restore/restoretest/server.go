@@ -45,14 +45,19 @@ func serverField(fam string) string {
 	return "policy.restore_test.server_dsn_file"
 }
 
+// serverFile is the configured DSN file of a family's restore-test
+// server ("" when none is configured).
+func serverFile(c *config.Config, fam string) string {
+	if fam == familyMariaDB {
+		return c.Policy.RestoreTest.MariaDBServerDSNFile
+	}
+	return c.Policy.RestoreTest.ServerDSNFile
+}
+
 // serverDSN reads the restore-test server's connection string for a
 // family. The DSN is a secret: errors name the file, never its contents.
 func serverDSN(c *config.Config, fam string) (string, error) {
-	rt := c.Policy.RestoreTest
-	file := rt.ServerDSNFile
-	if fam == familyMariaDB {
-		file = rt.MariaDBServerDSNFile
-	}
+	file := serverFile(c, fam)
 	if file == "" {
 		return "", fmt.Errorf("no restore-test server: set %s (a dedicated server; never a tenant's own)", serverField(fam))
 	}
@@ -344,22 +349,36 @@ func pgSystemID(ctx context.Context, dsn string) (uint64, error) {
 // be the server of any tenant or discover block, by address and by
 // identity (ownServer). It returns one error per problem.
 func CheckServers(ctx context.Context, a *appliance.Appliance) []error {
+	_, errs := checkedServers(ctx, a.Cfg)
+	return errs
+}
+
+// checkedServer is a configured restore-test server that passed the
+// own-server check.
+type checkedServer struct {
+	fam, dsn string
+}
+
+// checkedServers returns the configured restore-test servers that are
+// readable and no tenant's own, and one error per server that is not.
+func checkedServers(ctx context.Context, c *config.Config) ([]checkedServer, []error) {
+	var ok []checkedServer
 	var errs []error
-	rt := a.Cfg.Policy.RestoreTest
 	for _, fam := range []string{familyPostgres, familyMariaDB} {
-		if (fam == familyPostgres && rt.ServerDSNFile == "") || (fam == familyMariaDB && rt.MariaDBServerDSNFile == "") {
+		if serverFile(c, fam) == "" {
 			continue
 		}
-		dsn, err := serverDSN(a.Cfg, fam)
+		dsn, err := serverDSN(c, fam)
+		if err == nil {
+			err = ownServer(ctx, c, fam, dsn)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if err := ownServer(ctx, a.Cfg, fam, dsn); err != nil {
-			errs = append(errs, err)
-		}
+		ok = append(ok, checkedServer{fam, dsn})
 	}
-	return errs
+	return ok, errs
 }
 
 // dsnPassword returns the password a DSN carries, to mask it in messages.

@@ -79,20 +79,10 @@ func SweepStale(ctx context.Context, a *appliance.Appliance, olderThan time.Dura
 		swept = append(swept, sc.Name())
 	}
 
-	rt := a.Cfg.Policy.RestoreTest
-	for _, fam := range []string{familyPostgres, familyMariaDB} {
-		if (fam == familyPostgres && rt.ServerDSNFile == "") || (fam == familyMariaDB && rt.MariaDBServerDSNFile == "") {
-			continue
-		}
-		dsn, err := serverDSN(a.Cfg, fam)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := ownServer(ctx, a.Cfg, fam, dsn); err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	servers, serverErrs := checkedServers(ctx, a.Cfg)
+	errs = append(errs, serverErrs...)
+	for _, srv := range servers {
+		fam, dsn := srv.fam, srv.dsn
 		names, err := listScratch(ctx, fam, dsn)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: listing scratch databases: %s", serverField(fam), describe(err, dsnPassword(fam, dsn))))
