@@ -11,6 +11,7 @@ import (
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/schedule"
 	"github.com/kluis-nl/kluis/source"
 )
@@ -48,6 +49,16 @@ type RestoreTestResult struct {
 	// EvidenceSeq is the report's record in the evidence log; 0 when the
 	// report could not be written (the hook then also returns an error).
 	EvidenceSeq uint64
+}
+
+// RestoreTestResultOf summarises a restore-test report written to the
+// evidence log as record seq (nil: no report, the zero result).
+func RestoreTestResultOf(rep *evidence.Report, seq uint64) RestoreTestResult {
+	if rep == nil {
+		return RestoreTestResult{}
+	}
+	return RestoreTestResult{Passed: rep.Verdict == evidence.Pass, FailedChecks: rep.FailedChecks,
+		Location: rep.Location.Name, Snapshot: rep.Snapshot.ID, EvidenceSeq: seq}
 }
 
 // RestoreTestFunc runs one tenant's restore test. An error means the test

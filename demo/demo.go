@@ -303,8 +303,7 @@ func demoRestoreTest(ctx context.Context, a *appliance.Appliance, store *evidenc
 	}
 	rep := got.Report
 	// The job history, so that `kluis status` shows the verdict.
-	daemon.RecordRestoreTest(a, t, started, daemon.RestoreTestResult{Passed: rep.Verdict == evidence.Pass,
-		FailedChecks: rep.FailedChecks, Location: rep.Location.Name, Snapshot: rep.Snapshot.ID, EvidenceSeq: got.Record.Seq}, nil)
+	daemon.RecordRestoreTest(a, t, started, daemon.RestoreTestResultOf(rep, got.Record.Seq), nil)
 	if rep.Verdict != evidence.Pass {
 		return fmt.Errorf("restore test of %s: %s (failed: %s)", t, rep.Verdict, strings.Join(rep.FailedChecks, ", "))
 	}

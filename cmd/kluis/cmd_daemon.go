@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/daemon"
-	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
@@ -41,7 +41,7 @@ func cmdDaemon(ctx context.Context, g *globals, args []string) error {
 	}
 	// Scratch databases a killed restore test left behind hold personal
 	// data: remove them before anything else runs.
-	sweepScratch(ctx, g, a)
+	sweepScratch(ctx, g.log, a)
 	// Restore tests run at policy.restore_test.schedule (re-read at reload).
 	d := daemon.New(a, daemon.Options{Log: g.log, Hooks: daemon.Hooks{RestoreTest: restoreTestHook, EvidenceSync: evidenceSyncHook}})
 
@@ -88,38 +88,21 @@ func restoreTestHook(ctx context.Context, a *appliance.Appliance, tenant string)
 	if err != nil {
 		return daemon.RestoreTestResult{}, err
 	}
-	removed, serr := restoretest.SweepStale(ctx, a, restoretest.StaleAfter(a.Cfg))
-	for _, name := range removed {
-		a.Log.Warn("removed a stale restore-test scratch database", "name", name)
-	}
-	if serr != nil {
-		a.Log.Error("could not sweep stale restore-test scratch databases", "err", serr)
-	}
+	sweepScratch(ctx, a.Log, a)
 	got, err := restoretest.RunAndRecord(ctx, a, store, restoretest.Options{Tenant: tenant, Version: version, Log: a.Log})
-	return restoreTestResult(got), err
-}
-
-// restoreTestResult summarises a recorded restore test for the daemon's
-// job history.
-func restoreTestResult(got restoretest.Recorded) daemon.RestoreTestResult {
-	rep := got.Report
-	if rep == nil {
-		return daemon.RestoreTestResult{}
-	}
-	return daemon.RestoreTestResult{Passed: rep.Verdict == evidence.Pass, FailedChecks: rep.FailedChecks,
-		Location: rep.Location.Name, Snapshot: rep.Snapshot.ID, EvidenceSeq: got.Record.Seq}
+	return daemon.RestoreTestResultOf(got.Report, got.Record.Seq), err
 }
 
 // sweepScratch removes restore-test scratch databases and files older than
 // restoretest.StaleAfter (left by a test that was killed), logging what it
 // removed. A failure is logged, not fatal: the next sweep tries again.
-func sweepScratch(ctx context.Context, g *globals, a *appliance.Appliance) {
+func sweepScratch(ctx context.Context, log *slog.Logger, a *appliance.Appliance) {
 	removed, err := restoretest.SweepStale(ctx, a, restoretest.StaleAfter(a.Cfg))
 	for _, name := range removed {
-		g.log.Warn("removed a stale restore-test scratch database", "name", name)
+		log.Warn("removed a stale restore-test scratch database", "name", name)
 	}
 	if err != nil {
-		g.log.Error("could not sweep stale restore-test scratch databases", "err", err)
+		log.Error("could not sweep stale restore-test scratch databases", "err", err)
 	}
 }
 

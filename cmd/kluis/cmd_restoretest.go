@@ -56,7 +56,7 @@ func cmdRestoreTest(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return &configError{err}
 	}
-	sweepScratch(ctx, g, a)
+	sweepScratch(ctx, g.log, a)
 	prog := newCheckProgress(g)
 	started := time.Now()
 	got, err := restoretest.RunAndRecord(ctx, a, store, restoretest.Options{
@@ -76,7 +76,7 @@ func cmdRestoreTest(ctx context.Context, g *globals, args []string) error {
 		return fmt.Errorf("restore test of %s interrupted before it finished: no report written, the scratch database was removed: %w", *tenant, ctx.Err())
 	}
 	// What `kluis status` and the daemon's metric read.
-	daemon.RecordRestoreTest(a, *tenant, started, restoreTestResult(got), err)
+	daemon.RecordRestoreTest(a, *tenant, started, daemon.RestoreTestResultOf(got.Report, got.Record.Seq), err)
 	var where []string
 	for _, l := range got.Locations {
 		if l.OK {
