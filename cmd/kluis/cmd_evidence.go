@@ -19,14 +19,41 @@ import (
 	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
-// evidenceStore opens the appliance's evidence chain for reading and
-// exporting (no locations: those are written by restore tests).
-func evidenceStore(a *appliance.Appliance) (*evidence.Store, ed25519.PrivateKey, error) {
+// evidenceStore opens the appliance's evidence chain, signed with its
+// key; locs receive copies of new reports (nil: for reading and exporting).
+func evidenceStore(a *appliance.Appliance, locs []repo.Location) (*evidence.Store, ed25519.PrivateKey, error) {
 	key, err := signingKey(a)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("appliance.signing_key_file: %w", err)
 	}
-	return evidence.OpenStore(a.StateDir(), a.Cfg.Appliance.ID, key, nil), key, nil
+	s := evidence.OpenStore(a.StateDir(), a.Cfg.Appliance.ID, key, locs)
+	s.Now = a.Now
+	return s, key, nil
+}
+
+// evidencePeriod is the state directory's chain, every record verified,
+// and the stretch of it signed within --from..--to.
+type evidencePeriod struct {
+	all, sel []evidence.Record
+	from, to time.Time
+	key      ed25519.PrivateKey
+}
+
+// loadPeriod parses --from and --to and reads the chain.
+func loadPeriod(a *appliance.Appliance, from, to string) (*evidencePeriod, error) {
+	f, t, err := period(a.TimeZone(), from, to)
+	if err != nil {
+		return nil, err
+	}
+	s, key, err := evidenceStore(a, nil)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := s.Records()
+	if err != nil {
+		return nil, err
+	}
+	return &evidencePeriod{all: recs, sel: evidence.Select(recs, f, t), from: f, to: t, key: key}, nil
 }
 
 // period parses --from and --to (days in the appliance's time zone, both
@@ -94,21 +121,12 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	tz := a.TimeZone()
-	f, t, err := period(tz, *from, *to)
-	if err != nil {
-		return err
-	}
-	s, _, err := evidenceStore(a)
-	if err != nil {
-		return err
-	}
-	recs, err := s.Records()
+	p, err := loadPeriod(a, *from, *to)
 	if err != nil {
 		return err
 	}
 	rows := []evidenceRow{}
-	for _, r := range evidence.Select(recs, f, t) {
+	for _, r := range p.sel {
 		rep := r.Report
 		if *tenant != "" && rep.Tenant != *tenant {
 			continue
@@ -137,11 +155,11 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 		if len(snap) > 8 {
 			snap = snap[:8]
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s / %s\n", r.Seq, r.Time.In(tz).Format("2006-01-02 15:04"), r.Tenant, r.Location,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s / %s\n", r.Seq, r.Time.In(a.TimeZone()).Format("2006-01-02 15:04"), r.Tenant, r.Location,
 			snap, r.Verdict, fc, evidence.Duration(r.RTOSeconds), evidence.Duration(r.SnapshotAgeSeconds), evidence.Duration(r.LargestGapSeconds))
 	}
 	tw.Flush()
-	fmt.Fprintf(g.stdout, "%d reports, %d failed; the chain of %d reports verifies\n", len(rows), failed, len(recs))
+	fmt.Fprintf(g.stdout, "%d reports, %d failed; the chain of %d reports verifies\n", len(rows), failed, len(p.all))
 	return nil
 }
 
@@ -163,7 +181,7 @@ func cmdEvidenceShow(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, _, err := evidenceStore(a)
+	s, _, err := evidenceStore(a, nil)
 	if err != nil {
 		return err
 	}
@@ -265,22 +283,13 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 	if *out == "" {
 		return usageErrorf("--out DIR is required")
 	}
-	tz := a.TimeZone()
-	f, t, err := period(tz, *from, *to)
+	p, err := loadPeriod(a, *from, *to)
 	if err != nil {
 		return err
 	}
-	s, key, err := evidenceStore(a)
-	if err != nil {
-		return err
-	}
-	recs, err := s.Records()
-	if err != nil {
-		return err
-	}
-	sel := evidence.Select(recs, f, t)
+	sel := p.sel
 	if len(sel) == 0 {
-		return fmt.Errorf("no restore-test reports in the period (the chain has %d)", len(recs))
+		return fmt.Errorf("no restore-test reports in the period (the chain has %d)", len(p.all))
 	}
 	if *tenant != "" {
 		found := false
@@ -291,8 +300,8 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 			return fmt.Errorf("no restore-test report of tenant %s in the period", *tenant)
 		}
 	}
-	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: key, Tenant: *tenant,
-		From: f, To: t, TimeZone: tz, Now: a.Now(), Kluis: version, Locations: restoretest.EvidenceLocations(a.Cfg)})
+	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
+		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: version, Locations: restoretest.EvidenceLocations(a.Cfg)})
 	if err != nil {
 		return err
 	}

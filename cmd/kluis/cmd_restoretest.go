@@ -115,17 +115,12 @@ func cmdRestoreTest(ctx context.Context, g *globals, args []string) error {
 // restoreTestStore opens the evidence log restore tests append to: signed
 // with the appliance's key, copied to every location.
 func restoreTestStore(a *appliance.Appliance) (*evidence.Store, error) {
-	key, err := repo.LoadSigningKey(a.Cfg.Resolve(a.Cfg.Appliance.SigningKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("appliance.signing_key_file: %w", err)
-	}
 	locs, err := a.Locations()
 	if err != nil {
 		return nil, err
 	}
-	s := evidence.OpenStore(a.StateDir(), a.Cfg.Appliance.ID, key, locs)
-	s.Now = a.Now
-	return s, nil
+	s, _, err := evidenceStore(a, locs)
+	return s, err
 }
 
 // printRestoreTest writes the check table and the verdict.
