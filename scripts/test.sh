@@ -49,6 +49,17 @@ fi
 export KLUIS_TEST_REQUIRE_SERVERS=1
 
 log "go version: $(go version)"
+
+log "no build outputs or binaries tracked"
+# A committed test binary (source/sqlite/sqlite.test, 12 MB) once slipped in:
+# fail on any tracked file that is an executable object or matches the
+# ignored build outputs.
+tracked_bad=$(git ls-files -z | while IFS= read -r -d '' f; do
+  [ -f "$f" ] && [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] && echo "$f"
+done; true)
+tracked_bad+=$(git ls-files -ci --exclude-standard | sed "s/^/ignored: /")
+
+if [ -n "$tracked_bad" ]; then echo "build outputs or binaries are tracked:"; echo "$tracked_bad"; exit 1; fi
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
