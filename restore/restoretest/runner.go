@@ -362,7 +362,9 @@ func (rt *run) checkRestore(ctx context.Context) {
 			return hook(ctx, db)
 		}
 	}
-	res, err := restore.ToDatabase(ctx, rt.r, rt.snap, w, restore.DBOptions{Parallel: rt.opts.Parallel,
+	// A scratch server has none of the tenant's roles: owners and
+	// privileges are skipped, and the schema check says which.
+	res, err := restore.ToDatabase(ctx, rt.r, rt.snap, w, restore.DBOptions{Parallel: rt.opts.Parallel, Roles: source.RolesSkip,
 		Progress: func(done, total int) { rt.progress(name, int64(done), int64(total)) }})
 	end := time.Now()
 	if cerr := tg.Close(); cerr != nil {
@@ -580,6 +582,10 @@ func (w *watchedTarget) Fingerprint(ctx context.Context, t source.Table) (source
 	}
 	return res, err
 }
+
+// Unwrap lets restore.ToDatabase reach the target's optional capabilities
+// (large objects, owners and privileges).
+func (w *watchedTarget) Unwrap() source.Target { return w.Target }
 
 func (w *watchedTarget) result() (loaded time.Time, fpErr, hookErr error) {
 	w.mu.Lock()

@@ -1,0 +1,150 @@
+package source
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// RolesMode says what a restore does with the owners and privileges a
+// snapshot recorded (docs/ops.md, "Owners and privileges").
+type RolesMode string
+
+const (
+	// RolesApply applies every owner and privilege statement; a target that
+	// lacks a role they name fails the restore before any is applied.
+	RolesApply RolesMode = "apply"
+	// RolesSkip applies none of them and reports what was skipped. Restore
+	// tests use it: a scratch server has none of the tenant's roles.
+	RolesSkip RolesMode = "skip"
+)
+
+// ParseRolesMode parses a --roles value; "" is RolesApply.
+func ParseRolesMode(s string) (RolesMode, error) {
+	switch RolesMode(s) {
+	case "", RolesApply:
+		return RolesApply, nil
+	case RolesSkip:
+		return RolesSkip, nil
+	}
+	return "", fmt.Errorf("roles %q: use apply or skip", s)
+}
+
+// Role is a role named by an owner or a privilege: its name and attributes,
+// never its password.
+type Role struct {
+	Name        string   `json:"name"`
+	Superuser   bool     `json:"superuser,omitempty"`
+	Inherit     bool     `json:"inherit,omitempty"`
+	CreateRole  bool     `json:"createrole,omitempty"`
+	CreateDB    bool     `json:"createdb,omitempty"`
+	Login       bool     `json:"login,omitempty"`
+	Replication bool     `json:"replication,omitempty"`
+	BypassRLS   bool     `json:"bypassrls,omitempty"`
+	ConnLimit   int      `json:"connlimit,omitempty"`
+	MemberOf    []string `json:"member_of,omitempty"`
+}
+
+// PrivilegeStatement is one statement restoring an owner or privileges of
+// one object, with the roles it names.
+type PrivilegeStatement struct {
+	// Kind is "owner", "grant", "column-grant" or "default-privileges".
+	Kind string `json:"kind"`
+	// Object names the object, e.g. "table public.clients".
+	Object string   `json:"object"`
+	Roles  []string `json:"roles"`
+	SQL    string   `json:"sql"`
+}
+
+// Privileges is the content of a privileges stream (docs/format.md,
+// "Privileges stream").
+type Privileges struct {
+	Format     string               `json:"format"`
+	Roles      []Role               `json:"roles"`
+	Statements []PrivilegeStatement `json:"statements"`
+}
+
+// PrivilegesFormat names the privileges stream format.
+const PrivilegesFormat = "kluis-privileges-v1"
+
+// MaxPrivileges bounds a privileges stream.
+const MaxPrivileges = 256 << 20
+
+// ErrBadPrivileges wraps every error about a malformed privileges stream.
+var ErrBadPrivileges = errors.New("malformed privileges stream")
+
+// DecodePrivileges reads a privileges stream: bounded, strict, checked.
+func DecodePrivileges(r io.Reader) (*Privileges, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxPrivileges+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxPrivileges {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadPrivileges, MaxPrivileges)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	var p Privileges
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadPrivileges, err)
+	}
+	if p.Format != PrivilegesFormat {
+		return nil, fmt.Errorf("%w: format %q, want %q", ErrBadPrivileges, p.Format, PrivilegesFormat)
+	}
+	for i, s := range p.Statements {
+		switch s.Kind {
+		case "owner", "grant", "column-grant", "default-privileges", "large-object":
+		default:
+			return nil, fmt.Errorf("%w: statement %d: kind %q", ErrBadPrivileges, i, s.Kind)
+		}
+		if s.SQL == "" || s.Object == "" {
+			return nil, fmt.Errorf("%w: statement %d: empty", ErrBadPrivileges, i)
+		}
+		for _, r := range s.Roles {
+			if r == "" {
+				return nil, fmt.Errorf("%w: statement %d: empty role name", ErrBadPrivileges, i)
+			}
+		}
+	}
+	return &p, nil
+}
+
+// PrivilegesReport says what a restore did with owners and privileges.
+type PrivilegesReport struct {
+	Mode    RolesMode `json:"mode"`
+	Applied int       `json:"applied"`
+	Skipped int       `json:"skipped"`
+	// SkippedKinds counts the skipped statements by kind.
+	SkippedKinds map[string]int `json:"skipped_kinds,omitempty"`
+	// SkippedObjects names the objects whose owner or privileges were not
+	// restored, e.g. "table public.clients", sorted, each once.
+	SkippedObjects []string `json:"skipped_objects,omitempty"`
+	// SkippedRoles are the roles those statements named.
+	SkippedRoles []string `json:"skipped_roles,omitempty"`
+}
+
+// Summary is one line for a person: how many were skipped and which.
+func (r *PrivilegesReport) Summary() string {
+	if r == nil {
+		return ""
+	}
+	if r.Skipped == 0 {
+		return fmt.Sprintf("owners and privileges: %d statements applied", r.Applied)
+	}
+	return fmt.Sprintf("owners and privileges: %d applied, %d skipped (--roles %s) on %d objects naming roles %s",
+		r.Applied, r.Skipped, r.Mode, len(r.SkippedObjects), strings.Join(r.SkippedRoles, ", "))
+}
+
+// PrivilegeSnapshot is a Snapshot that records owners and privileges
+// apart from its schema, so a restore can apply or skip them.
+type PrivilegeSnapshot interface {
+	Privileges(ctx context.Context, w io.Writer) error
+}
+
+// PrivilegeTarget is a Target that can apply a privileges stream.
+type PrivilegeTarget interface {
+	ApplyPrivileges(ctx context.Context, r io.Reader, mode RolesMode) (*PrivilegesReport, error)
+}
