@@ -225,6 +225,11 @@ END $$;`, app, ro))
 	if got.Privileges == nil || got.Privileges.Applied == 0 || got.Privileges.Skipped != 0 {
 		t.Errorf("privileges report %+v", got.Privileges)
 	}
+	if got.Schema == nil || !got.Schema.OK() || !got.Schema.PrivilegesCompared || got.Schema.Objects < 10 {
+		t.Errorf("schema check %+v", got.Schema)
+	} else {
+		t.Logf("schema check: %s", got.Schema.Summary())
+	}
 	loChecked := false
 	for _, c := range got.Tables {
 		if c.Table == restore.LargeObjectsCheck {
@@ -284,6 +289,9 @@ END $$;`, app, ro))
 		if !contains(p.SkippedObjects, want) {
 			t.Errorf("skipped objects %v lack %q", p.SkippedObjects, want)
 		}
+	}
+	if sc := got.Schema; sc == nil || !sc.OK() || sc.PrivilegesCompared || sc.Skipped != p.Skipped {
+		t.Errorf("schema check with --roles skip: %+v", sc)
 	}
 	if !strings.Contains(p.Summary(), "skipped") {
 		t.Errorf("summary does not say what was skipped: %s", p.Summary())

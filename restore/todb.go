@@ -40,6 +40,9 @@ type DBResult struct {
 	// Privileges says which owners and privileges were applied or skipped;
 	// nil for a snapshot that recorded none (older, or not PostgreSQL).
 	Privileges *source.PrivilegesReport `json:"privileges,omitempty"`
+	// Schema compares the restored objects, owners and privileges with the
+	// snapshot's; nil when the snapshot recorded none.
+	Schema *source.SchemaCheck `json:"schema,omitempty"`
 }
 
 // Mismatches returns the tables whose fingerprint differs.
@@ -71,6 +74,10 @@ const LargeObjectsCheck = "(large objects)"
 // ErrFingerprintMismatch is returned when a restored table differs from
 // what was backed up.
 var ErrFingerprintMismatch = errors.New("restored table differs from the snapshot")
+
+// ErrSchemaMismatch is returned when the restored objects, owners or
+// privileges differ from what the snapshot recorded.
+var ErrSchemaMismatch = errors.New("restored schema differs from the snapshot")
 
 // ToDatabase restores a database snapshot into target: the pre-data
 // schema, every table (in parallel), the post-data schema (indexes,
@@ -222,6 +229,25 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 		loCheck.Match = got.Fingerprint == loCheck.Expected && got.Rows == loCheck.Rows
 		checks = append(checks, *loCheck)
 	}
+	if ps, ok := m.Stream(backup.PrivilegesStream); ok {
+		if sr, ok := capability[source.SchemaReader](target); ok {
+			rd := r.StreamReader(ctx, ps)
+			want, err := source.DecodePrivileges(rd)
+			rd.Close()
+			if err != nil {
+				return nil, fmt.Errorf("stream %s: %w", ps.Name, err)
+			}
+			got, err := sr.ReadPrivileges(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("reading back owners and privileges: %w", err)
+			}
+			mode := source.RolesApply
+			if res.Privileges != nil {
+				mode = res.Privileges.Mode
+			}
+			res.Schema = source.CompareSchema(want, got, mode)
+		}
+	}
 	for _, c := range checks {
 		res.Bytes += c.Bytes
 		res.Rows += c.RowsRestored
@@ -231,6 +257,9 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	res.Duration = time.Since(start).Seconds()
 	if bad := res.Mismatches(); len(bad) > 0 {
 		return res, fmt.Errorf("%w: %s", ErrFingerprintMismatch, strings.Join(bad, ", "))
+	}
+	if res.Schema != nil && !res.Schema.OK() {
+		return res, fmt.Errorf("%w: %s", ErrSchemaMismatch, res.Schema.Summary())
 	}
 	res.OK = true
 	return res, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 )
 
@@ -147,4 +148,112 @@ type PrivilegeSnapshot interface {
 // PrivilegeTarget is a Target that can apply a privileges stream.
 type PrivilegeTarget interface {
 	ApplyPrivileges(ctx context.Context, r io.Reader, mode RolesMode) (*PrivilegesReport, error)
+}
+
+// SchemaCheck compares the objects, owners and privileges of a restored
+// database with those its snapshot recorded.
+type SchemaCheck struct {
+	// Objects is how many objects (schemas, tables, views, sequences,
+	// routines, types, large objects) the snapshot recorded.
+	Objects int `json:"objects"`
+	// Missing and Extra name objects only the snapshot, or only the
+	// restored database, has.
+	Missing []string `json:"missing,omitempty"`
+	Extra   []string `json:"extra,omitempty"`
+	// PrivilegesCompared is false when owners and privileges were skipped
+	// (source.RolesSkip); Skipped then says how many statements.
+	PrivilegesCompared bool `json:"privileges_compared"`
+	Skipped            int  `json:"skipped,omitempty"`
+	// Differ names the objects whose owner or privileges differ.
+	Differ []string `json:"differ,omitempty"`
+}
+
+// OK reports whether the restored schema matches.
+func (c *SchemaCheck) OK() bool {
+	return len(c.Missing) == 0 && len(c.Extra) == 0 && len(c.Differ) == 0
+}
+
+// Summary is one line for a person or a report (object names only: no
+// role names, no data).
+func (c *SchemaCheck) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d objects", c.Objects)
+	if len(c.Missing) > 0 {
+		fmt.Fprintf(&b, ", %d missing (%s)", len(c.Missing), strings.Join(c.Missing, ", "))
+	}
+	if len(c.Extra) > 0 {
+		fmt.Fprintf(&b, ", %d extra (%s)", len(c.Extra), strings.Join(c.Extra, ", "))
+	}
+	if c.PrivilegesCompared {
+		if len(c.Differ) > 0 {
+			fmt.Fprintf(&b, "; owners or privileges differ on %s", strings.Join(c.Differ, ", "))
+		} else {
+			b.WriteString("; owners and privileges identical")
+		}
+	} else {
+		fmt.Fprintf(&b, "; owners and privileges not restored (%d statements skipped: the server lacks the tenant's roles)", c.Skipped)
+	}
+	return b.String()
+}
+
+// CompareSchema compares the privileges a snapshot recorded (want) with
+// those read back from the restored database (got).
+func CompareSchema(want, got *Privileges, mode RolesMode) *SchemaCheck {
+	c := &SchemaCheck{PrivilegesCompared: mode == RolesApply}
+	objects := func(p *Privileges) map[string]bool {
+		m := map[string]bool{}
+		for _, s := range p.Statements {
+			if s.Kind == "owner" {
+				m[s.Object] = true
+			}
+		}
+		return m
+	}
+	w, g := objects(want), objects(got)
+	c.Objects = len(w)
+	for o := range w {
+		if !g[o] {
+			c.Missing = append(c.Missing, o)
+		}
+	}
+	for o := range g {
+		if !w[o] {
+			c.Extra = append(c.Extra, o)
+		}
+	}
+	if c.PrivilegesCompared {
+		stmts := func(p *Privileges) map[string]string {
+			m := map[string]string{}
+			for _, s := range p.Statements {
+				m[s.Kind+" "+s.Object] += s.SQL
+			}
+			return m
+		}
+		ws, gs := stmts(want), stmts(got)
+		differ := map[string]bool{}
+		for k, v := range ws {
+			if gs[k] != v {
+				differ[k] = true
+			}
+		}
+		for k := range gs {
+			if _, ok := ws[k]; !ok {
+				differ[k] = true
+			}
+		}
+		for k := range differ {
+			c.Differ = append(c.Differ, k)
+		}
+	} else {
+		c.Skipped = len(want.Statements)
+	}
+	sort.Strings(c.Missing)
+	sort.Strings(c.Extra)
+	sort.Strings(c.Differ)
+	return c
+}
+
+// SchemaReader is a Target that can read back its owners and privileges.
+type SchemaReader interface {
+	ReadPrivileges(ctx context.Context) (*Privileges, error)
 }

@@ -60,10 +60,15 @@ type Options struct {
 // when the test's context has ended.
 const dropTimeout = 2 * time.Minute
 
+// CheckSchema: the restored objects (and, where the roles exist, owners and
+// privileges) equal what the snapshot recorded; its detail says how many
+// owner and privilege statements were skipped (object names only).
+const CheckSchema = "schema"
+
 // checkOrder is the order of a report's checks.
 var checkOrder = []string{
 	evidence.CheckSnapshot, evidence.CheckFetch, evidence.CheckRestore, evidence.CheckFingerprints,
-	evidence.CheckProbes, evidence.CheckRTO, evidence.CheckRPO, evidence.CheckDropScratch,
+	CheckSchema, evidence.CheckProbes, evidence.CheckRTO, evidence.CheckRPO, evidence.CheckDropScratch,
 }
 
 // Run runs one restore test and returns its report: verdict PASS when
@@ -384,13 +389,14 @@ func (rt *run) checkRestore(ctx context.Context) {
 	rt.restoreDur = end.Sub(t0)
 	rt.record(name, true, loaded.Sub(t0), fmt.Sprintf("restored into scratch database %s", sc.Name()))
 
+	rt.recordSchema(res)
 	rt.current = evidence.CheckFingerprints
 	fpDur := end.Sub(loaded)
 	switch {
 	case fpErr != nil:
 		rt.record(evidence.CheckFingerprints, false, fpDur, describe(fpErr, rt.secret))
 		return
-	case err != nil && !errors.Is(err, restore.ErrFingerprintMismatch):
+	case err != nil && !errors.Is(err, restore.ErrFingerprintMismatch) && !errors.Is(err, restore.ErrSchemaMismatch):
 		rt.record(evidence.CheckFingerprints, false, fpDur, describe(err, rt.secret))
 		return
 	}
@@ -407,6 +413,18 @@ func (rt *run) checkRestore(ctx context.Context) {
 	}
 	rt.record(evidence.CheckFingerprints, true, fpDur, fmt.Sprintf("all %d tables (%d rows) match the manifest's row counts and fingerprints",
 		len(res.Tables), res.Rows))
+}
+
+// recordSchema records the schema check from a restore's result.
+func (rt *run) recordSchema(res *restore.DBResult) {
+	switch {
+	case res == nil:
+		rt.record(CheckSchema, false, 0, "skipped: the restore did not finish")
+	case res.Schema == nil:
+		rt.record(CheckSchema, true, 0, "not recorded: the snapshot holds no owners and privileges (not PostgreSQL, or taken before kluis recorded them)")
+	default:
+		rt.record(CheckSchema, res.Schema.OK(), 0, res.Schema.Summary())
+	}
 }
 
 // skipDependent records a check that cannot run because name failed.

@@ -498,3 +498,15 @@ func mustQuery(ctx context.Context, conn *pgx.Conn, sql string, args ...any) pgx
 	rows, _ := conn.Query(ctx, sql, args...) // CollectRows reports the error
 	return rows
 }
+
+// ReadPrivileges reads the target's owners and privileges back, as a
+// snapshot records them, for the schema check.
+func (t *Target) ReadPrivileges(ctx context.Context) (*source.Privileges, error) {
+	conn, err := connect(ctx, t.cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	p, err := readPrivileges(ctx, conn)
+	return p, redactError(err, t.cfg.Password)
+}
