@@ -134,7 +134,7 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	}
 	fmt.Fprintf(g.stdout, "dossier %s of tenant %s in snapshot %s (%s): %d rows\n", *id, *tenant, s.snap.ID.Short(), s.snap.Manifest.Started.Format("2006-01-02 15:04 MST"), res.Rows)
 	for _, t := range res.Tables {
-		fmt.Fprintf(g.stdout, "  %-40s %8d\n", t.Table, t.Rows)
+		fmt.Fprintf(g.stdout, "  %-40s %8d  member by %s\n", t.Table, t.Rows, t.Via)
 	}
 	if len(res.Shared) > 0 {
 		fmt.Fprintln(g.stdout, "shared rows it refers to (not part of the dossier; they must exist in a restore target):")
