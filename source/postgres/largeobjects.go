@@ -111,25 +111,35 @@ func readLargeObject(ctx context.Context, conn *pgx.Conn, oid uint32, header fun
 		}
 	}
 	h := sha256.New()
-	var buf []byte
+	// loread's result is read straight from the connection's buffer (binary
+	// bytea: the raw bytes), so no chunk is ever copied into a new slice.
+	params := [][]byte{[]byte(strconv.Itoa(int(fd))), []byte(strconv.Itoa(loChunk))}
 	for done := int64(0); done < size; {
-		buf = buf[:0]
-		if err := conn.QueryRow(ctx, "SELECT pg_catalog.loread($1, $2)", fd, loChunk).Scan(&buf); err != nil {
-			return "", err
-		}
-		if len(buf) == 0 {
-			return "", fmt.Errorf("ended at %d of %d bytes", done, size)
-		}
-		if int64(len(buf)) > size-done {
-			return "", fmt.Errorf("grew beyond %d bytes while read", size)
-		}
-		h.Write(buf)
-		if w != nil {
-			if _, err := w.Write(buf); err != nil {
-				return "", err
+		rr := conn.PgConn().ExecParams(ctx, "SELECT pg_catalog.loread($1, $2)", params, []uint32{23, 23}, nil, []int16{1})
+		n := 0
+		var werr error
+		for rr.NextRow() {
+			v := rr.Values()[0]
+			n = len(v)
+			if int64(n) > size-done {
+				werr = fmt.Errorf("grew beyond %d bytes while read", size)
+				continue
+			}
+			h.Write(v)
+			if w != nil && werr == nil {
+				_, werr = w.Write(v)
 			}
 		}
-		done += int64(len(buf))
+		if _, err := rr.Close(); err != nil {
+			return "", err
+		}
+		if werr != nil {
+			return "", werr
+		}
+		if n == 0 {
+			return "", fmt.Errorf("ended at %d of %d bytes", done, size)
+		}
+		done += int64(n)
 	}
 	if err := execSimple(ctx, conn, "SELECT pg_catalog.lo_close("+strconv.Itoa(int(fd))+")"); err != nil {
 		return "", err
