@@ -191,7 +191,7 @@ func (c *SchemaCheck) Summary() string {
 			b.WriteString("; owners and privileges identical")
 		}
 	} else {
-		fmt.Fprintf(&b, "; owners and privileges not restored (%d statements skipped: the server lacks the tenant's roles)", c.Skipped)
+		fmt.Fprintf(&b, "; owners and privileges not restored (%d statements)", c.Skipped)
 	}
 	return b.String()
 }

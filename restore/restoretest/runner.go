@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -423,7 +425,17 @@ func (rt *run) recordSchema(res *restore.DBResult) {
 	case res.Schema == nil:
 		rt.record(CheckSchema, true, 0, "not recorded: the snapshot holds no owners and privileges (not PostgreSQL, or taken before kluis recorded them)")
 	default:
-		rt.record(CheckSchema, res.Schema.OK(), 0, res.Schema.Summary())
+		detail := res.Schema.Summary()
+		if p := res.Privileges; p != nil && p.Skipped > 0 {
+			// Which, by kind and object (object names only: role names
+			// stay out of the report).
+			var kinds []string
+			for _, k := range slices.Sorted(maps.Keys(p.SkippedKinds)) {
+				kinds = append(kinds, fmt.Sprintf("%d %s", p.SkippedKinds[k], k))
+			}
+			detail += fmt.Sprintf(": %s, on %d objects: %s", strings.Join(kinds, ", "), len(p.SkippedObjects), strings.Join(p.SkippedObjects, ", "))
+		}
+		rt.record(CheckSchema, res.Schema.OK(), 0, detail)
 	}
 }
 

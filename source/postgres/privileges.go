@@ -338,7 +338,8 @@ ORDER BY pg_catalog.pg_get_userbyid(d.defaclrole)::text COLLATE "C", COALESCE(pg
 			return nil, fmt.Errorf("default privileges of unknown object type %q", objtype)
 		}
 		prefix := "ALTER DEFAULT PRIVILEGES FOR ROLE " + quoteRole(role)
-		object := "default privileges of " + role + " on " + strings.ToLower(kw)
+		// The label names no role: it may end up in a restore-test report.
+		object := "default privileges on " + strings.ToLower(kw)
 		if schema != "" {
 			prefix += " IN SCHEMA " + schema
 			object += " in schema " + schema
