@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -93,7 +94,7 @@ func (g *globals) flags(name, usage string) *flag.FlagSet {
 	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&g.logFormat, "log-format", g.logFormat, "log `format`: text or json")
 	fs.Usage = func() {
-		fmt.Fprintf(g.stderr, "Usage: kluis %s %s\n\nFlags:\n", name, usage)
+		fmt.Fprintf(fs.Output(), "Usage: kluis %s %s\n\nFlags:\n", name, usage)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -104,10 +105,18 @@ func (g *globals) jsonFlag(fs *flag.FlagSet) {
 }
 
 func (g *globals) parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	// Help that was asked for goes to stdout (it is the answer); usage
+	// printed because of a mistake goes to stderr with the error.
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(g.stderr)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			g.stdout.Write(out.Bytes())
 			return err
 		}
+		g.stderr.Write(out.Bytes())
 		return &silentError{code: exitUsage}
 	}
 	var level slog.Level
