@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -57,6 +58,13 @@ type globals struct {
 	logFormat      string
 	jsonOut        bool
 	log            *slog.Logger
+
+	// ctx is the command's context (cancelled on SIGINT/SIGTERM).
+	ctx context.Context
+	// Discovery, run at most once per command (tenants.go).
+	discoveryDone bool
+	discovered    []config.Tenant
+	discoveryErr  error
 }
 
 func (g *globals) exit(err error) int {
@@ -172,7 +180,11 @@ func (g *globals) appliance() (*appliance.Appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return appliance.New(c, g.log), nil
+	a := appliance.New(c, g.log)
+	if len(g.discovered) > 0 {
+		a = a.WithTenants(g.discovered)
+	}
+	return a, nil
 }
 
 // printJSON writes v as indented JSON to stdout.
@@ -183,13 +195,14 @@ func (g *globals) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// requireTenant checks --tenant was given and exists.
+// requireTenant checks --tenant was given and exists in a (after
+// resolveTenant, discovered tenants included).
 func requireTenant(a *appliance.Appliance, tenant string) error {
 	if tenant == "" {
 		return usageErrorf("--tenant is required")
 	}
 	if _, err := a.Cfg.Tenant(tenant); err != nil {
-		return &configError{err}
+		return &configError{unknownTenant(a.Cfg, tenant, nil)}
 	}
 	return nil
 }
@@ -255,8 +268,5 @@ func (g *globals) tenantCommand(fs *flag.FlagSet, args []string, tenant *string)
 	if err != nil {
 		return nil, err
 	}
-	if err := requireTenant(a, *tenant); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return g.resolveTenant(g.ctx, a, *tenant)
 }

@@ -113,7 +113,7 @@ func main() {
 
 // run executes one command line and returns the process exit code.
 func run(ctx context.Context, args []string) int {
-	g := &globals{stdout: os.Stdout, stderr: os.Stderr, configPath: os.Getenv("KLUIS_CONFIG"), logLevel: "warn", logFormat: "text"}
+	g := &globals{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, configPath: os.Getenv("KLUIS_CONFIG"), logLevel: "warn", logFormat: "text"}
 	// Global flags may also come before the command: kluis --config F status.
 	pre := g.flags("", "")
 	pre.Usage = func() {}
