@@ -41,7 +41,7 @@ func init() {
 		{name: "init", summary: "create a tenant's repository and keys at every location", run: cmdInit},
 		{name: "backup", summary: "take a snapshot of a tenant", run: cmdBackup},
 		{name: "snapshots", summary: "list a tenant's snapshots and where they are stored", run: cmdSnapshots},
-		{name: "restore", summary: "restore a snapshot into a directory", run: cmdRestore},
+		{name: "restore", summary: "restore a snapshot into a database (PostgreSQL, MariaDB, SQLite file) or its streams into a directory", run: cmdRestore},
 		{name: "check", summary: "verify a tenant's repository at each location", run: cmdCheck},
 		{name: "forget", summary: "remove snapshots by the retention policy (and prune)", run: cmdForget},
 		{name: "prune", summary: "delete data no snapshot needs", run: cmdPrune},
