@@ -181,16 +181,25 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 		return nil, fmt.Errorf("post-data schema: %w", err)
 	}
 	if ps, ok := m.Stream(backup.PrivilegesStream); ok {
-		pt, ok := capability[source.PrivilegeTarget](target)
-		if !ok {
-			return nil, fmt.Errorf("snapshot %s records owners and privileges, which this target cannot apply", snap.ID.Short())
-		}
 		mode := opts.Roles
 		if mode == "" {
 			mode = source.RolesApply
 		}
+		pt, ok := capability[source.PrivilegeTarget](target)
 		rd := r.StreamReader(ctx, ps)
-		rep, err := pt.ApplyPrivileges(ctx, rd, mode)
+		var rep *source.PrivilegesReport
+		var err error
+		switch {
+		case ok:
+			rep, err = pt.ApplyPrivileges(ctx, rd, mode)
+		case mode == source.RolesSkip:
+			var p *source.Privileges
+			if p, err = source.DecodePrivileges(rd); err == nil {
+				rep = source.SkipPrivileges(p)
+			}
+		default:
+			err = fmt.Errorf("snapshot %s records owners and privileges, which this target cannot apply (restore with --roles skip)", snap.ID.Short())
+		}
 		rd.Close()
 		if err != nil {
 			return nil, fmt.Errorf("owners and privileges: %w", err)

@@ -127,6 +127,34 @@ type PrivilegesReport struct {
 	SkippedRoles []string `json:"skipped_roles,omitempty"`
 }
 
+// SkipPrivileges is the report of skipping every statement of p
+// (RolesSkip).
+func SkipPrivileges(p *Privileges) *PrivilegesReport {
+	rep := &PrivilegesReport{Mode: RolesSkip}
+	objs, roles := map[string]bool{}, map[string]bool{}
+	rep.SkippedKinds = map[string]int{}
+	for _, s := range p.Statements {
+		rep.Skipped++
+		rep.SkippedKinds[s.Kind]++
+		objs[s.Object] = true
+		for _, r := range s.Roles {
+			roles[r] = true
+		}
+	}
+	for o := range objs {
+		rep.SkippedObjects = append(rep.SkippedObjects, o)
+	}
+	for r := range roles {
+		rep.SkippedRoles = append(rep.SkippedRoles, r)
+	}
+	sort.Strings(rep.SkippedObjects)
+	sort.Strings(rep.SkippedRoles)
+	if len(rep.SkippedKinds) == 0 {
+		rep.SkippedKinds = nil
+	}
+	return rep
+}
+
 // Summary is one line for a person: how many were skipped and which.
 func (r *PrivilegesReport) Summary() string {
 	if r == nil {

@@ -413,11 +413,10 @@ func (t *Target) ApplyPrivileges(ctx context.Context, r io.Reader, mode source.R
 	if err != nil {
 		return nil, err
 	}
-	rep := &source.PrivilegesReport{Mode: mode}
 	if mode == source.RolesSkip {
-		skipAll(rep, p.Statements)
-		return rep, nil
+		return source.SkipPrivileges(p), nil
 	}
+	rep := &source.PrivilegesReport{Mode: mode}
 	if mode != source.RolesApply {
 		return nil, fmt.Errorf("postgres: roles mode %q", mode)
 	}
@@ -470,30 +469,6 @@ func (t *Target) ApplyPrivileges(ctx context.Context, r io.Reader, mode source.R
 
 // ErrMissingRoles: the target lacks roles that owners or privileges name.
 var ErrMissingRoles = errors.New("postgres: the target server lacks roles the snapshot's owners and privileges name")
-
-func skipAll(rep *source.PrivilegesReport, stmts []source.PrivilegeStatement) {
-	objs, roles := map[string]bool{}, map[string]bool{}
-	rep.SkippedKinds = map[string]int{}
-	for _, s := range stmts {
-		rep.Skipped++
-		rep.SkippedKinds[s.Kind]++
-		objs[s.Object] = true
-		for _, r := range s.Roles {
-			roles[r] = true
-		}
-	}
-	for o := range objs {
-		rep.SkippedObjects = append(rep.SkippedObjects, o)
-	}
-	for r := range roles {
-		rep.SkippedRoles = append(rep.SkippedRoles, r)
-	}
-	sort.Strings(rep.SkippedObjects)
-	sort.Strings(rep.SkippedRoles)
-	if len(rep.SkippedKinds) == 0 {
-		rep.SkippedKinds = nil
-	}
-}
 
 func mustQuery(ctx context.Context, conn *pgx.Conn, sql string, args ...any) pgx.Rows {
 	rows, _ := conn.Query(ctx, sql, args...) // CollectRows reports the error
