@@ -335,10 +335,7 @@ func (r *Repo) readVerified(ctx context.Context, kind string, h Hash, max int64)
 	var problems []string
 	notFound := true
 	for _, l := range r.locs {
-		data, err := ReadAll(ctx, l, name, max)
-		if err == nil && sha256.Sum256(data) != h {
-			err = fmt.Errorf("content does not match its name: %w", ErrCorrupt)
-		}
+		data, err := readContent(ctx, l, name, max, h)
 		if err == nil {
 			if len(problems) > 0 {
 				r.log.Warn("bad copy of object, read another location", "object", name, "problems", strings.Join(problems, "; "))
