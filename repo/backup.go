@@ -578,15 +578,6 @@ func (x *Index) addAll(packs []PackBlobs) {
 	}
 }
 
-// ensureRepoObjects writes the config and key file at a location that
-// lacks them (it was down at init, or was added later).
-func (r *Repo) ensureRepoObjects(ctx context.Context, l Location) error {
-	if err := l.Put(ctx, r.keyName, r.keyBytes); err != nil {
-		return err
-	}
-	return l.Put(ctx, r.tenant+"/"+kindConfig, r.configBytes)
-}
-
 // copyMissing copies to l every pack in needed and every index object that
 // l lacks, reading each from a location whose copy verifies.
 func (r *Repo) copyMissing(ctx context.Context, l Location, needed map[Hash]bool) error {
