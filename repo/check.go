@@ -106,6 +106,7 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 			c.errorf("%s: %v", name, err)
 			continue
 		}
+		r.checkKeyFile(&c, name, kb)
 		opened = opened || name == r.keyName
 	}
 	if !opened {

@@ -261,3 +261,18 @@ func (r *Repo) confirmKey(ctx context.Context) error {
 	}
 	return nil
 }
+
+// checkKeyFile names a key file that is not this repository's key under
+// this appliance's master key: one that opens but holds another key is
+// planted (an error); one that does not open is a lost appliance's, left
+// from before a recovery, or planted (a warning: delete it once the
+// recovery is done, docs/ops.md).
+func (r *Repo) checkKeyFile(c *LocationCheck, name string, kb []byte) {
+	k, err := decodeKeyFile(kb, r.master, r.tenant, r.cfg.ID)
+	switch {
+	case err == nil && !sameKey(k, r.key):
+		c.errorf("%s: opens with this appliance's master key but holds another key (planted)", name)
+	case err != nil:
+		c.warnf("%s: does not open with this appliance's master key: a lost appliance's key file left from before a recovery (delete it), or planted", name)
+	}
+}

@@ -62,6 +62,7 @@ type Repo struct {
 	configBytes []byte
 	keyName     string
 	keyBytes    []byte
+	master      MasterKey
 	// configAt holds the names of the locations whose config is known to
 	// be this repository's (ensureRepoObjects).
 	configAt sync.Map
@@ -176,7 +177,7 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 		return nil, err
 	}
 	r := &Repo{tenant: tenant, cfg: cfg, key: key, sealer: s, meta: ms, locs: locs,
-		log: opts.Logger.With("tenant", tenant), now: opts.Now}
+		log: opts.Logger.With("tenant", tenant), now: opts.Now, master: opts.Master}
 	r.packs = newPackCache(r, 4*cfg.PackSize)
 	return r, nil
 }
