@@ -155,9 +155,15 @@ func (a *Appliance) InitRepo(ctx context.Context, tenant string) (*repo.Repo, []
 func (a *Appliance) OpenOrInitRepo(ctx context.Context, tenant string) (*repo.Repo, error) {
 	r, err := a.OpenRepo(ctx, tenant)
 	if errors.Is(err, repo.ErrNotFound) {
-		r, _, err = a.InitRepo(ctx, tenant)
+		var res []repo.LocationResult
+		r, res, err = a.InitRepo(ctx, tenant)
 		if err == nil {
 			a.Log.Info("created repository", "tenant", tenant)
+		}
+		for _, lr := range res {
+			if !lr.OK {
+				a.Log.Warn("repository not created at a location", "tenant", tenant, "location", lr.Location, "err", lr.Error)
+			}
 		}
 	}
 	return r, err

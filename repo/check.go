@@ -83,7 +83,7 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 	case err != nil:
 		c.errorf("%s/config: %v", t, err)
 	case Hash(sha256.Sum256(cb)).String() != r.key.ConfigSHA256:
-		c.errorf("%s/config: content differs from what the key file binds (edited or damaged)", t)
+		c.errorf("%s/config: content differs from what the key file binds (edited, damaged, or planted under the tenant's id)", t)
 	}
 	keys, err := r.listNames(ctx, l, kindKeys)
 	if err != nil {
