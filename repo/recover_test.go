@@ -227,3 +227,39 @@ func sameTree(a, b map[string][32]byte) bool {
 	}
 	return true
 }
+
+// TestOpenRefusesTwoMasterKeys: two key files that both open with the
+// master key but hold different keys (what an accepted forgery would have
+// left) make open refuse that location's copy, naming both.
+func TestOpenRefusesTwoMasterKeys(t *testing.T) {
+	ctx := context.Background()
+	locs, dirs := dirLocations(t)
+	opts := repo.Options{Master: testMaster(t), Chunker: testParams, PackSize: testPackSize}
+	r, _, err := repo.Init(ctx, testTenant, locs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := os.ReadFile(filepath.Join(dirs[0], testTenant, "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := repo.NewTenantKey(testTenant, r.Config().ID, sha256.Sum256(cb), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := repo.EncodeKeyFile(other, opts.Master, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := testTenant + "/keys/" + repo.Hash(sha256.Sum256(kb)).String()
+	if err := os.WriteFile(filepath.Join(dirs[0], name), kb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = repo.Open(ctx, testTenant, locs[:1], opts)
+	if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "different keys") {
+		t.Fatalf("Open with two different keys under the master key = %v", err)
+	}
+	if _, err := repo.Open(ctx, testTenant, locs, opts); err != nil {
+		t.Fatalf("Open falls back to the other location: %v", err)
+	}
+}

@@ -22,6 +22,12 @@
 //     mode and a retain-until date of now + Days. Delete of an object
 //     whose retention has not ended returns repo.ErrRetained without trying,
 //     so prune can skip it; the server would refuse anyway.
+//   - Versions (Object Lock buckets, and buckets with versioning): reads,
+//     Stat and List see through delete markers; ReadVersions gives older
+//     versions to a caller whose content check fails on the current one;
+//     Delete removes every version and the markers, or nothing
+//     (repo.ErrRetained) while one is locked; VersionAnomalies lists the
+//     names with a second version or a marker (repo.VersionedLocation).
 //   - Secrets (the access key files' contents) never appear in errors or
 //     logs: errors name the location, the operation and the object.
 //
