@@ -276,3 +276,11 @@ func (r *Repo) checkKeyFile(c *LocationCheck, name string, kb []byte) {
 		c.warnf("%s: does not open with this appliance's master key: a lost appliance's key file left from before a recovery (delete it), or planted", name)
 	}
 }
+
+// ownKeyFile reports whether a key file holds this repository's key under
+// this appliance's master key: the only key files sync copies, so a key
+// file planted at one location never reaches another.
+func (r *Repo) ownKeyFile(kb []byte) bool {
+	k, err := decodeKeyFile(kb, r.master, r.tenant, r.cfg.ID)
+	return err == nil && sameKey(k, r.key)
+}

@@ -128,6 +128,13 @@ func TestRecoverRefusesPlantedKeyFile(t *testing.T) {
 		t.Fatal("Open took the planted key")
 	}
 	verifyRestore(t, ro, res.ID, a)
+	// Sync never spreads the planted key file to the other location.
+	if _, err := ro.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dirs[1], plantedName)); err == nil {
+		t.Fatal("sync copied the planted key file to groningen")
+	}
 
 	// The appliance is lost; a new one recovers.
 	newOpts := repo.Options{Master: testMaster(t), RecoveryRecipient: id.Recipient().String(), Chunker: testParams, PackSize: testPackSize}

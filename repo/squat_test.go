@@ -62,6 +62,15 @@ func TestSquattedPrefix(t *testing.T) {
 	second := backup(t, r2, a, b)
 	verifyRestore(t, mustOpen(t, locs[1:], opts), br.ID, a)
 	verifyRestore(t, mustOpen(t, locs[1:], opts), second.ID, a, b)
+	sr, err := r2.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sr {
+		if s.Location == "amsterdam" && (s.Complete() || !strings.Contains(s.Error, "not this repository's")) {
+			t.Errorf("sync at the squatted amsterdam: %+v, want it refused as foreign", s)
+		}
+	}
 	if after := tree(t, filepath.Join(dirs[0], testTenant)); !sameTree(planted, after) {
 		t.Error("kluis wrote next to the planted config")
 	}
