@@ -93,12 +93,15 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 	}
 	// A location whose tenant prefix holds a config that is not this
 	// repository's (squatted) gets nothing: the backup is degraded there.
-	for _, l := range r.locs {
+	r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
 		if err := r.ensureRepoObjects(ctx, l); errors.Is(err, ErrForeign) {
+			b.stateMu.Lock()
 			b.failed[l.Name()] = err
+			b.stateMu.Unlock()
 			r.log.Warn("location skipped: its tenant prefix holds a foreign config", "location", l.Name(), "err", err)
 		}
-	}
+		return nil
+	})
 	if snaps, err := r.Snapshots(ctx); err == nil && len(snaps) > 0 {
 		b.m.Parent = snaps[len(snaps)-1].ID.String()
 	}
