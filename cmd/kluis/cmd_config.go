@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -24,7 +25,12 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 	c, err := g.loadConfig()
 	if err != nil {
 		if g.jsonOut {
-			g.printJSON(map[string]any{"ok": false, "error": err.Error()})
+			doc := map[string]any{"ok": false, "error": err.Error()}
+			var ve *config.ValidationError
+			if errors.As(err, &ve) {
+				doc["problems"] = ve.Problems // every problem, each {path, message}
+			}
+			g.printJSON(doc)
 		}
 		return err
 	}

@@ -115,6 +115,7 @@ const (
 type Location struct {
 	opts   Options
 	client *s3.Client
+	bucket bucketCheck
 
 	versionedMu     sync.Mutex
 	versionedKnown  bool
@@ -290,6 +291,9 @@ func (l *Location) wrap(op, name string, err error) error {
 	}
 	if isNotFound(err) {
 		return fmt.Errorf("location %s: %s: %w", l.opts.Name, name, repo.ErrNotFound)
+	}
+	if hint := misconfigured(err); hint != "" {
+		return fmt.Errorf("location %s: %s %s: %v: %s; %w", l.opts.Name, op, name, simplify(err), hint, repo.ErrMisconfigured)
 	}
 	return fmt.Errorf("location %s: %s %s: %w", l.opts.Name, op, name, simplify(err))
 }
@@ -502,6 +506,9 @@ func (l *Location) Stat(ctx context.Context, name string) (repo.ObjectInfo, erro
 			info.Name = name
 			return info, nil
 		}
+	}
+	if err != nil && isNotFound(err) && l.bucketMissing(ctx) {
+		return repo.ObjectInfo{}, l.errNoBucket("stat", name)
 	}
 	if err != nil {
 		return repo.ObjectInfo{}, l.wrap("stat", name, err)
