@@ -15,6 +15,11 @@ import (
 // and left alone; the tenant is initialised, and backed up, at the others
 // (degraded at the squatted one) — see Init, Open and ensureRepoObjects.
 
+// errConfigUnreadable marks an error about a config that was read but does
+// not decode (a version or algorithm this kluis does not know, another
+// tenant's): the location answered. It adds nothing to the message.
+var errConfigUnreadable = errors.New("")
+
 // existingAt decides whether the repository config under the tenant's
 // prefix at l is this appliance's: nil when a key file there opens with
 // the master key and binds that config; ErrWrongKey when a key file there

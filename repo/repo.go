@@ -201,8 +201,12 @@ func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 		}
 		if errors.Is(err, ErrNotFound) {
 			notFound++
-		} else if ferr := existingAt(ctx, tenant, l, opts); errors.Is(ferr, ErrForeign) {
-			foreign = append(foreign, ferr.Error())
+		} else if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrWrongKey) || errors.Is(err, errConfigUnreadable) {
+			// The location answered, and nothing there opens: a
+			// repository of this appliance, damaged, or a foreign config?
+			if ferr := existingAt(ctx, tenant, l, opts); errors.Is(ferr, ErrForeign) {
+				foreign = append(foreign, ferr.Error())
+			}
 		}
 		if !errors.Is(err, ErrNotFound) {
 			found = true
@@ -243,7 +247,7 @@ func openAt(ctx context.Context, tenant string, l Location, locs []Location, opt
 	}
 	cfg, err := decodeConfig(cb, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("%s/config: %w", tenant, err)
+		return nil, fmt.Errorf("%s/config: %w%w", tenant, err, errConfigUnreadable)
 	}
 	var keyNames []string
 	err = l.List(ctx, tenant+"/"+kindKeys+"/", func(oi ObjectInfo) error {

@@ -99,3 +99,25 @@ func mustOpen(t *testing.T, locs []repo.Location, opts repo.Options) *repo.Repo 
 	}
 	return r
 }
+
+// TestSquattedPrefixUnreadableConfig: a planted config this kluis cannot
+// read (a "newer" version, garbage) is as foreign as a well-made one.
+func TestSquattedPrefixUnreadableConfig(t *testing.T) {
+	ctx := context.Background()
+	for _, planted := range []string{`{"version": 99}`, "not json", `{"version": 1, "tenant": "praktijk-b"}`} {
+		locs, dirs := dirLocations(t)
+		if err := os.MkdirAll(filepath.Join(dirs[0], testTenant), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dirs[0], testTenant, "config"), []byte(planted), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		opts := repo.Options{Master: testMaster(t), Chunker: testParams, PackSize: testPackSize}
+		if _, err := repo.Open(ctx, testTenant, locs, opts); !errors.Is(err, repo.ErrNotFound) {
+			t.Errorf("%q: Open = %v, want ErrNotFound", planted, err)
+		}
+		if _, res, err := repo.Init(ctx, testTenant, locs, opts); err != nil || res[0].OK || !res[1].OK {
+			t.Errorf("%q: Init = %v %+v, want initialised at groningen only", planted, err, res)
+		}
+	}
+}
