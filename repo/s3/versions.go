@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -17,7 +18,7 @@ import (
 
 // versioned reports whether the bucket keeps versions: always under
 // Object Lock, otherwise as the bucket's versioning status says (asked
-// once; a failed question is asked again next time).
+// once; a question that got no answer is asked again next time).
 func (l *Location) versioned(ctx context.Context) bool {
 	if l.opts.Lock != nil {
 		return true
@@ -31,6 +32,11 @@ func (l *Location) versioned(ctx context.Context) bool {
 	defer cancel()
 	out, err := l.client.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(l.opts.Bucket)})
 	if err != nil {
+		// Refused (no permission to ask) is an answer: take the bucket as
+		// unversioned. No answer at all: ask again next time.
+		if s := httpStatus(err); s == http.StatusForbidden || s == http.StatusNotImplemented {
+			l.versionedKnown = true
+		}
 		return false
 	}
 	l.versionedKnown = true
