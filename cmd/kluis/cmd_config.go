@@ -35,6 +35,17 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	out := map[string]any{"ok": true, "tenants": len(c.Tenants), "locations": len(c.Locations)}
+	// Valid but probably wrong: said, never a failure.
+	warnings := c.Warnings()
+	if warnings == nil {
+		warnings = []config.Problem{}
+	}
+	out["warnings"] = warnings
+	if !g.jsonOut {
+		for _, w := range warnings {
+			fmt.Fprintf(g.stderr, "warning: %s: %s\n", w.Path, w.Message)
+		}
+	}
 	var failure error
 	if *online {
 		// Locations first, then databases; one verdict (one JSON document).
