@@ -248,13 +248,18 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 		}
 		if err != nil {
 			c.errorf("%s: %v", name, err)
+			r.noteCheckDamage(l, c, name, err)
 			continue
 		}
 		c.PacksRead++
 		c.BytesRead += int64(len(data))
 		entries, err := parsePack(r.meta, h, data)
 		if err != nil {
+			if sha256.Sum256(data) == h {
+				err = fmt.Errorf("%w: %v: %w", errForeign, err, ErrCorrupt)
+			}
 			c.errorf("%s: %v", name, err)
+			r.noteCheckDamage(l, c, name, err)
 			continue
 		}
 		want := map[chunk.ID]BlobEntry{}
@@ -268,6 +273,7 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 			buf, err = r.sealer.Open(buf[:0], e.ID, data[e.Offset:e.Offset+e.Length])
 			if err != nil {
 				c.errorf("%s: %v", name, err)
+				r.noteCheckDamage(l, c, name, errors.Join(err, ErrCorrupt))
 			}
 		}
 	}
@@ -279,11 +285,8 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 func (r *Repo) checkRead(ctx context.Context, l Location, c *LocationCheck, kind string, h Hash) (any, error) {
 	name := objectName(r.tenant, kind, h)
 	v, err := r.openAt(ctx, l, r.spec(kind), h)
-	r.noteRead(l, name, err)
+	r.noteCheckDamage(l, c, name, err)
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			c.Damaged = append(c.Damaged, Damage{Location: l.Name(), Object: name, Problem: err.Error(), Foreign: errors.Is(err, errForeign)})
-		}
 		if errors.Is(err, errForeign) {
 			c.errorf("%s: planted object: %v; remove it (it is never read or copied)", name, err)
 		} else {
@@ -291,6 +294,20 @@ func (r *Repo) checkRead(ctx context.Context, l Location, c *LocationCheck, kind
 		}
 	}
 	return v, err
+}
+
+// noteCheckDamage records a read's outcome, and a copy that is there but
+// unusable as damage of the location.
+func (r *Repo) noteCheckDamage(l Location, c *LocationCheck, name string, err error) {
+	r.noteRead(l, name, err)
+	if errors.Is(err, ErrCorrupt) {
+		for _, d := range c.Damaged {
+			if d.Object == name {
+				return
+			}
+		}
+		c.Damaged = append(c.Damaged, Damage{Location: l.Name(), Object: name, Problem: err.Error(), Foreign: errors.Is(err, errForeign)})
+	}
 }
 
 func containsString(list []string, s string) bool {

@@ -145,7 +145,7 @@ func (r *Repo) loadBlobAt(ctx context.Context, id chunk.ID, bl BlobLocation, dst
 func (r *Repo) readPackOpened(ctx context.Context, h Hash) ([]byte, error) {
 	name := objectName(r.tenant, kindData, h)
 	var problems []string
-	notFound := true
+	notFound, foreign := true, false
 	for _, l := range r.locs {
 		data, err := ReadAll(ctx, l, name, r.maxPackObject())
 		if err == nil {
@@ -160,9 +160,13 @@ func (r *Repo) readPackOpened(ctx context.Context, h Hash) ([]byte, error) {
 		}
 		problems = append(problems, fmt.Sprintf("%s: %v", l.Name(), err))
 		notFound = notFound && errors.Is(err, ErrNotFound)
+		foreign = foreign || errors.Is(err, errForeign)
 	}
-	if notFound {
+	switch {
+	case notFound:
 		return nil, fmt.Errorf("%s: missing at every location: %w", name, ErrNotFound)
+	case foreign:
+		return nil, fmt.Errorf("%s: %s: %w: %w", name, strings.Join(problems, "; "), errForeign, ErrCorrupt)
 	}
 	return nil, fmt.Errorf("%s: no good copy: %s: %w", name, strings.Join(problems, "; "), ErrCorrupt)
 }

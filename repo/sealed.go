@@ -31,7 +31,7 @@ var errForeign = errors.New("matches its name but was not sealed by this reposit
 // streamThreshold: objects up to this size are read whole; a larger one is
 // first authenticated while streaming (a fixed buffer), and read into
 // memory only when genuine, so a planted object costs no more than this.
-const streamThreshold = 8 << 20
+const streamThreshold = 4 << 20
 
 // Associated data of the sealed structures. Version 2 binds tenant and
 // repository id (docs/format.md, "Sealed structures"); version 1 objects,
