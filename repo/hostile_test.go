@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/repo/local"
+	"github.com/kluis-nl/kluis/repo/s3"
 )
 
 // One hostile location (issue 14, points 1 and 2): an attacker who holds
@@ -427,4 +429,96 @@ func TestPlantedBigIndexIsCheap(t *testing.T) {
 		t.Errorf("the planted index is not reported: %+v", r.Damage())
 	}
 	verifyRestore(t, r, s1.ID, a)
+}
+
+// Point 1 under Object Lock, on the real S3 server: the attacker puts an
+// old index back with a retention of its own, so prune cannot delete it.
+// Before the fix that index stayed live (the in-memory index picked it or
+// the current one per blob, in map order) until its retention ended, and
+// prune deleted the packs that hold the data again; now it is superseded:
+// ignored by every reader, prune keeps the live packs, every snapshot
+// restores from the untouched bucket alone, and check names the index at
+// the hostile bucket. Three tenants, so that the old behaviour fails the
+// test with probability 7/8.
+func TestS3ReplayedIndexUnderObjectLock(t *testing.T) {
+	ctx := context.Background()
+	f := newS3Fixture(t)
+	// kluis's own locations write without retention first, so that prune
+	// really deletes the first snapshot's packs and index (as it does once
+	// their retention has ended).
+	var plain []repo.Location
+	for i, srv := range f.srv {
+		plain = append(plain, srv.Location(t, f.locs[i].Name(), f.bucket, &s3.Options{Prefix: "backups/"}))
+	}
+	attacker := f.srv[0].Location(t, "attacker", f.bucket, &s3.Options{Prefix: "backups/", Lock: &s3.Lock{Mode: "governance", Days: 1}})
+	for k := range 3 {
+		tenant := "praktijk-" + string(rune('0'+k))
+		opts := f.opts()
+		openAt := func(locs ...repo.Location) *repo.Repo {
+			t.Helper()
+			r, err := repo.Open(ctx, tenant, locs, opts)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			return r
+		}
+		if _, res, err := repo.Init(ctx, tenant, plain, opts); err != nil || countOK(res) != 2 {
+			t.Fatalf("Init: %v %+v", err, res)
+		}
+		a := randomStream("a", uint64(50+k), 768<<10)
+		b := textStream("b", loremParagraph, 128<<10)
+		s1 := backup(t, openAt(plain...), a)
+		kept := map[string][]byte{}
+		err := plain[0].List(ctx, tenant+"/index/", func(oi repo.ObjectInfo) error {
+			data, err := repo.ReadAll(ctx, plain[0], oi.Name, 1<<20)
+			kept[oi.Name] = data
+			return err
+		})
+		if err != nil || len(kept) == 0 {
+			t.Fatalf("list indexes: %v (%d)", err, len(kept))
+		}
+		if _, err := openAt(plain...).Forget(ctx, []repo.Hash{s1.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := openAt(plain...).Prune(ctx, repo.PruneOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s2 := backup(t, openAt(plain...), a, b)
+		// The attack: the old index back, locked by the attacker.
+		for name, data := range kept {
+			if err := attacker.Put(ctx, name, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// From now on kluis writes under Object Lock.
+		pr, err := openAt(f.locs...).Prune(ctx, repo.PruneOptions{})
+		if err != nil {
+			t.Fatalf("prune after the replay: %v", err)
+		}
+		if pr.Retained == 0 {
+			t.Errorf("prune %+v: the locked replayed index should be retained", pr)
+		}
+		verifyRestore(t, openAt(f.locs[1]), s2.ID, a, b)
+		verifyRestore(t, openAt(f.locs...), s2.ID, a, b)
+		s3 := backup(t, openAt(f.locs...), b, a)
+		verifyRestore(t, openAt(f.locs[1]), s3.ID, b, a)
+		cs, err := openAt(f.locs...).Check(ctx, repo.CheckOptions{ReadData: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if !c.OK() {
+				t.Errorf("check at %s: %v", c.Location, c.Errors)
+			}
+			if c.Location == "s3-amsterdam" {
+				named := false
+				for name := range kept {
+					named = named || strings.Contains(strings.Join(c.Warnings, "\n"), path.Base(name)[:8])
+				}
+				if !named {
+					t.Errorf("check at s3-amsterdam does not name the replayed index: %v", c.Warnings)
+				}
+			}
+		}
+	}
 }
