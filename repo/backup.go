@@ -621,10 +621,14 @@ func (r *Repo) copyMissing(ctx context.Context, l Location, needed map[Hash]bool
 				continue
 			}
 			data, err := r.readSealedVerified(ctx, kindIndex, h)
+			if errors.Is(err, ErrCorrupt) {
+				// Damaged or planted where it is: that location's damage
+				// (recorded, reported by check), never copied, and no
+				// reason to refuse this location the snapshot.
+				r.log.Warn("index not copied: no location has a copy that opens", "location", l.Name(), "index", h.String(), "err", err)
+				continue
+			}
 			if err != nil {
-				if errors.Is(err, errForeign) {
-					continue // planted: never copied, check reports it
-				}
 				return fmt.Errorf("copy index %s to %s: %w", h.Short(), l.Name(), err)
 			}
 			if err := l.Put(ctx, objectName(r.tenant, kindIndex, h), data); err != nil {
