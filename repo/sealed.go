@@ -103,7 +103,7 @@ func (r *Repo) readSealedRaw(ctx context.Context, l Location, name string, h Has
 	if err != nil {
 		return nil, "", nil, err
 	}
-	head, err := io.ReadAll(io.LimitReader(rc, streamThreshold+1))
+	head, err := readHead(rc, streamThreshold+1)
 	if err != nil {
 		rc.Close()
 		return nil, "", nil, err
@@ -203,6 +203,29 @@ func (r *Repo) readSealedVerified(ctx context.Context, kind string, h Hash) ([]b
 		return nil, fmt.Errorf("%s: %s: %w: %w", name, strings.Join(problems, "; "), errForeign, ErrCorrupt)
 	}
 	return nil, fmt.Errorf("%s: no good copy: %s: %w", name, strings.Join(problems, "; "), ErrCorrupt)
+}
+
+// readHead reads up to limit bytes, growing its buffer sixteenfold at a
+// time (64 KiB, 1 MiB, …): a small object costs little, a big one at most
+// about limit plus a sixteenth.
+func readHead(rd io.Reader, limit int) ([]byte, error) {
+	buf := make([]byte, 0, min(limit, 64<<10))
+	for {
+		n, err := io.ReadFull(rd, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) == limit {
+			return buf, nil
+		}
+		grown := make([]byte, len(buf), min(limit, 16*cap(buf)))
+		copy(grown, buf)
+		buf = grown
+	}
 }
 
 // ReadAllSized reads an object expected to be exactly size bytes into one
