@@ -17,7 +17,11 @@ func TestIndexKeepsEveryCandidate(t *testing.T) {
 		for i, p := range order {
 			x.add(PackBlobs{Pack: p, Blobs: []BlobEntry{{ID: id, Offset: uint32(i), Length: 10, RawLength: 5}}})
 		}
-		x.add(PackBlobs{Pack: old, Blobs: []BlobEntry{{ID: id, Offset: 0, Length: 10, RawLength: 5}}}) // a duplicate
+		oldAt := uint32(0)
+		if order[1] == old {
+			oldAt = 1
+		}
+		x.add(PackBlobs{Pack: old, Blobs: []BlobEntry{{ID: id, Offset: oldAt, Length: 10, RawLength: 5}}}) // a duplicate
 		if n := len(x.Candidates(id)); n != 2 {
 			t.Fatalf("%d candidates, want 2", n)
 		}
