@@ -190,8 +190,8 @@ func TestReplayedIndexCannotMakePruneDeleteLiveData(t *testing.T) {
 	base := newDirFixture(t, "praktijk-0")
 	for k := range 4 {
 		f := base.sharedDirFixture("praktijk-" + string(rune('0'+k)))
-		a := randomStream("a", uint64(10+k), 768<<10)
-		b := textStream("b", loremParagraph, 256<<10)
+		a := randomStream("a", uint64(10+k), 384<<10)
+		b := textStream("b", loremParagraph, 128<<10)
 		r := f.init()
 		s1 := backup(t, r, a)
 		kept := map[string][]byte{}
@@ -211,7 +211,7 @@ func TestReplayedIndexCannotMakePruneDeleteLiveData(t *testing.T) {
 		}
 		// The same chunks again, in new packs.
 		s2 := backup(t, f.open(), a, b)
-		if s2.Stats.New < 768<<10 {
+		if s2.Stats.New < 384<<10 {
 			t.Fatalf("second backup stored %d new bytes: a was not stored again", s2.Stats.New)
 		}
 		// The attack: the old index put back at amsterdam.

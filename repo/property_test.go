@@ -40,7 +40,7 @@ func TestOneHostileLocationProperty(t *testing.T) {
 	// A pool of stream contents, so that backups share chunks.
 	var pool []stream
 	for i := range 6 {
-		pool = append(pool, randomStream(fmt.Sprintf("s%d", i), seed*100+uint64(i), int64(48<<10+rng.IntN(160<<10))))
+		pool = append(pool, randomStream(fmt.Sprintf("s%d", i), seed*100+uint64(i), int64(24<<10+rng.IntN(96<<10))))
 	}
 	pool = append(pool, textStream("text", loremParagraph, 96<<10))
 	committed := map[repo.Hash][]stream{}
