@@ -522,3 +522,60 @@ func TestS3ReplayedIndexUnderObjectLock(t *testing.T) {
 		}
 	}
 }
+
+// A repository written before index format version 2 (version 1 index
+// objects and manifests, version 1 associated data) stays readable:
+// snapshots list and restore, check passes, a backup deduplicates against
+// it, and prune compacts it into a version 2 index that supersedes the old
+// objects, after which a replayed old index is ignored.
+func TestVersion1RepositoryStaysReadable(t *testing.T) {
+	ctx := context.Background()
+	f := newDirFixture(t, testTenant)
+	a, b := randomStream("a", 61, 384<<10), textStream("b", loremParagraph, 128<<10)
+	r := f.init()
+	backup(t, r, a)
+	backup(t, r, a, b)
+	if err := f.open().DowngradeToV1(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldIndexes := map[string][]byte{}
+	for _, n := range f.names(0, "index") {
+		oldIndexes[n] = f.read(0, n)
+	}
+	snaps, err := f.open().Snapshots(ctx)
+	if err != nil || len(snaps) != 2 {
+		t.Fatalf("version 1 snapshots: %d, %v", len(snaps), err)
+	}
+	verifyRestore(t, f.open(1), snaps[0].ID, a)
+	verifyRestore(t, f.open(1), snaps[1].ID, a, b)
+	for _, c := range checkLocations(t, f.open()) {
+		if !c.OK() || len(c.Damaged) > 0 {
+			t.Errorf("check of a version 1 repository at %s: %v", c.Location, c.Errors)
+		}
+	}
+	s3 := backup(t, f.open(), b, a)
+	if s3.Stats.New != 0 {
+		t.Errorf("a backup over version 1 indexes stored %d new bytes, want 0", s3.Stats.New)
+	}
+	if _, err := f.open().Forget(ctx, []repo.Hash{snaps[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.open().Prune(ctx, repo.PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for n, data := range oldIndexes {
+		if f.has(0, n) {
+			t.Errorf("prune left the version 1 index %s", n)
+		}
+		f.plant(0, n, data) // and the attacker puts it back
+	}
+	verifyRestore(t, f.open(), snaps[1].ID, a, b)
+	verifyRestore(t, f.open(1), s3.ID, b, a)
+	cs := checkLocations(t, f.open())
+	if g := cs["groningen"]; !g.OK() {
+		t.Errorf("check at groningen: %v", g.Errors)
+	}
+	if w := strings.Join(cs["amsterdam"].Warnings, "\n"); !strings.Contains(w, "superseded") {
+		t.Errorf("check at amsterdam does not name the replayed version 1 index: %q", w)
+	}
+}
