@@ -107,3 +107,21 @@ func (r *Repo) damagedAt(location, name string) bool {
 	_, ok := r.damage[location+"\x00"+name]
 	return ok
 }
+
+// forgetUnlisted drops recorded damage of one kind at l for objects l no
+// longer lists (an operator removed them): a Repo kept across jobs (the
+// daemon) reports what is there now.
+func (r *Repo) forgetUnlisted(l Location, kind string, listed map[Hash]int64) {
+	r.damageMu.Lock()
+	defer r.damageMu.Unlock()
+	for key, d := range r.damage {
+		if d.Location != l.Name() {
+			continue
+		}
+		if h, ok := parseObjectName(r.tenant, kind, d.Object); ok {
+			if _, still := listed[h]; !still {
+				delete(r.damage, key)
+			}
+		}
+	}
+}

@@ -455,6 +455,7 @@ func (r *Repo) loadIndexState(ctx context.Context) (*indexState, error) {
 			continue
 		}
 		st.indexes[i] = ns
+		r.forgetUnlisted(l, kindIndex, ns)
 		listed++
 		for h, size := range ns {
 			sizes[h] = max(sizes[h], size)
@@ -465,6 +466,7 @@ func (r *Repo) loadIndexState(ctx context.Context) (*indexState, error) {
 			continue
 		}
 		st.packs[i] = ps
+		r.forgetUnlisted(l, kindData, ps)
 		packsListed++
 		for h := range ps {
 			st.present[h] = true
@@ -570,6 +572,7 @@ func (r *Repo) snapshotState(ctx context.Context) (*snapshotState, error) {
 			continue
 		}
 		listed++
+		r.forgetUnlisted(l, kindSnapshot, ns)
 		for h := range ns {
 			where[h] = append(where[h], l.Name())
 		}
