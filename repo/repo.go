@@ -640,6 +640,11 @@ func (r *Repo) FindSnapshot(ctx context.Context, ref string) (SnapshotInfo, erro
 		return SnapshotInfo{}, fmt.Errorf("tenant %s has no snapshots: %w", r.tenant, ErrNotFound)
 	}
 	if ref == "" || ref == "latest" {
+		if len(st.unopened) > 0 {
+			// Its time is unknown: it may be newer than the one returned.
+			r.log.Warn("latest is the newest snapshot that opens; some manifests open at no location (run check)",
+				"snapshot", snaps[len(snaps)-1].ID.String(), "unopened", len(st.unopened))
+		}
 		return snaps[len(snaps)-1], nil
 	}
 	if len(ref) < 4 {
