@@ -18,9 +18,9 @@ type Damage struct {
 	// Object is the object's name at the location ("<tenant>/index/<hex>").
 	Object  string `json:"object"`
 	Problem string `json:"problem"`
-	// Foreign: the bytes match the name, but this repository never sealed
+	// Planted: the bytes match the name, but this repository never sealed
 	// them (planted random bytes, or another tenant's object).
-	Foreign bool `json:"foreign,omitempty"`
+	Planted bool `json:"planted,omitempty"`
 }
 
 // Damage returns the damaged objects this Repo has met since it was opened
@@ -60,21 +60,21 @@ func (r *Repo) noteRead(l Location, name string, err error) {
 		if _, seen := r.damage[key]; !seen {
 			r.log.Warn("damaged object at one location; reading around it", "location", l.Name(), "object", name, "problem", err.Error())
 		}
-		r.damage[key] = Damage{Location: l.Name(), Object: name, Problem: err.Error(), Foreign: errors.Is(err, errForeign)}
+		r.damage[key] = Damage{Location: l.Name(), Object: name, Problem: err.Error(), Planted: errors.Is(err, errPlanted)}
 	}
 }
 
 // readOpened reads a sealed structure (index, manifest) from the first
 // location whose copy verifies, authenticates and decodes, recording the
 // copies that do not. With no usable copy the error is ErrNotFound when
-// every location lacks it, and ErrCorrupt otherwise, also errForeign when
+// every location lacks it, and ErrCorrupt otherwise, also errPlanted when
 // a copy proves the object planted (its bytes match its name, so every
 // genuine copy would be those bytes).
 func (r *Repo) readOpened(ctx context.Context, kind string, h Hash) (any, error) {
 	sp := r.spec(kind)
 	name := objectName(r.tenant, kind, h)
 	var problems []string
-	notFound, foreign := true, false
+	notFound, planted := true, false
 	for _, l := range r.locs {
 		v, err := r.openAt(ctx, l, sp, h)
 		r.noteRead(l, name, err)
@@ -89,13 +89,13 @@ func (r *Repo) readOpened(ctx context.Context, kind string, h Hash) (any, error)
 		}
 		problems = append(problems, fmt.Sprintf("%s: %v", l.Name(), err))
 		notFound = notFound && errors.Is(err, ErrNotFound)
-		foreign = foreign || errors.Is(err, errForeign)
+		planted = planted || errors.Is(err, errPlanted)
 	}
 	switch {
 	case notFound:
 		return nil, fmt.Errorf("%s: missing at every location: %w", name, ErrNotFound)
-	case foreign:
-		return nil, fmt.Errorf("%s: %s: %w: %w", name, strings.Join(problems, "; "), errForeign, ErrCorrupt)
+	case planted:
+		return nil, fmt.Errorf("%s: %s: %w: %w", name, strings.Join(problems, "; "), errPlanted, ErrCorrupt)
 	}
 	return nil, fmt.Errorf("%s: no good copy: %s: %w", name, strings.Join(problems, "; "), ErrCorrupt)
 }

@@ -429,7 +429,7 @@ func TestPlantedBigIndexIsCheap(t *testing.T) {
 	}
 	found := false
 	for _, d := range r.Damage() {
-		found = found || (d.Object == name && d.Foreign && d.Location == "amsterdam")
+		found = found || (d.Object == name && d.Planted && d.Location == "amsterdam")
 	}
 	if !found {
 		t.Errorf("the planted index is not reported: %+v", r.Damage())

@@ -172,7 +172,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 	}
 
 	// 1. the compacted index everywhere, 2. superseded indexes, 3. packs.
-	// Planted objects (st.foreign, ss.foreign) are left alone: check
+	// Planted objects (st.planted, ss.planted) are left alone: check
 	// reports them, an operator removes them.
 	if indexData != nil {
 		put := r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
@@ -260,7 +260,7 @@ func reusableIndex(st *indexState, byPack map[Hash][]BlobEntry, keep map[Hash]bo
 	}
 	for _, names := range st.indexes {
 		for n := range names {
-			if n != h && !st.foreign[n] && !st.superseded[n] {
+			if n != h && !st.planted[n] && !st.superseded[n] {
 				return Hash{}, false
 			}
 		}

@@ -145,9 +145,9 @@ func (r *Repo) loadBlobAt(ctx context.Context, id chunk.ID, bl BlobLocation, dst
 func (r *Repo) readPackOpened(ctx context.Context, h Hash) ([]byte, error) {
 	name := objectName(r.tenant, kindData, h)
 	var problems []string
-	notFound, foreign := true, false
+	notFound, planted := true, false
 	for _, l := range r.locs {
-		data, err := ReadAll(ctx, l, name, r.maxPackObject())
+		data, err := readContent(ctx, l, name, r.maxPackObject(), h)
 		if err == nil {
 			err = r.verifyPack(h, data)
 		}
@@ -160,13 +160,13 @@ func (r *Repo) readPackOpened(ctx context.Context, h Hash) ([]byte, error) {
 		}
 		problems = append(problems, fmt.Sprintf("%s: %v", l.Name(), err))
 		notFound = notFound && errors.Is(err, ErrNotFound)
-		foreign = foreign || errors.Is(err, errForeign)
+		planted = planted || errors.Is(err, errPlanted)
 	}
 	switch {
 	case notFound:
 		return nil, fmt.Errorf("%s: missing at every location: %w", name, ErrNotFound)
-	case foreign:
-		return nil, fmt.Errorf("%s: %s: %w: %w", name, strings.Join(problems, "; "), errForeign, ErrCorrupt)
+	case planted:
+		return nil, fmt.Errorf("%s: %s: %w: %w", name, strings.Join(problems, "; "), errPlanted, ErrCorrupt)
 	}
 	return nil, fmt.Errorf("%s: no good copy: %s: %w", name, strings.Join(problems, "; "), ErrCorrupt)
 }
@@ -178,12 +178,12 @@ func (r *Repo) verifyPack(h Hash, data []byte) error {
 	}
 	entries, err := parsePack(r.meta, h, data)
 	if err != nil {
-		return fmt.Errorf("%w: %v: %w", errForeign, err, ErrCorrupt)
+		return fmt.Errorf("%w: %v: %w", errPlanted, err, ErrCorrupt)
 	}
 	var buf []byte
 	for _, e := range entries {
 		if buf, err = r.sealer.Open(buf[:0], e.ID, data[e.Offset:e.Offset+e.Length]); err != nil {
-			return fmt.Errorf("%w: blob %s: %v: %w", errForeign, e.ID, err, ErrCorrupt)
+			return fmt.Errorf("%w: blob %s: %v: %w", errPlanted, e.ID, err, ErrCorrupt)
 		}
 	}
 	return nil

@@ -22,11 +22,11 @@ import (
 // repository's key and associated data, and it decodes. Nothing else is
 // ever decrypted, decoded or copied to another location.
 
-// errForeign: the bytes match the object's name (so this is exactly the
+// errPlanted: the bytes match the object's name (so this is exactly the
 // object stored under it) but do not authenticate under this repository's
 // key. kluis never writes such an object, so it was planted: random bytes,
 // another tenant's object, or another repository's.
-var errForeign = errors.New("matches its name but was not sealed by this repository (planted, or another tenant's)")
+var errPlanted = errors.New("matches its name but was not sealed by this repository (planted, or another tenant's)")
 
 // streamThreshold: objects up to this size are read whole; a larger one is
 // first authenticated while streaming (a fixed buffer), and read into
@@ -67,7 +67,7 @@ func (r *Repo) spec(kind string) sealedSpec {
 
 // openAt reads, verifies, authenticates and decodes one sealed object at
 // one location, without falling back. A copy that is there but unusable
-// is ErrCorrupt (and errForeign when proven planted).
+// is ErrCorrupt (and errPlanted when proven planted).
 func (r *Repo) openAt(ctx context.Context, l Location, sp sealedSpec, h Hash) (any, error) {
 	name := objectName(r.tenant, sp.kind, h)
 	plain, err := r.readSealed(ctx, l, name, h, sp.max, sp.ads)
@@ -97,8 +97,35 @@ func (r *Repo) readSealed(ctx context.Context, l Location, name string, h Hash, 
 // readSealedRaw reads the sealed object name at l and checks its size, its
 // name and its tag, returning its bytes and the associated data it
 // authenticates under. A small object is also decrypted (plain), as a side
-// effect of finding its associated data.
+// effect of finding its associated data. At a versioned location a current
+// version that does not match the name does not shadow an earlier one that
+// does (readContent).
 func (r *Repo) readSealedRaw(ctx context.Context, l Location, name string, h Hash, max int64, ads []string) (raw []byte, ad string, plain []byte, err error) {
+	raw, ad, plain, err = r.readSealedCurrent(ctx, l, name, h, max, ads)
+	vl, versioned := l.(VersionedLocation)
+	if err == nil || !versioned || !errors.Is(err, ErrCorrupt) || errors.Is(err, errPlanted) || ctx.Err() != nil {
+		return raw, ad, plain, err
+	}
+	var good []byte
+	found, verr := vl.ReadVersions(ctx, name, max, func(b []byte) bool {
+		if sha256.Sum256(b) == h {
+			good = b
+			return true
+		}
+		return false
+	})
+	if verr != nil || !found {
+		return nil, "", nil, err
+	}
+	for _, ad := range ads {
+		if plain, oerr := r.meta.open(ad, good); oerr == nil {
+			return good, ad, plain, nil
+		}
+	}
+	return nil, "", nil, fmt.Errorf("%w: %w", errPlanted, ErrCorrupt)
+}
+
+func (r *Repo) readSealedCurrent(ctx context.Context, l Location, name string, h Hash, max int64, ads []string) (raw []byte, ad string, plain []byte, err error) {
 	rc, err := l.Get(ctx, name, 0, -1)
 	if err != nil {
 		return nil, "", nil, err
@@ -122,7 +149,7 @@ func (r *Repo) readSealedRaw(ctx context.Context, l Location, name string, h Has
 				return head, ad, plain, nil
 			}
 		}
-		return nil, "", nil, fmt.Errorf("%w: %w", errForeign, ErrCorrupt)
+		return nil, "", nil, fmt.Errorf("%w: %w", errPlanted, ErrCorrupt)
 	}
 	// Large: authenticate while streaming, then read the genuine object.
 	v := newSealedVerifier(r.meta.key, ads, head)
@@ -153,7 +180,7 @@ func (r *Repo) readSealedRaw(ctx context.Context, l Location, name string, h Has
 	}
 	ad, ok := v.verify()
 	if !ok {
-		return nil, "", nil, fmt.Errorf("%w: %w", errForeign, ErrCorrupt)
+		return nil, "", nil, fmt.Errorf("%w: %w", errPlanted, ErrCorrupt)
 	}
 	data, err := ReadAllSized(ctx, l, name, total)
 	if err != nil {
@@ -172,7 +199,7 @@ func (r *Repo) readSealedVerified(ctx context.Context, kind string, h Hash) ([]b
 	sp := r.spec(kind)
 	name := objectName(r.tenant, kind, h)
 	var problems []string
-	notFound, foreign := true, false
+	notFound, planted := true, false
 	for _, l := range r.locs {
 		raw, ad, plain, err := r.readSealedRaw(ctx, l, name, h, sp.max, sp.ads)
 		if err == nil && plain == nil {
@@ -194,13 +221,13 @@ func (r *Repo) readSealedVerified(ctx context.Context, kind string, h Hash) ([]b
 		}
 		problems = append(problems, fmt.Sprintf("%s: %v", l.Name(), err))
 		notFound = notFound && errors.Is(err, ErrNotFound)
-		foreign = foreign || errors.Is(err, errForeign)
+		planted = planted || errors.Is(err, errPlanted)
 	}
 	switch {
 	case notFound:
 		return nil, fmt.Errorf("%s: missing at every location: %w", name, ErrNotFound)
-	case foreign:
-		return nil, fmt.Errorf("%s: %s: %w: %w", name, strings.Join(problems, "; "), errForeign, ErrCorrupt)
+	case planted:
+		return nil, fmt.Errorf("%s: %s: %w: %w", name, strings.Join(problems, "; "), errPlanted, ErrCorrupt)
 	}
 	return nil, fmt.Errorf("%s: no good copy: %s: %w", name, strings.Join(problems, "; "), ErrCorrupt)
 }

@@ -108,6 +108,11 @@ func (r *Repo) syncLocation(ctx context.Context, l Location, have map[string]map
 		problems = append(problems, err.Error())
 		res.Missing++
 	}
+	if err := r.ensureRepoObjects(ctx, l); errors.Is(err, ErrForeign) {
+		// A squatted prefix gets nothing (repo/foreign.go).
+		res.Error, res.Missing = err.Error(), -1
+		return
+	}
 	// The config is the one object not named by its hash: the key file
 	// binds its SHA-256, so the verified copy this Repo opened is the one.
 	cname := r.tenant + "/" + kindConfig
@@ -132,13 +137,16 @@ func (r *Repo) syncLocation(ctx context.Context, l Location, have map[string]map
 				return
 			}
 			data, err := r.readForCopy(ctx, k, h)
-			if errors.Is(err, errForeign) {
+			if errors.Is(err, errPlanted) {
 				res.Refused++
 				continue
 			}
 			if err != nil {
 				fail(fmt.Errorf("read %s: %w", objectName(r.tenant, k, h), err))
 				continue
+			}
+			if k == kindKeys && !r.ownKeyFile(data) {
+				continue // planted or a lost appliance's: never spread (repo/recover.go)
 			}
 			if err := r.copyObject(ctx, l, objectName(r.tenant, k, h), data, h, res); err != nil {
 				fail(err)
@@ -185,7 +193,7 @@ func (r *Repo) readForCopy(ctx context.Context, kind string, h Hash) ([]byte, er
 		return nil, err
 	}
 	if _, err := decodeKeyFileEnvelope(data); err != nil {
-		return nil, fmt.Errorf("%s: matches its name but is not a key file: %v: %w: %w", objectName(r.tenant, kind, h), err, errForeign, ErrCorrupt)
+		return nil, fmt.Errorf("%s: matches its name but is not a key file: %v: %w: %w", objectName(r.tenant, kind, h), err, errPlanted, ErrCorrupt)
 	}
 	return data, nil
 }
