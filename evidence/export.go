@@ -5,8 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -69,7 +67,7 @@ type ExportResult struct {
 }
 
 // Export writes recs (an unbroken stretch of the chain, as Records and
-// Select return) to dir, which must be empty or absent: the report files
+// Select return) to dir, which Export creates (it must not exist): the report files
 // exactly as signed, the public key (kluis-evidence.pub), a signed
 // checkpoint.json naming the first and the last report, the HTML summary (index.html)
 // and README.txt. It verifies what it wrote before it returns.
@@ -121,15 +119,17 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 		File{Name: SummaryFile, Data: html.Bytes()},
 		File{Name: ReadmeFile, Data: readme(opts, cp, Fingerprint(pub))})
 
-	if err := emptyDir(dir); err != nil {
+	d, err := createExportDir(dir)
+	if err != nil {
 		return nil, err
 	}
+	defer d.close()
 	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
-			return nil, fmt.Errorf("export: %w", err)
+		if err := d.write(f.Name, f.Data); err != nil {
+			return nil, err
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := d.sync(); err != nil {
 		return nil, err
 	}
 	// What the auditor gets is what was checked: read it back.
@@ -141,20 +141,6 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 		return nil, fmt.Errorf("export %s: %w", dir, err)
 	}
 	return &ExportResult{Dir: dir, Reports: len(recs), First: recs[0].Seq, Last: last.Seq, Checkpoint: cp, PublicKey: Fingerprint(pub), Verification: back}, nil
-}
-
-// emptyDir creates dir, or accepts it when it exists and is empty.
-func emptyDir(dir string) error {
-	ents, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return os.MkdirAll(dir, 0o755)
-	case err != nil:
-		return err
-	case len(ents) > 0:
-		return fmt.Errorf("export: %s is not empty: export into a new directory, so no stale file mixes in", dir)
-	}
-	return nil
 }
 
 func readme(opts ExportOptions, cp Checkpoint, fp string) []byte {

@@ -448,7 +448,7 @@ func TestSelect(t *testing.T) {
 
 func TestExportRefuses(t *testing.T) {
 	dir, recs := newExport(t, 3)
-	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("export into a non-empty dir: %v", err)
 	}
 	if _, err := Export(t.TempDir(), []Record{recs[0], recs[2]}, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil {
@@ -554,5 +554,67 @@ func TestSummaryRPOOverOnlyWhereOver(t *testing.T) {
 		if !strings.Contains(html, want) {
 			t.Errorf("summary lacks %s", want)
 		}
+	}
+}
+
+// TestExportDirPlantedSymlink: a symlink planted in the export directory
+// after Export created it and found it empty is not followed: the export
+// fails and the file the link points to is untouched (issue 15 §4).
+func TestExportDirPlantedSymlink(t *testing.T) {
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	appendN(t, s, 2)
+	recs, err := s.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(victim, []byte("root:secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "export")
+	planted := false
+	afterExportDirOpen = func(d string) {
+		for _, name := range []string{FileName(1), PublicKeyFile, CheckpointFile} {
+			if err := os.Symlink(victim, filepath.Join(d, name)); err != nil {
+				t.Error(err)
+			}
+		}
+		planted = true
+	}
+	defer func() { afterExportDirOpen = nil }()
+	_, err = Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)})
+	if !planted {
+		t.Fatal("the hook did not run")
+	}
+	if err == nil || !strings.Contains(err.Error(), "file exists") {
+		t.Fatalf("export through planted symlinks: %v", err)
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "root:secret\n" {
+		t.Fatalf("the file a planted symlink points to was written: %q", got)
+	}
+}
+
+// TestExportDirMustBeNew: an existing directory, even an empty one (it may
+// belong to another user), is refused; the new one is private.
+func TestExportDirMustBeNew(t *testing.T) {
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	appendN(t, s, 1)
+	recs, _ := s.Records()
+	if _, err := Export(t.TempDir(), recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("export into an existing directory: %v", err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Export(link, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil {
+		t.Fatal("exported through a symlink to a directory")
+	}
+	dir := filepath.Join(t.TempDir(), "new")
+	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("export directory: %v %v", fi.Mode(), err)
 	}
 }

@@ -271,7 +271,7 @@ func short(s string) string {
 
 func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("evidence export", "--out DIR [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--tenant T] [--json]")
-	out := fs.String("out", "", "write the export to this new or empty `directory` (required)")
+	out := fs.String("out", "", "write the export to this new `directory`, which kluis creates (mode 0700; it must not exist) (required)")
 	tenant := fs.String("tenant", "", "the HTML summary covers only this tenant (the export holds every report of the period: the chain needs them)")
 	from := fs.String("from", "", "reports signed on or after this `day` (YYYY-MM-DD, appliance time zone)")
 	to := fs.String("to", "", "reports signed on or before this `day` (YYYY-MM-DD)")
