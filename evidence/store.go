@@ -89,7 +89,15 @@ func (s *Store) Append(ctx context.Context, r *Report) (Record, []repo.LocationR
 	if err != nil {
 		return Record{}, nil, err
 	}
-	return rec, s.uploadVerified(ctx), nil
+	_, _, cpErr := s.Checkpoint()
+	res := s.uploadVerified(ctx)
+	if cpErr != nil {
+		for i := range res {
+			res[i].OK = false
+			res[i].Error = strings.TrimPrefix(res[i].Error+"; ", "; ") + "no checkpoint signed: " + cpErr.Error()
+		}
+	}
+	return rec, res, nil
 }
 
 func (s *Store) usable() error {
@@ -409,7 +417,9 @@ func (s *Store) uploadVerified(ctx context.Context) []repo.LocationResult {
 		}
 	}
 	res := s.upload(ctx, files(ok), false)
-	if !v.OK() {
+	if v.OK() {
+		s.uploadCheckpoint(ctx, res)
+	} else {
 		held := fmt.Sprintf("the state directory's chain does not verify (%s", v.Problems[0])
 		if n := len(v.Problems); n > 1 {
 			held += fmt.Sprintf(", and %d more", n-1)
