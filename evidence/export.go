@@ -53,6 +53,11 @@ type ExportOptions struct {
 	Now time.Time
 	// Kluis is the version of kluis exporting.
 	Kluis string
+	// Log and LogCheckpoint are the log's tree and its newest signed
+	// checkpoint note (Store.Checkpoint); the export carries both
+	// (checkpoint.note, tree.txt).
+	Log           *Tree
+	LogCheckpoint []byte
 }
 
 // ExportResult says what Export wrote.
@@ -95,19 +100,42 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 		return nil, err
 	}
 	last := recs[len(recs)-1]
-	cp := Checkpoint{Appliance: opts.Appliance, First: recs[0].Seq, FirstHash: recs[0].Hash, Count: last.Seq, Hash: last.Hash, Time: opts.Now.UTC().Truncate(time.Second)}
+	if opts.Log == nil && recs[0].Seq == 1 {
+		// The whole chain: its log is the tree of these reports.
+		t, err := treeOf(recs)
+		if err != nil {
+			return nil, err
+		}
+		root, _ := t.Root(t.Size())
+		if opts.LogCheckpoint, err = SignLogCheckpoint(opts.Key, LogCheckpoint{Origin: Origin(opts.Appliance), Size: t.Size(), Root: root}); err != nil {
+			return nil, err
+		}
+		opts.Log = t
+	}
+	if opts.Log == nil || opts.LogCheckpoint == nil {
+		return nil, errors.New("export: no log checkpoint")
+	}
+	cp := Checkpoint{Appliance: opts.Appliance, First: recs[0].Seq, FirstHash: recs[0].Hash, Count: last.Seq, Hash: last.Hash, Time: opts.Now.UTC().Truncate(time.Second), LogSize: uint64(opts.Log.Size())}
+	tree, err := treeText(opts.Log)
+	if err != nil {
+		return nil, err
+	}
 	cpData, err := SignCheckpoint(opts.Key, cp)
 	if err != nil {
 		return nil, err
 	}
 	cp.Schema = CheckpointSchema
+	if cp.LogSize == 0 {
+		cp.Schema = CheckpointSchemaV2
+	}
 
 	files := make([]File, 0, len(recs)+2)
 	for _, r := range recs {
 		files = append(files, File{Name: FileName(r.Seq), Data: r.Raw})
 	}
-	files = append(files, File{Name: PublicKeyFile, Data: pemKey}, File{Name: CheckpointFile, Data: cpData})
-	v := Verify(files, pub, VerifyOptions{Appliance: opts.Appliance})
+	files = append(files, File{Name: PublicKeyFile, Data: pemKey}, File{Name: CheckpointFile, Data: cpData},
+		File{Name: CheckpointNoteFile, Data: opts.LogCheckpoint}, File{Name: TreeFile, Data: tree})
+	v := Verify(files, pub, VerifyOptions{Appliance: opts.Appliance, RequireLog: true})
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
@@ -133,7 +161,7 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 		return nil, err
 	}
 	// What the auditor gets is what was checked: read it back.
-	back, err := VerifyDir(dir, pub, VerifyOptions{Appliance: opts.Appliance})
+	back, err := VerifyDir(dir, pub, VerifyOptions{Appliance: opts.Appliance, RequireLog: true})
 	if err != nil {
 		return nil, err
 	}

@@ -32,11 +32,33 @@ func newExportFrom(t *testing.T, n int, from uint64) (string, []Record) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tree, cp, err := s.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := filepath.Join(t.TempDir(), "export")
-	if _, err := Export(dir, recs[from-1:], ExportOptions{Appliance: "ams-1", Key: testKey(1), Now: t0.Add(90 * 24 * time.Hour)}); err != nil {
+	if _, err := Export(dir, recs[from-1:], ExportOptions{Appliance: "ams-1", Key: testKey(1), Now: t0.Add(90 * 24 * time.Hour), Log: tree, LogCheckpoint: cp}); err != nil {
 		t.Fatal(err)
 	}
 	return dir, recs
+}
+
+// toLegacy turns an export into one made before the transparency log: no
+// checkpoint.note or tree.txt, and a v2 checkpoint.json (no log_size).
+func toLegacy(t *testing.T, dir string) {
+	t.Helper()
+	cp, err := ParseCheckpoint(read(t, dir, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cp.Checkpoint
+	c.LogSize = 0
+	data, err := SignCheckpoint(testKey(1), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, CheckpointFile, data)
+	remove(t, dir, CheckpointNoteFile, TreeFile)
 }
 
 func read(t *testing.T, dir, name string) []byte {
@@ -245,6 +267,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			from := max(tc.from, 1)
 			dir, _ := newExportFrom(t, 6, from)
+			toLegacy(t, dir) // the chain checks; TestLogDetectsTampering checks the log
 			var held []byte
 			if tc.held != nil {
 				held = tc.held(t, dir)
@@ -348,7 +371,7 @@ func TestExportCheckpointStart(t *testing.T) {
 	// Reports 1 and 2 put in front of a segment that starts at 3.
 	added := filepath.Join(t.TempDir(), "added")
 	os.MkdirAll(added, 0o755)
-	for _, n := range []string{FileName(3), FileName(4), FileName(5), FileName(6), CheckpointFile} {
+	for _, n := range []string{FileName(3), FileName(4), FileName(5), FileName(6), CheckpointFile, CheckpointNoteFile, TreeFile} {
 		write(t, added, n, read(t, dir, n))
 	}
 	write(t, added, FileName(1), recs[0].Raw)
@@ -405,8 +428,12 @@ func TestHeldCheckpointProvesPrefix(t *testing.T) {
 	appendN(t, s, 5)
 	recs, _ = s.Records()
 	second := filepath.Join(t.TempDir(), "q2")
+	tree, note, err := s.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// From week 1 on: reports 4 to 9.
-	if _, err := Export(second, Select(recs, t0.Add(7*24*time.Hour), time.Time{}), ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err != nil {
+	if _, err := Export(second, Select(recs, t0.Add(7*24*time.Hour), time.Time{}), ExportOptions{Appliance: "ams-1", Key: testKey(1), Log: tree, LogCheckpoint: note}); err != nil {
 		t.Fatal(err)
 	}
 	v, err := VerifyDir(second, s.PublicKey(), VerifyOptions{Checkpoint: read(t, first, CheckpointFile), CheckpointName: "q1/checkpoint.json"})
@@ -508,7 +535,8 @@ func TestVerifyHugeNumbers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkProblems(t, v, []want{{Removed, 3, fmt.Sprintf("reports 3 to %d are missing: report %d follows report 2", far-2, far)}, {Malformed, far - 1, ""}})
+	checkProblems(t, v, []want{{Removed, 3, fmt.Sprintf("reports 3 to %d are missing: report %d follows report 2", far-2, far)}, {Malformed, far - 1, ""},
+		{Inserted, far, "not in the signed log"}})
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
 	}
