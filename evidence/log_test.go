@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,4 +239,52 @@ func newFailingExport(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestProve: one report with its inclusion proof and checkpoint verifies
+// alone; an edited report, another leaf index, or a checkpoint of another
+// log do not.
+func TestProve(t *testing.T) {
+	g := newGenuineLog(t)
+	res, err := VerifyProof(g.proof, g.pub)
+	if err != nil || res.Record.Seq != 2 || res.Checkpoint.Size != 3 {
+		t.Fatalf("genuine proof: %+v %v", res, err)
+	}
+	_, wv := testWitness(t, "witness.example/w1", 21)
+	if res, err := VerifyProof(g.proof, g.pub, wv); err != nil || len(res.Cosigned) != 1 {
+		t.Fatalf("genuine proof, witness required: %+v %v", res, err)
+	}
+	_, other := testWitness(t, "witness.example/w2", 22)
+	if _, err := VerifyProof(g.proof, g.pub, other); err == nil || !strings.Contains(err.Error(), "not cosigned by witness witness.example/w2") {
+		t.Errorf("uncosigned: %v", err)
+	}
+	p, _ := ParseProof(g.proof)
+	edit := func(f func(p *Proof)) []byte {
+		q := p
+		q.Hashes = append([]tlog.Hash(nil), p.Hashes...)
+		f(&q)
+		b, _ := json.Marshal(q)
+		return b
+	}
+	for name, tc := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"edited report":      {edit(func(q *Proof) { q.Report = strings.Replace(q.Report, `"rows":10`, `"rows":11`, 1) }), "signature does not verify"},
+		"another report":     {edit(func(q *Proof) { q.Report = string(bytes.TrimSuffix(g.files[0], []byte("\n"))) }), "report 1 is given as leaf 1"},
+		"a hash changed":     {edit(func(q *Proof) { q.Hashes[0][0] ^= 1 }), "inclusion proof fails"},
+		"another checkpoint": {edit(func(q *Proof) { q.Checkpoint = string(mustSign(t, LogCheckpoint{Origin: Origin("ams-1"), Size: 3})) }), "inclusion proof fails"},
+	} {
+		if _, err := VerifyProof(tc.data, g.pub); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+func mustSign(t *testing.T, c LogCheckpoint) []byte {
+	b, err := SignLogCheckpoint(testKey(1), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
