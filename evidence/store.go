@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,6 +49,10 @@ type Store struct {
 	locs      []repo.Location
 	// Now is the clock reports are signed with (default time.Now).
 	Now func() time.Time
+	// Witnesses are asked to cosign the checkpoint after each Append
+	// (evidence.witnesses); a refusal is logged, and status shows the
+	// checkpoint uncosigned.
+	Witnesses []WitnessClient
 }
 
 // OpenStore returns the evidence store of the appliance whose state
@@ -90,6 +95,17 @@ func (s *Store) Append(ctx context.Context, r *Report) (Record, []repo.LocationR
 		return Record{}, nil, err
 	}
 	_, _, cpErr := s.Checkpoint()
+	if cpErr == nil && len(s.Witnesses) > 0 {
+		wres, err := s.Cosign(ctx, s.Witnesses)
+		if err != nil {
+			slog.Warn("evidence: collecting cosignatures", "err", err)
+		}
+		for _, r := range wres {
+			if !r.OK {
+				slog.Warn("evidence: a witness did not cosign the checkpoint", "witness", r.Witness, "err", r.Error)
+			}
+		}
+	}
 	res := s.uploadVerified(ctx)
 	if cpErr != nil {
 		for i := range res {
