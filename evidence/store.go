@@ -1,11 +1,11 @@
 package evidence
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -53,6 +53,9 @@ type Store struct {
 	// (evidence.witnesses); a refusal is logged, and status shows the
 	// checkpoint uncosigned.
 	Witnesses []WitnessClient
+	// Recipients are further age recipients the location copies are
+	// sealed to (evidence.auditor_recipient, appliance.recovery_recipient).
+	Recipients []age.Recipient
 }
 
 // OpenStore returns the evidence store of the appliance whose state
@@ -477,76 +480,3 @@ func (s *Store) upload(ctx context.Context, files []File, deep bool) []repo.Loca
 
 // compareParallel bounds the copies read back at once from a location.
 const compareParallel = 8
-
-// uploadTo puts the files a location lacks, oldest first, and reads back
-// what it put (and, when deep, every older copy too) to compare it byte
-// for byte with the state directory's: a Put of an object that exists does
-// not replace it, so a differing copy is only seen by reading it. Append
-// is shallow (a size check for older copies: reading back thousands of
-// reports at every restore test would cost more than it proves); Sync,
-// `kluis sync`, is deep.
-func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File, deep bool) error {
-	prefix := LocationPrefix(s.appliance)
-	have := map[string]int64{}
-	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
-		have[strings.TrimPrefix(oi.Name, prefix)] = oi.Size
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	var (
-		mu     sync.Mutex
-		differ []string
-		first  error
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, compareParallel)
-	)
-	compare := func(f File) {
-		defer wg.Done()
-		defer func() { <-sem }()
-		got, err := repo.ReadAll(ctx, l, prefix+f.Name, MaxRecordSize)
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case errors.Is(err, repo.ErrCorrupt): // larger than any report
-			differ = append(differ, f.Name)
-		case err != nil:
-			if first == nil {
-				first = err
-			}
-		case !bytes.Equal(got, f.Data):
-			differ = append(differ, f.Name)
-		}
-	}
-	for _, f := range files {
-		size, ok := have[f.Name]
-		switch {
-		case ok && size != int64(len(f.Data)):
-			mu.Lock()
-			differ = append(differ, f.Name)
-			mu.Unlock()
-			continue
-		case !ok:
-			if err := l.Put(ctx, prefix+f.Name, f.Data); err != nil {
-				wg.Wait()
-				return err
-			}
-		case !deep:
-			continue
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go compare(f)
-	}
-	wg.Wait()
-	if len(differ) > 0 {
-		sort.Strings(differ)
-		verb := "differs from the state directory's copy"
-		if len(differ) > 1 {
-			verb = "differ from the state directory's copies"
-		}
-		return fmt.Errorf("location %s: %s%s %s (a write-once object cannot be replaced: investigate)", l.Name(), prefix, strings.Join(differ, ", "), verb)
-	}
-	return first
-}

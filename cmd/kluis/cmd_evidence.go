@@ -461,6 +461,9 @@ func verifyProofFile(g *globals, path string, pub ed25519.PublicKey, witnesses [
 	if err != nil {
 		return usageErrorf("cannot read %s, nothing verified: %v", path, err)
 	}
+	if _, err := evidence.ParseProof(data); err != nil {
+		return usageErrorf("%s is neither a directory (an export) nor a report proof (kluis evidence prove): %v; nothing verified", path, err)
+	}
 	res, err := evidence.VerifyProof(data, pub, witnesses...)
 	if g.jsonOut {
 		out := struct {
