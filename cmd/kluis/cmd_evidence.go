@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+
 	"crypto/ed25519"
 	"errors"
+	"filippo.io/age"
 	"flag"
 	"fmt"
 	"io"
@@ -35,6 +37,16 @@ func evidenceStore(a *appliance.Appliance, locs []repo.Location) (*evidence.Stor
 		if s.Witnesses, err = witnessClients(a); err != nil {
 			return nil, nil, err
 		}
+	}
+	for _, r := range []string{a.Cfg.Evidence.AuditorRecipient, a.Cfg.Appliance.RecoveryRecipient} {
+		if r == "" {
+			continue
+		}
+		rc, err := age.ParseX25519Recipient(r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("age recipient %q: %v", r, err)
+		}
+		s.Recipients = append(s.Recipients, rc)
 	}
 	return s, key, nil
 }
@@ -582,6 +594,45 @@ func cmdEvidenceCosign(ctx context.Context, g *globals, args []string) error {
 				fmt.Fprintf(g.stdout, "%s: cosigned\n", r.Witness)
 			} else {
 				fmt.Fprintf(g.stdout, "%s: NOT cosigned: %s\n", r.Witness, r.Error)
+			}
+		}
+	}
+	if failed > 0 {
+		return &silentError{code: exitFailed}
+	}
+	return nil
+}
+
+func cmdEvidenceCheck(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("evidence check", "[--json]")
+	g.jsonFlag(fs)
+	a, err := g.command(fs, args)
+	if err != nil {
+		return err
+	}
+	s, err := restoreTestStore(a)
+	if err != nil {
+		return err
+	}
+	res, err := s.CheckLocations(ctx)
+	if err != nil {
+		return err
+	}
+	if g.jsonOut {
+		if err := g.printJSON(res); err != nil {
+			return err
+		}
+	}
+	failed := 0
+	for _, r := range res {
+		if !r.OK {
+			failed++
+		}
+		if !g.jsonOut {
+			if r.OK {
+				fmt.Fprintf(g.stdout, "%s: the evidence log there matches the appliance's\n", r.Location)
+			} else {
+				fmt.Fprintln(g.stdout, r.Error)
 			}
 		}
 	}

@@ -58,6 +58,7 @@ func init() {
 			{name: "verify", summary: "verify exported reports (or one report's proof) with only the public key", run: cmdEvidenceVerify},
 			{name: "prove", summary: "write one report with its inclusion proof and the signed checkpoint", run: cmdEvidenceProve},
 			{name: "cosign", summary: "ask the configured witnesses to cosign the newest checkpoint", run: cmdEvidenceCosign},
+			{name: "check", summary: "audit every location's copy of the evidence log (versions, checkpoints, foreign reports)", run: cmdEvidenceCheck},
 		}},
 		{name: "witness", summary: "a witness of other appliances' evidence logs (run it elsewhere)", sub: []*command{
 			{name: "init", summary: "create a witness key and print its public key line", run: cmdWitnessInit},
