@@ -10,8 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -506,4 +506,44 @@ func countLeaves(t *testing.T, l repo.Location) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestSquattedNames: location names are content addresses, unknown until
+// the report exists. Someone who learns one (from an export's tree.txt)
+// while a location is down and plants an object there first is found:
+// the read-back does not open to the report, and sync says squatted.
+// The old predictable names (_evidence/APPLIANCE/NNNNNNNN.json) are no
+// longer written, so squatting them blocks nothing.
+func TestSquattedNames(t *testing.T) {
+	ctx := context.Background()
+	g := faulty.New(local.New("groningen", t.TempDir()), faulty.Options{})
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), []repo.Location{g})
+	appendN(t, s, 1)
+	for seq := uint64(2); seq <= 5; seq++ {
+		if err := g.Put(ctx, LocationPrefix("ams-1")+FileName(seq), []byte("squatted\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.SetDown(errors.New("connection refused"))
+	appendNLenient(t, s, 1)
+	g.SetUp()
+	recs, _ := s.Records()
+	rec := recs[1]
+	if err := g.Put(ctx, LeafObject("ams-1", LeafHash(rec)), []byte("age-encryption.org/v1\nsquatted\n")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Sync(ctx)
+	if err != nil || res[0].OK || !strings.Contains(res[0].Error, "the sealed copy of report "+FileName(rec.Seq)+" is not the report the appliance wrote (squatted or replaced") {
+		t.Fatalf("sync over a squatted leaf: %+v %v", res, err)
+	}
+	// A planted checkpoint object: named by a hash its content lacks.
+	_, cp, _ := s.Checkpoint()
+	name := CheckpointObject("ams-1", append([]byte("x"), cp...))
+	if err := g.Put(ctx, name, cp); err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.CheckLocations(ctx)
+	if err != nil || res[0].OK || !strings.Contains(res[0].Error, name+" does not hold what its name says (squatted or replaced)") {
+		t.Fatalf("check with a planted checkpoint: %+v %v", res, err)
+	}
 }
