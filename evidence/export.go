@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -58,6 +60,9 @@ type ExportOptions struct {
 	// (checkpoint.note, tree.txt).
 	Log           *Tree
 	LogCheckpoint []byte
+	// Witnesses are the configured witnesses: the export's verification
+	// reports which of them cosigned (it does not require them).
+	Witnesses []note.Verifier
 }
 
 // ExportResult says what Export wrote.
@@ -162,6 +167,11 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 	}
 	// What the auditor gets is what was checked: read it back.
 	back, err := VerifyDir(dir, pub, VerifyOptions{Appliance: opts.Appliance, RequireLog: true})
+	if err == nil && back.OK() && len(opts.Witnesses) > 0 {
+		if _, cos, err := OpenLogCheckpoint(opts.LogCheckpoint, opts.Appliance, pub, opts.Witnesses...); err == nil {
+			back.Cosigned = cos
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +195,9 @@ What is here
                       %s
                       and the last with hash
                       %s
+  checkpoint.note     the transparency log's signed checkpoint (and any
+                      witness cosignatures): KEEP IT for the next audit
+  tree.txt            the leaf hash of every report of the log
   kluis-evidence.pub  the appliance's Ed25519 public key, %s
   index.html          a summary to read (opens offline; not itself evidence)
 
@@ -198,9 +211,11 @@ How to verify (needs only kluis and the public key, no configuration)
      (from report %d to report %d), copied or changed. Exit 1: each problem
      is printed with the report and the reason. Exit 2: it could not verify
      (a file or directory that cannot be read, a key file that is no key).
-  3. Keep checkpoint.json. At the next audit, prove that no report up to it
-     was changed or removed since:
-     kluis evidence verify --public-key KEY.pub --checkpoint OLD-checkpoint.json NEW-DIRECTORY
+     Add --witness-key KEY for each witness whose cosignature you require,
+     and --expect-last N with the number of reports you were told.
+  3. Keep checkpoint.note. At the next audit, prove that no report up to it
+     was changed or removed since (a consistency proof):
+     kluis evidence verify --public-key KEY.pub --checkpoint OLD-checkpoint.note NEW-DIRECTORY
 
 What the reports prove and what they do not: docs/evidence.md of kluis.
 `, opts.Appliance, period, cp.First, cp.Count, opts.Now.In(opts.TimeZone).Format("2006-01-02 15:04 MST"),

@@ -338,9 +338,17 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	ws, err := witnessClients(a)
+	if err != nil {
+		return err
+	}
+	var wvs []note.Verifier
+	for _, w := range ws {
+		wvs = append(wvs, w.Verifier)
+	}
 	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
 		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: version, Locations: restoretest.EvidenceLocations(a.Cfg),
-		Log: tree, LogCheckpoint: cp})
+		Log: tree, LogCheckpoint: cp, Witnesses: wvs})
 	if err != nil {
 		return err
 	}
