@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,17 +21,27 @@ import (
 
 // At a location (docs/format.md, "Evidence log") an appliance's log is
 //
-//	_evidence/APPLIANCE/leaf/HEX(LEAF HASH)        a report, sealed (seal.go)
-//	_evidence/APPLIANCE/checkpoint/HEX(SHA-256)    a checkpoint note, as signed
+//	_evidence/APPLIANCE/key-KEYID/leaf/HEX(LEAF HASH)      a report, sealed (seal.go)
+//	_evidence/APPLIANCE/key-KEYID/checkpoint/HEX(SHA-256)  a checkpoint note, as signed
 //
 // Every name is a content address, unknown before the object exists, so
 // no name can be squatted in advance; a copy that is not what its name
 // says is found when it is read back. Reports written before the log
 // (_evidence/APPLIANCE/NNNNNNNN.json, plaintext) are left as they are.
 
+// LogPrefix is where the log signed by key pub is at a location:
+// _evidence/APPLIANCE/key-KEYID/ (KEYID: the first 16 hex digits of the
+// SHA-256 of the raw public key). An appliance recovered with a new
+// signing key starts a log of its own beside the old one, which stays
+// untouched and verifiable with the old key.
+func LogPrefix(appliance string, pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return LocationPrefix(appliance) + "key-" + hex.EncodeToString(sum[:8]) + "/"
+}
+
 // LeafObject is the name of a report's sealed copy at a location.
-func LeafObject(appliance string, leaf tlog.Hash) string {
-	return LocationPrefix(appliance) + "leaf/" + hex.EncodeToString(leaf[:])
+func LeafObject(appliance string, pub ed25519.PublicKey, leaf tlog.Hash) string {
+	return LogPrefix(appliance, pub) + "leaf/" + hex.EncodeToString(leaf[:])
 }
 
 // VersionCounter is a location that can count the data versions of its
@@ -47,7 +58,7 @@ type VersionCounter interface {
 // `kluis sync`, is deep and audits the location as well (auditLocation).
 func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File, deep bool) error {
 	have := map[string]bool{}
-	err := l.List(ctx, LocationPrefix(s.appliance)+"leaf/", func(oi repo.ObjectInfo) error {
+	err := l.List(ctx, LogPrefix(s.appliance, s.pub)+"leaf/", func(oi repo.ObjectInfo) error {
 		have[oi.Name] = true
 		return nil
 	})
@@ -83,7 +94,7 @@ func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File, dee
 		}
 	}
 	for _, f := range files {
-		name := LeafObject(s.appliance, tlog.RecordHash(bytes.TrimSuffix(f.Data, []byte("\n"))))
+		name := LeafObject(s.appliance, s.pub, tlog.RecordHash(bytes.TrimSuffix(f.Data, []byte("\n"))))
 		if !have[name] {
 			sealed, err := s.seal(f.Data)
 			if err != nil {
@@ -138,7 +149,7 @@ const maxLocationCheckpoints = 100000
 // every sealed report there is a leaf of t (one that is not belongs to
 // another history). Problems are sentences, one per finding.
 func (s *Store) auditLocation(ctx context.Context, l repo.Location, t *Tree) []string {
-	prefix := LocationPrefix(s.appliance)
+	prefix := LogPrefix(s.appliance, s.pub)
 	var problems []string
 	if vc, ok := l.(VersionCounter); ok {
 		counts, err := vc.VersionCounts(ctx, prefix)
@@ -154,7 +165,7 @@ func (s *Store) auditLocation(ctx context.Context, l repo.Location, t *Tree) []s
 	leaves := map[string]bool{}
 	for i := int64(0); i < t.Size(); i++ {
 		h, _ := t.Leaf(i)
-		leaves[LeafObject(s.appliance, h)] = true
+		leaves[LeafObject(s.appliance, s.pub, h)] = true
 	}
 	var cps []string
 	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
@@ -229,12 +240,12 @@ func (s *Store) SealIdentity() (age.Identity, error) { return newSealKey(s.key) 
 // maxLocationReports bounds the reports ReadLocation reads.
 const maxLocationReports = MaxReports
 
-// ReadLocation reads an appliance's log at a location: every sealed report
+// ReadLocation reads an appliance's log (signed by pub) at a location: every sealed report
 // that one of ids opens, as a report file named by its number (for
 // Verify), and every checkpoint note. A sealed copy no identity opens is
 // an error (wrong identity, or not a sealed report).
-func ReadLocation(ctx context.Context, l repo.Location, appliance string, ids ...age.Identity) ([]File, [][]byte, error) {
-	prefix := LocationPrefix(appliance)
+func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids ...age.Identity) ([]File, [][]byte, error) {
+	prefix := LogPrefix(appliance, pub)
 	var leaves, cps []string
 	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
 		rest := strings.TrimPrefix(oi.Name, prefix)
@@ -267,7 +278,7 @@ func ReadLocation(ctx context.Context, l repo.Location, appliance string, ids ..
 		fname := path.Base(name) + ".json"
 		if r, err := ParseRecord(plain); err == nil {
 			fname = FileName(r.Seq)
-			if FileName(r.Seq) == "" || LeafObject(appliance, LeafHash(r)) != name {
+			if FileName(r.Seq) == "" || LeafObject(appliance, pub, LeafHash(r)) != name {
 				fname = path.Base(name) + ".misnamed.json"
 			}
 		}

@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -30,11 +31,11 @@ const (
 )
 
 // CheckpointObject is the content-addressed name of a checkpoint at a
-// location: _evidence/APPLIANCE/checkpoint/SHA256. A name nobody can
+// location: _evidence/APPLIANCE/key-KEYID/checkpoint/SHA256. A name nobody can
 // squat: it is the hash of what it holds.
-func CheckpointObject(appliance string, note []byte) string {
+func CheckpointObject(appliance string, pub ed25519.PublicKey, note []byte) string {
 	sum := sha256.Sum256(note)
-	return LocationPrefix(appliance) + "checkpoint/" + hex.EncodeToString(sum[:])
+	return LogPrefix(appliance, pub) + "checkpoint/" + hex.EncodeToString(sum[:])
 }
 
 // treeOf returns the log's tree over records (report 1 first).
@@ -187,7 +188,7 @@ func (s *Store) uploadCheckpoint(ctx context.Context, res []repo.LocationResult)
 	if cp == nil {
 		return
 	}
-	name := CheckpointObject(s.appliance, cp)
+	name := CheckpointObject(s.appliance, s.pub, cp)
 	for i, l := range s.locs {
 		if !res[i].OK {
 			continue

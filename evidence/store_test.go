@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"filippo.io/age"
 	"fmt"
@@ -264,7 +265,7 @@ func TestLocationDownThenSync(t *testing.T) {
 	if len(res) != 2 || !res[0].OK || res[1].OK || res[1].Location != "groningen" || res[1].Error == "" {
 		t.Fatalf("results with groningen down: %+v", res)
 	}
-	if _, err := a.Stat(ctx, LeafObject("ams-1", LeafHash(rec))); err != nil {
+	if _, err := a.Stat(ctx, LeafObject("ams-1", testKey(1).Public().(ed25519.PublicKey), LeafHash(rec))); err != nil {
 		t.Fatalf("amsterdam lacks the report: %v", err)
 	}
 	if res, err := s.Sync(ctx); err != nil || res[1].OK {
@@ -309,7 +310,7 @@ func TestLocationDownThenSync(t *testing.T) {
 
 	// A location whose copy differs (it cannot be replaced) fails Sync.
 	recs, _ := s.Records()
-	p := filepath.Join(a.Root(), filepath.FromSlash(LeafObject("ams-1", LeafHash(recs[1]))))
+	p := filepath.Join(a.Root(), filepath.FromSlash(LeafObject("ams-1", testKey(1).Public().(ed25519.PublicKey), LeafHash(recs[1]))))
 	os.Chmod(p, 0o600)
 	os.WriteFile(p, []byte("x\n"), 0o600)
 	if res, err := s.Sync(ctx); err != nil || res[0].OK {
@@ -338,7 +339,7 @@ func TestUploadComparesContent(t *testing.T) {
 	g := local.New("groningen", t.TempDir())
 	s := OpenStore(t.TempDir(), "ams-1", testKey(1), []repo.Location{a, g})
 	recs := appendN(t, s, 3)
-	p := filepath.Join(a.Root(), filepath.FromSlash(LeafObject("ams-1", LeafHash(recs[1]))))
+	p := filepath.Join(a.Root(), filepath.FromSlash(LeafObject("ams-1", testKey(1).Public().(ed25519.PublicKey), LeafHash(recs[1]))))
 	// The copy replaced by a sealed, edited report of the same size.
 	same := bytes.Replace(recs[1].Raw, []byte(`"rows":1200,`), []byte(`"rows":1201,`), 1)
 	if len(same) != len(recs[1].Raw) || bytes.Equal(same, recs[1].Raw) {
@@ -397,7 +398,7 @@ func TestUploadOnlyVerified(t *testing.T) {
 	if len(res) != 1 || res[0].OK || !strings.Contains(res[0].Error, FileName(2)) || !strings.Contains(res[0].Error, "does not verify") {
 		t.Fatalf("append with an edited report in the state directory: %+v", res)
 	}
-	files, _, err := ReadLocation(ctx, g, "ams-1", mustSealIdentity(t, s))
+	files, _, err := ReadLocation(ctx, g, "ams-1", s.PublicKey(), mustSealIdentity(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +492,7 @@ func mustSealIdentity(t *testing.T, s *Store) age.Identity {
 // reports opened with the appliance's identity.
 func verifyLocation(t *testing.T, s *Store, l repo.Location) *Verification {
 	t.Helper()
-	files, _, err := ReadLocation(context.Background(), l, "ams-1", mustSealIdentity(t, s))
+	files, _, err := ReadLocation(context.Background(), l, "ams-1", s.PublicKey(), mustSealIdentity(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +503,7 @@ func verifyLocation(t *testing.T, s *Store, l repo.Location) *Verification {
 func countLeaves(t *testing.T, l repo.Location) int {
 	t.Helper()
 	n := 0
-	if err := l.List(context.Background(), LocationPrefix("ams-1")+"leaf/", func(repo.ObjectInfo) error { n++; return nil }); err != nil {
+	if err := l.List(context.Background(), LogPrefix("ams-1", testKey(1).Public().(ed25519.PublicKey))+"leaf/", func(repo.ObjectInfo) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -529,7 +530,7 @@ func TestSquattedNames(t *testing.T) {
 	g.SetUp()
 	recs, _ := s.Records()
 	rec := recs[1]
-	if err := g.Put(ctx, LeafObject("ams-1", LeafHash(rec)), []byte("age-encryption.org/v1\nsquatted\n")); err != nil {
+	if err := g.Put(ctx, LeafObject("ams-1", testKey(1).Public().(ed25519.PublicKey), LeafHash(rec)), []byte("age-encryption.org/v1\nsquatted\n")); err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.Sync(ctx)
@@ -538,7 +539,7 @@ func TestSquattedNames(t *testing.T) {
 	}
 	// A planted checkpoint object: named by a hash its content lacks.
 	_, cp, _ := s.Checkpoint()
-	name := CheckpointObject("ams-1", append([]byte("x"), cp...))
+	name := CheckpointObject("ams-1", testKey(1).Public().(ed25519.PublicKey), append([]byte("x"), cp...))
 	if err := g.Put(ctx, name, cp); err != nil {
 		t.Fatal(err)
 	}
@@ -546,4 +547,52 @@ func TestSquattedNames(t *testing.T) {
 	if err != nil || res[0].OK || !strings.Contains(res[0].Error, name+" does not hold what its name says (squatted or replaced)") {
 		t.Fatalf("check with a planted checkpoint: %+v %v", res, err)
 	}
+}
+
+// TestRecoveredApplianceNewKey (issue 18 point 2): an appliance rebuilt
+// after a disaster, with a new signing key and the same appliance id,
+// writes its log beside the old one (another key prefix): nothing
+// collides with the old write-once objects, sync is clean, and the old
+// log stays readable with the offline recovery identity and verifiable
+// with the old public key.
+func TestRecoveredApplianceNewKey(t *testing.T) {
+	ctx := context.Background()
+	recovery, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := local.New("amsterdam", t.TempDir())
+	old := OpenStore(t.TempDir(), "ams-1", testKey(1), []repo.Location{l})
+	old.Recipients = []age.Recipient{recovery.Recipient()}
+	appendN(t, old, 3)
+
+	// The disaster: state and key gone. The new appliance: new key.
+	fresh := OpenStore(t.TempDir(), "ams-1", testKey(5), []repo.Location{l})
+	fresh.Recipients = []age.Recipient{recovery.Recipient()}
+	r := sampleReport("praktijk-a", "postgres", 9, "")
+	if _, res, err := fresh.Append(ctx, &r); err != nil || !res[0].OK {
+		t.Fatalf("the recovered appliance's first report: %+v %v", res, err)
+	}
+	if res, err := fresh.Sync(ctx); err != nil || !res[0].OK {
+		t.Fatalf("sync on the recovered appliance: %+v %v", res, err)
+	}
+	files, notes, err := ReadLocation(ctx, l, "ams-1", old.PublicKey(), recovery)
+	if err != nil || len(files) != 3 || len(notes) != 3 {
+		t.Fatalf("the old log with the recovery identity: %d reports, %d checkpoints, %v", len(files), len(notes), err)
+	}
+	if v := Verify(files, old.PublicKey(), VerifyOptions{}); !v.OK() || v.Last != 3 {
+		t.Fatalf("the old log does not verify with the old key: %+v", v)
+	}
+	if v := verifyLocationWith(t, fresh, l); !v.OK() || v.Last != 1 {
+		t.Fatalf("the new log: %+v", v)
+	}
+}
+
+func verifyLocationWith(t *testing.T, s *Store, l repo.Location) *Verification {
+	t.Helper()
+	files, _, err := ReadLocation(context.Background(), l, "ams-1", s.PublicKey(), mustSealIdentity(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Verify(files, s.PublicKey(), VerifyOptions{})
 }
