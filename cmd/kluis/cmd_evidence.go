@@ -347,7 +347,7 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 		wvs = append(wvs, w.Verifier)
 	}
 	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
-		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: version, Locations: restoretest.EvidenceLocations(a.Cfg),
+		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg),
 		Log: tree, LogCheckpoint: cp, Witnesses: wvs})
 	if err != nil {
 		return err
