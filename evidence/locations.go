@@ -244,7 +244,7 @@ const maxLocationReports = MaxReports
 // that one of ids opens, as a report file named by its number (for
 // Verify), and every checkpoint note. A sealed copy no identity opens is
 // an error (wrong identity, or not a sealed report).
-func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids ...age.Identity) ([]File, [][]byte, error) {
+func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids ...age.Identity) ([]File, []File, error) {
 	prefix := LogPrefix(appliance, pub)
 	var leaves, cps []string
 	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
@@ -284,13 +284,105 @@ func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed
 		}
 		files = append(files, File{Name: fname, Data: plain})
 	}
-	var notes [][]byte
+	var notes []File
 	for _, name := range cps {
 		data, err := repo.ReadAll(ctx, l, name, maxNote)
 		if err != nil {
 			return nil, nil, err
 		}
-		notes = append(notes, data)
+		notes = append(notes, File{Name: name, Data: data})
 	}
 	return files, notes, nil
+}
+
+// VerifyLocationCopy verifies an appliance's log as a location holds it
+// (the bucket itself, or a download of it opened as a location): the
+// sealed reports, opened with ids (the auditor's age identity), are
+// verified as an export is, against the largest checkpoint there, with
+// the tree computed from the reports; every checkpoint there must be named
+// by its hash and be consistent with that tree. A copy after a rewrite
+// fails: rewritten reports no longer match their names, and the old
+// checkpoints contradict the new history (or, with opts.Checkpoint, the
+// auditor's kept checkpoint does).
+func VerifyLocationCopy(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids []age.Identity, opts VerifyOptions) (*Verification, error) {
+	files, notes, err := ReadLocation(ctx, l, appliance, pub, ids...)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		recs []Record
+		bad  []Problem
+		kept []File
+	)
+	for _, f := range files {
+		if leaf, ok := strings.CutSuffix(f.Name, ".misnamed.json"); ok {
+			bad = append(bad, Problem{Kind: Rewritten, File: LogPrefix(appliance, pub) + "leaf/" + leaf, Reason: "the sealed report holds another report than its name (its leaf hash) says: replaced (a new version PUT over it) or squatted"})
+			continue
+		}
+		kept = append(kept, f)
+	}
+	files = kept
+	for _, f := range files {
+		if r, err := ParseRecord(f.Data); err == nil && FileName(r.Seq) == f.Name && r.line.Verify(pub) {
+			recs = append(recs, r)
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
+	var leaves []tlog.Hash
+	for i, r := range recs {
+		if r.Seq != uint64(i)+1 {
+			break
+		}
+		leaves = append(leaves, LeafHash(r))
+	}
+	var (
+		best     []byte
+		bestSize int64 = -1
+	)
+	t, err := NewTree(leaves)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range notes {
+		sum := sha256.Sum256(n.Data)
+		if path.Base(n.Name) != hex.EncodeToString(sum[:]) {
+			bad = append(bad, Problem{Kind: Rewritten, File: n.Name, Reason: "the checkpoint object does not hold what its name says: replaced (a new version PUT over it) or squatted"})
+			continue
+		}
+		c, _, err := OpenLogCheckpoint(n.Data, appliance, pub, opts.Witnesses...)
+		if err != nil {
+			bad = append(bad, Problem{Kind: BadCheckpoint, File: n.Name, Reason: reason(err)})
+			continue
+		}
+		if c.Size > bestSize || c.Size == bestSize && len(n.Data) > len(best) { // the most cosigned
+			best, bestSize = n.Data, c.Size
+		}
+		if c.Size > t.Size() {
+			continue // reported by the largest checkpoint's check
+		}
+		if root, _ := t.Root(c.Size); root != c.Root {
+			bad = append(bad, Problem{Kind: Rewritten, File: n.Name, Reason: fmt.Sprintf("this checkpoint (log of %d reports) contradicts the reports at the location: the history up to report %d was rewritten after it was written", c.Size, c.Size)})
+		}
+	}
+	if best != nil {
+		files = append(files, File{Name: CheckpointNoteFile, Data: best})
+		if bestSize <= t.Size() {
+			sub, _ := NewTree(leaves[:bestSize])
+			txt, _ := treeText(sub)
+			files = append(files, File{Name: TreeFile, Data: txt})
+		}
+	}
+	opts.RequireLog = true
+	if opts.Appliance == "" {
+		opts.Appliance = appliance
+	}
+	v := Verify(files, pub, opts)
+	if best != nil && bestSize > t.Size() {
+		v.problem(Truncated, uint64(t.Size())+1, "", "the largest checkpoint at the location names a log of %d reports, but the location holds reports 1 to %d: %s removed", bestSize, t.Size(), span(uint64(t.Size())+1, uint64(bestSize)))
+	}
+	if best == nil {
+		v.problem(Removed, 0, "", "no checkpoint of this key at the location: it cannot show what was cut off or rewritten")
+	}
+	v.Problems = append(v.Problems, bad...)
+	return v, nil
 }

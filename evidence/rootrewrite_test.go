@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/mod/sumdb/note"
@@ -42,6 +43,11 @@ func TestRootRewriteOnObjectLockS3(t *testing.T) {
 	state := t.TempDir()
 	s := OpenStore(state, "ams-1", testKey(1), []repo.Location{s3loc, dirLoc})
 	s.Witnesses = []WitnessClient{wc}
+	auditor, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Recipients = []age.Recipient{auditor.Recipient()} // evidence.auditor_recipient
 	for i := range 6 {
 		fail := ""
 		if i == 2 {
@@ -65,6 +71,12 @@ func TestRootRewriteOnObjectLockS3(t *testing.T) {
 	held := read(t, audit1, CheckpointNoteFile)
 	if v, err := VerifyDir(audit1, pub, VerifyOptions{RequireLog: true, Witnesses: []note.Verifier{wv}}); err != nil || !v.OK() {
 		t.Fatalf("the first audit's export: %+v %v", v, err)
+	}
+
+	// The auditor can also verify the S3 location's copy itself, with
+	// their age identity.
+	if v, err := VerifyLocationCopy(ctx, s3loc, "ams-1", pub, []age.Identity{auditor}, VerifyOptions{Checkpoint: held, CheckpointName: "audit1/checkpoint.note"}); err != nil || !v.OK() || v.Last != 6 {
+		t.Fatalf("the S3 copy before the attack: %+v %v", v, err)
 	}
 
 	// A stolen bucket: nothing under the appliance's prefix names a table
@@ -99,6 +111,7 @@ func TestRootRewriteOnObjectLockS3(t *testing.T) {
 	})
 	os.Remove(filepath.Join(evDir, CheckpointFile)) // resign's export checkpoint
 	forged := OpenStore(state, "ams-1", testKey(1), []repo.Location{s3loc, dirLoc})
+	forged.Recipients = s.Recipients
 	recs, err := forged.Records()
 	if err != nil {
 		t.Fatalf("the forged chain does not even verify on its own: %v", err)
@@ -161,7 +174,25 @@ func TestRootRewriteOnObjectLockS3(t *testing.T) {
 	}
 	checkProblems(t, v, []want{{BadCheckpoint, 0, "not cosigned by witness witness.example/auditor"}})
 
-	// 3. Sync and evidence check see the extra versions at S3, and at
+	// 3. The auditor's verify of the S3 copy as it now reads (every
+	// object's newest version is the forgery) fails too.
+	v, err = VerifyLocationCopy(ctx, s3loc, "ams-1", pub, []age.Identity{auditor}, VerifyOptions{Checkpoint: held, CheckpointName: "audit1/checkpoint.note"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.OK() {
+		t.Fatal("the rewritten S3 copy verifies")
+	}
+	kinds := map[string]bool{}
+	for _, p := range v.Problems {
+		kinds[p.Kind] = true
+		t.Logf("S3 copy: %s", p)
+	}
+	if !kinds[Rewritten] {
+		t.Errorf("the rewritten S3 copy: no %s problem: %v", Rewritten, v.Problems)
+	}
+
+	// 4. Sync and evidence check see the extra versions at S3, and at
 	// both locations the old checkpoints the forged history contradicts.
 	syncRes, err := forged.Sync(ctx)
 	if err != nil {

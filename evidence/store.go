@@ -390,7 +390,14 @@ func (s *Store) Sync(ctx context.Context) ([]repo.LocationResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.upload(ctx, files(recs), true), nil
+	if len(recs) > 0 {
+		if _, _, err := s.Checkpoint(); err != nil { // a chain from before the log gets its first checkpoint
+			return nil, err
+		}
+	}
+	res := s.upload(ctx, files(recs), true)
+	s.uploadCheckpoint(ctx, res)
+	return res, nil
 }
 
 // CatchUp is the cheap form of Sync for a schedule: it uploads what a

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,6 +22,7 @@ import (
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/repo/local"
 	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
@@ -374,6 +376,8 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 	var wkeys listFlag
 	fs.Var(&wkeys, "witness-key", "a witness's public `key` (NAME+KEYHASH+BASE64, or a file holding it) whose cosignature the checkpoint must carry; repeatable")
 	expectLast := fs.Uint64("expect-last", 0, "fail unless the reports reach report `N` (the number you were told the log has)")
+	identity := fs.String("identity", "", "an age identity `file` (the auditor's): DIR is then a download of a location (holding _evidence/), whose sealed copies are opened and verified")
+	applianceID := fs.String("appliance", "", "with --identity: the appliance `id` whose log to verify (default: the only one in DIR)")
 	g.jsonFlag(fs)
 	pos, err := g.parseWithArgs(fs, args)
 	if err != nil {
@@ -409,8 +413,13 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	dir := pos[0]
-	v, err := evidence.VerifyDir(dir, pub, opts)
-	if err != nil {
+	var v *evidence.Verification
+	if *identity != "" {
+		v, err = verifyLocationDownload(ctx, dir, *identity, *applianceID, pub, opts)
+		if err != nil {
+			return err
+		}
+	} else if v, err = evidence.VerifyDir(dir, pub, opts); err != nil {
 		return usageErrorf("cannot read %s, nothing verified: %v", dir, err)
 	}
 	if g.jsonOut {
@@ -648,4 +657,39 @@ func cmdEvidenceCheck(ctx context.Context, g *globals, args []string) error {
 		return &silentError{code: exitFailed}
 	}
 	return nil
+}
+
+// verifyLocationDownload verifies a download of a location (a directory
+// holding _evidence/APPLIANCE/key-…/) with the auditor's age identity.
+func verifyLocationDownload(ctx context.Context, dir, identityFile, applianceID string, pub ed25519.PublicKey, opts evidence.VerifyOptions) (*evidence.Verification, error) {
+	data, err := readSmall(identityFile, 64<<10)
+	if err != nil {
+		return nil, usageErrorf("--identity: %v; nothing verified", err)
+	}
+	ids, err := age.ParseIdentities(strings.NewReader(string(data)))
+	if err != nil {
+		return nil, usageErrorf("--identity %s: %v; nothing verified", identityFile, err)
+	}
+	if applianceID == "" {
+		ents, err := os.ReadDir(filepath.Join(dir, "_evidence"))
+		if err != nil {
+			return nil, usageErrorf("%s holds no _evidence/ directory (a download of a location's bucket or directory): %v; nothing verified", dir, err)
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				if applianceID != "" {
+					return nil, usageErrorf("%s holds the evidence of more than one appliance: give --appliance ID", dir)
+				}
+				applianceID = e.Name()
+			}
+		}
+		if applianceID == "" {
+			return nil, usageErrorf("%s/_evidence/ holds no appliance's evidence; nothing verified", dir)
+		}
+	}
+	v, err := evidence.VerifyLocationCopy(ctx, local.New("download", dir), applianceID, pub, ids, opts)
+	if err != nil {
+		return nil, usageErrorf("cannot read the evidence in %s, nothing verified: %v", dir, err)
+	}
+	return v, nil
 }

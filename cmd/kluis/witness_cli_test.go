@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"filippo.io/age"
 	"net"
 	"os"
 	"os/exec"
@@ -44,14 +45,22 @@ func TestWitnessCLI(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Wait()
+	defer func() { cancel(); srv.Wait() }()
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || !strings.Contains(line, "serving on") {
 		t.Fatalf("witness serve: %q %v", line, err)
 	}
 
+	auditor, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idFile := e.path("auditor.age")
+	if err := os.WriteFile(idFile, []byte(auditor.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, _ := os.ReadFile(e.cfg)
-	cfg = append(cfg, []byte("evidence:\n  witnesses:\n    - {url: \"http://"+addr+"/\", key: \""+wkey+"\"}\n")...)
+	cfg = append(cfg, []byte("evidence:\n  auditor_recipient: "+auditor.Recipient().String()+"\n  witnesses:\n    - {url: \"http://"+addr+"/\", key: \""+wkey+"\"}\n")...)
 	if err := os.WriteFile(e.cfg, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +78,13 @@ func TestWitnessCLI(t *testing.T) {
 	}
 	if r := e.runNoConfig("evidence", "verify", "--public-key", pub, "--expect-last", "4", export); r.code != 1 || !strings.Contains(r.stdout, "you expected the reports to reach report 4") {
 		t.Errorf("verify --expect-last 4: %v", r)
+	}
+	// The auditor verifies a location's copy (sealed to them) directly.
+	e.mustRun(0, "init", "--tenant", tenant)
+	e.mustRun(0, "sync")
+	r = e.runNoConfig("evidence", "verify", "--public-key", pub, "--identity", idFile, "--checkpoint", export+"/checkpoint.note", "--witness-key", wkey, e.path("loc-g"))
+	if r.code != 0 || !strings.Contains(r.stdout, "VERIFIED") || !strings.Contains(r.stdout, "reports 1 to 3 of appliance ams-1") {
+		t.Errorf("verify of a location copy: %v", r)
 	}
 	proof := e.path("report-2.proof")
 	e.mustRun(0, "evidence", "prove", "2", "--out", proof)
