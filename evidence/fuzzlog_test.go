@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // genuineLog is newGenuine's chain as a log: its tree, its checkpoint
@@ -143,6 +145,27 @@ func FuzzParseWitnessKey(f *testing.F) {
 		cv := v.(cosigVerifier)
 		if WitnessKey(cv.name, cv.pub) != string(bytes.TrimSpace(data)) {
 			t.Fatalf("witness key does not round-trip: %q", data)
+		}
+	})
+}
+
+// FuzzParseAddCheckpoint: a witness request body decodes or is refused,
+// never panics; what decodes encodes back to the same bytes.
+func FuzzParseAddCheckpoint(f *testing.F) {
+	g := newGenuineLog(f)
+	seeds := [][]any{{AddCheckpointRequest(0, nil, g.note)}, {[]byte("old 2\nAAAA\n\n")}, {[]byte("old 01\n\n")},
+		{AddCheckpointRequest(2, make([]tlog.Hash, 2), g.note)}}
+	writeSeeds(f, "FuzzParseAddCheckpoint", seeds...)
+	for _, s := range seeds {
+		f.Add(s[0].([]byte))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n, proof, cp, err := ParseAddCheckpoint(data)
+		if err != nil {
+			return
+		}
+		if back := AddCheckpointRequest(n, proof, cp); !bytes.Equal(back, data) {
+			t.Fatalf("request does not round-trip: %q", data)
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package evidence
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -252,38 +251,41 @@ func ParseAddCheckpoint(body []byte) (int64, []tlog.Hash, []byte, error) {
 	if len(body) > maxAddCheckpoint {
 		return 0, nil, nil, fmt.Errorf("request larger than %d bytes: %w", maxAddCheckpoint, ErrMalformed)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 0, 256), 256)
-	if !sc.Scan() {
+	rest := body
+	next := func() (string, bool) {
+		k := bytes.IndexByte(rest, '\n')
+		if k < 0 || k > 256 {
+			return "", false
+		}
+		line := string(rest[:k])
+		rest = rest[k+1:]
+		return line, true
+	}
+	first, ok := next()
+	if !ok {
 		return 0, nil, nil, fmt.Errorf("no old size line: %w", ErrMalformed)
 	}
-	first := sc.Text()
 	num, ok := strings.CutPrefix(first, "old ")
 	n, err := strconv.ParseInt(num, 10, 64)
 	if !ok || err != nil || n < 0 || strconv.FormatInt(n, 10) != num {
 		return 0, nil, nil, fmt.Errorf("first line is not \"old SIZE\": %w", ErrMalformed)
 	}
-	off := len(first) + 1
 	var proof []tlog.Hash
 	for {
-		if !sc.Scan() {
+		line, ok := next()
+		if !ok {
 			return 0, nil, nil, fmt.Errorf("no blank line before the checkpoint: %w", ErrMalformed)
 		}
-		line := sc.Text()
-		off += len(line) + 1
 		if line == "" {
 			break
 		}
 		h, err := base64.StdEncoding.DecodeString(line)
-		if err != nil || len(h) != tlog.HashSize || len(proof) >= 63 {
+		if err != nil || len(h) != tlog.HashSize || len(proof) >= 63 || base64.StdEncoding.EncodeToString(h) != line {
 			return 0, nil, nil, fmt.Errorf("bad proof line: %w", ErrMalformed)
 		}
 		proof = append(proof, tlog.Hash(h))
 	}
-	if off > len(body) {
-		return 0, nil, nil, fmt.Errorf("no checkpoint: %w", ErrMalformed)
-	}
-	return n, proof, body[off:], nil
+	return n, proof, rest, nil
 }
 
 // WitnessClient asks one witness to cosign.
