@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -25,6 +26,9 @@ type Options struct {
 	PackSize int64
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Signer, when set, signs every key file this appliance writes (its
+	// evidence signing key), so recovery can tell them from planted ones.
+	Signer ed25519.PrivateKey
 }
 
 func (o *Options) fill() {
@@ -58,11 +62,22 @@ type Repo struct {
 	configBytes []byte
 	keyName     string
 	keyBytes    []byte
+	master      MasterKey
+	// configAt holds the names of the locations whose config is known to
+	// be this repository's (ensureRepoObjects).
+	configAt sync.Map
 
 	indexMu sync.Mutex
 	index   *Index
 
 	packs *packCache
+
+	// adIndex and adManifest are the associated data new index objects
+	// and manifests are sealed under: bound to tenant and repository.
+	adIndex, adManifest string
+
+	damageMu sync.Mutex
+	damage   map[string]Damage // by location and object name
 }
 
 // Tenant returns the tenant id.
@@ -83,6 +98,9 @@ type LocationResult struct {
 	Location string `json:"location"`
 	OK       bool   `json:"ok"`
 	Error    string `json:"error,omitempty"`
+	// Warnings: the operation succeeded here but found something to act
+	// on (a planted key file).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Init creates a tenant's repository at every location. It refuses when a
@@ -93,14 +111,27 @@ func Init(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 	if len(locs) == 0 {
 		return nil, nil, errors.New("no locations")
 	}
+	foreign := map[string]error{}
 	for _, l := range locs {
 		_, err := l.Stat(ctx, tenant+"/"+kindConfig)
 		if err == nil {
-			return nil, nil, fmt.Errorf("tenant %s already has a repository at location %s", tenant, l.Name())
+			switch err := existingAt(ctx, tenant, l, opts); {
+			case err == nil:
+				return nil, nil, fmt.Errorf("tenant %s already has a repository at location %s", tenant, l.Name())
+			case errors.Is(err, ErrForeign):
+				foreign[l.Name()] = err
+				opts.Logger.Warn("foreign repository config under the tenant's prefix: not initialised there", "tenant", tenant, "location", l.Name(), "err", err)
+			default:
+				return nil, nil, fmt.Errorf("tenant %s: location %s holds a repository this appliance cannot open: %w", tenant, l.Name(), err)
+			}
+			continue
 		}
 		if !errors.Is(err, ErrNotFound) {
 			opts.Logger.Warn("location unreachable at init", "tenant", tenant, "location", l.Name(), "err", err)
 		}
+	}
+	if len(foreign) == len(locs) {
+		return nil, nil, fmt.Errorf("tenant %s: every location holds a foreign repository config under the tenant's prefix (planted or another installation's); remove them after checking: %w", tenant, ErrForeign)
 	}
 	if err := opts.Chunker.Validate(); err != nil {
 		return nil, nil, err
@@ -118,7 +149,7 @@ func Init(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 	if err != nil {
 		return nil, nil, err
 	}
-	kb, err := encodeKeyFile(key, opts.Master, opts.RecoveryRecipient)
+	kb, err := encodeKeyFile(key, opts.Master, opts.RecoveryRecipient, opts.Signer)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -129,12 +160,12 @@ func Init(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 	r.configBytes, r.keyBytes = cb, kb
 	r.keyName = objectName(tenant, kindKeys, sha256.Sum256(kb))
 	results := r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
-		// The key first: a location with a config but no key would look
-		// like a repository nobody can open.
-		if err := l.Put(ctx, r.keyName, kb); err != nil {
+		if err := foreign[l.Name()]; err != nil {
 			return err
 		}
-		return l.Put(ctx, tenant+"/"+kindConfig, cb)
+		// The key first: a location with a config but no key would look
+		// like a repository nobody can open.
+		return r.ensureRepoObjects(ctx, l)
 	})
 	if countOK(results) == 0 {
 		return nil, results, fmt.Errorf("init of tenant %s failed at every location: %s", tenant, joinErrors(results))
@@ -153,8 +184,10 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 		return nil, err
 	}
 	r := &Repo{tenant: tenant, cfg: cfg, key: key, sealer: s, meta: ms, locs: locs,
-		log: opts.Logger.With("tenant", tenant), now: opts.Now}
+		log: opts.Logger.With("tenant", tenant), now: opts.Now, master: opts.Master}
 	r.packs = newPackCache(r, 4*cfg.PackSize)
+	r.adIndex = boundAD(adIndexV2, tenant, cfg.ID)
+	r.adManifest = boundAD(adManifestV2, tenant, cfg.ID)
 	return r, nil
 }
 
@@ -164,8 +197,9 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 // tenant without a repository anywhere returns ErrNotFound.
 func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*Repo, error) {
 	opts.fill()
-	var problems []string
+	var problems, foreign []string
 	wrongKey, corrupt, found := false, false, false
+	notFound := 0
 	for _, l := range locs {
 		r, err := openAt(ctx, tenant, l, locs, opts)
 		if err == nil {
@@ -173,6 +207,15 @@ func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 				r.log.Warn("repository copy unusable, used another location", "problem", p)
 			}
 			return r, nil
+		}
+		if errors.Is(err, ErrNotFound) {
+			notFound++
+		} else if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrWrongKey) || errors.Is(err, errConfigUnreadable) {
+			// The location answered, and nothing there opens: a
+			// repository of this appliance, damaged, or a foreign config?
+			if ferr := existingAt(ctx, tenant, l, opts); errors.Is(ferr, ErrForeign) {
+				foreign = append(foreign, ferr.Error())
+			}
 		}
 		if !errors.Is(err, ErrNotFound) {
 			found = true
@@ -190,6 +233,12 @@ func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 		problems = append(problems, msg)
 	}
 	switch {
+	case len(foreign) > 0 && notFound > 0 && notFound+len(foreign) == len(locs):
+		// Only configs no key file of this appliance opens, and empty
+		// prefixes: a config planted under a predictable tenant id is not
+		// a repository, and must not stop a new tenant's backups. Init
+		// reports the foreign location and initialises the others.
+		return nil, fmt.Errorf("tenant %s has no repository (%s; run `kluis init --tenant %s`): %w", tenant, strings.Join(foreign, "; "), tenant, ErrNotFound)
 	case wrongKey:
 		return nil, fmt.Errorf("tenant %s: %s: %w", tenant, strings.Join(problems, "; "), ErrWrongKey)
 	case !found:
@@ -207,7 +256,7 @@ func openAt(ctx context.Context, tenant string, l Location, locs []Location, opt
 	}
 	cfg, err := decodeConfig(cb, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("%s/config: %w", tenant, err)
+		return nil, fmt.Errorf("%s/config: %w%w", tenant, err, errConfigUnreadable)
 	}
 	var keyNames []string
 	err = l.List(ctx, tenant+"/"+kindKeys+"/", func(oi ObjectInfo) error {
@@ -222,6 +271,7 @@ func openAt(ctx context.Context, tenant string, l Location, locs []Location, opt
 	}
 	sort.Strings(keyNames)
 	var lastErr error
+	var found *Repo
 	for _, name := range keyNames {
 		kb, err := ReadAll(ctx, l, name, maxKeyFile)
 		if err != nil {
@@ -240,12 +290,24 @@ func openAt(ctx context.Context, tenant string, l Location, locs []Location, opt
 		if sum := sha256.Sum256(cb); key.ConfigSHA256 != Hash(sum).String() {
 			return nil, fmt.Errorf("%s/config: content differs from what the key file binds (edited or damaged): %w", tenant, ErrCorrupt)
 		}
+		if found != nil {
+			// Every key file the master key opens must hold the same key:
+			// two that differ mean one was planted and installed (a
+			// recovery that accepted a forged key file). Refuse to choose.
+			if !sameKey(found.key, key) {
+				return nil, fmt.Errorf("%s/keys: key files %s and %s both open with the master key but hold different keys (one was planted): %w", tenant, found.keyName, name, ErrCorrupt)
+			}
+			continue
+		}
 		r, err := newRepo(tenant, cfg, key, reorder(locs, l), opts)
 		if err != nil {
 			return nil, err
 		}
 		r.configBytes, r.keyName, r.keyBytes = cb, name, kb
-		return r, nil
+		found = r
+	}
+	if found != nil {
+		return found, nil
 	}
 	return nil, lastErr
 }
@@ -335,10 +397,8 @@ func (r *Repo) readVerified(ctx context.Context, kind string, h Hash, max int64)
 	var problems []string
 	notFound := true
 	for _, l := range r.locs {
-		data, err := ReadAll(ctx, l, name, max)
-		if err == nil && sha256.Sum256(data) != h {
-			err = fmt.Errorf("content does not match its name: %w", ErrCorrupt)
-		}
+		data, err := readContent(ctx, l, name, max, h)
+		r.noteRead(l, name, err)
 		if err == nil {
 			if len(problems) > 0 {
 				r.log.Warn("bad copy of object, read another location", "object", name, "problems", strings.Join(problems, "; "))
@@ -390,49 +450,137 @@ func (r *Repo) setIndex(x *Index) {
 }
 
 func (r *Repo) loadIndex(ctx context.Context) (*Index, error) {
-	names := map[Hash]bool{}
-	listed := 0
-	for _, l := range r.locs {
+	st, err := r.loadIndexState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.idx, nil
+}
+
+// indexState is what loading the index found.
+type indexState struct {
+	idx *Index
+	// live are the index objects in use: opened, and superseded by none.
+	live map[Hash]*indexObject
+	// superseded are the names a live index's supersedes list holds.
+	superseded map[Hash]bool
+	// unopened are listed index objects with no usable copy that are not
+	// proven planted (damaged everywhere, or unreadable now).
+	unopened map[Hash]string
+	// planted are listed objects proven planted.
+	planted map[Hash]bool
+	// indexes and packs are the listings, per location (nil: not listed).
+	indexes, packs []map[Hash]int64
+	// present are the packs listed at some location.
+	present map[Hash]bool
+}
+
+// allListed reports whether every location was listed.
+func (st *indexState) allListed() bool {
+	for i := range st.indexes {
+		if st.indexes[i] == nil || st.packs[i] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// loadIndexState lists index objects and packs at every location and
+// builds the index from the live index objects: those that open at some
+// location (damaged copies are read around) and that no other live index
+// supersedes. An index that opens nowhere is skipped and reported, never a
+// global error; a candidate in a pack listed nowhere is marked missing.
+func (r *Repo) loadIndexState(ctx context.Context) (*indexState, error) {
+	st := &indexState{
+		live: map[Hash]*indexObject{}, superseded: map[Hash]bool{}, unopened: map[Hash]string{},
+		planted: map[Hash]bool{}, present: map[Hash]bool{},
+		indexes: make([]map[Hash]int64, len(r.locs)), packs: make([]map[Hash]int64, len(r.locs)),
+	}
+	sizes := map[Hash]int64{}
+	listed, packsListed := 0, 0
+	for i, l := range r.locs {
 		ns, err := r.listNames(ctx, l, kindIndex)
 		if err != nil {
 			r.log.Warn("cannot list index objects", "location", l.Name(), "err", err)
 			continue
 		}
+		st.indexes[i] = ns
+		r.forgetUnlisted(l, kindIndex, ns)
 		listed++
-		for h := range ns {
-			names[h] = true
+		for h, size := range ns {
+			sizes[h] = max(sizes[h], size)
+		}
+		ps, err := r.listNames(ctx, l, kindData)
+		if err != nil {
+			r.log.Warn("cannot list packs", "location", l.Name(), "err", err)
+			continue
+		}
+		st.packs[i] = ps
+		r.forgetUnlisted(l, kindData, ps)
+		packsListed++
+		for h := range ps {
+			st.present[h] = true
 		}
 	}
 	if listed == 0 {
 		return nil, fmt.Errorf("tenant %s: no location could be listed", r.tenant)
 	}
-	x := newIndex()
-	for h := range names {
-		packs, err := r.readIndexObject(ctx, h)
+	// Largest first: compacted indexes, whose supersedes lists spare
+	// reading the objects they replaced.
+	names := make([]Hash, 0, len(sizes))
+	for h := range sizes {
+		names = append(names, h)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if sizes[names[i]] != sizes[names[j]] {
+			return sizes[names[i]] > sizes[names[j]]
+		}
+		return names[i].String() < names[j].String()
+	})
+	opened := map[Hash]*indexObject{}
+	for _, h := range names {
+		if st.superseded[h] {
+			continue
+		}
+		v, err := r.readOpened(ctx, kindIndex, h)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, errPlanted) {
+				st.planted[h] = true
+			} else {
+				st.unopened[h] = err.Error()
+			}
+			r.log.Warn("index object skipped: no location has a copy that opens", "index", h.String(), "err", err)
+			continue
 		}
-		for _, p := range packs {
-			x.add(p)
+		x := v.(*indexObject)
+		opened[h] = x
+		for _, s := range x.Supersedes {
+			if s != h {
+				st.superseded[s] = true
+			}
 		}
 	}
-	return x, nil
-}
-
-func (r *Repo) readIndexObject(ctx context.Context, h Hash) ([]PackBlobs, error) {
-	data, err := r.readVerified(ctx, kindIndex, h, maxIndexObject)
-	if err != nil {
-		return nil, err
+	idx := newIndex()
+	for h, x := range opened {
+		if st.superseded[h] {
+			continue
+		}
+		st.live[h] = x
+		idx.addAll(x.Packs)
 	}
-	plain, err := r.meta.open(adIndex, data)
-	if err != nil {
-		return nil, fmt.Errorf("index %s: does not decrypt (damaged, or another tenant's): %w", h, ErrCorrupt)
+	if packsListed > 0 {
+		idx.setPresent(st.present)
 	}
-	packs, err := decodeIndex(plain)
-	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", h, err)
+	idx.superseded = st.superseded
+	for h, problem := range st.unopened {
+		idx.unopened = append(idx.unopened, fmt.Sprintf("index %s: %s", h, problem))
 	}
-	return packs, nil
+	sort.Strings(idx.unopened)
+	st.idx = idx
+	return st, nil
 }
 
 // SnapshotInfo is a snapshot and the locations that hold it.
@@ -444,17 +592,37 @@ type SnapshotInfo struct {
 
 // Snapshots lists every snapshot at any location, oldest first, with the
 // locations where each is committed. A manifest that no location can
-// provide intact is reported as an error.
+// provide intact is skipped and reported (Damage), never a global error:
+// one location's damage must not hide the other's snapshots.
 func (r *Repo) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
+	st, err := r.snapshotState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.snaps, nil
+}
+
+// snapshotState is what listing snapshots found.
+type snapshotState struct {
+	snaps     []SnapshotInfo
+	unopened  map[Hash]string
+	planted   map[Hash]bool
+	allListed bool
+}
+
+func (r *Repo) snapshotState(ctx context.Context) (*snapshotState, error) {
+	st := &snapshotState{unopened: map[Hash]string{}, planted: map[Hash]bool{}, allListed: true}
 	where := map[Hash][]string{}
 	listed := 0
 	for _, l := range r.locs {
 		ns, err := r.listNames(ctx, l, kindSnapshot)
 		if err != nil {
 			r.log.Warn("cannot list snapshots", "location", l.Name(), "err", err)
+			st.allListed = false
 			continue
 		}
 		listed++
+		r.forgetUnlisted(l, kindSnapshot, ns)
 		for h := range ns {
 			where[h] = append(where[h], l.Name())
 		}
@@ -462,53 +630,71 @@ func (r *Repo) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
 	if listed == 0 {
 		return nil, fmt.Errorf("tenant %s: no location could be listed", r.tenant)
 	}
-	out := make([]SnapshotInfo, 0, len(where))
+	st.snaps = make([]SnapshotInfo, 0, len(where))
 	for h, ls := range where {
 		m, err := r.LoadManifest(ctx, h)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, errPlanted) {
+				st.planted[h] = true
+			} else {
+				st.unopened[h] = err.Error()
+			}
+			r.log.Warn("snapshot skipped: no location has a copy that opens", "snapshot", h.String(), "err", err)
+			continue
 		}
-		sort.Strings(ls)
-		out = append(out, SnapshotInfo{ID: h, Manifest: m, Locations: ls})
+		// A location whose copy is damaged does not hold the snapshot.
+		var good []string
+		for _, name := range ls {
+			if !r.damagedAt(name, objectName(r.tenant, kindSnapshot, h)) {
+				good = append(good, name)
+			}
+		}
+		sort.Strings(good)
+		st.snaps = append(st.snaps, SnapshotInfo{ID: h, Manifest: m, Locations: good})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Manifest, out[j].Manifest
+	sort.Slice(st.snaps, func(i, j int) bool {
+		a, b := st.snaps[i].Manifest, st.snaps[j].Manifest
 		if !a.Started.Equal(b.Started) {
 			return a.Started.Before(b.Started)
 		}
-		return out[i].ID.String() < out[j].ID.String()
+		return st.snaps[i].ID.String() < st.snaps[j].ID.String()
 	})
-	return out, nil
+	return st, nil
 }
 
-// LoadManifest reads and decrypts a snapshot manifest.
+// LoadManifest reads, authenticates and decodes a snapshot manifest from
+// the first location whose copy opens.
 func (r *Repo) LoadManifest(ctx context.Context, id Hash) (*Manifest, error) {
-	data, err := r.readVerified(ctx, kindSnapshot, id, maxManifest)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := r.meta.open(adManifest, data)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: does not decrypt (damaged, or another tenant's): %w", id, ErrCorrupt)
-	}
-	m, err := decodeManifest(plain, r.tenant)
+	v, err := r.readOpened(ctx, kindSnapshot, id)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}
-	return m, nil
+	return v.(*Manifest), nil
 }
 
 // FindSnapshot resolves "latest", a full ID or a unique prefix of at least
 // 4 hex digits.
 func (r *Repo) FindSnapshot(ctx context.Context, ref string) (SnapshotInfo, error) {
-	snaps, err := r.Snapshots(ctx)
+	st, err := r.snapshotState(ctx)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
+	snaps := st.snaps
 	if len(snaps) == 0 {
+		if len(st.unopened) > 0 {
+			return SnapshotInfo{}, fmt.Errorf("tenant %s has no snapshot that opens: %s: %w", r.tenant, describeUnopened(st.unopened), ErrCorrupt)
+		}
 		return SnapshotInfo{}, fmt.Errorf("tenant %s has no snapshots: %w", r.tenant, ErrNotFound)
 	}
 	if ref == "" || ref == "latest" {
+		if len(st.unopened) > 0 {
+			// Its time is unknown: it may be newer than the one returned.
+			r.log.Warn("latest is the newest snapshot that opens; some manifests open at no location (run check)",
+				"snapshot", snaps[len(snaps)-1].ID.String(), "unopened", len(st.unopened))
+		}
 		return snaps[len(snaps)-1], nil
 	}
 	if len(ref) < 4 {
@@ -522,9 +708,27 @@ func (r *Repo) FindSnapshot(ctx context.Context, ref string) (SnapshotInfo, erro
 	}
 	switch len(found) {
 	case 0:
+		for h, problem := range st.unopened {
+			if strings.HasPrefix(h.String(), strings.ToLower(ref)) {
+				return SnapshotInfo{}, fmt.Errorf("tenant %s: snapshot %s opens at no location: %s: %w", r.tenant, ref, problem, ErrCorrupt)
+			}
+		}
 		return SnapshotInfo{}, fmt.Errorf("tenant %s has no snapshot %s: %w", r.tenant, ref, ErrNotFound)
 	case 1:
 		return found[0], nil
 	}
 	return SnapshotInfo{}, fmt.Errorf("snapshot %q is ambiguous (%d match): give more digits", ref, len(found))
+}
+
+// describeUnopened lists objects that opened nowhere, for an error.
+func describeUnopened(m map[Hash]string) string {
+	var parts []string
+	for _, problem := range m {
+		parts = append(parts, problem)
+	}
+	sort.Strings(parts)
+	if len(parts) > 3 {
+		parts = append(parts[:3], fmt.Sprintf("and %d more", len(parts)-3))
+	}
+	return strings.Join(parts, "; ")
 }
