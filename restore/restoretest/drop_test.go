@@ -22,7 +22,12 @@ func TestPGDropEndsSessions(t *testing.T) {
 		name := map[bool]string{true: "with FORCE", false: "terminating sessions"}[force]
 		t.Run(name, func(t *testing.T) {
 			pgForceDrop = func(int) bool { return force }
-			sc, err := newPGScratch(ctx, server, ScratchName("drop-test", time.Now()))
+			entry, err := ledgerWrite(t.TempDir(), ledgerEntry{Name: ScratchName("drop-test", time.Now()), Appliance: "t", Token: newToken()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			entry.entry.Owner = entry.entry.Name
+			sc, err := newPGScratch(ctx, server, entry)
 			if err != nil {
 				t.Fatal(err)
 			}
