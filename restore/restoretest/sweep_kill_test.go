@@ -107,7 +107,9 @@ func sweepAfterKill(t *testing.T, engine string) {
 		databases = func() []string {
 			return list("SELECT datname FROM pg_database WHERE datname LIKE 'kluis%' ORDER BY 1")
 		}
-		owners = func() []string { return list("SELECT rolname FROM pg_roles WHERE rolname LIKE 'kluis\\_rt\\_%' ORDER BY 1") }
+		owners = func() []string {
+			return list("SELECT rolname FROM pg_roles WHERE rolname LIKE 'kluis\\_rt\\_%' ORDER BY 1")
+		}
 	case "mariadb":
 		srv := mariadbtest.Start(t)
 		dsn = srv.DSN("")
@@ -129,7 +131,9 @@ func sweepAfterKill(t *testing.T, engine string) {
 		databases = func() []string {
 			return list("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'kluis%' ORDER BY 1")
 		}
-		owners = func() []string { return list("SELECT User FROM mysql.user WHERE User LIKE 'kluis\\_rt\\_%' ORDER BY 1") }
+		owners = func() []string {
+			return list("SELECT User FROM mysql.user WHERE User LIKE 'kluis\\_rt\\_%' ORDER BY 1")
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "rt.dsn"), []byte(dsn), 0o600); err != nil {
 		t.Fatal(err)
@@ -191,7 +195,7 @@ func sweepAfterKill(t *testing.T, engine string) {
 	killed := ScratchName("praktijk", now)
 	running := ScratchName("praktijk-b", now)
 	victim := start(killed)
-	start(running)
+	alive := start(running)
 	if got := databases(); !slices.Contains(got, killed) || !slices.Contains(got, running) {
 		t.Fatalf("databases: %v", got)
 	}
@@ -221,5 +225,15 @@ func sweepAfterKill(t *testing.T, engine string) {
 	entries, _ := ledgerPaths(a.StateDir())
 	if len(entries) != 1 || filepath.Base(entries[0]) != running+".json" {
 		t.Errorf("ledger: %v", entries)
+	}
+
+	// Its turn.
+	alive.Process.Kill()
+	alive.Wait()
+	if swept, err = SweepStale(ctx, a, 24*time.Hour); err != nil || strings.Join(swept, ",") != running {
+		t.Errorf("second sweep: %v, %v; want [%s]", swept, err, running)
+	}
+	if got := owners(); len(got) != 0 {
+		t.Errorf("throwaway owners left: %v", got)
 	}
 }
