@@ -6,10 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis/evidence"
+	"github.com/kluis-nl/kluis/internal/mariadbtest"
 	"github.com/kluis-nl/kluis/internal/pgtest"
+	"github.com/kluis-nl/kluis/internal/testenv"
 	"github.com/kluis-nl/kluis/restore/restoretest"
+	"github.com/kluis-nl/kluis/synth"
 )
 
 // hostileSchema is a tenant whose own code attacks the restore-test
@@ -161,5 +165,93 @@ func TestOwnServerGuardFailsClosed(t *testing.T) {
 	var n int
 	if err := e.tenantSrv.Connect(t, "postgres").QueryRow(context.Background(), "SELECT count(*) FROM pg_database WHERE datname LIKE 'kluis\\_rt\\_%'").Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d scratch databases on the tenant's server (%v)", n, err)
+	}
+}
+
+// hostileMariaDB is a MariaDB tenant whose view calls a function that,
+// in a scratch database only, tries to make the whole restore-test server
+// read-only and starve it of connections; the view is read by a probe
+// (MariaDB creates triggers after the load, so a trigger would not fire).
+var hostileMariaDB = []string{
+	"CREATE TABLE notes (id INT PRIMARY KEY, v INT NOT NULL)",
+	`CREATE FUNCTION evil() RETURNS INT MODIFIES SQL DATA
+BEGIN
+  DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END;
+  IF DATABASE() LIKE 'kluis\_rt\_%' THEN
+    SET GLOBAL read_only = 1;
+    SET GLOBAL max_connections = 2;
+  END IF;
+  RETURN 1;
+END`,
+	"CREATE VIEW notes_checked AS SELECT id, evil() AS ok FROM notes",
+	"INSERT INTO notes VALUES (1, 1), (2, 2)",
+}
+
+// TestMariaDBHostileSchemaIsolated: a MariaDB tenant's function runs as
+// the test's throwaway user, which holds no global privilege: it cannot
+// make the restore-test server read-only or change its limits, and the
+// next tenant's test passes.
+func TestMariaDBHostileSchemaIsolated(t *testing.T) {
+	ctx := testCtx(t)
+	tenantSrv := mariadbtest.Start(t)
+	rtSrv, err := mariadbtest.StartServer(ctx)
+	if err != nil {
+		testenv.SkipOrFail(t, "no second MariaDB server for restore tests: %v", err)
+	}
+	t.Cleanup(func() { rtSrv.Stop() })
+	hostile := tenantSrv.CreateDB(t, "hostile")
+	mariadbtest.ExecDSN(t, hostile, hostileMariaDB...)
+	good := tenantSrv.CreateDB(t, "praktijk")
+	if err := synth.Generate(ctx, mariadbtest.OpenDSN(t, good), synth.MariaDB, synth.Tiny, 7); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	e.writeSecret("hostile.dsn", hostile)
+	e.writeSecret("good.dsn", good)
+	e.writeSecret("rt.dsn", mariadbAdminDSN(t, rtSrv))
+	e.writeConfig(`
+  - id: hostile-maria
+    engine: mariadb
+    dsn_file: ./hostile.dsn
+    probes: [{name: checked, sql: "SELECT COUNT(*) FROM notes_checked WHERE ok = 1", min: 0}]
+  - {id: praktijk-maria, engine: mariadb, dsn_file: ./good.dsn}
+`, `  restore_test: {mariadb_server_dsn_file: ./rt.dsn}`)
+	e.backup("hostile-maria")
+	e.backup("praktijk-maria")
+	root := rtSrv.Open(t, "")
+	var maxConn int
+	if err := root.QueryRowContext(ctx, "SELECT @@global.max_connections").Scan(&maxConn); err != nil {
+		t.Fatal(err)
+	}
+
+	e.clk.Advance(time.Hour)
+	rep, err := restoretest.Run(ctx, e.a, restoretest.Options{Tenant: "hostile-maria"})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if c := checkOf(t, rep, evidence.CheckDropScratch); !c.OK {
+		t.Fatalf("drop-scratch: %+v", c)
+	}
+	if c := checkOf(t, rep, evidence.CheckProbes); !c.OK {
+		t.Fatalf("the probe that runs the tenant's function: %+v", c)
+	}
+	var ro, mc int
+	if err := root.QueryRowContext(ctx, "SELECT @@global.read_only, @@global.max_connections").Scan(&ro, &mc); err != nil {
+		t.Fatal(err)
+	}
+	if ro != 0 || mc != maxConn {
+		t.Errorf("the tenant's function changed the restore-test server: read_only %d, max_connections %d (was %d)", ro, mc, maxConn)
+	}
+	e.clk.Advance(time.Hour)
+	rep, err = restoretest.Run(ctx, e.a, restoretest.Options{Tenant: "praktijk-maria"})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	wantVerdict(t, rep, evidence.Pass)
+	var users, dbs int
+	root.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'kluis\\_rt\\_u%'").Scan(&users)
+	root.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'kluis\\_rt\\_%'").Scan(&dbs)
+	if users != 0 || dbs != 0 {
+		t.Errorf("%d throwaway users and %d scratch databases left", users, dbs)
 	}
 }
