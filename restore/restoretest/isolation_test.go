@@ -2,6 +2,7 @@ package restoretest_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,5 +254,24 @@ func TestMariaDBHostileSchemaIsolated(t *testing.T) {
 	root.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'kluis\\_rt\\_%'").Scan(&dbs)
 	if users != 0 || dbs != 0 {
 		t.Errorf("%d throwaway users and %d scratch databases left", users, dbs)
+	}
+}
+
+// TestRoleSettingsCheckedAfterTest: a change to the restore-test role's
+// settings made during a test (here by a superuser while the test runs)
+// fails the test's drop-scratch check instead of silently breaking the
+// next test.
+func TestRoleSettingsCheckedAfterTest(t *testing.T) {
+	e := newPGEnv(t)
+	var opts restoretest.Options
+	restoretest.SetBeforeFingerprint(&opts, func(ctx context.Context, _ *sql.DB) error {
+		_, err := e.rtSrv.Connect(t, "postgres").Exec(ctx, "ALTER ROLE kluis_restore_test SET statement_timeout = '1s'")
+		return err
+	})
+	t.Cleanup(func() { e.rtSrv.Exec(t, "postgres", "ALTER ROLE kluis_restore_test RESET ALL") })
+	rep := e.runPG(opts)
+	wantVerdict(t, rep, evidence.Fail, evidence.CheckDropScratch)
+	if c := checkOf(t, rep, evidence.CheckDropScratch); !strings.Contains(c.Detail, "settings") || !strings.Contains(c.Detail, "removed") {
+		t.Errorf("drop-scratch: %+v", c)
 	}
 }
