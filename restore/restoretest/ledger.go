@@ -1,6 +1,7 @@
 package restoretest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -167,17 +168,47 @@ func ledgerTake(path string) (*heldEntry, error) {
 		f.Close()
 		return nil, err
 	}
-	var e ledgerEntry
-	if len(b) > maxLedgerEntry {
-		err = errors.New("entry too large")
-	} else if err = json.Unmarshal(b, &e); err == nil && (!ledgerNameOK(e.Name) || filepath.Base(path) != e.Name+".json") {
-		err = errors.New("entry does not name its own file")
-	}
+	e, err := decodeLedgerEntry(b, filepath.Base(path))
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return &heldEntry{entry: e, path: path, f: f}, nil
+}
+
+// decodeLedgerEntry decodes the entry in file (its base name): bounded,
+// strict, and naming its own file; the names it holds are in the scratch
+// alphabet (the sweep checks them again before each use).
+func decodeLedgerEntry(b []byte, file string) (ledgerEntry, error) {
+	var e ledgerEntry
+	if len(b) > maxLedgerEntry {
+		return e, errors.New("entry too large")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return ledgerEntry{}, fmt.Errorf("entry does not decode: %w", err)
+	}
+	if dec.More() {
+		return ledgerEntry{}, errors.New("trailing data after the entry")
+	}
+	if !ledgerNameOK(e.Name) || file != e.Name+".json" {
+		return ledgerEntry{}, errors.New("entry does not name its own file")
+	}
+	switch e.Family {
+	case familyPostgres:
+		if e.Owner != e.Name {
+			return ledgerEntry{}, errors.New("entry's owner is not its throwaway role")
+		}
+	case familyMariaDB:
+		if !mariadbUserRE.MatchString(e.Owner) {
+			return ledgerEntry{}, errors.New("entry's owner is not a throwaway user")
+		}
+	case "sqlite":
+	default:
+		return ledgerEntry{}, fmt.Errorf("entry of unknown family %q", e.Family)
+	}
+	return e, nil
 }
 
 // ledgerPaths lists the entry files.
