@@ -31,7 +31,7 @@ func FuzzLedgerEntry(f *testing.F) {
 		if err != nil || !e2.Created.Equal(e.Created) {
 			t.Fatalf("round trip: %+v, %v; want %+v", e2, err, e)
 		}
-		e.Created, e2.Created = e2.Created, e2.Created
+		e.Created = e2.Created
 		if e2 != e {
 			t.Fatalf("round trip: %+v, %v; want %+v", e2, err, e)
 		}
