@@ -58,7 +58,12 @@ func TestDegradedBackup(t *testing.T) {
 		t.Fatalf("second backup committed at %v, want both", res2.Committed)
 	}
 	r := f.open()
-	checkAll(t, r)
+	// Amsterdam lacks the first snapshot until a sync: check says so there,
+	// and only that.
+	if errs := checkErrors(t, r); errs["groningen"] != "" || !strings.Contains(errs["amsterdam"], res.ID.Short()+" is missing here but held by groningen") ||
+		strings.Count(errs["amsterdam"], "\n") != 0 {
+		t.Errorf("check after the degraded backup: %v", errs)
+	}
 	// Amsterdam holds everything the new snapshot needs: it restores alone.
 	f.faults[1].SetDown(nil)
 	verifyRestore(t, f.open(), res2.ID, a, b)

@@ -25,6 +25,9 @@ type Options struct {
 	PackSize int64
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Ledger, when set, records every commit and forget (repo/ledger.go);
+	// check, status and restore compare the locations with it.
+	Ledger Ledger
 }
 
 func (o *Options) fill() {
@@ -52,6 +55,7 @@ type Repo struct {
 	locs   []Location
 	log    *slog.Logger
 	now    func() time.Time
+	ledger Ledger
 
 	// configBytes and keyBytes are the verified objects, copied to a
 	// location that lacks them.
@@ -153,7 +157,7 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 		return nil, err
 	}
 	r := &Repo{tenant: tenant, cfg: cfg, key: key, sealer: s, meta: ms, locs: locs,
-		log: opts.Logger.With("tenant", tenant), now: opts.Now}
+		log: opts.Logger.With("tenant", tenant), now: opts.Now, ledger: opts.Ledger}
 	r.packs = newPackCache(r, 4*cfg.PackSize)
 	return r, nil
 }

@@ -118,6 +118,10 @@ func (r *Repo) syncLocation(ctx context.Context, l Location, have map[string]map
 				fail(fmt.Errorf("read %s: %w", objectName(r.tenant, k, h), err))
 				continue
 			}
+			if err := r.authenticateForCopy(k, h, data); err != nil {
+				fail(err)
+				continue
+			}
 			if err := r.copyObject(ctx, l, objectName(r.tenant, k, h), data, h, res); err != nil {
 				fail(err)
 			}
@@ -129,6 +133,34 @@ func (r *Repo) syncLocation(ctx context.Context, l Location, have map[string]map
 		}
 		res.Error = strings.Join(problems, "; ")
 	}
+}
+
+// authenticateForCopy opens a manifest or an index before it is copied:
+// a matching name proves only that the bytes are what some location
+// named them, not that this tenant's key sealed them. Nothing that does
+// not authenticate and decode reaches another location.
+func (r *Repo) authenticateForCopy(kind string, h Hash, data []byte) error {
+	var ad string
+	switch kind {
+	case kindSnapshot:
+		ad = adManifest
+	case kindIndex:
+		ad = adIndex
+	default:
+		return nil
+	}
+	plain, err := r.meta.open(ad, data)
+	if err == nil {
+		if kind == kindSnapshot {
+			_, err = decodeManifest(plain, r.tenant)
+		} else {
+			_, err = decodeIndex(plain)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s does not authenticate or decode, not copied: %v: %w", objectName(r.tenant, kind, h), err, ErrCorrupt)
+	}
+	return nil
 }
 
 // copyObject writes data at l, reads it back and checks its SHA-256.

@@ -1,0 +1,170 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Presence is where every snapshot is, from the locations' listings (no
+// manifest is read) compared with the ledger: the one truth that `check`,
+// `status`, the metrics, the daemon's sync and `restore latest` derive
+// "degraded", "missing" and "unreachable" from.
+type Presence struct {
+	// Locations are the repository's locations, in order.
+	Locations []string
+	// At is, per location that could be listed, the snapshots it holds.
+	At map[string]map[Hash]bool
+	// Unreachable is, per location that could not be listed, why. An
+	// unreachable location is not a location with no snapshots.
+	Unreachable map[string]string
+	// Ledger is the appliance's record (empty without a ledger).
+	Ledger *LedgerState
+	// LedgerErr says why the ledger could not be read ("" when it could).
+	LedgerErr string
+}
+
+// Presence lists the snapshot manifests at every location and reads the
+// ledger.
+func (r *Repo) Presence(ctx context.Context) (*Presence, error) {
+	p := &Presence{At: map[string]map[Hash]bool{}, Unreachable: map[string]string{}}
+	for _, l := range r.locs {
+		p.Locations = append(p.Locations, l.Name())
+		ns, err := r.listNames(ctx, l, kindSnapshot)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			p.Unreachable[l.Name()] = err.Error()
+			continue
+		}
+		set := make(map[Hash]bool, len(ns))
+		for h := range ns {
+			set[h] = true
+		}
+		p.At[l.Name()] = set
+	}
+	st, err := r.LedgerState()
+	if err != nil {
+		p.LedgerErr = err.Error()
+		st = &LedgerState{Committed: map[Hash]CommittedSnapshot{}, Forgotten: map[Hash]bool{}}
+	}
+	p.Ledger = st
+	return p, nil
+}
+
+// Expected returns every snapshot that should be at every location: the
+// ledger's committed snapshots and every snapshot any listed location
+// holds, less those the ledger says were forgotten.
+func (p *Presence) Expected() map[Hash]bool {
+	out := map[Hash]bool{}
+	for h := range p.Ledger.Committed {
+		out[h] = true
+	}
+	for _, set := range p.At {
+		for h := range set {
+			if !p.Ledger.Forgotten[h] {
+				out[h] = true
+			}
+		}
+	}
+	return out
+}
+
+// Missing returns, per listed location, the expected snapshots it lacks,
+// sorted.
+func (p *Presence) Missing() map[string][]Hash {
+	exp := p.Expected()
+	out := map[string][]Hash{}
+	for _, name := range p.Locations {
+		set, ok := p.At[name]
+		if !ok {
+			continue
+		}
+		for h := range exp {
+			if !set[h] {
+				out[name] = append(out[name], h)
+			}
+		}
+		sortHashes(out[name])
+	}
+	return out
+}
+
+// Holders returns the listed locations that hold h.
+func (p *Presence) Holders(h Hash) []string {
+	var out []string
+	for _, name := range p.Locations {
+		if p.At[name][h] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// UnderCopies returns the expected snapshots held by fewer than want
+// listed locations (one-copy snapshots with two locations, and committed
+// snapshots no listed location holds), sorted.
+func (p *Presence) UnderCopies(want int) []Hash {
+	var out []Hash
+	for h := range p.Expected() {
+		if len(p.Holders(h)) < want {
+			out = append(out, h)
+		}
+	}
+	sortHashes(out)
+	return out
+}
+
+// Lost returns the ledger's committed snapshots that no listed location
+// holds.
+func (p *Presence) Lost() []Hash {
+	var out []Hash
+	for h := range p.Ledger.Committed {
+		if len(p.Holders(h)) == 0 {
+			out = append(out, h)
+		}
+	}
+	sortHashes(out)
+	return out
+}
+
+// Converged reports whether every location was listed and holds every
+// expected snapshot.
+func (p *Presence) Converged() bool {
+	if len(p.Unreachable) > 0 {
+		return false
+	}
+	for _, m := range p.Missing() {
+		if len(m) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// LatestGuard refuses to resolve "latest" on a partial view: when a
+// location could not be listed, or when the ledger's newest committed
+// snapshot is at no reachable location (history erased, or the only
+// holder is down). Either would silently roll back to an older snapshot.
+func (p *Presence) LatestGuard() error {
+	if len(p.Unreachable) > 0 {
+		var names []string
+		for n := range p.Unreachable {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("location %s cannot be listed (%s), so \"latest\" may not be the newest snapshot: give --location NAME to restore the newest snapshot there, or --allow-partial to accept the newest one reachable",
+			strings.Join(names, ", "), p.Unreachable[names[0]])
+	}
+	if n, ok := p.Ledger.Newest(); ok && len(p.Holders(n.ID)) == 0 {
+		return fmt.Errorf("the newest committed snapshot %s (finished %s) is at no location: history was erased; give a snapshot ID, or --allow-partial to accept the newest one left",
+			n.ID.Short(), n.Finished.UTC().Format("2006-01-02T15:04:05Z"))
+	}
+	return nil
+}
+
+func sortHashes(hs []Hash) {
+	sort.Slice(hs, func(i, j int) bool { return hs[i].String() < hs[j].String() })
+}
