@@ -277,7 +277,7 @@ func checkHistory(c *LocationCheck, p *Presence) {
 	for _, h := range p.Missing()[c.Location] {
 		var when string
 		if cs, ok := p.Ledger.Committed[h]; ok {
-			when = fmt.Sprintf(", committed %s", cs.Finished.UTC().Format("2006-01-02T15:04:05Z"))
+			when = fmt.Sprintf(" (committed %s)", cs.Finished.UTC().Format("2006-01-02T15:04:05Z"))
 		}
 		switch holders := p.Holders(h); {
 		case len(holders) > 0:

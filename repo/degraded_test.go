@@ -60,7 +60,7 @@ func TestDegradedBackup(t *testing.T) {
 	r := f.open()
 	// Amsterdam lacks the first snapshot until a sync: check says so there,
 	// and only that.
-	if errs := checkErrors(t, r); errs["groningen"] != "" || !strings.Contains(errs["amsterdam"], res.ID.Short()+" is missing here but held by groningen") ||
+	if errs := checkErrors(t, r); errs["groningen"] != "" || !strings.Contains(errs["amsterdam"], "snapshot "+res.ID.Short()+" is missing") || !strings.Contains(errs["amsterdam"], "missing here but held by groningen") ||
 		strings.Count(errs["amsterdam"], "\n") != 0 {
 		t.Errorf("check after the degraded backup: %v", errs)
 	}

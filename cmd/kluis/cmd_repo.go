@@ -193,6 +193,7 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	force := fs.Bool("force", false, "replace a non-empty target database")
 	parallel := fs.Int("parallel", 2, "tables loaded at once")
 	from := fs.String("location", "", "read from this `location` first")
+	allowPartial := fs.Bool("allow-partial", false, "with --snapshot latest: accept the newest snapshot reachable when a location cannot be listed or the newest committed one is gone")
 	g.jsonFlag(fs)
 	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
@@ -218,6 +219,9 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 		if err := r.Prefer(*from); err != nil {
 			return usageErrorf("--location: %v", err)
 		}
+	}
+	if err := guardLatest(ctx, g, r, *snapshot, *from, *allowPartial); err != nil {
+		return err
 	}
 	snap, err := r.FindSnapshot(ctx, *snapshot)
 	if err != nil {
