@@ -103,13 +103,14 @@ func (p *Presence) Holders(h Hash) []string {
 	return out
 }
 
-// UnderCopies returns the expected snapshots held by fewer than want
-// listed locations (one-copy snapshots with two locations, and committed
-// snapshots no listed location holds), sorted.
+// UnderCopies returns the expected snapshots known to be at fewer than
+// want locations (one-copy snapshots with two locations, and committed
+// snapshots no listed location holds), sorted. A location that cannot be
+// listed may hold a copy: unreachable is not missing.
 func (p *Presence) UnderCopies(want int) []Hash {
 	var out []Hash
 	for h := range p.Expected() {
-		if len(p.Holders(h)) < want {
+		if len(p.Holders(h))+len(p.Unreachable) < want {
 			out = append(out, h)
 		}
 	}
@@ -117,10 +118,13 @@ func (p *Presence) UnderCopies(want int) []Hash {
 	return out
 }
 
-// Lost returns the ledger's committed snapshots that no listed location
-// holds.
+// Lost returns the ledger's committed snapshots that no location holds
+// (empty while a location cannot be listed: it may hold them).
 func (p *Presence) Lost() []Hash {
 	var out []Hash
+	if len(p.Unreachable) > 0 {
+		return nil
+	}
 	for h := range p.Ledger.Committed {
 		if len(p.Holders(h)) == 0 {
 			out = append(out, h)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -149,20 +151,29 @@ func cmdSnapshots(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Where each snapshot is comes from the same listings as status and
+	// the metrics: an unreachable location is shown as such, not as
+	// missing every snapshot.
+	pres, err := r.Presence(ctx)
+	if err != nil {
+		return err
+	}
+	unreachable := slices.Sorted(maps.Keys(pres.Unreachable))
 	type row struct {
-		ID        string    `json:"id"`
-		Started   time.Time `json:"started"`
-		Finished  time.Time `json:"finished"`
-		Engine    string    `json:"engine"`
-		Streams   int       `json:"streams"`
-		Bytes     int64     `json:"bytes"`
-		Locations []string  `json:"locations"`
-		Degraded  bool      `json:"degraded"`
+		ID          string    `json:"id"`
+		Started     time.Time `json:"started"`
+		Finished    time.Time `json:"finished"`
+		Engine      string    `json:"engine"`
+		Streams     int       `json:"streams"`
+		Bytes       int64     `json:"bytes"`
+		Locations   []string  `json:"locations"`
+		Degraded    bool      `json:"degraded"`
+		Unreachable []string  `json:"unreachable_locations,omitempty"`
 	}
 	rows := make([]row, 0, len(snaps))
 	for _, s := range snaps {
 		rows = append(rows, row{s.ID.String(), s.Manifest.Started, s.Manifest.Finished, s.Manifest.Engine,
-			len(s.Manifest.Streams), s.Manifest.Bytes(), s.Locations, len(s.Locations) < a.Cfg.Policy.RequiredCopies})
+			len(s.Manifest.Streams), s.Manifest.Bytes(), s.Locations, len(s.Locations)+len(unreachable) < a.Cfg.Policy.RequiredCopies, unreachable})
 	}
 	if g.jsonOut {
 		return g.printJSON(rows)
@@ -174,6 +185,9 @@ func cmdSnapshots(ctx context.Context, g *globals, args []string) error {
 		locs := strings.Join(r.Locations, ",")
 		if r.Degraded {
 			locs += " (DEGRADED)"
+		}
+		for _, u := range r.Unreachable {
+			locs += " " + u + ":unreachable"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID[:8], r.Started.In(tz).Format("2006-01-02 15:04:05"), r.Engine, r.Streams, humanBytes(r.Bytes), locs)
 	}
