@@ -160,7 +160,8 @@ func TestUnreachableIsNotMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := statusOf(t, f)
-	if _, ok := st.Copies["groningen"]; ok || strings.Join(st.Unreachable, ",") != "groningen" || st.OK() || st.DegradedSnapshots != 0 {
+	if _, ok := st.Copies["groningen"]; ok || strings.Join(st.Unreachable, ",") != "groningen" || st.OK() || !st.Degraded ||
+		!strings.Contains(strings.Join(st.Problems, ";"), "location groningen cannot be listed") {
 		t.Fatalf("status with groningen away: %+v", st)
 	}
 	f.d.observe(ctx, f.d.Appliance(), "praktijk-a", nil)

@@ -177,7 +177,7 @@ func presenceStatus(st *TenantStatus, p *repo.Presence, required int) {
 	under := p.UnderCopies(required)
 	st.DegradedSnapshots = len(under)
 	st.Degraded = degradedPresence(p, required)
-	if len(under) > 0 {
+	if len(under) > 0 && len(st.Unreachable) == 0 {
 		st.Problems = append(st.Problems, fmt.Sprintf("%d snapshots at fewer than %d required locations (e.g. %s): the nightly reconcile or `kluis sync --tenant %s` copies them",
 			len(under), required, under[0].Short(), st.Tenant))
 	}

@@ -103,14 +103,14 @@ func (p *Presence) Holders(h Hash) []string {
 	return out
 }
 
-// UnderCopies returns the expected snapshots known to be at fewer than
-// want locations (one-copy snapshots with two locations, and committed
-// snapshots no listed location holds), sorted. A location that cannot be
-// listed may hold a copy: unreachable is not missing.
+// UnderCopies returns the expected snapshots confirmed at fewer than want
+// locations (one-copy snapshots with two locations, and committed
+// snapshots no listed location holds), sorted. A copy at a location that
+// cannot be listed is not confirmed; Unreachable says which those are.
 func (p *Presence) UnderCopies(want int) []Hash {
 	var out []Hash
 	for h := range p.Expected() {
-		if len(p.Holders(h))+len(p.Unreachable) < want {
+		if len(p.Holders(h)) < want {
 			out = append(out, h)
 		}
 	}

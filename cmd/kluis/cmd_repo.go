@@ -173,7 +173,7 @@ func cmdSnapshots(ctx context.Context, g *globals, args []string) error {
 	rows := make([]row, 0, len(snaps))
 	for _, s := range snaps {
 		rows = append(rows, row{s.ID.String(), s.Manifest.Started, s.Manifest.Finished, s.Manifest.Engine,
-			len(s.Manifest.Streams), s.Manifest.Bytes(), s.Locations, len(s.Locations)+len(unreachable) < a.Cfg.Policy.RequiredCopies, unreachable})
+			len(s.Manifest.Streams), s.Manifest.Bytes(), s.Locations, len(s.Locations) < a.Cfg.Policy.RequiredCopies, unreachable})
 	}
 	if g.jsonOut {
 		return g.printJSON(rows)
