@@ -132,6 +132,13 @@ func TestDiskFull(t *testing.T) {
 		if len(res2.Committed) != 2 {
 			t.Fatalf("backup after space returned committed at %v", res2.Committed)
 		}
+		// The degraded snapshot is missing at amsterdam until a sync.
+		if errs := checkErrors(t, f.open()); !strings.Contains(errs["amsterdam"], "snapshot "+res.ID.Short()+" is missing here") {
+			t.Errorf("check before sync: %v", errs)
+		}
+		if _, err := f.open().Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		checkAll(t, f.open())
 		f.faults[1].SetDown(nil)
 		verifyRestore(t, f.open(), res2.ID, old, big)
