@@ -85,7 +85,7 @@ func lastVerify(hist []appliance.Record, tenant string) *appliance.Record {
 	return out
 }
 
-// runVerify checks one tenant at every location under its shared lock.
+// runVerify checks one tenant at every location under its exclusive lock.
 // Any error at any location fails the job, sets kluis_verify_ok to 0 and
 // makes `kluis status` fail until a later verify passes.
 func (d *Daemon) runVerify(ctx context.Context, tenant string) (err error) {
@@ -119,7 +119,9 @@ func (d *Daemon) runVerify(ctx context.Context, tenant string) (err error) {
 		}
 		d.metrics.verify(tenant, err == nil, packsRead)
 	}()
-	lock, err := a.Lock(ctx, tenant, false)
+	// Exclusive: a backup by hand committing between the listings of the
+	// two locations would look like a snapshot missing at one.
+	lock, err := a.Lock(ctx, tenant, true)
 	if err != nil {
 		return err
 	}

@@ -134,6 +134,16 @@ func TestHistoryErasedEverywhereLedgerKnows(t *testing.T) {
 	if lost := p.Lost(); len(lost) != 1 || lost[0] != ids[2] {
 		t.Errorf("lost %v, want %s", lost, ids[2].Short())
 	}
+	// The operator accepts the loss: check is clean, nothing is deleted.
+	if ack, err := r.AcknowledgeLost(ctx, false); err != nil || len(ack) != 1 || ack[0] != ids[2] {
+		t.Fatalf("acknowledge lost: %v %v", ack, err)
+	}
+	if errs := checkErrors(t, r); errs["amsterdam"] != "" || errs["groningen"] != "" {
+		t.Errorf("check after the loss was acknowledged: %v", errs)
+	}
+	if n := len(f.names(0, "snapshots")); n != 1 {
+		t.Errorf("%d snapshots at amsterdam after acknowledging, want 1", n)
+	}
 	// The same repository without a ledger sees nothing wrong: the ledger
 	// is what tells.
 	if errs := checkErrors(t, f.open()); errs["amsterdam"] != "" || errs["groningen"] != "" {

@@ -172,3 +172,25 @@ func (p *Presence) LatestGuard() error {
 func sortHashes(hs []Hash) {
 	sort.Slice(hs, func(i, j int) bool { return hs[i].String() < hs[j].String() })
 }
+
+// AcknowledgeLost records the ledger's committed snapshots that no
+// location holds as forgotten (the operator accepts that history was
+// erased), so that check and status stop reporting them. It refuses while
+// a location cannot be listed: it may still hold them. Nothing is deleted.
+func (r *Repo) AcknowledgeLost(ctx context.Context, dryRun bool) ([]Hash, error) {
+	p, err := r.Presence(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Unreachable) > 0 {
+		return nil, fmt.Errorf("a location cannot be listed and may hold the snapshots: %v", p.Unreachable)
+	}
+	if p.LedgerErr != "" {
+		return nil, fmt.Errorf("ledger: %s", p.LedgerErr)
+	}
+	lost := p.Lost()
+	if dryRun || len(lost) == 0 {
+		return lost, nil
+	}
+	return lost, r.recordForget(lost)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -37,4 +38,39 @@ func guardLatest(ctx context.Context, g *globals, r *repo.Repo, snapshot, locati
 		return nil
 	}
 	return fmt.Errorf("restore refused: %w", gerr)
+}
+
+// acknowledgeLost is `forget --acknowledge-lost`: the operator accepts
+// that the ledger's committed snapshots that no location holds are gone.
+// It refuses while a location cannot be listed (it may hold them).
+func acknowledgeLost(ctx context.Context, g *globals, a *appliance.Appliance, tenant string, dryRun bool) error {
+	lock, err := a.Lock(ctx, tenant, false)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	r, err := a.OpenRepo(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	ids, err := r.AcknowledgeLost(ctx, dryRun)
+	if err != nil {
+		return err
+	}
+	out := make([]string, len(ids))
+	for i, h := range ids {
+		out[i] = h.String()
+	}
+	if g.jsonOut {
+		return g.printJSON(map[string]any{"tenant": tenant, "acknowledged": out, "dry_run": dryRun})
+	}
+	verb := "acknowledged as lost"
+	if dryRun {
+		verb = "would acknowledge as lost"
+	}
+	for _, id := range out {
+		fmt.Fprintf(g.stdout, "%s %s\n", verb, id[:8])
+	}
+	fmt.Fprintf(g.stdout, "%d snapshots %s\n", len(out), verb)
+	return nil
 }

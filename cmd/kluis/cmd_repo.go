@@ -361,10 +361,14 @@ func cmdForget(ctx context.Context, g *globals, args []string) error {
 	keepMonthly := fs.Int("keep-monthly", -1, "keep the newest snapshot of each of the last `N` months")
 	doPrune := fs.Bool("prune", false, "prune after forgetting")
 	dryRun := fs.Bool("dry-run", false, "say what would be removed, remove nothing")
+	lost := fs.Bool("acknowledge-lost", false, "record the committed snapshots that are at no location (history erased) as forgotten, so check and status stop reporting them; nothing is deleted")
 	g.jsonFlag(fs)
 	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
 		return err
+	}
+	if *lost {
+		return acknowledgeLost(ctx, g, a, *tenant, *dryRun)
 	}
 	pol := a.Cfg.Policy.Retention
 	policy := repo.Retention{KeepLast: pol.KeepLast, KeepDaily: pol.KeepDaily, KeepWeekly: pol.KeepWeekly, KeepMonthly: pol.KeepMonthly}

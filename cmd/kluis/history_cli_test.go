@@ -72,4 +72,23 @@ func TestHistoryErasedCLI(t *testing.T) {
 	}
 	e.checkOK()
 	e.restoreEqual("latest", in3)
+
+	// Erased at both: only the ledger knows. latest refuses; the operator
+	// acknowledges the loss and the history is consistent again.
+	for _, loc := range []string{"loc-a", "loc-g"} {
+		if err := os.Remove(e.path(loc, tenant, "snapshots", s3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := e.run("check", "--tenant", tenant); r.code != 1 || strings.Count(r.stdout, "history was erased") != 2 {
+		t.Errorf("check after erasure at both: %v", r)
+	}
+	if r := e.run("restore", "--tenant", tenant, "--to-dir", e.path("out")); r.code != 1 || !strings.Contains(r.stderr, s3[:8]) {
+		t.Errorf("restore latest with the newest snapshot erased everywhere: %v", r)
+	}
+	if r := e.mustRun(0, "forget", "--tenant", tenant, "--acknowledge-lost"); !strings.Contains(r.stdout, "1 snapshots acknowledged as lost") {
+		t.Errorf("forget --acknowledge-lost: %v", r)
+	}
+	e.checkOK()
+	e.restoreEqual("latest", in2)
 }
