@@ -16,7 +16,12 @@
 //   - Locations are written in parallel and commit independently; reads
 //     take the first location whose copy verifies and fall back to the next.
 //     Sync copies to each location what another holds and it lacks (a set
-//     difference of content addresses), verified after the copy.
+//     difference of content addresses), verified after the copy; manifests
+//     and indexes are opened with the tenant key before they are copied.
+//   - The ledger (Ledger, FileLedger) is the appliance's own record of
+//     every snapshot it committed and forgot, kept outside the locations;
+//     Presence compares the locations' listings with it and with each
+//     other, and check reports a snapshot missing at a location there.
 //   - A Delete that Object Lock refuses returns ErrRetained; prune skips
 //     such objects and removes them once their retention has ended.
 //
