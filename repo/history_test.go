@@ -193,3 +193,30 @@ func TestLedgerTornLine(t *testing.T) {
 		t.Fatalf("state %+v, %v: want the commit, the torn forget skipped", st, err)
 	}
 }
+
+// FuzzLedgerState: a ledger file of any content reads without panicking,
+// and a snapshot is never both expected and forgotten.
+func FuzzLedgerState(f *testing.F) {
+	h := sha256.Sum256([]byte("s"))
+	id := repo.Hash(h).String()
+	f.Add([]byte(`{"op":"commit","time":"2026-06-01T01:00:00Z","snapshot":"` + id + `","finished":"2026-06-01T01:00:00Z","locations":["a","b"]}` + "\n"))
+	f.Add([]byte(`{"op":"forget","time":"2026-06-01T01:00:00Z","snapshot":"` + id + `"}` + "\n" + `{"op":"commit","snapshot":"` + id + `"}` + "\n"))
+	f.Add([]byte(`{"op":"commit","snapshot":"zz"}` + "\n{not json\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "t.jsonl"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		st, err := (&repo.FileLedger{Dir: dir}).State("t")
+		if err != nil {
+			return // a line over the size cap
+		}
+		for h := range st.Committed {
+			if st.Forgotten[h] {
+				t.Fatalf("snapshot %s both committed and forgotten", h.Short())
+			}
+		}
+		st.Newest()
+		st.Sorted()
+	})
+}
