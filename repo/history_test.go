@@ -220,3 +220,43 @@ func FuzzLedgerState(f *testing.F) {
 		st.Sorted()
 	})
 }
+
+// A forget while one location is down deletes at the other; the ledger
+// records it, so sync does not copy the leftover back, check only warns
+// about it, and it is not counted as missing anywhere.
+func TestForgetWithLocationDownIsNotResurrected(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	ledger := &repo.FileLedger{Dir: t.TempDir()}
+	f.opts.Ledger = ledger
+	f.init()
+	old := backup(t, f.openLedgered(ledger), randomStream("s", 1, 64<<10)).ID
+	backup(t, f.openLedgered(ledger), randomStream("s", 2, 64<<10))
+	r := f.openLedgered(ledger)
+	f.faults[1].SetDown(nil)
+	if _, err := r.Forget(ctx, []repo.Hash{old}); err == nil {
+		t.Fatal("forget with groningen down reported success")
+	}
+	f.faults[1].SetUp()
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.mems[0].Bytes(testTenant + "/snapshots/" + old.String()); ok {
+		t.Fatal("sync copied the forgotten snapshot back to amsterdam")
+	}
+	cs, err := r.Check(ctx, repo.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if !c.OK() {
+			t.Errorf("check at %s: %v", c.Location, c.Errors)
+		}
+		if c.Location == "groningen" && !strings.Contains(strings.Join(c.Warnings, ";"), old.Short()+" was forgotten but is still here") {
+			t.Errorf("check at groningen does not warn about the leftover: %v", c.Warnings)
+		}
+	}
+	if p, _ := r.Presence(ctx); !p.Converged() {
+		t.Errorf("presence not converged: missing %v", p.Missing())
+	}
+}

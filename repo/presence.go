@@ -194,3 +194,20 @@ func (r *Repo) AcknowledgeLost(ctx context.Context, dryRun bool) ([]Hash, error)
 	}
 	return lost, r.recordForget(lost)
 }
+
+// dropForgotten removes from a set of manifests those the ledger says
+// were forgotten: a copy left where forget could not delete it (the
+// location was down) is not copied back to the others.
+func (r *Repo) dropForgotten(snaps map[Hash]bool) {
+	st, err := r.LedgerState()
+	if err != nil {
+		r.log.Warn("ledger unreadable: sync may copy back forgotten snapshots", "err", err)
+		return
+	}
+	for h := range snaps {
+		if st.Forgotten[h] {
+			delete(snaps, h)
+			r.log.Info("sync: not copying a forgotten snapshot", "snapshot", h.Short())
+		}
+	}
+}

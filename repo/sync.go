@@ -71,6 +71,7 @@ func (r *Repo) Sync(ctx context.Context) ([]SyncResult, error) {
 	if listed == 0 {
 		return out, fmt.Errorf("tenant %s: no location could be listed", r.tenant)
 	}
+	r.dropForgotten(union[kindSnapshot])
 	for i, l := range r.locs {
 		if have[i] == nil {
 			out[i].Missing = -1
