@@ -168,8 +168,15 @@ func TestSyncDoesNotCopyUnauthenticatedManifest(t *testing.T) {
 	if _, ok := f.mems[1].Bytes(testTenant + "/snapshots/" + h.String()); ok {
 		t.Fatal("sync copied an unauthenticated manifest to groningen")
 	}
-	if res[1].Complete() || !strings.Contains(res[1].Error, "does not authenticate") {
+	if res[1].Refused == 0 && res[1].Complete() {
 		t.Errorf("sync result at groningen %+v does not report the refused object", res[1])
+	}
+	// Junk at amsterdam is not a snapshot missing at groningen.
+	if errs := checkErrors(t, f.open()); errs["groningen"] != "" || strings.Contains(errs["amsterdam"], "missing here") {
+		t.Errorf("check blames the wrong location for a planted manifest: %v", errs)
+	}
+	if p, err := f.open().Presence(ctx); err != nil || len(p.Unopened) != 1 || !p.Converged() {
+		t.Errorf("presence with a planted manifest: %+v %v", p, err)
 	}
 }
 

@@ -23,6 +23,11 @@ type Presence struct {
 	Ledger *LedgerState
 	// LedgerErr says why the ledger could not be read ("" when it could).
 	LedgerErr string
+	// Unopened are manifests some locations list, not all, that open at no
+	// location (planted or damaged everywhere): left out of At, so that
+	// one location's junk is never "missing" at another (check reports
+	// them at the locations that hold them).
+	Unopened []Hash
 }
 
 // Presence lists the snapshot manifests at every location and reads the
@@ -51,6 +56,29 @@ func (r *Repo) Presence(ctx context.Context) (*Presence, error) {
 		st = &LedgerState{Committed: map[Hash]CommittedSnapshot{}, Forgotten: map[Hash]bool{}}
 	}
 	p.Ledger = st
+	// A manifest not at every listed location decides what is "missing":
+	// it counts only if it opens somewhere (or the ledger knows it).
+	count := map[Hash]int{}
+	for _, set := range p.At {
+		for h := range set {
+			count[h]++
+		}
+	}
+	for h, n := range count {
+		if n == len(p.At) || st.Committed[h].ID == h || st.Forgotten[h] {
+			continue
+		}
+		if _, err := r.LoadManifest(ctx, h); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			p.Unopened = append(p.Unopened, h)
+			for _, set := range p.At {
+				delete(set, h)
+			}
+		}
+	}
+	sortHashes(p.Unopened)
 	return p, nil
 }
 
