@@ -195,6 +195,7 @@ func (c *Config) Validate() error {
 	c.validateDossiers(&p)
 	c.validateRestoreTest(&p)
 	c.validateVerify(&p)
+	c.validateEvidence(&p)
 	return p.Err()
 }
 

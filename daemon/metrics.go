@@ -25,6 +25,7 @@ type Metrics struct {
 	restoreTest *prometheus.GaugeVec
 	tenants     prometheus.Gauge
 	hist        *historyMetrics // metrics_history.go
+	disc        *discoveryMetrics
 
 	mu     sync.Mutex
 	newest map[string]time.Time // tenant → newest snapshot, for the age gauge
@@ -52,6 +53,7 @@ func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kluis_job_failures_total", Help: "Failed job attempts."}, []string{"tenant", "job"})
 	m.hist = newHistoryMetrics(m.reg)
 	m.tenants = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kluis_tenants", Help: "Tenants the daemon schedules (declared and discovered)."})
+	m.disc = newDiscoveryMetrics(m.reg)
 	m.reg.MustRegister(m.failures, m.tenants, m,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kluis_jobs_running", Help: "Jobs running now."}, running))
 	return m
