@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kluis-nl/kluis/internal/durable"
+	"github.com/kluis-nl/kluis/durable"
 )
 
 // CommittedSnapshot is a snapshot the appliance committed, as its ledger
