@@ -26,7 +26,7 @@ func (s *SyncResult) Complete() bool { return s.Error == "" && s.Missing == 0 }
 
 // syncKinds are copied in the repository's write order: a manifest never
 // arrives before the packs and index it refers to.
-var syncKinds = []string{kindKeys, kindData, kindIndex, kindSnapshot}
+var syncKinds = []string{kindKeys, kindData, kindIndex, kindSnapshot, kindRegister}
 
 // Sync copies to every location what it lacks: the config, key files,
 // packs, indexes and snapshot manifests that another location holds. The
@@ -157,6 +157,8 @@ func (r *Repo) maxObject(kind string) int64 {
 		return maxIndexObject
 	case kindSnapshot:
 		return maxManifest
+	case kindRegister:
+		return maxRegisterObject
 	}
 	return r.maxPackObject()
 }

@@ -16,17 +16,18 @@ type ErasureResult struct {
 	Rows    int64 `json:"rows_deleted"`
 }
 
-// ReapplyErasures deletes, from a database a full restore of snap has just
-// loaded (target: a SQLite path or a PostgreSQL DSN), every dossier of the
-// tenant erased after the snapshot was taken, children first, in one
-// transaction. An erasure recorded before the snapshot started is already
-// absent from it. Without a dossier profile it refuses when there is
-// anything to re-apply.
+// ReapplyErasures deletes, from a database a restore of snap has just
+// loaded (target: a SQLite path or a PostgreSQL or MariaDB DSN), every
+// dossier of the tenant in the erasure register, whatever the date of its
+// erasure, children first, in one transaction. The date is not trusted:
+// a dossier erased "on" the day of the snapshot, a back-dated entry, or a
+// dossier re-created after an earlier snapshot are all removed. Without a
+// dossier profile it refuses when there is anything to re-apply.
 func ReapplyErasures(ctx context.Context, snap repo.SnapshotInfo, profile *config.Dossier, erasures []dossier.Erasure, target string) (*ErasureResult, error) {
 	m := snap.Manifest
 	var todo []dossier.Erasure
 	for _, e := range erasures {
-		if e.Tenant == m.Tenant && e.Time.After(m.Started) {
+		if e.Tenant == m.Tenant {
 			todo = append(todo, e)
 		}
 	}
@@ -35,7 +36,7 @@ func ReapplyErasures(ctx context.Context, snap repo.SnapshotInfo, profile *confi
 		return res, nil
 	}
 	if profile == nil {
-		return nil, fmt.Errorf("%d erasures recorded after snapshot %s cannot be re-applied: tenant %s has no dossier profile (docs/dossier.md); the restored database still holds erased dossiers", len(todo), snap.ID.Short(), m.Tenant)
+		return nil, fmt.Errorf("%d erasures of tenant %s cannot be re-applied to snapshot %s: the tenant has no dossier profile (docs/dossier.md); the restored database still holds erased dossiers", len(todo), m.Tenant, snap.ID.Short())
 	}
 	tables, err := backup.Tables(m)
 	if err != nil {
@@ -45,6 +46,20 @@ func ReapplyErasures(ctx context.Context, snap repo.SnapshotInfo, profile *confi
 	if err != nil {
 		return nil, err
 	}
+	seen := map[string]bool{}
+	ids := todo[:0]
+	for _, e := range todo {
+		k, err := plan.KeyID(e.ID)
+		if err != nil {
+			return nil, fmt.Errorf("erasure register: %w", err)
+		}
+		if !seen[k] {
+			seen[k] = true
+			e.ID = k
+			ids = append(ids, e)
+		}
+	}
+	todo = ids
 	t, err := dossier.OpenTarget(ctx, m.Engine, target, tables, dossier.ConflictFail)
 	if err != nil {
 		return nil, err

@@ -17,8 +17,11 @@ import (
 	"github.com/kluis-nl/kluis/synth"
 )
 
-// TestReapplyErasures: a full restore of a snapshot re-applies the
-// erasures recorded after the snapshot started, and only those.
+// TestReapplyErasures: a full restore of a snapshot re-applies every
+// erasure of the tenant in the register, whatever its date (issue 15 §3:
+// an erasure dated the snapshot's day, or before it, was skipped and the
+// dossier came back), ids compared as the key column holds them, and
+// never another tenant's.
 func TestReapplyErasures(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -40,8 +43,9 @@ func TestReapplyErasures(t *testing.T) {
 	}
 	started := snap.Manifest.Started
 	erasures := []dossier.Erasure{
-		{Tenant: "praktijk", ID: "4", Time: started.Add(-24 * time.Hour)}, // before: already absent from a real snapshot
-		{Tenant: "praktijk", ID: "6", Time: started.Add(time.Hour)},
+		{Tenant: "praktijk", ID: "4", Time: started.Add(-24 * time.Hour)}, // dated before the snapshot: still removed
+		{Tenant: "praktijk", ID: "006", Time: started.Add(time.Hour)},      // an integer key spelt with zeros
+		{Tenant: "praktijk", ID: "6", Time: started.Add(2 * time.Hour)},    // the same dossier again
 		{Tenant: "praktijk", ID: "8", Time: started.Add(48 * time.Hour)},
 		{Tenant: "other", ID: "10", Time: started.Add(time.Hour)},
 	}
@@ -63,12 +67,12 @@ func TestReapplyErasures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Applied != 2 || res.Rows < 2 {
-		t.Errorf("re-applied %d erasures, %d rows; want 2", res.Applied, res.Rows)
+	if res.Applied != 3 || res.Rows < 3 {
+		t.Errorf("re-applied %d erasures, %d rows; want 3", res.Applied, res.Rows)
 	}
 	db, _ := sql.Open("sqlite", dst)
 	defer db.Close()
-	for id, want := range map[int]int{4: 1, 6: 0, 8: 0, 10: 1} {
+	for id, want := range map[int]int{4: 0, 5: 1, 6: 0, 8: 0, 10: 1} {
 		var n, inv int
 		db.QueryRow(`SELECT count(*) FROM clients WHERE id = ?`, id).Scan(&n)
 		db.QueryRow(`SELECT count(*) FROM invoice_lines WHERE invoice_id IN (SELECT id FROM invoices WHERE client_id = ?)`, id).Scan(&inv)
