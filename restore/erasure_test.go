@@ -44,8 +44,8 @@ func TestReapplyErasures(t *testing.T) {
 	started := snap.Manifest.Started
 	erasures := []dossier.Erasure{
 		{Tenant: "praktijk", ID: "4", Time: started.Add(-24 * time.Hour)}, // dated before the snapshot: still removed
-		{Tenant: "praktijk", ID: "006", Time: started.Add(time.Hour)},      // an integer key spelt with zeros
-		{Tenant: "praktijk", ID: "6", Time: started.Add(2 * time.Hour)},    // the same dossier again
+		{Tenant: "praktijk", ID: "006", Time: started.Add(time.Hour)},     // an integer key spelt with zeros
+		{Tenant: "praktijk", ID: "6", Time: started.Add(2 * time.Hour)},   // the same dossier again
 		{Tenant: "praktijk", ID: "8", Time: started.Add(48 * time.Hour)},
 		{Tenant: "other", ID: "10", Time: started.Add(time.Hour)},
 	}

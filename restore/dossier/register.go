@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"regexp"
-	"unicode"
-	"unicode/utf8"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis/evidence/chain"
 )
