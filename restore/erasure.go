@@ -2,12 +2,14 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/restore/dossier"
+	"github.com/kluis-nl/kluis/source"
 )
 
 // ErasureResult reports erasures re-applied after a full restore.
@@ -77,4 +79,43 @@ func ReapplyErasures(ctx context.Context, snap repo.SnapshotInfo, profile *confi
 		return nil, err
 	}
 	return res, nil
+}
+
+// ErasedOptions say how ToDatabaseErased honours the erasure register.
+type ErasedOptions struct {
+	DBOptions
+	// Profile is the tenant's dossier profile (nil: none).
+	Profile *config.Dossier
+	// Erasures is the register (every tenant's entries may be given).
+	Erasures []dossier.Erasure
+	// Where is the target for ReapplyErasures: a SQLite path or a DSN.
+	Where string
+	// Discard removes what the restore loaded (drops the database, removes
+	// the file). It runs when the register could not be re-applied.
+	Discard func(ctx context.Context) error
+}
+
+// ToDatabaseErased is ToDatabase followed by ReapplyErasures, which also
+// runs when the restore failed (a table that did not load is empty, one
+// that did may hold an erased dossier) or was interrupted. When the
+// register cannot be re-applied and the tenant has erasures, Discard
+// removes the target: a restore never leaves an erased dossier behind.
+// target is closed before the erasures are re-applied.
+func ToDatabaseErased(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, target source.Target, o ErasedOptions) (*DBResult, *ErasureResult, error) {
+	res, err := ToDatabase(ctx, r, snap, target, o.DBOptions)
+	if cerr := target.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	actx := context.WithoutCancel(ctx)
+	er, rerr := ReapplyErasures(actx, snap, o.Profile, o.Erasures, o.Where)
+	if rerr == nil {
+		return res, er, err
+	}
+	if o.Discard == nil {
+		return res, nil, errors.Join(err, fmt.Errorf("re-applying the erasure register: %w; THE TARGET MAY HOLD ERASED DOSSIERS: drop it", rerr))
+	}
+	if derr := o.Discard(actx); derr != nil {
+		return res, nil, errors.Join(err, fmt.Errorf("re-applying the erasure register: %w", rerr), fmt.Errorf("dropping the target, which may hold erased dossiers: DROP IT BY HAND: %w", derr))
+	}
+	return res, nil, errors.Join(err, fmt.Errorf("re-applying the erasure register: %w; the target was dropped (it would have held erased dossiers)", rerr))
 }

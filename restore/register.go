@@ -87,8 +87,14 @@ func (g *Register) AddErasure(ctx context.Context, r *repo.Repo, e dossier.Erasu
 }
 
 // LogAccess appends a to the access log and, when r is not nil, seals its
-// record into r at every location.
+// record into r at every location. With r, the logs are first checked
+// against their anchors: an append to a truncated log would fork it.
 func (g *Register) LogAccess(ctx context.Context, r *repo.Repo, a dossier.Access) error {
+	if r != nil {
+		if _, err := g.Erasures(ctx, r); err != nil {
+			return err
+		}
+	}
 	en, err := dossier.LogAccess(g.StateDir, g.Key, a)
 	if err != nil || r == nil {
 		return err

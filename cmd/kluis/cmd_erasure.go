@@ -141,25 +141,6 @@ func applianceRegister(a *appliance.Appliance) (*restore.Register, error) {
 	return &restore.Register{StateDir: a.StateDir(), Key: key}, nil
 }
 
-// reapplyErasures runs after a full database restore (cmdRestore): it
-// deletes every dossier of the tenant in the erasure register, whatever
-// its date.
-func reapplyErasures(ctx context.Context, g *globals, a *appliance.Appliance, snap repo.SnapshotInfo, spec appliance.TargetSpec, list []dossier.Erasure) error {
-	profile, _ := a.Cfg.DossierFor(snap.Manifest.Tenant)
-	where := spec.Path
-	if spec.Engine != "sqlite" {
-		where = spec.DSN
-	}
-	res, err := restore.ReapplyErasures(ctx, snap, profile, list, where)
-	if err != nil {
-		return err
-	}
-	if res.Applied > 0 || !g.jsonOut {
-		fmt.Fprintf(g.stderr, "re-applied %d erasures of the register (%d rows deleted)\n", res.Applied, res.Rows)
-	}
-	return nil
-}
-
 func cmdErasureRecover(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("erasure recover", "[--json]")
 	g.jsonFlag(fs)

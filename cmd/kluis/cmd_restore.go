@@ -64,26 +64,28 @@ func restoreFull(ctx context.Context, g *globals, a *appliance.Appliance, r *rep
 	if err != nil {
 		return err
 	}
+	profile, _ := a.Cfg.DossierFor(snap.Manifest.Tenant)
+	where := spec.Path
+	if spec.Engine != "sqlite" {
+		where = spec.DSN
+	}
 	prog := newProgress(g, "restore "+snap.ID.Short())
-	res, err := restore.ToDatabase(ctx, r, snap, target, restore.DBOptions{Parallel: f.parallel, Progress: func(done, total int) {
-		prog.update(int64(done), int64(total), "tables")
-	}})
+	// Whatever happens, no erased dossier stays in the target: the
+	// register is re-applied also after a failed restore, and what was
+	// loaded is dropped when that fails.
+	res, er, err := restore.ToDatabaseErased(ctx, r, snap, target, restore.ErasedOptions{
+		DBOptions: restore.DBOptions{Parallel: f.parallel, Progress: func(done, total int) {
+			prog.update(int64(done), int64(total), "tables")
+		}},
+		Profile: profile, Erasures: erasures, Where: where,
+		Discard: func(ctx context.Context) error { return discardTarget(ctx, spec, r.FingerprintKey()) },
+	})
 	prog.done()
-	target.Close()
 	if res != nil && g.jsonOut {
 		g.printJSON(res)
 	}
-	// Whatever happened, no erased dossier stays in the target: re-apply
-	// the register, and when that fails drop what was loaded.
-	if rerr := reapplyErasures(context.WithoutCancel(ctx), g, a, snap, spec, erasures); rerr != nil {
-		if len(erasures) == 0 {
-			return errors.Join(err, rerr)
-		}
-		derr := discardTarget(context.WithoutCancel(ctx), spec, r.FingerprintKey())
-		if derr != nil {
-			return errors.Join(err, fmt.Errorf("re-applying the erasure register: %w", rerr), fmt.Errorf("dropping the target, which may hold erased dossiers: DROP IT BY HAND: %w", derr))
-		}
-		return errors.Join(err, fmt.Errorf("re-applying the erasure register: %w; the target was dropped (it would have held erased dossiers)", rerr))
+	if er != nil && (er.Applied > 0 || !g.jsonOut) {
+		fmt.Fprintf(g.stderr, "re-applied %d erasures of the register (%d rows deleted)\n", er.Applied, er.Rows)
 	}
 	if err != nil {
 		return err
