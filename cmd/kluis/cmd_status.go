@@ -10,6 +10,7 @@ import (
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/daemon"
+	"github.com/kluis-nl/kluis/internal/dsn"
 )
 
 // cmdStatus prints every tenant's backup health and exits 1 when any
@@ -24,6 +25,15 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	}
 	now := time.Now()
 	rep := daemon.Status(ctx, a, now)
+	// Errors come from drivers and servers: no DSN secret gets printed.
+	for i := range rep.Errors {
+		rep.Errors[i] = dsn.Redact(rep.Errors[i], g.dsns...)
+	}
+	for i := range rep.Tenants {
+		for j := range rep.Tenants[i].Problems {
+			rep.Tenants[i].Problems[j] = dsn.Redact(rep.Tenants[i].Problems[j], g.dsns...)
+		}
+	}
 	if g.jsonOut {
 		if err := g.printJSON(rep); err != nil {
 			return err

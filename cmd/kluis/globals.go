@@ -56,12 +56,16 @@ type globals struct {
 	logFormat      string
 	jsonOut        bool
 	log            *slog.Logger
+	// dsns are the config's connection strings, whose secrets the log
+	// and every error printed are scrubbed of (redact.go).
+	dsns []string
 }
 
 func (g *globals) exit(err error) int {
 	if err == nil {
 		return exitOK
 	}
+	err = g.redactError(err)
 	var ue *usageError
 	var ce *configError
 	var de *degradedError
@@ -155,6 +159,7 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	if err != nil {
 		return nil, &configError{err}
 	}
+	g.redactSecretsOf(c)
 	return c, nil
 }
 
