@@ -65,6 +65,10 @@ func init() {
 var version = "dev"
 
 func main() {
+	// Every file kluis writes may hold personal data or a secret: private
+	// to the kluis user whatever umask it was started with (the systemd
+	// unit sets UMask=0077 too; a shell or container may not).
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := run(ctx, os.Args[1:])
