@@ -46,3 +46,36 @@ func TestFilesArePrivate(t *testing.T) {
 		t.Errorf("restored SQLite database: %v %v", fi.Mode(), err)
 	}
 }
+
+// TestSecretFileChecks (issue 15 §4): a key file or DSN file that is a
+// symbolic link (to a private file), or sits in a directory others can
+// write, is refused by the real process, not only a loose mode.
+func TestSecretFileChecks(t *testing.T) {
+	t.Parallel()
+	e := newSQLiteEnv(t, "", "")
+	// The signing key moved elsewhere (still 0600), a symlink in its place.
+	key := e.path("secrets", "signing.key")
+	if err := os.Rename(key, e.path("signing.real")); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(e.path("signing.real"), key)
+	if r := e.run("erasure", "list"); r.code == 0 || !strings.Contains(r.stderr, "symbolic link") {
+		t.Errorf("a symlinked signing key: %v", r)
+	}
+	os.Remove(key)
+	os.Rename(e.path("signing.real"), key)
+	e.mustRun(0, "erasure", "list")
+	// The secrets directory made group-writable: anyone in the group could
+	// swap the master key.
+	os.Chmod(e.path("secrets"), 0o770)
+	if r := e.run("snapshots", "--tenant", "praktijk-s"); r.code == 0 || !strings.Contains(r.stderr, "writable by group or others") {
+		t.Errorf("a group-writable key directory: %v", r)
+	}
+	os.Chmod(e.path("secrets"), 0o700)
+	// A DSN file given on the command line, as a symlink.
+	os.WriteFile(e.path("t.dsn"), []byte("host=127.0.0.1 dbname=x"), 0o600)
+	os.Symlink(e.path("t.dsn"), e.path("link.dsn"))
+	if r := e.run("restore", "--tenant", "praktijk-s", "--target-dsn-file", e.path("link.dsn")); r.code == 0 || !strings.Contains(r.stderr, "symbolic link") {
+		t.Errorf("a symlinked DSN file: %v", r)
+	}
+}
