@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/kluis-nl/kluis/internal/display"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -62,7 +63,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 				status = "DEGRADED"
 			}
 			if !t.OK() {
-				status = "FAIL: " + strings.Join(t.Problems, "; ")
+				status = "FAIL: " + display.Escape(strings.Join(t.Problems, "; "))
 			}
 			rt := t.RestoreTest
 			if !t.RestoreTestTime.IsZero() {
@@ -75,7 +76,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 		}
 		tw.Flush()
 		for _, e := range rep.Errors {
-			fmt.Fprintln(g.stdout, "error:", e)
+			fmt.Fprintln(g.stdout, "error:", display.Escape(e))
 		}
 	}
 	if !rep.OK {
@@ -102,7 +103,7 @@ func checkDatabasesOnline(ctx context.Context, g *globals, c *config.Config) ([]
 		if r.OK {
 			fmt.Fprintf(g.stdout, "%s %s: ok (%s)\n", r.Kind, r.Name, r.Detail)
 		} else {
-			fmt.Fprintf(g.stdout, "%s %s: FAILED: %s\n", r.Kind, r.Name, r.Error)
+			fmt.Fprintf(g.stdout, "%s %s: FAILED: %s\n", r.Kind, display.Escape(r.Name), display.Escape(r.Error))
 		}
 	}
 	if failed > 0 {

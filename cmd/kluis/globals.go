@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kluis-nl/kluis/internal/display"
 	"io"
 	"log/slog"
 	"os"
@@ -66,6 +67,9 @@ func (g *globals) exit(err error) int {
 		return exitOK
 	}
 	err = g.redactError(err)
+	// Errors quote table, column and database names: no terminal control
+	// sequence gets through (internal/display).
+	err = &scrubbed{msg: display.Text(err.Error()), err: err}
 	var ue *usageError
 	var ce *configError
 	var de *degradedError

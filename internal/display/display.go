@@ -60,3 +60,18 @@ func unsafe(r rune) bool {
 	}
 	return false
 }
+
+// Text is Escape for a message of several lines (an error that joins
+// others): line feeds and tabs stay, every other control character is
+// escaped.
+func Text(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		parts := strings.Split(l, "\t")
+		for j, p := range parts {
+			parts[j] = Escape(p)
+		}
+		lines[i] = strings.Join(parts, "\t")
+	}
+	return strings.Join(lines, "\n")
+}
