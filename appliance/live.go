@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -47,6 +49,42 @@ func (a *Appliance) LiveTenant(ctx context.Context, spec TargetSpec) (string, er
 		}
 		if same {
 			return t.ID, nil
+		}
+	}
+	// A database a discover block would back up is live too, found or not
+	// (no discovery run needed: the server and the name pattern say it).
+	for _, d := range a.Cfg.Discover {
+		switch {
+		case d.Engine == "sqlite" && spec.Engine == "sqlite":
+			abs, err := filepath.Abs(spec.Path)
+			if err != nil {
+				continue
+			}
+			if ok, _ := filepath.Match(a.Cfg.Resolve(d.Pattern), abs); ok {
+				name := strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs))
+				id, _ := TenantID(d.IDTemplate, name)
+				return id, nil
+			}
+		case d.Engine == "postgres" && spec.Engine == "postgres":
+			server, err := ReadDSN(a.Cfg.Resolve(d.DSNFile))
+			if err != nil {
+				return "", fmt.Errorf("cannot tell whether the target is a database discovery backs up: %w", err)
+			}
+			target, err := parseEndpoint(spec.Engine, spec.DSN)
+			if err != nil {
+				return "", err
+			}
+			if ok, _ := path.Match(d.Pattern, target.db); !ok {
+				continue
+			}
+			same, err := sameDatabase(ctx, spec.Engine, WithDatabase(server, target.db), spec.DSN)
+			if err != nil {
+				return "", fmt.Errorf("cannot tell whether the target is a database discovery backs up: %w", err)
+			}
+			if same {
+				id, _ := TenantID(d.IDTemplate, target.db)
+				return id, nil
+			}
 		}
 	}
 	return "", nil

@@ -21,7 +21,12 @@ func TestLiveTenant(t *testing.T) {
 	os.WriteFile(pgFile, []byte("host=localhost port=5433 user=kluis dbname=praktijk_a password=s3cret"), 0o600)
 	myFile := filepath.Join(dir, "my.dsn")
 	os.WriteFile(myFile, []byte("kluis:pw@tcp(127.0.0.1:3307)/praktijk_m"), 0o600)
-	a := New(&config.Config{Tenants: []config.Tenant{
+	discFile := filepath.Join(dir, "disc.dsn")
+	os.WriteFile(discFile, []byte("host=127.0.0.1 port=5440 user=kluis dbname=postgres password=x"), 0o600)
+	a := New(&config.Config{Discover: []config.Discover{
+		{Engine: "postgres", DSNFile: discFile, Pattern: "praktijk_*", IDTemplate: "{db}"},
+		{Engine: "sqlite", Pattern: filepath.Join(dir, "found", "*.db"), IDTemplate: "s-{db}"},
+	}, Tenants: []config.Tenant{
 		{ID: "s", Engine: "sqlite", Path: live},
 		{ID: "p", Engine: "postgres", DSNFile: pgFile},
 		{ID: "m", Engine: "mariadb", DSNFile: myFile},
@@ -44,6 +49,9 @@ func TestLiveTenant(t *testing.T) {
 		{"discovered tenant", TargetSpec{Engine: "postgres", DSN: "host=db.invalid dbname=discovered"}, "d"},
 		{"mariadb by localhost", TargetSpec{Engine: "mariadb", DSN: "root@tcp(localhost:3307)/praktijk_m"}, "m"},
 		{"mariadb other db", TargetSpec{Engine: "mariadb", DSN: "root@tcp(localhost:3307)/restored"}, ""},
+		{"not yet discovered postgres database", TargetSpec{Engine: "postgres", DSN: "host=localhost port=5440 dbname=praktijk_zuid"}, "praktijk_zuid"},
+		{"discovery server, other name", TargetSpec{Engine: "postgres", DSN: "host=localhost port=5440 dbname=restored"}, ""},
+		{"discovered sqlite file", TargetSpec{Engine: "sqlite", Path: filepath.Join(dir, "found", "noord.db")}, "s-noord"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := a.LiveTenant(context.Background(), tc.spec)

@@ -142,7 +142,7 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	reason := fs.String("reason", "", "why (recorded in the access log)")
 	override := fs.String("override-erasure", "", "show an erased dossier anyway, for this `reason` (recorded)")
 	g.jsonFlag(fs)
-	a, err := g.command(fs, args)
+	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
 		return err
 	}
@@ -228,6 +228,9 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 	}
 	a, err := g.appliance()
 	if err != nil {
+		return err
+	}
+	if a, err = g.resolveTenant(ctx, a, *tenant); err != nil {
 		return err
 	}
 	action := "restore-" + *format
