@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -110,6 +111,11 @@ func cmdErasureList(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A deleted or shortened register must not list as "no erasures":
+	// check it against its anchors in the tenants' repositories.
+	if err := checkAnchors(ctx, a, &restore.Register{StateDir: a.StateDir(), Key: key}, *tenant); err != nil {
+		return err
+	}
 	list, err := dossier.Erasures(a.StateDir(), key.Public().(ed25519.PublicKey))
 	if err != nil {
 		return err
@@ -168,5 +174,30 @@ func cmdErasureRecover(ctx context.Context, g *globals, args []string) error {
 		return g.printJSON(map[string]any{"erasures": n[dossier.LogNameErasures], "access": n[dossier.LogNameAccess]})
 	}
 	fmt.Fprintf(g.stdout, "rebuilt from the locations: erasure register %d records, access log %d records\n", n[dossier.LogNameErasures], n[dossier.LogNameAccess])
+	return nil
+}
+
+// checkAnchors checks both logs against the register records in the
+// repository of tenant, or of every configured tenant when tenant is "".
+// A tenant without a repository yet has nothing anchored.
+func checkAnchors(ctx context.Context, a *appliance.Appliance, reg *restore.Register, tenant string) error {
+	var ids []string
+	for _, t := range a.Cfg.Tenants {
+		if tenant == "" || t.ID == tenant {
+			ids = append(ids, t.ID)
+		}
+	}
+	for _, id := range ids {
+		r, err := a.OpenRepo(ctx, id)
+		if errors.Is(err, repo.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("tenant %s: %w", id, err)
+		}
+		if _, err := reg.Erasures(ctx, r); err != nil {
+			return err
+		}
+	}
 	return nil
 }

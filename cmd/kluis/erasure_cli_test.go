@@ -139,6 +139,7 @@ func TestErasureRegisterEverywhere(t *testing.T) {
 		{"restore", "--tenant", "praktijk-s", "--target-path", e.path("full2.db")},
 		{"dossier", "restore", "--tenant", "praktijk-s", "--id", "3", "--reason", "x", "--out", e.path("d.sql")},
 		{"erasure", "add", "--tenant", "praktijk-s", "--id", "4", "--reason", "x"},
+		{"erasure", "list"},
 	} {
 		if r := e.run(args...); r.code != 1 || !strings.Contains(r.stderr, "anchor") {
 			t.Errorf("with the register deleted: %v", r)
@@ -160,6 +161,9 @@ func TestErasureRegisterEverywhere(t *testing.T) {
 	os.WriteFile(log, []byte(strings.Join(lines[:len(lines)-1], "")), 0o600)
 	if r := e.run("dossier", "show", "--tenant", "praktijk-s", "--id", "4"); r.code != 1 || !strings.Contains(r.stderr, "truncated") {
 		t.Errorf("with the access log truncated: %v", r)
+	}
+	if r := e.run("access-log", "verify"); r.code != 1 || !strings.Contains(r.stderr, "truncated") {
+		t.Errorf("access-log verify of a truncated log: %v", r)
 	}
 
 	// A replacement appliance: same keys and config, empty state_dir.
