@@ -35,6 +35,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/kluis-nl/kluis/internal/secretfile"
 	"io"
 	"net"
 	"net/http"
@@ -203,14 +204,10 @@ func ReadSecretFile(path string) (string, error) {
 	if path == "" {
 		return "", errors.New("not set (give both key files, or neither for the AWS credential chain)")
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%s is readable by group or others (mode %04o): run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
+	// internal/secretfile: no symbolic link, owned by the kluis user,
+	// mode 0600, a directory nobody else can write, checked on the
+	// descriptor read.
+	b, err := secretfile.Read(path, 64<<10)
 	if err != nil {
 		return "", err
 	}
