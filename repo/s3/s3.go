@@ -35,7 +35,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/kluis-nl/kluis/internal/secretfile"
 	"io"
 	"net"
 	"net/http"
@@ -48,6 +47,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/kluis-nl/kluis/internal/secretfile"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
