@@ -47,11 +47,10 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/kluis-nl/kluis/internal/secretfile"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/kluis-nl/kluis/internal/secretfile"
 	"github.com/kluis-nl/kluis/repo"
 )
 
