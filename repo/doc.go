@@ -17,6 +17,9 @@
 //     take the first location whose copy verifies and fall back to the next.
 //     Sync copies to each location what another holds and it lacks (a set
 //     difference of content addresses), verified after the copy.
+//   - Register records (register.go) are sealed, write-once objects the
+//     restore package puts next to the snapshots: copies and anchors of
+//     the appliance's erasure register and access log lines.
 //   - A Delete that Object Lock refuses returns ErrRetained; prune skips
 //     such objects and removes them once their retention has ended.
 //

@@ -17,8 +17,9 @@ import (
 	"github.com/kluis-nl/kluis/evidence/chain"
 )
 
-// File names under the appliance's state_dir. Both are local only: dossier
-// ids are personal data adjacent and never go to a location or a log.
+// File names under the appliance's state_dir. Dossier ids are personal
+// data adjacent: they never go to a log, and reach a location only sealed
+// under the tenant's key, as register records (anchor.go).
 const (
 	ErasureFileName   = "erasures.jsonl"
 	AccessLogFileName = "dossier-access.jsonl"
