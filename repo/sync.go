@@ -29,7 +29,8 @@ func (s *SyncResult) Complete() bool { return s.Error == "" && s.Missing == 0 }
 var syncKinds = []string{kindKeys, kindData, kindIndex, kindSnapshot, kindRegister}
 
 // Sync copies to every location what it lacks: the config, key files,
-// packs, indexes and snapshot manifests that another location holds. The
+// packs, indexes, snapshot manifests and register records that another
+// location holds. The
 // objects are content-addressed, so what a location lacks is a set
 // difference of names. Each copy is read from a location whose copy
 // verifies (readVerified), written, read back and verified again. A

@@ -176,6 +176,13 @@ func TestErasureRegisterEverywhere(t *testing.T) {
 	if clientRows(t, e.path("full3.db"), 3) != 0 {
 		t.Errorf("the replacement appliance brought the erased dossier back: %v", r)
 	}
+	// A location that lost its register records gets them back from sync.
+	before, _ := filepath.Glob(e.path("loc-a", "praktijk-s", "registers", "*"))
+	os.RemoveAll(e.path("loc-g", "praktijk-s", "registers"))
+	e.mustRun(0, "sync", "--tenant", "praktijk-s")
+	if after, _ := filepath.Glob(e.path("loc-g", "praktijk-s", "registers", "*")); len(after) != len(before) || len(after) == 0 {
+		t.Errorf("sync restored %d of %d register records", len(after), len(before))
+	}
 	var v map[string]any
 	if err := json.Unmarshal([]byte(e.mustRun(0, "access-log", "verify", "--json").stdout), &v); err != nil || v["ok"] != true {
 		t.Errorf("recovered access log: %v", v)
