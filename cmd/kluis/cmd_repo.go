@@ -14,6 +14,7 @@ import (
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/restore/dossier"
+	"github.com/kluis-nl/kluis/source"
 )
 
 func cmdInit(ctx context.Context, g *globals, args []string) error {
@@ -197,10 +198,15 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	reason := fs.String("reason", "", "why (recorded in the access log)")
 	parallel := fs.Int("parallel", 2, "tables loaded at once")
 	from := fs.String("location", "", "read from this `location` first")
+	rolesFlag := fs.String("roles", "apply", "owners and privileges (postgres): `apply` (every role they name must exist on the target) or skip (left out, and listed)")
 	g.jsonFlag(fs)
 	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
 		return err
+	}
+	roles, err := source.ParseRolesMode(*rolesFlag)
+	if err != nil {
+		return usageErrorf("--roles: %v", err)
 	}
 	targets := 0
 	for _, s := range []string{*toDir, *targetPath, *targetDSN, *targetDSNFile} {
@@ -243,7 +249,7 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 		rec.Action = "restore-full-dir"
 	}
 	err = restoreFull(ctx, g, a, r, snap, erasures, restoreFlags{toDir: *toDir, targetPath: *targetPath, targetDSN: *targetDSN,
-		targetDSNFile: *targetDSNFile, force: *force, replaceLive: *replaceLive, parallel: *parallel, override: *override})
+		targetDSNFile: *targetDSNFile, force: *force, replaceLive: *replaceLive, parallel: *parallel, override: *override, roles: roles})
 	rec.Result = "ok"
 	if err != nil {
 		rec.Result = "failed: " + err.Error()

@@ -8,9 +8,11 @@ import (
 	"strings"
 
 	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/internal/display"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/restore"
 	"github.com/kluis-nl/kluis/restore/dossier"
+	"github.com/kluis-nl/kluis/source"
 )
 
 type restoreFlags struct {
@@ -19,6 +21,7 @@ type restoreFlags struct {
 	replaceLive                                 string
 	parallel                                    int
 	override                                    string
+	roles                                       source.RolesMode
 }
 
 // restoreFull restores a whole snapshot (cmdRestore) honouring the erasure
@@ -74,7 +77,7 @@ func restoreFull(ctx context.Context, g *globals, a *appliance.Appliance, r *rep
 	// register is re-applied also after a failed restore, and what was
 	// loaded is dropped when that fails.
 	res, er, err := restore.ToDatabaseErased(ctx, r, snap, target, restore.ErasedOptions{
-		DBOptions: restore.DBOptions{Parallel: f.parallel, Progress: func(done, total int) {
+		DBOptions: restore.DBOptions{Parallel: f.parallel, Roles: f.roles, Progress: func(done, total int) {
 			prog.update(int64(done), int64(total), "tables")
 		}},
 		Profile: profile, Erasures: erasures, Where: where,
@@ -93,6 +96,12 @@ func restoreFull(ctx context.Context, g *globals, a *appliance.Appliance, r *rep
 	if !g.jsonOut {
 		fmt.Fprintf(g.stdout, "restored snapshot %s: %d tables, %d rows, %s in %.1fs; every table's fingerprint matches the snapshot\n",
 			snap.ID.Short(), len(res.Tables), res.Rows, humanBytes(res.Bytes), res.Duration)
+		if res.Privileges != nil {
+			fmt.Fprintln(g.stdout, display.Text(res.Privileges.Summary()))
+			for _, o := range res.Privileges.SkippedObjects {
+				fmt.Fprintf(g.stdout, "  not restored: owner or privileges of %s\n", display.Escape(o))
+			}
+		}
 	}
 	return nil
 }
