@@ -83,3 +83,16 @@ func (r *Repo) RegisterRecords(ctx context.Context) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// readRegisterForCopy reads a register record for Sync: only a copy that
+// matches its name and opens under the tenant's key is copied.
+func (r *Repo) readRegisterForCopy(ctx context.Context, h Hash) ([]byte, error) {
+	data, err := r.readVerified(ctx, kindRegister, h, maxRegisterObject)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.meta.open(adRegister, data); err != nil {
+		return nil, fmt.Errorf("%s: matches its name but does not open under the tenant key: %w: %w", objectName(r.tenant, kindRegister, h), errPlanted, ErrCorrupt)
+	}
+	return data, nil
+}

@@ -188,6 +188,8 @@ func (r *Repo) readForCopy(ctx context.Context, kind string, h Hash) ([]byte, er
 		return r.readPackOpened(ctx, h)
 	case kindIndex, kindSnapshot:
 		return r.readSealedVerified(ctx, kind, h)
+	case kindRegister:
+		return r.readRegisterForCopy(ctx, h)
 	}
 	data, err := r.readVerified(ctx, kind, h, r.maxObject(kind))
 	if err != nil {
