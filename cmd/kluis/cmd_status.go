@@ -26,6 +26,10 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	}
 	now := time.Now()
 	rep := daemon.Status(ctx, a, now)
+	if msg := evidenceWitnessProblem(a); msg != "" {
+		rep.Errors = append(rep.Errors, msg)
+		rep.OK = false
+	}
 	// Errors come from drivers and servers: no DSN secret gets printed.
 	for i := range rep.Errors {
 		rep.Errors[i] = dsn.Redact(rep.Errors[i], g.dsns...)
