@@ -16,10 +16,10 @@ import (
 
 	"github.com/kluis-nl/kluis/chunk"
 	"github.com/kluis-nl/kluis/config"
-	"github.com/kluis-nl/kluis/internal/secretfile"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/repo/local"
 	"github.com/kluis-nl/kluis/repo/s3"
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // Appliance is a loaded config plus the resources derived from it.

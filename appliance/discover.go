@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kluis-nl/kluis/config"
-	kdsn "github.com/kluis-nl/kluis/internal/dsn"
+	kdsn "github.com/kluis-nl/kluis/dsn"
 )
 
 // Discovered is the outcome of tenant discovery: the tenants found and, per

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kluis-nl/kluis/config"
-	kdsn "github.com/kluis-nl/kluis/internal/dsn"
+	kdsn "github.com/kluis-nl/kluis/dsn"
 	"github.com/kluis-nl/kluis/source"
 	"github.com/kluis-nl/kluis/source/mariadb"
 	"github.com/kluis-nl/kluis/source/postgres"
@@ -70,7 +70,7 @@ func Target(ctx context.Context, spec TargetSpec, fingerprintKey []byte) (source
 }
 
 // DSNHasPassword reports whether a connection string carries a password
-// in any spelling (internal/dsn.Secrets: URL user info or query, a
+// in any spelling (dsn.Secrets: URL user info or query, a
 // password keyword with or without spaces around =, MariaDB's
 // user:password@…).
 func DSNHasPassword(s string) bool { return kdsn.HasPassword(s) }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	kdsn "github.com/kluis-nl/kluis/internal/dsn"
+	kdsn "github.com/kluis-nl/kluis/dsn"
 )
 
 // OnlineResult is the outcome of connecting to one database (or

@@ -4,7 +4,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/kluis-nl/kluis/internal/dsn"
+	"github.com/kluis-nl/kluis/dsn"
 )
 
 // KnownDSNs returns every connection string the config refers to: each
@@ -42,5 +42,5 @@ func (a *Appliance) KnownDSNs() []string {
 }
 
 // Redact removes from s the secrets of every DSN the config refers to
-// (package internal/dsn): for text about to be printed or logged.
+// (package dsn): for text about to be printed or logged.
 func (a *Appliance) Redact(s string) string { return dsn.Redact(s, a.KnownDSNs()...) }

@@ -11,7 +11,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/kluis-nl/kluis/internal/secretfile"
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // Engines lists the tenant engines this build supports.

@@ -13,8 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kluis-nl/kluis/internal/durable"
-	"github.com/kluis-nl/kluis/internal/secretfile"
+	"github.com/kluis-nl/kluis/durable"
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // MasterKeySize is the length of the appliance master key.
@@ -181,7 +181,7 @@ func writeSecretFile(path string, data []byte) error {
 }
 
 // readSecretFile reads a small secret file, refusing one that anybody but
-// the kluis user could read or replace (internal/secretfile: no symbolic
+// the kluis user could read or replace (secretfile: no symbolic
 // link, owner, mode, parent directory, checked on the descriptor read).
 func readSecretFile(path string) ([]byte, error) {
 	b, err := secretfile.Read(path, 64<<10)
@@ -191,5 +191,5 @@ func readSecretFile(path string) ([]byte, error) {
 	return b, err
 }
 
-// syncDir fsyncs a directory (internal/durable).
+// syncDir fsyncs a directory (package durable).
 func syncDir(dir string) error { return durable.SyncDir(dir) }

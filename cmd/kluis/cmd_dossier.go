@@ -13,7 +13,7 @@ import (
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/backup"
-	"github.com/kluis-nl/kluis/internal/display"
+	"github.com/kluis-nl/kluis/display"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/restore"
 	"github.com/kluis-nl/kluis/restore/dossier"

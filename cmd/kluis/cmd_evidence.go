@@ -8,7 +8,7 @@ import (
 	"filippo.io/age"
 	"flag"
 	"fmt"
-	"github.com/kluis-nl/kluis/internal/display"
+	"github.com/kluis-nl/kluis/display"
 	"io"
 	"net/http"
 	"os"

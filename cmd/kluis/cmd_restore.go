@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/kluis-nl/kluis/appliance"
-	"github.com/kluis-nl/kluis/internal/display"
+	"github.com/kluis-nl/kluis/display"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/restore"
 	"github.com/kluis-nl/kluis/restore/dossier"

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kluis-nl/kluis/internal/display"
+	"github.com/kluis-nl/kluis/display"
 	"strings"
 	"text/tabwriter"
 	"time"

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/kluis-nl/kluis/internal/display"
+	"github.com/kluis-nl/kluis/display"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,7 +11,7 @@ import (
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/daemon"
-	"github.com/kluis-nl/kluis/internal/dsn"
+	"github.com/kluis-nl/kluis/dsn"
 )
 
 // cmdStatus prints every tenant's backup health and exits 1 when any

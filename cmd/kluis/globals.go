@@ -7,7 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/kluis-nl/kluis/internal/display"
+	"github.com/kluis-nl/kluis/display"
 	"io"
 	"log/slog"
 	"os"
@@ -77,7 +77,7 @@ func (g *globals) exit(err error) int {
 	}
 	err = g.redactError(err)
 	// Errors quote table, column and database names: no terminal control
-	// sequence gets through (internal/display).
+	// sequence gets through (display).
 	err = &scrubbed{msg: display.Text(err.Error()), err: err}
 	var ue *usageError
 	var ce *configError

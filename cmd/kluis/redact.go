@@ -5,11 +5,11 @@ import (
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
-	"github.com/kluis-nl/kluis/internal/dsn"
+	"github.com/kluis-nl/kluis/dsn"
 )
 
 // redactSecretsOf makes the config's connection strings (every spelling
-// of their passwords, internal/dsn) unprintable from here on: the log
+// of their passwords, dsn) unprintable from here on: the log
 // handler scrubs each record, and exit scrubs the error it prints.
 func (g *globals) redactSecretsOf(c *config.Config) {
 	g.dsns = appliance.New(c, nil).KnownDSNs()

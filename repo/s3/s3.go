@@ -57,8 +57,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/kluis-nl/kluis/internal/secretfile"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // Lock is the Object Lock retention written with every object.
@@ -215,7 +215,7 @@ func ReadSecretFile(path string) (string, error) {
 	if path == "" {
 		return "", errors.New("not set (give both key files, or neither for the AWS credential chain)")
 	}
-	// internal/secretfile: no symbolic link, owned by the kluis user,
+	// secretfile: no symbolic link, owned by the kluis user,
 	// mode 0600, a directory nobody else can write, checked on the
 	// descriptor read.
 	b, err := secretfile.Read(path, 64<<10)

@@ -11,8 +11,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kluis-nl/kluis/durable"
 	"github.com/kluis-nl/kluis/evidence/chain"
-	"github.com/kluis-nl/kluis/internal/durable"
 )
 
 // Log names a register record refers to.
