@@ -9,6 +9,7 @@ import (
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/schedule"
 )
 
 // TenantStatus is one tenant's line in `kluis status`.
@@ -107,8 +108,10 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant, now time.Time) TenantStatus {
 	pol := a.Cfg.Policy
 	st := TenantStatus{Tenant: t.ID, Engine: t.Engine, Discovered: t.Discovered, Copies: map[string]int{}, Locations: []string{}, RestoreTest: "never"}
+	var spec schedule.Spec
 	if Scheduled(t) {
-		if spec, err := BackupSpec(a.Cfg, t, a.TimeZone()); err == nil {
+		if sp, err := BackupSpec(a.Cfg, t, a.TimeZone()); err == nil {
+			spec = sp
 			st.NextRun = spec.Next(now)
 		}
 	}
@@ -143,6 +146,11 @@ func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant,
 	}
 	newest := snaps[len(snaps)-1]
 	st.LastSuccess, st.Snapshot, st.Locations = newest.Manifest.Finished, newest.ID.Short(), newest.Locations
+	if spec != nil {
+		// The daemon runs an "@every" job its interval after the last
+		// success (schedule.NextSlot).
+		st.NextRun = schedule.NextSlot(spec, newest.Manifest.Finished, now)
+	}
 	age := now.Sub(newest.Manifest.Finished)
 	st.AgeSeconds = age.Seconds()
 	if rpo := pol.RPOTarget.D(); age > rpo {

@@ -70,8 +70,9 @@ func TestTriggerDuringRetryQueuesOnce(t *testing.T) {
 	if len(syncRuns) != 2 || syncRuns[0] != 1 || syncRuns[1] != 2 {
 		t.Fatalf("sync attempts %v, want [1 2]", syncRuns)
 	}
-	if w := s.Next("sync/a"); !w.Equal(start.Add(time.Hour)) {
-		t.Errorf("next sync %s, want the next hourly slot %s (no retry left pending)", w, start.Add(time.Hour))
+	// No retry left pending: the next run is an hour after the success.
+	if w, want := s.Next("sync/a"), start.Add(time.Minute+time.Hour); !w.Equal(want) {
+		t.Errorf("next sync %s, want %s (no retry left pending)", w, want)
 	}
 }
 
@@ -122,5 +123,39 @@ func TestBookkeepingPanicContained(t *testing.T) {
 	}
 	if s.Running() != 0 {
 		t.Errorf("%d jobs still hold a slot", s.Running())
+	}
+}
+
+// An "@every" job is due its interval after its last success: a config
+// reload or a discovery (both call SetJobs) does not push it back, and
+// `kluis status` can say when it runs (issue 21 point 7).
+func TestEveryAnchoredOnLastSuccess(t *testing.T) {
+	start := time.Date(2026, 6, 1, 3, 0, 0, 0, ams)
+	clk := NewFakeClock(start)
+	s := New(Options{Clock: clk})
+	every6h, _ := Parse("@every 6h", ams)
+	rec := newRecorder(clk)
+	j := rec.job("backup/a", "a", every6h)
+	j.CatchUp, j.LastSuccess = true, start.Add(-2*time.Hour)
+	s.SetJobs([]Job{j})
+	want := start.Add(4 * time.Hour)
+	if got := s.Next("backup/a"); !got.Equal(want) {
+		t.Fatalf("next %s, want %s (6h after the last success)", got, want)
+	}
+	startRun(t, s)
+	for i := 0; i < 3; i++ { // hourly discoveries re-set the jobs
+		clk.Advance(time.Hour)
+		waitSettled(t, s)
+		s.SetJobs([]Job{j})
+	}
+	if got := s.Next("backup/a"); !got.Equal(want) {
+		t.Fatalf("after reloads next %s, want %s", got, want)
+	}
+	simulate(t, s, clk, start.Add(11*time.Hour))
+	if runs := rec.runs["backup/a"]; len(runs) != 2 || !runs[0].Equal(want) || !runs[1].Equal(want.Add(6*time.Hour)) {
+		t.Errorf("runs %v, want at %s and 6h later", runs, want)
+	}
+	if got, w := NextSlot(every6h, want.Add(6*time.Hour), start.Add(11*time.Hour)), want.Add(12*time.Hour); !got.Equal(w) {
+		t.Errorf("NextSlot %s, want %s", got, w)
 	}
 }

@@ -132,7 +132,7 @@ func (s *Scheduler) SetJobs(jobs []Job) {
 			j.LastSuccess = e.job.LastSuccess
 		}
 		e.job, e.removed = j, false
-		e.next = j.Spec.Next(now)
+		e.next = NextSlot(j.Spec, j.LastSuccess, now)
 		if j.CatchUp && e.state == idle && s.missed(j, now) {
 			s.log.Info("catching up a missed run", "job", j.Kind, "tenant", j.Tenant, "last_success", j.LastSuccess)
 			s.queueRun(e)
@@ -447,6 +447,7 @@ func (s *Scheduler) finish(e *entry, j Job, attempt int, started time.Time, err 
 	switch {
 	case err == nil:
 		e.job.LastSuccess = now
+		e.next = NextSlot(e.job.Spec, now, now)
 		s.log.Info("job finished", "job", j.Kind, "tenant", j.Tenant, "attempt", attempt, "seconds", now.Sub(started).Seconds())
 	case willRetry:
 		backoff := Backoff(s.opts.Retry.Backoff, attempt)
