@@ -142,8 +142,12 @@ func (d *Daemon) setJobs() {
 			Run: func(ctx context.Context) error { return d.runBackup(ctx, id) }})
 		if retErr == nil && !retention.Empty() {
 			name := JobName(KindRetention, id)
+			// Retention missed while the appliance was down is caught up
+			// like a backup, the first one too; a tenant never backed up
+			// has nothing to forget yet.
+			backedUp := !last[JobName(KindBackup, id)].IsZero()
 			jobs = append(jobs, schedule.Job{Name: name, Tenant: id, Kind: KindRetention, Spec: retSpec,
-				CatchUp: !last[name].IsZero(), LastSuccess: last[name], MaxAge: 2 * DailyMaxAge,
+				CatchUp: backedUp, LastSuccess: last[name], MaxAge: 2 * DailyMaxAge,
 				Run: func(ctx context.Context) error { return d.runRetention(ctx, id) }})
 		}
 		jobs = append(jobs, schedule.Job{Name: JobName(KindSync, id), Tenant: id, Kind: KindSync, Spec: hourly,
