@@ -153,6 +153,7 @@ func (d *Daemon) Metrics() *Metrics { return d.metrics }
 // the repositories for tenants the history does not know), and sets the
 // jobs. Catch-up runs are queued here.
 func (d *Daemon) Start(ctx context.Context) {
+	d.logTenantProblems()
 	d.discover(ctx)
 	d.loadState(ctx)
 	d.setJobs()
@@ -183,6 +184,7 @@ func (d *Daemon) Reload(ctx context.Context, cfg *config.Config) {
 	d.setBase(a)
 	pol := cfg.Policy
 	d.sched.SetLimits(pol.MaxConcurrentJobs, schedule.Retry{Attempts: pol.Retry.Attempts, Backoff: pol.Retry.Backoff.D()})
+	d.logTenantProblems()
 	d.discover(ctx)
 	d.setJobs()
 	d.log.Info("config reloaded", "tenants", len(d.Appliance().Cfg.Tenants), "previous_tenants", len(old.Cfg.Tenants))
@@ -250,6 +252,18 @@ func (d *Daemon) discover(ctx context.Context) {
 	d.discovered = found
 	d.app = base.WithTenants(found)
 	d.mu.Unlock()
+}
+
+// logTenantProblems logs, at error level, every tenant whose own files
+// are unusable (config.TenantProblems): that tenant's jobs fail (and count
+// in kluis_job_failures_total, and `kluis status` shows why) while every
+// other tenant runs.
+func (d *Daemon) logTenantProblems() {
+	for id, ps := range d.Appliance().Cfg.TenantProblems() {
+		for _, p := range ps {
+			d.log.Error("tenant cannot be backed up until this is fixed; the other tenants run", "tenant", id, "problem", p)
+		}
+	}
 }
 
 func declared(c *config.Config, id string) bool {

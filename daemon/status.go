@@ -118,6 +118,7 @@ func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant,
 	for _, l := range a.Cfg.Locations {
 		st.Copies[l.Name] = 0
 	}
+	st.Problems = append(st.Problems, a.Cfg.TenantProblems()[t.ID]...)
 	r, err := a.OpenRepo(ctx, t.ID)
 	if errors.Is(err, repo.ErrNotFound) {
 		st.Problems = append(st.Problems, "no repository yet (no backup has run)")
