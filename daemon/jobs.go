@@ -189,8 +189,31 @@ func (d *Daemon) setJobs() {
 				return nil
 			}})
 	}
+	timeout := a.Cfg.Policy.JobTimeout.D()
+	for i := range jobs {
+		jobs[i].Run = withDeadline(jobs[i], timeout)
+	}
 	d.metrics.tenants.Set(float64(tenants))
 	d.sched.SetJobs(jobs)
+}
+
+// withDeadline bounds one run of a job by policy.job_timeout: a job stuck
+// on anything (a source that never answers, a location that hangs) is
+// cancelled, frees its slot and is retried, and its error says why.
+func withDeadline(j schedule.Job, timeout time.Duration) func(context.Context) error {
+	run := j.Run
+	if timeout <= 0 {
+		return run
+	}
+	return func(ctx context.Context) error {
+		jctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		err := run(jctx)
+		if err != nil && ctx.Err() == nil && errors.Is(jctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%s of %s cancelled after policy.job_timeout (%s): %w", j.Kind, j.Tenant, timeout, err)
+		}
+		return err
+	}
 }
 
 func policyRetention(a *appliance.Appliance) repo.Retention {
@@ -236,6 +259,11 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 		a.RecordBackup(tenant, res, err)
 	}
 	if err != nil {
+		if errors.Is(err, source.ErrLockTimeout) {
+			// Waiting longer would hold a job slot the other tenants need.
+			log.Warn("backup gave up waiting for a table lock on the source: job slot freed, will retry",
+				"lock_timeout", a.Cfg.TenantLockTimeout(t).String(), "err", err)
+		}
 		if errors.Is(ctx.Err(), context.Canceled) {
 			log.Warn("backup cancelled: nothing committed")
 		}

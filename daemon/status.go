@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/schedule"
+	"github.com/kluis-nl/kluis/source"
 )
 
 // TenantStatus is one tenant's line in `kluis status`.
@@ -36,6 +38,12 @@ type TenantStatus struct {
 	RestoreTest         string    `json:"restore_test"`
 	RestoreTestTime     time.Time `json:"restore_test_time,omitzero"`
 	RestoreTestLocation string    `json:"restore_test_location,omitempty"`
+	// LastBackupError is the error of the newest backup attempt when it
+	// failed after the newest snapshot; WaitingOnLock is true when that
+	// attempt gave up waiting for a table lock on the source
+	// (policy.lock_timeout): it freed its job slot and is retried.
+	LastBackupError string `json:"last_backup_error,omitempty"`
+	WaitingOnLock   bool   `json:"waiting_on_lock,omitempty"`
 	// Problems make the status fail (exit 1); empty when all is well.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -72,13 +80,27 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 		rep.Errors = append(rep.Errors, fmt.Sprintf("job history: %v", err))
 	}
 	lastTest := map[string]appliance.Record{}
+	lastBackup := map[string]appliance.Record{}
 	for _, r := range hist {
 		if r.Job == KindRestoreTest && !r.Time.Before(lastTest[r.Tenant].Time) {
 			lastTest[r.Tenant] = r
 		}
+		if r.Job == KindBackup && !r.Time.Before(lastBackup[r.Tenant].Time) {
+			lastBackup[r.Tenant] = r
+		}
 	}
 	for i := range a.Cfg.Tenants {
 		st := tenantStatus(ctx, a, &a.Cfg.Tenants[i], now)
+		if r, ok := lastBackup[st.Tenant]; ok && !r.OK && r.Time.After(st.LastSuccess) {
+			st.LastBackupError = r.Error
+			when := r.Time.UTC().Format(time.RFC3339)
+			if strings.Contains(r.Error, source.ErrLockTimeout.Error()) {
+				st.WaitingOnLock = true
+				st.Problems = append(st.Problems, fmt.Sprintf("waiting on a table lock on the source: the backup at %s gave up after lock_timeout and will retry", when))
+			} else {
+				st.Problems = append(st.Problems, fmt.Sprintf("last backup attempt (%s) failed: %s", when, r.Error))
+			}
+		}
 		if r, ok := lastTest[st.Tenant]; ok {
 			st.RestoreTest, st.RestoreTestTime = "failed", r.Time
 			if loc, ok := r.Extra["location"].(string); ok {
