@@ -6,7 +6,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kluis-nl/kluis/repo/deadline"
 )
 
 // Metrics are the daemon's Prometheus metrics. Labels carry tenant ids,
@@ -33,6 +36,9 @@ type Metrics struct {
 var ageDesc = prometheus.NewDesc("kluis_snapshot_age_seconds",
 	"Age of the tenant's newest snapshot (time since its backup finished).", []string{"tenant"}, nil)
 
+var hungDesc = prometheus.NewDesc("kluis_location_hung",
+	"1 while a location is skipped because its last operation got no answer within policy.location_timeout.", []string{"location"}, nil)
+
 func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), newest: map[string]time.Time{}, now: now}
 	g := func(name, help string, labels ...string) *prometheus.GaugeVec {
@@ -50,13 +56,17 @@ func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	m.restoreTest = g("kluis_restore_test_ok", "Result of the tenant's last restore test: 1 passed, 0 failed.", "tenant")
 	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kluis_job_failures_total", Help: "Failed job attempts."}, []string{"tenant", "job"})
 	m.tenants = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kluis_tenants", Help: "Tenants the daemon schedules (declared and discovered)."})
+	// The Go runtime and process collectors (go_goroutines, go_memstats_*,
+	// process_resident_memory_bytes, process_open_fds): a daemon that runs
+	// for months must show it does not leak.
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(m.failures, m.tenants, m,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kluis_jobs_running", Help: "Jobs running now."}, running))
 	return m
 }
 
 // Describe implements prometheus.Collector (the age gauge).
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { ch <- ageDesc }
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { ch <- ageDesc; ch <- hungDesc }
 
 // Collect implements prometheus.Collector: the age is computed at scrape
 // time from the newest snapshot's time.
@@ -66,6 +76,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	now := m.now()
 	for t, at := range m.newest {
 		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, now.Sub(at).Seconds(), t)
+	}
+	for name, hung := range deadline.HungLocations() {
+		v := 0.0
+		if hung {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(hungDesc, prometheus.GaugeValue, v, name)
 	}
 }
 
