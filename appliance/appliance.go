@@ -118,6 +118,13 @@ func (a *Appliance) OpenRepo(ctx context.Context, tenant string) (*repo.Repo, er
 	if _, err := a.Cfg.Tenant(tenant); err != nil {
 		return nil, err
 	}
+	return a.OpenGoneRepo(ctx, tenant)
+}
+
+// OpenGoneRepo opens the repository of a tenant id whether or not the
+// config (or discovery) still has it: the daemon applies retention to the
+// snapshots of a tenant that is gone (daemon.GoneTenants).
+func (a *Appliance) OpenGoneRepo(ctx context.Context, tenant string) (*repo.Repo, error) {
 	opts, err := a.repoOptions()
 	if err != nil {
 		return nil, err

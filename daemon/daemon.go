@@ -104,6 +104,7 @@ type Daemon struct {
 	discovered []config.Tenant
 	fromRepo   map[string]time.Time // newest snapshot of tenants the history does not know
 	degraded   map[string]bool      // tenants whose newest snapshot lacks copies
+	gone       map[string]GoneTenant // backed up, no longer declared or discovered
 }
 
 // New returns a Daemon for a validated config. Call Start (or Run).
@@ -114,7 +115,7 @@ func New(a *appliance.Appliance, opts Options) *Daemon {
 	if opts.Log == nil {
 		opts.Log = a.Log
 	}
-	d := &Daemon{opts: opts, log: opts.Log, clock: opts.Clock, fromRepo: map[string]time.Time{}, degraded: map[string]bool{}}
+	d := &Daemon{opts: opts, log: opts.Log, clock: opts.Clock, fromRepo: map[string]time.Time{}, degraded: map[string]bool{}, gone: map[string]GoneTenant{}}
 	pol := a.Cfg.Policy
 	d.sched = schedule.New(schedule.Options{
 		Clock: opts.Clock, Concurrency: pol.MaxConcurrentJobs, Log: opts.Log,

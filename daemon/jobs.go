@@ -181,13 +181,25 @@ func (d *Daemon) setJobs() {
 	if len(a.Cfg.Discover) > 0 {
 		jobs = append(jobs, schedule.Job{Name: KindDiscover, Tenant: discoverTenant, Kind: KindDiscover, Spec: hourly,
 			Run: func(ctx context.Context) error {
-				before := len(d.Appliance().Cfg.Tenants)
+				before := tenantIDs(d.Appliance())
 				d.discover(ctx)
-				if len(d.Appliance().Cfg.Tenants) != before {
+				if tenantIDs(d.Appliance()) != before { // one dropped and one added is a change too
 					d.setJobs()
+				} else {
+					d.updateGone(d.Appliance()) // a retire since the last run
 				}
 				return nil
 			}})
+	}
+	// Tenants that are gone keep their snapshots under retention.
+	for _, g := range d.updateGone(a) {
+		id := g.Tenant
+		if retErr == nil && !retention.Empty() {
+			name := JobName(KindRetention, id)
+			jobs = append(jobs, schedule.Job{Name: name, Tenant: id, Kind: KindRetention, Spec: retSpec,
+				CatchUp: true, LastSuccess: last[name], MaxAge: 2 * DailyMaxAge,
+				Run: func(ctx context.Context) error { return d.runRetention(ctx, id) }})
+		}
 	}
 	timeout := a.Cfg.Policy.JobTimeout.D()
 	for i := range jobs {
@@ -214,6 +226,14 @@ func withDeadline(j schedule.Job, timeout time.Duration) func(context.Context) e
 		}
 		return err
 	}
+}
+
+func tenantIDs(a *appliance.Appliance) string {
+	ids := make([]string, len(a.Cfg.Tenants))
+	for i, t := range a.Cfg.Tenants {
+		ids[i] = t.ID
+	}
+	return strings.Join(ids, "\n")
 }
 
 func policyRetention(a *appliance.Appliance) repo.Retention {
@@ -286,6 +306,50 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 		d.setDegraded(tenant, false)
 	}
 	return nil
+}
+
+// updateGone finds the tenants that are gone (GoneTenants), logs each
+// one that newly vanished at error level, removes their metric series and
+// sets kluis_tenant_gone until they are retired. It returns them all.
+func (d *Daemon) updateGone(a *appliance.Appliance) []GoneTenant {
+	hist, err := a.History()
+	if err != nil {
+		return nil
+	}
+	gone := GoneTenants(a, hist)
+	now := map[string]GoneTenant{}
+	d.mu.Lock()
+	prev := d.gone
+	for _, g := range gone {
+		now[g.Tenant] = g
+	}
+	d.gone = now
+	d.mu.Unlock()
+	for _, g := range gone {
+		d.metrics.forget(g.Tenant)
+		if g.Retired {
+			d.metrics.gone.DeleteLabelValues(g.Tenant)
+			continue
+		}
+		d.metrics.gone.WithLabelValues(g.Tenant).Set(1)
+		if _, seen := prev[g.Tenant]; !seen {
+			d.log.Error("tenant is gone: no longer declared or discovered; its snapshots stay under retention. Acknowledge with `kluis tenants retire`",
+				"tenant", g.Tenant, "last_backup", g.LastBackup)
+		}
+	}
+	for id := range prev {
+		if _, still := now[id]; !still {
+			d.metrics.gone.DeleteLabelValues(id) // back (re-discovered or re-declared)
+		}
+	}
+	return gone
+}
+
+func (d *Daemon) isGone(tenant string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.gone[tenant]
+	return ok
 }
 
 func (d *Daemon) setDegraded(tenant string, v bool) {
@@ -361,7 +425,7 @@ func (d *Daemon) runSync(ctx context.Context, tenant string) (err error) {
 // the tenant's lock exclusively.
 func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
 	a := d.Appliance()
-	if _, err := a.Cfg.Tenant(tenant); err != nil {
+	if _, err := a.Cfg.Tenant(tenant); err != nil && !d.isGone(tenant) {
 		return err
 	}
 	started := d.clock.Now()
@@ -380,7 +444,7 @@ func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
 		return err
 	}
 	defer lock.Unlock()
-	r, err := a.OpenRepo(ctx, tenant)
+	r, err := a.OpenGoneRepo(ctx, tenant) // checked above: declared, discovered or gone
 	if errors.Is(err, repo.ErrNotFound) {
 		return nil // nothing backed up yet
 	}

@@ -26,6 +26,7 @@ type Metrics struct {
 	degraded    *prometheus.GaugeVec
 	failures    *prometheus.CounterVec
 	restoreTest *prometheus.GaugeVec
+	gone        *prometheus.GaugeVec
 	tenants     prometheus.Gauge
 
 	mu     sync.Mutex
@@ -54,6 +55,7 @@ func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	m.atLocation = g("kluis_snapshot_at_location", "1 when the tenant's newest snapshot is committed at the location.", "tenant", "location")
 	m.degraded = g("kluis_snapshot_degraded", "1 when the tenant's newest snapshot is at fewer than policy.required_copies locations.", "tenant")
 	m.restoreTest = g("kluis_restore_test_ok", "Result of the tenant's last restore test: 1 passed, 0 failed.", "tenant")
+	m.gone = g("kluis_tenant_gone", "1 for a tenant that was backed up and is no longer declared or discovered, until `kluis tenants retire` acknowledges it. Its other series are removed.", "tenant")
 	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kluis_job_failures_total", Help: "Failed job attempts."}, []string{"tenant", "job"})
 	m.tenants = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kluis_tenants", Help: "Tenants the daemon schedules (declared and discovered)."})
 	// The Go runtime and process collectors (go_goroutines, go_memstats_*,
@@ -111,6 +113,18 @@ func (m *Metrics) snapshot(tenant string, finished time.Time, locations, allLoca
 		d = 1
 	}
 	m.degraded.WithLabelValues(tenant).Set(d)
+}
+
+// forget removes every series of a tenant that is no longer scheduled, so
+// that nothing shows frozen values of a tenant that is gone.
+func (m *Metrics) forget(tenant string) {
+	m.mu.Lock()
+	delete(m.newest, tenant)
+	m.mu.Unlock()
+	for _, v := range []*prometheus.GaugeVec{m.lastSuccess, m.duration, m.bytesRead, m.bytesStored, m.copies, m.atLocation, m.degraded, m.restoreTest} {
+		v.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
+	}
+	m.failures.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
 }
 
 // SetRestoreTest records a restore-test verdict (for the restore-test hook).

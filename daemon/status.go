@@ -19,6 +19,9 @@ type TenantStatus struct {
 	Tenant     string `json:"tenant"`
 	Engine     string `json:"engine"`
 	Discovered bool   `json:"discovered,omitempty"`
+	// Gone is true for a tenant that was backed up and is no longer
+	// declared or discovered, and no operator retired it yet: a problem.
+	Gone bool `json:"gone,omitempty"`
 	// LastSuccess is when the newest snapshot finished (zero: none).
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	AgeSeconds  float64   `json:"age_seconds,omitempty"`
@@ -58,6 +61,9 @@ type Report struct {
 	Tenants []TenantStatus `json:"tenants"`
 	// Errors are problems not tied to one tenant (a discovery server down).
 	Errors []string `json:"errors,omitempty"`
+	// Retired lists tenants an operator retired (`kluis tenants retire`):
+	// gone, acknowledged, snapshots under retention.
+	Retired []GoneTenant `json:"retired,omitempty"`
 }
 
 // Status reports every tenant (declared and discovered) from the
@@ -117,6 +123,19 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 			}
 		}
 		rep.Tenants = append(rep.Tenants, st)
+	}
+	// A tenant that vanished is a problem until retired; with a discovery
+	// block failing we cannot tell vanished from unreachable (the error
+	// already fails the report).
+	if len(rep.Errors) == 0 {
+		for _, g := range GoneTenants(a, hist) {
+			if g.Retired {
+				rep.Retired = append(rep.Retired, g)
+				continue
+			}
+			rep.Tenants = append(rep.Tenants, TenantStatus{Tenant: g.Tenant, Gone: true, LastSuccess: g.LastBackup,
+				Copies: map[string]int{}, Locations: []string{}, RestoreTest: "never", Problems: []string{goneProblem(g)}})
+		}
 	}
 	rep.OK = len(rep.Errors) == 0
 	for _, t := range rep.Tenants {

@@ -57,6 +57,9 @@ func init() {
 			{name: "export", summary: "write reports, public key and an HTML summary to a directory", run: cmdEvidenceExport},
 			{name: "verify", summary: "verify exported reports with only the public key", run: cmdEvidenceVerify},
 		}},
+		{name: "tenants", summary: "manage tenants that are gone", sub: []*command{
+			{name: "retire", summary: "acknowledge a tenant that is no longer declared or discovered (its snapshots stay under retention)", run: cmdTenantsRetire},
+		}},
 		{name: "version", summary: "print the version", run: cmdVersion},
 	}
 }
