@@ -102,8 +102,8 @@ type Daemon struct {
 	base       *appliance.Appliance // the loaded config (declared tenants)
 	app        *appliance.Appliance // base plus discovered tenants
 	discovered []config.Tenant
-	fromRepo   map[string]time.Time // newest snapshot of tenants the history does not know
-	degraded   map[string]bool      // tenants whose newest snapshot lacks copies
+	fromRepo   map[string]time.Time  // newest snapshot of tenants the history does not know
+	degraded   map[string]bool       // tenants whose newest snapshot lacks copies
 	gone       map[string]GoneTenant // backed up, no longer declared or discovered
 }
 
