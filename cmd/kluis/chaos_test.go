@@ -143,10 +143,16 @@ policy: {pack_size: 1MiB, max_concurrent_jobs: 2, retry: {attempts: 3, backoff: 
 	counts := map[string]int{}
 	phaseEnd := time.Now().Add(faultPhase)
 	lastFault := time.Now()
-	for time.Now().Before(phaseEnd) {
+	kinds := []string{"kill", "terminate", "lock", "s3-down", "s3-hung", "s3-slow", "s3-500"}
+	// Every kind once, in a seeded order, then seeded random ones.
+	order := rng.Perm(len(kinds))
+	for n := 0; time.Now().Before(phaseEnd) || n < len(kinds); n++ {
 		time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond)
-		hold := time.Duration(1000+rng.IntN(5000)) * time.Millisecond
-		kind := []string{"kill", "terminate", "lock", "s3-down", "s3-hung", "s3-slow", "s3-500"}[rng.IntN(7)]
+		hold := time.Duration(1000+rng.IntN(4000)) * time.Millisecond
+		kind := kinds[rng.IntN(len(kinds))]
+		if n < len(kinds) {
+			kind = kinds[order[n]]
+		}
 		counts[kind]++
 		t.Logf("fault %s (%s)", kind, hold)
 		switch kind {
