@@ -200,7 +200,7 @@ func TestResidency(t *testing.T) {
 		{"country in lower case", func(t *testing.T, s string) string { return edit(t, s, "country: NL", "country: nl") }, ""},
 		{"same site twice", func(t *testing.T, s string) string {
 			return edit(t, s, "site: Groningen-Zernike", "site: amsterdam-science-park")
-		}, "locations: 1 distinct sites in NL, but policy.required_copies is 2"},
+		}, "locations: 1 distinct site in NL, but policy.required_copies is 2"},
 		{"a location outside NL", func(t *testing.T, s string) string {
 			return edit(t, s, "    country: NL\n    site: Groningen", "    country: BE\n    site: Groningen")
 		}, `locations[1].country: "BE" is outside the required country NL`},
@@ -209,7 +209,7 @@ func TestResidency(t *testing.T) {
 		}, "policy.required_copies: 3 copies required but only 2 locations"},
 		{"only one location", func(t *testing.T, s string) string {
 			return s[:strings.Index(s, "  - name: groningen")] + s[strings.Index(s, "tenants:"):]
-		}, "locations: 1 distinct sites in NL"},
+		}, "locations: 1 distinct site in NL"},
 		{"another required country", func(t *testing.T, s string) string {
 			return edit(t, s, "policy:\n", "policy:\n  residency:\n    country: DE\n")
 		}, `locations[0].country: "NL" is outside the required country DE`},

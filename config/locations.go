@@ -136,7 +136,7 @@ func (c *Config) validateLocations(p *Problems) {
 			}
 		}
 		if len(sites) < 2 {
-			p.addf("locations", "%d distinct sites in %s: at least two are required (two independent off-site copies)", len(sites), c.Policy.Residency.Country)
+			p.addf("locations", "%s in %s: at least two are required (two independent off-site copies)", plural(len(sites), "distinct site", "distinct sites"), c.Policy.Residency.Country)
 		}
 	}
 }

@@ -94,10 +94,10 @@ func TestS3Locations(t *testing.T) {
 		}, "locations[1].endpoint: only for a location of type s3"},
 		{"one site only", func(t *testing.T, s, dir string) string {
 			return edit(t, s, "site: Groningen", "site: Amsterdam")
-		}, "locations: 1 distinct sites in NL"},
+		}, "locations: 1 distinct site in NL"},
 		{"one site with required_copies 1", func(t *testing.T, s, dir string) string {
 			return edit(t, edit(t, s, "site: Groningen", "site: Amsterdam"), "policy:\n", "policy:\n  required_copies: 1\n")
-		}, "locations: 1 distinct sites in NL: at least two are required"},
+		}, "locations: 1 distinct site in NL: at least two are required"},
 		{"prefix without slash", func(t *testing.T, s, dir string) string {
 			return edit(t, s, "prefix: kluis/", "prefix: kluis")
 		}, "locations[0].prefix"},

@@ -31,12 +31,56 @@ func (p *Problems) addf(path, format string, args ...any) {
 	*p = append(*p, path+": "+fmt.Sprintf(format, args...))
 }
 
-// Err returns nil when there are no problems.
+// Err returns nil when there are no problems, else a *ValidationError
+// listing every one.
 func (p Problems) Err() error {
 	if len(p) == 0 {
 		return nil
 	}
-	return errors.New(strings.Join(p, "\n"))
+	ve := &ValidationError{}
+	for _, s := range p {
+		path, msg, ok := strings.Cut(s, ": ")
+		if !ok {
+			path, msg = "", s
+		}
+		ve.Problems = append(ve.Problems, Problem{Path: path, Message: msg})
+	}
+	return ve
+}
+
+// Problem is one thing wrong with a config: the field path and what is
+// wrong with it.
+type Problem struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+// ValidationError is every problem Validate found (errors.As it to list
+// them, e.g. as JSON); its text is one "path: message" line each.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.Message
+		if p.Path != "" {
+			lines[i] = p.Path + ": " + p.Message
+		}
+	}
+	if len(lines) == 1 {
+		return lines[0]
+	}
+	return fmt.Sprintf("%d problems:\n  %s", len(lines), strings.Join(lines, "\n  "))
+}
+
+// plural is "1 site", "2 sites".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // Validate checks the config without side effects. Every problem is
@@ -137,7 +181,7 @@ func (c *Config) Validate() error {
 	if pol.RequiredCopies < 1 {
 		p.addf("policy.required_copies", "must be at least 1")
 	} else if pol.RequiredCopies > len(c.Locations) && len(c.Locations) > 0 {
-		p.addf("policy.required_copies", "%d copies required but only %d locations configured", pol.RequiredCopies, len(c.Locations))
+		p.addf("policy.required_copies", "%d copies required but only %s configured", pol.RequiredCopies, plural(len(c.Locations), "location", "locations"))
 	}
 	r := pol.Retention
 	if r.KeepLast < 0 || r.KeepDaily < 0 || r.KeepWeekly < 0 || r.KeepMonthly < 0 {
@@ -178,17 +222,24 @@ func (c *Config) TenantProblems() map[string]Problems {
 func (c *Config) checkResidency(p *Problems) {
 	country := c.Policy.Residency.Country
 	sites := map[string]bool{}
+	firstAt := map[string]int{}
 	for i, l := range c.Locations {
 		if l.Country != "" && !strings.EqualFold(l.Country, country) {
 			p.addf(fmt.Sprintf("locations[%d].country", i), "%q is outside the required country %s (policy.residency.country)", l.Country, country)
 			continue
 		}
 		if l.Site != "" {
-			sites[strings.ToLower(l.Site)] = true
+			site := strings.ToLower(l.Site)
+			if j, dup := firstAt[site]; dup {
+				p.addf(fmt.Sprintf("locations[%d].site", i), "%q is the same site as locations[%d] (%s): the copies must be at distinct sites", l.Site, j, c.Locations[j].Name)
+			} else {
+				firstAt[site] = i
+			}
+			sites[site] = true
 		}
 	}
 	if need := c.Policy.RequiredCopies; len(c.Locations) > 0 && len(sites) < need {
-		p.addf("locations", "%d distinct sites in %s, but policy.required_copies is %d", len(sites), country, need)
+		p.addf("locations", "%s in %s, but policy.required_copies is %d", plural(len(sites), "distinct site", "distinct sites"), country, need)
 	}
 }
 

@@ -80,26 +80,39 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// TestHelp: asking for help is not an error (exit 0) and prints usage.
+// TestHelp: asking for help is not an error (exit 0) and prints usage on
+// stdout (it is the answer); `help CMD` is that command's help; a mistake
+// prints usage on stderr with exit 2.
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if r := e.mustRun(0, "help"); !strings.Contains(r.stderr, "Exit codes") || !strings.Contains(r.stderr, "Usage: kluis") {
-		t.Errorf("help does not print the usage and exit codes: %v", r)
+	if r := e.mustRun(0, "help"); !strings.Contains(r.stdout, "Exit codes") || !strings.Contains(r.stdout, "Usage: kluis") {
+		t.Errorf("help does not print the usage and exit codes on stdout: %v", r)
 	}
-	for _, args := range [][]string{{"snapshots", "--help"}, {"keys", "init", "-h"}, {"keys", "help"}} {
-		if r := e.mustRun(0, args...); !strings.Contains(r.stderr, "Usage: kluis") {
-			t.Errorf("no usage printed: %v", r)
+	for _, args := range [][]string{{"snapshots", "--help"}, {"keys", "init", "-h"}, {"keys", "help"}, {"keys", "--help"}, {"--help"}, {"-h"}} {
+		if r := e.mustRun(0, args...); !strings.Contains(r.stdout, "Usage: kluis") || r.stderr != "" {
+			t.Errorf("kluis %s: want the usage on stdout and nothing on stderr, got %v", strings.Join(args, " "), r)
 		}
 	}
-	for _, args := range [][]string{{"--help"}, {"-h"}} {
-		r := e.run(args...)
-		if r.code == 2 && strings.Contains(r.stderr, "help requested") {
-			t.Fatalf("`kluis %s` exits 2 with %q and prints no usage", args[0], strings.TrimSpace(r.stderr))
-		}
-		if r.code != 0 || !strings.Contains(r.stderr, "Usage: kluis") {
-			t.Errorf("want exit 0 and the usage, got %v", r)
-		}
+	if r := e.mustRun(0, "help", "restore"); !strings.Contains(r.stdout, "Usage: kluis restore") || !strings.Contains(r.stdout, "-to-dir") {
+		t.Errorf("`kluis help restore` does not show restore's flags: %v", r)
+	}
+	if r := e.run("snapshots", "--no-such-flag"); r.code != 2 || !strings.Contains(r.stderr, "Usage: kluis snapshots") || r.stdout != "" {
+		t.Errorf("a bad flag: want exit 2 and the usage on stderr, got %v", r)
+	}
+	if r := e.run(); r.code != 2 || !strings.Contains(r.stderr, "Usage: kluis") {
+		t.Errorf("no command: want exit 2 and the usage on stderr, got %v", r)
+	}
+}
+
+// TestVersion: `kluis --version` and `kluis version` agree and never say
+// the bare "dev" that used to reach signed evidence.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, b := e.mustRun(0, "--version"), e.mustRun(0, "version")
+	if a.stdout != b.stdout || !strings.HasPrefix(a.stdout, "kluis ") || strings.TrimSpace(a.stdout) == "kluis dev" {
+		t.Errorf("--version %q, version %q", a.stdout, b.stdout)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -25,11 +26,27 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 	c, err := g.loadConfig()
 	if err != nil {
 		if g.jsonOut {
-			g.printJSON(map[string]any{"ok": false, "error": err.Error()})
+			doc := map[string]any{"ok": false, "error": err.Error()}
+			var ve *config.ValidationError
+			if errors.As(err, &ve) {
+				doc["problems"] = ve.Problems // every problem, each {path, message}
+			}
+			g.printJSON(doc)
 		}
 		return err
 	}
 	out := map[string]any{"ok": true, "tenants": len(c.Tenants), "locations": len(c.Locations)}
+	// Valid but probably wrong: said, never a failure.
+	warnings := c.Warnings()
+	if warnings == nil {
+		warnings = []config.Problem{}
+	}
+	out["warnings"] = warnings
+	if !g.jsonOut {
+		for _, w := range warnings {
+			fmt.Fprintf(g.stderr, "warning: %s: %s\n", w.Path, w.Message)
+		}
+	}
 	var failure error
 	// A tenant's own problems (a dsn_file others can read) do not stop the
 	// daemon, which runs the other tenants, but config check fails on them.

@@ -96,7 +96,7 @@ func restoreTestHook(ctx context.Context, a *appliance.Appliance, tenant string)
 		return daemon.RestoreTestResult{}, err
 	}
 	sweepScratch(ctx, a.Log, a)
-	got, err := restoretest.RunAndRecord(ctx, a, store, restoretest.Options{Tenant: tenant, Version: version, Log: a.Log})
+	got, err := restoretest.RunAndRecord(ctx, a, store, restoretest.Options{Tenant: tenant, Version: Version(), Log: a.Log})
 	return daemon.RestoreTestResultOf(got.Report, got.Record.Seq), err
 }
 

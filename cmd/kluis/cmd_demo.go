@@ -56,5 +56,6 @@ func cmdDemo(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	fmt.Fprintf(g.stdout, "\ndemo finished in %.1fs\n", time.Since(start).Seconds())
+	fmt.Fprintf(g.stdout, "everything it made (config, keys, both locations, state, evidence export, dossier) is in %s; remove it with: rm -rf %s\n", *dir, *dir)
 	return nil
 }

@@ -113,7 +113,7 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	operator := fs.String("operator", "", "who is looking (default: the OS user); recorded in the access log")
 	reason := fs.String("reason", "", "why (recorded in the access log)")
 	g.jsonFlag(fs)
-	a, err := g.command(fs, args)
+	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
 		return err
 	}
@@ -195,6 +195,9 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 	}
 	a, err := g.appliance()
 	if err != nil {
+		return err
+	}
+	if a, err = g.resolveTenant(ctx, a, *tenant); err != nil {
 		return err
 	}
 	action := "restore-" + *format

@@ -33,7 +33,7 @@ func cmdErasureAdd(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := requireTenant(a, *tenant); err != nil {
+	if a, err = g.resolveTenant(ctx, a, *tenant); err != nil {
 		return err
 	}
 	when := a.Now().UTC()

@@ -301,7 +301,7 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
-		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: version, Locations: restoretest.EvidenceLocations(a.Cfg)})
+		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg)})
 	if err != nil {
 		return err
 	}

@@ -127,8 +127,8 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 			humanBytes(s.Read), s.Streams, humanBytes(s.New), humanBytes(s.Stored), s.Packs, res.Finished.Sub(res.Started).Round(time.Millisecond))
 	}
 	if res.Degraded(a.Cfg.Policy.RequiredCopies) {
-		return &degradedError{fmt.Sprintf("snapshot %s is at %d of %d required locations (%s); run `kluis sync --tenant %s` when the location is back (the next backup also copies what it misses)",
-			res.ID.Short(), len(res.Committed), a.Cfg.Policy.RequiredCopies, locationsText(res.Locations), t.ID)}
+		return &degradedError{fmt.Sprintf("snapshot %s is at %d of %d required locations (%s); %s",
+			res.ID.Short(), len(res.Committed), a.Cfg.Policy.RequiredCopies, locationsText(res.Locations), repairAdvice(res.Locations, t.ID))}
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ func cmdRestoreTest(ctx context.Context, g *globals, args []string) error {
 	prog := newCheckProgress(g)
 	started := time.Now()
 	got, err := restoretest.RunAndRecord(ctx, a, store, restoretest.Options{
-		Tenant: *tenant, Snapshot: *snapshot, Location: *location, Version: version, Log: g.log, Progress: prog.update,
+		Tenant: *tenant, Snapshot: *snapshot, Location: *location, Version: Version(), Log: g.log, Progress: prog.update,
 	})
 	prog.done()
 	var se *restoretest.SetupError

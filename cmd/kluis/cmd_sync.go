@@ -30,11 +30,17 @@ func cmdSync(ctx context.Context, g *globals, args []string) error {
 	}
 	var tenants []string
 	if *tenant != "" {
-		if err := requireTenant(a, *tenant); err != nil {
+		if _, err := g.resolveTenant(ctx, a, *tenant); err != nil {
 			return err
 		}
 		tenants = []string{*tenant}
 	} else {
+		// Every tenant the daemon backs up, discovered ones included; a
+		// failed discover block is said, not skipped silently.
+		var derr error
+		if a, derr = g.withDiscovered(ctx, a); derr != nil {
+			fmt.Fprintf(g.stderr, "warning: %s: its tenants are not synced\n", derr)
+		}
 		for _, t := range a.Cfg.Tenants {
 			tenants = append(tenants, t.ID)
 		}

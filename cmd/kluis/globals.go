@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -56,6 +58,13 @@ type globals struct {
 	logFormat      string
 	jsonOut        bool
 	log            *slog.Logger
+
+	// ctx is the command's context (cancelled on SIGINT/SIGTERM).
+	ctx context.Context
+	// Discovery, run at most once per command (tenants.go).
+	discoveryDone bool
+	discovered    []config.Tenant
+	discoveryErr  error
 }
 
 func (g *globals) exit(err error) int {
@@ -93,7 +102,7 @@ func (g *globals) flags(name, usage string) *flag.FlagSet {
 	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&g.logFormat, "log-format", g.logFormat, "log `format`: text or json")
 	fs.Usage = func() {
-		fmt.Fprintf(g.stderr, "Usage: kluis %s %s\n\nFlags:\n", name, usage)
+		fmt.Fprintf(fs.Output(), "Usage: kluis %s %s\n\nFlags:\n", name, usage)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -104,10 +113,18 @@ func (g *globals) jsonFlag(fs *flag.FlagSet) {
 }
 
 func (g *globals) parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	// Help that was asked for goes to stdout (it is the answer); usage
+	// printed because of a mistake goes to stderr with the error.
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(g.stderr)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			g.stdout.Write(out.Bytes())
 			return err
 		}
+		g.stderr.Write(out.Bytes())
 		return &silentError{code: exitUsage}
 	}
 	var level slog.Level
@@ -163,7 +180,11 @@ func (g *globals) appliance() (*appliance.Appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return appliance.New(c, g.log), nil
+	a := appliance.New(c, g.log)
+	if len(g.discovered) > 0 {
+		a = a.WithTenants(g.discovered)
+	}
+	return a, nil
 }
 
 // printJSON writes v as indented JSON to stdout.
@@ -174,13 +195,14 @@ func (g *globals) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// requireTenant checks --tenant was given and exists.
+// requireTenant checks --tenant was given and exists in a (after
+// resolveTenant, discovered tenants included).
 func requireTenant(a *appliance.Appliance, tenant string) error {
 	if tenant == "" {
 		return usageErrorf("--tenant is required")
 	}
 	if _, err := a.Cfg.Tenant(tenant); err != nil {
-		return &configError{err}
+		return &configError{unknownTenant(a.Cfg, tenant, nil)}
 	}
 	return nil
 }
@@ -246,8 +268,5 @@ func (g *globals) tenantCommand(fs *flag.FlagSet, args []string, tenant *string)
 	if err != nil {
 		return nil, err
 	}
-	if err := requireTenant(a, *tenant); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return g.resolveTenant(g.ctx, a, *tenant)
 }

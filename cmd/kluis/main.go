@@ -11,9 +11,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
+	_ "time/tzdata" // time_zone works on minimal images without /usr/share/zoneinfo
 )
 
 // command is one subcommand (or group of subcommands).
@@ -39,7 +41,7 @@ func init() {
 		{name: "init", summary: "create a tenant's repository and keys at every location", run: cmdInit},
 		{name: "backup", summary: "take a snapshot of a tenant", run: cmdBackup},
 		{name: "snapshots", summary: "list a tenant's snapshots and where they are stored", run: cmdSnapshots},
-		{name: "restore", summary: "restore a snapshot into a directory", run: cmdRestore},
+		{name: "restore", summary: "restore a snapshot into a database (PostgreSQL, MariaDB, SQLite file) or its streams into a directory", run: cmdRestore},
 		{name: "check", summary: "verify a tenant's repository at each location", run: cmdCheck},
 		{name: "forget", summary: "remove snapshots by the retention policy (and prune)", run: cmdForget},
 		{name: "prune", summary: "delete data no snapshot needs", run: cmdPrune},
@@ -64,8 +66,45 @@ func init() {
 	}
 }
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=…"; when it
+// is not, Version derives it from the module and VCS data Go embeds.
+var version = ""
+
+// Version is the kluis version recorded in evidence and printed by
+// `kluis version`: the -ldflags value, else the module version, else
+// "devel+<commit>" (with "-dirty" for uncommitted changes), never a bare
+// "dev" that says nothing.
+func Version() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return "devel+" + rev
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -77,17 +116,23 @@ func main() {
 
 // run executes one command line and returns the process exit code.
 func run(ctx context.Context, args []string) int {
-	g := &globals{stdout: os.Stdout, stderr: os.Stderr, configPath: os.Getenv("KLUIS_CONFIG"), logLevel: "warn", logFormat: "text"}
+	g := &globals{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, configPath: os.Getenv("KLUIS_CONFIG"), logLevel: "warn", logFormat: "text"}
 	// Global flags may also come before the command: kluis --config F status.
 	pre := g.flags("", "")
 	pre.Usage = func() {}
 	pre.SetOutput(io.Discard)
+	var showVersion bool
+	pre.BoolVar(&showVersion, "version", false, "print the version")
 	if err := pre.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(g, commands, "kluis")
+			printUsage(g.stdout, commands, "kluis")
 			return exitOK
 		}
 		return g.exit(usageErrorf("%v", err))
+	}
+	if showVersion {
+		fmt.Fprintln(g.stdout, "kluis", Version())
+		return exitOK
 	}
 	// The daemon is a service: it says it started, what it runs and when
 	// it stops (info) unless --log-level says otherwise.
@@ -101,11 +146,16 @@ func run(ctx context.Context, args []string) int {
 }
 
 func dispatch(ctx context.Context, g *globals, cmds []*command, args []string, path string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		printUsage(g, cmds, path)
-		if len(args) == 0 {
-			return usageErrorf("missing command")
-		}
+	if len(args) == 0 {
+		printUsage(g.stderr, cmds, path)
+		return usageErrorf("missing command")
+	}
+	if args[0] == "help" && len(args) > 1 {
+		// `kluis help restore` = `kluis restore --help`.
+		return dispatch(ctx, g, cmds, append(append([]string(nil), args[1:]...), "--help"), path)
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
+		printUsage(g.stdout, cmds, path)
 		return nil
 	}
 	for _, c := range cmds {
@@ -113,6 +163,10 @@ func dispatch(ctx context.Context, g *globals, cmds []*command, args []string, p
 			continue
 		}
 		if c.sub != nil {
+			if len(args) > 1 && (args[1] == "--help" || args[1] == "-h") {
+				printUsage(g.stdout, c.sub, path+" "+c.name)
+				return nil
+			}
 			return dispatch(ctx, g, c.sub, args[1:], path+" "+c.name)
 		}
 		return c.run(ctx, g, args[1:])
@@ -120,17 +174,17 @@ func dispatch(ctx context.Context, g *globals, cmds []*command, args []string, p
 	return usageErrorf("unknown command %q (run `%s help`)", args[0], path)
 }
 
-func printUsage(g *globals, cmds []*command, path string) {
-	fmt.Fprintf(g.stderr, "Usage: %s <command> [flags]\n\nCommands:\n", path)
+func printUsage(w io.Writer, cmds []*command, path string) {
+	fmt.Fprintf(w, "Usage: %s <command> [flags]\n\nCommands:\n", path)
 	sorted := append([]*command(nil), cmds...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
 	for _, c := range sorted {
-		fmt.Fprintf(g.stderr, "  %-13s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(g.stderr, "\nRun `%s <command> --help` for a command's flags.\n", path)
+	fmt.Fprintf(w, "\nRun `%s <command> --help` for a command's flags.\n", path)
 	if path == "kluis" {
-		fmt.Fprintln(g.stderr, "\nGlobal flags (every command): --config FILE (or KLUIS_CONFIG), --log-level debug|info|warn|error, --log-format text|json")
-		fmt.Fprintln(g.stderr, "Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 succeeded but degraded.")
+		fmt.Fprintln(w, "\nGlobal flags (every command): --config FILE (or KLUIS_CONFIG), --log-level debug|info|warn|error, --log-format text|json")
+		fmt.Fprintln(w, "Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 succeeded but degraded.")
 	}
 }
 
@@ -139,7 +193,7 @@ func cmdVersion(ctx context.Context, g *globals, args []string) error {
 	if err := g.parse(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintln(g.stdout, "kluis", version)
+	fmt.Fprintln(g.stdout, "kluis", Version())
 	return nil
 }
 

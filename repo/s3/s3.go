@@ -108,6 +108,7 @@ const (
 type Location struct {
 	opts   Options
 	client *s3.Client
+	bucket bucketCheck
 }
 
 // New returns a Location. It reads the credential files and the CA file
@@ -279,6 +280,9 @@ func (l *Location) wrap(op, name string, err error) error {
 	}
 	if isNotFound(err) {
 		return fmt.Errorf("location %s: %s: %w", l.opts.Name, name, repo.ErrNotFound)
+	}
+	if hint := misconfigured(err); hint != "" {
+		return fmt.Errorf("location %s: %s %s: %v: %s; %w", l.opts.Name, op, name, simplify(err), hint, repo.ErrMisconfigured)
 	}
 	return fmt.Errorf("location %s: %s %s: %w", l.opts.Name, op, name, simplify(err))
 }
@@ -491,6 +495,9 @@ func (l *Location) Stat(ctx context.Context, name string) (repo.ObjectInfo, erro
 			info.Name = name
 			return info, nil
 		}
+	}
+	if err != nil && isNotFound(err) && l.bucketMissing(ctx) {
+		return repo.ObjectInfo{}, l.errNoBucket("stat", name)
 	}
 	if err != nil {
 		return repo.ObjectInfo{}, l.wrap("stat", name, err)
