@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/kluis-nl/kluis/chunk"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
@@ -107,9 +105,14 @@ func (a *Appliance) repoOptions() (repo.Options, error) {
 	if avg := uint(a.Cfg.Policy.ChunkAverage); avg != 0 {
 		params = chunk.Params{Min: avg / 4, Avg: avg, Max: min(avg*8, chunk.MaxChunkSize)}
 	}
+	signer, err := a.keyFileSigner()
+	if err != nil {
+		return repo.Options{}, err
+	}
 	return repo.Options{
 		Master: mk, RecoveryRecipient: a.Cfg.Appliance.RecoveryRecipient,
 		Chunker: params, PackSize: int64(a.Cfg.Policy.PackSize), Logger: a.Log, Now: a.Now,
+		Signer: signer,
 	}, nil
 }
 
@@ -164,9 +167,15 @@ func (a *Appliance) InitRepo(ctx context.Context, tenant string) (*repo.Repo, []
 func (a *Appliance) OpenOrInitRepo(ctx context.Context, tenant string) (*repo.Repo, error) {
 	r, err := a.OpenRepo(ctx, tenant)
 	if errors.Is(err, repo.ErrNotFound) {
-		r, _, err = a.InitRepo(ctx, tenant)
+		var res []repo.LocationResult
+		r, res, err = a.InitRepo(ctx, tenant)
 		if err == nil {
 			a.Log.Info("created repository", "tenant", tenant)
+		}
+		for _, lr := range res {
+			if !lr.OK {
+				a.Log.Warn("repository not created at a location", "tenant", tenant, "location", lr.Location, "err", lr.Error)
+			}
 		}
 	}
 	return r, err
@@ -200,29 +209,3 @@ func ReadDSN(path string) (string, error) {
 
 // HistoryFile is where the appliance records backup results.
 func (a *Appliance) HistoryFile() string { return filepath.Join(a.StateDir(), "history.jsonl") }
-
-// RecoverRepo brings a tenant's repository under this appliance's master
-// key using an offline recovery identity file (age X25519 identities).
-func (a *Appliance) RecoverRepo(ctx context.Context, tenant, identityFile string) (*repo.Repo, []repo.LocationResult, error) {
-	if _, err := a.Cfg.Tenant(tenant); err != nil {
-		return nil, nil, err
-	}
-	f, err := os.Open(identityFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	ids, err := age.ParseIdentities(f)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", identityFile, err)
-	}
-	opts, err := a.repoOptions()
-	if err != nil {
-		return nil, nil, err
-	}
-	locs, err := a.Locations()
-	if err != nil {
-		return nil, nil, err
-	}
-	return repo.Recover(ctx, tenant, locs, ids, opts)
-}

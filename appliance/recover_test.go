@@ -71,7 +71,7 @@ tenants:
 	if err := os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := fresh.RecoverRepo(ctx, "praktijk-a", idFile); err != nil {
+	if _, _, err := fresh.RecoverRepo(ctx, "praktijk-a", RecoverOptions{IdentityFile: idFile}); err != nil {
 		t.Fatal(err)
 	}
 	r2, err := fresh.OpenRepo(ctx, "praktijk-a")
@@ -93,7 +93,7 @@ tenants:
 	wrong, _ := age.GenerateX25519Identity()
 	os.WriteFile(idFile, []byte(wrong.String()+"\n"), 0o600)
 	other := newAppliance(t.TempDir())
-	if _, _, err := other.RecoverRepo(ctx, "praktijk-a", idFile); err == nil {
+	if _, _, err := other.RecoverRepo(ctx, "praktijk-a", RecoverOptions{IdentityFile: idFile}); err == nil {
 		t.Fatal("a wrong recovery identity must not recover")
 	}
 }

@@ -91,6 +91,17 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 			Locations: names,
 		},
 	}
+	// A location whose tenant prefix holds a config that is not this
+	// repository's (squatted) gets nothing: the backup is degraded there.
+	r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
+		if err := r.ensureRepoObjects(ctx, l); errors.Is(err, ErrForeign) {
+			b.stateMu.Lock()
+			b.failed[l.Name()] = err
+			b.stateMu.Unlock()
+			r.log.Warn("location skipped: its tenant prefix holds a foreign config", "location", l.Name(), "err", err)
+		}
+		return nil
+	})
 	if snaps, err := r.Snapshots(ctx); err == nil && len(snaps) > 0 {
 		b.m.Parent = snaps[len(snaps)-1].ID.String()
 	}
@@ -576,15 +587,6 @@ func (x *Index) addAll(packs []PackBlobs) {
 	for _, p := range packs {
 		x.add(p)
 	}
-}
-
-// ensureRepoObjects writes the config and key file at a location that
-// lacks them (it was down at init, or was added later).
-func (r *Repo) ensureRepoObjects(ctx context.Context, l Location) error {
-	if err := l.Put(ctx, r.keyName, r.keyBytes); err != nil {
-		return err
-	}
-	return l.Put(ctx, r.tenant+"/"+kindConfig, r.configBytes)
 }
 
 // copyMissing copies to l every pack in needed and every index object that

@@ -83,7 +83,7 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 	case err != nil:
 		c.errorf("%s/config: %v", t, err)
 	case Hash(sha256.Sum256(cb)).String() != r.key.ConfigSHA256:
-		c.errorf("%s/config: content differs from what the key file binds (edited or damaged)", t)
+		c.errorf("%s/config: content differs from what the key file binds (edited, damaged, or planted under the tenant's id)", t)
 	}
 	keys, err := r.listNames(ctx, l, kindKeys)
 	if err != nil {
@@ -106,6 +106,7 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 			c.errorf("%s: %v", name, err)
 			continue
 		}
+		r.checkKeyFile(&c, name, kb)
 		opened = opened || name == r.keyName
 	}
 	if !opened {
@@ -147,6 +148,7 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 		return c
 	}
 	c.Snapshots = len(snaps)
+	shadowed := r.checkVersions(ctx, l, &c)
 	referenced := map[Hash]bool{}
 	for h := range snaps {
 		name := objectName(t, kindSnapshot, h)
@@ -170,7 +172,7 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 				if !ok {
 					missing++
 					example = fmt.Sprintf("pack %s (stream %s) is missing", bl.Pack, s.Name)
-				} else if int64(bl.Offset)+int64(bl.Length) > size {
+				} else if int64(bl.Offset)+int64(bl.Length) > size && !shadowed[bl.Pack] {
 					missing++
 					example = fmt.Sprintf("pack %s is shorter (%d bytes) than its index says (truncated)", bl.Pack, size)
 				}
@@ -216,6 +218,12 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 		}
 		name := objectName(r.tenant, kindData, h)
 		data, err := ReadAll(ctx, l, name, r.maxPackObject())
+		if _, versioned := l.(VersionedLocation); versioned && err == nil && sha256.Sum256(data) != h {
+			// Shadowed by a newer version: check the one that matches.
+			if good, verr := readContent(ctx, l, name, r.maxPackObject(), h); verr == nil {
+				data = good
+			}
+		}
 		if opts.Progress != nil {
 			opts.Progress(l.Name(), i+1, len(names))
 		}
@@ -249,12 +257,9 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 // readLocal reads, verifies, decrypts and decodes one object from one
 // location, without falling back.
 func (r *Repo) readLocal(ctx context.Context, l Location, kind string, h Hash, max int64, ad string, decode func([]byte) (any, error)) (any, error) {
-	data, err := ReadAll(ctx, l, objectName(r.tenant, kind, h), max)
+	data, err := readContent(ctx, l, objectName(r.tenant, kind, h), max, h)
 	if err != nil {
 		return nil, err
-	}
-	if sha256.Sum256(data) != h {
-		return nil, fmt.Errorf("content does not match its name (damaged): %w", ErrCorrupt)
 	}
 	plain, err := r.meta.open(ad, data)
 	if err != nil {

@@ -19,6 +19,14 @@
 //     difference of content addresses), verified after the copy.
 //   - A Delete that Object Lock refuses returns ErrRetained; prune skips
 //     such objects and removes them once their retention has ended.
+//   - A versioned location (VersionedLocation: S3 with versioning) may hold
+//     versions and delete markers kluis never wrote; reads take the newest
+//     version that matches the name, and check reports the others.
+//   - Key files are signed by the appliance's signing key; Recover compares
+//     every key file at every location and refuses when they disagree. A
+//     config under the tenant's prefix that no key file of this appliance
+//     opens is foreign (ErrForeign): that location is skipped, reported,
+//     and the tenant lives at the others.
 //
 // The byte formats are specified in docs/format.md; each decoder names the
 // section it implements. This package knows nothing of SQL.

@@ -3,6 +3,7 @@ package repo
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -419,8 +420,12 @@ func buildSeeds(t testing.TB) *seedSet {
 		DataKey: fuzzDataKey, IDKey: fuzzIDKey, FingerprintKey: bytes.Repeat([]byte{0xf1}, chunk.KeySize),
 		ConfigSHA256: strings.Repeat("cd", 32),
 	}
-	for _, recipient := range []string{"", fuzzIdentity(t).Recipient().String()} {
-		kf, err := encodeKeyFile(s.key, fuzzMaster, recipient)
+	signer := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x5e}, ed25519.SeedSize))
+	for _, v := range []struct {
+		recipient string
+		signer    ed25519.PrivateKey
+	}{{"", nil}, {fuzzIdentity(t).Recipient().String(), nil}, {fuzzIdentity(t).Recipient().String(), signer}} {
+		kf, err := encodeKeyFile(s.key, fuzzMaster, v.recipient, v.signer)
 		if err != nil {
 			t.Fatal(err)
 		}

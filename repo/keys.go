@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -77,6 +78,13 @@ type keyFile struct {
 	// recipient, ASCII-armored.
 	Recovery          string `json:"recovery,omitempty"`
 	RecoveryRecipient string `json:"recovery_recipient,omitempty"`
+	// Signer and Signature (version 2): the appliance's Ed25519 signing key
+	// signs tenant, repository id and the SHA-256 of the key material
+	// (keySignedMessage). Whoever holds only the recovery recipient (it is
+	// in every key file) can make a key file that age decrypts, but not
+	// one signed by the appliance.
+	Signer    []byte `json:"signer,omitempty"`
+	Signature []byte `json:"signature,omitempty"`
 }
 
 type wrapped struct {
@@ -91,6 +99,7 @@ const (
 	aeadName     = "xchacha20-poly1305"
 	maxKeyFile   = 64 << 10
 	keyFileV1    = 1
+	keyFileV2    = 2
 	kekInfoLabel = "kluis tenant kek v1"
 )
 
@@ -111,9 +120,32 @@ func keyAD(tenant, repoID string) []byte {
 	return []byte("kluis tenant key v1\x00" + tenant + "\x00" + repoID)
 }
 
+// keySignedMessage is what a version 2 key file's signature covers: the
+// tenant, the repository id and the SHA-256 of the wrapped key material
+// (the exact plaintext both copies wrap).
+func keySignedMessage(tenant, repoID string, plain []byte) []byte {
+	sum := sha256.Sum256(plain)
+	return append([]byte("kluis key file v2\x00"+tenant+"\x00"+repoID+"\x00"), sum[:]...)
+}
+
+// verifyKeyFile reports whether kf is signed, over plain, by one of the
+// trusted public keys.
+func verifyKeyFile(kf *keyFile, plain []byte, trusted []ed25519.PublicKey) bool {
+	if len(kf.Signature) != ed25519.SignatureSize || len(kf.Signer) != ed25519.PublicKeySize {
+		return false
+	}
+	for _, pub := range trusted {
+		if bytes.Equal(pub, kf.Signer) && ed25519.Verify(pub, keySignedMessage(kf.Tenant, kf.RepoID, plain), kf.Signature) {
+			return true
+		}
+	}
+	return false
+}
+
 // encodeKeyFile wraps k under the master key and, when recipient is set,
-// to the recovery recipient.
-func encodeKeyFile(k *TenantKey, master MasterKey, recipient string) ([]byte, error) {
+// to the recovery recipient; with a signer it signs the key material
+// (version 2).
+func encodeKeyFile(k *TenantKey, master MasterKey, recipient string, signer ed25519.PrivateKey) ([]byte, error) {
 	plain, err := json.Marshal(k)
 	if err != nil {
 		return nil, err
@@ -157,6 +189,11 @@ func encodeKeyFile(k *TenantKey, master MasterKey, recipient string) ([]byte, er
 		}
 		kf.Recovery, kf.RecoveryRecipient = buf.String(), recipient
 	}
+	if signer != nil {
+		kf.Version = keyFileV2
+		kf.Signer = signer.Public().(ed25519.PublicKey)
+		kf.Signature = ed25519.Sign(signer, keySignedMessage(k.Tenant, k.RepoID, plain))
+	}
 	return json.MarshalIndent(kf, "", "  ")
 }
 
@@ -170,7 +207,12 @@ func decodeKeyFileEnvelope(data []byte) (*keyFile, error) {
 	if err := dec.Decode(&kf); err != nil {
 		return nil, fmt.Errorf("key file: %v: %w", err, ErrCorrupt)
 	}
-	if kf.Version != keyFileV1 {
+	switch {
+	case kf.Version == keyFileV1 && kf.Signer == nil && kf.Signature == nil:
+	case kf.Version == keyFileV2 && len(kf.Signer) == ed25519.PublicKeySize && len(kf.Signature) == ed25519.SignatureSize:
+	case kf.Version == keyFileV1 || kf.Version == keyFileV2:
+		return nil, fmt.Errorf("key file: signature fields do not fit version %d: %w", kf.Version, ErrCorrupt)
+	default:
 		return nil, fmt.Errorf("key file version %d is not supported by this kluis", kf.Version)
 	}
 	if kf.Master == nil || kf.Master.KDF != kdfName || kf.Master.AEAD != aeadName || len(kf.Master.Salt) != 32 {
@@ -203,22 +245,42 @@ func decodeKeyFile(data []byte, master MasterKey, tenant, repoID string) (*Tenan
 
 // decodeRecovery unwraps a key file's recovery copy with an age identity.
 func decodeRecovery(data []byte, identities []age.Identity, tenant, repoID string) (*TenantKey, error) {
+	k, _, _, err := openRecovery(data, identities, tenant, repoID)
+	return k, err
+}
+
+// openRecovery unwraps a key file's recovery copy and also returns the
+// envelope and the plaintext, which a signature covers.
+func openRecovery(data []byte, identities []age.Identity, tenant, repoID string) (*TenantKey, *keyFile, []byte, error) {
 	kf, err := decodeKeyFileEnvelope(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if kf.Recovery == "" {
-		return nil, errors.New("key file has no recovery copy (appliance.recovery_recipient was not set when it was written)")
+		return nil, nil, nil, errors.New("key file has no recovery copy (appliance.recovery_recipient was not set when it was written)")
 	}
 	r, err := age.Decrypt(armor.NewReader(strings.NewReader(kf.Recovery)), identities...)
 	if err != nil {
-		return nil, fmt.Errorf("recovery identity does not open tenant %s's key: %w", tenant, ErrWrongKey)
+		return nil, nil, nil, fmt.Errorf("recovery identity does not open tenant %s's key: %w", tenant, ErrWrongKey)
 	}
 	plain, err := io.ReadAll(io.LimitReader(r, maxKeyFile))
 	if err != nil {
-		return nil, fmt.Errorf("recovery copy: %v: %w", err, ErrCorrupt)
+		return nil, nil, nil, fmt.Errorf("recovery copy: %v: %w", err, ErrCorrupt)
 	}
-	return parseKeyMaterial(plain, tenant, repoID)
+	k, err := parseKeyMaterial(plain, tenant, repoID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if kf.Tenant != tenant || kf.RepoID != repoID {
+		return nil, nil, nil, fmt.Errorf("key file names tenant %q repository %s, not %q %s: %w", kf.Tenant, kf.RepoID, tenant, repoID, ErrWrongKey)
+	}
+	return k, kf, plain, nil
+}
+
+// sameKey reports whether two tenant keys hold the same key material.
+func sameKey(a, b *TenantKey) bool {
+	return bytes.Equal(a.DataKey, b.DataKey) && bytes.Equal(a.IDKey, b.IDKey) &&
+		bytes.Equal(a.FingerprintKey, b.FingerprintKey) && a.Pol == b.Pol && a.ConfigSHA256 == b.ConfigSHA256
 }
 
 func parseKeyMaterial(plain []byte, tenant, repoID string) (*TenantKey, error) {

@@ -19,6 +19,10 @@ var (
 	// ErrRetained: a Delete refused because the object is under Object
 	// Lock retention that has not ended; prune skips such objects.
 	ErrRetained = errors.New("under retention")
+	// ErrForeign: a location holds, under the tenant's prefix, a
+	// repository config that is not this repository's (planted by someone
+	// holding that location's credential, or another installation's).
+	ErrForeign = errors.New("foreign repository at this prefix")
 )
 
 // ObjectInfo describes one stored object.

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -25,6 +26,9 @@ type Options struct {
 	PackSize int64
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Signer, when set, signs every key file this appliance writes (its
+	// evidence signing key), so recovery can tell them from planted ones.
+	Signer ed25519.PrivateKey
 }
 
 func (o *Options) fill() {
@@ -58,6 +62,10 @@ type Repo struct {
 	configBytes []byte
 	keyName     string
 	keyBytes    []byte
+	master      MasterKey
+	// configAt holds the names of the locations whose config is known to
+	// be this repository's (ensureRepoObjects).
+	configAt sync.Map
 
 	indexMu sync.Mutex
 	index   *Index
@@ -83,6 +91,9 @@ type LocationResult struct {
 	Location string `json:"location"`
 	OK       bool   `json:"ok"`
 	Error    string `json:"error,omitempty"`
+	// Warnings: the operation succeeded here but found something to act
+	// on (a planted key file).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Init creates a tenant's repository at every location. It refuses when a
@@ -93,14 +104,27 @@ func Init(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 	if len(locs) == 0 {
 		return nil, nil, errors.New("no locations")
 	}
+	foreign := map[string]error{}
 	for _, l := range locs {
 		_, err := l.Stat(ctx, tenant+"/"+kindConfig)
 		if err == nil {
-			return nil, nil, fmt.Errorf("tenant %s already has a repository at location %s", tenant, l.Name())
+			switch err := existingAt(ctx, tenant, l, opts); {
+			case err == nil:
+				return nil, nil, fmt.Errorf("tenant %s already has a repository at location %s", tenant, l.Name())
+			case errors.Is(err, ErrForeign):
+				foreign[l.Name()] = err
+				opts.Logger.Warn("foreign repository config under the tenant's prefix: not initialised there", "tenant", tenant, "location", l.Name(), "err", err)
+			default:
+				return nil, nil, fmt.Errorf("tenant %s: location %s holds a repository this appliance cannot open: %w", tenant, l.Name(), err)
+			}
+			continue
 		}
 		if !errors.Is(err, ErrNotFound) {
 			opts.Logger.Warn("location unreachable at init", "tenant", tenant, "location", l.Name(), "err", err)
 		}
+	}
+	if len(foreign) == len(locs) {
+		return nil, nil, fmt.Errorf("tenant %s: every location holds a foreign repository config under the tenant's prefix (planted or another installation's); remove them after checking: %w", tenant, ErrForeign)
 	}
 	if err := opts.Chunker.Validate(); err != nil {
 		return nil, nil, err
@@ -118,7 +142,7 @@ func Init(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 	if err != nil {
 		return nil, nil, err
 	}
-	kb, err := encodeKeyFile(key, opts.Master, opts.RecoveryRecipient)
+	kb, err := encodeKeyFile(key, opts.Master, opts.RecoveryRecipient, opts.Signer)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -129,12 +153,12 @@ func Init(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 	r.configBytes, r.keyBytes = cb, kb
 	r.keyName = objectName(tenant, kindKeys, sha256.Sum256(kb))
 	results := r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
-		// The key first: a location with a config but no key would look
-		// like a repository nobody can open.
-		if err := l.Put(ctx, r.keyName, kb); err != nil {
+		if err := foreign[l.Name()]; err != nil {
 			return err
 		}
-		return l.Put(ctx, tenant+"/"+kindConfig, cb)
+		// The key first: a location with a config but no key would look
+		// like a repository nobody can open.
+		return r.ensureRepoObjects(ctx, l)
 	})
 	if countOK(results) == 0 {
 		return nil, results, fmt.Errorf("init of tenant %s failed at every location: %s", tenant, joinErrors(results))
@@ -153,7 +177,7 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 		return nil, err
 	}
 	r := &Repo{tenant: tenant, cfg: cfg, key: key, sealer: s, meta: ms, locs: locs,
-		log: opts.Logger.With("tenant", tenant), now: opts.Now}
+		log: opts.Logger.With("tenant", tenant), now: opts.Now, master: opts.Master}
 	r.packs = newPackCache(r, 4*cfg.PackSize)
 	return r, nil
 }
@@ -164,8 +188,9 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 // tenant without a repository anywhere returns ErrNotFound.
 func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*Repo, error) {
 	opts.fill()
-	var problems []string
+	var problems, foreign []string
 	wrongKey, corrupt, found := false, false, false
+	notFound := 0
 	for _, l := range locs {
 		r, err := openAt(ctx, tenant, l, locs, opts)
 		if err == nil {
@@ -173,6 +198,15 @@ func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 				r.log.Warn("repository copy unusable, used another location", "problem", p)
 			}
 			return r, nil
+		}
+		if errors.Is(err, ErrNotFound) {
+			notFound++
+		} else if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrWrongKey) || errors.Is(err, errConfigUnreadable) {
+			// The location answered, and nothing there opens: a
+			// repository of this appliance, damaged, or a foreign config?
+			if ferr := existingAt(ctx, tenant, l, opts); errors.Is(ferr, ErrForeign) {
+				foreign = append(foreign, ferr.Error())
+			}
 		}
 		if !errors.Is(err, ErrNotFound) {
 			found = true
@@ -190,6 +224,12 @@ func Open(ctx context.Context, tenant string, locs []Location, opts Options) (*R
 		problems = append(problems, msg)
 	}
 	switch {
+	case len(foreign) > 0 && notFound > 0 && notFound+len(foreign) == len(locs):
+		// Only configs no key file of this appliance opens, and empty
+		// prefixes: a config planted under a predictable tenant id is not
+		// a repository, and must not stop a new tenant's backups. Init
+		// reports the foreign location and initialises the others.
+		return nil, fmt.Errorf("tenant %s has no repository (%s; run `kluis init --tenant %s`): %w", tenant, strings.Join(foreign, "; "), tenant, ErrNotFound)
 	case wrongKey:
 		return nil, fmt.Errorf("tenant %s: %s: %w", tenant, strings.Join(problems, "; "), ErrWrongKey)
 	case !found:
@@ -207,7 +247,7 @@ func openAt(ctx context.Context, tenant string, l Location, locs []Location, opt
 	}
 	cfg, err := decodeConfig(cb, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("%s/config: %w", tenant, err)
+		return nil, fmt.Errorf("%s/config: %w%w", tenant, err, errConfigUnreadable)
 	}
 	var keyNames []string
 	err = l.List(ctx, tenant+"/"+kindKeys+"/", func(oi ObjectInfo) error {
@@ -222,6 +262,7 @@ func openAt(ctx context.Context, tenant string, l Location, locs []Location, opt
 	}
 	sort.Strings(keyNames)
 	var lastErr error
+	var found *Repo
 	for _, name := range keyNames {
 		kb, err := ReadAll(ctx, l, name, maxKeyFile)
 		if err != nil {
@@ -240,12 +281,24 @@ func openAt(ctx context.Context, tenant string, l Location, locs []Location, opt
 		if sum := sha256.Sum256(cb); key.ConfigSHA256 != Hash(sum).String() {
 			return nil, fmt.Errorf("%s/config: content differs from what the key file binds (edited or damaged): %w", tenant, ErrCorrupt)
 		}
+		if found != nil {
+			// Every key file the master key opens must hold the same key:
+			// two that differ mean one was planted and installed (a
+			// recovery that accepted a forged key file). Refuse to choose.
+			if !sameKey(found.key, key) {
+				return nil, fmt.Errorf("%s/keys: key files %s and %s both open with the master key but hold different keys (one was planted): %w", tenant, found.keyName, name, ErrCorrupt)
+			}
+			continue
+		}
 		r, err := newRepo(tenant, cfg, key, reorder(locs, l), opts)
 		if err != nil {
 			return nil, err
 		}
 		r.configBytes, r.keyName, r.keyBytes = cb, name, kb
-		return r, nil
+		found = r
+	}
+	if found != nil {
+		return found, nil
 	}
 	return nil, lastErr
 }
@@ -335,10 +388,7 @@ func (r *Repo) readVerified(ctx context.Context, kind string, h Hash, max int64)
 	var problems, bad, missing []string
 	notFound := true
 	for _, l := range r.locs {
-		data, err := ReadAll(ctx, l, name, max)
-		if err == nil && sha256.Sum256(data) != h {
-			err = fmt.Errorf("content does not match its name: %w", ErrCorrupt)
-		}
+		data, err := readContent(ctx, l, name, max, h)
 		if err == nil {
 			// An object a location does not hold (a degraded snapshot, a
 			// pack written while it was down) is not a bad copy: say which

@@ -90,6 +90,11 @@ func (r *Repo) syncLocation(ctx context.Context, l Location, have map[string]map
 		problems = append(problems, err.Error())
 		res.Missing++
 	}
+	if err := r.ensureRepoObjects(ctx, l); errors.Is(err, ErrForeign) {
+		// A squatted prefix gets nothing (repo/foreign.go).
+		res.Error, res.Missing = err.Error(), -1
+		return
+	}
 	// The config is the one object not named by its hash: the key file
 	// binds its SHA-256, so the verified copy this Repo opened is the one.
 	cname := r.tenant + "/" + kindConfig
@@ -117,6 +122,9 @@ func (r *Repo) syncLocation(ctx context.Context, l Location, have map[string]map
 			if err != nil {
 				fail(fmt.Errorf("read %s: %w", objectName(r.tenant, k, h), err))
 				continue
+			}
+			if k == kindKeys && !r.ownKeyFile(data) {
+				continue // planted or a lost appliance's: never spread (repo/recover.go)
 			}
 			if err := r.copyObject(ctx, l, objectName(r.tenant, k, h), data, h, res); err != nil {
 				fail(err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"strings"
 
+	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -61,9 +63,13 @@ func cmdKeysPublic(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdKeysRecover(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("keys recover", "--tenant T --identity FILE")
+	fs := g.flags("keys recover", "--tenant T --identity FILE [--signing-public-key FILE]")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	identity := fs.String("identity", "", "age identity `file` holding the private half of appliance.recovery_recipient")
+	var signers stringList
+	fs.Var(&signers, "signing-public-key", "the lost appliance's signing public key `file` (PEM, from the recovery kit): accept only key files it signed (repeatable)")
+	allowUnreachable := fs.Bool("allow-unreachable", false, "recover although a location cannot be read (its key files are not compared)")
+	g.jsonFlag(fs)
 	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
 		return err
@@ -71,10 +77,25 @@ func cmdKeysRecover(ctx context.Context, g *globals, args []string) error {
 	if *identity == "" {
 		return usageErrorf("--identity is required")
 	}
-	r, res, err := a.RecoverRepo(ctx, *tenant, *identity)
+	r, res, err := a.RecoverRepo(ctx, *tenant, appliance.RecoverOptions{IdentityFile: *identity, SigningPublicKeyFiles: signers, AllowUnreachable: *allowUnreachable})
 	if err != nil {
 		return err
 	}
+	if g.jsonOut {
+		g.printJSON(map[string]any{"tenant": *tenant, "repository": r.Config().ID, "locations": res})
+		return nil
+	}
 	fmt.Fprintf(g.stdout, "tenant %s (repository %s) is now opened by this appliance's master key: %s\n", *tenant, r.Config().ID, locationsText(res))
+	for _, lr := range res {
+		for _, w := range lr.Warnings {
+			fmt.Fprintf(g.stdout, "warning: location %s: %s\n", lr.Location, w)
+		}
+	}
 	return nil
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

@@ -22,6 +22,12 @@
 //     mode and a retain-until date of now + Days. Delete of an object
 //     whose retention has not ended returns repo.ErrRetained without trying,
 //     so prune can skip it; the server would refuse anyway.
+//   - Versions (Object Lock buckets, and buckets with versioning): reads,
+//     Stat and List see through delete markers; ReadVersions gives older
+//     versions to a caller whose content check fails on the current one;
+//     Delete removes every version and the markers, or nothing
+//     (repo.ErrRetained) while one is locked; VersionAnomalies lists the
+//     names with a second version or a marker (repo.VersionedLocation).
 //   - Secrets (the access key files' contents) never appear in errors or
 //     logs: errors name the location, the operation and the object.
 //
@@ -40,6 +46,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -109,6 +116,10 @@ type Location struct {
 	opts   Options
 	client *s3.Client
 	bucket bucketCheck
+
+	versionedMu     sync.Mutex
+	versionedKnown  bool
+	versionedBucket bool
 }
 
 // New returns a Location. It reads the credential files and the CA file
@@ -508,9 +519,9 @@ func (l *Location) Stat(ctx context.Context, name string) (repo.ObjectInfo, erro
 // hiddenVersion finds, on a versioned (Object Lock) bucket, the newest
 // data version of key whose latest version is a delete marker: a plain
 // DELETE with a stolen credential only hides data, and restore must still
-// find it. Without Object Lock configured it finds nothing.
+// find it. On an unversioned bucket it finds nothing.
 func (l *Location) hiddenVersion(ctx context.Context, key string) (string, repo.ObjectInfo, bool, error) {
-	if l.opts.Lock == nil {
+	if !l.versioned(ctx) {
 		return "", repo.ObjectInfo{}, false, nil
 	}
 	hidden := map[string]bool{}
@@ -631,9 +642,9 @@ func (l *Location) List(ctx context.Context, prefix string, fn func(repo.ObjectI
 			}
 		}
 	}
-	if l.opts.Lock != nil {
-		// Objects hidden behind a delete marker still exist under Object
-		// Lock: list them too, so snapshots and packs stay visible.
+	if l.versioned(ctx) {
+		// Objects hidden behind a delete marker still exist on a versioned
+		// bucket: list them too, so snapshots and packs stay visible.
 		hidden := map[string]bool{}
 		newest := map[string]types.ObjectVersion{}
 		if err := l.versions(ctx, l.opts.Prefix+prefix, hidden, newest); err != nil {
@@ -653,10 +664,12 @@ func (l *Location) List(ctx context.Context, prefix string, fn func(repo.ObjectI
 	return ctx.Err()
 }
 
-// Delete removes an object. Under versioning it deletes the current
-// version itself (a plain delete would only hide it behind a delete
-// marker and free nothing). An object still under Object Lock retention
-// is not touched: the error wraps repo.ErrRetained.
+// Delete removes an object. On a versioned bucket (every Object Lock
+// bucket) it deletes every version of the name itself, and the delete
+// markers hiding them (a plain delete would only add a marker and free
+// nothing; an attacker's marker must not turn kluis's delete into a silent
+// no-op). When any version is still under Object Lock retention nothing is
+// touched and the error wraps repo.ErrRetained.
 func (l *Location) Delete(ctx context.Context, name string) error {
 	key, err := l.key(name)
 	if err != nil {
@@ -664,6 +677,9 @@ func (l *Location) Delete(ctx context.Context, name string) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if l.versioned(ctx) {
+		return l.deleteVersions(ctx, name, key)
 	}
 	ctx, cancel := l.opCtx(ctx, 0)
 	defer cancel()
@@ -685,9 +701,6 @@ func (l *Location) Delete(ctx context.Context, name string) error {
 	_, err = l.client.DeleteObject(ctx, in)
 	if err != nil && isNotFound(err) {
 		return nil
-	}
-	if err != nil && httpStatus(err) == http.StatusForbidden && l.opts.Lock != nil {
-		return fmt.Errorf("location %s: %s: refused under Object Lock: %v: %w", l.opts.Name, name, simplify(err), repo.ErrRetained)
 	}
 	return l.wrap("delete", name, err)
 }
