@@ -104,3 +104,29 @@ func TestHungThenSkipped(t *testing.T) {
 		t.Error("state hung after a caller's cancellation")
 	}
 }
+
+// versioned is a Location with the versioned-bucket extras.
+type versioned struct{ repo.Location }
+
+func (versioned) ReadVersions(ctx context.Context, name string, max int64, fn func([]byte) bool) (bool, error) {
+	return false, nil
+}
+func (versioned) VersionAnomalies(ctx context.Context, prefix string) ([]repo.VersionAnomaly, error) {
+	return nil, nil
+}
+func (versioned) ExtendRetention(ctx context.Context, name string) error { return nil }
+
+// The decorator hides no backend extra from repo: reading through a
+// version written over a locked one, check's version anomalies and
+// retention extension all find the S3 location through it (repo.As).
+func TestExtrasReachable(t *testing.T) {
+	l := deadline.New(versioned{locationtest.NewMemLocation("s3")}, deadline.Options{Timeout: time.Minute, State: &deadline.State{}})
+	if _, ok := repo.As[repo.VersionedLocation](l); !ok {
+		t.Error("VersionedLocation hidden by the decorator")
+	}
+	if _, ok := repo.As[interface {
+		ExtendRetention(context.Context, string) error
+	}](l); !ok {
+		t.Error("ExtendRetention hidden by the decorator")
+	}
+}
