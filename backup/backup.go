@@ -83,7 +83,19 @@ func Files(ctx context.Context, r *repo.Repo, inputs []Input, opts repo.BackupOp
 const (
 	SchemaPreStream  = "schema/pre"
 	SchemaPostStream = "schema/post"
-	tablePrefix      = "table/"
+	// PrivilegesStream holds owners, privileges and the roles they name
+	// (source.Privileges), apart from the schema so a restore can skip them.
+	PrivilegesStream = "schema/privileges"
+	// LargeObjectsStream holds PostgreSQL large objects
+	// (source.LargeObjectsFormat); its meta is a source.TableResult.
+	LargeObjectsStream = "large-objects"
+	tablePrefix        = "table/"
+)
+
+// Stream kinds of the optional streams (docs/format.md).
+const (
+	KindPrivileges   = "schema-privileges"
+	KindLargeObjects = "large-objects"
 )
 
 // TableStream returns the stream name of a table.
@@ -114,8 +126,22 @@ func Database(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.Ba
 	if err := b.Stream(ctx, SchemaPostStream, repo.KindSchemaPost, &post, nil); err != nil {
 		return nil, err
 	}
+	if ps, ok := snap.(source.PrivilegeSnapshot); ok {
+		var priv bytes.Buffer
+		if err := ps.Privileges(ctx, &priv); err != nil {
+			return nil, fmt.Errorf("owners and privileges: %w", err)
+		}
+		if err := b.Stream(ctx, PrivilegesStream, KindPrivileges, &priv, nil); err != nil {
+			return nil, err
+		}
+	}
 	if err := tables(ctx, b, snap); err != nil {
 		return nil, err
+	}
+	if ls, ok := snap.(source.LargeObjectSnapshot); ok && ls.LargeObjects() > 0 {
+		if err := largeObjects(ctx, b, ls); err != nil {
+			return nil, err
+		}
 	}
 	return b.Commit(ctx)
 }
@@ -170,6 +196,23 @@ func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.T
 		return fmt.Errorf("table %s: %w", t.Name, err)
 	}
 	meta, err := json.Marshal(source.TableMeta{Table: t, TableResult: res})
+	if err != nil {
+		sw.CloseWithError(err)
+		return err
+	}
+	return sw.Close(meta)
+}
+
+// largeObjects streams the snapshot's large objects, never holding one in
+// memory, with their fingerprint as the stream's meta.
+func largeObjects(ctx context.Context, b *repo.Backup, ls source.LargeObjectSnapshot) error {
+	sw := b.StreamWriter(ctx, LargeObjectsStream, KindLargeObjects)
+	res, err := ls.WriteLargeObjects(ctx, sw)
+	if err != nil {
+		sw.CloseWithError(err)
+		return fmt.Errorf("large objects: %w", err)
+	}
+	meta, err := json.Marshal(res)
 	if err != nil {
 		sw.CloseWithError(err)
 		return err

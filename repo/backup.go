@@ -495,7 +495,7 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 	var indexData []byte
 	if len(b.newPacks) > 0 {
 		sort.Slice(b.newPacks, func(i, j int) bool { return b.newPacks[i].Pack.String() < b.newPacks[j].Pack.String() })
-		indexData = b.r.meta.seal(adIndex, encodeIndex(b.newPacks))
+		indexData = b.r.meta.seal(b.r.adIndex, encodeIndex(nil, b.newPacks))
 		indexName = objectName(b.r.tenant, kindIndex, sha256.Sum256(indexData))
 		b.stateMu.Lock() // progress callbacks may be reading stats
 		b.stats.IndexSize = int64(len(indexData))
@@ -505,7 +505,7 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	mdata := b.r.meta.seal(adManifest, mplain)
+	mdata := b.r.meta.seal(b.r.adManifest, mplain)
 	mid := Hash(sha256.Sum256(mdata))
 	mname := objectName(b.r.tenant, kindSnapshot, mid)
 
@@ -522,7 +522,7 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 		}
 		// A location that missed packs or indexes of earlier snapshots (it
 		// was down) gets them now, before the manifest that refers to them.
-		if err := b.r.copyMissing(ctx, l, needed); err != nil {
+		if err := b.r.copyMissing(ctx, l, needed, b.idx); err != nil {
 			return err
 		}
 		// Under Object Lock, reused packs stay locked as long as this
@@ -552,7 +552,7 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 	if len(result.Committed) == 0 {
 		return result, fmt.Errorf("snapshot could not be committed at any location: %s", joinErrors(result.Locations))
 	}
-	b.idx.addAll(b.newPacks)
+	b.idx.addPresent(b.newPacks)
 	return result, nil
 }
 
@@ -583,15 +583,12 @@ func (b *Backup) referencedPacks() map[Hash]bool {
 	return out
 }
 
-func (x *Index) addAll(packs []PackBlobs) {
-	for _, p := range packs {
-		x.add(p)
-	}
-}
-
-// copyMissing copies to l every pack in needed and every index object that
-// l lacks, reading each from a location whose copy verifies.
-func (r *Repo) copyMissing(ctx context.Context, l Location, needed map[Hash]bool) error {
+// copyMissing copies to l every pack in needed and every live index
+// object that l lacks, reading each from a location whose copy verifies,
+// authenticates and decodes (openPack, readOpened): nothing damaged or
+// planted at one location reaches another. Superseded index objects are
+// not copied.
+func (r *Repo) copyMissing(ctx context.Context, l Location, needed map[Hash]bool, idx *Index) error {
 	have, err := r.listNames(ctx, l, kindData)
 	if err != nil {
 		return err
@@ -600,7 +597,7 @@ func (r *Repo) copyMissing(ctx context.Context, l Location, needed map[Hash]bool
 		if _, ok := have[h]; ok {
 			continue
 		}
-		data, err := r.readVerified(ctx, kindData, h, r.maxPackObject())
+		data, err := r.readPackOpened(ctx, h)
 		if err != nil {
 			return fmt.Errorf("copy pack %s to %s: %w", h.Short(), l.Name(), err)
 		}
@@ -617,15 +614,22 @@ func (r *Repo) copyMissing(ctx context.Context, l Location, needed map[Hash]bool
 		if other == l {
 			continue
 		}
-		idx, err := r.listNames(ctx, other, kindIndex)
+		names, err := r.listNames(ctx, other, kindIndex)
 		if err != nil {
 			continue
 		}
-		for h := range idx {
-			if _, ok := haveIdx[h]; ok {
+		for h := range names {
+			if _, ok := haveIdx[h]; ok || idx.isSuperseded(h) {
 				continue
 			}
-			data, err := r.readVerified(ctx, kindIndex, h, maxIndexObject)
+			data, err := r.readSealedVerified(ctx, kindIndex, h)
+			if errors.Is(err, ErrCorrupt) {
+				// Damaged or planted where it is: that location's damage
+				// (recorded, reported by check), never copied, and no
+				// reason to refuse this location the snapshot.
+				r.log.Warn("index not copied: no location has a copy that opens", "location", l.Name(), "index", h.String(), "err", err)
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("copy index %s to %s: %w", h.Short(), l.Name(), err)
 			}

@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -31,6 +32,10 @@ type LocationCheck struct {
 	BytesRead int64    `json:"bytes_read"`
 	Errors    []string `json:"errors,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
+	// Damaged are the objects here that do not open (also in Errors):
+	// damaged, or planted (Planted). Other locations' copies are read
+	// around them and they are never copied.
+	Damaged []Damage `json:"damaged,omitempty"`
 }
 
 // OK reports whether the location passed.
@@ -113,7 +118,8 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 		c.errorf("%s/keys: the key file in use (%s) is missing or damaged here", t, r.keyName)
 	}
 
-	// indexes, read from this location only
+	// indexes, read from this location only; one that a live index here
+	// supersedes is ignored, as every reader ignores it
 	idxNames, err := r.listNames(ctx, l, kindIndex)
 	if err != nil {
 		c.errorf("list %s/index: %v", t, err)
@@ -121,16 +127,27 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 	}
 	c.Indexes = len(idxNames)
 	local := newIndex()
+	idxObjs := map[Hash]*indexObject{}
+	superseded := map[Hash]bool{}
 	for h := range idxNames {
-		name := objectName(t, kindIndex, h)
-		packs, err := r.readLocal(ctx, l, kindIndex, h, maxIndexObject, adIndex, func(b []byte) (any, error) { return decodeIndex(b) })
+		v, err := r.checkRead(ctx, l, &c, kindIndex, h)
 		if err != nil {
-			c.errorf("%s: %v", name, err)
 			continue
 		}
-		for _, p := range packs.([]PackBlobs) {
-			local.add(p)
+		x := v.(*indexObject)
+		idxObjs[h] = x
+		for _, s := range x.Supersedes {
+			if s != h {
+				superseded[s] = true
+			}
 		}
+	}
+	for h, x := range idxObjs {
+		if superseded[h] {
+			c.warnf("index %s is superseded (put back, or kept by Object Lock) and ignored; prune removes it", h.Short())
+			continue
+		}
+		local.addAll(x.Packs)
 	}
 
 	packs, err := r.listNames(ctx, l, kindData)
@@ -151,30 +168,40 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 	shadowed := r.checkVersions(ctx, l, &c)
 	referenced := map[Hash]bool{}
 	for h := range snaps {
-		name := objectName(t, kindSnapshot, h)
-		mv, err := r.readLocal(ctx, l, kindSnapshot, h, maxManifest, adManifest, func(b []byte) (any, error) { return decodeManifest(b, t) })
+		mv, err := r.checkRead(ctx, l, &c, kindSnapshot, h)
 		if err != nil {
-			c.errorf("%s: %v", name, err)
 			continue
 		}
 		missing := 0
 		var example string
 		for _, s := range mv.(*Manifest).Streams {
 			for _, id := range s.Blobs {
-				bl, ok := local.Lookup(id)
-				if !ok {
+				cands := local.Candidates(id)
+				if len(cands) == 0 {
 					missing++
 					example = fmt.Sprintf("blob %s of stream %s is in no index here", id, s.Name)
 					continue
 				}
-				referenced[bl.Pack] = true
-				size, ok := packs[bl.Pack]
-				if !ok {
+				// any candidate stored here, whole, will do
+				var problem string
+				for _, bl := range cands {
+					size, ok := packs[bl.Pack]
+					switch {
+					case !ok:
+						problem = fmt.Sprintf("pack %s (stream %s) is missing", bl.Pack, s.Name)
+					case int64(bl.Offset)+int64(bl.Length) > size && !shadowed[bl.Pack]:
+						problem = fmt.Sprintf("pack %s is shorter (%d bytes) than its index says (truncated)", bl.Pack, size)
+					default:
+						problem = ""
+					}
+					if problem == "" {
+						referenced[bl.Pack] = true
+						break
+					}
+				}
+				if problem != "" {
 					missing++
-					example = fmt.Sprintf("pack %s (stream %s) is missing", bl.Pack, s.Name)
-				} else if int64(bl.Offset)+int64(bl.Length) > size && !shadowed[bl.Pack] {
-					missing++
-					example = fmt.Sprintf("pack %s is shorter (%d bytes) than its index says (truncated)", bl.Pack, size)
+					example = problem
 				}
 			}
 		}
@@ -229,13 +256,18 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 		}
 		if err != nil {
 			c.errorf("%s: %v", name, err)
+			r.noteCheckDamage(l, c, name, err)
 			continue
 		}
 		c.PacksRead++
 		c.BytesRead += int64(len(data))
 		entries, err := parsePack(r.meta, h, data)
 		if err != nil {
+			if sha256.Sum256(data) == h {
+				err = fmt.Errorf("%w: %v: %w", errPlanted, err, ErrCorrupt)
+			}
 			c.errorf("%s: %v", name, err)
+			r.noteCheckDamage(l, c, name, err)
 			continue
 		}
 		want := map[chunk.ID]BlobEntry{}
@@ -249,23 +281,41 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 			buf, err = r.sealer.Open(buf[:0], e.ID, data[e.Offset:e.Offset+e.Length])
 			if err != nil {
 				c.errorf("%s: %v", name, err)
+				r.noteCheckDamage(l, c, name, errors.Join(err, ErrCorrupt))
 			}
 		}
 	}
 }
 
-// readLocal reads, verifies, decrypts and decodes one object from one
-// location, without falling back.
-func (r *Repo) readLocal(ctx context.Context, l Location, kind string, h Hash, max int64, ad string, decode func([]byte) (any, error)) (any, error) {
-	data, err := readContent(ctx, l, objectName(r.tenant, kind, h), max, h)
+// checkRead reads, verifies, authenticates and decodes one sealed object
+// from one location, without falling back, and reports a failure as an
+// error of the location (and Damaged when the copy is there but unusable).
+func (r *Repo) checkRead(ctx context.Context, l Location, c *LocationCheck, kind string, h Hash) (any, error) {
+	name := objectName(r.tenant, kind, h)
+	v, err := r.openAt(ctx, l, r.spec(kind), h)
+	r.noteCheckDamage(l, c, name, err)
 	if err != nil {
-		return nil, err
+		if errors.Is(err, errPlanted) {
+			c.errorf("%s: planted object: %v; remove it (it is never read or copied)", name, err)
+		} else {
+			c.errorf("%s: %v", name, err)
+		}
 	}
-	plain, err := r.meta.open(ad, data)
-	if err != nil {
-		return nil, fmt.Errorf("does not decrypt: %w", err)
+	return v, err
+}
+
+// noteCheckDamage records a read's outcome, and a copy that is there but
+// unusable as damage of the location.
+func (r *Repo) noteCheckDamage(l Location, c *LocationCheck, name string, err error) {
+	r.noteRead(l, name, err)
+	if errors.Is(err, ErrCorrupt) {
+		for _, d := range c.Damaged {
+			if d.Object == name {
+				return
+			}
+		}
+		c.Damaged = append(c.Damaged, Damage{Location: l.Name(), Object: name, Problem: err.Error(), Planted: errors.Is(err, errPlanted)})
 	}
-	return decode(plain)
 }
 
 func containsString(list []string, s string) bool {

@@ -14,9 +14,16 @@
 //     then its manifest: a snapshot exists at a location exactly when its
 //     manifest does, so a crash leaves at most unreferenced packs.
 //   - Locations are written in parallel and commit independently; reads
-//     take the first location whose copy verifies and fall back to the next.
-//     Sync copies to each location what another holds and it lacks (a set
-//     difference of content addresses), verified after the copy.
+//     take the first location whose copy verifies (name, size cap,
+//     authentication, decoding) and fall back to the next. Damage at one
+//     location is damage at that location: a copy that does not open is
+//     recorded (Repo.Damage) and read around, an object that opens nowhere
+//     is skipped by listings, and check names it. Sync copies to each
+//     location what another holds and it lacks (a set difference of
+//     content addresses), only after opening it, verified after the copy.
+//   - The in-memory index keeps every candidate place of a blob. Prune
+//     writes one compacted index that supersedes (sealed, cumulatively)
+//     every index object before it, so a replayed old index is ignored.
 //   - A Delete that Object Lock refuses returns ErrRetained; prune skips
 //     such objects and removes them once their retention has ended.
 //   - A versioned location (VersionedLocation: S3 with versioning) may hold

@@ -123,21 +123,21 @@ func FuzzPackHeader(f *testing.F) {
 	})
 }
 
-// FuzzIndex: decodeIndex never trusts a count beyond its input, and what
-// it accepts re-encodes byte for byte.
+// FuzzIndex: decodeIndex (versions 1 and 2) never trusts a count beyond
+// its input, and what it accepts re-encodes byte for byte in its version.
 func FuzzIndex(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var packs []PackBlobs
+		var x *indexObject
 		var err error
-		allocBound(t, len(b), 4, func() { packs, err = decodeIndex(b) })
+		allocBound(t, len(b), 4, func() { x, err = decodeIndex(b) })
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) && !strings.Contains(err.Error(), "not supported") {
 				t.Fatalf("error is neither corrupt nor unsupported: %v", err)
 			}
 			return
 		}
-		if !bytes.Equal(encodeIndex(packs), b) {
+		if !bytes.Equal(encodeIndexVersion(x), b) {
 			t.Fatal("a decoded index does not re-encode to its input")
 		}
 	})
@@ -249,7 +249,8 @@ func TestDecodersRejectHugeCounts(t *testing.T) {
 		b := append([]byte(magic), 1)
 		return binary.LittleEndian.AppendUint32(b, 0xffffffff)
 	}
-	indexOnePackHugeBlobs := append(binary.LittleEndian.AppendUint32(append([]byte(indexMagic), indexVersion), 1), make([]byte, 32)...)
+	indexOnePackHugeBlobs := append(binary.LittleEndian.AppendUint32(append([]byte(indexMagic), indexVersion1), 1), make([]byte, 32)...)
+	indexHugeSupersedes := binary.LittleEndian.AppendUint32(append([]byte(indexMagic), indexVersion), 0xffffffff)
 	indexOnePackHugeBlobs = binary.LittleEndian.AppendUint32(indexOnePackHugeBlobs, 0xffffffff)
 	cases := []struct {
 		name string
@@ -259,6 +260,7 @@ func TestDecodersRejectHugeCounts(t *testing.T) {
 		{"pack header with 2^32-1 entries", func() error { _, err := decodePackHeader(huge(packHeaderMagic), 1<<30); return err }, 9},
 		{"index with 2^32-1 packs", func() error { _, err := decodeIndex(huge(indexMagic)); return err }, 9},
 		{"index pack with 2^32-1 blobs", func() error { _, err := decodeIndex(indexOnePackHugeBlobs); return err }, len(indexOnePackHugeBlobs)},
+		{"index superseding 2^32-1 indexes", func() error { _, err := decodeIndex(indexHugeSupersedes); return err }, len(indexHugeSupersedes)},
 		{"pack with a 4 GiB header length", func() error {
 			p := []byte{0xff, 0xff, 0xff, 0xff}
 			_, err := parsePack(fuzzMeta(t), sha256.Sum256(p), p)
@@ -280,9 +282,14 @@ func TestDecodersRejectHugeCounts(t *testing.T) {
 func TestEncodersRoundTrip(t *testing.T) {
 	seeds := buildSeeds(t)
 	for _, p := range seeds.indexes {
-		got, err := decodeIndex(encodeIndex(p))
-		if err != nil || fmt.Sprint(got) != fmt.Sprint(p) {
+		sup := []Hash{{7}, {8}}
+		got, err := decodeIndex(encodeIndex(sup, p))
+		if err != nil || fmt.Sprint(got.Packs) != fmt.Sprint(p) || fmt.Sprint(got.Supersedes) != fmt.Sprint(sup) {
 			t.Errorf("index round trip: %v", err)
+		}
+		got, err = decodeIndex(encodeIndexVersion(&indexObject{Version: indexVersion1, Packs: p}))
+		if err != nil || fmt.Sprint(got.Packs) != fmt.Sprint(p) || got.Supersedes != nil {
+			t.Errorf("version 1 index round trip: %v", err)
 		}
 	}
 	for _, ph := range seeds.packs {
@@ -460,11 +467,14 @@ func seedCorpus(t testing.TB) map[string]map[string][]any {
 	out["FuzzPackHeader"]["empty"] = []any{[]byte{}, uint32(0), []byte{}}
 	out["FuzzPackHeader"]["no-entries"] = []any{encodePackHeader(nil), uint32(0), []byte{}}
 	for i, p := range s.indexes {
-		enc := encodeIndex(p)
+		enc := encodeIndexVersion(&indexObject{Version: indexVersion1, Packs: p})
 		out["FuzzIndex"][fmt.Sprintf("index-%d", i)] = []any{enc}
 		if len(enc) > 9 {
 			out["FuzzIndex"][fmt.Sprintf("trailing-%d", i)] = []any{append(bytes.Clone(enc), 0)}
 		}
+		enc2 := encodeIndex([]Hash{{byte(i)}, {0xff}}, p)
+		out["FuzzIndex"][fmt.Sprintf("index-v2-%d", i)] = []any{enc2}
+		out["FuzzIndex"][fmt.Sprintf("v2-truncated-%d", i)] = []any{enc2[:len(enc2)-1]}
 	}
 	for i, m := range s.manifests {
 		js, err := json.Marshal(m)

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -74,12 +75,16 @@ func parseObjectName(tenant, kind, name string) (Hash, bool) {
 // structure and its format version, so one kind can never be opened as
 // another.
 type metaSealer struct {
+	key  []byte // for sealedVerifier
 	aead interface {
 		Seal(dst, nonce, plaintext, additionalData []byte) []byte
 		Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
 	}
 }
 
+// Version 1 associated data. Indexes and manifests are now sealed under
+// version 2, bound to tenant and repository (boundAD); version 1 objects
+// are still read.
 const (
 	adPackHeader = "kluis pack header v1"
 	adIndex      = "kluis index v1"
@@ -91,7 +96,7 @@ func newMetaSealer(key []byte) (*metaSealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &metaSealer{aead: a}, nil
+	return &metaSealer{key: bytes.Clone(key), aead: a}, nil
 }
 
 func (m *metaSealer) seal(ad string, plain []byte) []byte {
@@ -108,6 +113,19 @@ func (m *metaSealer) open(ad string, sealed []byte) ([]byte, error) {
 	}
 	n := chacha20poly1305.NonceSizeX
 	plain, err := m.aead.Open(nil, sealed[:n], sealed[n:], []byte(ad))
+	if err != nil {
+		return nil, ErrCorrupt
+	}
+	return plain, nil
+}
+
+// openInPlace is open, decrypting into sealed's own storage.
+func (m *metaSealer) openInPlace(ad string, sealed []byte) ([]byte, error) {
+	n := chacha20poly1305.NonceSizeX
+	if len(sealed) < n+chacha20poly1305.Overhead {
+		return nil, ErrCorrupt
+	}
+	plain, err := m.aead.Open(sealed[n:n], sealed[:n], sealed[n:], []byte(ad))
 	if err != nil {
 		return nil, ErrCorrupt
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -57,86 +58,104 @@ type PruneResult struct {
 // tenant lock exclusively. Every location must be reachable: prune works
 // from the complete picture or not at all.
 //
+// Prune is conservative against a hostile or damaged location: it deletes
+// nothing while any listed index object or manifest has no copy that opens
+// (unless it is proven planted: its bytes match its name but were never
+// sealed by this repository); a pack counts as kept only when it is listed
+// at some location; the compacted index holds only entries of kept packs
+// and supersedes, sealed inside it, every index object it replaces and
+// every one replaced before, so an old index put back later is ignored.
+//
 // Crash safety: the new index is written before any old index or pack is
 // deleted, and only unreferenced packs are deleted, so a crash at any
 // point leaves every snapshot restorable.
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
-	snaps, err := r.Snapshots(ctx)
+	ss, err := r.snapshotState(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if !ss.allListed {
+		return nil, fmt.Errorf("prune needs every location: a location's snapshots could not be listed")
+	}
+	if err := refuseUnopened("snapshot manifest", ss.unopened); err != nil {
 		return nil, err
 	}
 	// A fresh index: the union at every location, now.
-	idx, err := r.loadIndex(ctx)
+	st, err := r.loadIndexState(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if !st.allListed() {
+		return nil, fmt.Errorf("prune needs every location: a location's indexes or packs could not be listed")
+	}
+	if err := refuseUnopened("index object", st.unopened); err != nil {
+		return nil, err
+	}
+	idx := st.idx
 	keep := map[Hash]bool{}
-	for _, s := range snaps {
-		for _, st := range s.Manifest.Streams {
-			for _, id := range st.Blobs {
-				bl, ok := idx.Lookup(id)
-				if !ok {
+	for _, s := range ss.snaps {
+		for _, stream := range s.Manifest.Streams {
+			for _, id := range stream.Blobs {
+				cands := idx.Candidates(id)
+				if len(cands) == 0 {
 					return nil, fmt.Errorf("snapshot %s needs blob %s that no index lists: refusing to prune (run check)", s.ID.Short(), id)
 				}
-				keep[bl.Pack] = true
+				found := false
+				for _, c := range cands {
+					if st.present[c.Pack] {
+						keep[c.Pack] = true
+						found = true
+					}
+				}
+				if !found {
+					return nil, fmt.Errorf("snapshot %s needs blob %s whose packs are at no location (a damaged snapshot, or a forgotten snapshot's manifest put back): refusing to prune; run check, and forget the snapshot if it should not exist", s.ID.Short(), id)
+				}
 			}
 		}
-	}
-	type locState struct {
-		packs, indexes map[Hash]int64
-	}
-	states := make([]locState, len(r.locs))
-	for i, l := range r.locs {
-		p, err := r.listNames(ctx, l, kindData)
-		if err != nil {
-			return nil, fmt.Errorf("prune needs every location: %w", err)
-		}
-		x, err := r.listNames(ctx, l, kindIndex)
-		if err != nil {
-			return nil, fmt.Errorf("prune needs every location: %w", err)
-		}
-		states[i] = locState{p, x}
 	}
 
 	byPack := idx.byPack()
 	var kept []PackBlobs
 	for h := range keep {
-		entries := byPack[h]
-		sort.Slice(entries, func(i, j int) bool { return entries[i].Offset < entries[j].Offset })
-		kept = append(kept, PackBlobs{Pack: h, Blobs: entries})
+		kept = append(kept, PackBlobs{Pack: h, Blobs: byPack[h]})
 	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].Pack.String() < kept[j].Pack.String() })
-	res := &PruneResult{Snapshots: len(snaps), PacksKept: len(kept), DryRun: opts.DryRun}
+	res := &PruneResult{Snapshots: len(ss.snaps), PacksKept: len(kept), DryRun: opts.DryRun}
 
+	// The compacted index supersedes every index object opened now and
+	// every one superseded before.
+	supersede := map[Hash]bool{}
+	for h := range st.superseded {
+		supersede[h] = true
+	}
+	for h := range st.live {
+		supersede[h] = true
+	}
 	var newIndex Hash
 	var indexData []byte
-	existing := map[Hash]bool{}
-	for _, st := range states {
-		for h := range st.indexes {
-			existing[h] = true
+	if h, ok := reusableIndex(st, byPack, keep); ok {
+		// One current index already describes exactly the kept packs and
+		// supersedes everything listed: rewriting it would only churn
+		// objects (and pile up locked ones under Object Lock).
+		newIndex = h
+		delete(supersede, h)
+	} else if len(kept) > 0 || len(supersede) > 0 {
+		names := make([]Hash, 0, len(supersede))
+		for h := range supersede {
+			names = append(names, h)
 		}
-	}
-	switch {
-	case len(existing) == 1 && len(byPack) == len(keep):
-		// One index already describes exactly the kept packs: rewriting it
-		// would only churn objects (and pile up locked ones under Object
-		// Lock).
-		for h := range existing {
-			newIndex = h
-		}
-	case len(kept) > 0:
-		indexData = r.meta.seal(adIndex, encodeIndex(kept))
+		sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() })
+		indexData = r.meta.seal(r.adIndex, encodeIndex(names, kept))
 		newIndex = sha256.Sum256(indexData)
 	}
 	now := r.now()
 	for i, l := range r.locs {
-		st := states[i]
-		for h := range st.indexes {
-			if h != newIndex {
+		for h := range st.indexes[i] {
+			if supersede[h] && h != newIndex {
 				res.IndexesDeleted++
 			}
 		}
-		for h, size := range st.packs {
+		for h, size := range st.packs[i] {
 			if !keep[h] {
 				if _, indexed := byPack[h]; !indexed && opts.Grace > 0 {
 					if oi, err := l.Stat(ctx, objectName(r.tenant, kindData, h)); err == nil && now.Sub(oi.ModTime) < opts.Grace {
@@ -152,7 +171,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 		return res, nil
 	}
 
-	// 1. the compacted index everywhere, 2. old indexes, 3. packs.
+	// 1. the compacted index everywhere, 2. superseded indexes, 3. packs.
+	// Planted objects (st.planted, ss.planted) are left alone: check
+	// reports them, an operator removes them.
 	if indexData != nil {
 		put := r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
 			return l.Put(ctx, objectName(r.tenant, kindIndex, newIndex), indexData)
@@ -162,28 +183,19 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 		}
 	}
 	for i, l := range r.locs {
-		for h := range states[i].indexes {
-			if h == newIndex {
+		for h := range st.indexes[i] {
+			if h == newIndex || !supersede[h] {
 				continue
 			}
-			if err := l.Delete(ctx, objectName(r.tenant, kindIndex, h)); err != nil {
-				if !r.retained(res, err) {
-					return nil, fmt.Errorf("prune: %w", err)
-				}
-				// A retained index still feeds deduplication: the packs
-				// it names must stay as long as it does.
-				packs, err := r.readIndexObject(ctx, h)
-				if err != nil {
-					return nil, fmt.Errorf("prune: retained index %s: %w", h.Short(), err)
-				}
-				for _, p := range packs {
-					keep[p.Pack] = true
-				}
+			// A superseded index that Object Lock keeps is ignored by
+			// every reader: its packs need not stay.
+			if err := l.Delete(ctx, objectName(r.tenant, kindIndex, h)); err != nil && !r.retained(res, err) {
+				return nil, fmt.Errorf("prune: %w", err)
 			}
 		}
 	}
 	for i, l := range r.locs {
-		for h := range states[i].packs {
+		for h := range st.packs[i] {
 			if keep[h] {
 				continue
 			}
@@ -210,9 +222,50 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 		}
 	}
 	// The in-memory index now describes the kept packs only.
-	r.setIndex(newIndexFrom(kept))
+	x := newIndexFrom(kept)
+	x.superseded = supersede
+	r.setIndex(x)
 	r.log.Info("pruned", "packs_deleted", res.PacksDeleted, "bytes_freed", res.BytesFreed, "packs_kept", res.PacksKept)
 	return res, nil
+}
+
+// refuseUnopened is prune's conservative rule: while an object it needs to
+// see does not open anywhere, and is not proven planted, it deletes
+// nothing.
+func refuseUnopened(what string, unopened map[Hash]string) error {
+	if len(unopened) == 0 {
+		return nil
+	}
+	var names []string
+	for h := range unopened {
+		names = append(names, h.String())
+	}
+	sort.Strings(names)
+	return fmt.Errorf("prune refused, nothing deleted: %d %s(s) open at no location (%s): run `kluis check` and repair or remove them: %w",
+		len(unopened), what, strings.Join(names, ", "), ErrCorrupt)
+}
+
+// reusableIndex returns the one live index when it is version 2, describes
+// exactly the kept packs, and nothing listed needs superseding.
+func reusableIndex(st *indexState, byPack map[Hash][]BlobEntry, keep map[Hash]bool) (Hash, bool) {
+	if len(st.live) != 1 || len(byPack) != len(keep) {
+		return Hash{}, false
+	}
+	var h Hash
+	for k, x := range st.live {
+		if x.Version < indexVersion {
+			return Hash{}, false
+		}
+		h = k
+	}
+	for _, names := range st.indexes {
+		for n := range names {
+			if n != h && !st.planted[n] && !st.superseded[n] {
+				return Hash{}, false
+			}
+		}
+	}
+	return h, true
 }
 
 // retained reports whether a Delete failed only because Object Lock

@@ -3,6 +3,7 @@ package repo
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -89,18 +90,40 @@ func (r *Repo) fetchPack(ctx context.Context, h Hash) ([]byte, error) {
 	return data, nil
 }
 
-// LoadBlob returns a blob's plaintext, appended to dst. The pack's copy at
-// each location is tried in turn; a pack that verifies but whose blob does
+// LoadBlob returns a blob's plaintext, appended to dst. Every candidate
+// place the index names is tried in turn (those in packs present at some
+// location first), and each pack's copy at each location: a missing or
+// damaged pack is read around. A pack that verifies but whose blob does
 // not open is reported as corrupt.
 func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, error) {
 	idx, err := r.Index(ctx)
 	if err != nil {
 		return nil, err
 	}
-	bl, ok := idx.Lookup(id)
-	if !ok {
+	cands := idx.Candidates(id)
+	if len(cands) == 0 {
+		if len(idx.unopened) > 0 {
+			return nil, fmt.Errorf("blob %s is in no index object of tenant %s that opens; these open at no location: %s: %w", id, r.tenant, strings.Join(idx.unopened, "; "), ErrCorrupt)
+		}
 		return nil, fmt.Errorf("blob %s is not in the index of tenant %s: %w", id, r.tenant, ErrNotFound)
 	}
+	var firstErr error
+	for _, bl := range cands {
+		plain, err := r.loadBlobAt(ctx, id, bl, dst)
+		if err == nil {
+			return plain, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, firstErr
+}
+
+func (r *Repo) loadBlobAt(ctx context.Context, id chunk.ID, bl BlobLocation, dst []byte) ([]byte, error) {
 	data, err := r.packs.get(ctx, bl.Pack)
 	if err != nil {
 		return nil, err
@@ -114,6 +137,56 @@ func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, e
 		return nil, fmt.Errorf("pack %s: %w", bl.Pack, errors.Join(err, ErrCorrupt))
 	}
 	return plain, nil
+}
+
+// readPackOpened returns a pack, for copying to another location, from the
+// first location whose copy matches its name, whose header authenticates
+// and decodes and whose every blob opens.
+func (r *Repo) readPackOpened(ctx context.Context, h Hash) ([]byte, error) {
+	name := objectName(r.tenant, kindData, h)
+	var problems []string
+	notFound, planted := true, false
+	for _, l := range r.locs {
+		data, err := readContent(ctx, l, name, r.maxPackObject(), h)
+		if err == nil {
+			err = r.verifyPack(h, data)
+		}
+		r.noteRead(l, name, err)
+		if err == nil {
+			return data, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		problems = append(problems, fmt.Sprintf("%s: %v", l.Name(), err))
+		notFound = notFound && errors.Is(err, ErrNotFound)
+		planted = planted || errors.Is(err, errPlanted)
+	}
+	switch {
+	case notFound:
+		return nil, fmt.Errorf("%s: missing at every location: %w", name, ErrNotFound)
+	case planted:
+		return nil, fmt.Errorf("%s: %s: %w: %w", name, strings.Join(problems, "; "), errPlanted, ErrCorrupt)
+	}
+	return nil, fmt.Errorf("%s: no good copy: %s: %w", name, strings.Join(problems, "; "), ErrCorrupt)
+}
+
+// verifyPack checks a whole pack: its name, its header, every blob.
+func (r *Repo) verifyPack(h Hash, data []byte) error {
+	if sha256.Sum256(data) != h {
+		return fmt.Errorf("content does not match its name: %w", ErrCorrupt)
+	}
+	entries, err := parsePack(r.meta, h, data)
+	if err != nil {
+		return fmt.Errorf("%w: %v: %w", errPlanted, err, ErrCorrupt)
+	}
+	var buf []byte
+	for _, e := range entries {
+		if buf, err = r.sealer.Open(buf[:0], e.ID, data[e.Offset:e.Offset+e.Length]); err != nil {
+			return fmt.Errorf("%w: blob %s: %v: %w", errPlanted, e.ID, err, ErrCorrupt)
+		}
+	}
+	return nil
 }
 
 // StreamReader returns the plaintext of a snapshot stream. Blobs are

@@ -235,11 +235,8 @@ func (r *Repo) confirmKey(ctx context.Context) error {
 	const tries = 3
 	sealed, opened := 0, 0
 	for _, l := range r.locs {
-		for _, k := range []struct {
-			kind, ad string
-			max      int64
-		}{{kindSnapshot, adManifest, maxManifest}, {kindIndex, adIndex, maxIndexObject}} {
-			names, err := r.listNames(ctx, l, k.kind)
+		for _, kind := range []string{kindSnapshot, kindIndex} {
+			names, err := r.listNames(ctx, l, kind)
 			if err != nil {
 				continue
 			}
@@ -250,7 +247,8 @@ func (r *Repo) confirmKey(ctx context.Context) error {
 					break
 				}
 				n++
-				if _, err := r.readLocal(ctx, l, k.kind, h, k.max, k.ad, func(b []byte) (any, error) { return b, nil }); err == nil {
+				// either associated data version (docs/format.md, "Index")
+				if _, err := r.openAt(ctx, l, r.spec(kind), h); err == nil {
 					opened++
 				}
 			}

@@ -71,6 +71,13 @@ type Repo struct {
 	index   *Index
 
 	packs *packCache
+
+	// adIndex and adManifest are the associated data new index objects
+	// and manifests are sealed under: bound to tenant and repository.
+	adIndex, adManifest string
+
+	damageMu sync.Mutex
+	damage   map[string]Damage // by location and object name
 }
 
 // Tenant returns the tenant id.
@@ -179,6 +186,8 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 	r := &Repo{tenant: tenant, cfg: cfg, key: key, sealer: s, meta: ms, locs: locs,
 		log: opts.Logger.With("tenant", tenant), now: opts.Now, master: opts.Master}
 	r.packs = newPackCache(r, 4*cfg.PackSize)
+	r.adIndex = boundAD(adIndexV2, tenant, cfg.ID)
+	r.adManifest = boundAD(adManifestV2, tenant, cfg.ID)
 	return r, nil
 }
 
@@ -389,6 +398,7 @@ func (r *Repo) readVerified(ctx context.Context, kind string, h Hash, max int64)
 	notFound := true
 	for _, l := range r.locs {
 		data, err := readContent(ctx, l, name, max, h)
+		r.noteRead(l, name, err)
 		if err == nil {
 			// An object a location does not hold (a degraded snapshot, a
 			// pack written while it was down) is not a bad copy: say which
@@ -452,49 +462,137 @@ func (r *Repo) setIndex(x *Index) {
 }
 
 func (r *Repo) loadIndex(ctx context.Context) (*Index, error) {
-	names := map[Hash]bool{}
-	listed := 0
-	for _, l := range r.locs {
+	st, err := r.loadIndexState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.idx, nil
+}
+
+// indexState is what loading the index found.
+type indexState struct {
+	idx *Index
+	// live are the index objects in use: opened, and superseded by none.
+	live map[Hash]*indexObject
+	// superseded are the names a live index's supersedes list holds.
+	superseded map[Hash]bool
+	// unopened are listed index objects with no usable copy that are not
+	// proven planted (damaged everywhere, or unreadable now).
+	unopened map[Hash]string
+	// planted are listed objects proven planted.
+	planted map[Hash]bool
+	// indexes and packs are the listings, per location (nil: not listed).
+	indexes, packs []map[Hash]int64
+	// present are the packs listed at some location.
+	present map[Hash]bool
+}
+
+// allListed reports whether every location was listed.
+func (st *indexState) allListed() bool {
+	for i := range st.indexes {
+		if st.indexes[i] == nil || st.packs[i] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// loadIndexState lists index objects and packs at every location and
+// builds the index from the live index objects: those that open at some
+// location (damaged copies are read around) and that no other live index
+// supersedes. An index that opens nowhere is skipped and reported, never a
+// global error; a candidate in a pack listed nowhere is marked missing.
+func (r *Repo) loadIndexState(ctx context.Context) (*indexState, error) {
+	st := &indexState{
+		live: map[Hash]*indexObject{}, superseded: map[Hash]bool{}, unopened: map[Hash]string{},
+		planted: map[Hash]bool{}, present: map[Hash]bool{},
+		indexes: make([]map[Hash]int64, len(r.locs)), packs: make([]map[Hash]int64, len(r.locs)),
+	}
+	sizes := map[Hash]int64{}
+	listed, packsListed := 0, 0
+	for i, l := range r.locs {
 		ns, err := r.listNames(ctx, l, kindIndex)
 		if err != nil {
 			r.log.Warn("cannot list index objects", "location", l.Name(), "err", err)
 			continue
 		}
+		st.indexes[i] = ns
+		r.forgetUnlisted(l, kindIndex, ns)
 		listed++
-		for h := range ns {
-			names[h] = true
+		for h, size := range ns {
+			sizes[h] = max(sizes[h], size)
+		}
+		ps, err := r.listNames(ctx, l, kindData)
+		if err != nil {
+			r.log.Warn("cannot list packs", "location", l.Name(), "err", err)
+			continue
+		}
+		st.packs[i] = ps
+		r.forgetUnlisted(l, kindData, ps)
+		packsListed++
+		for h := range ps {
+			st.present[h] = true
 		}
 	}
 	if listed == 0 {
 		return nil, fmt.Errorf("tenant %s: no location could be listed", r.tenant)
 	}
-	x := newIndex()
-	for h := range names {
-		packs, err := r.readIndexObject(ctx, h)
+	// Largest first: compacted indexes, whose supersedes lists spare
+	// reading the objects they replaced.
+	names := make([]Hash, 0, len(sizes))
+	for h := range sizes {
+		names = append(names, h)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if sizes[names[i]] != sizes[names[j]] {
+			return sizes[names[i]] > sizes[names[j]]
+		}
+		return names[i].String() < names[j].String()
+	})
+	opened := map[Hash]*indexObject{}
+	for _, h := range names {
+		if st.superseded[h] {
+			continue
+		}
+		v, err := r.readOpened(ctx, kindIndex, h)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, errPlanted) {
+				st.planted[h] = true
+			} else {
+				st.unopened[h] = err.Error()
+			}
+			r.log.Warn("index object skipped: no location has a copy that opens", "index", h.String(), "err", err)
+			continue
 		}
-		for _, p := range packs {
-			x.add(p)
+		x := v.(*indexObject)
+		opened[h] = x
+		for _, s := range x.Supersedes {
+			if s != h {
+				st.superseded[s] = true
+			}
 		}
 	}
-	return x, nil
-}
-
-func (r *Repo) readIndexObject(ctx context.Context, h Hash) ([]PackBlobs, error) {
-	data, err := r.readVerified(ctx, kindIndex, h, maxIndexObject)
-	if err != nil {
-		return nil, err
+	idx := newIndex()
+	for h, x := range opened {
+		if st.superseded[h] {
+			continue
+		}
+		st.live[h] = x
+		idx.addAll(x.Packs)
 	}
-	plain, err := r.meta.open(adIndex, data)
-	if err != nil {
-		return nil, fmt.Errorf("index %s: does not decrypt (damaged, or another tenant's): %w", h, ErrCorrupt)
+	if packsListed > 0 {
+		idx.setPresent(st.present)
 	}
-	packs, err := decodeIndex(plain)
-	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", h, err)
+	idx.superseded = st.superseded
+	for h, problem := range st.unopened {
+		idx.unopened = append(idx.unopened, fmt.Sprintf("index %s: %s", h, problem))
 	}
-	return packs, nil
+	sort.Strings(idx.unopened)
+	st.idx = idx
+	return st, nil
 }
 
 // SnapshotInfo is a snapshot and the locations that hold it.
@@ -506,17 +604,37 @@ type SnapshotInfo struct {
 
 // Snapshots lists every snapshot at any location, oldest first, with the
 // locations where each is committed. A manifest that no location can
-// provide intact is reported as an error.
+// provide intact is skipped and reported (Damage), never a global error:
+// one location's damage must not hide the other's snapshots.
 func (r *Repo) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
+	st, err := r.snapshotState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.snaps, nil
+}
+
+// snapshotState is what listing snapshots found.
+type snapshotState struct {
+	snaps     []SnapshotInfo
+	unopened  map[Hash]string
+	planted   map[Hash]bool
+	allListed bool
+}
+
+func (r *Repo) snapshotState(ctx context.Context) (*snapshotState, error) {
+	st := &snapshotState{unopened: map[Hash]string{}, planted: map[Hash]bool{}, allListed: true}
 	where := map[Hash][]string{}
 	listed := 0
 	for _, l := range r.locs {
 		ns, err := r.listNames(ctx, l, kindSnapshot)
 		if err != nil {
 			r.log.Warn("cannot list snapshots", "location", l.Name(), "err", err)
+			st.allListed = false
 			continue
 		}
 		listed++
+		r.forgetUnlisted(l, kindSnapshot, ns)
 		for h := range ns {
 			where[h] = append(where[h], l.Name())
 		}
@@ -524,53 +642,71 @@ func (r *Repo) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
 	if listed == 0 {
 		return nil, fmt.Errorf("tenant %s: no location could be listed", r.tenant)
 	}
-	out := make([]SnapshotInfo, 0, len(where))
+	st.snaps = make([]SnapshotInfo, 0, len(where))
 	for h, ls := range where {
 		m, err := r.LoadManifest(ctx, h)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, errPlanted) {
+				st.planted[h] = true
+			} else {
+				st.unopened[h] = err.Error()
+			}
+			r.log.Warn("snapshot skipped: no location has a copy that opens", "snapshot", h.String(), "err", err)
+			continue
 		}
-		sort.Strings(ls)
-		out = append(out, SnapshotInfo{ID: h, Manifest: m, Locations: ls})
+		// A location whose copy is damaged does not hold the snapshot.
+		var good []string
+		for _, name := range ls {
+			if !r.damagedAt(name, objectName(r.tenant, kindSnapshot, h)) {
+				good = append(good, name)
+			}
+		}
+		sort.Strings(good)
+		st.snaps = append(st.snaps, SnapshotInfo{ID: h, Manifest: m, Locations: good})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Manifest, out[j].Manifest
+	sort.Slice(st.snaps, func(i, j int) bool {
+		a, b := st.snaps[i].Manifest, st.snaps[j].Manifest
 		if !a.Started.Equal(b.Started) {
 			return a.Started.Before(b.Started)
 		}
-		return out[i].ID.String() < out[j].ID.String()
+		return st.snaps[i].ID.String() < st.snaps[j].ID.String()
 	})
-	return out, nil
+	return st, nil
 }
 
-// LoadManifest reads and decrypts a snapshot manifest.
+// LoadManifest reads, authenticates and decodes a snapshot manifest from
+// the first location whose copy opens.
 func (r *Repo) LoadManifest(ctx context.Context, id Hash) (*Manifest, error) {
-	data, err := r.readVerified(ctx, kindSnapshot, id, maxManifest)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := r.meta.open(adManifest, data)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: does not decrypt (damaged, or another tenant's): %w", id, ErrCorrupt)
-	}
-	m, err := decodeManifest(plain, r.tenant)
+	v, err := r.readOpened(ctx, kindSnapshot, id)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}
-	return m, nil
+	return v.(*Manifest), nil
 }
 
 // FindSnapshot resolves "latest", a full ID or a unique prefix of at least
 // 4 hex digits.
 func (r *Repo) FindSnapshot(ctx context.Context, ref string) (SnapshotInfo, error) {
-	snaps, err := r.Snapshots(ctx)
+	st, err := r.snapshotState(ctx)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
+	snaps := st.snaps
 	if len(snaps) == 0 {
+		if len(st.unopened) > 0 {
+			return SnapshotInfo{}, fmt.Errorf("tenant %s has no snapshot that opens: %s: %w", r.tenant, describeUnopened(st.unopened), ErrCorrupt)
+		}
 		return SnapshotInfo{}, fmt.Errorf("tenant %s has no snapshots: %w", r.tenant, ErrNotFound)
 	}
 	if ref == "" || ref == "latest" {
+		if len(st.unopened) > 0 {
+			// Its time is unknown: it may be newer than the one returned.
+			r.log.Warn("latest is the newest snapshot that opens; some manifests open at no location (run check)",
+				"snapshot", snaps[len(snaps)-1].ID.String(), "unopened", len(st.unopened))
+		}
 		return snaps[len(snaps)-1], nil
 	}
 	if len(ref) < 4 {
@@ -584,9 +720,27 @@ func (r *Repo) FindSnapshot(ctx context.Context, ref string) (SnapshotInfo, erro
 	}
 	switch len(found) {
 	case 0:
+		for h, problem := range st.unopened {
+			if strings.HasPrefix(h.String(), strings.ToLower(ref)) {
+				return SnapshotInfo{}, fmt.Errorf("tenant %s: snapshot %s opens at no location: %s: %w", r.tenant, ref, problem, ErrCorrupt)
+			}
+		}
 		return SnapshotInfo{}, fmt.Errorf("tenant %s has no snapshot %s: %w", r.tenant, ref, ErrNotFound)
 	case 1:
 		return found[0], nil
 	}
 	return SnapshotInfo{}, fmt.Errorf("snapshot %q is ambiguous (%d match): give more digits", ref, len(found))
+}
+
+// describeUnopened lists objects that opened nowhere, for an error.
+func describeUnopened(m map[Hash]string) string {
+	var parts []string
+	for _, problem := range m {
+		parts = append(parts, problem)
+	}
+	sort.Strings(parts)
+	if len(parts) > 3 {
+		parts = append(parts[:3], fmt.Sprintf("and %d more", len(parts)-3))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -17,7 +17,11 @@ type SyncResult struct {
 	Copied int   `json:"objects_copied"`
 	Bytes  int64 `json:"bytes_copied"`
 	// Missing counts objects still absent here after the sync.
-	Missing int    `json:"missing"`
+	Missing int `json:"missing"`
+	// Refused counts objects another location lists that were not copied
+	// here because they were proven planted there (they match their name
+	// but this repository never sealed them). They are not missing.
+	Refused int    `json:"refused,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
 
@@ -32,9 +36,12 @@ var syncKinds = []string{kindKeys, kindData, kindIndex, kindSnapshot}
 // packs, indexes and snapshot manifests that another location holds. The
 // objects are content-addressed, so what a location lacks is a set
 // difference of names. Each copy is read from a location whose copy
-// verifies (readVerified), written, read back and verified again. A
-// location that cannot be listed or written is reported, not fatal; the
-// caller decides from Complete.
+// verifies, authenticates and decodes (a pack's header and every blob, an
+// index or manifest whole, a key file's envelope), written, read back and
+// verified again: nothing damaged or planted at one location reaches
+// another. Superseded index objects are not copied. A location that
+// cannot be listed or written is reported, not fatal; the caller decides
+// from Complete.
 //
 // The caller should hold the tenant lock (shared is enough: sync only
 // adds objects, exactly what a backup does).
@@ -70,6 +77,17 @@ func (r *Repo) Sync(ctx context.Context) ([]SyncResult, error) {
 	}
 	if listed == 0 {
 		return out, fmt.Errorf("tenant %s: no location could be listed", r.tenant)
+	}
+	// Superseded index objects (put back by a location, or kept by Object
+	// Lock) are never copied.
+	superseded := map[Hash]bool{}
+	if st, err := r.loadIndexState(ctx); err == nil {
+		superseded = st.superseded
+	} else if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	for h := range superseded {
+		delete(union[kindIndex], h)
 	}
 	for i, l := range r.locs {
 		if have[i] == nil {
@@ -118,7 +136,11 @@ func (r *Repo) syncLocation(ctx context.Context, l Location, have map[string]map
 				fail(ctx.Err())
 				return
 			}
-			data, err := r.readVerified(ctx, k, h, r.maxObject(k))
+			data, err := r.readForCopy(ctx, k, h)
+			if errors.Is(err, errPlanted) {
+				res.Refused++
+				continue
+			}
 			if err != nil {
 				fail(fmt.Errorf("read %s: %w", objectName(r.tenant, k, h), err))
 				continue
@@ -155,6 +177,25 @@ func (r *Repo) copyObject(ctx context.Context, l Location, name string, data []b
 	res.Bytes += int64(len(data))
 	r.log.Info("sync: copied", "location", l.Name(), "object", name, "bytes", len(data))
 	return nil
+}
+
+// readForCopy reads an object to copy to another location: only a copy
+// that verifies, authenticates and decodes.
+func (r *Repo) readForCopy(ctx context.Context, kind string, h Hash) ([]byte, error) {
+	switch kind {
+	case kindData:
+		return r.readPackOpened(ctx, h)
+	case kindIndex, kindSnapshot:
+		return r.readSealedVerified(ctx, kind, h)
+	}
+	data, err := r.readVerified(ctx, kind, h, r.maxObject(kind))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := decodeKeyFileEnvelope(data); err != nil {
+		return nil, fmt.Errorf("%s: matches its name but is not a key file: %v: %w: %w", objectName(r.tenant, kind, h), err, errPlanted, ErrCorrupt)
+	}
+	return data, nil
 }
 
 func (r *Repo) maxObject(kind string) int64 {

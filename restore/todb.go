@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -36,6 +37,12 @@ type DBResult struct {
 	// fingerprint: the restore time objective measured.
 	Duration float64 `json:"duration_seconds"`
 	OK       bool    `json:"ok"`
+	// Privileges says which owners and privileges were applied or skipped;
+	// nil for a snapshot that recorded none (older, or not PostgreSQL).
+	Privileges *source.PrivilegesReport `json:"privileges,omitempty"`
+	// Schema compares the restored objects, owners and privileges with the
+	// snapshot's; nil when the snapshot recorded none.
+	Schema *source.SchemaCheck `json:"schema,omitempty"`
 }
 
 // Mismatches returns the tables whose fingerprint differs.
@@ -55,11 +62,22 @@ type DBOptions struct {
 	Parallel int
 	// Progress is called as tables finish.
 	Progress func(done, total int)
+	// Roles says whether the snapshot's owners and privileges are applied
+	// (source.RolesApply, the default) or skipped and reported.
+	Roles source.RolesMode
 }
+
+// LargeObjectsCheck is the name of the TableCheck of a snapshot's large
+// objects.
+const LargeObjectsCheck = "(large objects)"
 
 // ErrFingerprintMismatch is returned when a restored table differs from
 // what was backed up.
 var ErrFingerprintMismatch = errors.New("restored table differs from the snapshot")
+
+// ErrSchemaMismatch is returned when the restored objects, owners or
+// privileges differ from what the snapshot recorded.
+var ErrSchemaMismatch = errors.New("restored schema differs from the snapshot")
 
 // ToDatabase restores a database snapshot into target: the pre-data
 // schema, every table (in parallel), the post-data schema (indexes,
@@ -139,8 +157,54 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var loCheck *TableCheck
+	if ls, ok := m.Stream(backup.LargeObjectsStream); ok {
+		lt, ok := capability[source.LargeObjectTarget](target)
+		if !ok {
+			return nil, fmt.Errorf("snapshot %s holds large objects, which this target cannot load", snap.ID.Short())
+		}
+		var want source.TableResult
+		if err := json.Unmarshal(ls.Meta, &want); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", ls.Name, repo.ErrCorrupt)
+		}
+		loCheck = &TableCheck{Table: LargeObjectsCheck, Rows: want.Rows, Bytes: ls.Size, Expected: want.Fingerprint}
+		t0 := time.Now()
+		rd := r.StreamReader(ctx, ls)
+		err := lt.LoadLargeObjects(ctx, rd)
+		rd.Close()
+		if err != nil {
+			return nil, fmt.Errorf("large objects: %w", err)
+		}
+		loCheck.LoadSeconds = time.Since(t0).Seconds()
+	}
 	if err := applySchema(ctx, r, target, post); err != nil {
 		return nil, fmt.Errorf("post-data schema: %w", err)
+	}
+	if ps, ok := m.Stream(backup.PrivilegesStream); ok {
+		mode := opts.Roles
+		if mode == "" {
+			mode = source.RolesApply
+		}
+		pt, ok := capability[source.PrivilegeTarget](target)
+		rd := r.StreamReader(ctx, ps)
+		var rep *source.PrivilegesReport
+		var err error
+		switch {
+		case ok:
+			rep, err = pt.ApplyPrivileges(ctx, rd, mode)
+		case mode == source.RolesSkip:
+			var p *source.Privileges
+			if p, err = source.DecodePrivileges(rd); err == nil {
+				rep = source.SkipPrivileges(p)
+			}
+		default:
+			err = fmt.Errorf("snapshot %s records owners and privileges, which this target cannot apply (restore with --roles skip)", snap.ID.Short())
+		}
+		rd.Close()
+		if err != nil {
+			return nil, fmt.Errorf("owners and privileges: %w", err)
+		}
+		res.Privileges = rep
 	}
 	// Every table read back and fingerprinted, opts.Parallel at a time.
 	fpErrs := make([]error, len(tables))
@@ -164,6 +228,35 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	if err := errors.Join(fpErrs...); err != nil {
 		return nil, err
 	}
+	if loCheck != nil {
+		lt, _ := capability[source.LargeObjectTarget](target)
+		got, err := lt.FingerprintLargeObjects(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("fingerprint of restored large objects: %w", err)
+		}
+		loCheck.Got, loCheck.RowsRestored = got.Fingerprint, got.Rows
+		loCheck.Match = got.Fingerprint == loCheck.Expected && got.Rows == loCheck.Rows
+		checks = append(checks, *loCheck)
+	}
+	if ps, ok := m.Stream(backup.PrivilegesStream); ok {
+		if sr, ok := capability[source.SchemaReader](target); ok {
+			rd := r.StreamReader(ctx, ps)
+			want, err := source.DecodePrivileges(rd)
+			rd.Close()
+			if err != nil {
+				return nil, fmt.Errorf("stream %s: %w", ps.Name, err)
+			}
+			got, err := sr.ReadPrivileges(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("reading back owners and privileges: %w", err)
+			}
+			mode := source.RolesApply
+			if res.Privileges != nil {
+				mode = res.Privileges.Mode
+			}
+			res.Schema = source.CompareSchema(want, got, mode)
+		}
+	}
 	for _, c := range checks {
 		res.Bytes += c.Bytes
 		res.Rows += c.RowsRestored
@@ -174,8 +267,30 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	if bad := res.Mismatches(); len(bad) > 0 {
 		return res, fmt.Errorf("%w: %s", ErrFingerprintMismatch, strings.Join(bad, ", "))
 	}
+	if res.Schema != nil && !res.Schema.OK() {
+		return res, fmt.Errorf("%w: %s", ErrSchemaMismatch, res.Schema.Summary())
+	}
 	res.OK = true
 	return res, nil
+}
+
+// Unwrapper is a Target that decorates another (a restore test watches
+// its target): ToDatabase looks through it for optional capabilities.
+type Unwrapper interface{ Unwrap() source.Target }
+
+// capability returns target, or the first target it decorates, as a T.
+func capability[T any](target source.Target) (T, bool) {
+	for {
+		if c, ok := target.(T); ok {
+			return c, true
+		}
+		u, ok := target.(Unwrapper)
+		if !ok {
+			var zero T
+			return zero, false
+		}
+		target = u.Unwrap()
+	}
 }
 
 func applySchema(ctx context.Context, r *repo.Repo, target source.Target, s *repo.Stream) error {

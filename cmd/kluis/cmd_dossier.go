@@ -134,7 +134,7 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	}
 	fmt.Fprintf(g.stdout, "dossier %s of tenant %s in snapshot %s (%s): %d rows\n", *id, *tenant, s.snap.ID.Short(), s.snap.Manifest.Started.Format("2006-01-02 15:04 MST"), res.Rows)
 	for _, t := range res.Tables {
-		fmt.Fprintf(g.stdout, "  %-40s %8d\n", t.Table, t.Rows)
+		fmt.Fprintf(g.stdout, "  %-40s %8d  member by %s\n", t.Table, t.Rows, t.Via)
 	}
 	if len(res.Shared) > 0 {
 		fmt.Fprintln(g.stdout, "shared rows it refers to (not part of the dossier; they must exist in a restore target):")
@@ -153,7 +153,7 @@ func shortList(xs []string, n int) string {
 }
 
 func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("dossier restore", "--tenant T --snapshot ID|latest --id K --reason TEXT (--format sql|json --out FILE | --into PATH-OR-DSN | --into-dsn-file FILE) [--on-conflict fail|skip]")
+	fs := g.flags("dossier restore", "--tenant T --snapshot ID|latest --id K --reason TEXT (--format sql|json --out FILE | --into PATH-OR-DSN | --into-dsn-file FILE) [--on-conflict fail|skip] [--triggers check|disable|fire]")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	snapshot := fs.String("snapshot", "latest", "snapshot `id` (a unique prefix) or latest")
 	id := fs.String("id", "", "the dossier's root key `value` (e.g. the client id)")
@@ -164,6 +164,7 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 	into := fs.String("into", "", "insert into this live database: a sqlite `file`, or a postgres or mariadb DSN without a password")
 	intoDSNFile := fs.String("into-dsn-file", "", "read the postgres or mariadb target DSN from `file` (mode 0600)")
 	onConflict := fs.String("on-conflict", "fail", "rows that already exist in the target: fail or skip")
+	triggers := fs.String("triggers", "check", "--into: the target's triggers fire and a changed row rolls back (`check`), rows go in as they were (disable), or triggers fire and changes are listed (fire)")
 	override := fs.String("override-erasure", "", "restore an erased dossier anyway, for this `reason` (recorded)")
 	if err := g.parse(fs, args); err != nil {
 		return err
@@ -190,6 +191,10 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 	if oc != dossier.ConflictFail && oc != dossier.ConflictSkip {
 		return usageErrorf("--on-conflict %q: want fail or skip", *onConflict)
 	}
+	tmode, err := dossier.ParseTriggerMode(*triggers)
+	if err != nil {
+		return usageErrorf("--triggers: %v", err)
+	}
 	if *into != "" && appliance.DSNHasPassword(*into) {
 		return usageErrorf("--into must not carry a password (it would show in the process list and shell history): use --into-dsn-file, or PGPASSFILE/PGPASSWORD (postgres), MYSQL_PWD (mariadb)")
 	}
@@ -211,7 +216,7 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 	s.rec.Reason, s.rec.Override = *reason, *override
 	var summary string
 	if err == nil {
-		summary, err = dossierRestore(ctx, s, *id, *format, *out, *into, *intoDSNFile, oc, *override)
+		summary, err = dossierRestore(ctx, s, *id, *format, *out, *into, *intoDSNFile, dossier.IntoOptions{OnConflict: oc, Triggers: tmode}, *override)
 	}
 	if err := s.logAccess(err); err != nil {
 		return err
@@ -220,7 +225,8 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 	return nil
 }
 
-func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, into, intoDSNFile string, oc dossier.OnConflict, override string) (string, error) {
+func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, into, intoDSNFile string, opts dossier.IntoOptions, override string) (string, error) {
+	oc := opts.OnConflict
 	erasures, err := dossier.Erasures(s.a.StateDir(), s.key.Public().(ed25519.PublicKey))
 	if err != nil {
 		return "", err
@@ -278,7 +284,7 @@ func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, int
 			return "", err
 		}
 	}
-	res, err := dossier.RestoreInto(ctx, s.r, m, s.plan, id, where, oc)
+	res, err := dossier.RestoreIntoWith(ctx, s.r, m, s.plan, id, where, opts)
 	if err != nil {
 		return "", err
 	}
@@ -286,6 +292,10 @@ func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, int
 	msg := fmt.Sprintf("restored dossier %s from snapshot %s: %d rows in %d tables inserted in one transaction", id, s.snap.ID.Short(), ins, len(res.Tables))
 	if skip > 0 {
 		msg += fmt.Sprintf(", %d already present and kept", skip)
+	}
+	msg += fmt.Sprintf("; every inserted row read back and compared with the snapshot (--triggers %s)", res.Triggers)
+	for _, d := range res.Differences {
+		msg += "\n  changed by the target (kept, --triggers fire): " + d.String()
 	}
 	return msg, nil
 }

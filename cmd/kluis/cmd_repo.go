@@ -14,6 +14,7 @@ import (
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/restore"
+	"github.com/kluis-nl/kluis/source"
 )
 
 func cmdInit(ctx context.Context, g *globals, args []string) error {
@@ -193,10 +194,15 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	force := fs.Bool("force", false, "replace a non-empty target database")
 	parallel := fs.Int("parallel", 2, "tables loaded at once")
 	from := fs.String("location", "", "read from this `location` first")
+	rolesFlag := fs.String("roles", "apply", "owners and privileges (postgres): `apply` (every role they name must exist on the target) or skip (left out, and listed)")
 	g.jsonFlag(fs)
 	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
 		return err
+	}
+	roles, err := source.ParseRolesMode(*rolesFlag)
+	if err != nil {
+		return usageErrorf("--roles: %v", err)
 	}
 	targets := 0
 	for _, s := range []string{*toDir, *targetPath, *targetDSN, *targetDSNFile} {
@@ -248,7 +254,7 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	}
 	defer target.Close()
 	prog := newProgress(g, "restore "+snap.ID.Short())
-	res, err := restore.ToDatabase(ctx, r, snap, target, restore.DBOptions{Parallel: *parallel, Progress: func(done, total int) {
+	res, err := restore.ToDatabase(ctx, r, snap, target, restore.DBOptions{Parallel: *parallel, Roles: roles, Progress: func(done, total int) {
 		prog.update(int64(done), int64(total), "tables")
 	}})
 	prog.done()
@@ -264,6 +270,12 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	if !g.jsonOut {
 		fmt.Fprintf(g.stdout, "restored snapshot %s: %d tables, %d rows, %s in %.1fs; every table's fingerprint matches the snapshot\n",
 			snap.ID.Short(), len(res.Tables), res.Rows, humanBytes(res.Bytes), res.Duration)
+		if res.Privileges != nil {
+			fmt.Fprintln(g.stdout, res.Privileges.Summary())
+			for _, o := range res.Privileges.SkippedObjects {
+				fmt.Fprintf(g.stdout, "  not restored: owner or privileges of %s\n", o)
+			}
+		}
 	}
 	return nil
 }

@@ -106,6 +106,13 @@ func TestCrashBackup(t *testing.T) {
 	good := e.backup(0, mod)
 	runTime := time.Since(start)
 	e.restoreEqual(good, mod)
+	// The shorter of two runs: the first pays for cold caches, and kills
+	// drawn from a too long window land after the backup finished (on a
+	// loaded machine most did).
+	modifyRegions(t, rng, mod, change)
+	start = time.Now()
+	e.backup(0, mod)
+	runTime = min(runTime, time.Since(start))
 	t.Logf("uninterrupted backup of a modified input: %v; kills are uniform in [0, %v)", runTime.Round(time.Millisecond), runTime.Round(time.Millisecond))
 
 	killed, completed, orphaned, orphans := 0, 0, 0, 0

@@ -49,6 +49,7 @@ policy: {pack_size: 1MiB}
 		Tables []struct {
 			Table string `json:"table"`
 			Rows  int64  `json:"rows"`
+			Via   string `json:"via"`
 		} `json:"tables"`
 		Shared []struct {
 			Table string `json:"table"`
@@ -57,6 +58,10 @@ policy: {pack_size: 1MiB}
 	e.mustJSON(0, &show, "dossier", "show", "--tenant", dossierTenant, "--id", "3", "--operator", "support-jan")
 	if len(show.Tables) < 5 || show.Tables[0].Table != "clients" || show.Tables[0].Rows != 1 || len(show.Shared) == 0 {
 		t.Fatalf("dossier show: %+v", show)
+	}
+	// Issue 16: show says which reference made each table a member.
+	if show.Tables[0].Via != "root (key id)" || !strings.HasPrefix(show.Tables[1].Via, "foreign key ") {
+		t.Errorf("dossier show does not say why each table is a member: %+v", show.Tables)
 	}
 	if r := e.run("dossier", "restore", "--tenant", dossierTenant, "--id", "3", "--out", e.path("d.sql")); r.code != 2 || !strings.Contains(r.stderr, "--reason is required") {
 		t.Errorf("restore without --reason: %v", r)

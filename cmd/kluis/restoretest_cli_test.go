@@ -74,7 +74,7 @@ func TestRestoreTestCLI(t *testing.T) {
 		} `json:"evidence"`
 	}
 	e.mustJSON(0, &out, "restore-test", "--tenant", "praktijk-s", "--json")
-	if rep := out.Report; rep.Verdict != evidence.Pass || rep.Location.Name != "groningen" || len(rep.Checks) != 8 || out.Evidence.Seq != 2 {
+	if rep := out.Report; rep.Verdict != evidence.Pass || rep.Location.Name != "groningen" || len(rep.Checks) != 9 || out.Evidence.Seq != 2 {
 		t.Errorf("second test (JSON): %+v", out)
 	}
 	if r := e.mustRun(0, "status"); !strings.Contains(r.stdout, "passed") || !strings.Contains(r.stdout, "@groningen") {
@@ -97,7 +97,7 @@ func TestRestoreTestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = e.mustRun(1, "restore-test", "--tenant", "praktijk-s", "--location", "amsterdam")
-	if !strings.Contains(r.stdout, "verdict: FAIL (fetch, restore, fingerprints, probes, rto)") || !strings.Contains(r.stdout, "evidence record 3") {
+	if !strings.Contains(r.stdout, "verdict: FAIL (fetch, restore, fingerprints, schema, probes, rto)") || !strings.Contains(r.stdout, "evidence record 3") {
 		t.Errorf("failed test: %v", r)
 	}
 	if r := e.mustRun(1, "status"); !strings.Contains(r.stdout, "last restore test") || !strings.Contains(r.stdout, "fetch") {

@@ -35,6 +35,8 @@ type Sink interface {
 type TableCount struct {
 	Table string `json:"table"`
 	Rows  int64  `json:"rows"`
+	// Via says which reference made the table a member (Step.Reason).
+	Via string `json:"via,omitempty"`
 }
 
 // SharedRef is a set of rows outside the dossier that dossier rows refer
@@ -223,7 +225,7 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 		if st.Root && n == 0 {
 			return nil, ErrNotFound
 		}
-		res.Tables = append(res.Tables, TableCount{Table: t.Name, Rows: n})
+		res.Tables = append(res.Tables, TableCount{Table: t.Name, Rows: n, Via: st.Reason})
 		res.Rows += n
 		res.ScannedRows += scanned
 	}

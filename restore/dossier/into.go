@@ -32,8 +32,14 @@ type Target struct {
 	exists   func(ctx context.Context, sql string) (bool, error)
 	commit   func(ctx context.Context) error
 	rollback func()
+	// query runs q in the transaction, scanning each row into dest().
+	query    func(ctx context.Context, q string, dest func() []any, each func()) error
 	ins      *inserter
 	buf      []byte
+	triggers TriggerMode
+	// skippedKeys holds, per table, the rows --on-conflict skip left as
+	// they were (not compared with the snapshot).
+	skippedKeys map[string]map[string]bool
 
 	// Inserted and Skipped count rows per table.
 	Inserted map[string]int64
@@ -45,11 +51,18 @@ type Target struct {
 // database. A DSN may carry a password; it is never logged or put in an
 // error. It begins the transaction.
 func OpenTarget(ctx context.Context, engine, where string, tables []source.TableMeta, oc OnConflict) (*Target, error) {
+	return openTarget(ctx, engine, where, tables, oc, TriggersCheck)
+}
+
+func openTarget(ctx context.Context, engine, where string, tables []source.TableMeta, oc OnConflict, tm TriggerMode) (*Target, error) {
 	d, err := newDialect(engine)
 	if err != nil {
 		return nil, err
 	}
-	t := &Target{d: d, tables: tables, oc: oc, Inserted: map[string]int64{}, Skipped: map[string]int64{}}
+	t := &Target{d: d, tables: tables, oc: oc, triggers: tm, Inserted: map[string]int64{}, Skipped: map[string]int64{}, skippedKeys: map[string]map[string]bool{}}
+	if tm == TriggersDisable && engine == "sqlite" {
+		return nil, errors.New("sqlite target: triggers cannot be disabled in SQLite; use --triggers check or fire")
+	}
 	switch engine {
 	case "sqlite":
 		if strings.ContainsRune(where, '?') {
@@ -88,6 +101,9 @@ func OpenTarget(ctx context.Context, engine, where string, tables []source.Table
 				return false, nil
 			}
 			return err == nil, err
+		}
+		t.query = func(ctx context.Context, q string, dest func() []any, each func()) error {
+			return scanSQLRows(conn.QueryContext(ctx, q))(dest, each)
 		}
 		t.commit = func(ctx context.Context) error {
 			_, err := conn.ExecContext(ctx, "COMMIT")
@@ -130,6 +146,27 @@ func OpenTarget(ctx context.Context, engine, where string, tables []source.Table
 				return false, nil
 			}
 			return err == nil, err
+		}
+		if tm == TriggersDisable {
+			if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica", pgx.QueryExecModeSimpleProtocol); err != nil {
+				tx.Rollback(ctx)
+				conn.Close(ctx)
+				return nil, fmt.Errorf("postgres target: --triggers disable needs a role that may set session_replication_role (a superuser, or on PostgreSQL 15+ one granted SET ON PARAMETER session_replication_role): %w", err)
+			}
+		}
+		t.query = func(ctx context.Context, q string, dest func() []any, each func()) error {
+			rows, err := tx.Query(ctx, q, pgx.QueryExecModeSimpleProtocol)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := rows.Scan(dest()...); err != nil {
+					return err
+				}
+				each()
+			}
+			return rows.Err()
 		}
 		t.commit = func(ctx context.Context) error {
 			err := tx.Commit(ctx)
@@ -210,8 +247,17 @@ func (t *Target) Row(ctx context.Context, tm source.TableMeta, row []source.Valu
 	}
 	if n == 0 {
 		t.Skipped[tm.Name]++
-	} else {
-		t.Inserted[tm.Name]++
+		if t.skippedKeys[tm.Name] == nil {
+			t.skippedKeys[tm.Name] = map[string]bool{}
+		}
+		t.skippedKeys[tm.Name][rowKey(tm, row)] = true
+		return nil
+	}
+	t.Inserted[tm.Name]++
+	if t.triggers == TriggersDisable && t.d.engine == "mariadb" {
+		if err := t.resetRow(ctx, tm, row); err != nil {
+			return fmt.Errorf("table %s: setting the row back to the snapshot's values: %w", tm.Name, err)
+		}
 	}
 	return nil
 }
@@ -254,6 +300,16 @@ type IntoResult struct {
 	*Result
 	Inserted int64 `json:"inserted"`
 	Skipped  int64 `json:"skipped"`
+	// Triggers is the trigger mode; Differences lists the tables whose
+	// rows the target changed (only ever committed with TriggersFire).
+	Triggers    TriggerMode  `json:"triggers"`
+	Differences []Difference `json:"differences,omitempty"`
+}
+
+// IntoOptions tune RestoreIntoWith.
+type IntoOptions struct {
+	OnConflict OnConflict
+	Triggers   TriggerMode
 }
 
 // RestoreInto restores the dossier id of snapshot m into the live database
@@ -264,11 +320,25 @@ type IntoResult struct {
 // when an insert fails on a foreign key are they read again, to say which
 // shared rows are missing.
 func RestoreInto(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, id, where string, oc OnConflict) (*IntoResult, error) {
+	return RestoreIntoWith(ctx, src, m, p, id, where, IntoOptions{OnConflict: oc})
+}
+
+// RestoreIntoWith is RestoreInto with a trigger mode. Before committing,
+// every inserted row is read back in the transaction and compared with the
+// snapshot's (the streams are read a second time): with TriggersCheck and
+// TriggersDisable a difference rolls back and the error (wrapping
+// ErrTriggerChanged) names the table, the columns and the table's
+// triggers; with TriggersFire the differences are committed and listed.
+func RestoreIntoWith(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, id, where string, opts IntoOptions) (*IntoResult, error) {
+	oc := opts.OnConflict
+	if opts.Triggers == "" {
+		opts.Triggers = TriggersCheck
+	}
 	tables, err := backup.Tables(m)
 	if err != nil {
 		return nil, err
 	}
-	t, err := OpenTarget(ctx, m.Engine, where, tables, oc)
+	t, err := openTarget(ctx, m.Engine, where, tables, oc, opts.Triggers)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +359,25 @@ func RestoreInto(ctx context.Context, src StreamSource, m *repo.Manifest, p *Pla
 	if err := t.CheckShared(ctx, res.Shared); err != nil {
 		return nil, err
 	}
-	out := &IntoResult{Result: res}
+	out := &IntoResult{Result: res, Triggers: opts.Triggers}
+	v := &verifier{t: t, diffs: map[string]*Difference{}, cols: map[string]map[string]bool{}}
+	if _, err := Extract(ctx, src, m, p, id, v); err != nil {
+		return nil, fmt.Errorf("comparing the restored rows with the snapshot: %w", err)
+	}
+	if out.Differences, err = v.result(ctx); err != nil {
+		return nil, err
+	}
+	if len(out.Differences) > 0 && opts.Triggers != TriggersFire {
+		var lines []string
+		for _, d := range out.Differences {
+			lines = append(lines, d.String())
+		}
+		hint := "restore with --triggers disable to insert the rows as they were, or --triggers fire to keep what the triggers did"
+		if opts.Triggers == TriggersDisable {
+			hint = "the rows could not be set back to the snapshot's values (an UPDATE trigger?); restore with --triggers fire to keep what the triggers did"
+		}
+		return nil, fmt.Errorf("%w; nothing was committed:\n  %s\n%s", ErrTriggerChanged, strings.Join(lines, "\n  "), hint)
+	}
 	for _, v := range t.Inserted {
 		out.Inserted += v
 	}

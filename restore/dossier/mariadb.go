@@ -164,6 +164,9 @@ func (t *Target) openMariaDB(ctx context.Context, dsn string) error {
 		}
 		return err == nil, redact(err)
 	}
+	t.query = func(ctx context.Context, q string, dest func() []any, each func()) error {
+		return scanSQLRows(tx.QueryContext(ctx, q))(dest, each)
+	}
 	t.commit = func(context.Context) error {
 		err := tx.Commit()
 		done()

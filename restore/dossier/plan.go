@@ -19,6 +19,24 @@ type Edge struct {
 	RefColumns []string `json:"ref_columns"`
 	// Explicit is true for an edge from the profile's edges:.
 	Explicit bool `json:"explicit,omitempty"`
+	// Name is the foreign key's name; DeclaredOn the table that declares
+	// it (a partition's key applies to every partition of its parent).
+	Name       string `json:"name,omitempty"`
+	DeclaredOn string `json:"declared_on,omitempty"`
+}
+
+// String says what the edge is, for show: which reference made a table a
+// member.
+func (e Edge) String() string {
+	ref := fmt.Sprintf("(%s) -> %s (%s)", strings.Join(e.Columns, ", "), e.RefGroup, strings.Join(e.RefColumns, ", "))
+	if e.Explicit {
+		return "edges: entry " + ref
+	}
+	return fmt.Sprintf("foreign key %s %s, declared on %s", e.Name, ref, e.DeclaredOn)
+}
+
+func (e Edge) key() string {
+	return fmt.Sprintf("%q %q %q %t", e.Columns, e.RefGroup, e.RefColumns, e.Explicit)
 }
 
 // Step is one member table in extraction order.
@@ -34,6 +52,8 @@ type Step struct {
 	// Member edges whose referenced row is not in the dossier are checked
 	// the same way.
 	Outside []Edge
+	// Reason says which reference made the table's group a member.
+	Reason string
 }
 
 // Plan is a profile applied to a snapshot's tables.
@@ -113,10 +133,21 @@ func NewPlan(engine string, tables []source.TableMeta, p *config.Dossier) (*Plan
 	}
 
 	// Edges per table index: declared foreign keys, then explicit edges.
+	// A reference to a partition is a reference to its group.
+	groupOf := map[string]string{}
+	for _, t := range tables {
+		groupOf[t.Name] = group(t)
+	}
+	refGroup := func(name string) string {
+		if g, ok := groupOf[name]; ok {
+			return g
+		}
+		return name
+	}
 	edges := make([][]Edge, len(tables))
 	for i, t := range tables {
 		for _, fk := range t.ForeignKeys {
-			edges[i] = append(edges[i], Edge{Columns: fk.Columns, RefGroup: fk.RefTable, RefColumns: fk.RefColumns})
+			edges[i] = append(edges[i], Edge{Columns: fk.Columns, RefGroup: refGroup(fk.RefTable), RefColumns: fk.RefColumns, Name: fk.Name, DeclaredOn: t.Name})
 		}
 	}
 	for _, e := range p.Edges {
@@ -153,8 +184,28 @@ func NewPlan(engine string, tables []source.TableMeta, p *config.Dossier) (*Plan
 		}
 	}
 
+	// Partitions of one parent share their columns: a reference declared
+	// on any of them (or on the parent, which every partition inherits)
+	// applies to all of them, also where a partition lacks its own.
+	for _, g := range order {
+		var union []Edge
+		seen := map[string]bool{}
+		for _, i := range groups[g] {
+			for _, e := range edges[i] {
+				if !seen[e.key()] {
+					seen[e.key()] = true
+					union = append(union, e)
+				}
+			}
+		}
+		for _, i := range groups[g] {
+			edges[i] = union
+		}
+	}
+
 	// Membership: groups reachable from the root against the references.
 	member := map[string]bool{root: true}
+	reason := map[string]string{root: fmt.Sprintf("root (key %s)", p.Key)}
 	for changed := true; changed; {
 		changed = false
 		for i, t := range tables {
@@ -165,6 +216,7 @@ func NewPlan(engine string, tables []source.TableMeta, p *config.Dossier) (*Plan
 			for _, e := range edges[i] {
 				if member[e.RefGroup] && e.RefGroup != g {
 					member[g] = true
+					reason[g] = e.String()
 					changed = true
 					break
 				}
@@ -229,7 +281,7 @@ func NewPlan(engine string, tables []source.TableMeta, p *config.Dossier) (*Plan
 
 	for _, g := range sorted {
 		for _, i := range groups[g] {
-			st := Step{Table: tables[i], Group: g, Root: g == root}
+			st := Step{Table: tables[i], Group: g, Root: g == root, Reason: reason[g]}
 			for _, e := range edges[i] {
 				switch {
 				case st.Root:

@@ -150,7 +150,7 @@ func TestMariaDBScratch(t *testing.T) {
 		opts := restoretest.Options{Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 		restoretest.SetWrapTarget(&opts, func(tg source.Target, _ *sql.DB) source.Target { return bsnAsID{tg} })
 		rep := run(t, opts)
-		wantVerdict(t, rep, evidence.Fail, evidence.CheckRestore, evidence.CheckFingerprints, evidence.CheckProbes, evidence.CheckRTO)
+		wantVerdict(t, rep, evidence.Fail, evidence.CheckRestore, evidence.CheckFingerprints, restoretest.CheckSchema, evidence.CheckProbes, evidence.CheckRTO)
 		c := checkOf(t, rep, evidence.CheckRestore)
 		if !strings.Contains(c.Detail, "1062") || strings.Contains(c.Detail, "test: the first load failed") {
 			t.Errorf("restore detail: %q", c.Detail)
@@ -191,7 +191,7 @@ func TestMariaDBScratch(t *testing.T) {
 		if px.cuts.Load() != 1 {
 			t.Fatalf("the proxy cut %d answers, want 1", px.cuts.Load())
 		}
-		wantVerdict(t, rep, evidence.Fail, evidence.CheckRestore, evidence.CheckFingerprints, evidence.CheckProbes, evidence.CheckRTO)
+		wantVerdict(t, rep, evidence.Fail, evidence.CheckRestore, evidence.CheckFingerprints, restoretest.CheckSchema, evidence.CheckProbes, evidence.CheckRTO)
 		if c := checkOf(t, rep, evidence.CheckDropScratch); !c.OK || !strings.Contains(c.Detail, "removed") {
 			t.Errorf("drop-scratch: %+v", c)
 		}

@@ -119,6 +119,11 @@ func TestPostgresPass(t *testing.T) {
 	if c := checkOf(t, rep, evidence.CheckDropScratch); !strings.Contains(c.Detail, "kluis_rt_praktijk_pg_") {
 		t.Errorf("drop-scratch: %+v", c)
 	}
+	// Issue 16: the schema check compares the restored objects and says
+	// how many owner and privilege statements were skipped.
+	if c := checkOf(t, rep, restoretest.CheckSchema); !c.OK || !strings.Contains(c.Detail, "objects") || !strings.Contains(c.Detail, "not restored (") || !strings.Contains(c.Detail, " owner, on ") {
+		t.Errorf("schema: %+v", c)
+	}
 	// The other location too.
 	wantVerdict(t, e.runPG(restoretest.Options{Previous: []evidence.Report{*rep}}), evidence.Pass)
 }

@@ -163,7 +163,7 @@ func TestSQLiteCorruptPack(t *testing.T) {
 	sort.Strings(packs)
 	flipByte(t, packs[0])
 	rep := e.run(restoretest.Options{Location: "amsterdam"})
-	wantVerdict(t, rep, evidence.Fail, evidence.CheckFetch, evidence.CheckRestore, evidence.CheckFingerprints, evidence.CheckProbes, evidence.CheckRTO)
+	wantVerdict(t, rep, evidence.Fail, evidence.CheckFetch, evidence.CheckRestore, evidence.CheckFingerprints, restoretest.CheckSchema, evidence.CheckProbes, evidence.CheckRTO)
 	fetch := checkOf(t, rep, evidence.CheckFetch)
 	if !strings.Contains(fetch.Detail, filepath.Base(packs[0])) || !strings.Contains(fetch.Detail, "does not match its name") {
 		t.Errorf("fetch detail does not name the bad pack: %q", fetch.Detail)

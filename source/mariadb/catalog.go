@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -173,8 +174,8 @@ func readCatalog(ctx context.Context, conn *sql.Conn, db string, rels []relation
 	cat.post = append(cat.post, routines...)
 	cat.post = append(cat.post, views...)
 	cat.post = append(cat.post, triggers...)
-	if len(routines)+len(triggers) > 0 {
-		cat.post = append(cat.post, "SET SESSION sql_mode = "+quoteString(sessionSQLMode))
+	if len(routines)+len(views)+len(triggers) > 0 {
+		cat.post = append(cat.post, "SET SESSION sql_mode = "+quoteString(sessionSQLMode), "SET NAMES utf8mb4")
 	}
 	cat.post = append(cat.post, setvals...)
 	return cat, nil
@@ -316,8 +317,10 @@ func showRow(ctx context.Context, conn *sql.Conn, query string) (map[string]sql.
 }
 
 // withSQLMode returns the statements that create a trigger or routine
-// under the sql_mode it was created with: the mode decides how its body is
-// parsed and is stored with it.
+// under the creation context it was created with, as mariadb-dump does:
+// its sql_mode (which decides how its body is parsed), character_set_client
+// and collation_connection (which decide what its string literals mean);
+// all are stored with the object.
 func withSQLMode(ctx context.Context, conn *sql.Conn, query, field string) ([]string, error) {
 	m, err := showRow(ctx, conn, query)
 	if err != nil {
@@ -327,8 +330,42 @@ func withSQLMode(ctx context.Context, conn *sql.Conn, query, field string) ([]st
 	if !ok || !v.Valid || v.String == "" {
 		return nil, fmt.Errorf("%s: no definition in the result (missing privileges?)", query)
 	}
-	return []string{"SET SESSION sql_mode = " + quoteString(m["sql_mode"].String), stripDefiner(v.String)}, nil
+	out := []string{"SET SESSION sql_mode = " + quoteString(m["sql_mode"].String)}
+	cs, err := creationCharset(m)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", query, err)
+	}
+	out = append(out, cs...)
+	return append(out, stripDefiner(v.String)), nil
 }
+
+// creationCharset returns the statement that sets the session's
+// character_set_client and collation_connection to an object's own (from
+// its SHOW CREATE row), or nothing when the row has none.
+func creationCharset(m map[string]sql.NullString) ([]string, error) {
+	client, coll := m["character_set_client"], m["collation_connection"]
+	if !client.Valid || !coll.Valid || client.String == "" || coll.String == "" {
+		return nil, nil
+	}
+	// Statements travel as UTF-8 (the session's utf8mb4): sent under
+	// another client character set they would be read differently, so
+	// only the UTF-8 family (and ASCII, a subset) is set as it was; an
+	// object created under another (latin1, …) is recreated under the
+	// restoring session's utf8mb4 (docs/ops.md, "What a restore brings
+	// back").
+	switch strings.ToLower(client.String) {
+	case "utf8", "utf8mb3", "utf8mb4", "ascii":
+	default:
+		return nil, nil
+	}
+	if !charsetName.MatchString(client.String) || !charsetName.MatchString(coll.String) {
+		return nil, fmt.Errorf("%w: unexpected character set %q or collation %q", ErrUnsupported, client.String, coll.String)
+	}
+	return []string{"SET SESSION character_set_client = " + client.String + ", collation_connection = " + coll.String}, nil
+}
+
+// charsetName is what a character set or collation name looks like.
+var charsetName = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 
 // readRoutines returns the statements that create the stored procedures
 // and functions, by type and name.
@@ -404,9 +441,13 @@ WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'VIEW'`)
 	sort.Strings(names)
 	var standIns, real []string
 	for _, v := range names {
-		ddl, err := showCreate(ctx, conn, "SHOW CREATE VIEW "+quoteIdent(v), "Create View")
+		m, err := showRow(ctx, conn, "SHOW CREATE VIEW "+quoteIdent(v))
 		if err != nil {
 			return nil, fmt.Errorf("view %s: %w", v, err)
+		}
+		ddl := m["Create View"].String
+		if ddl == "" {
+			return nil, fmt.Errorf("view %s: SHOW CREATE VIEW gave no definition (missing privileges?)", v)
 		}
 		var sel []string
 		for _, c := range cols[v] {
@@ -416,7 +457,13 @@ WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'VIEW'`)
 			return nil, fmt.Errorf("view %s has no columns: it is invalid (a table or column it reads is gone); fix or drop it", v)
 		}
 		standIns = append(standIns, "CREATE VIEW "+quoteIdent(v)+" AS SELECT "+strings.Join(sel, ", "))
-		real = append(real, "DROP VIEW "+quoteIdent(v), rewriteSeqRefs(stripDefiner(ddl), db))
+		cs, err := creationCharset(m)
+		if err != nil {
+			return nil, fmt.Errorf("view %s: %w", v, err)
+		}
+		real = append(real, "DROP VIEW "+quoteIdent(v))
+		real = append(real, cs...)
+		real = append(real, rewriteSeqRefs(stripDefiner(ddl), db))
 	}
 	return append(standIns, real...), nil
 }

@@ -96,13 +96,17 @@
 // table by table in their order of execution; then every sequence's
 // position (DO SETVAL(seq, next_not_cached_value, 0, round): the next value
 // handed out after a restore is one no client has seen). Each routine and
-// trigger is created under the sql_mode it was created with (a SET SESSION
-// sql_mode statement before it; the stream ends by restoring the session's
-// own). DEFINER clauses are removed (stripDefiner): a restored view, routine
-// or trigger belongs to the restoring user, since the tenant's accounts
-// need not exist on a restore server; SQL SECURITY DEFINER objects then run
-// with that user's privileges. Their character_set_client and
-// collation_connection become the restoring session's (utf8mb4).
+// trigger is created under the creation context it was created with, as
+// mariadb-dump does: a SET SESSION sql_mode statement and, for routines,
+// triggers and views, SET SESSION character_set_client, collation_connection
+// (from its SHOW CREATE row) before it; the stream ends by restoring the
+// session's own. The character set is set as it was for the UTF-8 family
+// (utf8mb3, utf8mb4) and ascii, in which the statement travels unchanged;
+// an object created under another client character set (latin1, …) is
+// recreated under the restoring session's utf8mb4. DEFINER clauses are
+// removed (stripDefiner): a restored view, routine or trigger belongs to the
+// restoring user, since the tenant's accounts need not exist on a restore
+// server; SQL SECURITY DEFINER objects then run with that user's privileges.
 //
 // Not backed up: events (a restored copy must not start running scheduled
 // jobs), users and grants (they are server-wide), and a view, routine or

@@ -10,9 +10,10 @@
 //     sessionSettings): the same on the source and on a Target, so that a
 //     restored table prints byte for byte what was backed up.
 //  2. BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; pg_export_snapshot().
-//  3. Large objects are refused (ErrLargeObjects): they live outside tables
-//     and are not backed up. Then the table list, columns, keys, sequence
-//     values and materialized views are read in the snapshot.
+//  3. The large objects (oid and comment), the table list, columns, keys,
+//     sequence values and materialized views, and the owners and privileges
+//     of every user object with the roles they name (readPrivileges) are
+//     read in the snapshot.
 //  4. pg_dump --schema-only --snapshot=<exported>, once for --section=pre-data
 //     and once for post-data, concurrently, buffered in memory.
 //  5. LOCK TABLE ONLY … IN ACCESS SHARE MODE on every table (partitioned
@@ -55,12 +56,28 @@
 //
 // Schema writes pg_dump's pre-data section, and its post-data section
 // followed by SELECT pg_catalog.setval(…) for every sequence (read in the
-// snapshot; pg_dump --schema-only omits them) and REFRESH MATERIALIZED VIEW
-// for every populated materialized view. Owners, privileges, tablespaces,
-// security labels and subscriptions are left out (--no-owner --no-privileges
-// --no-tablespaces --no-security-labels --no-subscriptions): the restore
-// server need not have the tenant's roles, tablespaces or label providers,
-// and a restored copy must never start replicating. The pg_dump invocation
+// snapshot; pg_dump --schema-only omits them), REFRESH MATERIALIZED VIEW
+// for every populated materialized view and COMMENT ON LARGE OBJECT for
+// every commented large object. Tablespaces, security labels and
+// subscriptions are left out (--no-tablespaces --no-security-labels
+// --no-subscriptions): the restore server need not have the tenant's
+// tablespaces or label providers, and a restored copy must never start
+// replicating. Owners and privileges are left out of the schema too
+// (--no-owner --no-privileges) and written apart by Privileges (a
+// source.PrivilegeSnapshot): ALTER … OWNER TO for every object, each
+// non-default ACL replayed item by item (grantor included), column ACLs and
+// default privileges, with the roles they name (never a password). A Target
+// applies them after the post-data section (ApplyPrivileges), all or none:
+// source.RolesApply refuses a target lacking any of the roles,
+// source.RolesSkip skips them and reports which. ReadPrivileges reads them
+// back from a restored database for the schema check.
+//
+// Large objects stream after the tables (WriteLargeObjects, a
+// source.LargeObjectSnapshot): each read with lo_open/loread 1 MiB at a
+// time in the snapshot, fingerprinted as one row "oid<TAB>sha256", and
+// loaded by LoadLargeObjects with lo_create/lo_put in one transaction.
+//
+// The pg_dump invocation
 // never carries a password on its command line: the password goes in
 // PGPASSWORD in its environment.
 //

@@ -15,9 +15,6 @@ import (
 
 // Errors callers can branch on.
 var (
-	// ErrLargeObjects: the database holds large objects, which live outside
-	// tables and are not backed up; the snapshot is refused.
-	ErrLargeObjects = errors.New("postgres: database holds large objects")
 	// ErrConcurrentDDL: a table was dropped, renamed, truncated or rewritten
 	// between the snapshot and its table locks; retrying will do.
 	ErrConcurrentDDL = errors.New("postgres: table changed by concurrent DDL while the snapshot was taken")
@@ -112,18 +109,17 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 	if e.opts.afterExport != nil {
 		e.opts.afterExport()
 	}
-	var largeObjects int64
-	if err := conn.QueryRow(ctx, "SELECT pg_catalog.count(*) FROM pg_catalog.pg_largeobject_metadata").Scan(&largeObjects); err != nil {
-		return nil, fmt.Errorf("counting large objects: %w", err)
-	}
-	if largeObjects > 0 {
-		return nil, fmt.Errorf("%w (%d of them), which kluis does not back up: store the data in bytea columns, or remove them (vacuumlo, lo_unlink)", ErrLargeObjects, largeObjects)
+	if s.largeObjects, err = readLargeObjects(ctx, conn); err != nil {
+		return nil, fmt.Errorf("listing large objects: %w", err)
 	}
 	cat, err := readCatalog(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	s.tables, s.sequences, s.matviews = cat.tables, cat.sequences, cat.matviews
+	if s.privileges, err = readPrivileges(ctx, conn); err != nil {
+		return nil, err
+	}
 
 	// pg_dump before our locks: see the package documentation.
 	s.pre, s.post, err = dumpSections(ctx, pgDump, e.dsn, cfg.Password, snapshotID, e.opts.LockTimeout)

@@ -89,17 +89,6 @@ func TestWrongPassword(t *testing.T) {
 	assertNoSecret(t, err)
 }
 
-func TestLargeObjectsRefused(t *testing.T) {
-	srv := pgtest.Start(t)
-	dsn := srv.CreateDB(t, "large objects")
-	pgtest.ExecDSN(t, dsn, `CREATE TABLE doc (id int PRIMARY KEY, blob oid);
-INSERT INTO doc VALUES (1, lo_from_bytea(0, '\xdeadbeef')), (2, lo_from_bytea(0, '\x00'));`)
-	_, err := newEngine(t, srv, dsn).Snapshot(testContext(t))
-	if !errors.Is(err, ErrLargeObjects) || !strings.Contains(err.Error(), "(2 of them)") {
-		t.Fatalf("want ErrLargeObjects naming 2 large objects, got %v", err)
-	}
-}
-
 func TestTargetRefusesNonEmpty(t *testing.T) {
 	srv := pgtest.Start(t)
 	ctx := testContext(t)

@@ -32,6 +32,9 @@ type snapshot struct {
 	sequences []sequenceValue
 	matviews  []string
 	pre, post []byte
+
+	privileges   *source.Privileges
+	largeObjects []largeObject
 }
 
 var _ source.Snapshot = (*snapshot)(nil)
@@ -62,7 +65,8 @@ func (s *snapshot) Schema(ctx context.Context, pre, post io.Writer) error {
 // \unrestrict line (which must stay last for psql).
 func (s *snapshot) postWithExtras() []byte {
 	var extra bytes.Buffer
-	if len(s.sequences) > 0 || len(s.matviews) > 0 {
+	comments := s.largeObjectComments()
+	if len(s.sequences) > 0 || len(s.matviews) > 0 || len(comments) > 0 {
 		extra.WriteString("--\n-- kluis: sequence values read in the snapshot, materialized view contents\n--\n\n")
 		extra.WriteString("SET standard_conforming_strings = on;\n")
 		extra.WriteString("SELECT pg_catalog.set_config('search_path', '', false);\n")
@@ -72,6 +76,9 @@ func (s *snapshot) postWithExtras() []byte {
 	}
 	for _, m := range s.matviews {
 		fmt.Fprintf(&extra, "REFRESH MATERIALIZED VIEW %s;\n", m)
+	}
+	for _, c := range comments {
+		extra.WriteString(c + "\n")
 	}
 	if extra.Len() > 0 {
 		extra.WriteString("\n")
