@@ -28,6 +28,7 @@ type Metrics struct {
 	restoreTest *prometheus.GaugeVec
 	gone        *prometheus.GaugeVec
 	tenants     prometheus.Gauge
+	disc        *discoveryMetrics
 
 	mu     sync.Mutex
 	newest map[string]time.Time // tenant → newest snapshot, for the age gauge
@@ -62,6 +63,7 @@ func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	// process_resident_memory_bytes, process_open_fds): a daemon that runs
 	// for months must show it does not leak.
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.disc = newDiscoveryMetrics(m.reg)
 	m.reg.MustRegister(m.failures, m.tenants, m,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kluis_jobs_running", Help: "Jobs running now."}, running))
 	return m
