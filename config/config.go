@@ -113,6 +113,8 @@ type Policy struct {
 	LocationTimeout Duration `yaml:"location_timeout"`
 	// RestoreTest schedules and targets restore tests (config/restoretest.go).
 	RestoreTest RestoreTest `yaml:"restore_test"`
+	// Verify is the daemon's nightly verify job (config/verify.go).
+	Verify Verify `yaml:"verify"`
 }
 
 // Retention says which snapshots forget keeps.
@@ -258,6 +260,7 @@ func (c *Config) applyDefaults() {
 		c.Appliance.StateDir = "state"
 	}
 	c.applyRestoreTestDefaults()
+	c.applyVerifyDefaults()
 }
 
 // Resolve returns p made absolute against the config's directory.
