@@ -64,6 +64,9 @@ type Options struct {
 	// wrapTarget, set by tests (export_test.go), wraps the restore
 	// target; db is a writable connection to the scratch database.
 	wrapTarget func(tg source.Target, db *sql.DB) source.Target
+	// beforeCheck, set by tests (export_test.go), runs as each check
+	// starts: tests take the location away there.
+	beforeCheck func(check string)
 }
 
 // dropTimeout bounds the removal of the scratch database, which runs even
@@ -243,6 +246,9 @@ func (rt *run) ok(name string) bool { return rt.checks[name].OK }
 // the test was not interrupted. Otherwise it records the check as skipped.
 func (rt *run) ready(ctx context.Context, name string, needs ...string) bool {
 	rt.current = name
+	if h := rt.opts.beforeCheck; h != nil {
+		h(name)
+	}
 	if rt.abort != "" {
 		rt.record(name, false, 0, rt.abort)
 		return false
