@@ -108,7 +108,7 @@ func (a *Appliance) countDiscoverable(ctx context.Context, i int) (int, error) {
 		dbs, err := ListDatabases(ctx, dsn, d.Pattern)
 		return len(dbs), err
 	case "sqlite":
-		ts, err := a.discoverSQLite(d)
+		ts, _, err := a.discoverSQLite(d)
 		return len(ts), err
 	}
 	return 0, fmt.Errorf("engine %q cannot discover tenants", d.Engine)
