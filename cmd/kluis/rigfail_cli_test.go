@@ -82,10 +82,13 @@ func TestRestoreTestLocationUnreachableIsNotAFail(t *testing.T) {
 	if r.code != exitNotRun || !strings.Contains(r.stdout, "verdict: ERROR") || !strings.Contains(r.stdout, "location s3-ams is") {
 		t.Fatalf("restore test of an unreachable location: %v", r)
 	}
+	proxy.Set(s3test.Faults{})
+	if r := e.run("status"); !strings.Contains(r.stdout+r.stderr, "could not run (the test rig, not the backup)") {
+		t.Errorf("status after a restore test that could not run: %v", r)
+	}
 	var out struct {
 		Report evidence.Report `json:"report"`
 	}
-	proxy.Set(s3test.Faults{})
 	e.mustJSON(0, &out, "restore-test", "--tenant", "praktijk-s", "--location", "s3-ams")
 	if out.Report.Verdict != evidence.Pass {
 		t.Fatalf("after the location came back: %+v", out.Report)
