@@ -75,6 +75,20 @@ func TestDossierIntoOtherTenantRefusedPostgres(t *testing.T) {
 		t.Errorf("the access log does not record the own target: %s", rec)
 	}
 	e.mustRun(0, "access-log", "verify")
+
+	// praktijk-b not declared but discovered (a discover block on the
+	// server): refused the same way.
+	writeFile(t, e.path("server.dsn"), srv.DSN("postgres"))
+	cfg := strings.Replace(twoTenantConfig("postgres"), "  - {id: praktijk-b, engine: postgres, dsn_file: ./b.dsn, dossier: practice}\n", "", 1)
+	cfg = strings.Replace(cfg, "dossiers:", "discover:\n  - {engine: postgres, dsn_file: ./server.dsn, pattern: \""+nameB+"\", id_template: \"found-{db}\"}\ndossiers:", 1)
+	writeFile(t, e.cfg, cfg)
+	r = e.run("dossier", "restore", "--tenant", "praktijk-a", "--id", "3", "--reason", "ticket 90", "--into-dsn-file", e.path("b-other-spelling.dsn"))
+	if r.code != 1 || !strings.Contains(r.stderr, "refusing") || !strings.Contains(r.stderr, "found-") {
+		t.Fatalf("a dossier of praktijk-a into a discovered tenant's database: %v", r)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM clients").Scan(&n); err != nil || n != 0 {
+		t.Errorf("the discovered tenant's database has %d clients after the refused restore (%v)", n, err)
+	}
 }
 
 // The same on MariaDB: two schemas on one server.
