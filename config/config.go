@@ -104,6 +104,8 @@ type Policy struct {
 	ShutdownGrace     Duration `yaml:"shutdown_grace"`
 	// RestoreTest schedules and targets restore tests (config/restoretest.go).
 	RestoreTest RestoreTest `yaml:"restore_test"`
+	// Verify is the daemon's nightly verify job (config/verify.go).
+	Verify Verify `yaml:"verify"`
 }
 
 // Retention says which snapshots forget keeps.
@@ -249,6 +251,7 @@ func (c *Config) applyDefaults() {
 		c.Appliance.StateDir = "state"
 	}
 	c.applyRestoreTestDefaults()
+	c.applyVerifyDefaults()
 }
 
 // Resolve returns p made absolute against the config's directory.

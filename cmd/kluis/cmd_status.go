@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,7 +50,15 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 			}
 			var copies []string
 			for _, l := range a.Cfg.Locations {
-				copies = append(copies, fmt.Sprintf("%s:%d", l.Name, t.Copies[l.Name]))
+				n, ok := t.Copies[l.Name]
+				switch {
+				case ok:
+					copies = append(copies, fmt.Sprintf("%s:%d", l.Name, n))
+				case slices.Contains(t.Unreachable, l.Name):
+					copies = append(copies, l.Name+":unreachable")
+				default:
+					copies = append(copies, l.Name+":-")
+				}
 			}
 			status := "ok"
 			if t.Degraded {
