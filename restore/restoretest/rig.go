@@ -313,9 +313,9 @@ func serverProblem(err error) string {
 // scratchWhere names where scratch databases are made, for a cause.
 func (rt *run) scratchWhere() string {
 	if fam := family(rt.t.Engine); fam != "" {
-		return serverField(fam)
+		return "the restore-test server (" + serverField(fam) + ")"
 	}
-	return "policy.restore_test.scratch_dir"
+	return "the scratch directory (policy.restore_test.scratch_dir)"
 }
 
 // scratchProblem words why the scratch database could not be created.
