@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kluis-nl/kluis/display"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -140,7 +141,7 @@ func printRestoreTest(g *globals, rep *evidence.Report) {
 		if !c.OK {
 			ok = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\n", c.Name, ok, c.Seconds, c.Detail)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\n", c.Name, ok, c.Seconds, display.Escape(c.Detail))
 	}
 	tw.Flush()
 	switch rep.Verdict {

@@ -120,8 +120,8 @@ policy: {pack_size: 1MiB}
 	e.mustRun(0, "dossier", "restore", "--tenant", dossierTenant, "--id", "3", "--reason", "again", "--override-erasure", "court order 2026/12", "--into", e.path("full.db"), "--on-conflict", "skip")
 
 	r = e.mustRun(0, "access-log", "verify")
-	if !strings.Contains(r.stdout, "8 records") {
-		t.Errorf("access log should hold show, 3 restores to files, the refused one and 3 into the database: %v", r)
+	if !strings.Contains(r.stdout, "9 records") {
+		t.Errorf("access log should hold show, 3 restores to files, the refused one, the full restore and 3 into the database: %v", r)
 	}
 	pub := e.mustRun(0, "keys", "public")
 	os.WriteFile(e.path("pub.pem"), []byte(pub.stdout), 0o644)
