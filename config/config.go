@@ -25,6 +25,9 @@ type Config struct {
 	Dossiers map[string]Dossier `yaml:"dossiers"`
 	// Discover finds tenants on database servers (see config/daemon.go).
 	Discover []Discover `yaml:"discover"`
+	// Evidence names the auditor's recipient and the witnesses of the
+	// evidence log (config/evidence.go).
+	Evidence Evidence `yaml:"evidence"`
 
 	// Dir is the directory relative paths are resolved against.
 	Dir string `yaml:"-"`

@@ -202,7 +202,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		}
 	}
 	say("   each report is signed with the appliance's Ed25519 key, chained to the one before, and stored")
-	say("   in state/evidence/ and write-once at both locations (_evidence/%s/)", cfg.Appliance.ID)
+	say("   in state/evidence/ and write-once, sealed, at both locations (_evidence/%s/key-…/leaf/)", cfg.Appliance.ID)
 
 	// 7. What an auditor receives, verified with nothing but the public key.
 	say("\n7. Evidence export for the auditor, verified with only the public key")

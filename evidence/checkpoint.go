@@ -14,8 +14,11 @@ import (
 // writes: v2 names the first and the last report of an export.
 // CheckpointSchemaV1 is the earlier format, which named only the last;
 // it is still read.
+// CheckpointSchemaV2 is v3 without log_size: written before the
+// transparency log; still read.
 const (
-	CheckpointSchema   = "kluis-evidence-checkpoint/v2"
+	CheckpointSchema   = "kluis-evidence-checkpoint/v3"
+	CheckpointSchemaV2 = "kluis-evidence-checkpoint/v2"
 	CheckpointSchemaV1 = "kluis-evidence-checkpoint/v1"
 )
 
@@ -41,6 +44,10 @@ type Checkpoint struct {
 	Count     uint64    `json:"count"`
 	Hash      string    `json:"hash"`
 	Time      time.Time `json:"time"`
+	// LogSize (v3) is the size of the log whose checkpoint note
+	// (checkpoint.note) and leaf hashes (tree.txt) accompany the export:
+	// an export without them, or with a smaller log, was tampered with.
+	LogSize uint64 `json:"log_size,omitempty"`
 }
 
 // NamesFirst reports whether the checkpoint names the first report of its
@@ -61,6 +68,9 @@ func (c SignedCheckpoint) Verify(pub ed25519.PublicKey) bool {
 // SignCheckpoint returns a checkpoint file (docs/format.md, "Evidence").
 func SignCheckpoint(key ed25519.PrivateKey, c Checkpoint) ([]byte, error) {
 	c.Schema = CheckpointSchema
+	if c.LogSize == 0 {
+		c.Schema = CheckpointSchemaV2
+	}
 	c.Time = c.Time.UTC()
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
@@ -112,8 +122,8 @@ func ParseCheckpoint(data []byte) (SignedCheckpoint, error) {
 	if err := json.Unmarshal(f.Checkpoint, &head); err != nil {
 		return SignedCheckpoint{}, fmt.Errorf("not a JSON object: %w", ErrMalformed)
 	}
-	if head.Schema != CheckpointSchema && head.Schema != CheckpointSchemaV1 {
-		return SignedCheckpoint{}, fmt.Errorf("checkpoint schema %.80q, this kluis reads %q and %q: %w", head.Schema, CheckpointSchema, CheckpointSchemaV1, ErrUnknownSchema)
+	if head.Schema != CheckpointSchema && head.Schema != CheckpointSchemaV2 && head.Schema != CheckpointSchemaV1 {
+		return SignedCheckpoint{}, fmt.Errorf("checkpoint schema %.80q, this kluis reads %q, %q and %q: %w", head.Schema, CheckpointSchema, CheckpointSchemaV2, CheckpointSchemaV1, ErrUnknownSchema)
 	}
 	var c Checkpoint
 	dec = json.NewDecoder(bytes.NewReader(f.Checkpoint))
@@ -131,6 +141,12 @@ func ParseCheckpoint(data []byte) (SignedCheckpoint, error) {
 func (c Checkpoint) check() error {
 	if c.Appliance == "" || c.Count == 0 || !isHexHash(c.Hash) {
 		return errors.New("checkpoint lacks its appliance, count or hash")
+	}
+	switch {
+	case c.Schema == CheckpointSchema && c.LogSize < c.Count:
+		return errors.New("checkpoint names a log smaller than its last report")
+	case c.Schema != CheckpointSchema && c.LogSize != 0:
+		return errors.New("a v1 or v2 checkpoint names a log")
 	}
 	switch c.Schema {
 	case CheckpointSchemaV1:

@@ -14,15 +14,28 @@
 //     re-serialised to verify (docs/format.md, "Evidence").
 //   - Chain: an appliance's records numbered 1, 2, 3, … without gaps, each
 //     holding the hash of the one before. One chain per appliance.
-//   - Store: the chain in STATE/evidence/NNNNNNNN.json, copied write-once to
-//     _evidence/APPLIANCE/NNNNNNNN.json at every location (Append, Sync).
-//   - Checkpoint: a signed statement "the chain had N reports and report N
-//     hashed to H; this export starts at report F, which hashed to G". An
-//     export carries one, so reports removed from either end of it are
-//     caught; an auditor keeps it to prove at the next audit that nothing
-//     up to report N changed (Verify).
-//   - Export: reports, public key, checkpoint, index.html and README.txt in
-//     one directory, for an auditor (Export).
+//   - Store: the chain in STATE/evidence/NNNNNNNN.json; sealed copies
+//     (age) at every location under _evidence/APPLIANCE/leaf/LEAFHASH,
+//     write-once (Append, Sync); each location audited for overwritten
+//     versions and contradicted checkpoints (Sync, CheckLocations).
+//   - Log: the reports as leaves of an RFC 6962 Merkle tree (Tree). After
+//     each Append the appliance signs a checkpoint note (C2SP
+//     tlog-checkpoint: origin, size, root hash; LogCheckpoint), stored
+//     write-once in STATE/evidence/checkpoints/ and at every location
+//     under _evidence/APPLIANCE/checkpoint/SHA256.
+//   - Witness: a program elsewhere that cosigns a checkpoint only when a
+//     consistency proof shows it extends the last one it cosigned (C2SP
+//     tlog-witness; Witness, WitnessClient, Cosigner, Store.Cosign).
+//   - Checkpoint (checkpoint.json): a signed statement "this export holds
+//     reports F to N, which hashed to G and H, of a log of S reports". An
+//     export carries one and the log's checkpoint.note, so reports removed
+//     from either end are caught; an auditor keeps checkpoint.note to prove
+//     at the next audit, with a consistency proof, that nothing up to it
+//     changed (Verify).
+//   - Proof: one report with its inclusion proof and the checkpoint note
+//     (Prove, VerifyProof).
+//   - Export: reports, public key, checkpoints, tree.txt, index.html and
+//     README.txt in one directory, for an auditor (Export).
 //   - Problem: one sign of tampering Verify found (edited, forged, removed,
 //     reordered, inserted, truncated, rewritten, malformed, unknown schema),
 //     naming the report and the reason.

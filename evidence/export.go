@@ -5,11 +5,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kluis-nl/kluis/repo"
 )
@@ -55,6 +55,14 @@ type ExportOptions struct {
 	Now time.Time
 	// Kluis is the version of kluis exporting.
 	Kluis string
+	// Log and LogCheckpoint are the log's tree and its newest signed
+	// checkpoint note (Store.Checkpoint); the export carries both
+	// (checkpoint.note, tree.txt).
+	Log           *Tree
+	LogCheckpoint []byte
+	// Witnesses are the configured witnesses: the export's verification
+	// reports which of them cosigned (it does not require them).
+	Witnesses []note.Verifier
 }
 
 // ExportResult says what Export wrote.
@@ -69,7 +77,7 @@ type ExportResult struct {
 }
 
 // Export writes recs (an unbroken stretch of the chain, as Records and
-// Select return) to dir, which must be empty or absent: the report files
+// Select return) to dir, which Export creates (it must not exist): the report files
 // exactly as signed, the public key (kluis-evidence.pub), a signed
 // checkpoint.json naming the first and the last report, the HTML summary (index.html)
 // and README.txt. It verifies what it wrote before it returns.
@@ -97,19 +105,42 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 		return nil, err
 	}
 	last := recs[len(recs)-1]
-	cp := Checkpoint{Appliance: opts.Appliance, First: recs[0].Seq, FirstHash: recs[0].Hash, Count: last.Seq, Hash: last.Hash, Time: opts.Now.UTC().Truncate(time.Second)}
+	if opts.Log == nil && recs[0].Seq == 1 {
+		// The whole chain: its log is the tree of these reports.
+		t, err := treeOf(recs)
+		if err != nil {
+			return nil, err
+		}
+		root, _ := t.Root(t.Size())
+		if opts.LogCheckpoint, err = SignLogCheckpoint(opts.Key, LogCheckpoint{Origin: Origin(opts.Appliance), Size: t.Size(), Root: root}); err != nil {
+			return nil, err
+		}
+		opts.Log = t
+	}
+	if opts.Log == nil || opts.LogCheckpoint == nil {
+		return nil, errors.New("export: no log checkpoint")
+	}
+	cp := Checkpoint{Appliance: opts.Appliance, First: recs[0].Seq, FirstHash: recs[0].Hash, Count: last.Seq, Hash: last.Hash, Time: opts.Now.UTC().Truncate(time.Second), LogSize: uint64(opts.Log.Size())}
+	tree, err := treeText(opts.Log)
+	if err != nil {
+		return nil, err
+	}
 	cpData, err := SignCheckpoint(opts.Key, cp)
 	if err != nil {
 		return nil, err
 	}
 	cp.Schema = CheckpointSchema
+	if cp.LogSize == 0 {
+		cp.Schema = CheckpointSchemaV2
+	}
 
 	files := make([]File, 0, len(recs)+2)
 	for _, r := range recs {
 		files = append(files, File{Name: FileName(r.Seq), Data: r.Raw})
 	}
-	files = append(files, File{Name: PublicKeyFile, Data: pemKey}, File{Name: CheckpointFile, Data: cpData})
-	v := Verify(files, pub, VerifyOptions{Appliance: opts.Appliance})
+	files = append(files, File{Name: PublicKeyFile, Data: pemKey}, File{Name: CheckpointFile, Data: cpData},
+		File{Name: CheckpointNoteFile, Data: opts.LogCheckpoint}, File{Name: TreeFile, Data: tree})
+	v := Verify(files, pub, VerifyOptions{Appliance: opts.Appliance, RequireLog: true})
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
@@ -121,19 +152,26 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 		File{Name: SummaryFile, Data: html.Bytes()},
 		File{Name: ReadmeFile, Data: readme(opts, cp, Fingerprint(pub))})
 
-	if err := emptyDir(dir); err != nil {
+	d, err := createExportDir(dir)
+	if err != nil {
 		return nil, err
 	}
+	defer d.close()
 	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
-			return nil, fmt.Errorf("export: %w", err)
+		if err := d.write(f.Name, f.Data); err != nil {
+			return nil, err
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := d.sync(); err != nil {
 		return nil, err
 	}
 	// What the auditor gets is what was checked: read it back.
-	back, err := VerifyDir(dir, pub, VerifyOptions{Appliance: opts.Appliance})
+	back, err := VerifyDir(dir, pub, VerifyOptions{Appliance: opts.Appliance, RequireLog: true})
+	if err == nil && back.OK() && len(opts.Witnesses) > 0 {
+		if _, cos, err := OpenLogCheckpoint(opts.LogCheckpoint, opts.Appliance, pub, opts.Witnesses...); err == nil {
+			back.Cosigned = cos
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -141,20 +179,6 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 		return nil, fmt.Errorf("export %s: %w", dir, err)
 	}
 	return &ExportResult{Dir: dir, Reports: len(recs), First: recs[0].Seq, Last: last.Seq, Checkpoint: cp, PublicKey: Fingerprint(pub), Verification: back}, nil
-}
-
-// emptyDir creates dir, or accepts it when it exists and is empty.
-func emptyDir(dir string) error {
-	ents, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return os.MkdirAll(dir, 0o755)
-	case err != nil:
-		return err
-	case len(ents) > 0:
-		return fmt.Errorf("export: %s is not empty: export into a new directory, so no stale file mixes in", dir)
-	}
-	return nil
 }
 
 func readme(opts ExportOptions, cp Checkpoint, fp string) []byte {
@@ -171,6 +195,9 @@ What is here
                       %s
                       and the last with hash
                       %s
+  checkpoint.note     the transparency log's signed checkpoint (and any
+                      witness cosignatures): KEEP IT for the next audit
+  tree.txt            the leaf hash of every report of the log
   kluis-evidence.pub  the appliance's Ed25519 public key, %s
   index.html          a summary to read (opens offline; not itself evidence)
 
@@ -184,9 +211,11 @@ How to verify (needs only kluis and the public key, no configuration)
      (from report %d to report %d), copied or changed. Exit 1: each problem
      is printed with the report and the reason. Exit 2: it could not verify
      (a file or directory that cannot be read, a key file that is no key).
-  3. Keep checkpoint.json. At the next audit, prove that no report up to it
-     was changed or removed since:
-     kluis evidence verify --public-key KEY.pub --checkpoint OLD-checkpoint.json NEW-DIRECTORY
+     Add --witness-key KEY for each witness whose cosignature you require,
+     and --expect-last N with the number of reports you were told.
+  3. Keep checkpoint.note. At the next audit, prove that no report up to it
+     was changed or removed since (a consistency proof):
+     kluis evidence verify --public-key KEY.pub --checkpoint OLD-checkpoint.note NEW-DIRECTORY
 
 What the reports prove and what they do not: docs/evidence.md of kluis.
 `, opts.Appliance, period, cp.First, cp.Count, opts.Now.In(opts.TimeZone).Format("2006-01-02 15:04 MST"),

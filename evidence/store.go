@@ -1,13 +1,14 @@
 package evidence
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,6 +49,13 @@ type Store struct {
 	locs      []repo.Location
 	// Now is the clock reports are signed with (default time.Now).
 	Now func() time.Time
+	// Witnesses are asked to cosign the checkpoint after each Append
+	// (evidence.witnesses); a refusal is logged, and status shows the
+	// checkpoint uncosigned.
+	Witnesses []WitnessClient
+	// Recipients are further age recipients the location copies are
+	// sealed to (evidence.auditor_recipient, appliance.recovery_recipient).
+	Recipients []age.Recipient
 }
 
 // OpenStore returns the evidence store of the appliance whose state
@@ -89,7 +97,26 @@ func (s *Store) Append(ctx context.Context, r *Report) (Record, []repo.LocationR
 	if err != nil {
 		return Record{}, nil, err
 	}
-	return rec, s.uploadVerified(ctx), nil
+	_, _, cpErr := s.Checkpoint()
+	if cpErr == nil && len(s.Witnesses) > 0 {
+		wres, err := s.Cosign(ctx, s.Witnesses)
+		if err != nil {
+			slog.Warn("evidence: collecting cosignatures", "err", err)
+		}
+		for _, r := range wres {
+			if !r.OK {
+				slog.Warn("evidence: a witness did not cosign the checkpoint", "witness", r.Witness, "err", r.Error)
+			}
+		}
+	}
+	res := s.uploadVerified(ctx)
+	if cpErr != nil {
+		for i := range res {
+			res[i].OK = false
+			res[i].Error = strings.TrimPrefix(res[i].Error+"; ", "; ") + "no checkpoint signed: " + cpErr.Error()
+		}
+	}
+	return rec, res, nil
 }
 
 func (s *Store) usable() error {
@@ -363,7 +390,14 @@ func (s *Store) Sync(ctx context.Context) ([]repo.LocationResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.upload(ctx, files(recs), true), nil
+	if len(recs) > 0 {
+		if _, _, err := s.Checkpoint(); err != nil { // a chain from before the log gets its first checkpoint
+			return nil, err
+		}
+	}
+	res := s.upload(ctx, files(recs), true)
+	s.uploadCheckpoint(ctx, res)
+	return res, nil
 }
 
 // CatchUp is the cheap form of Sync for a schedule: it uploads what a
@@ -409,7 +443,9 @@ func (s *Store) uploadVerified(ctx context.Context) []repo.LocationResult {
 		}
 	}
 	res := s.upload(ctx, files(ok), false)
-	if !v.OK() {
+	if v.OK() {
+		s.uploadCheckpoint(ctx, res)
+	} else {
 		held := fmt.Sprintf("the state directory's chain does not verify (%s", v.Problems[0])
 		if n := len(v.Problems); n > 1 {
 			held += fmt.Sprintf(", and %d more", n-1)
@@ -451,76 +487,3 @@ func (s *Store) upload(ctx context.Context, files []File, deep bool) []repo.Loca
 
 // compareParallel bounds the copies read back at once from a location.
 const compareParallel = 8
-
-// uploadTo puts the files a location lacks, oldest first, and reads back
-// what it put (and, when deep, every older copy too) to compare it byte
-// for byte with the state directory's: a Put of an object that exists does
-// not replace it, so a differing copy is only seen by reading it. Append
-// is shallow (a size check for older copies: reading back thousands of
-// reports at every restore test would cost more than it proves); Sync,
-// `kluis sync`, is deep.
-func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File, deep bool) error {
-	prefix := LocationPrefix(s.appliance)
-	have := map[string]int64{}
-	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
-		have[strings.TrimPrefix(oi.Name, prefix)] = oi.Size
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	var (
-		mu     sync.Mutex
-		differ []string
-		first  error
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, compareParallel)
-	)
-	compare := func(f File) {
-		defer wg.Done()
-		defer func() { <-sem }()
-		got, err := repo.ReadAll(ctx, l, prefix+f.Name, MaxRecordSize)
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case errors.Is(err, repo.ErrCorrupt): // larger than any report
-			differ = append(differ, f.Name)
-		case err != nil:
-			if first == nil {
-				first = err
-			}
-		case !bytes.Equal(got, f.Data):
-			differ = append(differ, f.Name)
-		}
-	}
-	for _, f := range files {
-		size, ok := have[f.Name]
-		switch {
-		case ok && size != int64(len(f.Data)):
-			mu.Lock()
-			differ = append(differ, f.Name)
-			mu.Unlock()
-			continue
-		case !ok:
-			if err := l.Put(ctx, prefix+f.Name, f.Data); err != nil {
-				wg.Wait()
-				return err
-			}
-		case !deep:
-			continue
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go compare(f)
-	}
-	wg.Wait()
-	if len(differ) > 0 {
-		sort.Strings(differ)
-		verb := "differs from the state directory's copy"
-		if len(differ) > 1 {
-			verb = "differ from the state directory's copies"
-		}
-		return fmt.Errorf("location %s: %s%s %s (a write-once object cannot be replaced: investigate)", l.Name(), prefix, strings.Join(differ, ", "), verb)
-	}
-	return first
-}

@@ -3,12 +3,15 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -199,7 +202,7 @@ func TestCrashLeftovers(t *testing.T) {
 	appendN(t, s, 1)
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if e.Name() != lockName && filepath.Ext(e.Name()) != ".json" {
+		if e.Name() != lockName && e.Name() != CheckpointDir && filepath.Ext(e.Name()) != ".json" {
 			t.Errorf("leftover %s survived an Append", e.Name())
 		}
 	}
@@ -262,7 +265,7 @@ func TestLocationDownThenSync(t *testing.T) {
 	if len(res) != 2 || !res[0].OK || res[1].OK || res[1].Location != "groningen" || res[1].Error == "" {
 		t.Fatalf("results with groningen down: %+v", res)
 	}
-	if _, err := a.Stat(ctx, LocationPrefix("ams-1")+FileName(rec.Seq)); err != nil {
+	if _, err := a.Stat(ctx, LeafObject("ams-1", testKey(1).Public().(ed25519.PublicKey), LeafHash(rec))); err != nil {
 		t.Fatalf("amsterdam lacks the report: %v", err)
 	}
 	if res, err := s.Sync(ctx); err != nil || res[1].OK {
@@ -273,10 +276,10 @@ func TestLocationDownThenSync(t *testing.T) {
 	if err != nil || !res[0].OK || !res[1].OK {
 		t.Fatalf("sync: %+v %v", res, err)
 	}
-	for _, root := range []string{a.Root(), g.Inner().(*local.Location).Root()} {
-		v, err := VerifyDir(filepath.Join(root, "_evidence", "ams-1"), s.PublicKey(), VerifyOptions{})
-		if err != nil || !v.OK() || v.Last != 3 {
-			t.Fatalf("location copy %s: %+v %v", root, v, err)
+	for _, l := range []repo.Location{a, g} {
+		v := verifyLocation(t, s, l)
+		if !v.OK() || v.Last != 3 {
+			t.Fatalf("location copy %s: %+v", l.Name(), v)
 		}
 	}
 
@@ -287,9 +290,7 @@ func TestLocationDownThenSync(t *testing.T) {
 	if _, res, err := s.Append(ctx, &r); err != nil || !res[1].OK {
 		t.Fatalf("append after coming back: %+v %v", res, err)
 	}
-	n := 0
-	g.List(ctx, LocationPrefix("ams-1"), func(repo.ObjectInfo) error { n++; return nil })
-	if n != 6 {
+	if n := countLeaves(t, g); n != 6 {
 		t.Fatalf("groningen holds %d reports after catching up, want 6", n)
 	}
 
@@ -303,14 +304,13 @@ func TestLocationDownThenSync(t *testing.T) {
 	if res := s.CatchUp(ctx); !res[0].OK || !res[1].OK {
 		t.Fatalf("catch-up: %+v", res)
 	}
-	n = 0
-	g.List(ctx, LocationPrefix("ams-1"), func(repo.ObjectInfo) error { n++; return nil })
-	if n != 7 {
+	if n := countLeaves(t, g); n != 7 {
 		t.Fatalf("groningen holds %d reports after the catch-up, want 7", n)
 	}
 
 	// A location whose copy differs (it cannot be replaced) fails Sync.
-	p := filepath.Join(a.Root(), "_evidence", "ams-1", FileName(2))
+	recs, _ := s.Records()
+	p := filepath.Join(a.Root(), filepath.FromSlash(LeafObject("ams-1", testKey(1).Public().(ed25519.PublicKey), LeafHash(recs[1]))))
 	os.Chmod(p, 0o600)
 	os.WriteFile(p, []byte("x\n"), 0o600)
 	if res, err := s.Sync(ctx); err != nil || res[0].OK {
@@ -338,22 +338,23 @@ func TestUploadComparesContent(t *testing.T) {
 	a := local.New("amsterdam", t.TempDir())
 	g := local.New("groningen", t.TempDir())
 	s := OpenStore(t.TempDir(), "ams-1", testKey(1), []repo.Location{a, g})
-	appendN(t, s, 3)
-	p := filepath.Join(a.Root(), "_evidence", "ams-1", FileName(2))
-	b, err := os.ReadFile(p)
+	recs := appendN(t, s, 3)
+	p := filepath.Join(a.Root(), filepath.FromSlash(LeafObject("ams-1", testKey(1).Public().(ed25519.PublicKey), LeafHash(recs[1]))))
+	// The copy replaced by a sealed, edited report of the same size.
+	same := bytes.Replace(recs[1].Raw, []byte(`"rows":1200,`), []byte(`"rows":1201,`), 1)
+	if len(same) != len(recs[1].Raw) || bytes.Equal(same, recs[1].Raw) {
+		t.Fatal("test edit changed the size or nothing")
+	}
+	sealed, err := s.seal(same)
 	if err != nil {
 		t.Fatal(err)
 	}
-	same := bytes.Replace(b, []byte(`"rows":1200,`), []byte(`"rows":1201,`), 1)
-	if len(same) != len(b) || bytes.Equal(same, b) {
-		t.Fatal("test edit changed the size or nothing")
-	}
 	os.Chmod(p, 0o600)
-	if err := os.WriteFile(p, same, 0o600); err != nil {
+	if err := os.WriteFile(p, sealed, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.Sync(ctx)
-	if err != nil || len(res) != 2 || res[0].OK || !strings.Contains(res[0].Error, FileName(2)+" differs from the state directory's copy") || !res[1].OK {
+	if err != nil || len(res) != 2 || res[0].OK || !strings.Contains(res[0].Error, "the sealed copy of report "+FileName(2)+" is not the report the appliance wrote") || !res[1].OK {
 		t.Fatalf("sync with a same-size differing copy: %+v %v", res, err)
 	}
 	r := sampleReport("fysio-noord", "mariadb", 1, "")
@@ -364,8 +365,8 @@ func TestUploadComparesContent(t *testing.T) {
 	if res, _ := s.Sync(ctx); res[0].OK {
 		t.Fatalf("sync after the append no longer sees the differing copy: %+v", res)
 	}
-	if _, err := a.Stat(ctx, LocationPrefix("ams-1")+FileName(4)); err != nil {
-		t.Fatalf("the new report was not uploaded next to the differing copy: %v", err)
+	if n := countLeaves(t, a); n != 4 {
+		t.Fatalf("the new report was not uploaded next to the differing copy: %d copies", n)
 	}
 }
 
@@ -397,13 +398,17 @@ func TestUploadOnlyVerified(t *testing.T) {
 	if len(res) != 1 || res[0].OK || !strings.Contains(res[0].Error, FileName(2)) || !strings.Contains(res[0].Error, "does not verify") {
 		t.Fatalf("append with an edited report in the state directory: %+v", res)
 	}
-	if _, err := g.Stat(ctx, LocationPrefix("ams-1")+FileName(2)); !errors.Is(err, repo.ErrNotFound) {
-		t.Fatalf("the edited report 2 reached the location: %v", err)
+	files, _, err := ReadLocation(ctx, g, "ams-1", s.PublicKey(), mustSealIdentity(t, s))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, seq := range []uint64{3, 4} {
-		if _, err := g.Stat(ctx, LocationPrefix("ams-1")+FileName(seq)); err != nil {
-			t.Fatalf("report %d, which verifies, was not uploaded: %v", seq, err)
-		}
+	var got []string
+	for _, f := range files {
+		got = append(got, f.Name)
+	}
+	sort.Strings(got)
+	if strings.Join(got, " ") != FileName(1)+" "+FileName(3)+" "+FileName(4) {
+		t.Fatalf("location holds %v: want reports 1, 3 and 4 (not the edited report 2)", got)
 	}
 	if res, err := s.Sync(ctx); err == nil {
 		t.Fatalf("sync of a chain that does not verify: %+v", res)
@@ -441,9 +446,9 @@ func TestLargeReport(t *testing.T) {
 	if len(rec.Raw) < 1<<20 {
 		t.Fatalf("the report of 20,000 tables is only %d bytes: not a test of the cap", len(rec.Raw))
 	}
-	v, err := VerifyDir(filepath.Join(a.Root(), "_evidence", "ams-1"), s.PublicKey(), VerifyOptions{})
-	if err != nil || !v.OK() || len(v.Records) != 2 || len(v.Records[1].Report.Tables) != 20_000 {
-		t.Fatalf("location copy: %v %+v", err, v)
+	v := verifyLocation(t, s, a)
+	if !v.OK() || len(v.Records) != 2 || len(v.Records[1].Report.Tables) != 20_000 {
+		t.Fatalf("location copy: %+v", v)
 	}
 
 	huge := manyTables(20_000)
@@ -472,4 +477,122 @@ func TestAppendRefusesRenamedAppliance(t *testing.T) {
 	if reps, _ := filepath.Glob(filepath.Join(state, DirName, "*.json")); len(reps) != 1 {
 		t.Fatalf("%d reports after a refused append, want 1", len(reps))
 	}
+}
+
+func mustSealIdentity(t *testing.T, s *Store) age.Identity {
+	t.Helper()
+	id, err := s.SealIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// verifyLocation verifies a location's copy of s's log: the sealed
+// reports opened with the appliance's identity.
+func verifyLocation(t *testing.T, s *Store, l repo.Location) *Verification {
+	t.Helper()
+	files, _, err := ReadLocation(context.Background(), l, "ams-1", s.PublicKey(), mustSealIdentity(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Verify(files, s.PublicKey(), VerifyOptions{})
+}
+
+// countLeaves counts the sealed reports at a location.
+func countLeaves(t *testing.T, l repo.Location) int {
+	t.Helper()
+	n := 0
+	if err := l.List(context.Background(), LogPrefix("ams-1", testKey(1).Public().(ed25519.PublicKey))+"leaf/", func(repo.ObjectInfo) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestSquattedNames: location names are content addresses, unknown until
+// the report exists. Someone who learns one (from an export's tree.txt)
+// while a location is down and plants an object there first is found:
+// the read-back does not open to the report, and sync says squatted.
+// The old predictable names (_evidence/APPLIANCE/NNNNNNNN.json) are no
+// longer written, so squatting them blocks nothing.
+func TestSquattedNames(t *testing.T) {
+	ctx := context.Background()
+	g := faulty.New(local.New("groningen", t.TempDir()), faulty.Options{})
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), []repo.Location{g})
+	appendN(t, s, 1)
+	for seq := uint64(2); seq <= 5; seq++ {
+		if err := g.Put(ctx, LocationPrefix("ams-1")+FileName(seq), []byte("squatted\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.SetDown(errors.New("connection refused"))
+	appendNLenient(t, s, 1)
+	g.SetUp()
+	recs, _ := s.Records()
+	rec := recs[1]
+	if err := g.Put(ctx, LeafObject("ams-1", testKey(1).Public().(ed25519.PublicKey), LeafHash(rec)), []byte("age-encryption.org/v1\nsquatted\n")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Sync(ctx)
+	if err != nil || res[0].OK || !strings.Contains(res[0].Error, "the sealed copy of report "+FileName(rec.Seq)+" is not the report the appliance wrote (squatted or replaced") {
+		t.Fatalf("sync over a squatted leaf: %+v %v", res, err)
+	}
+	// A planted checkpoint object: named by a hash its content lacks.
+	_, cp, _ := s.Checkpoint()
+	name := CheckpointObject("ams-1", testKey(1).Public().(ed25519.PublicKey), append([]byte("x"), cp...))
+	if err := g.Put(ctx, name, cp); err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.CheckLocations(ctx)
+	if err != nil || res[0].OK || !strings.Contains(res[0].Error, name+" does not hold what its name says (squatted or replaced)") {
+		t.Fatalf("check with a planted checkpoint: %+v %v", res, err)
+	}
+}
+
+// TestRecoveredApplianceNewKey (issue 18 point 2): an appliance rebuilt
+// after a disaster, with a new signing key and the same appliance id,
+// writes its log beside the old one (another key prefix): nothing
+// collides with the old write-once objects, sync is clean, and the old
+// log stays readable with the offline recovery identity and verifiable
+// with the old public key.
+func TestRecoveredApplianceNewKey(t *testing.T) {
+	ctx := context.Background()
+	recovery, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := local.New("amsterdam", t.TempDir())
+	old := OpenStore(t.TempDir(), "ams-1", testKey(1), []repo.Location{l})
+	old.Recipients = []age.Recipient{recovery.Recipient()}
+	appendN(t, old, 3)
+
+	// The disaster: state and key gone. The new appliance: new key.
+	fresh := OpenStore(t.TempDir(), "ams-1", testKey(5), []repo.Location{l})
+	fresh.Recipients = []age.Recipient{recovery.Recipient()}
+	r := sampleReport("praktijk-a", "postgres", 9, "")
+	if _, res, err := fresh.Append(ctx, &r); err != nil || !res[0].OK {
+		t.Fatalf("the recovered appliance's first report: %+v %v", res, err)
+	}
+	if res, err := fresh.Sync(ctx); err != nil || !res[0].OK {
+		t.Fatalf("sync on the recovered appliance: %+v %v", res, err)
+	}
+	files, notes, err := ReadLocation(ctx, l, "ams-1", old.PublicKey(), recovery)
+	if err != nil || len(files) != 3 || len(notes) != 3 {
+		t.Fatalf("the old log with the recovery identity: %d reports, %d checkpoints, %v", len(files), len(notes), err)
+	}
+	if v := Verify(files, old.PublicKey(), VerifyOptions{}); !v.OK() || v.Last != 3 {
+		t.Fatalf("the old log does not verify with the old key: %+v", v)
+	}
+	if v := verifyLocationWith(t, fresh, l); !v.OK() || v.Last != 1 {
+		t.Fatalf("the new log: %+v", v)
+	}
+}
+
+func verifyLocationWith(t *testing.T, s *Store, l repo.Location) *Verification {
+	t.Helper()
+	files, _, err := ReadLocation(context.Background(), l, "ams-1", s.PublicKey(), mustSealIdentity(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Verify(files, s.PublicKey(), VerifyOptions{})
 }

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/kluis-nl/kluis/evidence/chain"
 	"github.com/kluis-nl/kluis/repo"
 )
@@ -86,6 +88,12 @@ type Verification struct {
 	First   uint64 `json:"first"`
 	Last    uint64 `json:"last"`
 	Head    string `json:"head,omitempty"`
+	// LogSize and LogRoot are the size and root hash of the signed log
+	// checkpoint (checkpoint.note), Cosigned the witnesses that cosigned
+	// it (0, "", none: no log checkpoint).
+	LogSize  uint64   `json:"log_size,omitempty"`
+	LogRoot  string   `json:"log_root,omitempty"`
+	Cosigned []string `json:"cosigned,omitempty"`
 	// Problems is every sign of tampering found: empty when the reports
 	// verify.
 	Problems []Problem `json:"problems"`
@@ -133,6 +141,16 @@ type VerifyOptions struct {
 	CheckpointName string
 	// Appliance, when set, is the appliance the reports must belong to.
 	Appliance string
+	// Witnesses are the witnesses whose cosignature the log checkpoint
+	// (checkpoint.note) must carry (verify --witness-key).
+	Witnesses []note.Verifier
+	// RequireLog makes a missing log checkpoint a problem (an export);
+	// without it a directory without one (a location copy, the state
+	// directory) is verified as a chain only, with a note.
+	RequireLog bool
+	// ExpectLast, when not 0, is the report the auditor expects the
+	// reports to reach (verify --expect-last).
+	ExpectLast uint64
 }
 
 // Files of an export that are not reports.
@@ -171,10 +189,15 @@ func VerifyDir(dir string, pub ed25519.PublicKey, opts VerifyOptions) (*Verifica
 			continue
 		}
 		max := int64(MaxRecordSize)
-		if name == CheckpointFile || name == PublicKeyFile {
+		switch name {
+		case CheckpointFile, PublicKeyFile:
 			max = maxOther
+		case CheckpointNoteFile:
+			max = maxNote
+		case TreeFile:
+			max = 65 * MaxReports
 		}
-		if _, ok := ParseFileName(name); !ok && !strings.HasSuffix(name, ".json") && name != PublicKeyFile {
+		if _, ok := ParseFileName(name); !ok && !strings.HasSuffix(name, ".json") && name != PublicKeyFile && name != CheckpointNoteFile && name != TreeFile {
 			skipped = append(skipped, name)
 			continue
 		}
@@ -231,11 +254,17 @@ func Verify(files []File, pub ed25519.PublicKey, opts VerifyOptions) *Verificati
 
 	var items []*item
 	var covered []uint64 // report numbers of files too broken to read
-	var exportCP []byte
+	var exportCP, logNote, logTree []byte
 	for _, f := range files {
 		switch f.Name {
 		case CheckpointFile:
 			exportCP = f.Data
+			continue
+		case CheckpointNoteFile:
+			logNote = f.Data
+			continue
+		case TreeFile:
+			logTree = f.Data
 			continue
 		case PublicKeyFile:
 			v.comparePublicKey(f.Data, pub)
@@ -275,9 +304,10 @@ func Verify(files []File, pub ed25519.PublicKey, opts VerifyOptions) *Verificati
 	reps := v.pickRepresentatives(items)
 	if len(reps) == 0 {
 		v.checkExportCheckpoint(exportCP, pub, nil)
-		if opts.Checkpoint != nil {
+		if opts.Checkpoint != nil && !isNote(opts.Checkpoint) {
 			v.checkHeldCheckpoint(opts, pub, nil)
 		}
+		v.checkLog(logNote, logTree, exportCP, pub, nil, opts)
 		if len(v.Problems) == 0 {
 			v.problem(Removed, 0, "", "no reports")
 		}
@@ -298,8 +328,12 @@ func Verify(files []File, pub ed25519.PublicKey, opts VerifyOptions) *Verificati
 	v.checkSignatures(reps)
 	v.checkAppliance(reps, exportCP, pub, opts.Appliance)
 	v.checkExportCheckpoint(exportCP, pub, reps)
-	if opts.Checkpoint != nil {
+	if opts.Checkpoint != nil && !isNote(opts.Checkpoint) {
 		v.checkHeldCheckpoint(opts, pub, reps)
+	}
+	v.checkLog(logNote, logTree, exportCP, pub, reps, opts)
+	if opts.ExpectLast > 0 && v.Last != opts.ExpectLast {
+		v.problem(Truncated, 0, "", "you expected the reports to reach report %d, but the last here is report %d", opts.ExpectLast, v.Last)
 	}
 	for _, it := range reps {
 		if it.sigOK && it.bodyOK {

@@ -32,11 +32,33 @@ func newExportFrom(t *testing.T, n int, from uint64) (string, []Record) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tree, cp, err := s.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := filepath.Join(t.TempDir(), "export")
-	if _, err := Export(dir, recs[from-1:], ExportOptions{Appliance: "ams-1", Key: testKey(1), Now: t0.Add(90 * 24 * time.Hour)}); err != nil {
+	if _, err := Export(dir, recs[from-1:], ExportOptions{Appliance: "ams-1", Key: testKey(1), Now: t0.Add(90 * 24 * time.Hour), Log: tree, LogCheckpoint: cp}); err != nil {
 		t.Fatal(err)
 	}
 	return dir, recs
+}
+
+// toLegacy turns an export into one made before the transparency log: no
+// checkpoint.note or tree.txt, and a v2 checkpoint.json (no log_size).
+func toLegacy(t *testing.T, dir string) {
+	t.Helper()
+	cp, err := ParseCheckpoint(read(t, dir, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cp.Checkpoint
+	c.LogSize = 0
+	data, err := SignCheckpoint(testKey(1), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, CheckpointFile, data)
+	remove(t, dir, CheckpointNoteFile, TreeFile)
 }
 
 func read(t *testing.T, dir, name string) []byte {
@@ -245,6 +267,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			from := max(tc.from, 1)
 			dir, _ := newExportFrom(t, 6, from)
+			toLegacy(t, dir) // the chain checks; TestLogDetectsTampering checks the log
 			var held []byte
 			if tc.held != nil {
 				held = tc.held(t, dir)
@@ -348,7 +371,7 @@ func TestExportCheckpointStart(t *testing.T) {
 	// Reports 1 and 2 put in front of a segment that starts at 3.
 	added := filepath.Join(t.TempDir(), "added")
 	os.MkdirAll(added, 0o755)
-	for _, n := range []string{FileName(3), FileName(4), FileName(5), FileName(6), CheckpointFile} {
+	for _, n := range []string{FileName(3), FileName(4), FileName(5), FileName(6), CheckpointFile, CheckpointNoteFile, TreeFile} {
 		write(t, added, n, read(t, dir, n))
 	}
 	write(t, added, FileName(1), recs[0].Raw)
@@ -405,8 +428,12 @@ func TestHeldCheckpointProvesPrefix(t *testing.T) {
 	appendN(t, s, 5)
 	recs, _ = s.Records()
 	second := filepath.Join(t.TempDir(), "q2")
+	tree, note, err := s.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// From week 1 on: reports 4 to 9.
-	if _, err := Export(second, Select(recs, t0.Add(7*24*time.Hour), time.Time{}), ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err != nil {
+	if _, err := Export(second, Select(recs, t0.Add(7*24*time.Hour), time.Time{}), ExportOptions{Appliance: "ams-1", Key: testKey(1), Log: tree, LogCheckpoint: note}); err != nil {
 		t.Fatal(err)
 	}
 	v, err := VerifyDir(second, s.PublicKey(), VerifyOptions{Checkpoint: read(t, first, CheckpointFile), CheckpointName: "q1/checkpoint.json"})
@@ -448,7 +475,7 @@ func TestSelect(t *testing.T) {
 
 func TestExportRefuses(t *testing.T) {
 	dir, recs := newExport(t, 3)
-	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("export into a non-empty dir: %v", err)
 	}
 	if _, err := Export(t.TempDir(), []Record{recs[0], recs[2]}, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil {
@@ -508,7 +535,8 @@ func TestVerifyHugeNumbers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkProblems(t, v, []want{{Removed, 3, fmt.Sprintf("reports 3 to %d are missing: report %d follows report 2", far-2, far)}, {Malformed, far - 1, ""}})
+	checkProblems(t, v, []want{{Removed, 3, fmt.Sprintf("reports 3 to %d are missing: report %d follows report 2", far-2, far)}, {Malformed, far - 1, ""},
+		{Inserted, far, "not in the signed log"}})
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
 	}
@@ -554,5 +582,67 @@ func TestSummaryRPOOverOnlyWhereOver(t *testing.T) {
 		if !strings.Contains(html, want) {
 			t.Errorf("summary lacks %s", want)
 		}
+	}
+}
+
+// TestExportDirPlantedSymlink: a symlink planted in the export directory
+// after Export created it and found it empty is not followed: the export
+// fails and the file the link points to is untouched (issue 15 §4).
+func TestExportDirPlantedSymlink(t *testing.T) {
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	appendN(t, s, 2)
+	recs, err := s.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(victim, []byte("root:secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "export")
+	planted := false
+	afterExportDirOpen = func(d string) {
+		for _, name := range []string{FileName(1), PublicKeyFile, CheckpointFile} {
+			if err := os.Symlink(victim, filepath.Join(d, name)); err != nil {
+				t.Error(err)
+			}
+		}
+		planted = true
+	}
+	defer func() { afterExportDirOpen = nil }()
+	_, err = Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)})
+	if !planted {
+		t.Fatal("the hook did not run")
+	}
+	if err == nil || !strings.Contains(err.Error(), "file exists") {
+		t.Fatalf("export through planted symlinks: %v", err)
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "root:secret\n" {
+		t.Fatalf("the file a planted symlink points to was written: %q", got)
+	}
+}
+
+// TestExportDirMustBeNew: an existing directory, even an empty one (it may
+// belong to another user), is refused; the new one is private.
+func TestExportDirMustBeNew(t *testing.T) {
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	appendN(t, s, 1)
+	recs, _ := s.Records()
+	if _, err := Export(t.TempDir(), recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("export into an existing directory: %v", err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Export(link, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err == nil {
+		t.Fatal("exported through a symlink to a directory")
+	}
+	dir := filepath.Join(t.TempDir(), "new")
+	if _, err := Export(dir, recs, ExportOptions{Appliance: "ams-1", Key: testKey(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("export directory: %v %v", fi.Mode(), err)
 	}
 }

@@ -2,20 +2,27 @@ package main
 
 import (
 	"context"
+
 	"crypto/ed25519"
 	"errors"
+	"filippo.io/age"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/repo/local"
 	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
@@ -28,7 +35,35 @@ func evidenceStore(a *appliance.Appliance, locs []repo.Location) (*evidence.Stor
 	}
 	s := evidence.OpenStore(a.StateDir(), a.Cfg.Appliance.ID, key, locs)
 	s.Now = a.Now
+	if locs != nil {
+		if s.Witnesses, err = witnessClients(a); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, r := range []string{a.Cfg.Evidence.AuditorRecipient, a.Cfg.Appliance.RecoveryRecipient} {
+		if r == "" {
+			continue
+		}
+		rc, err := age.ParseX25519Recipient(r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("age recipient %q: %v", r, err)
+		}
+		s.Recipients = append(s.Recipients, rc)
+	}
 	return s, key, nil
+}
+
+// witnessClients are the configured witnesses (evidence.witnesses).
+func witnessClients(a *appliance.Appliance) ([]evidence.WitnessClient, error) {
+	var out []evidence.WitnessClient
+	for i, w := range a.Cfg.Evidence.Witnesses {
+		v, err := evidence.ParseWitnessKey(w.Key)
+		if err != nil {
+			return nil, fmt.Errorf("evidence.witnesses[%d].key: %v", i, err)
+		}
+		out = append(out, evidence.WitnessClient{URL: w.URL, Verifier: v, Client: &http.Client{Timeout: 30 * time.Second}})
+	}
+	return out, nil
 }
 
 // evidencePeriod is the state directory's chain, every record verified,
@@ -37,6 +72,7 @@ type evidencePeriod struct {
 	all, sel []evidence.Record
 	from, to time.Time
 	key      ed25519.PrivateKey
+	store    *evidence.Store
 }
 
 // loadPeriod parses --from and --to and reads the chain.
@@ -53,7 +89,7 @@ func loadPeriod(a *appliance.Appliance, from, to string) (*evidencePeriod, error
 	if err != nil {
 		return nil, err
 	}
-	return &evidencePeriod{all: recs, sel: evidence.Select(recs, f, t), from: f, to: t, key: key}, nil
+	return &evidencePeriod{all: recs, sel: evidence.Select(recs, f, t), from: f, to: t, key: key, store: s}, nil
 }
 
 // period parses --from and --to (days in the appliance's time zone, both
@@ -271,7 +307,7 @@ func short(s string) string {
 
 func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("evidence export", "--out DIR [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--tenant T] [--json]")
-	out := fs.String("out", "", "write the export to this new or empty `directory` (required)")
+	out := fs.String("out", "", "write the export to this new `directory`, which kluis creates (mode 0700; it must not exist) (required)")
 	tenant := fs.String("tenant", "", "the HTML summary covers only this tenant (the export holds every report of the period: the chain needs them)")
 	from := fs.String("from", "", "reports signed on or after this `day` (YYYY-MM-DD, appliance time zone)")
 	to := fs.String("to", "", "reports signed on or before this `day` (YYYY-MM-DD)")
@@ -300,8 +336,21 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 			return fmt.Errorf("no restore-test report of tenant %s in the period", *tenant)
 		}
 	}
+	tree, cp, err := p.store.Checkpoint()
+	if err != nil {
+		return err
+	}
+	ws, err := witnessClients(a)
+	if err != nil {
+		return err
+	}
+	var wvs []note.Verifier
+	for _, w := range ws {
+		wvs = append(wvs, w.Verifier)
+	}
 	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
-		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg)})
+		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg),
+		Log: tree, LogCheckpoint: cp, Witnesses: wvs})
 	if err != nil {
 		return err
 	}
@@ -311,14 +360,24 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 	fmt.Fprintf(g.stdout, "exported reports %d to %d of appliance %s to %s, verified\n", res.First, res.Last, a.Cfg.Appliance.ID, res.Dir)
 	fmt.Fprintf(g.stdout, "public key fingerprint %s\n", res.PublicKey)
 	fmt.Fprintf(g.stdout, "checkpoint: reports %d to %d, first hash %s, last hash %s\n", res.Checkpoint.First, res.Checkpoint.Count, res.Checkpoint.FirstHash, res.Checkpoint.Hash)
+	fmt.Fprintf(g.stdout, "log checkpoint (checkpoint.note): %d reports, root %s", res.Verification.LogSize, res.Verification.LogRoot)
+	if len(res.Verification.Cosigned) > 0 {
+		fmt.Fprintf(g.stdout, ", cosigned by %s", strings.Join(res.Verification.Cosigned, ", "))
+	}
+	fmt.Fprintln(g.stdout)
 	fmt.Fprintln(g.stdout, "Give the auditor the directory; send the public key (kluis keys public) through another channel.")
 	return nil
 }
 
 func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("evidence verify", "--public-key FILE [--checkpoint FILE] [--json] DIR")
+	fs := g.flags("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF")
 	pubFile := fs.String("public-key", "", "the appliance's PEM public key `file`, obtained out of band (required; no config is read)")
-	cpFile := fs.String("checkpoint", "", "a checkpoint.json `file` kept from an earlier export: prove the chain up to it is unchanged")
+	cpFile := fs.String("checkpoint", "", "a checkpoint.note (or older checkpoint.json) `file` kept from an earlier export: prove the log up to it is unchanged")
+	var wkeys listFlag
+	fs.Var(&wkeys, "witness-key", "a witness's public `key` (NAME+KEYHASH+BASE64, or a file holding it) whose cosignature the checkpoint must carry; repeatable")
+	expectLast := fs.Uint64("expect-last", 0, "fail unless the reports reach report `N` (the number you were told the log has)")
+	identity := fs.String("identity", "", "an age identity `file` (the auditor's): DIR is then a download of a location (holding _evidence/), whose sealed copies are opened and verified")
+	applianceID := fs.String("appliance", "", "with --identity: the appliance `id` whose log to verify (default: the only one in DIR)")
 	g.jsonFlag(fs)
 	pos, err := g.parseWithArgs(fs, args)
 	if err != nil {
@@ -340,15 +399,27 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return usageErrorf("--public-key %s: %v; nothing verified", *pubFile, err)
 	}
-	opts := evidence.VerifyOptions{CheckpointName: *cpFile}
+	witnesses, err := witnessKeys(wkeys)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(pos[0]); err == nil && fi.Mode().IsRegular() {
+		return verifyProofFile(g, pos[0], pub, witnesses)
+	}
+	opts := evidence.VerifyOptions{CheckpointName: *cpFile, Witnesses: witnesses, RequireLog: true, ExpectLast: *expectLast}
 	if *cpFile != "" {
 		if opts.Checkpoint, err = readSmall(*cpFile, 64<<10); err != nil {
 			return usageErrorf("--checkpoint: cannot read the checkpoint, nothing verified: %v", err)
 		}
 	}
 	dir := pos[0]
-	v, err := evidence.VerifyDir(dir, pub, opts)
-	if err != nil {
+	var v *evidence.Verification
+	if *identity != "" {
+		v, err = verifyLocationDownload(ctx, dir, *identity, *applianceID, pub, opts)
+		if err != nil {
+			return err
+		}
+	} else if v, err = evidence.VerifyDir(dir, pub, opts); err != nil {
 		return usageErrorf("cannot read %s, nothing verified: %v", dir, err)
 	}
 	if g.jsonOut {
@@ -411,4 +482,214 @@ func readSmall(path string, max int64) ([]byte, error) {
 		return nil, errors.New(path + ": too large")
 	}
 	return b, nil
+}
+
+// verifyProofFile verifies one report's proof (evidence prove).
+func verifyProofFile(g *globals, path string, pub ed25519.PublicKey, witnesses []note.Verifier) error {
+	data, err := readSmall(path, 32<<20)
+	if err != nil {
+		return usageErrorf("cannot read %s, nothing verified: %v", path, err)
+	}
+	if _, err := evidence.ParseProof(data); err != nil {
+		return usageErrorf("%s is neither a directory (an export) nor a report proof (kluis evidence prove): %v; nothing verified", path, err)
+	}
+	res, err := evidence.VerifyProof(data, pub, witnesses...)
+	if g.jsonOut {
+		out := struct {
+			File  string                `json:"file"`
+			OK    bool                  `json:"ok"`
+			Error string                `json:"error,omitempty"`
+			Proof *evidence.ProofResult `json:"proof,omitempty"`
+		}{File: path, OK: err == nil, Proof: res}
+		if err != nil {
+			out.Error = err.Error()
+		}
+		if perr := g.printJSON(out); perr != nil {
+			return perr
+		}
+	} else if err != nil {
+		fmt.Fprintf(g.stdout, "NOT VERIFIED %s: %v\n", path, err)
+	} else {
+		fmt.Fprintf(g.stdout, "VERIFIED %s: report %d of appliance %s (%s, tenant %s) is leaf %d of the signed log of %d reports, root %s", path, res.Record.Seq, res.Record.Report.Appliance, res.Record.Report.Verdict, res.Record.Report.Tenant, res.Record.Seq-1, res.Checkpoint.Size, res.Checkpoint.Root)
+		if len(res.Cosigned) > 0 {
+			fmt.Fprintf(g.stdout, ", cosigned by %s", strings.Join(res.Cosigned, ", "))
+		}
+		fmt.Fprintln(g.stdout)
+	}
+	if err != nil {
+		return &silentError{code: exitFailed}
+	}
+	return nil
+}
+
+func cmdEvidenceProve(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("evidence prove", "SEQ [--out FILE]")
+	out := fs.String("out", "", "write the proof to this new `file` (default: standard output)")
+	pos, err := g.parseWithArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErrorf("give one report number (see kluis evidence list)")
+	}
+	seq, err := strconv.ParseUint(strings.TrimSuffix(pos[0], ".json"), 10, 64)
+	if err != nil || seq == 0 {
+		return usageErrorf("%q is not a report number", pos[0])
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return err
+	}
+	s, _, err := evidenceStore(a, nil)
+	if err != nil {
+		return err
+	}
+	tree, cp, err := s.Checkpoint()
+	if err != nil {
+		return err
+	}
+	recs, err := s.Records()
+	if err != nil {
+		return err
+	}
+	if seq > uint64(len(recs)) {
+		return fmt.Errorf("no report %d: the log has %d reports", seq, len(recs))
+	}
+	proof, err := evidence.Prove(recs[seq-1], tree, cp)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		_, err := g.stdout.Write(proof)
+		return err
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(proof); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func cmdEvidenceCosign(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("evidence cosign", "[--json]")
+	g.jsonFlag(fs)
+	a, err := g.command(fs, args)
+	if err != nil {
+		return err
+	}
+	s, _, err := evidenceStore(a, nil)
+	if err != nil {
+		return err
+	}
+	ws, err := witnessClients(a)
+	if err != nil {
+		return err
+	}
+	if len(ws) == 0 {
+		return fmt.Errorf("no witnesses configured (evidence.witnesses)")
+	}
+	res, err := s.Cosign(ctx, ws)
+	if err != nil {
+		return err
+	}
+	if g.jsonOut {
+		if err := g.printJSON(res); err != nil {
+			return err
+		}
+	}
+	failed := 0
+	for _, r := range res {
+		if !r.OK {
+			failed++
+		}
+		if !g.jsonOut {
+			if r.OK {
+				fmt.Fprintf(g.stdout, "%s: cosigned\n", r.Witness)
+			} else {
+				fmt.Fprintf(g.stdout, "%s: NOT cosigned: %s\n", r.Witness, r.Error)
+			}
+		}
+	}
+	if failed > 0 {
+		return &silentError{code: exitFailed}
+	}
+	return nil
+}
+
+func cmdEvidenceCheck(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("evidence check", "[--json]")
+	g.jsonFlag(fs)
+	a, err := g.command(fs, args)
+	if err != nil {
+		return err
+	}
+	s, err := restoreTestStore(a)
+	if err != nil {
+		return err
+	}
+	res, err := s.CheckLocations(ctx)
+	if err != nil {
+		return err
+	}
+	if g.jsonOut {
+		if err := g.printJSON(res); err != nil {
+			return err
+		}
+	}
+	failed := 0
+	for _, r := range res {
+		if !r.OK {
+			failed++
+		}
+		if !g.jsonOut {
+			if r.OK {
+				fmt.Fprintf(g.stdout, "%s: the evidence log there matches the appliance's\n", r.Location)
+			} else {
+				fmt.Fprintln(g.stdout, r.Error)
+			}
+		}
+	}
+	if failed > 0 {
+		return &silentError{code: exitFailed}
+	}
+	return nil
+}
+
+// verifyLocationDownload verifies a download of a location (a directory
+// holding _evidence/APPLIANCE/key-…/) with the auditor's age identity.
+func verifyLocationDownload(ctx context.Context, dir, identityFile, applianceID string, pub ed25519.PublicKey, opts evidence.VerifyOptions) (*evidence.Verification, error) {
+	data, err := readSmall(identityFile, 64<<10)
+	if err != nil {
+		return nil, usageErrorf("--identity: %v; nothing verified", err)
+	}
+	ids, err := age.ParseIdentities(strings.NewReader(string(data)))
+	if err != nil {
+		return nil, usageErrorf("--identity %s: %v; nothing verified", identityFile, err)
+	}
+	if applianceID == "" {
+		ents, err := os.ReadDir(filepath.Join(dir, "_evidence"))
+		if err != nil {
+			return nil, usageErrorf("%s holds no _evidence/ directory (a download of a location's bucket or directory): %v; nothing verified", dir, err)
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				if applianceID != "" {
+					return nil, usageErrorf("%s holds the evidence of more than one appliance: give --appliance ID", dir)
+				}
+				applianceID = e.Name()
+			}
+		}
+		if applianceID == "" {
+			return nil, usageErrorf("%s/_evidence/ holds no appliance's evidence; nothing verified", dir)
+		}
+	}
+	v, err := evidence.VerifyLocationCopy(ctx, local.New("download", dir), applianceID, pub, ids, opts)
+	if err != nil {
+		return nil, usageErrorf("cannot read the evidence in %s, nothing verified: %v", dir, err)
+	}
+	return v, nil
 }

@@ -24,6 +24,10 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	}
 	now := time.Now()
 	rep := daemon.Status(ctx, a, now)
+	if msg := evidenceWitnessProblem(a); msg != "" {
+		rep.Errors = append(rep.Errors, msg)
+		rep.OK = false
+	}
 	if g.jsonOut {
 		if err := g.printJSON(rep); err != nil {
 			return err

@@ -64,7 +64,7 @@ func TestDemoAsANewUser(t *testing.T) {
 				}
 			}
 		}
-		if reps, _ := filepath.Glob(filepath.Join(dir, "locations", loc, "_evidence", "*", "*.json")); len(reps) != 2*len(tenants) {
+		if reps, _ := filepath.Glob(filepath.Join(dir, "locations", loc, "_evidence", "*", "key-*", "leaf", "*")); len(reps) != 2*len(tenants) {
 			t.Errorf("evidence at %s: %d reports, want %d (every tenant tested at both locations)", loc, len(reps), 2*len(tenants))
 		}
 	}

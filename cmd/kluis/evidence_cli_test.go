@@ -132,7 +132,7 @@ func TestEvidenceCLI(t *testing.T) {
 			t.Errorf("export lacks %s", f)
 		}
 	}
-	if r := e.run("evidence", "export", "--out", out); r.code != 1 || !strings.Contains(r.stderr, "not empty") {
+	if r := e.run("evidence", "export", "--out", out); r.code != 1 || !strings.Contains(r.stderr, "exists") {
 		t.Errorf("export into a non-empty dir: %v", r)
 	}
 	if r := e.run("evidence", "export", "--out", e.path("none"), "--from", "2027-01-01"); r.code != 1 || !strings.Contains(r.stderr, "no restore-test reports in the period") {

@@ -57,7 +57,14 @@ func init() {
 			{name: "list", summary: "list restore-test reports", run: cmdEvidenceList},
 			{name: "show", summary: "show one report", run: cmdEvidenceShow},
 			{name: "export", summary: "write reports, public key and an HTML summary to a directory", run: cmdEvidenceExport},
-			{name: "verify", summary: "verify exported reports with only the public key", run: cmdEvidenceVerify},
+			{name: "verify", summary: "verify exported reports (or one report's proof) with only the public key", run: cmdEvidenceVerify},
+			{name: "prove", summary: "write one report with its inclusion proof and the signed checkpoint", run: cmdEvidenceProve},
+			{name: "cosign", summary: "ask the configured witnesses to cosign the newest checkpoint", run: cmdEvidenceCosign},
+			{name: "check", summary: "audit every location's copy of the evidence log (versions, checkpoints, foreign reports)", run: cmdEvidenceCheck},
+		}},
+		{name: "witness", summary: "a witness of other appliances' evidence logs (run it elsewhere)", sub: []*command{
+			{name: "init", summary: "create a witness key and print its public key line", run: cmdWitnessInit},
+			{name: "serve", summary: "cosign checkpoints that extend the ones seen before", run: cmdWitnessServe},
 		}},
 		{name: "version", summary: "print the version", run: cmdVersion},
 	}

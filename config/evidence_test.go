@@ -1,0 +1,35 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestEvidenceWitnesses: witnesses and the auditor recipient are checked,
+// each problem naming its field.
+func TestEvidenceWitnesses(t *testing.T) {
+	const key = "witness.example/w1+5d7ab0a2+BMlWr8tGvCFVqlFWCDPZWJtCWqjBTKPNk8VsFhvRXhZb"
+	dir := t.TempDir()
+	good := validYAML(t) + "evidence:\n  witnesses:\n    - {url: \"https://witness.example/\", key: \"" + key + "\"}\n"
+	c, err := Parse([]byte(good), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Evidence.Witnesses) != 1 {
+		t.Fatalf("witnesses: %+v", c.Evidence)
+	}
+	for _, tc := range []struct{ name, add, want string }{
+		{"plain http", "  witnesses: [{url: \"http://witness.example/\", key: \"" + key + "\"}]\n", "evidence.witnesses[0].url: plain http"},
+		{"no key", "  witnesses: [{url: \"https://witness.example/\"}]\n", "evidence.witnesses[0].key: required"},
+		{"bad key", "  witnesses: [{url: \"https://witness.example/\", key: \"w+00+AA==\"}]\n", "evidence.witnesses[0].key: not a witness key"},
+		{"twice", "  witnesses: [{url: \"https://a.example/\", key: \"" + key + "\"}, {url: \"https://b.example/\", key: \"" + key + "\"}]\n", "evidence.witnesses[1].key: witness \"witness.example/w1\" is also"},
+		{"bad recipient", "  auditor_recipient: age1nope\n", "evidence.auditor_recipient"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(validYAML(t)+"evidence:\n"+tc.add), dir)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}

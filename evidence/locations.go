@@ -1,0 +1,388 @@
+package evidence
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"filippo.io/age"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/kluis-nl/kluis/repo"
+)
+
+// At a location (docs/format.md, "Evidence log") an appliance's log is
+//
+//	_evidence/APPLIANCE/key-KEYID/leaf/HEX(LEAF HASH)      a report, sealed (seal.go)
+//	_evidence/APPLIANCE/key-KEYID/checkpoint/HEX(SHA-256)  a checkpoint note, as signed
+//
+// Every name is a content address, unknown before the object exists, so
+// no name can be squatted in advance; a copy that is not what its name
+// says is found when it is read back. Reports written before the log
+// (_evidence/APPLIANCE/NNNNNNNN.json, plaintext) are left as they are.
+
+// LogPrefix is where the log signed by key pub is at a location:
+// _evidence/APPLIANCE/key-KEYID/ (KEYID: the first 16 hex digits of the
+// SHA-256 of the raw public key). An appliance recovered with a new
+// signing key starts a log of its own beside the old one, which stays
+// untouched and verifiable with the old key.
+func LogPrefix(appliance string, pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return LocationPrefix(appliance) + "key-" + hex.EncodeToString(sum[:8]) + "/"
+}
+
+// LeafObject is the name of a report's sealed copy at a location.
+func LeafObject(appliance string, pub ed25519.PublicKey, leaf tlog.Hash) string {
+	return LogPrefix(appliance, pub) + "leaf/" + hex.EncodeToString(leaf[:])
+}
+
+// VersionCounter is a location that can count the data versions of its
+// objects (an S3 bucket with versioning: repo/s3).
+type VersionCounter interface {
+	VersionCounts(ctx context.Context, prefix string) (map[string]int, error)
+}
+
+// uploadTo puts the sealed copy of every report (files: verified report
+// files) the location lacks, and reads back what it put (and, when deep,
+// every older copy too), opens it and compares it byte for byte with the
+// state directory's: a Put of an object that exists does not replace it,
+// so a differing copy is only seen by reading it. Append is shallow; Sync,
+// `kluis sync`, is deep and audits the location as well (auditLocation).
+func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File, deep bool) error {
+	have := map[string]bool{}
+	err := l.List(ctx, LogPrefix(s.appliance, s.pub)+"leaf/", func(oi repo.ObjectInfo) error {
+		have[oi.Name] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var (
+		mu     sync.Mutex
+		differ []string
+		first  error
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, compareParallel)
+	)
+	compare := func(f File, name string) {
+		defer wg.Done()
+		defer func() { <-sem }()
+		got, err := repo.ReadAll(ctx, l, name, maxSealed)
+		var plain []byte
+		if err == nil {
+			plain, err = s.openSealed(got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case errors.Is(err, repo.ErrCorrupt) || errors.Is(err, ErrMalformed):
+			differ = append(differ, f.Name)
+		case err != nil:
+			if first == nil {
+				first = err
+			}
+		case !bytes.Equal(plain, f.Data):
+			differ = append(differ, f.Name)
+		}
+	}
+	for _, f := range files {
+		name := LeafObject(s.appliance, s.pub, tlog.RecordHash(bytes.TrimSuffix(f.Data, []byte("\n"))))
+		if !have[name] {
+			sealed, err := s.seal(f.Data)
+			if err != nil {
+				wg.Wait()
+				return err
+			}
+			if err := l.Put(ctx, name, sealed); err != nil {
+				wg.Wait()
+				return err
+			}
+		} else if !deep {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go compare(f, name)
+	}
+	wg.Wait()
+	if len(differ) > 0 {
+		sort.Strings(differ)
+		return fmt.Errorf("location %s: the sealed copy of report %s is not the report the appliance wrote (squatted or replaced: a write-once object cannot be replaced: investigate)", l.Name(), strings.Join(differ, ", "))
+	}
+	if first != nil || !deep {
+		return first
+	}
+	recs := make([]Record, 0, len(files))
+	for _, f := range files {
+		r, err := ParseRecord(f.Data)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, r)
+	}
+	t, err := treeOf(recs)
+	if err != nil {
+		return nil // a partial set (reports that do not verify are held back): no audit
+	}
+	if problems := s.auditLocation(ctx, l, t); len(problems) > 0 {
+		return fmt.Errorf("location %s: the evidence log there was tampered with:\n  %s", l.Name(), strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// maxLocationCheckpoints bounds the checkpoints an audit reads.
+const maxLocationCheckpoints = 100000
+
+// auditLocation checks what a location holds of the log against the
+// appliance's tree t: every object has one data version (a second one is
+// an overwrite: tampering), every checkpoint there is named by its hash,
+// signed by this appliance and consistent with t (one that is not shows
+// the history was rewritten, or cut back, after it was written), and
+// every sealed report there is a leaf of t (one that is not belongs to
+// another history). Problems are sentences, one per finding.
+func (s *Store) auditLocation(ctx context.Context, l repo.Location, t *Tree) []string {
+	prefix := LogPrefix(s.appliance, s.pub)
+	var problems []string
+	if vc, ok := l.(VersionCounter); ok {
+		counts, err := vc.VersionCounts(ctx, prefix)
+		if err != nil {
+			return []string{err.Error()}
+		}
+		for _, name := range sortedKeys(counts) {
+			if n := counts[name]; n > 1 {
+				problems = append(problems, fmt.Sprintf("%s has %d data versions: a write-once object was overwritten (tampering: a PUT over it with the location's credential)", name, n))
+			}
+		}
+	}
+	leaves := map[string]bool{}
+	for i := int64(0); i < t.Size(); i++ {
+		h, _ := t.Leaf(i)
+		leaves[LeafObject(s.appliance, s.pub, h)] = true
+	}
+	var cps []string
+	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
+		rest := strings.TrimPrefix(oi.Name, prefix)
+		switch {
+		case strings.HasPrefix(rest, "checkpoint/"):
+			if len(cps) >= maxLocationCheckpoints {
+				return fmt.Errorf("more than %d checkpoints", maxLocationCheckpoints)
+			}
+			cps = append(cps, oi.Name)
+		case strings.HasPrefix(rest, "leaf/") && !leaves[oi.Name]:
+			problems = append(problems, fmt.Sprintf("%s is not a report of the appliance's log: another history was written to this location (rewritten or forked)", oi.Name))
+		}
+		return nil
+	})
+	if err != nil {
+		return append(problems, err.Error())
+	}
+	sort.Strings(cps)
+	for _, name := range cps {
+		data, err := repo.ReadAll(ctx, l, name, maxNote)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		sum := sha256.Sum256(data)
+		if prefix+"checkpoint/"+hex.EncodeToString(sum[:]) != name {
+			problems = append(problems, fmt.Sprintf("%s does not hold what its name says (squatted or replaced)", name))
+			continue
+		}
+		c, _, err := OpenLogCheckpoint(data, s.appliance, s.pub)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %s (planted by someone without this appliance's key, or signed with an earlier key)", name, reason(err)))
+			continue
+		}
+		if c.Size > t.Size() {
+			problems = append(problems, fmt.Sprintf("%s says the log had %d reports, the appliance's log has %d: reports were cut off after it was written", name, c.Size, t.Size()))
+			continue
+		}
+		if root, _ := t.Root(c.Size); root != c.Root {
+			problems = append(problems, fmt.Sprintf("%s (log of %d reports) does not match the appliance's log: the history up to report %d was rewritten after this checkpoint was written", name, c.Size, c.Size))
+		}
+	}
+	return problems
+}
+
+// CheckLocations audits every location's copy of the log against the
+// state directory's (kluis evidence check): nothing is written.
+func (s *Store) CheckLocations(ctx context.Context) ([]repo.LocationResult, error) {
+	recs, err := s.Records()
+	if err != nil {
+		return nil, err
+	}
+	t, err := treeOf(recs)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]repo.LocationResult, len(s.locs))
+	for i, l := range s.locs {
+		res[i] = repo.LocationResult{Location: l.Name(), OK: true}
+		if p := s.auditLocation(ctx, l, t); len(p) > 0 {
+			res[i] = repo.LocationResult{Location: l.Name(), Error: fmt.Sprintf("location %s: the evidence log there was tampered with:\n  %s", l.Name(), strings.Join(p, "\n  "))}
+		}
+	}
+	return res, nil
+}
+
+// SealIdentity is the age identity that opens this appliance's sealed
+// location copies (derived from its signing key).
+func (s *Store) SealIdentity() (age.Identity, error) { return newSealKey(s.key) }
+
+// maxLocationReports bounds the reports ReadLocation reads.
+const maxLocationReports = MaxReports
+
+// ReadLocation reads an appliance's log (signed by pub) at a location: every sealed report
+// that one of ids opens, as a report file named by its number (for
+// Verify), and every checkpoint note. A sealed copy no identity opens is
+// an error (wrong identity, or not a sealed report).
+func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids ...age.Identity) ([]File, []File, error) {
+	prefix := LogPrefix(appliance, pub)
+	var leaves, cps []string
+	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
+		rest := strings.TrimPrefix(oi.Name, prefix)
+		switch {
+		case strings.HasPrefix(rest, "leaf/"):
+			leaves = append(leaves, oi.Name)
+		case strings.HasPrefix(rest, "checkpoint/"):
+			cps = append(cps, oi.Name)
+		}
+		if len(leaves)+len(cps) > maxLocationReports+maxLocationCheckpoints {
+			return errors.New("too many objects")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(leaves)
+	sort.Strings(cps)
+	var files []File
+	for _, name := range leaves {
+		data, err := repo.ReadAll(ctx, l, name, maxSealed)
+		if err != nil {
+			return nil, nil, err
+		}
+		plain, err := OpenSealed(data, ids...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		fname := path.Base(name) + ".json"
+		if r, err := ParseRecord(plain); err == nil {
+			fname = FileName(r.Seq)
+			if FileName(r.Seq) == "" || LeafObject(appliance, pub, LeafHash(r)) != name {
+				fname = path.Base(name) + ".misnamed.json"
+			}
+		}
+		files = append(files, File{Name: fname, Data: plain})
+	}
+	var notes []File
+	for _, name := range cps {
+		data, err := repo.ReadAll(ctx, l, name, maxNote)
+		if err != nil {
+			return nil, nil, err
+		}
+		notes = append(notes, File{Name: name, Data: data})
+	}
+	return files, notes, nil
+}
+
+// VerifyLocationCopy verifies an appliance's log as a location holds it
+// (the bucket itself, or a download of it opened as a location): the
+// sealed reports, opened with ids (the auditor's age identity), are
+// verified as an export is, against the largest checkpoint there, with
+// the tree computed from the reports; every checkpoint there must be named
+// by its hash and be consistent with that tree. A copy after a rewrite
+// fails: rewritten reports no longer match their names, and the old
+// checkpoints contradict the new history (or, with opts.Checkpoint, the
+// auditor's kept checkpoint does).
+func VerifyLocationCopy(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids []age.Identity, opts VerifyOptions) (*Verification, error) {
+	files, notes, err := ReadLocation(ctx, l, appliance, pub, ids...)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		recs []Record
+		bad  []Problem
+		kept []File
+	)
+	for _, f := range files {
+		if leaf, ok := strings.CutSuffix(f.Name, ".misnamed.json"); ok {
+			bad = append(bad, Problem{Kind: Rewritten, File: LogPrefix(appliance, pub) + "leaf/" + leaf, Reason: "the sealed report holds another report than its name (its leaf hash) says: replaced (a new version PUT over it) or squatted"})
+			continue
+		}
+		kept = append(kept, f)
+	}
+	files = kept
+	for _, f := range files {
+		if r, err := ParseRecord(f.Data); err == nil && FileName(r.Seq) == f.Name && r.line.Verify(pub) {
+			recs = append(recs, r)
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
+	var leaves []tlog.Hash
+	for i, r := range recs {
+		if r.Seq != uint64(i)+1 {
+			break
+		}
+		leaves = append(leaves, LeafHash(r))
+	}
+	var (
+		best     []byte
+		bestSize int64 = -1
+	)
+	t, err := NewTree(leaves)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range notes {
+		sum := sha256.Sum256(n.Data)
+		if path.Base(n.Name) != hex.EncodeToString(sum[:]) {
+			bad = append(bad, Problem{Kind: Rewritten, File: n.Name, Reason: "the checkpoint object does not hold what its name says: replaced (a new version PUT over it) or squatted"})
+			continue
+		}
+		c, _, err := OpenLogCheckpoint(n.Data, appliance, pub, opts.Witnesses...)
+		if err != nil {
+			bad = append(bad, Problem{Kind: BadCheckpoint, File: n.Name, Reason: reason(err)})
+			continue
+		}
+		if c.Size > bestSize || c.Size == bestSize && len(n.Data) > len(best) { // the most cosigned
+			best, bestSize = n.Data, c.Size
+		}
+		if c.Size > t.Size() {
+			continue // reported by the largest checkpoint's check
+		}
+		if root, _ := t.Root(c.Size); root != c.Root {
+			bad = append(bad, Problem{Kind: Rewritten, File: n.Name, Reason: fmt.Sprintf("this checkpoint (log of %d reports) contradicts the reports at the location: the history up to report %d was rewritten after it was written", c.Size, c.Size)})
+		}
+	}
+	if best != nil {
+		files = append(files, File{Name: CheckpointNoteFile, Data: best})
+		if bestSize <= t.Size() {
+			sub, _ := NewTree(leaves[:bestSize])
+			txt, _ := treeText(sub)
+			files = append(files, File{Name: TreeFile, Data: txt})
+		}
+	}
+	opts.RequireLog = true
+	if opts.Appliance == "" {
+		opts.Appliance = appliance
+	}
+	v := Verify(files, pub, opts)
+	if best != nil && bestSize > t.Size() {
+		v.problem(Truncated, uint64(t.Size())+1, "", "the largest checkpoint at the location names a log of %d reports, but the location holds reports 1 to %d: %s removed", bestSize, t.Size(), span(uint64(t.Size())+1, uint64(bestSize)))
+	}
+	if best == nil {
+		v.problem(Removed, 0, "", "no checkpoint of this key at the location: it cannot show what was cut off or rewritten")
+	}
+	v.Problems = append(v.Problems, bad...)
+	return v, nil
+}

@@ -1,0 +1,107 @@
+package evidence
+
+import (
+	"crypto/ed25519"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// startWitness runs a witness over HTTP that knows appliance ams-1's log.
+func startWitness(t *testing.T, name string, seed byte) (*Witness, WitnessClient, note.Verifier) {
+	t.Helper()
+	c, v := testWitness(t, name, seed)
+	lv, err := LogVerifier("ams-1", testKey(1).Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWitness(t.TempDir(), c, []WitnessLog{{Origin: Origin("ams-1"), Verifier: lv}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(w)
+	t.Cleanup(srv.Close)
+	return w, WitnessClient{URL: srv.URL, Verifier: v, Client: srv.Client()}, v
+}
+
+// TestWitnessCosignsOnlyExtensions: the witness cosigns the first
+// checkpoint and every later one that a consistency proof shows extends
+// it; a rewritten history (same key, same appliance), a replayed older
+// checkpoint and a checkpoint of an unknown log are refused, and the
+// appliance's status sees the checkpoint uncosigned.
+func TestWitnessCosignsOnlyExtensions(t *testing.T) {
+	ctx := t.Context()
+	_, wc, wv := startWitness(t, "witness.example/auditor", 21)
+	s := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	appendN(t, s, 3)
+	if res, err := s.Cosign(ctx, []WitnessClient{wc}); err != nil || !res[0].OK {
+		t.Fatalf("first checkpoint: %+v %v", res, err)
+	}
+	_, first, _ := s.Checkpoint()
+	appendN(t, s, 2)
+	if missing, err := s.Uncosigned([]note.Verifier{wv}); err != nil || len(missing) != 1 {
+		t.Fatalf("before cosigning the new checkpoint: %v %v", missing, err)
+	}
+	if res, err := s.Cosign(ctx, []WitnessClient{wc}); err != nil || !res[0].OK {
+		t.Fatalf("extension: %+v %v", res, err)
+	}
+	if missing, err := s.Uncosigned([]note.Verifier{wv}); err != nil || len(missing) != 0 {
+		t.Fatalf("after cosigning: %v %v", missing, err)
+	}
+	_, cp, _ := s.Checkpoint()
+	if _, cos, err := OpenLogCheckpoint(cp, "ams-1", s.PublicKey(), wv); err != nil || len(cos) != 1 {
+		t.Fatalf("cosigned checkpoint: %v %v", cos, err)
+	}
+
+	// Root rewrites the history with the appliance key: another chain of
+	// 6 reports. The witness has seen size 5 with another root.
+	forged := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	otherChainIn(t, forged, 6)
+	res, err := forged.Cosign(ctx, []WitnessClient{wc})
+	if err != nil || res[0].OK || !strings.Contains(res[0].Error, "HTTP 422") || !strings.Contains(res[0].Error, "history rewritten") {
+		t.Fatalf("forged history: %+v %v", res, err)
+	}
+	if missing, _ := forged.Uncosigned([]note.Verifier{wv}); len(missing) != 1 {
+		t.Fatalf("the forged checkpoint counts as cosigned: %v", missing)
+	}
+	// The same size with another root: a fork.
+	fork := OpenStore(t.TempDir(), "ams-1", testKey(1), nil)
+	otherChainIn(t, fork, 5)
+	if res, _ := fork.Cosign(ctx, []WitnessClient{wc}); res[0].OK || !strings.Contains(res[0].Error, "another root") {
+		t.Fatalf("fork: %+v", res)
+	}
+	// A replayed older checkpoint.
+	if _, err := wc.Cosign(ctx, nil, noteWithoutCosignatures(first), 5); err == nil || !strings.Contains(err.Error(), "HTTP 400") || !strings.Contains(err.Error(), "older than the one the witness has seen") {
+		t.Fatalf("replayed checkpoint: %v", err)
+	}
+	// Another appliance's log.
+	other := OpenStore(t.TempDir(), "ams-2", testKey(2), nil)
+	appendNOf(t, other, "ams-2", 1)
+	if res, _ := other.Cosign(ctx, []WitnessClient{wc}); res[0].OK || !strings.Contains(res[0].Error, "HTTP 404") {
+		t.Fatalf("another appliance's log: %+v", res)
+	}
+}
+
+// otherChainIn appends n reports of other content than appendN's.
+func otherChainIn(t *testing.T, s *Store, n int) {
+	t.Helper()
+	for i := range n {
+		r := sampleReport("tandarts-zuid", "sqlite", i, "rpo")
+		if _, _, err := s.Append(t.Context(), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func appendNOf(t *testing.T, s *Store, appliance string, n int) {
+	t.Helper()
+	for i := range n {
+		r := sampleReport("praktijk-a", "sqlite", i, "")
+		r.Appliance = appliance
+		if _, _, err := s.Append(t.Context(), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
