@@ -35,7 +35,8 @@ func operatorName(flag string) string {
 }
 
 func signingKey(a *appliance.Appliance) (ed25519.PrivateKey, error) {
-	return repo.LoadSigningKey(a.Cfg.Resolve(a.Cfg.Appliance.SigningKeyFile))
+	k, err := repo.LoadSigningKey(a.Cfg.Resolve(a.Cfg.Appliance.SigningKeyFile))
+	return k, a.KeyFileError(err)
 }
 
 // dossierSession is what show and restore share: the repo, the snapshot,
