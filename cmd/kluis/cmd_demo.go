@@ -11,7 +11,7 @@ import (
 )
 
 func cmdDemo(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("demo", "[--dir D] [--size BYTES]")
+	fs := g.flagSet("demo", "[--dir D] [--size BYTES]", globalLog)
 	dir := fs.String("dir", "", "create everything in `D` (absent or empty; default a new temporary directory)")
 	size := fs.Int64("size", 4<<20, "approximate size of each practice database in `bytes`")
 	if err := g.parse(fs, args); err != nil {

@@ -370,7 +370,7 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF")
+	fs := g.flagSet("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF", globalLog)
 	pubFile := fs.String("public-key", "", "the appliance's PEM public key `file`, obtained out of band (required; no config is read)")
 	cpFile := fs.String("checkpoint", "", "a checkpoint.note (or older checkpoint.json) `file` kept from an earlier export: prove the log up to it is unchanged")
 	var wkeys listFlag

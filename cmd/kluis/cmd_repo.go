@@ -184,7 +184,7 @@ func cmdSnapshots(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdRestore(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("restore", "--tenant T --snapshot ID|latest (--to-dir DIR | --target-path FILE | --target-dsn DSN | --target-dsn-file FILE)")
+	fs := g.flags("restore", "--tenant T --snapshot ID|latest (--to-dir DIR | --target-path FILE | --target-dsn DSN | --target-dsn-file FILE) [--location NAME] [--roles apply|skip] [--parallel N] [--force] [--json]")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	snapshot := fs.String("snapshot", "latest", "snapshot `id` (a unique prefix) or latest")
 	toDir := fs.String("to-dir", "", "write every stream to `DIR`/NAME (raw streams)")
