@@ -98,7 +98,7 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 	if g.jsonOut {
 		return nil
 	}
-	fmt.Fprintf(g.stdout, "config ok: appliance %s, %d locations, %d tenants\n", c.Appliance.ID, len(c.Locations), len(c.Tenants))
+	fmt.Fprintf(g.stdout, "config ok: appliance %s, %s, %s\n", c.Appliance.ID, plural(len(c.Locations), "location", "locations"), plural(len(c.Tenants), "tenant", "tenants"))
 	return nil
 }
 

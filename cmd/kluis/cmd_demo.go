@@ -55,7 +55,7 @@ func cmdDemo(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "\ndemo finished in %.1fs\n", time.Since(start).Seconds())
+	fmt.Fprintf(g.stdout, "\ndemo finished in %s\n", humanDuration(time.Since(start)))
 	fmt.Fprintf(g.stdout, "everything it made (config, keys, both locations, state, evidence export, dossier) is in %s; remove it with: rm -rf %s\n", *dir, *dir)
 	return nil
 }

@@ -133,7 +133,7 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	if g.jsonOut {
 		return g.printJSON(map[string]any{"tenant": *tenant, "snapshot": s.snap.ID.String(), "dossier_id": *id, "tables": res.Tables, "rows": res.Rows, "shared": res.Shared})
 	}
-	fmt.Fprintf(g.stdout, "dossier %s of tenant %s in snapshot %s (%s): %d rows\n", *id, *tenant, s.snap.ID.Short(), s.snap.Manifest.Started.Format("2006-01-02 15:04 MST"), res.Rows)
+	fmt.Fprintf(g.stdout, "dossier %s of tenant %s in snapshot %s (%s): %s\n", *id, *tenant, s.snap.ID.Short(), humanTime(s.snap.Manifest.Started, a.TimeZone()), plural(int(res.Rows), "row", "rows"))
 	for _, t := range res.Tables {
 		fmt.Fprintf(g.stdout, "  %-40s %8d  member by %s\n", t.Table, t.Rows, t.Via)
 	}

@@ -51,7 +51,7 @@ func cmdErasureAdd(ctx context.Context, g *globals, args []string) error {
 	if err := dossier.AddErasure(a.StateDir(), key, dossier.Erasure{Tenant: *tenant, ID: *id, Time: when, Reason: *reason, Operator: operatorName(*operator)}); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "recorded the erasure of dossier %s of tenant %s on %s; restoring it is now refused and full restores re-apply it\n", *id, *tenant, when.In(a.TimeZone()).Format("2006-01-02 15:04"))
+	fmt.Fprintf(g.stdout, "recorded the erasure of dossier %s of tenant %s on %s; restoring it is now refused and full restores re-apply it\n", *id, *tenant, humanTime(when, a.TimeZone()))
 	return nil
 }
 
@@ -81,7 +81,7 @@ func cmdErasureList(ctx context.Context, g *globals, args []string) error {
 		return g.printJSON(out)
 	}
 	for _, e := range out {
-		fmt.Fprintf(g.stdout, "%s  %-16s %-12s %-12s %s\n", e.Time.In(a.TimeZone()).Format("2006-01-02 15:04"), e.Tenant, e.ID, e.Operator, e.Reason)
+		fmt.Fprintf(g.stdout, "%s  %-16s %-12s %-12s %s\n", humanTime(e.Time, a.TimeZone()), e.Tenant, e.ID, e.Operator, e.Reason)
 	}
 	if len(out) == 0 {
 		fmt.Fprintln(g.stdout, "no erasures recorded")

@@ -191,7 +191,7 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 		if len(snap) > 8 {
 			snap = snap[:8]
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s / %s\n", r.Seq, r.Time.In(a.TimeZone()).Format("2006-01-02 15:04"), r.Tenant, r.Location,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s / %s\n", r.Seq, humanTime(r.Time, a.TimeZone()), r.Tenant, r.Location,
 			snap, r.Verdict, fc, evidence.Duration(r.RTOSeconds), evidence.Duration(r.SnapshotAgeSeconds), evidence.Duration(r.LargestGapSeconds))
 	}
 	tw.Flush()
@@ -262,7 +262,7 @@ func printReport(w io.Writer, rec evidence.Record, tz *time.Location) {
 	fmt.Fprintf(tw, "  RTO\t%s, target %s: %s\n", evidence.Duration(r.RTO.MeasuredSeconds), evidence.Duration(r.RTO.TargetSeconds), okText(r.RTO.OK))
 	gap := ""
 	if !r.RPO.LargestGapFrom.IsZero() {
-		gap = fmt.Sprintf(" (%s to %s)", r.RPO.LargestGapFrom.In(tz).Format("2006-01-02 15:04"), r.RPO.LargestGapTo.In(tz).Format("2006-01-02 15:04"))
+		gap = fmt.Sprintf(" (%s to %s)", humanTime(r.RPO.LargestGapFrom, tz), humanTime(r.RPO.LargestGapTo, tz))
 	}
 	fmt.Fprintf(tw, "  RPO\tsnapshot age %s; largest gap %s%s over %g days, %d snapshots; target %s: %s\n",
 		evidence.Duration(r.RPO.SnapshotAgeSeconds), evidence.Duration(r.RPO.LargestGapSeconds), gap, r.RPO.WindowDays, r.RPO.SnapshotsInWindow,
