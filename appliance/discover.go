@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -17,30 +18,48 @@ import (
 
 // Discovered is the outcome of tenant discovery: the tenants found and, per
 // discover block that failed, why (the block's tenants are then missing
-// from this run; the daemon keeps the ones it knew).
+// from this run; the daemon keeps the ones it knew), and the ids that
+// collide.
 type Discovered struct {
 	Tenants []config.Tenant
 	Errors  []error
+	// Collisions are tenant ids that two or more discovered databases map
+	// to (TenantID folds case and punctuation: praktijk_A and praktijk_a).
+	// Neither database is backed up under the id: kluis cannot tell which
+	// is the practice's, and taking the first would let anyone who can
+	// create a database take over a practice's repository.
+	Collisions []Collision
+}
+
+// Collision is a tenant id several discovered databases map to.
+type Collision struct {
+	ID string
+	// Sources name the databases (or files): "discover[0] database praktijk_A".
+	Sources []string
+}
+
+func (c Collision) Error() string {
+	return fmt.Sprintf("tenant id %q comes from %d databases (%s): none of them is backed up until they are told apart (rename one, or make id_template unique)",
+		c.ID, len(c.Sources), strings.Join(c.Sources, ", "))
 }
 
 // Discover runs every discover block of the config. Tenants declared in
-// the YAML win over discovered ones with the same id; of two discovered
-// ones with one id, the first (in block and name order) wins and the
-// collision is reported.
+// the YAML win over discovered ones with the same id. Discovered databases
+// whose ids collide (with each other, in one block or across blocks) are
+// all left out and reported in Collisions: the collision fails closed.
 func (a *Appliance) Discover(ctx context.Context) Discovered {
 	var out Discovered
-	ids := map[string]bool{}
-	for _, t := range a.Cfg.Tenants {
-		ids[t.ID] = true
-	}
+	var found []config.Tenant
+	var sources []string
 	for i, d := range a.Cfg.Discover {
 		var ts []config.Tenant
+		var names []string
 		var err error
 		switch d.Engine {
 		case "postgres":
-			ts, err = a.discoverPostgres(ctx, d)
+			ts, names, err = a.discoverPostgres(ctx, d)
 		case "sqlite":
-			ts, err = a.discoverSQLite(d)
+			ts, names, err = a.discoverSQLite(d)
 		default:
 			err = fmt.Errorf("engine %q cannot discover tenants", d.Engine)
 		}
@@ -48,16 +67,33 @@ func (a *Appliance) Discover(ctx context.Context) Discovered {
 			out.Errors = append(out.Errors, fmt.Errorf("discover[%d]: %w", i, err))
 			continue
 		}
-		for _, t := range ts {
-			if ids[t.ID] {
-				if !a.declared(t.ID) {
-					out.Errors = append(out.Errors, fmt.Errorf("discover[%d]: tenant id %q found twice: the second is skipped (make id_template unique)", i, t.ID))
-				}
+		for j, t := range ts {
+			if a.declared(t.ID) {
 				continue
 			}
-			ids[t.ID] = true
-			out.Tenants = append(out.Tenants, t)
+			found = append(found, t)
+			sources = append(sources, fmt.Sprintf("discover[%d] %s", i, names[j]))
 		}
+	}
+	byID := map[string][]int{}
+	var order []string
+	for i, t := range found {
+		if _, ok := byID[t.ID]; !ok {
+			order = append(order, t.ID)
+		}
+		byID[t.ID] = append(byID[t.ID], i)
+	}
+	for _, id := range order {
+		idx := byID[id]
+		if len(idx) == 1 {
+			out.Tenants = append(out.Tenants, found[idx[0]])
+			continue
+		}
+		c := Collision{ID: id}
+		for _, i := range idx {
+			c.Sources = append(c.Sources, sources[i])
+		}
+		out.Collisions = append(out.Collisions, c)
 	}
 	return out
 }
@@ -102,16 +138,19 @@ func ListDatabases(ctx context.Context, dsn, pattern string) ([]string, error) {
 	return out, nil
 }
 
-func (a *Appliance) discoverPostgres(ctx context.Context, d config.Discover) ([]config.Tenant, error) {
+// discoverPostgres returns the tenants of a postgres discover block and,
+// for each, the database it comes from ("database NAME").
+func (a *Appliance) discoverPostgres(ctx context.Context, d config.Discover) ([]config.Tenant, []string, error) {
 	dsn, err := ReadDSN(a.Cfg.Resolve(d.DSNFile))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dbs, err := ListDatabases(ctx, dsn, d.Pattern)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []config.Tenant
+	var names []string
 	for _, db := range dbs {
 		id, ok := TenantID(d.IDTemplate, db)
 		if !ok {
@@ -119,17 +158,19 @@ func (a *Appliance) discoverPostgres(ctx context.Context, d config.Discover) ([]
 			continue
 		}
 		out = append(out, config.Tenant{ID: id, Engine: "postgres", DSN: WithDatabase(dsn, db), Schedule: d.Schedule, Discovered: true})
+		names = append(names, "database "+strconv.Quote(db))
 	}
-	return out, nil
+	return out, names, nil
 }
 
-func (a *Appliance) discoverSQLite(d config.Discover) ([]config.Tenant, error) {
+func (a *Appliance) discoverSQLite(d config.Discover) ([]config.Tenant, []string, error) {
 	files, err := filepath.Glob(a.Cfg.Resolve(d.Pattern))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sort.Strings(files)
 	var out []config.Tenant
+	var names []string
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
 		id, ok := TenantID(d.IDTemplate, name)
@@ -138,8 +179,9 @@ func (a *Appliance) discoverSQLite(d config.Discover) ([]config.Tenant, error) {
 			continue
 		}
 		out = append(out, config.Tenant{ID: id, Engine: "sqlite", Path: f, Schedule: d.Schedule, Discovered: true})
+		names = append(names, "file "+strconv.Quote(filepath.Base(f)))
 	}
-	return out, nil
+	return out, names, nil
 }
 
 var (

@@ -121,7 +121,7 @@ func (a *Appliance) countDiscoverable(ctx context.Context, i int) (int, error) {
 		// Its tenants are backed up with the configured pg_dump too.
 		return len(dbs), a.checkPgDumpFor(ctx, dsn)
 	case "sqlite":
-		ts, err := a.discoverSQLite(d)
+		ts, _, err := a.discoverSQLite(d)
 		return len(ts), err
 	}
 	return 0, fmt.Errorf("engine %q cannot discover tenants", d.Engine)

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -112,6 +113,9 @@ func Database(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.Ba
 	defer snap.Close()
 	opts.Engine = eng.Name()
 	opts.ServerVersion = snap.ServerVersion()
+	if err := bind(ctx, r, snap, &opts); err != nil {
+		return nil, err
+	}
 	b, err := r.NewBackup(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -144,6 +148,44 @@ func Database(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.Ba
 		}
 	}
 	return b.Commit(ctx)
+}
+
+// ErrSourceChanged: the database a tenant's backup reads is not the one
+// the tenant is bound to.
+var ErrSourceChanged = errors.New("the tenant's database is not the one it is bound to")
+
+// bind reads the identity of the database the snapshot reads
+// (source.Identifier) into opts and refuses it when the tenant is bound
+// to another: the identity sealed into the newest snapshot that carries
+// one. The first snapshot with an identity binds the tenant. Without a
+// binding the check is skipped (files tenants, engines without an
+// identity). opts.Rebind accepts a changed identity.
+func bind(ctx context.Context, r *repo.Repo, snap source.Snapshot, opts *repo.BackupOptions) error {
+	idr, ok := snap.(source.Identifier)
+	if !ok {
+		return nil
+	}
+	id, err := idr.Identity(ctx)
+	if err != nil {
+		return err
+	}
+	opts.SourceIdentity = id
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the tenant's binding: %w", err)
+	}
+	var bound *repo.SnapshotInfo
+	for i := range snaps {
+		m := snaps[i].Manifest
+		if m.SourceIdentity != "" && (bound == nil || m.Started.After(bound.Manifest.Started)) {
+			bound = &snaps[i]
+		}
+	}
+	if bound == nil || bound.Manifest.SourceIdentity == id || opts.Rebind {
+		return nil
+	}
+	return fmt.Errorf("%w: tenant %s is bound to database %s (snapshot %s), this backup reads %s: refused, so that another database cannot take over the tenant's repository and retention; if the practice's database really moved, run `kluis backup --tenant %s --rebind`",
+		ErrSourceChanged, r.Tenant(), bound.Manifest.SourceIdentity, bound.ID.Short(), id, r.Tenant())
 }
 
 // TableParallel is how many tables stream at once (engines that can, like

@@ -227,25 +227,18 @@ func (d *Daemon) discover(ctx context.Context) {
 		for _, err := range res.Errors {
 			d.log.Error("tenant discovery failed", "err", err)
 		}
-		have := map[string]bool{}
+		have, clash := map[string]bool{}, collided(res)
 		for _, t := range found {
 			have[t.ID] = true
 		}
 		for _, t := range prev {
-			if !have[t.ID] && !declared(base.Cfg, t.ID) {
+			// A colliding id is not kept either: it fails closed.
+			if !have[t.ID] && !clash[t.ID] && !declared(base.Cfg, t.ID) {
 				found = append(found, t)
 			}
 		}
 	}
-	old := map[string]bool{}
-	for _, t := range prev {
-		old[t.ID] = true
-	}
-	for _, t := range found {
-		if !old[t.ID] {
-			d.log.Info("discovered tenant", "tenant", t.ID, "engine", t.Engine)
-		}
-	}
+	d.noteDiscovery(res, prev, found)
 	d.mu.Lock()
 	d.discovered = found
 	d.app = base.WithTenants(found)

@@ -24,6 +24,7 @@ type Metrics struct {
 	failures    *prometheus.CounterVec
 	restoreTest *prometheus.GaugeVec
 	tenants     prometheus.Gauge
+	disc        *discoveryMetrics
 
 	mu     sync.Mutex
 	newest map[string]time.Time // tenant → newest snapshot, for the age gauge
@@ -50,6 +51,7 @@ func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	m.restoreTest = g("kluis_restore_test_ok", "Result of the tenant's last restore test: 1 passed, 0 failed.", "tenant")
 	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kluis_job_failures_total", Help: "Failed job attempts."}, []string{"tenant", "job"})
 	m.tenants = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kluis_tenants", Help: "Tenants the daemon schedules (declared and discovered)."})
+	m.disc = newDiscoveryMetrics(m.reg)
 	m.reg.MustRegister(m.failures, m.tenants, m,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kluis_jobs_running", Help: "Jobs running now."}, running))
 	return m

@@ -64,6 +64,9 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 		for _, err := range res.Errors {
 			rep.Errors = append(rep.Errors, err.Error())
 		}
+		for _, c := range res.Collisions {
+			rep.Errors = append(rep.Errors, "tenant discovery: "+c.Error())
+		}
 		a = a.WithTenants(res.Tenants)
 	}
 	hist, err := a.History()

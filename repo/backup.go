@@ -22,6 +22,13 @@ type BackupOptions struct {
 	Engine        string
 	ServerVersion string
 	Appliance     string
+	// SourceIdentity names the database read (source.Identifier), sealed
+	// into the manifest: the tenant is bound to it (backup.Database).
+	SourceIdentity string
+	// Rebind lets backup.Database accept a source whose identity differs
+	// from the one the tenant is bound to (the practice's database really
+	// moved); the new identity binds from then on.
+	Rebind bool
 	// Progress, when set, is called after every pack and stream with the
 	// running totals.
 	Progress func(Stats)
@@ -88,7 +95,8 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 		m: Manifest{
 			Version: manifestVersion, Tenant: r.tenant, Appliance: opts.Appliance,
 			Engine: opts.Engine, ServerVersion: opts.ServerVersion, Started: r.now().UTC(),
-			Locations: names,
+			SourceIdentity: opts.SourceIdentity,
+			Locations:      names,
 		},
 	}
 	// A location whose tenant prefix holds a config that is not this

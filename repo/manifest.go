@@ -23,6 +23,10 @@ type Manifest struct {
 	Started       time.Time `json:"started"`
 	Finished      time.Time `json:"finished"`
 	Parent        string    `json:"parent,omitempty"`
+	// SourceIdentity names the database the snapshot was read from
+	// (source.Identifier); empty in snapshots of files tenants and of
+	// kluis before it was recorded.
+	SourceIdentity string `json:"source_identity,omitempty"`
 	// Locations are the locations the backup wrote to; which of them hold
 	// the snapshot is found by looking (Repo.Snapshots).
 	Locations []string `json:"locations"`

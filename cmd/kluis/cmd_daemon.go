@@ -93,8 +93,10 @@ func restoreTestHook(ctx context.Context, a *appliance.Appliance, tenant string)
 	return daemon.RestoreTestResultOf(got.Report, got.Record.Seq), err
 }
 
-// sweepScratch removes restore-test scratch databases and files older than
-// restoretest.StaleAfter (left by a test that was killed), logging what it
+// sweepScratch removes what killed restore tests left: every scratch
+// database and file the scratch ledger proves the appliance's own and no
+// running test holds, at once (restoretest.SweepStale; unledgered scratch
+// files of an older kluis after restoretest.StaleAfter), logging what it
 // removed. A failure is logged, not fatal: the next sweep tries again.
 func sweepScratch(ctx context.Context, log *slog.Logger, a *appliance.Appliance) {
 	removed, err := restoretest.SweepStale(ctx, a, restoretest.StaleAfter(a.Cfg))

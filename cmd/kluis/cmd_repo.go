@@ -63,8 +63,9 @@ func (f *fileFlags) Set(s string) error {
 }
 
 func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
-	fs := g.flags("backup", "--tenant T [--file NAME=PATH ...] [--stdin NAME]")
+	fs := g.flags("backup", "--tenant T [--file NAME=PATH ...] [--stdin NAME] [--rebind]")
 	tenant := fs.String("tenant", "", "tenant `id`")
+	rebind := fs.Bool("rebind", false, "accept a database other than the one the tenant is bound to (the practice's database really moved); it binds from then on")
 	var files fileFlags
 	fs.Var(&files, "file", "back up file `NAME=PATH` as stream NAME (repeatable; engine files)")
 	stdin := fs.String("stdin", "", "back up standard input as stream `NAME` (engine files)")
@@ -99,7 +100,7 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 		return err
 	}
 	prog := newProgress(g, "backup "+t.ID)
-	opts := repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, Progress: func(s repo.Stats) {
+	opts := repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, Rebind: *rebind, Progress: func(s repo.Stats) {
 		prog.update(s.Read, 0, fmt.Sprintf("%d streams, %s new", s.Streams, humanBytes(s.New)))
 	}}
 	switch t.Engine {

@@ -49,10 +49,13 @@ func (g *globals) withDiscovered(ctx context.Context, a *appliance.Appliance) (*
 		res := a.Discover(cctx)
 		cancel()
 		g.discoveryDone, g.discovered = true, res.Tenants
-		if len(res.Errors) > 0 {
-			msgs := make([]string, len(res.Errors))
-			for i, e := range res.Errors {
-				msgs[i] = e.Error()
+		if len(res.Errors)+len(res.Collisions) > 0 {
+			msgs := make([]string, 0, len(res.Errors)+len(res.Collisions))
+			for _, e := range res.Errors {
+				msgs = append(msgs, e.Error())
+			}
+			for _, c := range res.Collisions { // neither database is a tenant
+				msgs = append(msgs, c.Error())
 			}
 			g.discoveryErr = fmt.Errorf("discovery: %s", strings.Join(msgs, "; "))
 		}

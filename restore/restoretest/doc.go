@@ -24,10 +24,18 @@
 //     by it: a new file under policy.restore_test.scratch_dir (sqlite), or
 //     a new database kluis_rt_<tenant>_<yyyymmddhhmmss>_<6 hex> on the
 //     restore-test server (policy.restore_test.server_dsn_file for
-//     postgres, mariadb_server_dsn_file for mariadb). A server that is
-//     any tenant's own, by address or by identity, is refused before
-//     anything runs (CheckServers). What a killed test left behind is
-//     removed by SweepStale.
+//     postgres, mariadb_server_dsn_file for mariadb), owned by a
+//     throwaway role (user) made for the test: the restored schema's code
+//     runs as that role alone (role_pg.go, role_mariadb.go). The
+//     configured restore-test role is the admin: it creates and drops
+//     throwaway roles and scratch databases and never runs tenant SQL. A
+//     server that is any tenant's own, by address or by identity, or whose
+//     role is too strong, is refused before anything runs; the check fails
+//     closed when a server does not answer (checkServer, CheckServers).
+//   - The scratch ledger (ledger.go) records every scratch database
+//     before it is created and is the proof that it is the appliance's
+//     own; SweepStale removes what a killed test left, at once, and never
+//     anything the ledger and the database's marker do not prove ours.
 //
 // A report carries no personal data: table names, counts, sizes,
 // timings, keyed fingerprints, and a probe's result only when the probe

@@ -20,6 +20,7 @@ import (
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/evidence"
+	"github.com/kluis-nl/kluis/internal/mariadbtest"
 	"github.com/kluis-nl/kluis/internal/pgtest"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/synth"
@@ -294,4 +295,36 @@ func (p *proxy) serve() {
 			s.Close()
 		}()
 	}
+}
+
+// pgAdminDSN creates the restore-test role docs/ops.md prescribes
+// (CREATEDB CREATEROLE, nothing more) on a PostgreSQL server and returns
+// its DSN to the maintenance database.
+func pgAdminDSN(t testing.TB, srv *pgtest.Server) string {
+	t.Helper()
+	const role, password = "kluis_restore_test", "rt-admin-s3cret"
+	conn := srv.Connect(t, "postgres")
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", role).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		srv.Exec(t, "postgres", "CREATE ROLE "+role+" LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD '"+password+"'")
+	}
+	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=postgres sslmode=disable connect_timeout=5", srv.Host, srv.Port, role, password)
+}
+
+// mariadbAdminDSN creates the restore-test user docs/ops.md prescribes
+// (CREATE USER on *.*, ALL on `kluis\_rt\_%`.* WITH GRANT OPTION) on a
+// MariaDB server and returns its DSN.
+func mariadbAdminDSN(t testing.TB, srv *mariadbtest.Server) string {
+	t.Helper()
+	const user, password = "kluis_restore_test", "rt-admin-s3cret"
+	srv.Exec(t, "",
+		"CREATE USER IF NOT EXISTS '"+user+"'@'%' IDENTIFIED BY '"+password+"'",
+		"GRANT CREATE USER ON *.* TO '"+user+"'@'%'",
+		"GRANT ALL PRIVILEGES ON `kluis\\_rt\\_%`.* TO '"+user+"'@'%' WITH GRANT OPTION")
+	cfg := srv.Config("")
+	cfg.User, cfg.Passwd = user, password
+	return cfg.FormatDSN()
 }

@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/internal/mariadbtest"
@@ -103,7 +104,7 @@ func TestMariaDBScratch(t *testing.T) {
 	}
 	e := newEnv(t)
 	e.writeSecret("tenant.dsn", tenantDSN)
-	e.writeSecret("rt.dsn", rtSrv.DSN(""))
+	e.writeSecret("rt.dsn", mariadbAdminDSN(t, rtSrv))
 	e.writeConfig(`
   - id: praktijk-maria
     engine: mariadb
@@ -139,8 +140,12 @@ func TestMariaDBScratch(t *testing.T) {
 		}
 		return rep
 	}
+	adminDSN := mariadbAdminDSN(t, rtSrv)
 	withAddr := func(addr string) string {
-		cfg := rtSrv.Config("")
+		cfg, err := mysql.ParseDSN(adminDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
 		cfg.Addr = addr
 		return cfg.FormatDSN()
 	}
@@ -178,15 +183,21 @@ func TestMariaDBScratch(t *testing.T) {
 	})
 
 	t.Run("server down", func(t *testing.T) {
+		// A restore-test server that does not answer is not a FAIL of the
+		// backup: the test does not start.
 		e.writeSecret("rt.dsn", withAddr(fmt.Sprintf("127.0.0.1:%d", closedPort(t))))
-		defer e.writeSecret("rt.dsn", rtSrv.DSN(""))
-		wantCreateFailed(t, run(t, restoretest.Options{}), "connecting to the restore-test server", rtSrv.Password)
+		defer e.writeSecret("rt.dsn", adminDSN)
+		rep, err := restoretest.Run(ctx, e.a, restoretest.Options{Tenant: "praktijk-maria"})
+		var se *restoretest.SetupError
+		if rep != nil || !errors.As(err, &se) || !strings.Contains(err.Error(), "does not answer") || strings.Contains(err.Error(), "rt-admin-s3cret") {
+			t.Fatalf("Run: %v, %v; want a setup error: the server does not answer", rep, err)
+		}
 	})
 
 	t.Run("create answer lost", func(t *testing.T) {
 		px := startProxy(t, rtSrv.Addr(), "CREATE DATABASE")
 		e.writeSecret("rt.dsn", withAddr(fmt.Sprintf("127.0.0.1:%d", px.Port())))
-		defer e.writeSecret("rt.dsn", rtSrv.DSN(""))
+		defer e.writeSecret("rt.dsn", adminDSN)
 		rep := run(t, restoretest.Options{}) // fails when a scratch database is left
 		if px.cuts.Load() != 1 {
 			t.Fatalf("the proxy cut %d answers, want 1", px.cuts.Load())
@@ -201,7 +212,7 @@ func TestMariaDBScratch(t *testing.T) {
 		cfg := tenantSrv.Config("")
 		cfg.Net, cfg.Addr = "unix", tenantSrv.Socket()
 		e.writeSecret("rt.dsn", cfg.FormatDSN())
-		defer e.writeSecret("rt.dsn", rtSrv.DSN(""))
+		defer e.writeSecret("rt.dsn", adminDSN)
 		rep, err := restoretest.Run(ctx, e.a, restoretest.Options{Tenant: "praktijk-maria"})
 		var se *restoretest.SetupError
 		if rep != nil || !errors.As(err, &se) || !strings.Contains(err.Error(), "same MariaDB server as tenant praktijk-maria") {
@@ -215,24 +226,27 @@ func TestMariaDBScratch(t *testing.T) {
 		}
 	})
 
-	t.Run("sweep", func(t *testing.T) {
-		now := e.clk.Now()
-		stale := restoretest.ScratchName("praktijk-maria", now.Add(-25*time.Hour))
-		fresh := restoretest.ScratchName("praktijk-maria", now.Add(-23*time.Hour))
-		for _, db := range []string{stale, fresh, "kluis_rt_by_hand"} {
-			rtSrv.Exec(t, "", "CREATE DATABASE "+mariadbtest.QuoteIdent(db))
+	t.Run("over-privileged user refused", func(t *testing.T) {
+		defer e.writeSecret("rt.dsn", adminDSN)
+		const filer = "kluis_rt_filer"
+		rtSrv.Exec(t, "",
+			"CREATE USER IF NOT EXISTS '"+filer+"'@'%' IDENTIFIED BY 'filer-s3cret'",
+			"GRANT CREATE USER, FILE ON *.* TO '"+filer+"'@'%'")
+		cfg := rtSrv.Config("")
+		cfg.User, cfg.Passwd = filer, "filer-s3cret"
+		for name, dsn := range map[string]string{"root": rtSrv.DSN(""), "FILE": cfg.FormatDSN()} {
+			e.writeSecret("rt.dsn", dsn)
+			rep, err := restoretest.Run(ctx, e.a, restoretest.Options{Tenant: "praktijk-maria"})
+			var se *restoretest.SetupError
+			if rep != nil || !errors.As(err, &se) || !strings.Contains(err.Error(), "FILE") || !strings.Contains(err.Error(), "the restore-test user holds") {
+				t.Errorf("%s: Run: %v, %v; want a refusal naming FILE", name, rep, err)
+			}
+			if errs := restoretest.CheckServers(ctx, e.a); len(errs) != 1 || !strings.Contains(errs[0].Error(), "FILE") {
+				t.Errorf("%s: CheckServers: %v", name, errs)
+			}
 		}
-		got, err := restoretest.SweepStale(ctx, e.a, 24*time.Hour)
-		if err != nil || strings.Join(got, ",") != stale {
-			t.Errorf("SweepStale: %v, %v; want [%s]", got, err, stale)
-		}
-		left := scratchLeft(rtSrv)
-		sort.Strings(left)
-		if strings.Join(left, ",") != "kluis_rt_by_hand,"+fresh {
-			t.Errorf("left: %v", left)
-		}
-		for _, db := range []string{fresh, "kluis_rt_by_hand"} {
-			rtSrv.Exec(t, "", "DROP DATABASE "+mariadbtest.QuoteIdent(db))
+		if left := scratchLeft(rtSrv); len(left) > 0 {
+			t.Errorf("scratch databases: %v", left)
 		}
 	})
 }

@@ -38,7 +38,7 @@ func TestMariaDBWithoutForeignKeys(t *testing.T) {
 
 	e := newEnv(t)
 	e.writeSecret("tenant.dsn", dsn)
-	e.writeSecret("rt.dsn", rtSrv.DSN(""))
+	e.writeSecret("rt.dsn", mariadbAdminDSN(t, rtSrv))
 	e.writeConfig(`
   - id: praktijk-maria
     engine: mariadb

@@ -57,7 +57,7 @@ func newPGEnvScale(t *testing.T, scale synth.Scale) *pgEnv {
 	}
 	e := &pgEnv{env: newEnv(t), tenantSrv: tenantSrv, rtSrv: rtSrv}
 	e.writeSecret("tenant.dsn", dsn)
-	e.writeSecret("rt.dsn", rtSrv.DSN("postgres"))
+	e.writeSecret("rt.dsn", pgAdminDSN(t, rtSrv))
 	e.writeConfig(pgTenant, "  restore_test: {server_dsn_file: ./rt.dsn}")
 	e.backup("praktijk-pg")
 	return e

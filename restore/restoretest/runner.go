@@ -124,13 +124,15 @@ func (e *SetupError) Unwrap() error { return e.Err }
 
 // run is one restore test in progress.
 type run struct {
-	a      *appliance.Appliance
-	opts   Options
-	t      *config.Tenant
-	loc    config.Location
-	log    *slog.Logger
-	server string // restore-test server DSN (postgres, mariadb)
-	secret string // its password, masked in details
+	a        *appliance.Appliance
+	opts     Options
+	t        *config.Tenant
+	loc      config.Location
+	log      *slog.Logger
+	server   string   // restore-test server DSN (postgres, mariadb)
+	secret   string   // its password, masked in details
+	serverID identity // the restore-test server's identity
+	settings string   // its role's settings before the test (serverSettings)
 
 	rep     *evidence.Report
 	started time.Time // real clock
@@ -190,8 +192,11 @@ func prepare(ctx context.Context, a *appliance.Appliance, opts Options) (*run, e
 			return nil, fmt.Errorf("tenant %s (%s): %w", t.ID, t.Engine, err)
 		}
 		rt.secret = dsnPassword(fam, rt.server)
-		if err := ownServer(ctx, a.Cfg, fam, rt.server); err != nil {
+		if rt.serverID, err = checkServer(ctx, a.Cfg, fam, rt.server); err != nil {
 			return nil, err
+		}
+		if rt.settings, err = serverSettings(ctx, fam, rt.server); err != nil {
+			return nil, fmt.Errorf("%s: %s", serverField(fam), describe(err, rt.secret))
 		}
 	}
 	rt.started = time.Now()
@@ -331,7 +336,9 @@ func (rt *run) checkRestore(ctx context.Context) {
 		return
 	}
 	t0 := time.Now()
-	sc, err := newScratch(ctx, rt.t.Engine, ScratchName(rt.t.ID, rt.opts.Now()),
+	base := ledgerEntry{Server: rt.serverID.key, Name: ScratchName(rt.t.ID, rt.opts.Now()),
+		Appliance: rt.a.Cfg.Appliance.ID, Tenant: rt.t.ID, Created: time.Now().UTC()}
+	sc, err := newScratch(ctx, rt.t.Engine, base, rt.a.StateDir(),
 		rt.a.Cfg.Resolve(rt.a.Cfg.Policy.RestoreTest.ScratchDir), rt.server)
 	if sc != nil {
 		rt.scratch = sc
@@ -537,9 +544,20 @@ func (rt *run) dropScratch(ctx context.Context) {
 	defer cancel()
 	t0 := time.Now()
 	if err := rt.scratch.Drop(dctx); err != nil {
-		rt.log.Error("scratch database NOT removed: remove it by hand", "scratch", rt.scratch.Name(), "err", describe(err, rt.secret))
+		rt.log.Error("scratch database NOT removed: the next sweep removes it (ledger in the state directory)", "scratch", rt.scratch.Name(), "err", describe(err, rt.secret))
 		rt.record(evidence.CheckDropScratch, false, time.Since(t0), "scratch database "+rt.scratch.Name()+" not removed: "+describe(err, rt.secret))
 		return
+	}
+	if fam := family(rt.t.Engine); fam != "" {
+		after, err := serverSettings(dctx, fam, rt.server)
+		if err == nil && after != rt.settings {
+			err = errors.New("the restore-test role's settings (ALTER ROLE/DATABASE … SET) changed during the test: check them on the restore-test server")
+		}
+		if err != nil {
+			rt.log.Error("restore-test server left changed", "err", describe(err, rt.secret))
+			rt.record(evidence.CheckDropScratch, false, time.Since(t0), "scratch database "+rt.scratch.Name()+" removed, but "+describe(err, rt.secret))
+			return
+		}
 	}
 	rt.record(evidence.CheckDropScratch, true, time.Since(t0), "scratch database "+rt.scratch.Name()+" removed and verified gone")
 }

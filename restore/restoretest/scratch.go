@@ -55,29 +55,41 @@ type scratch interface {
 	Drop(ctx context.Context) error
 }
 
-// newScratch creates an empty scratch database for a tenant's engine.
+// newScratch creates an empty scratch database for a tenant's engine,
+// recording it in the ledger under stateDir (with its throwaway owner)
+// before anything is created. base names the scratch, the appliance, the
+// tenant and the restore-test server's identity.
 // With an error it returns a nil scratch when nothing was created, and the
 // scratch itself when it may have been (CREATE reached the server but its
 // answer was lost): the caller drops that like any other.
-func newScratch(ctx context.Context, engine, name, scratchDir, serverDSN string) (scratch, error) {
+func newScratch(ctx context.Context, engine string, base ledgerEntry, stateDir, scratchDir, serverDSN string) (scratch, error) {
+	base.Family = family(engine)
+	base.Token = newToken()
 	// The constructors return typed pointers: a nil one must become a nil
 	// interface, or the caller would drop a scratch that is not there.
-	switch family(engine) {
+	switch base.Family {
 	case familyPostgres:
-		s, err := newPGScratch(ctx, serverDSN, name)
+		base.Owner = base.Name
+		held, err := ledgerWrite(stateDir, base)
+		if err != nil {
+			return nil, err
+		}
+		s, err := newPGScratch(ctx, serverDSN, held)
 		if s == nil {
+			held.done() // nothing reached the server
 			return nil, err
 		}
 		return s, err
 	case familyMariaDB:
-		s, err := newMariaDBScratch(ctx, serverDSN, name)
+		s, err := newMariaDBScratch(ctx, serverDSN, stateDir, base)
 		if s == nil {
 			return nil, err
 		}
 		return s, err
 	}
 	if engine == "sqlite" {
-		s, err := newSQLiteScratch(scratchDir, name)
+		base.Family = "sqlite"
+		s, err := newSQLiteScratch(scratchDir, stateDir, base)
 		if s == nil {
 			return nil, err
 		}
@@ -87,12 +99,15 @@ func newScratch(ctx context.Context, engine, name, scratchDir, serverDSN string)
 }
 
 // sqliteScratch is a new file under policy.restore_test.scratch_dir.
-type sqliteScratch struct{ path string }
+type sqliteScratch struct {
+	path  string
+	entry *heldEntry
+}
 
 // sqliteSiblings are the files SQLite keeps beside a database.
 var sqliteSiblings = []string{"", "-journal", "-wal", "-shm"}
 
-func newSQLiteScratch(dir, name string) (*sqliteScratch, error) {
+func newSQLiteScratch(dir, stateDir string, e ledgerEntry) (*sqliteScratch, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -100,17 +115,24 @@ func newSQLiteScratch(dir, name string) (*sqliteScratch, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("scratch directory: %w", err)
 	}
-	p := filepath.Join(dir, name+".db")
+	p := filepath.Join(dir, e.Name+".db")
+	e.Path = p
+	held, err := ledgerWrite(stateDir, e)
+	if err != nil {
+		return nil, err
+	}
 	// O_EXCL: the name is ours alone. The empty file is a valid target.
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
+		held.done()
 		return nil, fmt.Errorf("scratch file: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(p)
+		held.done()
 		return nil, fmt.Errorf("scratch file: %w", err)
 	}
-	return &sqliteScratch{path: p}, nil
+	return &sqliteScratch{path: p, entry: held}, nil
 }
 
 func (s *sqliteScratch) Name() string { return filepath.Base(s.path) }
@@ -144,7 +166,10 @@ func (s *sqliteScratch) Drop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("%s still exists", filepath.Base(s.path+suffix)))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return s.entry.done()
 }
 
 // sqliteURI makes an absolute file path a SQLite URI filename.
@@ -162,31 +187,31 @@ func sqliteURI(path string) string {
 	return b.String()
 }
 
-// pgScratch is a database created on the PostgreSQL restore-test server.
+// pgScratch is a database created on the PostgreSQL restore-test server,
+// owned by a throwaway role of the same name (role_pg.go).
 type pgScratch struct {
-	server string // the server DSN, whose database is the maintenance one
-	name   string
-	dsn    string // the server DSN naming the scratch database
+	server string // the server DSN (the admin role), whose database is the maintenance one
+	name   string // the database and its owner
+	dsn    string // the scratch database as its owner
+	entry  *heldEntry
 }
 
-func newPGScratch(ctx context.Context, server, name string) (*pgScratch, error) {
-	dsn, err := pgScratchDSN(server, name)
-	if err != nil {
-		return nil, err
-	}
-	s := &pgScratch{server: server, name: name, dsn: dsn}
+func newPGScratch(ctx context.Context, server string, entry *heldEntry) (*pgScratch, error) {
+	name := entry.entry.Name
+	s := &pgScratch{server: server, name: name, entry: entry}
 	conn, err := pgConnect(ctx, server)
 	if err != nil {
 		return nil, fmt.Errorf("creating scratch database %s: %w", name, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"); err != nil {
-		err = fmt.Errorf("creating scratch database %s: %w", name, err)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			return nil, err // the server refused: nothing was created
-		}
-		return s, err // cut off, timed out: the server may have created it
+	password, err := pgCreateScratch(ctx, conn, &entry.entry)
+	if err != nil {
+		// Whatever part was created is dropped by Drop (or, if kluis dies,
+		// by the next sweep: the ledger entry names it).
+		return s, fmt.Errorf("creating scratch database %s: %w", name, err)
+	}
+	if s.dsn, err = pgScratchDSN(server, name, name, password); err != nil {
+		return s, err
 	}
 	return s, nil
 }
@@ -195,7 +220,7 @@ func newPGScratch(ctx context.Context, server, name string) (*pgScratch, error) 
 // URL's dbname parameter would override its path (where
 // appliance.WithDatabase puts the name), and the data would go into the
 // maintenance database: it is removed, and the result is checked.
-func pgScratchDSN(server, name string) (string, error) {
+func pgScratchDSN(server, name, user, password string) (string, error) {
 	invalid := fmt.Errorf("%s: not a valid PostgreSQL connection string", serverField(familyPostgres))
 	if _, err := pgx.ParseConfig(server); err != nil {
 		return "", invalid
@@ -212,7 +237,7 @@ func pgScratchDSN(server, name string) (string, error) {
 		u.RawQuery = q.Encode()
 		dsn = u.String()
 	}
-	dsn = appliance.WithDatabase(dsn, name)
+	dsn = withUser(appliance.WithDatabase(dsn, name), user, password)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return "", invalid
@@ -220,7 +245,31 @@ func pgScratchDSN(server, name string) (string, error) {
 	if cfg.Database != name {
 		return "", fmt.Errorf("%s: the connection string does not let kluis choose the database (it connects to %q): restore tests need their own scratch database", serverField(familyPostgres), cfg.Database)
 	}
+	if cfg.User != user || cfg.Password != password {
+		return "", fmt.Errorf("%s: the connection string does not let kluis choose the role: restore tests run as a throwaway role", serverField(familyPostgres))
+	}
 	return dsn, nil
+}
+
+// withUser returns a PostgreSQL DSN (URL or keyword/value form) with its
+// user and password replaced.
+func withUser(dsn, user, password string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			u.User = url.UserPassword(user, password)
+			q := u.Query()
+			if q.Has("user") || q.Has("password") {
+				q.Del("user")
+				q.Del("password")
+				u.RawQuery = q.Encode()
+			}
+			return u.String()
+		}
+	}
+	quote := func(v string) string {
+		return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), `'`, `\'`) + "'"
+	}
+	return dsn + " user=" + quote(user) + " password=" + quote(password)
 }
 
 func pgConnect(ctx context.Context, dsn string) (*pgx.Conn, error) {
@@ -246,7 +295,28 @@ func (s *pgScratch) Open(readOnly bool) (*sql.DB, error) {
 	return db, nil
 }
 
-func (s *pgScratch) Drop(ctx context.Context) error { return pgDrop(ctx, s.server, s.name) }
+// Drop removes the scratch database (ending its sessions: it is this
+// test's own) and the throwaway role, checks that both are gone, and
+// closes the ledger entry.
+func (s *pgScratch) Drop(ctx context.Context) error {
+	if err := pgDrop(ctx, s.server, s.name); err != nil {
+		return err
+	}
+	if err := pgDropOwner(ctx, s.server, s.name); err != nil {
+		return err
+	}
+	return s.entry.done()
+}
+
+// pgDropOwner drops a scratch database's throwaway role.
+func pgDropOwner(ctx context.Context, server, role string) error {
+	conn, err := pgConnect(ctx, server)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return pgDropRole(ctx, conn, role)
+}
 
 // pgForceDrop says whether a server of this server_version_num has DROP
 // DATABASE … WITH (FORCE) (PostgreSQL 13 and later); tests replace it to
@@ -319,35 +389,48 @@ func pgCode(err error) string {
 	return ""
 }
 
-// mariadbScratch is a database created on the MariaDB restore-test server.
+// mariadbScratch is a database created on the MariaDB restore-test
+// server, to which a throwaway user alone has access (role_mariadb.go).
 type mariadbScratch struct {
-	server *mysql.Config // without a database
-	name   string
+	server   *mysql.Config // the admin, without a database
+	name     string
+	user     string // the throwaway user
+	host     string // its host part
+	password string
+	entry    *heldEntry
 }
 
-func newMariaDBScratch(ctx context.Context, server, name string) (*mariadbScratch, error) {
+func newMariaDBScratch(ctx context.Context, server, stateDir string, base ledgerEntry) (*mariadbScratch, error) {
 	cfg, err := mariadbServerConfig(server)
 	if err != nil {
 		return nil, err
 	}
-	s := &mariadbScratch{server: cfg, name: name}
+	s := &mariadbScratch{server: cfg, name: base.Name}
 	db, err := s.open(s.server)
 	if err != nil {
-		return nil, fmt.Errorf("creating scratch database %s: %w", name, err)
+		return nil, fmt.Errorf("creating scratch database %s: %w", base.Name, err)
 	}
 	defer db.Close()
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("creating scratch database %s: connecting to the restore-test server: %w", name, err)
+		return nil, fmt.Errorf("creating scratch database %s: connecting to the restore-test server: %w", base.Name, err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+quoteMariaDB(name)+" CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"); err != nil {
-		err = fmt.Errorf("creating scratch database %s: %w", name, err)
-		var myErr *mysql.MySQLError
-		if errors.As(err, &myErr) {
-			return nil, err // the server refused: nothing was created
-		}
-		return s, err // cut off, timed out: the server may have created it
+	host, err := mariadbClientHost(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("creating scratch database %s: %w", base.Name, err)
+	}
+	base.Owner, base.OwnerHost = "kluis_rt_u"+newToken()[:12], host
+	held, err := ledgerWrite(stateDir, base)
+	if err != nil {
+		return nil, err
+	}
+	e := &held.entry
+	s.user, s.host, s.entry = e.Owner, e.OwnerHost, held
+	if s.password, err = mariadbCreateScratch(ctx, conn, e); err != nil {
+		// Whatever part was created is dropped by Drop (or by the next
+		// sweep: the ledger entry names it).
+		return s, fmt.Errorf("creating scratch database %s: %w", e.Name, err)
 	}
 	return s, nil
 }
@@ -398,9 +481,11 @@ func (s *mariadbScratch) open(cfg *mysql.Config) (*sql.DB, error) {
 
 func (s *mariadbScratch) Name() string { return s.name }
 
+// dbConfig connects to the scratch database as the throwaway user.
 func (s *mariadbScratch) dbConfig() *mysql.Config {
 	c := s.server.Clone()
 	c.DBName = s.name
+	c.User, c.Passwd = s.user, s.password
 	return c
 }
 
@@ -410,7 +495,16 @@ func (s *mariadbScratch) Target() appliance.TargetSpec {
 
 func (s *mariadbScratch) Open(readOnly bool) (*sql.DB, error) { return s.open(s.dbConfig()) }
 
+// Drop removes the scratch database and the throwaway user, checks that
+// the database is gone and closes the ledger entry.
 func (s *mariadbScratch) Drop(ctx context.Context) error {
+	if err := s.drop(ctx); err != nil {
+		return err
+	}
+	return s.entry.done()
+}
+
+func (s *mariadbScratch) drop(ctx context.Context) error {
 	if err := s.exec(ctx, "DROP DATABASE IF EXISTS "+quoteMariaDB(s.name)); err != nil {
 		return err
 	}
@@ -419,6 +513,11 @@ func (s *mariadbScratch) Drop(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
+	if s.user != "" {
+		if err := mariadbDropUser(ctx, db, s.user, s.host); err != nil {
+			return err
+		}
+	}
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", s.name).Scan(&n); err != nil {
 		return err

@@ -52,20 +52,42 @@ func wantCreateFailed(t *testing.T, rep *evidence.Report, detail string, secrets
 	}
 }
 
-// TestScratchCreationFails: a scratch database that cannot be created —
-// the restore-test server down, CREATE refused, scratch_dir unwritable —
-// is a FAIL report naming restore, with nothing to drop.
+// wantSetupError checks that a test did not start: no report, a
+// *SetupError containing want, no secret shown.
+func wantSetupError(t *testing.T, rep *evidence.Report, err error, want string, secrets ...string) {
+	t.Helper()
+	var se *restoretest.SetupError
+	if rep != nil || !errors.As(err, &se) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run: %v, %v; want a setup error containing %q", rep, err, want)
+	}
+	for _, s := range secrets {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("the error shows a secret %q", s)
+		}
+	}
+}
+
+// TestScratchCreationFails: a restore-test server that does not answer,
+// or whose role cannot create roles and databases, keeps the test from
+// starting (no FAIL evidence against the backup); a scratch_dir that
+// cannot be written is a FAIL report naming restore, with nothing to
+// drop.
 func TestScratchCreationFails(t *testing.T) {
 	t.Run("postgres server down", func(t *testing.T) {
 		e := newPGEnv(t)
 		e.writeSecret("rt.dsn", pgKV("127.0.0.1", closedPort(t), "rt", "s3cret-down", "postgres"))
-		wantCreateFailed(t, e.runPG(restoretest.Options{}), "connecting to the restore-test server", "s3cret-down")
+		rep, err := restoretest.Run(testCtx(t), e.a, restoretest.Options{Tenant: "praktijk-pg"})
+		wantSetupError(t, rep, err, "the restore-test server does not answer", "s3cret-down")
 	})
-	t.Run("postgres create denied", func(t *testing.T) {
+	t.Run("postgres role without CREATEDB", func(t *testing.T) {
 		e := newPGEnv(t)
-		e.rtSrv.Exec(t, "postgres", "CREATE ROLE rt_nocreate LOGIN NOCREATEDB PASSWORD 's3cret-denied'")
+		e.rtSrv.Exec(t, "postgres", "CREATE ROLE rt_nocreate LOGIN NOCREATEDB CREATEROLE PASSWORD 's3cret-denied'")
 		e.writeSecret("rt.dsn", pgKV(e.rtSrv.Host, e.rtSrv.Port, "rt_nocreate", "s3cret-denied", "postgres"))
-		wantCreateFailed(t, e.runPG(restoretest.Options{}), "SQLSTATE 42501", "s3cret-denied")
+		rep, err := restoretest.Run(testCtx(t), e.a, restoretest.Options{Tenant: "praktijk-pg"})
+		wantSetupError(t, rep, err, "lacks CREATEDB or CREATEROLE", "s3cret-denied")
+		if left := e.scratchDatabases(); len(left) > 0 {
+			t.Errorf("scratch databases: %v", left)
+		}
 	})
 	t.Run("sqlite scratch_dir under a file", func(t *testing.T) {
 		e := sqliteEnv(t)
@@ -82,7 +104,8 @@ func TestScratchCreationFails(t *testing.T) {
 // database, not into the maintenance one.
 func TestPostgresURLServerDSN(t *testing.T) {
 	e := newPGEnv(t)
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(e.rtSrv.User, e.rtSrv.Password),
+	pgAdminDSN(t, e.rtSrv)
+	u := url.URL{Scheme: "postgres", User: url.UserPassword("kluis_restore_test", "rt-admin-s3cret"),
 		Host: e.rtSrv.Addr(), Path: "/", RawQuery: "dbname=postgres&sslmode=disable"}
 	e.writeSecret("rt.dsn", u.String())
 	wantVerdict(t, e.runPG(restoretest.Options{}), evidence.Pass)
@@ -99,7 +122,8 @@ func TestPostgresURLServerDSN(t *testing.T) {
 func TestPostgresCreateAnswerLost(t *testing.T) {
 	e := newPGEnv(t)
 	px := startProxy(t, e.rtSrv.Addr(), "CREATE DATABASE")
-	e.writeSecret("rt.dsn", pgKV("127.0.0.1", px.Port(), e.rtSrv.User, e.rtSrv.Password, "postgres"))
+	pgAdminDSN(t, e.rtSrv)
+	e.writeSecret("rt.dsn", pgKV("127.0.0.1", px.Port(), "kluis_restore_test", "rt-admin-s3cret", "postgres"))
 	rep := e.runPG(restoretest.Options{}) // fails when a scratch database is left
 	if px.cuts.Load() != 1 {
 		t.Fatalf("the proxy cut %d answers, want 1", px.cuts.Load())

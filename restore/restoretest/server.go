@@ -153,11 +153,12 @@ func showEndpoint(k string) string {
 type tenantServer struct {
 	what string // "tenant praktijk_a", "discover[0]"
 	dsn  string
+	err  error // the DSN file could not be read: the server is unknown
 }
 
 // tenantServers lists the servers of every tenant (declared and
-// discovered) and discover block of a family. A DSN file that cannot be
-// read is skipped: that tenant's backups fail loudly on their own.
+// discovered) and discover block of a family, with an error for each
+// whose DSN file cannot be read (its server is unknown).
 func tenantServers(c *config.Config, fam string) []tenantServer {
 	var out []tenantServer
 	for _, t := range c.Tenants {
@@ -165,23 +166,20 @@ func tenantServers(c *config.Config, fam string) []tenantServer {
 			continue
 		}
 		dsn := t.DSN
+		var err error
 		if dsn == "" && t.DSNFile != "" {
-			var err error
-			if dsn, err = appliance.ReadDSN(c.Resolve(t.DSNFile)); err != nil {
-				continue
-			}
+			dsn, err = appliance.ReadDSN(c.Resolve(t.DSNFile))
 		}
-		if dsn != "" {
-			out = append(out, tenantServer{what: "tenant " + t.ID, dsn: dsn})
+		if dsn != "" || err != nil {
+			out = append(out, tenantServer{what: "tenant " + t.ID, dsn: dsn, err: err})
 		}
 	}
 	for i, d := range c.Discover {
 		if family(d.Engine) != fam || d.DSNFile == "" {
 			continue
 		}
-		if dsn, err := appliance.ReadDSN(c.Resolve(d.DSNFile)); err == nil {
-			out = append(out, tenantServer{what: fmt.Sprintf("discover[%d]", i), dsn: dsn})
-		}
+		dsn, err := appliance.ReadDSN(c.Resolve(d.DSNFile))
+		out = append(out, tenantServer{what: fmt.Sprintf("discover[%d]", i), dsn: dsn, err: err})
 	}
 	return out
 }
@@ -194,14 +192,16 @@ const (
 )
 
 // ownServer refuses a restore-test server that is a tenant's own: one
-// sharing an endpoint with any tenant's or discover block's DSN, or, when
-// both answer, having the same identity (serverIdentity) as the server of
-// any of them. Servers that do not answer within identityTimeout are
-// compared by address only.
-func ownServer(ctx context.Context, c *config.Config, fam, server string) error {
+// sharing an endpoint with any tenant's or discover block's DSN, or having
+// the same identity (serverIdentity) as the server of any of them. It
+// fails closed: when the restore-test server's identity or any tenant
+// server's cannot be read (not answering, a DSN file that cannot be
+// read), it is an error, and no test runs. It returns the restore-test
+// server's identity.
+func ownServer(ctx context.Context, c *config.Config, fam, server string) (identity, error) {
 	mine, err := endpoints(fam, server)
 	if err != nil {
-		return fmt.Errorf("%s: %w", serverField(fam), err)
+		return identity{}, fmt.Errorf("%s: %w", serverField(fam), err)
 	}
 	own := map[string]bool{}
 	for _, k := range mine {
@@ -212,13 +212,18 @@ func ownServer(ctx context.Context, c *config.Config, fam, server string) error 
 	var groups [][]tenantServer
 	groupOf := map[string]int{}
 	for _, ts := range tenantServers(c, fam) {
+		if ts.err != nil {
+			return identity{}, fmt.Errorf("%s: cannot tell whether the restore-test server is the server of %s: %v; no restore test runs until every tenant's server is known",
+				serverField(fam), ts.what, ts.err)
+		}
 		theirs, err := endpoints(fam, ts.dsn)
 		if err != nil {
-			continue
+			return identity{}, fmt.Errorf("%s: cannot tell whether the restore-test server is the server of %s: %v; no restore test runs until every tenant's server is known",
+				serverField(fam), ts.what, err)
 		}
 		for _, k := range theirs {
 			if own[k] {
-				return fmt.Errorf("%s points at the server of %s (%s): a restore test never creates or drops databases on a tenant's server; use a dedicated restore-test server",
+				return identity{}, fmt.Errorf("%s points at the server of %s (%s): a restore test never creates or drops databases on a tenant's server; use a dedicated restore-test server",
 					serverField(fam), ts.what, showEndpoint(k))
 			}
 		}
@@ -230,14 +235,12 @@ func ownServer(ctx context.Context, c *config.Config, fam, server string) error 
 			groups = append(groups, []tenantServer{ts})
 		}
 	}
-	if len(groups) == 0 {
-		return nil
-	}
 	id, err := serverIdentity(ctx, fam, server)
 	if err != nil {
-		return nil // unreachable now: the restore check reports it
+		return identity{}, fmt.Errorf("%s: the restore-test server does not answer: %s", serverField(fam), describe(err, dsnPassword(fam, server)))
 	}
-	match := make([]string, len(groups)) // the tenant whose server is the restore-test server
+	match := make([]string, len(groups))   // the tenant whose server is the restore-test server
+	unknown := make([]string, len(groups)) // a group none of whose members answered
 	sem := make(chan struct{}, identityParallel)
 	var wg sync.WaitGroup
 	for g, members := range groups {
@@ -245,24 +248,34 @@ func ownServer(ctx context.Context, c *config.Config, fam, server string) error 
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			var last error
 			for _, ts := range members { // the first that answers
-				if theirs, err := serverIdentity(ctx, fam, ts.dsn); err == nil {
+				theirs, err := serverIdentity(ctx, fam, ts.dsn)
+				if err == nil {
 					if theirs.key == id.key {
 						match[g] = ts.what
 					}
 					return
 				}
+				last = err
 			}
+			unknown[g] = fmt.Sprintf("%s (%s)", members[0].what, describe(last, dsnPassword(fam, members[0].dsn)))
 		}()
 	}
 	wg.Wait()
 	for _, what := range match {
 		if what != "" {
-			return fmt.Errorf("%s reaches the same %s as %s (%s): a restore test never creates or drops databases on a tenant's server; use a dedicated restore-test server",
+			return identity{}, fmt.Errorf("%s reaches the same %s as %s (%s): a restore test never creates or drops databases on a tenant's server; use a dedicated restore-test server",
 				serverField(fam), id.kind, what, id.show)
 		}
 	}
-	return nil
+	for _, what := range unknown {
+		if what != "" {
+			return identity{}, fmt.Errorf("%s: cannot tell whether the restore-test server is the server of %s: it does not answer; no restore test runs until it does (the guard fails closed)",
+				serverField(fam), what)
+		}
+	}
+	return id, nil
 }
 
 // identity tells database servers apart whatever address reaches them.
@@ -345,22 +358,24 @@ func pgSystemID(ctx context.Context, dsn string) (uint64, error) {
 }
 
 // CheckServers checks the configured restore-test servers (for `kluis
-// config check --online`) as Run does: each must be readable and must not
-// be the server of any tenant or discover block, by address and by
-// identity (ownServer). It returns one error per problem.
+// config check --online`) as Run does: each must be readable, must not be
+// the server of any tenant or discover block, by address and by identity
+// (ownServer, which fails closed), and its role or user must be neither
+// too strong nor too weak (checkAdmin). It returns one error per problem.
 func CheckServers(ctx context.Context, a *appliance.Appliance) []error {
 	_, errs := checkedServers(ctx, a.Cfg)
 	return errs
 }
 
-// checkedServer is a configured restore-test server that passed the
-// own-server check.
+// checkedServer is a configured restore-test server that passed
+// checkServer.
 type checkedServer struct {
 	fam, dsn string
+	id       identity
 }
 
 // checkedServers returns the configured restore-test servers that are
-// readable and no tenant's own, and one error per server that is not.
+// readable and pass checkServer, and one error per server that does not.
 func checkedServers(ctx context.Context, c *config.Config) ([]checkedServer, []error) {
 	var ok []checkedServer
 	var errs []error
@@ -369,16 +384,84 @@ func checkedServers(ctx context.Context, c *config.Config) ([]checkedServer, []e
 			continue
 		}
 		dsn, err := serverDSN(c, fam)
+		var id identity
 		if err == nil {
-			err = ownServer(ctx, c, fam, dsn)
+			id, err = checkServer(ctx, c, fam, dsn)
 		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		ok = append(ok, checkedServer{fam, dsn})
+		ok = append(ok, checkedServer{fam, dsn, id})
 	}
 	return ok, errs
+}
+
+// checkServer is what a restore-test server must pass before a test runs
+// on it: ownServer and checkAdmin.
+func checkServer(ctx context.Context, c *config.Config, fam, dsn string) (identity, error) {
+	id, err := ownServer(ctx, c, fam, dsn)
+	if err != nil {
+		return identity{}, err
+	}
+	if err := checkAdmin(ctx, fam, dsn); err != nil {
+		return identity{}, err
+	}
+	return id, nil
+}
+
+// checkAdmin connects to the restore-test server and refuses a role
+// (user) that is too strong or too weak (pgCheckAdmin, mariadbCheckAdmin).
+func checkAdmin(ctx context.Context, fam, dsn string) error {
+	ctx, cancel := context.WithTimeout(ctx, identityTimeout)
+	defer cancel()
+	secret := dsnPassword(fam, dsn)
+	switch fam {
+	case familyPostgres:
+		conn, err := pgConnect(ctx, dsn)
+		if err != nil {
+			return fmt.Errorf("%s: %s", serverField(fam), describe(err, secret))
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		if err := pgCheckAdmin(ctx, conn); err != nil {
+			return errors.New(describe(err, secret))
+		}
+	case familyMariaDB:
+		cfg, err := mariadbServerConfig(dsn)
+		if err != nil {
+			return err
+		}
+		db, err := (&mariadbScratch{}).open(cfg)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: connecting to the restore-test server: %s", serverField(fam), describe(err, secret))
+		}
+		defer conn.Close()
+		if err := mariadbCheckAdmin(ctx, conn); err != nil {
+			return errors.New(describe(err, secret))
+		}
+	}
+	return nil
+}
+
+// serverSettings returns what a test must leave as it found it on the
+// restore-test server: on PostgreSQL the settings applying to the
+// restore-test role's sessions (pgRoleSettings). MariaDB has no per-user
+// settings a throwaway user could change.
+func serverSettings(ctx context.Context, fam, dsn string) (string, error) {
+	if fam != familyPostgres {
+		return "", nil
+	}
+	conn, err := pgConnect(ctx, dsn)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return pgRoleSettings(ctx, conn)
 }
 
 // dsnPassword returns the password a DSN carries, to mask it in messages.

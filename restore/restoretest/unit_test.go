@@ -218,10 +218,11 @@ func TestOwnServerByAddress(t *testing.T) {
 		{familyMariaDB, "rt:pw@tcp(db1.example:5432)/", ""},
 		{familyPostgres, "host=rt.example", ""},
 	} {
-		err := ownServer(context.Background(), c, tc.fam, tc.server)
+		_, err := ownServer(context.Background(), c, tc.fam, tc.server)
 		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: %v", tc.server, err)
+		case tc.want == "" && (err == nil || !strings.Contains(err.Error(), "does not answer")):
+			// No server here answers: the guard fails closed.
+			t.Errorf("%s: %v, want a refusal: the servers do not answer", tc.server, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), serverField(tc.fam))):
 			t.Errorf("%s: %v, want an error naming %q", tc.server, err, tc.want)
 		case err != nil && strings.Contains(err.Error(), "s3cret"):
@@ -364,8 +365,9 @@ func TestDropFailureFails(t *testing.T) {
 	}
 }
 
-// TestPGScratchDSN: the scratch database's DSN names it whatever form the
-// server's DSN takes, also when a URL's query names a database.
+// TestPGScratchDSN: the scratch database's DSN names it and its
+// throwaway role whatever form the server's DSN takes, also when a URL's
+// query names a database.
 func TestPGScratchDSN(t *testing.T) {
 	const name = "kluis_rt_a_20250101000000_abcdef"
 	for _, server := range []string{
@@ -375,17 +377,17 @@ func TestPGScratchDSN(t *testing.T) {
 		"postgres://kluis_rt:pw@rt.example/?dbname=postgres&sslmode=require",
 		"postgresql://kluis_rt:pw@rt.example:5433/x?database=postgres",
 	} {
-		dsn, err := pgScratchDSN(server, name)
+		dsn, err := pgScratchDSN(server, name, name, "pw'\\ x")
 		if err != nil {
 			t.Errorf("%s: %v", server, err)
 			continue
 		}
 		cfg, err := pgx.ParseConfig(dsn)
-		if err != nil || cfg.Database != name || cfg.Host != "rt.example" || cfg.User != "kluis_rt" {
+		if err != nil || cfg.Database != name || cfg.Host != "rt.example" || cfg.User != name || cfg.Password != "pw'\\ x" {
 			t.Errorf("%s: %s connects to %+v (%v)", server, dsn, cfg, err)
 		}
 	}
-	if _, err := pgScratchDSN("postgres://u:s3cret@[bad", name); err == nil || strings.Contains(err.Error(), "s3cret") {
+	if _, err := pgScratchDSN("postgres://u:s3cret@[bad", name, name, "pw"); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("a bad DSN: %v", err)
 	}
 }
