@@ -110,7 +110,7 @@ func reapplyErasures(ctx context.Context, g *globals, a *appliance.Appliance, sn
 		return err
 	}
 	if res.Applied > 0 || !g.jsonOut {
-		fmt.Fprintf(g.stderr, "re-applied %d erasures recorded after the snapshot (%d rows deleted)\n", res.Applied, res.Rows)
+		fmt.Fprintf(g.stderr, "re-applied %s recorded after the snapshot (%s deleted)\n", plural(res.Applied, "erasure", "erasures"), plural(int(res.Rows), "row", "rows"))
 	}
 	return nil
 }

@@ -195,7 +195,7 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 			snap, r.Verdict, fc, evidence.Duration(r.RTOSeconds), evidence.Duration(r.SnapshotAgeSeconds), evidence.Duration(r.LargestGapSeconds))
 	}
 	tw.Flush()
-	fmt.Fprintf(g.stdout, "%d reports, %d failed; the chain of %d reports verifies\n", len(rows), failed, len(p.all))
+	fmt.Fprintf(g.stdout, "%s, %d failed; the chain of %s verifies\n", plural(len(rows), "report", "reports"), failed, plural(len(p.all), "report", "reports"))
 	return nil
 }
 
