@@ -108,6 +108,7 @@ func (a *Appliance) repoOptions() (repo.Options, error) {
 	return repo.Options{
 		Master: mk, RecoveryRecipient: a.Cfg.Appliance.RecoveryRecipient,
 		Chunker: params, PackSize: int64(a.Cfg.Policy.PackSize), Logger: a.Log, Now: a.Now,
+		Ledger: a.Ledger(),
 		Signer: signer,
 	}, nil
 }

@@ -93,4 +93,10 @@ func (a *Appliance) History() ([]Record, error) {
 	return out, sc.Err()
 }
 
-var _ = filepath.Join
+// Ledger is the appliance's record of every snapshot it committed and
+// forgot, per tenant (state_dir/ledger/<tenant>.jsonl): the high-water
+// mark check, status, restore tests and `restore latest` compare the
+// locations with (repo.FileLedger).
+func (a *Appliance) Ledger() *repo.FileLedger {
+	return &repo.FileLedger{Dir: filepath.Join(a.StateDir(), "ledger")}
+}

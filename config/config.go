@@ -109,6 +109,8 @@ type Policy struct {
 	// version. Default: the server's major version's under
 	// /usr/lib/postgresql, else a newer one there, else pg_dump on PATH.
 	PgDump string `yaml:"pg_dump"`
+	// Verify is the daemon's nightly verify job (config/verify.go).
+	Verify Verify `yaml:"verify"`
 }
 
 // Retention says which snapshots forget keeps.
@@ -254,6 +256,7 @@ func (c *Config) applyDefaults() {
 		c.Appliance.StateDir = "state"
 	}
 	c.applyRestoreTestDefaults()
+	c.applyVerifyDefaults()
 }
 
 // Resolve returns p made absolute against the config's directory.

@@ -194,6 +194,7 @@ func (c *Config) Validate() error {
 	c.checkSecretFile(&p, "appliance.signing_key_file", a.SigningKeyFile)
 	c.validateDossiers(&p)
 	c.validateRestoreTest(&p)
+	c.validateVerify(&p)
 	c.validateEvidence(&p)
 	return p.Err()
 }

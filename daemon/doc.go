@@ -9,10 +9,18 @@
 //   - retention: forget by policy.retention, then prune, under the
 //     tenant's exclusive lock, daily after the backup window (or at
 //     policy.retention_time).
-//   - sync: copies to every location what it lacks (repo.Repo.Sync) for a
-//     tenant whose newest snapshot is degraded: triggered right after a
-//     degraded backup and retried hourly until complete; a no-op for a
-//     healthy tenant.
+//   - sync: copies to every location what it lacks (repo.Repo.Sync) when
+//     the locations' snapshot listings differ (repo.Presence: every
+//     snapshot, compared with the ledger — never the daemon's memory):
+//     at start, hourly, and right after a degraded backup; retried until
+//     complete; a listing and nothing more for a converged tenant.
+//   - reconcile: nightly full sync of every tenant regardless of the
+//     listings (reconcile.go); fails while a snapshot is at too few
+//     locations or a committed one is at none.
+//   - verify: nightly `check` of every location plus a rolling slice of
+//     packs read back, so every pack is read within
+//     policy.verify.read_data_period (verify.go); a failure sets
+//     kluis_verify_ok to 0 and fails `status` until a verify passes.
 //   - restore-test: proves that a snapshot restores. It is scheduled only
 //     when Options.Hooks.RestoreTest is set (the restore-test issue
 //     fills it); until then no such job exists.
@@ -21,6 +29,8 @@
 //
 // The daemon also serves Prometheus metrics and /healthz, reloads its
 // config on demand (a bad config keeps the old one), and derives all of
-// its state from the job history (appliance.History) and the
-// repositories, so a crash loses nothing it needs.
+// its state from the job history (appliance.History), the ledger of
+// committed snapshots (repo.FileLedger) and the repositories' listings, so
+// a crash loses nothing it needs. Status, metrics and `kluis snapshots`
+// derive "degraded", "missing" and "unreachable" from the same listings.
 package daemon

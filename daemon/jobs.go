@@ -146,8 +146,12 @@ func (d *Daemon) setJobs() {
 				CatchUp: !last[name].IsZero(), LastSuccess: last[name], MaxAge: 2 * DailyMaxAge,
 				Run: func(ctx context.Context) error { return d.runRetention(ctx, id) }})
 		}
-		jobs = append(jobs, schedule.Job{Name: JobName(KindSync, id), Tenant: id, Kind: KindSync, Spec: hourly,
+		// Sync runs at start too: its listings decide whether to copy.
+		jobs = append(jobs, schedule.Job{Name: JobName(KindSync, id), Tenant: id, Kind: KindSync, Spec: hourly, CatchUp: true,
 			Run: func(ctx context.Context) error { return d.runSync(ctx, id) }})
+		if retErr == nil {
+			jobs = append(jobs, d.historyJobs(id, retSpec, last)...)
+		}
 		if hook := d.opts.Hooks.RestoreTest; hook != nil {
 			spec, err := RestoreTestSpec(rtSpec, id, tz)
 			if err != nil {
@@ -244,14 +248,15 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 	d.metrics.snapshot(tenant, res.Finished, res.Committed, locationNames(a), a.Cfg.Policy.RequiredCopies)
 	log.Info("snapshot committed", "snapshot", res.ID.Short(), "locations", res.Committed,
 		"bytes_read", st.Read, "bytes_stored", st.Stored, "seconds", res.Finished.Sub(res.Started).Seconds())
-	if res.Degraded(a.Cfg.Policy.RequiredCopies) {
+	// Degraded is what the listings say now (every snapshot, not only
+	// this one): see reconcile.go.
+	p := d.observe(ctx, a, tenant, r)
+	if res.Degraded(a.Cfg.Policy.RequiredCopies) || (p != nil && needsSync(p)) {
 		// Sync of degraded snapshots: see docs/ops.md ("Daemon"). The next
 		// backup with the location back copies what it misses.
 		log.Warn("snapshot degraded: sync queued", "snapshot", res.ID.Short(), "committed", len(res.Committed), "required", a.Cfg.Policy.RequiredCopies)
 		d.setDegraded(tenant, true)
 		d.sched.Trigger(JobName(KindSync, tenant)) // runs once this backup has released the tenant
-	} else {
-		d.setDegraded(tenant, false)
 	}
 	return nil
 }
@@ -276,10 +281,15 @@ func (d *Daemon) isDegraded(tenant string) bool {
 // degraded tenant, under the tenant's shared lock; a healthy tenant is
 // left alone. It fails (and is retried) until every location is complete.
 func (d *Daemon) runSync(ctx context.Context, tenant string) (err error) {
-	if !d.isDegraded(tenant) {
+	a := d.Appliance()
+	if _, err := a.Cfg.Tenant(tenant); err != nil {
+		return err
+	}
+	// From the listings, not from memory: a one-copy snapshot no job
+	// recorded (a kill between the manifest writes) is found here too.
+	if p := d.observe(ctx, a, tenant, nil); p == nil || !needsSync(p) {
 		return nil
 	}
-	a := d.Appliance()
 	started := d.clock.Now()
 	rec := appliance.Record{Tenant: tenant, Job: KindSync, Extra: map[string]any{}}
 	defer func() {
@@ -316,10 +326,12 @@ func (d *Daemon) runSync(ctx context.Context, tenant string) (err error) {
 	if incomplete > 0 {
 		return fmt.Errorf("sync: %d of %d locations still incomplete", incomplete, len(res))
 	}
-	d.setDegraded(tenant, false)
 	if snaps, err := r.Snapshots(ctx); err == nil && len(snaps) > 0 {
 		s := snaps[len(snaps)-1]
 		d.metrics.snapshot(tenant, s.Manifest.Finished, s.Locations, locationNames(a), a.Cfg.Policy.RequiredCopies)
+	}
+	if p := d.observe(ctx, a, tenant, r); p != nil && needsSync(p) {
+		return errors.New("sync: the locations' listings still differ")
 	}
 	d.log.Info("sync complete: tenant no longer degraded", "tenant", tenant, "job", KindSync, "objects_copied", copied)
 	return nil

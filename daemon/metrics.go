@@ -24,6 +24,7 @@ type Metrics struct {
 	failures    *prometheus.CounterVec
 	restoreTest *prometheus.GaugeVec
 	tenants     prometheus.Gauge
+	hist        *historyMetrics // metrics_history.go
 	disc        *discoveryMetrics
 
 	mu     sync.Mutex
@@ -47,9 +48,10 @@ func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	m.bytesStored = g("kluis_backup_bytes_stored", "Sealed bytes written per location by the tenant's last backup (new packs).", "tenant")
 	m.copies = g("kluis_snapshot_copies", "Locations holding the tenant's newest snapshot.", "tenant")
 	m.atLocation = g("kluis_snapshot_at_location", "1 when the tenant's newest snapshot is committed at the location.", "tenant", "location")
-	m.degraded = g("kluis_snapshot_degraded", "1 when the tenant's newest snapshot is at fewer than policy.required_copies locations.", "tenant")
+	m.degraded = g("kluis_snapshot_degraded", "1 when any of the tenant's snapshots is at fewer than policy.required_copies locations, or a location cannot be listed (from the listings and the ledger).", "tenant")
 	m.restoreTest = g("kluis_restore_test_ok", "Result of the tenant's last restore test: 1 passed, 0 failed.", "tenant")
 	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kluis_job_failures_total", Help: "Failed job attempts."}, []string{"tenant", "job"})
+	m.hist = newHistoryMetrics(m.reg)
 	m.tenants = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kluis_tenants", Help: "Tenants the daemon schedules (declared and discovered)."})
 	m.disc = newDiscoveryMetrics(m.reg)
 	m.reg.MustRegister(m.failures, m.tenants, m,
@@ -91,11 +93,11 @@ func (m *Metrics) snapshot(tenant string, finished time.Time, locations, allLoca
 		}
 		m.atLocation.WithLabelValues(tenant, l).Set(v)
 	}
-	d := 0.0
 	if len(locations) < required {
-		d = 1
+		// A degraded commit; the listings (presence) clear it, never a
+		// newer snapshot alone.
+		m.degraded.WithLabelValues(tenant).Set(1)
 	}
-	m.degraded.WithLabelValues(tenant).Set(d)
 }
 
 // SetRestoreTest records a restore-test verdict (for the restore-test hook).

@@ -21,14 +21,23 @@ type TenantStatus struct {
 	AgeSeconds  float64   `json:"age_seconds,omitempty"`
 	Snapshot    string    `json:"snapshot,omitempty"`
 	// Locations holds the newest snapshot; Copies counts snapshots per
-	// location.
-	Locations []string       `json:"locations"`
-	Copies    map[string]int `json:"copies_per_location"`
-	// Degraded is true when the newest snapshot is at fewer than
-	// policy.required_copies locations; DegradedSnapshots counts all such.
-	Degraded          bool      `json:"degraded"`
-	DegradedSnapshots int       `json:"degraded_snapshots"`
-	NextRun           time.Time `json:"next_run,omitzero"`
+	// location that could be listed; Unreachable names the locations that
+	// could not (never shown as 0 snapshots).
+	Locations   []string       `json:"locations"`
+	Copies      map[string]int `json:"copies_per_location"`
+	Unreachable []string       `json:"unreachable_locations,omitempty"`
+	// Degraded is true when any snapshot is at fewer than
+	// policy.required_copies locations or a location cannot be listed;
+	// DegradedSnapshots counts the snapshots at too few locations, from the
+	// listings and the ledger (every snapshot, not only the newest).
+	Degraded          bool `json:"degraded"`
+	DegradedSnapshots int  `json:"degraded_snapshots"`
+	// Missing counts, per location, the snapshots another location or the
+	// ledger has that it lacks; Lost counts committed snapshots at no
+	// location (history erased).
+	Missing map[string]int `json:"missing_per_location,omitempty"`
+	Lost    int            `json:"lost_snapshots,omitempty"`
+	NextRun time.Time      `json:"next_run,omitzero"`
 	// RestoreTest is the last restore-test verdict: "passed", "failed" or
 	// "never"; RestoreTestTime when it ran, RestoreTestLocation the
 	// location it read from. A failed last test is a problem.
@@ -96,6 +105,9 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 				st.Problems = append(st.Problems, fmt.Sprintf("last restore test (%s) failed: %s", r.Time.UTC().Format(time.RFC3339), why))
 			}
 		}
+		if p := verifyProblem(hist, st.Tenant); p != "" {
+			st.Problems = append(st.Problems, p)
+		}
 		rep.Tenants = append(rep.Tenants, st)
 	}
 	rep.OK = len(rep.Errors) == 0
@@ -115,9 +127,6 @@ func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant,
 			st.NextRun = spec.Next(now)
 		}
 	}
-	for _, l := range a.Cfg.Locations {
-		st.Copies[l.Name] = 0
-	}
 	r, err := a.OpenRepo(ctx, t.ID)
 	if errors.Is(err, repo.ErrNotFound) {
 		st.Problems = append(st.Problems, "no repository yet (no backup has run)")
@@ -132,13 +141,10 @@ func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant,
 		st.Problems = append(st.Problems, err.Error())
 		return st
 	}
-	for _, s := range snaps {
-		for _, l := range s.Locations {
-			st.Copies[l]++
-		}
-		if len(s.Locations) < pol.RequiredCopies {
-			st.DegradedSnapshots++
-		}
+	if p, err := r.Presence(ctx); err != nil {
+		st.Problems = append(st.Problems, err.Error())
+	} else {
+		presenceStatus(&st, p, pol.RequiredCopies)
 	}
 	if len(snaps) == 0 {
 		st.Problems = append(st.Problems, "no snapshot")
@@ -151,9 +157,47 @@ func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant,
 	if rpo := pol.RPOTarget.D(); age > rpo {
 		st.Problems = append(st.Problems, fmt.Sprintf("newest snapshot is %s old, over the RPO target %s", age.Round(time.Minute), rpo))
 	}
-	if len(newest.Locations) < pol.RequiredCopies {
+	if len(newest.Locations) < pol.RequiredCopies && len(st.Unreachable) == 0 {
 		st.Degraded = true
 		st.Problems = append(st.Problems, fmt.Sprintf("newest snapshot is at %d of %d required locations", len(newest.Locations), pol.RequiredCopies))
 	}
 	return st
+}
+
+// presenceStatus fills in what the listings and the ledger say
+// (repo.Presence): unreachable locations, snapshots at too few
+// locations, snapshots missing per location, and lost history. Each is a
+// problem.
+func presenceStatus(st *TenantStatus, p *repo.Presence, required int) {
+	for _, loc := range p.Locations {
+		if set, ok := p.At[loc]; ok {
+			st.Copies[loc] = len(set)
+		} else {
+			st.Unreachable = append(st.Unreachable, loc)
+			st.Problems = append(st.Problems, fmt.Sprintf("location %s cannot be listed: %s", loc, p.Unreachable[loc]))
+		}
+	}
+	under := p.UnderCopies(required)
+	st.DegradedSnapshots = len(under)
+	st.Degraded = degradedPresence(p, required)
+	if len(under) > 0 && len(st.Unreachable) == 0 {
+		st.Problems = append(st.Problems, fmt.Sprintf("%d snapshots at fewer than %d required locations (e.g. %s): the nightly reconcile or `kluis sync --tenant %s` copies them",
+			len(under), required, under[0].Short(), st.Tenant))
+	}
+	for loc, hs := range p.Missing() {
+		if len(hs) > 0 {
+			if st.Missing == nil {
+				st.Missing = map[string]int{}
+			}
+			st.Missing[loc] = len(hs)
+		}
+	}
+	if lost := p.Lost(); len(lost) > 0 {
+		st.Lost = len(lost)
+		st.Problems = append(st.Problems, fmt.Sprintf("%d committed snapshots are at no location (history erased, e.g. %s): see `kluis check --tenant %s`",
+			len(lost), lost[0].Short(), st.Tenant))
+	}
+	if p.LedgerErr != "" {
+		st.Problems = append(st.Problems, "ledger: "+p.LedgerErr)
+	}
 }

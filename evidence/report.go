@@ -21,6 +21,7 @@ const (
 	CheckProbes       = "probes"       // every SQL probe returned its expected result
 	CheckRTO          = "rto"          // restore duration within the RTO target
 	CheckRPO          = "rpo"          // snapshot age and largest gap within the RPO target
+	CheckStale        = "stale"        // the tested location holds the newest snapshot the appliance committed
 	CheckDropScratch  = "drop-scratch" // the scratch database was removed
 )
 

@@ -18,8 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kluis-nl/kluis/durable"
 	"github.com/kluis-nl/kluis/evidence/chain"
-	"github.com/kluis-nl/kluis/internal/durable"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -333,7 +333,7 @@ func writeOnce(dir, name string, data []byte) error {
 	return syncDir(dir)
 }
 
-// syncDir fsyncs a directory (internal/durable).
+// syncDir fsyncs a directory (package durable).
 func syncDir(dir string) error { return durable.SyncDir(dir) }
 
 // Records returns every record in seq order, each verified: signature

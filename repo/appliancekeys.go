@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kluis-nl/kluis/internal/durable"
+	"github.com/kluis-nl/kluis/durable"
 )
 
 // MasterKeySize is the length of the appliance master key.
@@ -201,5 +201,5 @@ func readSecretFile(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// syncDir fsyncs a directory (internal/durable).
+// syncDir fsyncs a directory (package durable).
 func syncDir(dir string) error { return durable.SyncDir(dir) }

@@ -561,6 +561,7 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 		return result, fmt.Errorf("snapshot could not be committed at any location: %s", joinErrors(result.Locations))
 	}
 	b.idx.addPresent(b.newPacks)
+	b.r.recordCommit(result)
 	return result, nil
 }
 

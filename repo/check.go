@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/kluis-nl/kluis/chunk"
 )
@@ -19,6 +20,9 @@ type CheckOptions struct {
 	Locations []string
 	// Progress, when set, is called after every pack read with ReadData.
 	Progress func(location string, done, total int)
+	// ReadDataSample, when set with ReadData, reads only the packs it
+	// selects (the daemon's rolling verify reads a slice a night).
+	ReadDataSample func(pack Hash) bool
 }
 
 // LocationCheck is the verdict on one location, proven on its own: nothing
@@ -68,9 +72,19 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) ([]LocationCheck, e
 			return nil, fmt.Errorf("no location %q", name)
 		}
 	}
+	// Every location's snapshots are compared with the ledger and with
+	// the other locations' listings: a snapshot erased at one location is
+	// an error there, even though what is left there is consistent.
+	pres, err := r.Presence(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]LocationCheck, len(locs))
 	for i, l := range locs {
 		out[i] = r.checkLocation(ctx, l, opts)
+		checkHistory(&out[i], pres)
+		sort.Strings(out[i].Errors)
+		sort.Strings(out[i].Warnings)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -235,7 +249,9 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, packs map[Hash]int64, byPack map[Hash][]BlobEntry, opts CheckOptions) {
 	names := make([]Hash, 0, len(packs))
 	for h := range packs {
-		names = append(names, h)
+		if opts.ReadDataSample == nil || opts.ReadDataSample(h) {
+			names = append(names, h)
+		}
 	}
 	sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() })
 	var buf []byte
@@ -283,6 +299,39 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 				c.errorf("%s: %v", name, err)
 				r.noteCheckDamage(l, c, name, errors.Join(err, ErrCorrupt))
 			}
+		}
+	}
+}
+
+// checkHistory compares a location's snapshots with the ledger and the
+// other locations (Presence): each expected snapshot it lacks is an error
+// here, naming where a copy still is; a forgotten snapshot still listed
+// here is a warning (forget did not reach this location).
+func checkHistory(c *LocationCheck, p *Presence) {
+	if p.LedgerErr != "" {
+		c.warnf("ledger unreadable, compared with the other locations only: %s", p.LedgerErr)
+	}
+	set, ok := p.At[c.Location]
+	if !ok {
+		return // the listing error is already reported
+	}
+	for _, h := range p.Missing()[c.Location] {
+		var when string
+		if cs, ok := p.Ledger.Committed[h]; ok {
+			when = fmt.Sprintf(" (committed %s)", cs.Finished.UTC().Format("2006-01-02T15:04:05Z"))
+		}
+		switch holders := p.Holders(h); {
+		case len(holders) > 0:
+			c.errorf("snapshot %s%s is missing here but held by %s (deleted or lost at this location, or not yet copied): run `kluis sync`",
+				h.Short(), when, strings.Join(holders, ", "))
+		default:
+			c.errorf("snapshot %s%s is missing here and at every location that could be listed (the appliance's ledger records it): history was erased",
+				h.Short(), when)
+		}
+	}
+	for h := range set {
+		if p.Ledger.Forgotten[h] {
+			c.warnf("snapshot %s was forgotten but is still here (forget did not reach this location): run forget again", h.Short())
 		}
 	}
 }

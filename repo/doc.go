@@ -24,6 +24,10 @@
 //   - The in-memory index keeps every candidate place of a blob. Prune
 //     writes one compacted index that supersedes (sealed, cumulatively)
 //     every index object before it, so a replayed old index is ignored.
+//   - The ledger (Ledger, FileLedger) is the appliance's own record of
+//     every snapshot it committed and forgot, kept outside the locations;
+//     Presence compares the locations' listings with it and with each
+//     other, and check reports a snapshot missing at a location there.
 //   - A Delete that Object Lock refuses returns ErrRetained; prune skips
 //     such objects and removes them once their retention has ended.
 //   - A versioned location (VersionedLocation: S3 with versioning) may hold

@@ -14,6 +14,9 @@ import (
 // referenced stays until Prune. It fails if a location cannot delete; the
 // results say which did.
 func (r *Repo) Forget(ctx context.Context, ids []Hash) ([]LocationResult, error) {
+	if err := r.recordForget(ids); err != nil {
+		return nil, err
+	}
 	res := r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
 		for _, h := range ids {
 			if err := l.Delete(ctx, objectName(r.tenant, kindSnapshot, h)); err != nil {

@@ -26,6 +26,9 @@ type Options struct {
 	PackSize int64
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Ledger, when set, records every commit and forget (repo/ledger.go);
+	// check, status and restore compare the locations with it.
+	Ledger Ledger
 	// Signer, when set, signs every key file this appliance writes (its
 	// evidence signing key), so recovery can tell them from planted ones.
 	Signer ed25519.PrivateKey
@@ -56,6 +59,7 @@ type Repo struct {
 	locs   []Location
 	log    *slog.Logger
 	now    func() time.Time
+	ledger Ledger
 
 	// configBytes and keyBytes are the verified objects, copied to a
 	// location that lacks them.
@@ -184,7 +188,7 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 		return nil, err
 	}
 	r := &Repo{tenant: tenant, cfg: cfg, key: key, sealer: s, meta: ms, locs: locs,
-		log: opts.Logger.With("tenant", tenant), now: opts.Now, master: opts.Master}
+		log: opts.Logger.With("tenant", tenant), now: opts.Now, master: opts.Master, ledger: opts.Ledger}
 	r.packs = newPackCache(r, 4*cfg.PackSize)
 	r.adIndex = boundAD(adIndexV2, tenant, cfg.ID)
 	r.adManifest = boundAD(adManifestV2, tenant, cfg.ID)

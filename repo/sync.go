@@ -98,6 +98,7 @@ func (r *Repo) SyncWith(ctx context.Context, opts SyncOptions) ([]SyncResult, er
 	if listed == 0 {
 		return out, fmt.Errorf("tenant %s: no location could be listed", r.tenant)
 	}
+	r.dropForgotten(union[kindSnapshot])
 	// Superseded index objects (put back by a location, or kept by Object
 	// Lock) are never copied.
 	superseded := map[Hash]bool{}

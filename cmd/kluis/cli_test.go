@@ -327,6 +327,12 @@ func TestDegradedLocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	latest := e.backup(0, input)
+	// The degraded snapshot is still at amsterdam only: check names it at
+	// groningen until a sync copies it.
+	if r := e.run("check", "--tenant", tenant); r.code != 1 || !strings.Contains(r.stdout, "is missing here but held by amsterdam") || !strings.Contains(r.stdout, "snapshot "+degraded[:8]) {
+		t.Errorf("check before sync: want exit 1 naming %s at groningen, got %v", degraded[:8], r)
+	}
+	e.mustRun(0, "sync", "--tenant", tenant)
 	for _, l := range e.checkOK() {
 		if l.Snapshots == 0 || l.PacksRead != l.Packs {
 			t.Errorf("check at %s: %+v", l.Location, l)

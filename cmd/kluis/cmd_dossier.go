@@ -277,7 +277,7 @@ func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, int
 			os.Remove(out)
 			return "", err
 		}
-		return fmt.Sprintf("wrote dossier %s (%d rows in %d tables, snapshot %s) to %s", id, res.Rows, len(res.Tables), s.snap.ID.Short(), filepath.Clean(out)), nil
+		return fmt.Sprintf("wrote dossier %s (%s in %s, snapshot %s) to %s", id, plural(int(res.Rows), "row", "rows"), plural(len(res.Tables), "table", "tables"), s.snap.ID.Short(), filepath.Clean(out)), nil
 	}
 	where := into
 	if intoDSNFile != "" {
@@ -290,7 +290,7 @@ func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, int
 		return "", err
 	}
 	ins, skip := res.Inserted, res.Skipped
-	msg := fmt.Sprintf("restored dossier %s from snapshot %s: %d rows in %d tables inserted in one transaction", id, s.snap.ID.Short(), ins, len(res.Tables))
+	msg := fmt.Sprintf("restored dossier %s from snapshot %s: %s in %s inserted in one transaction", id, s.snap.ID.Short(), plural(int(ins), "row", "rows"), plural(len(res.Tables), "table", "tables"))
 	if skip > 0 {
 		msg += fmt.Sprintf(", %d already present and kept", skip)
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -151,20 +153,29 @@ func cmdSnapshots(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Where each snapshot is comes from the same listings as status and
+	// the metrics: an unreachable location is shown as such, not as
+	// missing every snapshot.
+	pres, err := r.Presence(ctx)
+	if err != nil {
+		return err
+	}
+	unreachable := slices.Sorted(maps.Keys(pres.Unreachable))
 	type row struct {
-		ID        string    `json:"id"`
-		Started   time.Time `json:"started"`
-		Finished  time.Time `json:"finished"`
-		Engine    string    `json:"engine"`
-		Streams   int       `json:"streams"`
-		Bytes     int64     `json:"bytes"`
-		Locations []string  `json:"locations"`
-		Degraded  bool      `json:"degraded"`
+		ID          string    `json:"id"`
+		Started     time.Time `json:"started"`
+		Finished    time.Time `json:"finished"`
+		Engine      string    `json:"engine"`
+		Streams     int       `json:"streams"`
+		Bytes       int64     `json:"bytes"`
+		Locations   []string  `json:"locations"`
+		Degraded    bool      `json:"degraded"`
+		Unreachable []string  `json:"unreachable_locations,omitempty"`
 	}
 	rows := make([]row, 0, len(snaps))
 	for _, s := range snaps {
 		rows = append(rows, row{s.ID.String(), s.Manifest.Started, s.Manifest.Finished, s.Manifest.Engine,
-			len(s.Manifest.Streams), s.Manifest.Bytes(), s.Locations, len(s.Locations) < a.Cfg.Policy.RequiredCopies})
+			len(s.Manifest.Streams), s.Manifest.Bytes(), s.Locations, len(s.Locations) < a.Cfg.Policy.RequiredCopies, unreachable})
 	}
 	if g.jsonOut {
 		return g.printJSON(rows)
@@ -176,6 +187,9 @@ func cmdSnapshots(ctx context.Context, g *globals, args []string) error {
 		locs := strings.Join(r.Locations, ",")
 		if r.Degraded {
 			locs += " (DEGRADED)"
+		}
+		for _, u := range r.Unreachable {
+			locs += " " + u + ":unreachable"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID[:8], humanTime(r.Started, tz), r.Engine, r.Streams, humanBytes(r.Bytes), locs)
 	}
@@ -195,6 +209,7 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	force := fs.Bool("force", false, "replace a non-empty target database")
 	parallel := fs.Int("parallel", 2, "tables loaded at once")
 	from := fs.String("location", "", "read from this `location` first")
+	allowPartial := fs.Bool("allow-partial", false, "with --snapshot latest: accept the newest snapshot reachable when a location cannot be listed or the newest committed one is gone")
 	rolesFlag := fs.String("roles", "apply", "owners and privileges (postgres): `apply` (every role they name must exist on the target) or skip (left out, and listed)")
 	g.jsonFlag(fs)
 	a, err := g.tenantCommand(fs, args, tenant)
@@ -226,6 +241,9 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 			return usageErrorf("--location: %v", err)
 		}
 	}
+	if err := guardLatest(ctx, g, r, *snapshot, *from, *allowPartial); err != nil {
+		return err
+	}
 	snap, err := r.FindSnapshot(ctx, *snapshot)
 	if err != nil {
 		return err
@@ -240,7 +258,7 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 		if g.jsonOut {
 			return g.printJSON(res)
 		}
-		fmt.Fprintf(g.stdout, "restored snapshot %s: %d files, %s, into %s\n", snap.ID.Short(), len(res.Files), humanBytes(res.Bytes), *toDir)
+		fmt.Fprintf(g.stdout, "restored snapshot %s: %s, %s, into %s\n", snap.ID.Short(), plural(len(res.Files), "file", "files"), humanBytes(res.Bytes), *toDir)
 		return nil
 	}
 	spec := appliance.TargetSpec{Engine: snap.Manifest.Engine, Path: *targetPath, DSN: *targetDSN, Force: *force}
@@ -356,10 +374,14 @@ func cmdForget(ctx context.Context, g *globals, args []string) error {
 	keepMonthly := fs.Int("keep-monthly", -1, "keep the newest snapshot of each of the last `N` months")
 	doPrune := fs.Bool("prune", false, "prune after forgetting")
 	dryRun := fs.Bool("dry-run", false, "say what would be removed, remove nothing")
+	lost := fs.Bool("acknowledge-lost", false, "record the committed snapshots that are at no location (history erased) as forgotten, so check and status stop reporting them; nothing is deleted")
 	g.jsonFlag(fs)
 	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
 		return err
+	}
+	if *lost {
+		return acknowledgeLost(ctx, g, a, *tenant, *dryRun)
 	}
 	pol := a.Cfg.Policy.Retention
 	policy := repo.Retention{KeepLast: pol.KeepLast, KeepDaily: pol.KeepDaily, KeepWeekly: pol.KeepWeekly, KeepMonthly: pol.KeepMonthly}

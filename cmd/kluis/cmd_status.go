@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,7 +45,15 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 			}
 			var copies []string
 			for _, l := range a.Cfg.Locations {
-				copies = append(copies, fmt.Sprintf("%s:%d", l.Name, t.Copies[l.Name]))
+				n, ok := t.Copies[l.Name]
+				switch {
+				case ok:
+					copies = append(copies, fmt.Sprintf("%s:%d", l.Name, n))
+				case slices.Contains(t.Unreachable, l.Name):
+					copies = append(copies, l.Name+":unreachable")
+				default:
+					copies = append(copies, l.Name+":-")
+				}
 			}
 			status := "ok"
 			if t.Degraded {
@@ -95,7 +104,7 @@ func checkDatabasesOnline(ctx context.Context, g *globals, c *config.Config) ([]
 		}
 	}
 	if failed > 0 {
-		return results, fmt.Errorf("%d of %d databases unreachable", failed, len(results))
+		return results, fmt.Errorf("%d of %s unreachable", failed, plural(len(results), "database", "databases"))
 	}
 	return results, nil
 }

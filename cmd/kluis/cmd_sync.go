@@ -123,7 +123,7 @@ func cmdSync(ctx context.Context, g *globals, args []string) error {
 	}
 	if failed > 0 {
 		if !g.jsonOut {
-			fmt.Fprintf(g.stderr, "kluis: sync incomplete (%d of %d tenants, or the evidence log, see above); run it again when the locations are reachable\n", failed, len(out))
+			fmt.Fprintf(g.stderr, "kluis: sync incomplete (%d of %s, or the evidence log, see above); run it again when the locations are reachable\n", failed, plural(len(out), "tenant", "tenants"))
 		}
 		return &silentError{code: exitFailed}
 	}

@@ -34,7 +34,7 @@ func (e *env) withRecoveryRecipient() *age.X25519Identity {
 	}
 	old := "signing_key_file: ./secrets/signing.key}"
 	if !bytes.Contains(b, []byte(old)) {
-		e.t.Fatalf("testdata/kluis.yaml changed: no %q", old)
+		e.t.Fatalf("testdata/config/cli.yaml changed: no %q", old)
 	}
 	b = bytes.Replace(b, []byte(old), []byte("signing_key_file: ./secrets/signing.key, recovery_recipient: "+id.Recipient().String()+"}"), 1)
 	if err := os.WriteFile(e.cfg, b, 0o600); err != nil {

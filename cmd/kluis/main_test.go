@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/testenv"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -68,7 +69,8 @@ type env struct {
 	secrets map[string]string
 }
 
-// newEnv writes testdata/kluis.yaml into a fresh temp dir.
+// newEnv writes the shared CLI config (testdata/config/cli.yaml at the
+// module root) into a fresh temp dir.
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	return newEnvIn(t, t.TempDir())
@@ -99,7 +101,7 @@ func newFastEnv(t *testing.T) *env {
 func newEnvIn(t *testing.T, dir string) *env {
 	e := &env{t: t, dir: dir, secrets: map[string]string{}}
 	e.cfg = filepath.Join(e.dir, "kluis.yaml")
-	copyFile(t, filepath.Join("testdata", "kluis.yaml"), e.cfg)
+	copyFile(t, testenv.Fixture(t, "config/cli.yaml"), e.cfg)
 	t.Cleanup(e.assertNoSecretsLeaked)
 	return e
 }

@@ -74,7 +74,7 @@ func TestRestoreTestCLI(t *testing.T) {
 		} `json:"evidence"`
 	}
 	e.mustJSON(0, &out, "restore-test", "--tenant", "praktijk-s", "--json")
-	if rep := out.Report; rep.Verdict != evidence.Pass || rep.Location.Name != "groningen" || len(rep.Checks) != 9 || out.Evidence.Seq != 2 {
+	if rep := out.Report; rep.Verdict != evidence.Pass || rep.Location.Name != "groningen" || len(rep.Checks) != 10 || out.Evidence.Seq != 2 {
 		t.Errorf("second test (JSON): %+v", out)
 	}
 	if r := e.mustRun(0, "status"); !strings.Contains(r.stdout, "passed") || !strings.Contains(r.stdout, "@groningen") {

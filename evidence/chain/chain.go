@@ -37,7 +37,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kluis-nl/kluis/internal/durable"
+	"github.com/kluis-nl/kluis/durable"
 )
 
 // MaxLine bounds one line of a log; a longer line is corrupt. It is

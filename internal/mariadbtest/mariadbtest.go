@@ -23,20 +23,14 @@ package mariadbtest
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -76,32 +70,21 @@ type Server struct {
 
 	fallback *mysql.Config // the fallback server's parsed DSN
 	dir      string
-	cmd      *exec.Cmd
-	exit     chan struct{}
+	proc     *testenv.Process
 	seq      atomic.Int64
 }
 
-var (
-	mainActive atomic.Bool
-	sharedOnce sync.Once
-	shared     *Server
-	sharedErr  error
-)
+var shared = testenv.Shared[*Server]{
+	What: "MariaDB server", Harness: "mariadbtest",
+	Start: StartServer, Fallback: connectFallback,
+	Describe: func(s *Server) string { return s.Addr() },
+}
 
 // Main runs the package's tests and stops the shared server afterwards. Call
 // it from TestMain:
 //
 //	func TestMain(m *testing.M) { mariadbtest.Main(m) }
-func Main(m *testing.M) {
-	mainActive.Store(true)
-	code := m.Run()
-	if shared != nil {
-		if err := shared.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "mariadbtest: stopping the test server: %v\n", err)
-		}
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { shared.Main(m) }
 
 // Start returns the package's shared test server, starting it on first use.
 // Without Main in TestMain every call starts its own server, stopped at the
@@ -109,38 +92,7 @@ func Main(m *testing.M) {
 // server can be had.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if !mainActive.Load() {
-		s, err := startOrFallback()
-		if err != nil {
-			testenv.SkipOrFail(t, "no MariaDB server for tests: %v", err)
-			return nil
-		}
-		t.Cleanup(func() {
-			if err := s.Stop(); err != nil {
-				t.Errorf("stopping the test server: %v", err)
-			}
-		})
-		return s
-	}
-	sharedOnce.Do(func() { shared, sharedErr = startOrFallback() })
-	if sharedErr != nil {
-		testenv.SkipOrFail(t, "no MariaDB server for tests: %v", sharedErr)
-		return nil
-	}
-	return shared
-}
-
-func startOrFallback() (*Server, error) {
-	s, err := StartServer(context.Background())
-	if err == nil {
-		return s, nil
-	}
-	f, ferr := connectFallback(context.Background())
-	if ferr != nil {
-		return nil, fmt.Errorf("throwaway server: %v; fallback server: %v", err, ferr)
-	}
-	fmt.Fprintf(os.Stderr, "mariadbtest: no throwaway server (%v); using the shared server at %s\n", err, f.Addr())
-	return f, nil
+	return shared.Get(t)
 }
 
 // binaries are the server programs: mariadbd (or mysqld) and
@@ -156,7 +108,7 @@ func findBinaries() (binaries, error) {
 	look := func(names ...string) string {
 		for _, n := range names {
 			for _, d := range dirs {
-				if p := filepath.Join(d, n); isExecutable(p) {
+				if p := filepath.Join(d, n); testenv.IsExecutable(p) {
 					return p
 				}
 			}
@@ -165,7 +117,7 @@ func findBinaries() (binaries, error) {
 					return p
 				}
 				for _, d := range []string{"/usr/sbin", "/usr/bin", "/usr/local/mysql/bin"} {
-					if p := filepath.Join(d, n); isExecutable(p) {
+					if p := filepath.Join(d, n); testenv.IsExecutable(p) {
 						return p
 					}
 				}
@@ -184,35 +136,30 @@ func findBinaries() (binaries, error) {
 	return b, nil
 }
 
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
-}
-
 // StartServer starts a throwaway server. The caller must Stop it.
 func StartServer(ctx context.Context) (*Server, error) {
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err
 	}
-	removeStaleDirs()
-	dir, err := os.MkdirTemp("", dirPrefix)
+	// As root, the server runs as the mysql (or nobody) user.
+	cred, err := testenv.RunAs("mysql", "nobody")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Throwaway: true, PasswordAuth: true, Host: "127.0.0.1", User: superuser, Password: randomHex(16), dir: dir}
+	dir, err := testenv.OwnedTempDir(dirPrefix, cred, func(d string) bool {
+		return testenv.PidAlive(filepath.Join(d, "mysqld.pid"))
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Throwaway: true, PasswordAuth: true, Host: "127.0.0.1", User: superuser, Password: testenv.RandomHex(16), dir: dir}
 	s.BinDir = clientDir(bin.server)
-	if err := s.installDB(ctx, bin); err != nil {
+	if err := s.installDB(ctx, bin, cred); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		err = s.start(ctx, bin)
-		if err == nil || attempt == 2 || !strings.Contains(err.Error(), "in use") {
-			break
-		}
-	}
-	if err != nil {
+	if err := testenv.RetryPortClash(func() error { return s.start(ctx, bin, cred) }); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -223,7 +170,7 @@ func StartServer(ctx context.Context) (*Server, error) {
 // binary in sbin, or on PATH.
 func clientDir(server string) string {
 	for _, d := range []string{filepath.Join(filepath.Dir(filepath.Dir(server)), "bin"), filepath.Dir(server)} {
-		if isExecutable(filepath.Join(d, "mariadb-dump")) || isExecutable(filepath.Join(d, "mysqldump")) {
+		if testenv.IsExecutable(filepath.Join(d, "mariadb-dump")) || testenv.IsExecutable(filepath.Join(d, "mysqldump")) {
 			return d
 		}
 	}
@@ -233,53 +180,12 @@ func clientDir(server string) string {
 	return ""
 }
 
-// runAs returns the credential to run the server with: as root, the server
-// runs as the mysql (or nobody) user.
-func runAs() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	for _, name := range []string{"mysql", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-		if err1 != nil || err2 != nil || uid == 0 {
-			continue
-		}
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-	}
-	return nil, errors.New("running as root and no unprivileged mysql or nobody user to run the server as")
-}
-
-func (s *Server) command(ctx context.Context, cred *syscall.Credential, path string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	return cmd
-}
-
 func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
 
 // Socket returns the path of the throwaway server's unix socket.
 func (s *Server) Socket() string { return filepath.Join(s.dir, "mysqld.sock") }
 
-func (s *Server) installDB(ctx context.Context, bin binaries) error {
-	cred, err := runAs()
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(s.dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return err
-	}
-	if cred != nil {
-		if err := os.Chown(s.dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return err
-		}
-	}
+func (s *Server) installDB(ctx context.Context, bin binaries, cred *syscall.Credential) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	args := []string{"--no-defaults", "--auth-root-authentication-method=normal",
@@ -287,32 +193,22 @@ func (s *Server) installDB(ctx context.Context, bin binaries) error {
 	if filepath.Base(bin.server) == "mariadbd" || filepath.Base(bin.server) == "mysqld" {
 		args = append(args, "--basedir="+filepath.Dir(filepath.Dir(bin.server)))
 	}
-	out, err := s.command(ctx, cred, bin.installDB, args...).CombinedOutput()
+	out, err := testenv.Command(ctx, s.dir, cred, syscall.SIGKILL, bin.installDB, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s: %v: %s", filepath.Base(bin.installDB), err, tail(out))
+		return fmt.Errorf("%s: %v: %s", filepath.Base(bin.installDB), err, testenv.Tail(out))
 	}
 	return nil
 }
 
-func (s *Server) start(ctx context.Context, bin binaries) error {
-	cred, err := runAs()
-	if err != nil {
-		return err
-	}
-	if s.Port, err = freePort(); err != nil {
+func (s *Server) start(ctx context.Context, bin binaries, cred *syscall.Credential) error {
+	var err error
+	if s.Port, err = testenv.FreePort(); err != nil {
 		return err
 	}
 	logPath := filepath.Join(s.dir, "error.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	if cred != nil {
-		os.Chown(logPath, int(cred.Uid), int(cred.Gid))
-	}
-	// Not CommandContext: the server outlives ctx and is stopped by Stop.
-	cmd := s.command(context.Background(), cred, bin.server, "--no-defaults",
+	os.Remove(logPath) // a failed attempt's log would mislead
+	// Not bound to ctx: the server outlives it and is stopped by Stop.
+	cmd := testenv.Command(context.Background(), s.dir, cred, syscall.SIGKILL, bin.server, "--no-defaults",
 		"--datadir="+s.dataDir(), "--tmpdir="+s.dir,
 		"--port="+strconv.Itoa(s.Port), "--bind-address=127.0.0.1",
 		"--socket="+s.Socket(), "--pid-file="+filepath.Join(s.dir, "mysqld.pid"),
@@ -321,37 +217,14 @@ func (s *Server) start(ctx context.Context, bin binaries) error {
 		"--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
 		"--innodb-buffer-pool-size=256M", "--innodb-log-file-size=256M",
 		"--max-connections=200", "--max-allowed-packet=64M", "--local-infile=1")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("mariadbd: %w", err)
-	}
-	s.cmd, s.exit = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(s.exit) }()
-
-	// root has no password yet: set one over the socket, for the socket
-	// (root@localhost) and for TCP (root@127.0.0.1).
-	deadline := time.Now().Add(startTimeout)
-	for {
-		err := s.setPassword(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-s.exit:
-			log, _ := os.ReadFile(logPath)
-			s.cmd = nil
-			return fmt.Errorf("mariadbd exited while starting: %s", tail(log))
-		case <-ctx.Done():
-			s.Stop()
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			s.Stop()
-			return fmt.Errorf("mariadbd not ready after %v (%v): %s", startTimeout, err, tail(log))
-		}
-	}
+	s.proc, err = testenv.StartProcess(ctx, cmd, testenv.Launch{
+		Name: "mariadbd", LogPath: logPath, LogOwner: cred, Timeout: startTimeout,
+		// SIGTERM is mariadbd's normal shutdown.
+		StopSignal: syscall.SIGTERM, StopGrace: 30 * time.Second,
+		// root has no password yet: readiness is setting one.
+		Ready: s.setPassword,
+	})
+	return err
 }
 
 func (s *Server) setPassword(ctx context.Context) error {
@@ -386,42 +259,8 @@ func (s *Server) Stop() error {
 	if !s.Throwaway {
 		return nil
 	}
-	if s.cmd != nil && s.cmd.Process != nil {
-		// SIGTERM is mariadbd's normal shutdown.
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exit:
-		case <-time.After(30 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.exit
-		}
-		s.cmd = nil
-	}
+	s.proc.Stop()
 	return os.RemoveAll(s.dir)
-}
-
-// removeStaleDirs removes the directories of throwaway servers whose test
-// process died without cleaning up (their mariadbd died with it: Pdeathsig).
-func removeStaleDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if syscall.Kill(pid, 0) == syscall.ESRCH {
-			if b, err := os.ReadFile(filepath.Join(d, "mysqld.pid")); err == nil {
-				if spid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && syscall.Kill(spid, 0) == nil {
-					continue // a server still runs there; leave it alone
-				}
-			}
-			os.RemoveAll(d)
-		}
-	}
 }
 
 func connectFallback(ctx context.Context) (*Server, error) {
@@ -449,7 +288,7 @@ func connectFallback(ctx context.Context) (*Server, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := ping(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("%s: %s", cfg.Addr, redact(err.Error(), cfg.Passwd))
+		return nil, fmt.Errorf("%s: %s", cfg.Addr, testenv.Redact(err.Error(), cfg.Passwd))
 	}
 	s := &Server{Host: host, Port: port, User: cfg.User, Password: cfg.Passwd, fallback: cfg}
 	wrong := cfg.Clone()
@@ -457,7 +296,7 @@ func connectFallback(ctx context.Context) (*Server, error) {
 	s.PasswordAuth = ping(ctx, wrong) != nil
 	if p, err := exec.LookPath("mariadb-dump"); err == nil {
 		s.BinDir = filepath.Dir(p)
-	} else if isExecutable("/usr/bin/mariadb-dump") {
+	} else if testenv.IsExecutable("/usr/bin/mariadb-dump") {
 		s.BinDir = "/usr/bin"
 	}
 	return s, nil
@@ -516,12 +355,7 @@ func (s *Server) CreateDB(t testing.TB, name string) string {
 // UniqueName returns a database name, unique on this server, derived from
 // name.
 func (s *Server) UniqueName(name string) string {
-	clean := regexp.MustCompile(`[^a-z0-9_]+`).ReplaceAllString(strings.ToLower(name), "_")
-	db := fmt.Sprintf("kluis_%d_%d_%s", os.Getpid(), s.seq.Add(1), clean)
-	if len(db) > maxIdentLength {
-		db = db[:maxIdentLength]
-	}
-	return db
+	return testenv.UniqueName(&s.seq, name, maxIdentLength)
 }
 
 // DropDB drops database db if it exists.
@@ -585,7 +419,7 @@ func ExecDSN(t testing.TB, dsn string, stmts ...string) {
 	defer db.Close()
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		t.Fatalf("connect: %s", redact(err.Error(), cfg.Passwd))
+		t.Fatalf("connect: %s", testenv.Redact(err.Error(), cfg.Passwd))
 	}
 	defer conn.Close()
 	for _, q := range stmts {
@@ -599,16 +433,7 @@ func ExecDSN(t testing.TB, dsn string, stmts ...string) {
 // skips or fails the test when there is none.
 func (s *Server) Tool(t testing.TB, name string) string {
 	t.Helper()
-	if s.BinDir != "" {
-		if p := filepath.Join(s.BinDir, name); isExecutable(p) {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	testenv.SkipOrFail(t, "no %s binary", name)
-	return ""
+	return testenv.Tool(t, s.BinDir, name)
 }
 
 // ClientArgs returns the arguments and environment that connect a client
@@ -628,37 +453,6 @@ func QuoteIdent(id string) string { return "`" + strings.ReplaceAll(id, "`", "``
 
 func quoteString(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\x00", `\0`).Replace(v) + "'"
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func redact(s, password string) string {
-	if password == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, password, "xxxxx")
-}
-
-func tail(b []byte) string {
-	const max = 2000
-	s := strings.TrimSpace(string(b))
-	if len(s) > max {
-		s = "…" + s[len(s)-max:]
-	}
-	return s
 }
 
 // nopLogger silences the driver's own logging.

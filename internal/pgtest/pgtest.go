@@ -21,21 +21,16 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -76,32 +71,21 @@ type Server struct {
 
 	base string // connection string without dbname, keyword/value or URL form
 	dir  string
-	cmd  *exec.Cmd
-	exit chan struct{}
+	proc *testenv.Process
 	seq  atomic.Int64
 }
 
-var (
-	mainActive atomic.Bool
-	sharedOnce sync.Once
-	shared     *Server
-	sharedErr  error
-)
+var shared = testenv.Shared[*Server]{
+	What: "PostgreSQL server", Harness: "pgtest",
+	Start: StartServer, Fallback: connectFallback,
+	Describe: func(s *Server) string { return s.Addr() },
+}
 
 // Main runs the package's tests and stops the shared server afterwards. Call
 // it from TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
-	mainActive.Store(true)
-	code := m.Run()
-	if shared != nil {
-		if err := shared.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "pgtest: stopping the test server: %v\n", err)
-		}
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { shared.Main(m) }
 
 // Start returns the package's shared test server, starting it on first use.
 // Without Main in TestMain every call starts its own server, stopped at the
@@ -109,38 +93,7 @@ func Main(m *testing.M) {
 // server can be had.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if !mainActive.Load() {
-		s, err := startOrFallback()
-		if err != nil {
-			testenv.SkipOrFail(t, "no PostgreSQL server for tests: %v", err)
-			return nil
-		}
-		t.Cleanup(func() {
-			if err := s.Stop(); err != nil {
-				t.Errorf("stopping the test server: %v", err)
-			}
-		})
-		return s
-	}
-	sharedOnce.Do(func() { shared, sharedErr = startOrFallback() })
-	if sharedErr != nil {
-		testenv.SkipOrFail(t, "no PostgreSQL server for tests: %v", sharedErr)
-		return nil
-	}
-	return shared
-}
-
-func startOrFallback() (*Server, error) {
-	s, err := StartServer(context.Background())
-	if err == nil {
-		return s, nil
-	}
-	f, ferr := connectFallback(context.Background())
-	if ferr != nil {
-		return nil, fmt.Errorf("throwaway server: %v; fallback server: %v", err, ferr)
-	}
-	fmt.Fprintf(os.Stderr, "pgtest: no throwaway server (%v); using the shared server at %s:%d\n", err, f.Host, f.Port)
-	return f, nil
+	return shared.Get(t)
 }
 
 // StartServer starts a throwaway server. The caller must Stop it.
@@ -149,23 +102,24 @@ func StartServer(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStaleDirs()
-	dir, err := os.MkdirTemp("", dirPrefix)
+	// postgres refuses to run as root: root hands it to postgres (or nobody).
+	cred, err := testenv.RunAs("postgres", "nobody")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := testenv.OwnedTempDir(dirPrefix, cred, func(d string) bool {
+		_, err := os.Stat(filepath.Join(d, "data", "postmaster.pid"))
+		return err == nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{BinDir: binDir, Throwaway: true, PasswordAuth: true, Host: "127.0.0.1", User: superuser, dir: dir}
-	if err := s.initdb(ctx); err != nil {
+	if err := s.initdb(ctx, cred); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		err = s.start(ctx)
-		if err == nil || attempt == 2 || !strings.Contains(err.Error(), "in use") {
-			break
-		}
-	}
-	if err != nil {
+	if err := testenv.RetryPortClash(func() error { return s.start(ctx, cred) }); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -197,12 +151,7 @@ func FindBinDir() (string, error) {
 }
 
 func hasServerBinaries(dir string) bool {
-	for _, name := range []string{"initdb", "postgres"} {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-			return false
-		}
-	}
-	return true
+	return testenv.IsExecutable(filepath.Join(dir, "initdb")) && testenv.IsExecutable(filepath.Join(dir, "postgres"))
 }
 
 func versionOf(binDir string) float64 {
@@ -210,123 +159,62 @@ func versionOf(binDir string) float64 {
 	return v
 }
 
-// runAs returns the credential to run the server with: postgres refuses to
-// run as root, so root hands it to the postgres (or nobody) user.
-func runAs() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	for _, name := range []string{"postgres", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-		if err1 != nil || err2 != nil || uid == 0 {
-			continue
-		}
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-	}
-	return nil, errors.New("running as root and no unprivileged postgres or nobody user to run the server as")
-}
-
-func (s *Server) command(ctx context.Context, cred *syscall.Credential, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(s.BinDir, name), args...)
-	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
-	return cmd
-}
-
-func (s *Server) initdb(ctx context.Context) error {
-	cred, err := runAs()
-	if err != nil {
-		return err
-	}
-	s.Password = randomHex(16)
+func (s *Server) initdb(ctx context.Context, cred *syscall.Credential) error {
+	s.Password = testenv.RandomHex(16)
 	pwFile := filepath.Join(s.dir, "pwfile")
 	if err := os.WriteFile(pwFile, []byte(s.Password+"\n"), 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(s.dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return err
-	}
+	defer os.Remove(pwFile)
 	if cred != nil {
-		for _, p := range []string{s.dir, pwFile} {
-			if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
-				return err
-			}
+		if err := os.Chown(pwFile, int(cred.Uid), int(cred.Gid)); err != nil {
+			return err
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	cmd := s.command(ctx, cred, "initdb", "-D", filepath.Join(s.dir, "data"), "-U", superuser,
+	cmd := testenv.Command(ctx, s.dir, cred, syscall.SIGQUIT, filepath.Join(s.BinDir, "initdb"),
+		"-D", filepath.Join(s.dir, "data"), "-U", superuser,
 		"--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile="+pwFile,
 		"-E", "UTF8", "--locale=C", "--no-sync")
-	out, err := cmd.CombinedOutput()
-	os.Remove(pwFile)
-	if err != nil {
-		return fmt.Errorf("initdb: %v: %s", err, tail(out))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %v: %s", err, testenv.Tail(out))
 	}
 	return nil
 }
 
-func (s *Server) start(ctx context.Context) error {
-	cred, err := runAs()
-	if err != nil {
+func (s *Server) start(ctx context.Context, cred *syscall.Credential) error {
+	var err error
+	if s.Port, err = testenv.FreePort(); err != nil {
 		return err
 	}
-	if s.Port, err = freePort(); err != nil {
-		return err
-	}
+	s.base = fmt.Sprintf("host=%s port=%d user=%s password=%s sslmode=disable connect_timeout=5", s.Host, s.Port, s.User, s.Password)
 	logPath := filepath.Join(s.dir, "postgres.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	// Not CommandContext: the server outlives ctx and is stopped by Stop.
-	cmd := s.command(context.Background(), cred, "postgres", "-D", filepath.Join(s.dir, "data"),
+	os.Remove(logPath) // a failed attempt's log would mislead
+	// Not bound to ctx: the server outlives it and is stopped by Stop.
+	cmd := testenv.Command(context.Background(), s.dir, cred, syscall.SIGQUIT, filepath.Join(s.BinDir, "postgres"),
+		"-D", filepath.Join(s.dir, "data"),
 		"-p", strconv.Itoa(s.Port),
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "unix_socket_directories="+s.dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=60", "-c", "shared_buffers=64MB",
 		"-c", "log_min_messages=warning", "-c", "log_timezone=UTC")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	s.cmd, s.exit = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(s.exit) }()
-	s.base = fmt.Sprintf("host=%s port=%d user=%s password=%s sslmode=disable connect_timeout=5", s.Host, s.Port, s.User, s.Password)
-
-	deadline := time.Now().Add(startTimeout)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		conn, err := pgx.Connect(cctx, s.DSN(maintenanceDB))
-		cancel()
-		if err == nil {
-			conn.Close(context.Background())
-			return nil
-		}
-		select {
-		case <-s.exit:
-			log, _ := os.ReadFile(logPath)
-			s.cmd = nil
-			return fmt.Errorf("postgres exited while starting: %s", tail(log))
-		case <-ctx.Done():
-			s.Stop()
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			s.Stop()
-			return fmt.Errorf("postgres not ready after %v: %s", startTimeout, tail(log))
-		}
-	}
+	s.proc, err = testenv.StartProcess(ctx, cmd, testenv.Launch{
+		Name: "postgres", LogPath: logPath, Timeout: startTimeout,
+		// SIGINT is PostgreSQL's fast shutdown: clients are disconnected.
+		StopSignal: syscall.SIGINT, StopGrace: 15 * time.Second,
+		Ready: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			conn, err := pgx.Connect(ctx, s.DSN(maintenanceDB))
+			if err != nil {
+				return err
+			}
+			return conn.Close(context.Background())
+		},
+	})
+	return err
 }
 
 // Stop stops a throwaway server and removes its directory; for the fallback
@@ -335,40 +223,8 @@ func (s *Server) Stop() error {
 	if !s.Throwaway {
 		return nil
 	}
-	if s.cmd != nil && s.cmd.Process != nil {
-		// SIGINT is PostgreSQL's fast shutdown: clients are disconnected.
-		s.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-s.exit:
-		case <-time.After(15 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.exit
-		}
-		s.cmd = nil
-	}
+	s.proc.Stop()
 	return os.RemoveAll(s.dir)
-}
-
-// removeStaleDirs removes the directories of throwaway servers whose test
-// process died without cleaning up (their postgres died with it: Pdeathsig).
-func removeStaleDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if syscall.Kill(pid, 0) == syscall.ESRCH {
-			if _, err := os.Stat(filepath.Join(d, "data", "postmaster.pid")); err == nil {
-				continue // a server still claims it; leave it alone
-			}
-			os.RemoveAll(d)
-		}
-	}
 }
 
 func connectFallback(ctx context.Context) (*Server, error) {
@@ -384,7 +240,7 @@ func connectFallback(ctx context.Context) (*Server, error) {
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s:%d: %s", cfg.Host, cfg.Port, redact(err.Error(), cfg.Password))
+		return nil, fmt.Errorf("%s:%d: %s", cfg.Host, cfg.Port, testenv.Redact(err.Error(), cfg.Password))
 	}
 	defer conn.Close(context.Background())
 	s := &Server{Host: cfg.Host, Port: int(cfg.Port), User: cfg.User, Password: cfg.Password, base: dsn}
@@ -440,12 +296,7 @@ func (s *Server) CreateDB(t testing.TB, name string) string {
 // UniqueName returns a database name, unique on this server, derived from
 // name.
 func (s *Server) UniqueName(name string) string {
-	clean := regexp.MustCompile(`[^a-z0-9_]+`).ReplaceAllString(strings.ToLower(name), "_")
-	db := fmt.Sprintf("kluis_%d_%d_%s", os.Getpid(), s.seq.Add(1), clean)
-	if len(db) > maxIdentLength {
-		db = db[:maxIdentLength]
-	}
-	return db
+	return testenv.UniqueName(&s.seq, name, maxIdentLength)
 }
 
 // DropDB drops database db if it exists, disconnecting its sessions.
@@ -498,53 +349,12 @@ func ExecDSN(t testing.TB, dsn, sql string) {
 // version, or skips or fails the test when there is none.
 func (s *Server) Tool(t testing.TB, name string) string {
 	t.Helper()
-	if s.BinDir != "" {
-		p := filepath.Join(s.BinDir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	testenv.SkipOrFail(t, "no %s binary", name)
-	return ""
+	return testenv.Tool(t, s.BinDir, name)
 }
 
 // Addr returns the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func quoteValue(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func redact(s, password string) string {
-	if password == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, password, "xxxxx")
-}
-
-func tail(b []byte) string {
-	const max = 2000
-	s := strings.TrimSpace(string(b))
-	if len(s) > max {
-		s = "…" + s[len(s)-max:]
-	}
-	return s
 }

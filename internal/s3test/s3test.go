@@ -14,10 +14,7 @@ package s3test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -91,7 +88,7 @@ func findOrBuild() (string, error) {
 	cmd.Dir = os.TempDir() // outside any module: install the release as published
 	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod", "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building versitygw %s: %v: %s", Version, err, tail(out))
+		return "", fmt.Errorf("building versitygw %s: %v: %s", Version, err, testenv.Tail(out))
 	}
 	return p, nil
 }
@@ -121,8 +118,7 @@ type Server struct {
 	bin  string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	exit chan struct{}
+	proc *testenv.Process
 }
 
 // Start starts a server, stopped and removed at the test's cleanup. It
@@ -134,17 +130,20 @@ func Start(t testing.TB) *Server {
 		testenv.SkipOrFail(t, "no versitygw for S3 tests: %v", err)
 		return nil
 	}
-	s := &Server{Region: "us-east-1", AccessKey: "AK" + randomHex(9), SecretKey: "SK" + randomHex(18), dir: t.TempDir(), bin: bin}
+	s := &Server{Region: "us-east-1", AccessKey: "AK" + strings.ToUpper(testenv.RandomHex(9)), SecretKey: "SK" + strings.ToUpper(testenv.RandomHex(18)), dir: t.TempDir(), bin: bin}
 	for _, d := range []string{"data", "versions"} {
 		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if s.port, err = freePort(); err != nil {
-		t.Fatal(err)
-	}
-	s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(s.port)
-	if err := s.start(); err != nil {
+	err = testenv.RetryPortClash(func() error {
+		if s.port, err = testenv.FreePort(); err != nil {
+			return err
+		}
+		s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(s.port)
+		return s.start()
+	})
+	if err != nil {
 		testenv.SkipOrFail(t, "versitygw does not start: %v", err)
 		return nil
 	}
@@ -161,63 +160,37 @@ func StartPair(t testing.TB) (*Server, *Server) {
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	logf, err := os.OpenFile(filepath.Join(s.dir, "versitygw.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(s.bin, "--port", "127.0.0.1:"+strconv.Itoa(s.port),
+	cmd := testenv.Command(context.Background(), s.dir, nil, syscall.SIGKILL, s.bin,
+		"--port", "127.0.0.1:"+strconv.Itoa(s.port),
 		"posix", "--versioning-dir", filepath.Join(s.dir, "versions"), filepath.Join(s.dir, "data"))
 	// Credentials through the environment, not argv (visible in ps).
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exit := make(chan struct{})
-	go func() { cmd.Wait(); close(exit) }()
-	s.cmd, s.exit = cmd, exit
-	deadline := time.Now().Add(startTimeout)
-	for {
-		resp, err := http.Get(s.Endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case <-exit:
-			log, _ := os.ReadFile(filepath.Join(s.dir, "versitygw.log"))
-			s.cmd = nil
-			return fmt.Errorf("versitygw exited while starting: %s", tail(log))
-		case <-time.After(30 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			return fmt.Errorf("versitygw not answering after %v", startTimeout)
-		}
-	}
-}
-
-func (s *Server) kill() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exit:
-	case <-time.After(5 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exit
-	}
-	s.cmd = nil
+	cmd.Env = append(cmd.Env, "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
+	var err error
+	s.proc, err = testenv.StartProcess(context.Background(), cmd, testenv.Launch{
+		Name: "versitygw", LogPath: filepath.Join(s.dir, "versitygw.log"),
+		Poll: 30 * time.Millisecond, Timeout: startTimeout,
+		StopSignal: syscall.SIGTERM, StopGrace: 5 * time.Second,
+		Ready: func(ctx context.Context) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/", nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			return resp.Body.Close()
+		},
+	})
+	return err
 }
 
 // Stop stops the server; its data stays until the test ends.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.kill()
+	s.proc.Stop()
+	s.proc = nil
 }
 
 // Restart starts a stopped server again, on the same port with the same
@@ -302,28 +275,4 @@ func (s *Server) Location(t testing.TB, name, bucket string, opts *s3.Options) *
 // that damage or remove objects behind the server's back).
 func (s *Server) ObjectPath(bucket, key string) string {
 	return filepath.Join(s.DataDir(), bucket, filepath.FromSlash(key))
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return strings.ToUpper(hex.EncodeToString(b))
-}
-
-func tail(b []byte) string {
-	const max = 2000
-	s := strings.TrimSpace(string(b))
-	if len(s) > max {
-		s = "…" + s[len(s)-max:]
-	}
-	return s
 }

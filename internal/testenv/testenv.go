@@ -7,7 +7,16 @@
 // is a failure, so a missing server is loud instead of silently skipping the
 // integration tests (restic's RESTIC_TEST_DISALLOW_SKIP, in our words).
 //
-// It owns no servers itself; see internal/pgtest for PostgreSQL.
+// It is also the harness core the server harnesses (internal/pgtest,
+// internal/mariadbtest, internal/s3test) share: a server process started in
+// a temporary directory it owns (OwnedTempDir, StartProcess), on a free
+// loopback port (FreePort, RetryPortClash), waited for until ready, stopped
+// and then killed (Process.Stop), and one server per test binary with a
+// fallback to the machine's shared server (Shared). It owns no servers
+// itself.
+//
+// Everything here is for tests only; the layering test (internal/layering)
+// fails when a production package imports it or a harness.
 package testenv
 
 import (

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kluis-nl/kluis/internal/durable"
+	"github.com/kluis-nl/kluis/durable"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -347,7 +347,7 @@ func mkdirAllSync(dir, root string) error {
 	return syncDir(parent)
 }
 
-// syncDir fsyncs a directory (internal/durable).
+// syncDir fsyncs a directory (package durable).
 func syncDir(dir string) error { return durable.SyncDir(dir) }
 
 // RemoveStale deletes temporary files of interrupted writes under prefix

@@ -190,8 +190,8 @@ func wantVerdict(t testing.TB, rep *evidence.Report, verdict string, failed ...s
 	if rep.Verdict != verdict || strings.Join(rep.FailedChecks, ",") != strings.Join(failed, ",") {
 		t.Fatalf("verdict %s, failed %v; want %s, failed %v\n%s", rep.Verdict, rep.FailedChecks, verdict, failed, dump(rep))
 	}
-	if len(rep.Checks) != 9 {
-		t.Fatalf("%d checks, want 9:\n%s", len(rep.Checks), dump(rep))
+	if len(rep.Checks) != 10 {
+		t.Fatalf("%d checks, want 10:\n%s", len(rep.Checks), dump(rep))
 	}
 }
 

@@ -70,7 +70,7 @@ const CheckSchema = "schema"
 // checkOrder is the order of a report's checks.
 var checkOrder = []string{
 	evidence.CheckSnapshot, evidence.CheckFetch, evidence.CheckRestore, evidence.CheckFingerprints,
-	CheckSchema, evidence.CheckProbes, evidence.CheckRTO, evidence.CheckRPO, evidence.CheckDropScratch,
+	CheckSchema, evidence.CheckProbes, evidence.CheckRTO, evidence.CheckRPO, evidence.CheckStale, evidence.CheckDropScratch,
 }
 
 // Run runs one restore test and returns its report: verdict PASS when
@@ -112,6 +112,7 @@ func Run(ctx context.Context, a *appliance.Appliance, opts Options) (rep *eviden
 	rt.checkProbes(ctx)
 	rt.checkRTO()
 	rt.checkRPO()
+	rt.checkStale()
 	return nil, nil // the deferred function builds the report
 }
 
