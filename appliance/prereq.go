@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/kluis-nl/kluis/config"
 )
@@ -26,8 +27,14 @@ func (a *Appliance) KeyAdvice() string {
 // hasHistory says why the appliance has history, or "" when nothing
 // shows it (read offline: the state directory and local locations).
 func (a *Appliance) hasHistory() string {
-	if entries, err := os.ReadDir(a.StateDir()); err == nil && len(entries) > 0 {
-		return fmt.Sprintf("state directory %s is not empty", a.Cfg.Appliance.StateDir)
+	// Locks and the daemon's lock file are no history: any command makes
+	// them, before the keys exist too.
+	if entries, err := os.ReadDir(a.StateDir()); err == nil {
+		for _, e := range entries {
+			if n := e.Name(); n != "locks" && !strings.HasSuffix(n, ".lock") && !strings.HasPrefix(n, ".") {
+				return fmt.Sprintf("state directory %s holds %s", a.Cfg.Appliance.StateDir, n)
+			}
+		}
 	}
 	for _, l := range a.Cfg.Locations {
 		if l.Type != "dir" {

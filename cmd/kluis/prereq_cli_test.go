@@ -22,6 +22,10 @@ func TestConfigCheckMissingFiles(t *testing.T) {
 	if err := os.WriteFile(e.cfg, []byte(withDSN), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A command run before the keys exist leaves lock files: no history.
+	if err := os.MkdirAll(e.path("state", "locks"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	var doc struct {
 		OK       bool `json:"ok"`
 		Problems []struct{ Path, Message string }
