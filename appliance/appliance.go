@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/repo/local"
 	"github.com/kluis-nl/kluis/repo/s3"
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // Appliance is a loaded config plus the resources derived from it.
@@ -179,14 +179,9 @@ func (a *Appliance) Lock(ctx context.Context, tenant string, exclusive bool) (*r
 // ReadDSN reads a tenant's DSN file. The DSN is a secret: it is never
 // logged, and errors about it name the file, not its contents.
 func ReadDSN(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("dsn_file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("dsn_file %s is readable by group or others (mode %04o): run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
+	// secretfile: no symbolic link, owned by the kluis user, mode 0600,
+	// a directory nobody else can write, checked on the descriptor read.
+	b, err := secretfile.Read(path, 64<<10)
 	if err != nil {
 		return "", fmt.Errorf("dsn_file: %w", err)
 	}

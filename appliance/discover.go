@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kluis-nl/kluis/config"
+	kdsn "github.com/kluis-nl/kluis/dsn"
 )
 
 // Discovered is the outcome of tenant discovery: the tenants found and, per
@@ -116,9 +117,13 @@ func (a *Appliance) WithTenants(extra []config.Tenant) *Appliance {
 // ListDatabases returns the non-template databases on the server of dsn
 // whose names match the glob pattern, sorted.
 func ListDatabases(ctx context.Context, dsn, pattern string) ([]string, error) {
-	conn, err := pgx.Connect(ctx, dsn)
+	cfg, err := kdsn.ParsePostgres(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("connect to the discovery server: %w", err)
+		return nil, fmt.Errorf("discovery server: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, kdsn.RedactError(fmt.Errorf("connect to the discovery server: %w", err), dsn)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname")

@@ -3,12 +3,9 @@ package appliance
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strings"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/kluis-nl/kluis/config"
+	kdsn "github.com/kluis-nl/kluis/dsn"
 	"github.com/kluis-nl/kluis/source"
 	"github.com/kluis-nl/kluis/source/mariadb"
 	"github.com/kluis-nl/kluis/source/postgres"
@@ -82,22 +79,7 @@ func Target(ctx context.Context, spec TargetSpec, fingerprintKey []byte) (source
 }
 
 // DSNHasPassword reports whether a connection string carries a password
-// (URL user info, a password= keyword, or MariaDB's user:password@…).
-func DSNHasPassword(dsn string) bool {
-	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		if _, ok := u.User.Password(); ok {
-			return true
-		}
-		return u.Query().Get("password") != ""
-	}
-	for _, f := range strings.Fields(dsn) {
-		if strings.HasPrefix(strings.ToLower(f), "password=") {
-			return true
-		}
-	}
-	// go-sql-driver form: user:password@tcp(host:port)/db
-	if cfg, err := mysql.ParseDSN(dsn); err == nil && cfg.Passwd != "" {
-		return true
-	}
-	return false
-}
+// in any spelling (dsn.Secrets: URL user info or query, a
+// password keyword with or without spaces around =, MariaDB's
+// user:password@…).
+func DSNHasPassword(s string) bool { return kdsn.HasPassword(s) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	kdsn "github.com/kluis-nl/kluis/dsn"
 	"github.com/kluis-nl/kluis/source/postgres"
 )
 
@@ -40,7 +41,7 @@ func (a *Appliance) CheckDatabases(ctx context.Context) []OnlineResult {
 		ver, err := a.pingTenant(cctx, t.ID)
 		cancel()
 		if err != nil {
-			r.Error = err.Error()
+			r.Error = a.Redact(err.Error())
 		} else {
 			r.OK, r.Detail = true, t.Engine+" "+ver
 		}
@@ -52,7 +53,7 @@ func (a *Appliance) CheckDatabases(ctx context.Context) []OnlineResult {
 		n, err := a.countDiscoverable(cctx, i)
 		cancel()
 		if err != nil {
-			r.Error = err.Error()
+			r.Error = a.Redact(err.Error())
 		} else {
 			r.OK, r.Detail = true, fmt.Sprintf("%d matching databases", n)
 		}
@@ -76,9 +77,13 @@ func (a *Appliance) pingTenant(ctx context.Context, id string) (string, error) {
 				return "", err
 			}
 		}
-		conn, err := pgx.Connect(ctx, dsn)
+		cfg, err := kdsn.ParsePostgres(dsn)
 		if err != nil {
-			return "", fmt.Errorf("connect: %w", err)
+			return "", err
+		}
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return "", kdsn.RedactError(fmt.Errorf("connect: %w", err), dsn)
 		}
 		defer conn.Close(context.WithoutCancel(ctx))
 		var v string

@@ -72,7 +72,7 @@ func (c *Config) validateEvidence(p *Problems) {
 // witnessKeyName checks the shape of a witness key and returns its name
 // (the evidence package checks the key hash).
 func witnessKeyName(s string) (string, bool) {
-	parts := strings.Split(strings.TrimSpace(s), "+")
+	parts := strings.SplitN(strings.TrimSpace(s), "+", 3) // base64 has its own '+'
 	if len(parts) != 3 || parts[0] == "" {
 		return "", false
 	}

@@ -33,3 +33,16 @@ func TestEvidenceWitnesses(t *testing.T) {
 		})
 	}
 }
+
+// TestWitnessKeyWithPlusInBase64: the key's base64 may itself contain
+// '+' (about half of all keys); such a key is valid.
+func TestWitnessKeyWithPlusInBase64(t *testing.T) {
+	for _, k := range []string{
+		"witness.example/auditor+d5313075+BN4t6eZsaM+vWKD9/KiOuVPwNSK6jQMZKiGh2h3f7+Vd",
+		"witness.example/auditor+1ab744d4+BAmz3DoJtCIo1/DW8RhFW8zl2rbYqT6SO45j1iZLtshv",
+	} {
+		if name, ok := witnessKeyName(k); !ok || name != "witness.example/auditor" {
+			t.Errorf("witnessKeyName(%q) = %q, %v", k, name, ok)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // Engines lists the tenant engines this build supports.
@@ -246,6 +248,12 @@ func (c *Config) checkSecretFile(p *Problems, path, file string) {
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		p.addf(path, "%s is readable by group or others (mode %04o): run chmod 600 %s", file, fi.Mode().Perm(), file)
+		return
+	}
+	// The checks every reader makes: no symbolic link, the kluis user's
+	// own file in a directory nobody else can write.
+	if _, err := secretfile.Read(c.Resolve(file), 64<<10); err != nil {
+		p.addf(path, "%v", err)
 	}
 }
 

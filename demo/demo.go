@@ -28,6 +28,7 @@ import (
 	"github.com/kluis-nl/kluis/daemon"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore"
 	"github.com/kluis-nl/kluis/restore/dossier"
 	"github.com/kluis-nl/kluis/restore/restoretest"
 	"github.com/kluis-nl/kluis/synth"
@@ -383,7 +384,8 @@ func restoreDossier(ctx context.Context, a *appliance.Appliance, tenant, snapsho
 	if err != nil {
 		result = "failed: " + err.Error()
 	}
-	if lerr := dossier.LogAccess(a.StateDir(), key, dossier.Access{
+	reg := &restore.Register{StateDir: a.StateDir(), Key: key}
+	if lerr := reg.LogAccess(ctx, r, dossier.Access{
 		Time: a.Now().UTC(), Operator: "kluis-demo", Tenant: tenant, ID: id, Snapshot: snap.ID.String(),
 		Action: "restore-sql", Reason: "demo", Result: result,
 	}); lerr != nil && err == nil {

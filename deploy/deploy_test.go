@@ -5,9 +5,50 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
+
+// newestPostgres is the newest PostgreSQL major version kluis supports as
+// a tenant (docs/ops.md "Container"); the image's pg_dump must be at least
+// as new. oldestPostgres is the oldest (server_version_num / 100).
+const (
+	newestPostgres = 17
+	oldestPostgres = 906
+)
+
+// dockerRunFlags must be in every documented docker run.
+var dockerRunFlags = []string{"--read-only", "--cap-drop ALL", "--security-opt no-new-privileges"}
+
+func goModVersion(t *testing.T) string {
+	t.Helper()
+	for _, l := range lines(t, "../go.mod") {
+		if v, ok := strings.CutPrefix(l, "go "); ok {
+			return v
+		}
+	}
+	t.Fatal("go.mod has no go line")
+	return ""
+}
+
+// versionLess compares dotted version numbers.
+func versionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < max(len(as), len(bs)); i++ {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
 
 func lines(t *testing.T, path string) []string {
 	t.Helper()
@@ -25,8 +66,9 @@ func lines(t *testing.T, path string) []string {
 }
 
 // TestDockerfile checks what can be checked without a Docker engine: a
-// multi-stage build of a static binary, a non-root user, client tools for
-// the database engines, no secrets baked in.
+// multi-stage build of a static binary, a non-root user, the newest pg_dump
+// Debian ships and no unused client (issue 15 §5), base images pinned by
+// digest, the documented docker run hardened, no secrets baked in.
 func TestDockerfile(t *testing.T) {
 	ls := lines(t, "../Dockerfile")
 	var froms, users []string
@@ -48,9 +90,37 @@ func TestDockerfile(t *testing.T) {
 	if !regexp.MustCompile(`^\d+:\d+$`).MatchString(users[len(users)-1]) {
 		t.Errorf("use a numeric USER so runtimes can verify it is not root, got %q", users[len(users)-1])
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "postgresql-client", "mariadb-client", "ENTRYPOINT", "-trimpath"} {
+	for _, want := range []string{"CGO_ENABLED=0", "ENTRYPOINT", "-trimpath"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	// kluis reads MariaDB through its Go driver: no client tool.
+	if strings.Contains(text, "mariadb-client") || strings.Contains(text, "default-mysql-client") {
+		t.Errorf("the image installs a MariaDB client kluis never runs")
+	}
+	// pg_dump must be at least the server's major version.
+	m := regexp.MustCompile(`postgresql-client-(\d+)`).FindStringSubmatch(text)
+	if m == nil {
+		t.Errorf("the image installs no versioned postgresql-client-N (pg_dump)")
+	} else if n, _ := strconv.Atoi(m[1]); n < newestPostgres {
+		t.Errorf("the image ships pg_dump %d: a PostgreSQL %d tenant cannot be backed up from it", n, newestPostgres)
+	}
+	pinned := regexp.MustCompile(`^FROM (--platform=\S+ )?\S+:\S+@sha256:[0-9a-f]{64}( AS \S+)?$`)
+	for _, f := range froms {
+		if !pinned.MatchString(f) {
+			t.Errorf("base image not pinned by digest: %s", f)
+		}
+	}
+	// The build stage's Go is at least go.mod's (GOTOOLCHAIN=local in the image).
+	if gm := regexp.MustCompile(`golang:(\d+\.\d+\.\d+)`).FindStringSubmatch(text); gm == nil {
+		t.Errorf("the build stage does not name an exact Go version")
+	} else if mod := goModVersion(t); versionLess(gm[1], mod) {
+		t.Errorf("the build image has Go %s, go.mod needs %s", gm[1], mod)
+	}
+	for _, flag := range dockerRunFlags {
+		if !strings.Contains(text, flag) {
+			t.Errorf("the documented docker run lacks %s", flag)
 		}
 	}
 	for _, bad := range []string{"master.key", "signing.key", "PGPASSWORD", "AWS_SECRET"} {

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/kluis-nl/kluis/durable"
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // MasterKeySize is the length of the appliance master key.
@@ -179,26 +180,18 @@ func writeSecretFile(path string, data []byte) error {
 	return syncDir(filepath.Dir(path))
 }
 
-// readSecretFile reads a small secret file, refusing one that group or
-// others can read.
+// readSecretFile reads a small secret file, refusing one that anybody but
+// the kluis user could read or replace (secretfile: no symbolic
+// link, owner, mode, parent directory, checked on the descriptor read).
 func readSecretFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
+	b, err := secretfile.Read(path, 64<<10)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Wraps fs.ErrNotExist: the appliance adds what to do, which
 		// depends on whether it already has backups (appliance.KeyAdvice):
 		// `kluis keys init` on a fresh one only.
 		return nil, fmt.Errorf("%s does not exist: %w", path, fs.ErrNotExist)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by group or others (mode %04o): run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	if fi.Size() > 64<<10 {
-		return nil, fmt.Errorf("%s: too large for a key file", path)
-	}
-	return os.ReadFile(path)
+	return b, err
 }
 
 // syncDir fsyncs a directory (package durable).

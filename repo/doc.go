@@ -28,6 +28,9 @@
 //     every snapshot it committed and forgot, kept outside the locations;
 //     Presence compares the locations' listings with it and with each
 //     other, and check reports a snapshot missing at a location there.
+//   - Register records (register.go) are sealed, write-once objects the
+//     restore package puts next to the snapshots: copies and anchors of
+//     the appliance's erasure register and access log lines.
 //   - A Delete that Object Lock refuses returns ErrRetained; prune skips
 //     such objects and removes them once their retention has ended.
 //   - A versioned location (VersionedLocation: S3 with versioning) may hold

@@ -41,10 +41,11 @@ func (s *SyncResult) Complete() bool { return s.Error == "" && s.Missing == 0 &&
 
 // syncKinds are copied in the repository's write order: a manifest never
 // arrives before the packs and index it refers to.
-var syncKinds = []string{kindKeys, kindData, kindIndex, kindSnapshot}
+var syncKinds = []string{kindKeys, kindData, kindIndex, kindSnapshot, kindRegister}
 
 // Sync copies to every location what it lacks: the config, key files,
-// packs, indexes and snapshot manifests that another location holds. The
+// packs, indexes, snapshot manifests and register records that another
+// location holds. The
 // objects are content-addressed, so what a location lacks is a set
 // difference of names. Each copy is read from a location whose copy
 // verifies, authenticates and decodes (a pack's header and every blob, an
@@ -214,6 +215,8 @@ func (r *Repo) readForCopy(ctx context.Context, kind string, h Hash) ([]byte, er
 		return r.readPackOpened(ctx, h)
 	case kindIndex, kindSnapshot:
 		return r.readSealedVerified(ctx, kind, h)
+	case kindRegister:
+		return r.readRegisterForCopy(ctx, h)
 	}
 	data, err := r.readVerified(ctx, kind, h, r.maxObject(kind))
 	if err != nil {
@@ -233,6 +236,8 @@ func (r *Repo) maxObject(kind string) int64 {
 		return maxIndexObject
 	case kindSnapshot:
 		return maxManifest
+	case kindRegister:
+		return maxRegisterObject
 	}
 	return r.maxPackObject()
 }

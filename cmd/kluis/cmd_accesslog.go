@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/evidence/chain"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore"
 	"github.com/kluis-nl/kluis/restore/dossier"
 )
 
@@ -24,10 +26,11 @@ func cmdAccessLogVerify(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	var pub ed25519.PublicKey
+	var a *appliance.Appliance
 	path := *file
 	if *pubFile == "" || path == "" {
-		a, err := g.appliance()
-		if err != nil {
+		var err error
+		if a, err = g.appliance(); err != nil {
 			return err
 		}
 		if path == "" {
@@ -53,6 +56,17 @@ func cmdAccessLogVerify(ctx context.Context, g *globals, args []string) error {
 	head, err := chain.VerifyFile(path, pub)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	// The appliance's own log: also against its anchors in the tenants'
+	// repositories, which show a log cut short or deleted.
+	if *file == "" && *pubFile == "" {
+		key, err := signingKey(a)
+		if err != nil {
+			return err
+		}
+		if err := checkAnchors(ctx, a, &restore.Register{StateDir: a.StateDir(), Key: key}, ""); err != nil {
+			return err
+		}
 	}
 	if g.jsonOut {
 		return g.printJSON(map[string]any{"file": path, "ok": true, "records": head.Count, "head": head.Hash})

@@ -13,7 +13,9 @@ import (
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/display"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore"
 	"github.com/kluis-nl/kluis/restore/dossier"
 )
 
@@ -44,6 +46,7 @@ func signingKey(a *appliance.Appliance) (ed25519.PrivateKey, error) {
 type dossierSession struct {
 	a    *appliance.Appliance
 	key  ed25519.PrivateKey
+	reg  *restore.Register
 	r    *repo.Repo
 	snap repo.SnapshotInfo
 	plan *dossier.Plan
@@ -54,9 +57,11 @@ func openDossier(ctx context.Context, a *appliance.Appliance, tenant, snapshot, 
 	if err := requireTenant(a, tenant); err != nil {
 		return nil, err
 	}
-	if id == "" {
-		return nil, usageErrorf("--id is required")
+	cid, err := dossier.CanonicalID(id)
+	if err != nil {
+		return nil, usageErrorf("--id: %v", err)
 	}
+	id = cid
 	// Extraction holds only key sets; what grows is the repository's pack
 	// cache and garbage. A soft limit keeps a dossier restore well under
 	// 200 MB RSS on a busy appliance (GOMEMLIMIT overrides it).
@@ -71,7 +76,7 @@ func openDossier(ctx context.Context, a *appliance.Appliance, tenant, snapshot, 
 	if err != nil {
 		return nil, err
 	}
-	s := &dossierSession{a: a, key: key, rec: dossier.Access{
+	s := &dossierSession{a: a, key: key, reg: &restore.Register{StateDir: a.StateDir(), Key: key}, rec: dossier.Access{
 		Time: a.Now().UTC(), Operator: operatorName(operator), Tenant: tenant, ID: id, Snapshot: snapshot, Action: action,
 	}}
 	if s.r, err = a.OpenRepo(ctx, tenant); err != nil {
@@ -89,6 +94,29 @@ func openDossier(ctx context.Context, a *appliance.Appliance, tenant, snapshot, 
 	return s, err
 }
 
+// erased returns the register's erasure of the session's dossier, if any.
+// The register is checked against its anchors in the tenant's repository.
+func (s *dossierSession) erased(ctx context.Context, id string) (dossier.Erasure, bool, error) {
+	list, err := s.reg.Erasures(ctx, s.r)
+	if err != nil {
+		return dossier.Erasure{}, false, err
+	}
+	e, ok := s.plan.Erased(list, s.rec.Tenant, id)
+	return e, ok, nil
+}
+
+// refuseErased fails for an erased dossier unless override gives a reason.
+func (s *dossierSession) refuseErased(ctx context.Context, id, override string) error {
+	e, erased, err := s.erased(ctx, id)
+	if err != nil {
+		return err
+	}
+	if erased && strings.TrimSpace(override) == "" {
+		return fmt.Errorf("dossier %s of tenant %s was erased on %s (AVG art. 17 register): refusing to show or restore it; give --override-erasure REASON only with a lawful ground", display.Escape(id), s.rec.Tenant, e.Time.In(s.a.TimeZone()).Format("2006-01-02"))
+	}
+	return nil
+}
+
 // logAccess appends the access record with the command's outcome. The
 // record is written even when the command failed; failing to write it
 // fails the command.
@@ -100,7 +128,7 @@ func (s *dossierSession) logAccess(err error) error {
 	if err != nil {
 		s.rec.Result = "failed: " + err.Error()
 	}
-	if lerr := dossier.LogAccess(s.a.StateDir(), s.key, s.rec); lerr != nil {
+	if lerr := s.reg.LogAccess(context.Background(), s.r, s.rec); lerr != nil {
 		return errors.Join(err, fmt.Errorf("writing the dossier access log: %w", lerr))
 	}
 	return err
@@ -113,6 +141,7 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	id := fs.String("id", "", "the dossier's root key `value` (e.g. the client id)")
 	operator := fs.String("operator", "", "who is looking (default: the OS user); recorded in the access log")
 	reason := fs.String("reason", "", "why (recorded in the access log)")
+	override := fs.String("override-erasure", "", "show an erased dossier anyway, for this `reason` (recorded)")
 	g.jsonFlag(fs)
 	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
@@ -122,8 +151,12 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	if s == nil {
 		return err
 	}
-	s.rec.Reason = *reason
+	s.rec.Reason, s.rec.Override = *reason, *override
+	*id = s.rec.ID
 	var res *dossier.Result
+	if err == nil {
+		err = s.refuseErased(ctx, *id, *override)
+	}
 	if err == nil {
 		res, err = dossier.Extract(ctx, s.r, s.snap.Manifest, s.plan, *id, nil)
 	}
@@ -133,14 +166,14 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	if g.jsonOut {
 		return g.printJSON(map[string]any{"tenant": *tenant, "snapshot": s.snap.ID.String(), "dossier_id": *id, "tables": res.Tables, "rows": res.Rows, "shared": res.Shared})
 	}
-	fmt.Fprintf(g.stdout, "dossier %s of tenant %s in snapshot %s (%s): %s\n", *id, *tenant, s.snap.ID.Short(), humanTime(s.snap.Manifest.Started, a.TimeZone()), plural(int(res.Rows), "row", "rows"))
+	fmt.Fprintf(g.stdout, "dossier %s of tenant %s in snapshot %s (%s): %s\n", display.Escape(*id), *tenant, s.snap.ID.Short(), humanTime(s.snap.Manifest.Started, a.TimeZone()), plural(int(res.Rows), "row", "rows"))
 	for _, t := range res.Tables {
-		fmt.Fprintf(g.stdout, "  %-40s %8d  member by %s\n", t.Table, t.Rows, t.Via)
+		fmt.Fprintf(g.stdout, "  %-40s %8d  member by %s\n", display.Escape(t.Table), t.Rows, display.Escape(t.Via))
 	}
 	if len(res.Shared) > 0 {
 		fmt.Fprintln(g.stdout, "shared rows it refers to (not part of the dossier; they must exist in a restore target):")
 		for _, sh := range res.Shared {
-			fmt.Fprintf(g.stdout, "  %-40s %8d  %s\n", sh.Table, len(sh.Keys), shortList(sh.Display, 10))
+			fmt.Fprintf(g.stdout, "  %-40s %8d  %s\n", display.Escape(sh.Table), len(sh.Keys), display.Escape(shortList(sh.Display, 10)))
 		}
 	}
 	return nil
@@ -215,6 +248,7 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	s.rec.Reason, s.rec.Override = *reason, *override
+	*id = s.rec.ID
 	var summary string
 	if err == nil {
 		summary, err = dossierRestore(ctx, s, *id, *format, *out, *into, *intoDSNFile, dossier.IntoOptions{OnConflict: oc, Triggers: tmode}, *override)
@@ -228,12 +262,8 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 
 func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, into, intoDSNFile string, opts dossier.IntoOptions, override string) (string, error) {
 	oc := opts.OnConflict
-	erasures, err := dossier.Erasures(s.a.StateDir(), s.key.Public().(ed25519.PublicKey))
-	if err != nil {
+	if err := s.refuseErased(ctx, id, override); err != nil {
 		return "", err
-	}
-	if e, erased := dossier.ErasedAt(erasures, s.rec.Tenant, id); erased && strings.TrimSpace(override) == "" {
-		return "", fmt.Errorf("dossier %s of tenant %s was erased on %s (AVG art. 17 register): refusing to restore it; give --override-erasure REASON only with a lawful ground", id, s.rec.Tenant, e.Time.Format("2006-01-02"))
 	}
 	m := s.snap.Manifest
 	if out != "" {
@@ -281,6 +311,7 @@ func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, int
 	}
 	where := into
 	if intoDSNFile != "" {
+		var err error
 		if where, err = appliance.ReadDSN(intoDSNFile); err != nil {
 			return "", err
 		}

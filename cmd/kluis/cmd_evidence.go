@@ -8,6 +8,7 @@ import (
 	"filippo.io/age"
 	"flag"
 	"fmt"
+	"github.com/kluis-nl/kluis/display"
 	"io"
 	"net/http"
 	"os"
@@ -272,7 +273,7 @@ func printReport(w io.Writer, rec evidence.Record, tz *time.Location) {
 	fmt.Fprintln(w, "\nChecks")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range r.Checks {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", okText(c.OK), c.Name, evidence.Duration(c.Seconds), c.Detail)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", okText(c.OK), c.Name, evidence.Duration(c.Seconds), display.Escape(c.Detail))
 	}
 	tw.Flush()
 	if len(r.Tables) > 0 {
@@ -280,7 +281,7 @@ func printReport(w io.Writer, rec evidence.Record, tz *time.Location) {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TABLE\tROWS\tRESTORED\tSIZE\tFINGERPRINT\tRESTORED FINGERPRINT\tMATCH")
 		for _, t := range r.Tables {
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\t%s\t%s\n", t.Name, t.Rows, t.RowsRestored, humanBytes(t.Bytes), short(t.Fingerprint), short(t.RestoredFingerprint), okText(t.Match))
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\t%s\t%s\n", display.Escape(t.Name), t.Rows, t.RowsRestored, humanBytes(t.Bytes), short(t.Fingerprint), short(t.RestoredFingerprint), okText(t.Match))
 		}
 		tw.Flush()
 	}
@@ -292,7 +293,7 @@ func printReport(w io.Writer, rec evidence.Record, tz *time.Location) {
 			if got == "" {
 				got = "-"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\texpected %s\tgot %s\t%s\n", okText(p.OK), p.Name, p.Expected, got, p.Detail)
+			fmt.Fprintf(tw, "  %s\t%s\texpected %s\tgot %s\t%s\n", okText(p.OK), display.Escape(p.Name), display.Escape(p.Expected), display.Escape(got), display.Escape(p.Detail))
 		}
 		tw.Flush()
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/repo"
-	"github.com/kluis-nl/kluis/restore"
+	"github.com/kluis-nl/kluis/restore/dossier"
 	"github.com/kluis-nl/kluis/source"
 )
 
@@ -207,6 +207,10 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	targetDSN := fs.String("target-dsn", "", "restore a postgres snapshot into this database (`DSN` without a password: use PGPASSFILE/PGPASSWORD or --target-dsn-file)")
 	targetDSNFile := fs.String("target-dsn-file", "", "read the target DSN from `file` (mode 0600)")
 	force := fs.Bool("force", false, "replace a non-empty target database")
+	replaceLive := fs.String("replace-live", "", "the target is the live database of this `tenant`: replace it (refused otherwise)")
+	override := fs.String("override-erasure", "", "restore to a directory although the tenant has erased dossiers, for this `reason` (recorded)")
+	operator := fs.String("operator", "", "who restores (default: the OS user); recorded in the access log")
+	reason := fs.String("reason", "", "why (recorded in the access log)")
 	parallel := fs.Int("parallel", 2, "tables loaded at once")
 	from := fs.String("location", "", "read from this `location` first")
 	allowPartial := fs.Bool("allow-partial", false, "with --snapshot latest: accept the newest snapshot reachable when a location cannot be listed or the newest committed one is gone")
@@ -248,55 +252,31 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Every restore honours the whole erasure register (checked against
+	// its anchors in the repository) and is recorded in the access log.
+	reg, err := applianceRegister(a)
+	if err != nil {
+		return err
+	}
+	erasures, err := reg.Erasures(ctx, r)
+	if err != nil {
+		return err
+	}
+	rec := dossier.Access{Time: a.Now().UTC(), Operator: operatorName(*operator), Tenant: *tenant, ID: "*",
+		Snapshot: snap.ID.String(), Action: "restore-full-db", Reason: *reason, Override: *override}
 	if *toDir != "" {
-		prog := newProgress(g, "restore "+snap.ID.Short())
-		res, err := restore.ToDir(ctx, r, snap, *toDir, func(done, total int64) { prog.update(done, total, "") })
-		prog.done()
-		if err != nil {
-			return err
-		}
-		if g.jsonOut {
-			return g.printJSON(res)
-		}
-		fmt.Fprintf(g.stdout, "restored snapshot %s: %s, %s, into %s\n", snap.ID.Short(), plural(len(res.Files), "file", "files"), humanBytes(res.Bytes), *toDir)
-		return nil
+		rec.Action = "restore-full-dir"
 	}
-	spec := appliance.TargetSpec{Engine: snap.Manifest.Engine, Path: *targetPath, DSN: *targetDSN, Force: *force}
-	if *targetDSNFile != "" {
-		if spec.DSN, err = appliance.ReadDSN(*targetDSNFile); err != nil {
-			return err
-		}
-	}
-	target, err := appliance.Target(ctx, spec, r.FingerprintKey())
+	err = restoreFull(ctx, g, a, r, snap, erasures, restoreFlags{toDir: *toDir, targetPath: *targetPath, targetDSN: *targetDSN,
+		targetDSNFile: *targetDSNFile, force: *force, replaceLive: *replaceLive, parallel: *parallel, override: *override, roles: roles})
+	rec.Result = "ok"
 	if err != nil {
-		return err
+		rec.Result = "failed: " + err.Error()
 	}
-	defer target.Close()
-	prog := newProgress(g, "restore "+snap.ID.Short())
-	res, err := restore.ToDatabase(ctx, r, snap, target, restore.DBOptions{Parallel: *parallel, Roles: roles, Progress: func(done, total int) {
-		prog.update(int64(done), int64(total), "tables")
-	}})
-	prog.done()
-	if res != nil && g.jsonOut {
-		g.printJSON(res)
+	if lerr := reg.LogAccess(ctx, r, rec); lerr != nil {
+		return errors.Join(err, fmt.Errorf("writing the dossier access log: %w", lerr))
 	}
-	if err != nil {
-		return err
-	}
-	if err := reapplyErasures(ctx, g, a, snap, spec); err != nil {
-		return err
-	}
-	if !g.jsonOut {
-		fmt.Fprintf(g.stdout, "restored snapshot %s: %s, %s, %s in %s; every table's fingerprint matches the snapshot\n",
-			snap.ID.Short(), plural(len(res.Tables), "table", "tables"), plural(int(res.Rows), "row", "rows"), humanBytes(res.Bytes), humanDuration(time.Duration(res.Duration*float64(time.Second))))
-		if res.Privileges != nil {
-			fmt.Fprintln(g.stdout, res.Privileges.Summary())
-			for _, o := range res.Privileges.SkippedObjects {
-				fmt.Fprintf(g.stdout, "  not restored: owner or privileges of %s\n", o)
-			}
-		}
-	}
-	return nil
+	return err
 }
 
 type locationFlags []string

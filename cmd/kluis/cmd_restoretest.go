@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kluis-nl/kluis/display"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -137,7 +138,7 @@ func printRestoreTest(g *globals, rep *evidence.Report) {
 		if !c.OK {
 			ok = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, ok, evidence.Duration(c.Seconds), c.Detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, ok, evidence.Duration(c.Seconds), display.Escape(c.Detail))
 	}
 	tw.Flush()
 	if rep.Verdict == evidence.Pass {

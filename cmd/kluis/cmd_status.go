@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/kluis-nl/kluis/display"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -11,6 +12,7 @@ import (
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/daemon"
+	"github.com/kluis-nl/kluis/dsn"
 )
 
 // cmdStatus prints every tenant's backup health and exits 1 when any
@@ -28,6 +30,15 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	if msg := evidenceWitnessProblem(a); msg != "" {
 		rep.Errors = append(rep.Errors, msg)
 		rep.OK = false
+	}
+	// Errors come from drivers and servers: no DSN secret gets printed.
+	for i := range rep.Errors {
+		rep.Errors[i] = dsn.Redact(rep.Errors[i], g.dsns...)
+	}
+	for i := range rep.Tenants {
+		for j := range rep.Tenants[i].Problems {
+			rep.Tenants[i].Problems[j] = dsn.Redact(rep.Tenants[i].Problems[j], g.dsns...)
+		}
 	}
 	if g.jsonOut {
 		if err := g.printJSON(rep); err != nil {
@@ -60,7 +71,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 				status = "DEGRADED"
 			}
 			if !t.OK() {
-				status = "FAIL: " + strings.Join(t.Problems, "; ")
+				status = "FAIL: " + display.Escape(strings.Join(t.Problems, "; "))
 			}
 			rt := t.RestoreTest
 			if !t.RestoreTestTime.IsZero() {
@@ -73,7 +84,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 		}
 		tw.Flush()
 		for _, e := range rep.Errors {
-			fmt.Fprintln(g.stdout, "error:", e)
+			fmt.Fprintln(g.stdout, "error:", display.Escape(e))
 		}
 	}
 	if !rep.OK {
@@ -100,7 +111,7 @@ func checkDatabasesOnline(ctx context.Context, g *globals, c *config.Config) ([]
 		if r.OK {
 			fmt.Fprintf(g.stdout, "%s %s: ok (%s)\n", r.Kind, r.Name, r.Detail)
 		} else {
-			fmt.Fprintf(g.stdout, "%s %s: FAILED: %s\n", r.Kind, r.Name, r.Error)
+			fmt.Fprintf(g.stdout, "%s %s: FAILED: %s\n", r.Kind, display.Escape(r.Name), display.Escape(r.Error))
 		}
 	}
 	if failed > 0 {

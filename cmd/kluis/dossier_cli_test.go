@@ -89,7 +89,7 @@ policy: {pack_size: 1MiB}
 	e.mustRun(0, "dossier", "restore", "--tenant", dossierTenant, "--id", "3", "--reason", "again", "--override-erasure", "court order 2026/12", "--out", e.path("d3.sql"))
 
 	r := e.mustRun(0, "restore", "--tenant", dossierTenant, "--target-path", e.path("full.db"))
-	if !strings.Contains(r.stderr, "re-applied 1 erasure recorded") {
+	if !strings.Contains(r.stderr, "re-applied 1 erasure of") {
 		t.Errorf("full restore did not report the erasure: %v", r)
 	}
 	db, err := sql.Open("sqlite", e.path("full.db"))
@@ -120,8 +120,8 @@ policy: {pack_size: 1MiB}
 	e.mustRun(0, "dossier", "restore", "--tenant", dossierTenant, "--id", "3", "--reason", "again", "--override-erasure", "court order 2026/12", "--into", e.path("full.db"), "--on-conflict", "skip")
 
 	r = e.mustRun(0, "access-log", "verify")
-	if !strings.Contains(r.stdout, "8 records") {
-		t.Errorf("access log should hold show, 3 restores to files, the refused one and 3 into the database: %v", r)
+	if !strings.Contains(r.stdout, "9 records") {
+		t.Errorf("access log should hold show, 3 restores to files, the refused one, the full restore and 3 into the database: %v", r)
 	}
 	pub := e.mustRun(0, "keys", "public")
 	os.WriteFile(e.path("pub.pem"), []byte(pub.stdout), 0o644)
@@ -300,7 +300,7 @@ policy: {pack_size: 1MiB}
 		t.Fatal(err)
 	}
 	r = e.mustRun(0, "restore", "--tenant", tenant, "--snapshot", "latest", "--target-dsn-file", e.path("full.dsn"))
-	if !strings.Contains(r.stdout+r.stderr, "re-applied 1 erasure recorded") {
+	if !strings.Contains(r.stdout+r.stderr, "re-applied 1 erasure of") {
 		t.Errorf("full restore did not re-apply the erasure: %v", r)
 	}
 	fullDB := mariadbtest.OpenDSN(t, srv.DSN(fullName))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kluis-nl/kluis/display"
 	"io"
 	"log/slog"
 	"os"
@@ -58,6 +59,9 @@ type globals struct {
 	logFormat      string
 	jsonOut        bool
 	log            *slog.Logger
+	// dsns are the config's connection strings, whose secrets the log
+	// and every error printed are scrubbed of (redact.go).
+	dsns []string
 
 	// ctx is the command's context (cancelled on SIGINT/SIGTERM).
 	ctx context.Context
@@ -71,6 +75,10 @@ func (g *globals) exit(err error) int {
 	if err == nil {
 		return exitOK
 	}
+	err = g.redactError(err)
+	// Errors quote table, column and database names: no terminal control
+	// sequence gets through (display).
+	err = &scrubbed{msg: display.Text(err.Error()), err: err}
 	var ue *usageError
 	var ce *configError
 	var de *degradedError
@@ -164,6 +172,7 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	if err != nil {
 		return nil, &configError{err}
 	}
+	g.redactSecretsOf(c)
 	return c, nil
 }
 

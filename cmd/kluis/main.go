@@ -50,7 +50,7 @@ func init() {
 		{name: "status", summary: "every tenant's last backup, copies and next run; exit 1 when one is stale or degraded", run: cmdStatus},
 		{name: "demo", summary: "run the whole product on synthetic tenants in a temporary directory", run: cmdDemo},
 		{name: "dossier", summary: "show or restore one client's dossier from a snapshot", sub: []*command{{name: "show", summary: "list a dossier's tables and row counts (logged)", run: cmdDossierShow}, {name: "restore", summary: "restore a dossier to a file or into a live database (logged)", run: cmdDossierRestore}}},
-		{name: "erasure", summary: "the AVG art. 17 erasure register", sub: []*command{{name: "add", summary: "record that a dossier was erased", run: cmdErasureAdd}, {name: "list", summary: "list recorded erasures", run: cmdErasureList}}},
+		{name: "erasure", summary: "the AVG art. 17 erasure register", sub: []*command{{name: "add", summary: "record that a dossier was erased", run: cmdErasureAdd}, {name: "list", summary: "list recorded erasures", run: cmdErasureList}, {name: "recover", summary: "rebuild the erasure register and access log from the locations (replacement appliance)", run: cmdErasureRecover}}},
 		{name: "access-log", summary: "the dossier access log", sub: []*command{{name: "verify", summary: "verify the hash chain and signatures of the access log", run: cmdAccessLogVerify}}},
 		{name: "restore-test", summary: "prove a snapshot restores: verify, restore to scratch, compare, probe; write signed evidence; exit 1 on FAIL", run: cmdRestoreTest},
 		{name: "evidence", summary: "the signed restore-test reports (for auditors)", sub: []*command{
@@ -111,6 +111,10 @@ func Version() string {
 }
 
 func main() {
+	// Every file kluis writes may hold personal data or a secret: private
+	// to the kluis user whatever umask it was started with (the systemd
+	// unit sets UMask=0077 too; a shell or container may not).
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := run(ctx, os.Args[1:])

@@ -58,6 +58,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // Lock is the Object Lock retention written with every object.
@@ -214,14 +215,10 @@ func ReadSecretFile(path string) (string, error) {
 	if path == "" {
 		return "", errors.New("not set (give both key files, or neither for the AWS credential chain)")
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%s is readable by group or others (mode %04o): run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
+	// secretfile: no symbolic link, owned by the kluis user,
+	// mode 0600, a directory nobody else can write, checked on the
+	// descriptor read.
+	b, err := secretfile.Read(path, 64<<10)
 	if err != nil {
 		return "", err
 	}

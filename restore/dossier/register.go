@@ -4,16 +4,22 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/big"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis/evidence/chain"
 )
 
-// File names under the appliance's state_dir. Both are local only: dossier
-// ids are personal data adjacent and never go to a location or a log.
+// File names under the appliance's state_dir. Dossier ids are personal
+// data adjacent: they never go to a log, and reach a location only sealed
+// under the tenant's key, as register records (anchor.go).
 const (
 	ErasureFileName   = "erasures.jsonl"
 	AccessLogFileName = "dossier-access.jsonl"
@@ -45,11 +51,76 @@ type Access struct {
 	Result   string `json:"result"` // "ok" or the error
 }
 
-// AddErasure records an erasure, signed with key.
-func AddErasure(stateDir string, key ed25519.PrivateKey, e Erasure) error {
+// AddErasure records an erasure, signed with key, and returns its entry
+// (for its anchor, NewRecord). The id must be canonical (CanonicalID).
+func AddErasure(stateDir string, key ed25519.PrivateKey, e Erasure) (chain.Entry, error) {
 	e.Kind = "erasure"
-	_, err := chain.Append(filepath.Join(stateDir, ErasureFileName), key, e.Time, e)
-	return err
+	if c, err := CanonicalID(e.ID); err != nil || c != e.ID {
+		return chain.Entry{}, fmt.Errorf("erasure of dossier id %q: not in canonical form", e.ID)
+	}
+	return chain.Append(filepath.Join(stateDir, ErasureFileName), key, e.Time, e)
+}
+
+// CanonicalID is the one spelling of a dossier id in the register and in
+// every comparison with it: surrounding white space removed, and refused
+// when empty, not UTF-8 or holding a control character. What a key means
+// in a column type (042 and 42 in an integer column) is the Plan's
+// (KeyID).
+func CanonicalID(id string) (string, error) {
+	c := strings.TrimSpace(id)
+	if c == "" {
+		return "", errors.New("the dossier id is empty")
+	}
+	if !utf8.ValidString(c) {
+		return "", errors.New("the dossier id is not valid UTF-8")
+	}
+	for _, r := range c {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return "", errors.New("the dossier id holds a control character")
+		}
+	}
+	return c, nil
+}
+
+// integerType matches the integer column types of every engine
+// (PostgreSQL's integer, bigint…, MariaDB's int(11) unsigned, SQLite's
+// INTEGER).
+var integerType = regexp.MustCompile(`^(tiny|small|medium|big)?int(eger)?[248]?(\(\d+\))?( unsigned)?( zerofill)?$`)
+
+// KeyID is id as the plan's root key column holds it: canonical, and for
+// an integer key the decimal number without sign or leading zeros
+// (" 042" is 42). Two ids name the same dossier exactly when their KeyIDs
+// are equal.
+func (p *Plan) KeyID(id string) (string, error) {
+	c, err := CanonicalID(id)
+	if err != nil {
+		return "", err
+	}
+	col := columnOf(p.allTables(), p.RootName, p.Key)
+	if integerType.MatchString(strings.ToLower(strings.TrimSpace(col.Type))) {
+		if n, ok := new(big.Int).SetString(c, 10); ok {
+			return n.String(), nil
+		}
+	}
+	return c, nil
+}
+
+// Erased returns the erasure of tenant's dossier id, comparing ids as the
+// plan's key column would (KeyID).
+func (p *Plan) Erased(list []Erasure, tenant, id string) (Erasure, bool) {
+	want, err := p.KeyID(id)
+	if err != nil {
+		return Erasure{}, false
+	}
+	for _, e := range list {
+		if e.Tenant != tenant {
+			continue
+		}
+		if got, err := p.KeyID(e.ID); err == nil && got == want {
+			return e, true
+		}
+	}
+	return Erasure{}, false
 }
 
 // Erasures verifies the erasure register with pub and returns its entries.
@@ -85,11 +156,11 @@ func ErasedAt(list []Erasure, tenant, id string) (Erasure, bool) {
 	return Erasure{}, false
 }
 
-// LogAccess appends one access record, signed with key.
-func LogAccess(stateDir string, key ed25519.PrivateKey, a Access) error {
+// LogAccess appends one access record, signed with key, and returns its
+// entry (for its anchor, NewRecord).
+func LogAccess(stateDir string, key ed25519.PrivateKey, a Access) (chain.Entry, error) {
 	a.Kind = "dossier-access"
-	_, err := chain.Append(filepath.Join(stateDir, AccessLogFileName), key, a.Time, a)
-	return err
+	return chain.Append(filepath.Join(stateDir, AccessLogFileName), key, a.Time, a)
 }
 
 // DeleteStatements returns the statements that delete the dossier id from a

@@ -396,6 +396,11 @@ func (rt *run) checkRestore(ctx context.Context) {
 		rt.skipDependent(evidence.CheckFingerprints, name)
 		return
 	}
+	if eerr := rt.applyErasures(ctx, sc); eerr != nil {
+		rt.fail(name, t0, eerr)
+		rt.skipDependent(evidence.CheckFingerprints, name)
+		return
+	}
 	rt.restoreDur = end.Sub(t0)
 	rt.record(name, true, loaded.Sub(t0), fmt.Sprintf("restored into scratch database %s", sc.Name()))
 

@@ -66,12 +66,19 @@ func runPgDump(ctx context.Context, pgDump, conninfo, password, snapshotID, sect
 	return stdout.Bytes(), nil
 }
 
-// pgDumpEnv is env with PGPASSWORD set to password (or removed, when the
-// connection string has none, so a stray one cannot be used instead).
+// pgDumpEnv is the whole environment of pg_dump: from env only what libpq
+// and a process need (PG* connection settings, HOME for ~/.pgpass and
+// ~/.postgresql, PATH, TMPDIR, TZ) and PGPASSWORD set to password (or
+// removed, when the connection string has none, so a stray one cannot be
+// used instead). Nothing else of kluis's environment — cloud credentials,
+// KLUIS_*, anything a wrapper exported — reaches the child.
 func pgDumpEnv(env []string, password string) []string {
-	out := make([]string, 0, len(env)+1)
+	out := make([]string, 0, 8)
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, "PGPASSWORD=") {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "PGPASSWORD":
+		case strings.HasPrefix(k, "PG"), k == "HOME", k == "PATH", k == "TMPDIR", k == "TZ":
 			out = append(out, kv)
 		}
 	}

@@ -196,3 +196,32 @@ func TestParsePgDumpMajor(t *testing.T) {
 		}
 	}
 }
+
+// TestPgDumpMinimalEnvironment (issue 15 §4): the real child process
+// started for pg_dump sees only what libpq needs, never the rest of
+// kluis's environment (cloud credentials, KLUIS_*, a stray PGPASSWORD).
+func TestPgDumpMinimalEnvironment(t *testing.T) {
+	script := t.TempDir() + "/pg_dump"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec env\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-do-not-pass")
+	t.Setenv("KLUIS_MASTER_KEY", "kluis-secret-do-not-pass")
+	t.Setenv("PGPASSWORD", "stale-password")
+	t.Setenv("PGSSLROOTCERT", "/etc/ssl/root.crt")
+	out, err := runPgDump(t.Context(), script, "host=db dbname=t", secret, "00000003-00000002-1", "pre-data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(out)
+	for _, bad := range []string{"aws-secret-do-not-pass", "kluis-secret-do-not-pass", "stale-password"} {
+		if strings.Contains(env, bad) {
+			t.Errorf("pg_dump's environment holds %s:\n%s", bad, env)
+		}
+	}
+	for _, want := range []string{"PGSSLROOTCERT=/etc/ssl/root.crt", "PGPASSWORD=" + secret} {
+		if !strings.Contains(env, want) {
+			t.Errorf("pg_dump's environment lacks %s:\n%s", want, env)
+		}
+	}
+}

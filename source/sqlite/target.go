@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/kluis-nl/kluis/source"
 )
@@ -97,6 +98,22 @@ func prepareTargetFile(path string, force bool) error {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("sqlite: %w", err)
 		}
+	}
+	return createPrivate(path)
+}
+
+// createPrivate makes the (absent or empty) target file mode 0600 before
+// SQLite opens it: the restored rows are personal data, and SQLite gives
+// its journal and WAL files the database file's mode. Without this the
+// driver created it 0644 (less the umask).
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	defer f.Close()
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	return nil
 }
