@@ -148,7 +148,7 @@ func TestErasureRegisterEverywhere(t *testing.T) {
 	if _, err := os.Stat(e.path("full2.db")); err == nil {
 		t.Errorf("a restore ran without the register")
 	}
-	if r := e.mustRun(0, "erasure", "recover"); !strings.Contains(r.stdout, "erasure register 1 records") {
+	if r := e.mustRun(0, "erasure", "recover"); !strings.Contains(r.stdout, "erasure register 1 record,") {
 		t.Errorf("erasure recover: %v", r)
 	}
 	if b, _ := os.ReadFile(reg); string(b) != string(saved) {
