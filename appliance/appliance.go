@@ -17,6 +17,7 @@ import (
 	"github.com/kluis-nl/kluis/chunk"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/repo/deadline"
 	"github.com/kluis-nl/kluis/repo/local"
 	"github.com/kluis-nl/kluis/repo/s3"
 	"github.com/kluis-nl/kluis/secretfile"
@@ -53,7 +54,10 @@ func (a *Appliance) TimeZone() *time.Location {
 	return tz
 }
 
-// Locations opens every configured location.
+// Locations opens every configured location, each operation bounded by
+// policy.location_timeout (repo/deadline): a hung endpoint fails its
+// operations after that long, and is then skipped for a cool-off, so it
+// costs a job seconds, not the whole job.
 func (a *Appliance) Locations() ([]repo.Location, error) {
 	out := make([]repo.Location, 0, len(a.Cfg.Locations))
 	for _, l := range a.Cfg.Locations {
@@ -61,7 +65,8 @@ func (a *Appliance) Locations() ([]repo.Location, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, loc)
+		state := deadline.StateFor(l.Name+"\x00"+l.Endpoint+"\x00"+l.Bucket+"\x00"+l.Prefix+"\x00"+a.Cfg.Resolve(l.Path), l.Name)
+		out = append(out, deadline.New(loc, deadline.Options{Timeout: a.Cfg.Policy.LocationTimeout.D(), State: state}))
 	}
 	return out, nil
 }
@@ -118,6 +123,13 @@ func (a *Appliance) OpenRepo(ctx context.Context, tenant string) (*repo.Repo, er
 	if _, err := a.Cfg.Tenant(tenant); err != nil {
 		return nil, err
 	}
+	return a.OpenGoneRepo(ctx, tenant)
+}
+
+// OpenGoneRepo opens the repository of a tenant id whether or not the
+// config (or discovery) still has it: the daemon applies retention to the
+// snapshots of a tenant that is gone (daemon.GoneTenants).
+func (a *Appliance) OpenGoneRepo(ctx context.Context, tenant string) (*repo.Repo, error) {
 	opts, err := a.repoOptions()
 	if err != nil {
 		return nil, err
@@ -143,7 +155,7 @@ func (a *Appliance) InitRepo(ctx context.Context, tenant string) (*repo.Repo, []
 		return nil, nil, err
 	}
 	for _, l := range locs {
-		if c, ok := l.(interface{ Create() error }); ok {
+		if c, ok := repo.As[interface{ Create() error }](l); ok {
 			if err := c.Create(); err != nil {
 				a.Log.Warn("cannot create location root", "location", l.Name(), "err", err)
 			}

@@ -26,13 +26,13 @@ func (a *Appliance) Engine(t *config.Tenant, fingerprintKey []byte) (source.Engi
 				return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
 			}
 		}
-		return postgres.New(dsn, fingerprintKey, postgres.Options{PgDumpPath: a.PgDumpPath()}), nil
+		return postgres.New(dsn, fingerprintKey, postgres.Options{PgDumpPath: a.PgDumpPath(), LockTimeout: a.Cfg.TenantLockTimeout(t)}), nil
 	case "mariadb", "mysql":
 		dsn, err := ReadDSN(a.Cfg.Resolve(t.DSNFile))
 		if err != nil {
 			return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
 		}
-		return mariadb.New(dsn, fingerprintKey, mariadb.Options{}), nil
+		return mariadb.New(dsn, fingerprintKey, mariadb.Options{LockTimeout: a.Cfg.TenantLockTimeout(t)}), nil
 	}
 	return nil, fmt.Errorf("tenant %s: engine %s has no database source", t.ID, t.Engine)
 }

@@ -77,6 +77,8 @@ type Tenant struct {
 	// password) of a postgres tenant.
 	DSNFile  string `yaml:"dsn_file"`
 	Schedule string `yaml:"schedule"`
+	// LockTimeout overrides policy.lock_timeout for this tenant.
+	LockTimeout Duration `yaml:"lock_timeout"`
 	// Dossier names the tenant's dossier profile under dossiers:.
 	Dossier string `yaml:"dossier"`
 	// Probes are SQL checks run on every restore test (config/restoretest.go).
@@ -102,6 +104,13 @@ type Policy struct {
 	Retry             Retry    `yaml:"retry"`
 	RPOTarget         Duration `yaml:"rpo_target"`
 	ShutdownGrace     Duration `yaml:"shutdown_grace"`
+	// Time limits that keep one tenant's trouble from stalling the others
+	// (config/daemon.go): how long a backup waits for a table lock on the
+	// source, how long one job may run, and how long one location
+	// operation may take.
+	LockTimeout     Duration `yaml:"lock_timeout"`
+	JobTimeout      Duration `yaml:"job_timeout"`
+	LocationTimeout Duration `yaml:"location_timeout"`
 	// RestoreTest schedules and targets restore tests (config/restoretest.go).
 	RestoreTest RestoreTest `yaml:"restore_test"`
 	// PgDump is the pg_dump binary for PostgreSQL tenants (relative to the

@@ -263,7 +263,14 @@ func TestSecretFiles(t *testing.T) {
 			if err := os.Chmod(p, c.mode); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Parse([]byte(validYAML(t)), dir)
+			cfg, err := Parse([]byte(validYAML(t)), dir)
+			if strings.HasPrefix(c.want, "tenants[") || c.want == "is a directory" {
+				// A tenant's own file fails that tenant, not the config.
+				if err != nil {
+					t.Fatalf("a tenant's dsn_file made the whole config invalid: %v", err)
+				}
+				err = cfg.TenantProblems()["praktijk-b"].Err()
+			}
 			switch {
 			case c.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)

@@ -68,7 +68,26 @@ const (
 	DefaultRPOTarget         = Duration(26 * time.Hour)
 	DefaultShutdownGrace     = Duration(5 * time.Minute)
 	DefaultIDTemplate        = "{db}"
+	// DefaultLockTimeout is how long a backup waits for a lock on a source
+	// table (another session's ALTER TABLE, VACUUM FULL, LOCK TABLE) before
+	// it gives up, frees its job slot and is retried later.
+	DefaultLockTimeout = Duration(2 * time.Minute)
+	// DefaultJobTimeout is the deadline of one job run (a backup, a sync, a
+	// restore test): a job stuck on anything is cancelled and retried.
+	DefaultJobTimeout = Duration(12 * time.Hour)
+	// DefaultLocationTimeout is the deadline of one location operation (a
+	// put, a get, a list page): a hung endpoint costs this long, not hours.
+	DefaultLocationTimeout = Duration(2 * time.Minute)
 )
+
+// TenantLockTimeout is the lock timeout of a tenant: its own
+// lock_timeout, else policy.lock_timeout.
+func (c *Config) TenantLockTimeout(t *Tenant) time.Duration {
+	if t != nil && t.LockTimeout > 0 {
+		return t.LockTimeout.D()
+	}
+	return c.Policy.LockTimeout.D()
+}
 
 // CronParser parses tenant schedules: five-field cron specs and the
 // descriptors (@daily, @hourly, @every 90m).
@@ -132,6 +151,15 @@ func (c *Config) applyDaemonDefaults() {
 	if p.ShutdownGrace == 0 {
 		p.ShutdownGrace = DefaultShutdownGrace
 	}
+	if p.LockTimeout == 0 {
+		p.LockTimeout = DefaultLockTimeout
+	}
+	if p.JobTimeout == 0 {
+		p.JobTimeout = DefaultJobTimeout
+	}
+	if p.LocationTimeout == 0 {
+		p.LocationTimeout = DefaultLocationTimeout
+	}
 	for i := range c.Discover {
 		if c.Discover[i].IDTemplate == "" {
 			c.Discover[i].IDTemplate = DefaultIDTemplate
@@ -161,7 +189,19 @@ func (c *Config) validateDaemon(p *Problems) {
 	if pol.RPOTarget.D() < time.Hour {
 		p.addf("policy.rpo_target", "%s: must be at least 1h", pol.RPOTarget.D())
 	}
+	if d := pol.LockTimeout.D(); d < time.Second || d > 24*time.Hour {
+		p.addf("policy.lock_timeout", "%s: must be between 1s and 24h", d)
+	}
+	if d := pol.JobTimeout.D(); d < time.Minute {
+		p.addf("policy.job_timeout", "%s: must be at least 1m", d)
+	}
+	if d := pol.LocationTimeout.D(); d < time.Second || d > time.Hour {
+		p.addf("policy.location_timeout", "%s: must be between 1s and 1h", d)
+	}
 	for i, t := range c.Tenants {
+		if d := t.LockTimeout.D(); d != 0 && (d < time.Second || d > 24*time.Hour) {
+			p.addf(fmt.Sprintf("tenants[%d].lock_timeout", i), "%s: must be between 1s and 24h", d)
+		}
 		if t.Schedule != "" {
 			if _, err := CronParser.Parse(t.Schedule); err != nil {
 				p.addf(fmt.Sprintf("tenants[%d].schedule", i), "%q: %v (use a cron spec like \"30 2 * * *\" or \"@every 6h\")", t.Schedule, err)

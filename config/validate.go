@@ -169,9 +169,8 @@ func (c *Config) Validate() error {
 		default:
 			p.addf(path+".engine", "%q: want one of %s", t.Engine, strings.Join(Engines, ", "))
 		}
-		if t.DSNFile != "" {
-			c.checkSecretFile(&p, path+".dsn_file", t.DSNFile)
-		}
+		// The dsn_file's mode and type are the tenant's own problem
+		// (TenantProblems), not the config's.
 	}
 
 	pol := c.Policy
@@ -199,6 +198,27 @@ func (c *Config) Validate() error {
 	c.validateVerify(&p)
 	c.validateEvidence(&p)
 	return p.Err()
+}
+
+// TenantProblems reports, per tenant id, the problems that concern that
+// tenant alone: a dsn_file that group or others can read, or that is a
+// directory. They fail that tenant's jobs (appliance.ReadDSN refuses the
+// file) and show in `kluis status`, but do not make the config invalid:
+// one careless chmod must not stop every other tenant's backup (issue 18
+// point 7). `kluis config check` reports them with the rest and fails.
+func (c *Config) TenantProblems() map[string]Problems {
+	out := map[string]Problems{}
+	for i, t := range c.Tenants {
+		if t.DSNFile == "" {
+			continue
+		}
+		var p Problems
+		c.checkSecretFile(&p, fmt.Sprintf("tenants[%d].dsn_file", i), t.DSNFile)
+		if len(p) > 0 {
+			out[t.ID] = p
+		}
+	}
+	return out
 }
 
 // checkResidency enforces the data-residency policy: the required number

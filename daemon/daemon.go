@@ -102,8 +102,9 @@ type Daemon struct {
 	base       *appliance.Appliance // the loaded config (declared tenants)
 	app        *appliance.Appliance // base plus discovered tenants
 	discovered []config.Tenant
-	fromRepo   map[string]time.Time // newest snapshot of tenants the history does not know
-	degraded   map[string]bool      // tenants whose newest snapshot lacks copies
+	fromRepo   map[string]time.Time  // newest snapshot of tenants the history does not know
+	degraded   map[string]bool       // tenants whose newest snapshot lacks copies
+	gone       map[string]GoneTenant // backed up, no longer declared or discovered
 }
 
 // New returns a Daemon for a validated config. Call Start (or Run).
@@ -114,7 +115,7 @@ func New(a *appliance.Appliance, opts Options) *Daemon {
 	if opts.Log == nil {
 		opts.Log = a.Log
 	}
-	d := &Daemon{opts: opts, log: opts.Log, clock: opts.Clock, fromRepo: map[string]time.Time{}, degraded: map[string]bool{}}
+	d := &Daemon{opts: opts, log: opts.Log, clock: opts.Clock, fromRepo: map[string]time.Time{}, degraded: map[string]bool{}, gone: map[string]GoneTenant{}}
 	pol := a.Cfg.Policy
 	d.sched = schedule.New(schedule.Options{
 		Clock: opts.Clock, Concurrency: pol.MaxConcurrentJobs, Log: opts.Log,
@@ -153,6 +154,7 @@ func (d *Daemon) Metrics() *Metrics { return d.metrics }
 // the repositories for tenants the history does not know), and sets the
 // jobs. Catch-up runs are queued here.
 func (d *Daemon) Start(ctx context.Context) {
+	d.logTenantProblems()
 	d.discover(ctx)
 	d.loadState(ctx)
 	d.setJobs()
@@ -183,6 +185,7 @@ func (d *Daemon) Reload(ctx context.Context, cfg *config.Config) {
 	d.setBase(a)
 	pol := cfg.Policy
 	d.sched.SetLimits(pol.MaxConcurrentJobs, schedule.Retry{Attempts: pol.Retry.Attempts, Backoff: pol.Retry.Backoff.D()})
+	d.logTenantProblems()
 	d.discover(ctx)
 	d.setJobs()
 	d.log.Info("config reloaded", "tenants", len(d.Appliance().Cfg.Tenants), "previous_tenants", len(old.Cfg.Tenants))
@@ -243,6 +246,18 @@ func (d *Daemon) discover(ctx context.Context) {
 	d.discovered = found
 	d.app = base.WithTenants(found)
 	d.mu.Unlock()
+}
+
+// logTenantProblems logs, at error level, every tenant whose own files
+// are unusable (config.TenantProblems): that tenant's jobs fail (and count
+// in kluis_job_failures_total, and `kluis status` shows why) while every
+// other tenant runs.
+func (d *Daemon) logTenantProblems() {
+	for id, ps := range d.Appliance().Cfg.TenantProblems() {
+		for _, p := range ps {
+			d.log.Error("tenant cannot be backed up until this is fixed; the other tenants run", "tenant", id, "problem", p)
+		}
+	}
 }
 
 func declared(c *config.Config, id string) bool {

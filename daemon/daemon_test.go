@@ -285,6 +285,9 @@ func TestDaemonEndToEnd(t *testing.T) {
 		`kluis_snapshot_age_seconds{tenant="praktijk-a"}`,
 		`kluis_tenants 2`,
 		`kluis_jobs_running 0`,
+		`go_goroutines `,
+		`process_open_fds `,
+		`process_resident_memory_bytes `,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -142,8 +142,12 @@ func (d *Daemon) setJobs() {
 			Run: func(ctx context.Context) error { return d.runBackup(ctx, id) }})
 		if retErr == nil && !retention.Empty() {
 			name := JobName(KindRetention, id)
+			// Retention missed while the appliance was down is caught up
+			// like a backup, the first one too; a tenant never backed up
+			// has nothing to forget yet.
+			backedUp := !last[JobName(KindBackup, id)].IsZero()
 			jobs = append(jobs, schedule.Job{Name: name, Tenant: id, Kind: KindRetention, Spec: retSpec,
-				CatchUp: !last[name].IsZero(), LastSuccess: last[name], MaxAge: 2 * DailyMaxAge,
+				CatchUp: backedUp, LastSuccess: last[name], MaxAge: 2 * DailyMaxAge,
 				Run: func(ctx context.Context) error { return d.runRetention(ctx, id) }})
 		}
 		// Sync runs at start too: its listings decide whether to copy.
@@ -181,16 +185,59 @@ func (d *Daemon) setJobs() {
 	if len(a.Cfg.Discover) > 0 {
 		jobs = append(jobs, schedule.Job{Name: KindDiscover, Tenant: discoverTenant, Kind: KindDiscover, Spec: hourly,
 			Run: func(ctx context.Context) error {
-				before := len(d.Appliance().Cfg.Tenants)
+				before := tenantIDs(d.Appliance())
 				d.discover(ctx)
-				if len(d.Appliance().Cfg.Tenants) != before {
+				if tenantIDs(d.Appliance()) != before { // one dropped and one added is a change too
 					d.setJobs()
+				} else {
+					d.updateGone(d.Appliance()) // a retire since the last run
 				}
 				return nil
 			}})
 	}
+	// Tenants that are gone keep their snapshots under retention.
+	for _, g := range d.updateGone(a) {
+		id := g.Tenant
+		if retErr == nil && !retention.Empty() {
+			name := JobName(KindRetention, id)
+			jobs = append(jobs, schedule.Job{Name: name, Tenant: id, Kind: KindRetention, Spec: retSpec,
+				CatchUp: true, LastSuccess: last[name], MaxAge: 2 * DailyMaxAge,
+				Run: func(ctx context.Context) error { return d.runRetention(ctx, id) }})
+		}
+	}
+	timeout := a.Cfg.Policy.JobTimeout.D()
+	for i := range jobs {
+		jobs[i].Run = withDeadline(jobs[i], timeout)
+	}
 	d.metrics.tenants.Set(float64(tenants))
 	d.sched.SetJobs(jobs)
+}
+
+// withDeadline bounds one run of a job by policy.job_timeout: a job stuck
+// on anything (a source that never answers, a location that hangs) is
+// cancelled, frees its slot and is retried, and its error says why.
+func withDeadline(j schedule.Job, timeout time.Duration) func(context.Context) error {
+	run := j.Run
+	if timeout <= 0 {
+		return run
+	}
+	return func(ctx context.Context) error {
+		jctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		err := run(jctx)
+		if err != nil && ctx.Err() == nil && errors.Is(jctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%s of %s cancelled after policy.job_timeout (%s): %w", j.Kind, j.Tenant, timeout, err)
+		}
+		return err
+	}
+}
+
+func tenantIDs(a *appliance.Appliance) string {
+	ids := make([]string, len(a.Cfg.Tenants))
+	for i, t := range a.Cfg.Tenants {
+		ids[i] = t.ID
+	}
+	return strings.Join(ids, "\n")
 }
 
 func policyRetention(a *appliance.Appliance) repo.Retention {
@@ -236,6 +283,11 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 		a.RecordBackup(tenant, res, err)
 	}
 	if err != nil {
+		if errors.Is(err, source.ErrLockTimeout) {
+			// Waiting longer would hold a job slot the other tenants need.
+			log.Warn("backup gave up waiting for a table lock on the source: job slot freed, will retry",
+				"lock_timeout", a.Cfg.TenantLockTimeout(t).String(), "err", err)
+		}
 		if errors.Is(ctx.Err(), context.Canceled) {
 			log.Warn("backup cancelled: nothing committed")
 		}
@@ -259,6 +311,50 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 		d.sched.Trigger(JobName(KindSync, tenant)) // runs once this backup has released the tenant
 	}
 	return nil
+}
+
+// updateGone finds the tenants that are gone (GoneTenants), logs each
+// one that newly vanished at error level, removes their metric series and
+// sets kluis_tenant_gone until they are retired. It returns them all.
+func (d *Daemon) updateGone(a *appliance.Appliance) []GoneTenant {
+	hist, err := a.History()
+	if err != nil {
+		return nil
+	}
+	gone := GoneTenants(a, hist)
+	now := map[string]GoneTenant{}
+	d.mu.Lock()
+	prev := d.gone
+	for _, g := range gone {
+		now[g.Tenant] = g
+	}
+	d.gone = now
+	d.mu.Unlock()
+	for _, g := range gone {
+		d.metrics.forget(g.Tenant)
+		if g.Retired {
+			d.metrics.gone.DeleteLabelValues(g.Tenant)
+			continue
+		}
+		d.metrics.gone.WithLabelValues(g.Tenant).Set(1)
+		if _, seen := prev[g.Tenant]; !seen {
+			d.log.Error("tenant is gone: no longer declared or discovered; its snapshots stay under retention. Acknowledge with `kluis tenants retire`",
+				"tenant", g.Tenant, "last_backup", g.LastBackup)
+		}
+	}
+	for id := range prev {
+		if _, still := now[id]; !still {
+			d.metrics.gone.DeleteLabelValues(id) // back (re-discovered or re-declared)
+		}
+	}
+	return gone
+}
+
+func (d *Daemon) isGone(tenant string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.gone[tenant]
+	return ok
 }
 
 func (d *Daemon) setDegraded(tenant string, v bool) {
@@ -341,7 +437,7 @@ func (d *Daemon) runSync(ctx context.Context, tenant string) (err error) {
 // the tenant's lock exclusively.
 func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
 	a := d.Appliance()
-	if _, err := a.Cfg.Tenant(tenant); err != nil {
+	if _, err := a.Cfg.Tenant(tenant); err != nil && !d.isGone(tenant) {
 		return err
 	}
 	started := d.clock.Now()
@@ -360,7 +456,7 @@ func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
 		return err
 	}
 	defer lock.Unlock()
-	r, err := a.OpenRepo(ctx, tenant)
+	r, err := a.OpenGoneRepo(ctx, tenant) // checked above: declared, discovered or gone
 	if errors.Is(err, repo.ErrNotFound) {
 		return nil // nothing backed up yet
 	}

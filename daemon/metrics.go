@@ -6,7 +6,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kluis-nl/kluis/repo/deadline"
 )
 
 // Metrics are the daemon's Prometheus metrics. Labels carry tenant ids,
@@ -23,6 +26,7 @@ type Metrics struct {
 	degraded    *prometheus.GaugeVec
 	failures    *prometheus.CounterVec
 	restoreTest *prometheus.GaugeVec
+	gone        *prometheus.GaugeVec
 	tenants     prometheus.Gauge
 	hist        *historyMetrics // metrics_history.go
 	disc        *discoveryMetrics
@@ -34,6 +38,9 @@ type Metrics struct {
 
 var ageDesc = prometheus.NewDesc("kluis_snapshot_age_seconds",
 	"Age of the tenant's newest snapshot (time since its backup finished).", []string{"tenant"}, nil)
+
+var hungDesc = prometheus.NewDesc("kluis_location_hung",
+	"1 while a location is skipped because its last operation got no answer within policy.location_timeout.", []string{"location"}, nil)
 
 func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), newest: map[string]time.Time{}, now: now}
@@ -50,9 +57,14 @@ func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	m.atLocation = g("kluis_snapshot_at_location", "1 when the tenant's newest snapshot is committed at the location.", "tenant", "location")
 	m.degraded = g("kluis_snapshot_degraded", "1 when any of the tenant's snapshots is at fewer than policy.required_copies locations, or a location cannot be listed (from the listings and the ledger).", "tenant")
 	m.restoreTest = g("kluis_restore_test_ok", "Result of the tenant's last restore test: 1 passed, 0 failed.", "tenant")
+	m.gone = g("kluis_tenant_gone", "1 for a tenant that was backed up and is no longer declared or discovered, until `kluis tenants retire` acknowledges it. Its other series are removed.", "tenant")
 	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kluis_job_failures_total", Help: "Failed job attempts."}, []string{"tenant", "job"})
 	m.hist = newHistoryMetrics(m.reg)
 	m.tenants = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kluis_tenants", Help: "Tenants the daemon schedules (declared and discovered)."})
+	// The Go runtime and process collectors (go_goroutines, go_memstats_*,
+	// process_resident_memory_bytes, process_open_fds): a daemon that runs
+	// for months must show it does not leak.
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.disc = newDiscoveryMetrics(m.reg)
 	m.reg.MustRegister(m.failures, m.tenants, m,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kluis_jobs_running", Help: "Jobs running now."}, running))
@@ -60,7 +72,7 @@ func newMetrics(now func() time.Time, running func() float64) *Metrics {
 }
 
 // Describe implements prometheus.Collector (the age gauge).
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { ch <- ageDesc }
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { ch <- ageDesc; ch <- hungDesc }
 
 // Collect implements prometheus.Collector: the age is computed at scrape
 // time from the newest snapshot's time.
@@ -70,6 +82,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	now := m.now()
 	for t, at := range m.newest {
 		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, now.Sub(at).Seconds(), t)
+	}
+	for name, hung := range deadline.HungLocations() {
+		v := 0.0
+		if hung {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(hungDesc, prometheus.GaugeValue, v, name)
 	}
 }
 
@@ -98,6 +117,18 @@ func (m *Metrics) snapshot(tenant string, finished time.Time, locations, allLoca
 		// newer snapshot alone.
 		m.degraded.WithLabelValues(tenant).Set(1)
 	}
+}
+
+// forget removes every series of a tenant that is no longer scheduled, so
+// that nothing shows frozen values of a tenant that is gone.
+func (m *Metrics) forget(tenant string) {
+	m.mu.Lock()
+	delete(m.newest, tenant)
+	m.mu.Unlock()
+	for _, v := range []*prometheus.GaugeVec{m.lastSuccess, m.duration, m.bytesRead, m.bytesStored, m.copies, m.atLocation, m.degraded, m.restoreTest} {
+		v.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
+	}
+	m.failures.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
 }
 
 // SetRestoreTest records a restore-test verdict (for the restore-test hook).

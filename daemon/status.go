@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/schedule"
+	"github.com/kluis-nl/kluis/source"
 )
 
 // TenantStatus is one tenant's line in `kluis status`.
@@ -16,6 +19,9 @@ type TenantStatus struct {
 	Tenant     string `json:"tenant"`
 	Engine     string `json:"engine"`
 	Discovered bool   `json:"discovered,omitempty"`
+	// Gone is true for a tenant that was backed up and is no longer
+	// declared or discovered, and no operator retired it yet: a problem.
+	Gone bool `json:"gone,omitempty"`
 	// LastSuccess is when the newest snapshot finished (zero: none).
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	AgeSeconds  float64   `json:"age_seconds,omitempty"`
@@ -44,6 +50,12 @@ type TenantStatus struct {
 	RestoreTest         string    `json:"restore_test"`
 	RestoreTestTime     time.Time `json:"restore_test_time,omitzero"`
 	RestoreTestLocation string    `json:"restore_test_location,omitempty"`
+	// LastBackupError is the error of the newest backup attempt when it
+	// failed after the newest snapshot; WaitingOnLock is true when that
+	// attempt gave up waiting for a table lock on the source
+	// (policy.lock_timeout): it freed its job slot and is retried.
+	LastBackupError string `json:"last_backup_error,omitempty"`
+	WaitingOnLock   bool   `json:"waiting_on_lock,omitempty"`
 	// Problems make the status fail (exit 1); empty when all is well.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -58,6 +70,9 @@ type Report struct {
 	Tenants []TenantStatus `json:"tenants"`
 	// Errors are problems not tied to one tenant (a discovery server down).
 	Errors []string `json:"errors,omitempty"`
+	// Retired lists tenants an operator retired (`kluis tenants retire`):
+	// gone, acknowledged, snapshots under retention.
+	Retired []GoneTenant `json:"retired,omitempty"`
 }
 
 // Status reports every tenant (declared and discovered) from the
@@ -83,13 +98,27 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 		rep.Errors = append(rep.Errors, fmt.Sprintf("job history: %v", err))
 	}
 	lastTest := map[string]appliance.Record{}
+	lastBackup := map[string]appliance.Record{}
 	for _, r := range hist {
 		if r.Job == KindRestoreTest && !r.Time.Before(lastTest[r.Tenant].Time) {
 			lastTest[r.Tenant] = r
 		}
+		if r.Job == KindBackup && !r.Time.Before(lastBackup[r.Tenant].Time) {
+			lastBackup[r.Tenant] = r
+		}
 	}
 	for i := range a.Cfg.Tenants {
 		st := tenantStatus(ctx, a, &a.Cfg.Tenants[i], now)
+		if r, ok := lastBackup[st.Tenant]; ok && !r.OK && r.Time.After(st.LastSuccess) {
+			st.LastBackupError = r.Error
+			when := r.Time.UTC().Format(time.RFC3339)
+			if strings.Contains(r.Error, source.ErrLockTimeout.Error()) {
+				st.WaitingOnLock = true
+				st.Problems = append(st.Problems, fmt.Sprintf("waiting on a table lock on the source: the backup at %s gave up after lock_timeout and will retry", when))
+			} else {
+				st.Problems = append(st.Problems, fmt.Sprintf("last backup attempt (%s) failed: %s", when, r.Error))
+			}
+		}
 		if r, ok := lastTest[st.Tenant]; ok {
 			st.RestoreTest, st.RestoreTestTime = "failed", r.Time
 			if loc, ok := r.Extra["location"].(string); ok {
@@ -110,6 +139,19 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 		}
 		rep.Tenants = append(rep.Tenants, st)
 	}
+	// A tenant that vanished is a problem until retired; with a discovery
+	// block failing we cannot tell vanished from unreachable (the error
+	// already fails the report).
+	if len(rep.Errors) == 0 {
+		for _, g := range GoneTenants(a, hist) {
+			if g.Retired {
+				rep.Retired = append(rep.Retired, g)
+				continue
+			}
+			rep.Tenants = append(rep.Tenants, TenantStatus{Tenant: g.Tenant, Gone: true, LastSuccess: g.LastBackup,
+				Copies: map[string]int{}, Locations: []string{}, RestoreTest: "never", Problems: []string{goneProblem(g)}})
+		}
+	}
 	rep.OK = len(rep.Errors) == 0
 	for _, t := range rep.Tenants {
 		if !t.OK() {
@@ -122,11 +164,14 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant, now time.Time) TenantStatus {
 	pol := a.Cfg.Policy
 	st := TenantStatus{Tenant: t.ID, Engine: t.Engine, Discovered: t.Discovered, Copies: map[string]int{}, Locations: []string{}, RestoreTest: "never"}
+	var spec schedule.Spec
 	if Scheduled(t) {
-		if spec, err := BackupSpec(a.Cfg, t, a.TimeZone()); err == nil {
+		if sp, err := BackupSpec(a.Cfg, t, a.TimeZone()); err == nil {
+			spec = sp
 			st.NextRun = spec.Next(now)
 		}
 	}
+	st.Problems = append(st.Problems, a.Cfg.TenantProblems()[t.ID]...)
 	r, err := a.OpenRepo(ctx, t.ID)
 	if errors.Is(err, repo.ErrNotFound) {
 		st.Problems = append(st.Problems, "no repository yet (no backup has run)")
@@ -152,6 +197,11 @@ func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant,
 	}
 	newest := snaps[len(snaps)-1]
 	st.LastSuccess, st.Snapshot, st.Locations = newest.Manifest.Finished, newest.ID.Short(), newest.Locations
+	if spec != nil {
+		// The daemon runs an "@every" job its interval after the last
+		// success (schedule.NextSlot).
+		st.NextRun = schedule.NextSlot(spec, newest.Manifest.Finished, now)
+	}
 	age := now.Sub(newest.Manifest.Finished)
 	st.AgeSeconds = age.Seconds()
 	if rpo := pol.RPOTarget.D(); age > rpo {

@@ -151,7 +151,7 @@ const maxLocationCheckpoints = 100000
 func (s *Store) auditLocation(ctx context.Context, l repo.Location, t *Tree) []string {
 	prefix := LogPrefix(s.appliance, s.pub)
 	var problems []string
-	if vc, ok := l.(VersionCounter); ok {
+	if vc, ok := repo.As[VersionCounter](l); ok { // through decorators (repo/deadline)
 		counts, err := vc.VersionCounts(ctx, prefix)
 		if err != nil {
 			return []string{err.Error()}

@@ -535,7 +535,7 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 		}
 		// Under Object Lock, reused packs stay locked as long as this
 		// snapshot.
-		if ext, ok := l.(retentionExtender); ok {
+		if ext, ok := As[retentionExtender](l); ok {
 			for h := range needed {
 				if err := ext.ExtendRetention(ctx, objectName(b.r.tenant, kindData, h)); err != nil {
 					return err

@@ -261,7 +261,7 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 		}
 		name := objectName(r.tenant, kindData, h)
 		data, err := ReadAll(ctx, l, name, r.maxPackObject())
-		if _, versioned := l.(VersionedLocation); versioned && err == nil && sha256.Sum256(data) != h {
+		if _, versioned := As[VersionedLocation](l); versioned && err == nil && sha256.Sum256(data) != h {
 			// Shadowed by a newer version: check the one that matches.
 			if good, verr := readContent(ctx, l, name, r.maxPackObject(), h); verr == nil {
 				data = good

@@ -73,14 +73,18 @@ func (r *Repo) noteRead(l Location, name string, err error) {
 func (r *Repo) readOpened(ctx context.Context, kind string, h Hash) (any, error) {
 	sp := r.spec(kind)
 	name := objectName(r.tenant, kind, h)
-	var problems []string
+	var problems, bad, missing []string
 	notFound, planted := true, false
 	for _, l := range r.locs {
 		v, err := r.openAt(ctx, l, sp, h)
 		r.noteRead(l, name, err)
 		if err == nil {
-			if len(problems) > 0 {
-				r.log.Warn("bad copy of object, read another location", "object", name, "problems", strings.Join(problems, "; "))
+			// Missing at a location (a degraded snapshot) is not a bad copy.
+			if len(bad) > 0 {
+				r.log.Warn("bad copy of object, read another location", "object", name, "location", l.Name(), "problems", strings.Join(bad, "; "))
+			}
+			if len(missing) > 0 {
+				r.log.Debug("object not at a location, read another", "object", name, "location", l.Name(), "missing_at", strings.Join(missing, ","))
 			}
 			return v, nil
 		}
@@ -88,6 +92,11 @@ func (r *Repo) readOpened(ctx context.Context, kind string, h Hash) (any, error)
 			return nil, ctx.Err()
 		}
 		problems = append(problems, fmt.Sprintf("%s: %v", l.Name(), err))
+		if errors.Is(err, ErrNotFound) {
+			missing = append(missing, l.Name())
+		} else {
+			bad = append(bad, fmt.Sprintf("%s: %v", l.Name(), err))
+		}
 		notFound = notFound && errors.Is(err, ErrNotFound)
 		planted = planted || errors.Is(err, errPlanted)
 	}

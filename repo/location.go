@@ -59,6 +59,30 @@ type Location interface {
 	Delete(ctx context.Context, name string) error
 }
 
+// Unwrapper is a Location decorator (repo/deadline) that exposes the
+// location it decorates, so that a backend's extras (ExtendRetention,
+// RemoveStale, Create, Probe) stay reachable through it.
+type Unwrapper interface {
+	Unwrap() Location
+}
+
+// As returns the first location in l's chain of decorators (l itself
+// first) that implements T.
+func As[T any](l Location) (T, bool) {
+	for l != nil {
+		if t, ok := l.(T); ok {
+			return t, true
+		}
+		u, ok := l.(Unwrapper)
+		if !ok {
+			break
+		}
+		l = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // ReadAll reads a whole object of at most max bytes.
 func ReadAll(ctx context.Context, loc Location, name string, max int64) ([]byte, error) {
 	rc, err := loc.Get(ctx, name, 0, -1)

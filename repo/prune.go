@@ -216,7 +216,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 	}
 	// Temporary files of writes interrupted by a crash (local directories).
 	for _, l := range r.locs {
-		if rs, ok := l.(staleRemover); ok {
+		if rs, ok := As[staleRemover](l); ok {
 			n, err := rs.RemoveStale(ctx, r.tenant+"/", opts.Grace)
 			if err != nil {
 				return nil, fmt.Errorf("prune: %w", err)

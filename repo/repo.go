@@ -398,14 +398,21 @@ func (r *Repo) listNames(ctx context.Context, l Location, kind string) (map[Hash
 // whose copy matches its name, logging the copies that did not.
 func (r *Repo) readVerified(ctx context.Context, kind string, h Hash, max int64) ([]byte, error) {
 	name := objectName(r.tenant, kind, h)
-	var problems []string
+	var problems, bad, missing []string
 	notFound := true
 	for _, l := range r.locs {
 		data, err := readContent(ctx, l, name, max, h)
 		r.noteRead(l, name, err)
 		if err == nil {
-			if len(problems) > 0 {
-				r.log.Warn("bad copy of object, read another location", "object", name, "problems", strings.Join(problems, "; "))
+			// An object a location does not hold (a degraded snapshot, a
+			// pack written while it was down) is not a bad copy: say which
+			// it was, and warn only about copies that were there but wrong
+			// or unreadable.
+			if len(bad) > 0 {
+				r.log.Warn("bad copy of object, read another location", "object", name, "location", l.Name(), "problems", strings.Join(bad, "; "))
+			}
+			if len(missing) > 0 {
+				r.log.Debug("object not at a location, read another", "object", name, "location", l.Name(), "missing_at", strings.Join(missing, ","))
 			}
 			return data, nil
 		}
@@ -413,7 +420,12 @@ func (r *Repo) readVerified(ctx context.Context, kind string, h Hash, max int64)
 			return nil, ctx.Err()
 		}
 		problems = append(problems, fmt.Sprintf("%s: %v", l.Name(), err))
-		notFound = notFound && errors.Is(err, ErrNotFound)
+		if errors.Is(err, ErrNotFound) {
+			missing = append(missing, l.Name())
+		} else {
+			bad = append(bad, fmt.Sprintf("%s: %v", l.Name(), err))
+			notFound = false
+		}
 	}
 	if notFound {
 		return nil, fmt.Errorf("%s: missing at every location: %w", name, ErrNotFound)

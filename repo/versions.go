@@ -47,7 +47,7 @@ func readContent(ctx context.Context, l Location, name string, max int64, h Hash
 	if err == nil {
 		err = fmt.Errorf("content does not match its name: %w", ErrCorrupt)
 	}
-	vl, ok := l.(VersionedLocation)
+	vl, ok := As[VersionedLocation](l)
 	if !ok || !errors.Is(err, ErrCorrupt) || ctx.Err() != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func readContent(ctx context.Context, l Location, name string, max int64, h Hash
 // newest version's, not the size of the version that matches the name.
 func (r *Repo) checkVersions(ctx context.Context, l Location, c *LocationCheck) map[Hash]bool {
 	shadowed := map[Hash]bool{}
-	vl, ok := l.(VersionedLocation)
+	vl, ok := As[VersionedLocation](l)
 	if !ok {
 		return shadowed
 	}

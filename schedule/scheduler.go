@@ -47,13 +47,29 @@ type Options struct {
 // ErrShutdown is returned by Run after Shutdown was called.
 var ErrShutdown = errors.New("scheduler shut down")
 
+// state is where an entry is in its life: every transition goes through
+// Scheduler.queueRun (idle or waiting → queued), Scheduler.start (queued →
+// running) and Scheduler.finish (running → idle or waiting), so a job is
+// queued at most once and its attempt number has one owner.
+type state int
+
+const (
+	idle    state = iota // nothing pending; next regular slot in entry.next
+	waiting              // a failed attempt; retry at entry.retryAt
+	queued               // in Scheduler.queue, exactly once
+	running
+)
+
+func (st state) String() string {
+	return [...]string{"idle", "waiting for retry", "queued", "running"}[st]
+}
+
 type entry struct {
 	job      Job
 	next     time.Time // next regular slot
-	retryAt  time.Time // pending retry, zero if none
-	attempt  int       // attempt number of the pending or running run
-	queued   bool
-	running  bool
+	state    state
+	retryAt  time.Time // when state == waiting
+	attempt  int       // attempt number of the waiting, queued or running run (≥ 1); 0 when idle
 	removed  bool
 	lastDone time.Time
 }
@@ -116,16 +132,16 @@ func (s *Scheduler) SetJobs(jobs []Job) {
 			j.LastSuccess = e.job.LastSuccess
 		}
 		e.job, e.removed = j, false
-		e.next = j.Spec.Next(now)
-		if j.CatchUp && !e.queued && !e.running && e.retryAt.IsZero() && s.missed(j, now) {
+		e.next = NextSlot(j.Spec, j.LastSuccess, now)
+		if j.CatchUp && e.state == idle && s.missed(j, now) {
 			s.log.Info("catching up a missed run", "job", j.Kind, "tenant", j.Tenant, "last_success", j.LastSuccess)
-			s.enqueue(e)
+			s.queueRun(e)
 		}
 	}
 	for name, e := range s.entries {
 		if !seen[name] {
 			e.removed = true
-			if !e.running {
+			if e.state != running {
 				delete(s.entries, name)
 			}
 		}
@@ -135,7 +151,7 @@ func (s *Scheduler) SetJobs(jobs []Job) {
 		if !e.removed {
 			q = append(q, e)
 		} else {
-			e.queued = false
+			e.state, e.attempt = idle, 0
 		}
 	}
 	s.queue = q
@@ -164,17 +180,30 @@ func (s *Scheduler) SetLimits(concurrency int, retry Retry) {
 	s.wake()
 }
 
-// Trigger queues a job to run now (unless it is queued or running).
+// Trigger queues a job to run now unless it is queued or running. A job
+// waiting for a retry runs its retry now (same attempt number).
 func (s *Scheduler) Trigger(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entries[name]
-	if e == nil || e.queued || e.running || e.removed {
+	if e == nil || e.removed || !s.queueRun(e) {
 		return false
 	}
-	s.enqueue(e)
 	s.wake()
 	return true
+}
+
+// State returns a job's state ("idle", "waiting for retry", "queued",
+// "running") and the attempt number of a pending or running run, or "" for
+// an unknown job.
+func (s *Scheduler) State(name string) (string, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[name]
+	if e == nil {
+		return "", 0
+	}
+	return e.state.String(), e.attempt
 }
 
 // Next returns the next time a job is due (a pending retry counts), or
@@ -186,11 +215,13 @@ func (s *Scheduler) Next(name string) time.Time {
 	if e == nil {
 		return time.Time{}
 	}
-	if e.queued || e.running {
+	switch e.state {
+	case queued, running:
 		return s.opts.Clock.Now()
-	}
-	if !e.retryAt.IsZero() && e.retryAt.Before(e.next) {
-		return e.retryAt
+	case waiting:
+		if e.retryAt.Before(e.next) {
+			return e.retryAt
+		}
 	}
 	return e.next
 }
@@ -208,7 +239,11 @@ func (s *Scheduler) nextWakeLocked() time.Time {
 		if e.removed {
 			continue
 		}
-		for _, t := range []time.Time{e.next, e.retryAt} {
+		ts := []time.Time{e.next}
+		if e.state == waiting {
+			ts = append(ts, e.retryAt)
+		}
+		for _, t := range ts {
 			if !t.IsZero() && (w.IsZero() || t.Before(w)) {
 				w = t
 			}
@@ -239,19 +274,27 @@ func (s *Scheduler) Settled() bool {
 		if e.removed {
 			continue
 		}
-		if !e.next.After(now) || (!e.retryAt.IsZero() && !e.retryAt.After(now)) {
+		if !e.next.After(now) || (e.state == waiting && !e.retryAt.After(now)) {
 			return false
 		}
 	}
 	return len(s.queue) == 0 || s.stopping
 }
 
-func (s *Scheduler) enqueue(e *entry) {
-	e.queued = true
-	if e.attempt == 0 {
+// queueRun moves an idle or waiting entry to the queue; it reports false
+// (and changes nothing) for one already queued or running. A waiting
+// entry keeps its attempt number; an idle one starts at attempt 1. Call it
+// with the lock held.
+func (s *Scheduler) queueRun(e *entry) bool {
+	switch e.state {
+	case queued, running:
+		return false
+	case idle:
 		e.attempt = 1
 	}
+	e.state, e.retryAt = queued, time.Time{}
 	s.queue = append(s.queue, e)
+	return true
 }
 
 // wake makes the loop look again; call it with the lock held.
@@ -308,17 +351,14 @@ func (s *Scheduler) queueDue(now time.Time) {
 		if e.removed {
 			continue
 		}
-		if !e.retryAt.IsZero() && !e.retryAt.After(now) {
-			e.retryAt = time.Time{}
-			s.enqueue(e)
+		if e.state == waiting && !e.retryAt.After(now) {
+			s.queueRun(e)
 		}
 		if !e.next.After(now) {
-			busy := e.queued || e.running || !e.retryAt.IsZero()
-			if busy {
-				s.log.Debug("slot skipped: job still busy", "job", e.job.Kind, "tenant", e.job.Tenant)
+			if e.state != idle {
+				s.log.Debug("slot skipped: job still busy", "job", e.job.Kind, "tenant", e.job.Tenant, "state", e.state.String())
 			} else {
-				e.attempt = 1
-				s.enqueue(e)
+				s.queueRun(e)
 			}
 			e.next = e.job.Spec.Next(now)
 		}
@@ -340,7 +380,7 @@ func (s *Scheduler) dispatch() {
 }
 
 func (s *Scheduler) start(e *entry) {
-	e.queued, e.running = false, true
+	e.state = running
 	s.busy[e.job.Tenant] = true
 	s.running++
 	j, attempt := e.job, e.attempt
@@ -364,36 +404,61 @@ func (s *Scheduler) safeRun(j Job) (err error) {
 	return j.Run(s.jobCtx)
 }
 
+// MaxBackoff bounds the wait before a retry, whatever Retry.Backoff and
+// the attempt number.
+const MaxBackoff = 6 * time.Hour
+
+// Backoff is the wait after failed attempt n (1-based): base, then twice
+// that, and so on, never more than MaxBackoff (and never negative).
+func Backoff(base time.Duration, n int) time.Duration {
+	if base <= 0 {
+		return 0
+	}
+	d := base
+	for i := 1; i < n && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxBackoff)
+}
+
+// finish releases the slot and the tenant and moves the entry back to idle
+// or waiting. Releasing comes first and cannot fail; a panic in the rest
+// of the bookkeeping (or in OnDone) is logged and costs this job its retry,
+// never the process or the other jobs.
 func (s *Scheduler) finish(e *entry, j Job, attempt int, started time.Time, err error) {
 	s.mu.Lock()
-	now := s.opts.Clock.Now()
-	e.running = false
+	defer s.mu.Unlock()
+	defer s.wake()
 	s.running--
 	delete(s.busy, j.Tenant)
+	e.state, e.attempt, e.retryAt = idle, 0, time.Time{}
+	if e.removed {
+		delete(s.entries, j.Name)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e.state, e.attempt, e.retryAt = idle, 0, time.Time{}
+			s.log.Error("job bookkeeping panicked: the job waits for its next slot", "job", j.Kind, "tenant", j.Tenant, "panic", r)
+		}
+	}()
+	now := s.opts.Clock.Now()
 	e.lastDone = now
 	willRetry := err != nil && attempt < s.opts.Retry.Attempts && !s.stopping && !e.removed
 	switch {
 	case err == nil:
-		e.attempt = 0
 		e.job.LastSuccess = now
+		e.next = NextSlot(e.job.Spec, now, now)
 		s.log.Info("job finished", "job", j.Kind, "tenant", j.Tenant, "attempt", attempt, "seconds", now.Sub(started).Seconds())
 	case willRetry:
-		backoff := s.opts.Retry.Backoff << (attempt - 1)
-		e.attempt = attempt + 1
-		e.retryAt = now.Add(backoff)
+		backoff := Backoff(s.opts.Retry.Backoff, attempt)
+		e.state, e.attempt, e.retryAt = waiting, attempt+1, now.Add(backoff)
 		s.log.Warn("job failed, will retry", "job", j.Kind, "tenant", j.Tenant, "attempt", attempt, "retry_in", backoff.String(), "err", err)
 	default:
-		e.attempt = 0
 		s.log.Error("job failed", "job", j.Kind, "tenant", j.Tenant, "attempt", attempt, "err", err)
-	}
-	if e.removed {
-		delete(s.entries, j.Name)
 	}
 	if s.opts.OnDone != nil {
 		s.opts.OnDone(j, attempt, err, willRetry)
 	}
-	s.wake()
-	s.mu.Unlock()
 }
 
 // Shutdown stops starting jobs, waits up to grace for running ones, then

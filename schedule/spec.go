@@ -97,6 +97,21 @@ func Window(key string, start, length time.Duration, tz *time.Location) Daily {
 	return Daily{Offset: start + off, TZ: tz}
 }
 
+// NextSlot is when a job is next due after now, given when it last
+// succeeded (zero: never). For a cron spec or a daily slot that is
+// s.Next(now). An "@every d" job is due d after its last success (the
+// interval between runs, which `kluis status` can compute from the newest
+// snapshot), or d after now when that is past or unknown (a missed run is
+// caught up separately).
+func NextSlot(s Spec, lastSuccess, now time.Time) time.Time {
+	if cd, ok := s.(cron.ConstantDelaySchedule); ok && !lastSuccess.IsZero() {
+		if n := cd.Next(lastSuccess); n.After(now) {
+			return n
+		}
+	}
+	return s.Next(now)
+}
+
 // Prev returns the latest slot at or before now, or the zero time when
 // there was none in the last eight days.
 func Prev(s Spec, now time.Time) time.Time {

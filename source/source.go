@@ -16,8 +16,15 @@ package source
 
 import (
 	"context"
+	"errors"
 	"io"
 )
+
+// ErrLockTimeout is returned (wrapped) by an engine's Snapshot when a
+// table stayed locked by another session longer than the engine's lock
+// timeout: the backup gives up instead of waiting behind someone's ALTER
+// TABLE or LOCK TABLE for hours, and is retried later.
+var ErrLockTimeout = errors.New("a table stayed locked by another session longer than the lock timeout")
 
 // Column describes one column of a table.
 type Column struct {

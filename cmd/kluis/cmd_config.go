@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/kluis-nl/kluis/appliance"
@@ -56,6 +57,21 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	var failure error
+	// A tenant's own problems (a dsn_file others can read) do not stop the
+	// daemon, which runs the other tenants, but config check fails on them.
+	var tenantProblems []string
+	for _, t := range c.Tenants {
+		tenantProblems = append(tenantProblems, c.TenantProblems()[t.ID]...)
+	}
+	if len(tenantProblems) > 0 {
+		out["tenant_problems"] = tenantProblems
+		if !g.jsonOut {
+			for _, p := range tenantProblems {
+				fmt.Fprintf(g.stdout, "tenant problem: %s\n", p)
+			}
+		}
+		failure = &configError{fmt.Errorf("%d tenant problem(s): %s", len(tenantProblems), strings.Join(tenantProblems, "; "))}
+	}
 	if *online {
 		// Locations first, then databases; one verdict (one JSON document).
 		reached := checkLocationsOnline(ctx, g, c)

@@ -39,6 +39,13 @@ func cmdDaemon(ctx context.Context, g *globals, args []string) error {
 	if _, err := a.MasterKey(); err != nil {
 		return &configError{err}
 	}
+	// One daemon per state directory: a second would duplicate backups
+	// and fork the evidence chain.
+	lock, err := daemon.LockStateDir(a.StateDir())
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	// Scratch databases a killed restore test left behind hold personal
 	// data: remove them before anything else runs.
 	sweepScratch(ctx, g.log, a)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/kluis-nl/kluis/source"
@@ -32,6 +33,12 @@ type Options struct {
 	// (MyISAM, Aria, MEMORY, …) too. Their rows are read when their stream
 	// is, not as of the snapshot, so they may be inconsistent with the rest.
 	AllowNonTransactional bool
+	// LockTimeout bounds how long the snapshot waits for a table's
+	// metadata lock (another session's LOCK TABLES … WRITE, ALTER TABLE):
+	// the session's lock_wait_timeout and innodb_lock_wait_timeout, in
+	// whole seconds (at least 1). Snapshot then fails with
+	// source.ErrLockTimeout. Zero keeps the server's defaults (a day).
+	LockTimeout time.Duration
 
 	afterStart func() // test hook: runs right after the transaction starts
 }
@@ -68,6 +75,9 @@ func (e *Engine) Snapshot(ctx context.Context) (source.Snapshot, error) {
 	}
 	s, err := openSnapshot(ctx, e, cfg)
 	if err != nil {
+		if errorNumber(err) == erLockWaitTimeout {
+			err = fmt.Errorf("%w (lock_timeout %s): %w", source.ErrLockTimeout, e.opts.LockTimeout, err)
+		}
 		return nil, redactError(fmt.Errorf("mariadb: snapshot of %s: %w", cfg.DBName, err), cfg.Passwd)
 	}
 	return s, nil
@@ -97,6 +107,12 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *mysql.Config) (_ *snapsho
 
 	if _, err := conn.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"); err != nil {
 		return nil, err
+	}
+	if e.opts.LockTimeout > 0 {
+		secs := max(int64(e.opts.LockTimeout/time.Second), 1)
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d, SESSION innodb_lock_wait_timeout = %d", secs, secs)); err != nil {
+			return nil, fmt.Errorf("setting lock_wait_timeout: %w", err)
+		}
 	}
 	before, err := listRelations(ctx, conn)
 	if err != nil {

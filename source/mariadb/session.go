@@ -152,6 +152,7 @@ func redactString(s, password string) string {
 const (
 	erNoSuchTable     = 1146 // ER_NO_SUCH_TABLE
 	erTableDefChanged = 1412 // ER_TABLE_DEF_CHANGED
+	erLockWaitTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT
 )
 
 func errorNumber(err error) uint16 {

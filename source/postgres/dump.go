@@ -13,20 +13,25 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
+
+	"github.com/kluis-nl/kluis/source"
 )
 
 // dumpSections runs pg_dump for the pre-data and post-data sections of the
 // exported snapshot, concurrently, and returns their SQL text.
-func dumpSections(ctx context.Context, pgDump, dsn, password, snapshotID string) (pre, post []byte, err error) {
+func dumpSections(ctx context.Context, pgDump, dsn, password, snapshotID string, lockTimeout time.Duration) (pre, post []byte, err error) {
 	conninfo, err := conninfoWithoutPassword(dsn, password)
 	if err != nil {
 		return nil, nil, err
 	}
 	var wg sync.WaitGroup
 	var preErr, postErr error
-	wg.Go(func() { pre, preErr = runPgDump(ctx, pgDump, conninfo, password, snapshotID, "pre-data") })
-	wg.Go(func() { post, postErr = runPgDump(ctx, pgDump, conninfo, password, snapshotID, "post-data") })
+	wg.Go(func() { pre, preErr = runPgDump(ctx, pgDump, conninfo, password, snapshotID, "pre-data", lockTimeout) })
+	wg.Go(func() {
+		post, postErr = runPgDump(ctx, pgDump, conninfo, password, snapshotID, "post-data", lockTimeout)
+	})
 	wg.Wait()
 	if err := errors.Join(preErr, postErr); err != nil {
 		return nil, nil, err
@@ -51,8 +56,14 @@ func pgDumpArgs(conninfo, snapshotID, section string) []string {
 	}
 }
 
-func runPgDump(ctx context.Context, pgDump, conninfo, password, snapshotID, section string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, pgDump, pgDumpArgs(conninfo, snapshotID, section)...)
+func runPgDump(ctx context.Context, pgDump, conninfo, password, snapshotID, section string, lockTimeout time.Duration) ([]byte, error) {
+	args := pgDumpArgs(conninfo, snapshotID, section)
+	if lockTimeout > 0 {
+		// pg_dump locks every table it dumps (ACCESS SHARE) and by default
+		// waits for ever behind another session's ACCESS EXCLUSIVE lock.
+		args = append([]string{fmt.Sprintf("--lock-wait-timeout=%d", max(lockTimeout.Milliseconds(), 1))}, args...)
+	}
+	cmd := exec.CommandContext(ctx, pgDump, args...)
 	cmd.Env = pgDumpEnv(os.Environ(), password)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -61,6 +72,9 @@ func runPgDump(ctx context.Context, pgDump, conninfo, password, snapshotID, sect
 			return nil, fmt.Errorf("pg_dump --section=%s: %w", section, ctx.Err())
 		}
 		msg := redactString(strings.TrimSpace(stderr.String()), password)
+		if lockTimeout > 0 && (strings.Contains(msg, "could not obtain lock") || strings.Contains(msg, "lock timeout") || strings.Contains(msg, "statement timeout")) {
+			return nil, fmt.Errorf("pg_dump --section=%s: %w (lock_timeout %s): %s", section, source.ErrLockTimeout, lockTimeout, msg)
+		}
 		return nil, fmt.Errorf("pg_dump --section=%s: %v: %s", section, err, msg)
 	}
 	return stdout.Bytes(), nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -28,6 +29,11 @@ type Options struct {
 	// Parallel is the number of connections tables are streamed on, all
 	// in the same snapshot (default 2).
 	Parallel int
+	// LockTimeout bounds how long the snapshot waits for a table lock
+	// (pg_dump's and its own ACCESS SHARE locks) while another session
+	// holds a conflicting one; then Snapshot fails with
+	// source.ErrLockTimeout. Zero waits for ever.
+	LockTimeout time.Duration
 
 	afterExport func() // test hook: runs right after the snapshot is exported
 }
@@ -116,7 +122,7 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 	}
 
 	// pg_dump before our locks: see the package documentation.
-	s.pre, s.post, err = dumpSections(ctx, pgDump, e.dsn, cfg.Password, snapshotID)
+	s.pre, s.post, err = dumpSections(ctx, pgDump, e.dsn, cfg.Password, snapshotID, e.opts.LockTimeout)
 	if err != nil {
 		// pg_dump fails on a table dropped since the snapshot: say so.
 		if changed, cerr := changedRelations(ctx, conn, cat.relations); cerr == nil && len(changed) > 0 {
@@ -124,7 +130,7 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 		}
 		return nil, err
 	}
-	if err := lockAndVerify(ctx, conn, cat.relations); err != nil {
+	if err := lockAndVerify(ctx, conn, cat.relations, e.opts.LockTimeout); err != nil {
 		return nil, err
 	}
 	if err := s.startWorkers(ctx, cfg, snapshotID, e.opts.parallel()); err != nil {
@@ -167,9 +173,16 @@ func serverMajor(ctx context.Context, conn *pgx.Conn) (int, error) {
 
 // lockAndVerify takes ACCESS SHARE locks on every relation and checks that
 // each is still the relation, with the storage, that the snapshot saw.
-func lockAndVerify(ctx context.Context, conn *pgx.Conn, rels []relation) error {
+func lockAndVerify(ctx context.Context, conn *pgx.Conn, rels []relation, timeout time.Duration) error {
 	if len(rels) == 0 {
 		return nil
+	}
+	if timeout > 0 {
+		if err := execSimple(ctx, conn, fmt.Sprintf("SET lock_timeout = %d", timeout.Milliseconds())); err != nil {
+			return fmt.Errorf("setting lock_timeout: %w", err)
+		}
+		// The snapshot holds its locks from here on: nothing later waits.
+		defer execSimple(ctx, conn, "SET lock_timeout = 0")
 	}
 	var lock strings.Builder
 	lock.WriteString("LOCK TABLE ")
@@ -184,6 +197,9 @@ func lockAndVerify(ctx context.Context, conn *pgx.Conn, rels []relation) error {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
 			return fmt.Errorf("%w: %s", ErrConcurrentDDL, pgErr.Message)
+		}
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			return fmt.Errorf("%w (lock_timeout %s): %s", source.ErrLockTimeout, timeout, pgErr.Message)
 		}
 		return fmt.Errorf("locking tables: %w", err)
 	}

@@ -209,7 +209,7 @@ func TestPgDumpMinimalEnvironment(t *testing.T) {
 	t.Setenv("KLUIS_MASTER_KEY", "kluis-secret-do-not-pass")
 	t.Setenv("PGPASSWORD", "stale-password")
 	t.Setenv("PGSSLROOTCERT", "/etc/ssl/root.crt")
-	out, err := runPgDump(t.Context(), script, "host=db dbname=t", secret, "00000003-00000002-1", "pre-data")
+	out, err := runPgDump(t.Context(), script, "host=db dbname=t", secret, "00000003-00000002-1", "pre-data", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
