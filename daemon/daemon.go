@@ -46,6 +46,9 @@ type RestoreTestResult struct {
 	FailedChecks []string
 	Location     string
 	Snapshot     string
+	// Cause is set when the test could not run because of the test rig
+	// (verdict ERROR): the location or restore-test server that failed.
+	Cause string
 	// EvidenceSeq is the report's record in the evidence log; 0 when the
 	// report could not be written (the hook then also returns an error).
 	EvidenceSeq uint64
@@ -57,7 +60,7 @@ func RestoreTestResultOf(rep *evidence.Report, seq uint64) RestoreTestResult {
 	if rep == nil {
 		return RestoreTestResult{}
 	}
-	return RestoreTestResult{Passed: rep.Verdict == evidence.Pass, FailedChecks: rep.FailedChecks,
+	return RestoreTestResult{Passed: rep.Verdict == evidence.Pass, FailedChecks: rep.FailedChecks, Cause: rep.Cause,
 		Location: rep.Location.Name, Snapshot: rep.Snapshot.ID, EvidenceSeq: seq}
 }
 

@@ -550,6 +550,8 @@ func RecordRestoreTest(a *appliance.Appliance, tenant string, started time.Time,
 	switch {
 	case err != nil:
 		rec.Error = err.Error()
+	case res.Cause != "":
+		rec.Error = "restore test could not run (the test rig, not the backup): " + res.Cause
 	case !res.Passed:
 		rec.Error = "restore test FAILED: " + strings.Join(res.FailedChecks, ", ")
 	}
@@ -592,6 +594,10 @@ func (d *Daemon) runRestoreTest(ctx context.Context, tenant string, hook Restore
 	case err != nil:
 		log.Error("restore test did not run to a verdict", "err", err, "location", res.Location, "evidence_seq", res.EvidenceSeq)
 		return err
+	case res.Cause != "":
+		log.Error("restore test could not run: the test rig failed, not the backup (verdict ERROR)", "cause", res.Cause,
+			"location", res.Location, "evidence_seq", res.EvidenceSeq)
+		return nil
 	case !res.Passed:
 		log.Error("restore test FAILED", "failed_checks", strings.Join(res.FailedChecks, ","), "location", res.Location,
 			"snapshot", res.Snapshot, "evidence_seq", res.EvidenceSeq)

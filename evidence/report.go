@@ -10,6 +10,10 @@ const Schema = "kluis-restore-test/v1"
 const (
 	Pass = "PASS"
 	Fail = "FAIL"
+	// Error: the test could not run because of the test rig (the tested
+	// location or the restore-test server failed, not the backup); Cause
+	// says which. It is not evidence that the snapshot does not restore.
+	Error = "ERROR"
 )
 
 // Check names, in the order a restore test runs them.
@@ -37,8 +41,13 @@ type Report struct {
 	Tenant    string `json:"tenant"`
 	// Engine is sqlite, postgres, mariadb or mysql.
 	Engine string `json:"engine"`
-	// Verdict is PASS when every check passed, else FAIL.
+	// Verdict is PASS when every check passed, ERROR when the test rig
+	// failed (Cause), else FAIL.
 	Verdict string `json:"verdict"`
+	// Cause names, for an ERROR, the part of the test rig that failed (the
+	// location by its name, or the restore-test server) and how. Reports
+	// before it existed have none.
+	Cause string `json:"cause,omitempty"`
 	// FailedChecks names the checks that failed, in run order.
 	FailedChecks []string  `json:"failed_checks"`
 	Started      time.Time `json:"started"`

@@ -149,8 +149,10 @@ func (s *Store) body(r *Report) ([]byte, error) {
 		return nil, fmt.Errorf("evidence: report of appliance %q appended to the chain of %q", c.Appliance, s.appliance)
 	case c.Tenant == "":
 		return nil, errors.New("evidence: report without a tenant")
-	case c.Verdict != Pass && c.Verdict != Fail:
-		return nil, fmt.Errorf("evidence: verdict %q, want %s or %s", c.Verdict, Pass, Fail)
+	case c.Verdict != Pass && c.Verdict != Fail && c.Verdict != Error:
+		return nil, fmt.Errorf("evidence: verdict %q, want %s, %s or %s", c.Verdict, Pass, Fail, Error)
+	case (c.Verdict == Error) != (c.Cause != ""):
+		return nil, fmt.Errorf("evidence: verdict %s with cause %q: a cause goes with ERROR only", c.Verdict, c.Cause)
 	case c.Verdict == Pass && len(c.FailedChecks) > 0:
 		return nil, fmt.Errorf("evidence: verdict PASS with failed checks %v", c.FailedChecks)
 	}

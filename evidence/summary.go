@@ -32,11 +32,13 @@ type summary struct {
 	Total       int
 	Passed      int
 	Failed      int
+	NotRun      int // ERROR: the test rig failed, not the backup
 }
 
 type tenantSummary struct {
 	ID, Engine            string
 	Run, Passed, Failed   int
+	NotRun                int
 	FailedSeqs            string
 	LastTest, LastVerdict string
 	RTOWorst, RTOTarget   string
@@ -97,10 +99,13 @@ func renderSummary(w io.Writer, recs []Record, v *Verification, opts ExportOptio
 			continue
 		}
 		s.Total++
-		pass := rep.Verdict == Pass
-		if pass {
+		pass, notRun := rep.Verdict == Pass, rep.Verdict == Error
+		switch {
+		case pass:
 			s.Passed++
-		} else {
+		case notRun:
+			s.NotRun++
+		default:
 			s.Failed++
 		}
 		a := tenants[rep.Tenant]
@@ -111,9 +116,12 @@ func renderSummary(w io.Writer, recs []Record, v *Verification, opts ExportOptio
 		t := a.t
 		t.Engine = rep.Engine
 		t.Run++
-		if pass {
+		switch {
+		case pass:
 			t.Passed++
-		} else {
+		case notRun:
+			t.NotRun++
+		default:
 			t.Failed++
 			if t.FailedSeqs != "" {
 				t.FailedSeqs += ", "
@@ -143,6 +151,9 @@ func renderSummary(w io.Writer, recs []Record, v *Verification, opts ExportOptio
 			lp.LastPass = rep.Started.In(tz).Format("2006-01-02")
 		}
 		failed := strings.Join(rep.FailedChecks, ", ")
+		if notRun {
+			failed = "could not run (not a failed restore): " + rep.Cause
+		}
 		s.Reports = append(s.Reports, reportRow{
 			Seq: r.Seq, Date: rep.Started.In(tz).Format(stamp), Tenant: rep.Tenant,
 			Location: rep.Location.Name, Site: rep.Location.Site, Snapshot: shortID(rep.Snapshot.ID),

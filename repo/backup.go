@@ -57,6 +57,11 @@ type Backup struct {
 	idx  *Index
 	opts BackupOptions
 	m    Manifest
+	// ctx is the backup's own lifetime (NewBackup's context). Pack uploads
+	// run under it, not under the stream that filled the pack: a stream's
+	// context ends when the stream does, while its last pack may still be
+	// on its way to the locations.
+	ctx context.Context
 
 	claimMu sync.Mutex
 	claimed map[chunk.ID]bool
@@ -88,7 +93,7 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 		names[i] = l.Name()
 	}
 	b := &Backup{
-		r: r, idx: idx, opts: opts,
+		r: r, idx: idx, opts: opts, ctx: ctx,
 		claimed: map[chunk.ID]bool{},
 		upSem:   make(chan struct{}, 2),
 		failed:  map[string]error{},
@@ -372,8 +377,10 @@ func (b *Backup) addToPack(ctx context.Context, r chunkResult) {
 }
 
 // flushPack seals the current pack and uploads it in the background to
-// every location still healthy.
-func (b *Backup) flushPack(ctx context.Context) {
+// every location still healthy, under the backup's context (b.ctx): the
+// caller's may be a stream's, which ends before the upload does.
+func (b *Backup) flushPack(context.Context) {
+	ctx := b.ctx
 	b.packMu.Lock()
 	if len(b.packer.blobs) == 0 {
 		b.packMu.Unlock()

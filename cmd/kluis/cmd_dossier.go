@@ -250,8 +250,17 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 	s.rec.Reason, s.rec.Override = *reason, *override
 	*id = s.rec.ID
 	var summary string
+	opts := dossier.IntoOptions{OnConflict: oc, Triggers: tmode}
+	if err == nil && *out == "" {
+		// Every tenant, discovered ones too, is compared with the target.
+		all, derr := g.withDiscovered(ctx, a)
+		if derr != nil {
+			fmt.Fprintf(g.stderr, "kluis: warning: %v; the target is compared with the tenants found\n", derr)
+		}
+		opts.CheckTarget = targetGuard(all, s, g.stderr)
+	}
 	if err == nil {
-		summary, err = dossierRestore(ctx, s, *id, *format, *out, *into, *intoDSNFile, dossier.IntoOptions{OnConflict: oc, Triggers: tmode}, *override)
+		summary, err = dossierRestore(ctx, s, *id, *format, *out, *into, *intoDSNFile, opts, *override)
 	}
 	if err := s.logAccess(err); err != nil {
 		return err

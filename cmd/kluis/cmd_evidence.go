@@ -139,6 +139,7 @@ type evidenceRow struct {
 	Location           string    `json:"location"`
 	Snapshot           string    `json:"snapshot"`
 	Verdict            string    `json:"verdict"`
+	Cause              string    `json:"cause,omitempty"` // ERROR: the test rig that failed
 	FailedChecks       []string  `json:"failed_checks"`
 	RTOSeconds         float64   `json:"rto_seconds"`
 	RTOTargetSeconds   float64   `json:"rto_target_seconds"`
@@ -169,7 +170,7 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 			continue
 		}
 		rows = append(rows, evidenceRow{Seq: r.Seq, Time: r.Time, Tenant: rep.Tenant, Engine: rep.Engine, Location: rep.Location.Name,
-			Snapshot: rep.Snapshot.ID, Verdict: rep.Verdict, FailedChecks: rep.FailedChecks,
+			Snapshot: rep.Snapshot.ID, Verdict: rep.Verdict, Cause: rep.Cause, FailedChecks: rep.FailedChecks,
 			RTOSeconds: rep.RTO.MeasuredSeconds, RTOTargetSeconds: rep.RTO.TargetSeconds,
 			SnapshotAgeSeconds: rep.RPO.SnapshotAgeSeconds, LargestGapSeconds: rep.RPO.LargestGapSeconds, RPOTargetSeconds: rep.RPO.TargetSeconds,
 			Hash: r.Hash})
@@ -179,13 +180,18 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tTIME\tTENANT\tLOCATION\tSNAPSHOT\tVERDICT\tFAILED\tRTO\tRPO (AGE/GAP)")
-	failed := 0
+	failed, notRun := 0, 0
 	for _, r := range rows {
 		fc := strings.Join(r.FailedChecks, ",")
 		if fc == "" {
 			fc = "-"
 		}
-		if r.Verdict != evidence.Pass {
+		switch r.Verdict {
+		case evidence.Pass:
+		case evidence.Error:
+			notRun++
+			fc = "could not run"
+		default:
 			failed++
 		}
 		snap := r.Snapshot
@@ -196,6 +202,10 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 			snap, r.Verdict, fc, evidence.Duration(r.RTOSeconds), evidence.Duration(r.SnapshotAgeSeconds), evidence.Duration(r.LargestGapSeconds))
 	}
 	tw.Flush()
+	if notRun > 0 {
+		fmt.Fprintf(g.stdout, "%s, %d failed, %d could not run (the test rig, not the backup: kluis evidence show SEQ); the chain of %s verifies\n", plural(len(rows), "report", "reports"), failed, notRun, plural(len(p.all), "report", "reports"))
+		return nil
+	}
 	fmt.Fprintf(g.stdout, "%s, %d failed; the chain of %s verifies\n", plural(len(rows), "report", "reports"), failed, plural(len(p.all), "report", "reports"))
 	return nil
 }

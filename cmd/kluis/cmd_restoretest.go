@@ -107,6 +107,9 @@ func cmdRestoreTest(ctx context.Context, g *globals, args []string) error {
 		}
 		fmt.Fprintln(g.stdout)
 	}
+	if rep.Verdict == evidence.Error {
+		return &silentError{code: exitNotRun}
+	}
 	if rep.Verdict != evidence.Pass {
 		return &silentError{code: exitFailed}
 	}
@@ -141,9 +144,12 @@ func printRestoreTest(g *globals, rep *evidence.Report) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, ok, evidence.Duration(c.Seconds), display.Escape(c.Detail))
 	}
 	tw.Flush()
-	if rep.Verdict == evidence.Pass {
+	switch rep.Verdict {
+	case evidence.Pass:
 		fmt.Fprintln(g.stdout, "verdict: PASS")
-	} else {
+	case evidence.Error:
+		fmt.Fprintf(g.stdout, "verdict: ERROR: the test could not run, this is not a failed restore of the backup: %s\n", rep.Cause)
+	default:
 		fmt.Fprintf(g.stdout, "verdict: FAIL (%s)\n", strings.Join(rep.FailedChecks, ", "))
 	}
 }

@@ -25,6 +25,9 @@ const (
 	exitFailed   = 1
 	exitUsage    = 2
 	exitDegraded = 3
+	// exitNotRun: a restore test could not run because of the test rig (a
+	// location or the restore-test server); not a failed backup.
+	exitNotRun = 4
 )
 
 type usageError struct{ msg string }

@@ -310,6 +310,10 @@ type IntoResult struct {
 type IntoOptions struct {
 	OnConflict OnConflict
 	Triggers   TriggerMode
+	// CheckTarget, when set, is given the identity of the database the
+	// target connection reached (TargetIdentity), before anything is
+	// written; an error refuses the restore and nothing is written.
+	CheckTarget func(context.Context, TargetIdentity) error
 }
 
 // RestoreInto restores the dossier id of snapshot m into the live database
@@ -343,6 +347,15 @@ func RestoreIntoWith(ctx context.Context, src StreamSource, m *repo.Manifest, p 
 		return nil, err
 	}
 	defer t.Close()
+	if opts.CheckTarget != nil {
+		tid, err := t.identity(ctx, m.Engine, where)
+		if err != nil {
+			return nil, err
+		}
+		if err := opts.CheckTarget(ctx, tid); err != nil {
+			return nil, err
+		}
+	}
 	res, err := Extract(ctx, src, m, p, id, t)
 	if err != nil {
 		t.Close()

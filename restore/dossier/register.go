@@ -48,7 +48,11 @@ type Access struct {
 	Reason   string    `json:"reason,omitempty"`
 	// Override is the reason given to restore an erased dossier.
 	Override string `json:"override_erasure,omitempty"`
-	Result   string `json:"result"` // "ok" or the error
+	// Target is the database an --into restore reached (or was refused
+	// at): its server identity and database name, never a DSN, host or
+	// password. Records before it was added have none.
+	Target *TargetIdentity `json:"target,omitempty"`
+	Result string          `json:"result"` // "ok" or the error
 }
 
 // AddErasure records an erasure, signed with key, and returns its entry

@@ -22,3 +22,6 @@ var PGSystemID = pgSystemID
 func SetWrapTarget(o *Options, f func(tg source.Target, db *sql.DB) source.Target) {
 	o.wrapTarget = f
 }
+
+// SetBeforeCheck makes Run call f as each check starts.
+func SetBeforeCheck(o *Options, f func(check string)) { o.beforeCheck = f }

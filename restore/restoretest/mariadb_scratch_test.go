@@ -202,7 +202,7 @@ func TestMariaDBScratch(t *testing.T) {
 		if px.cuts.Load() != 1 {
 			t.Fatalf("the proxy cut %d answers, want 1", px.cuts.Load())
 		}
-		wantVerdict(t, rep, evidence.Fail, evidence.CheckRestore, evidence.CheckFingerprints, restoretest.CheckSchema, evidence.CheckProbes, evidence.CheckRTO)
+		wantVerdict(t, rep, evidence.Error, evidence.CheckRestore, evidence.CheckFingerprints, restoretest.CheckSchema, evidence.CheckProbes, evidence.CheckRTO)
 		if c := checkOf(t, rep, evidence.CheckDropScratch); !c.OK || !strings.Contains(c.Detail, "removed") {
 			t.Errorf("drop-scratch: %+v", c)
 		}

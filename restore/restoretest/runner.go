@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -48,6 +51,11 @@ type Options struct {
 	ProbeTimeout time.Duration
 	// Parallel is the number of tables restored at once (default 2).
 	Parallel int
+	// PackCacheBytes bounds the verified packs kept on disk under
+	// policy.restore_test.scratch_dir between the fetch and the restore
+	// (0: DefaultPackCacheBytes; negative: none, the restore reads every
+	// pack from the location again).
+	PackCacheBytes int64
 
 	// beforeFingerprint, set by tests (export_test.go), runs on a writable
 	// connection to the scratch database after the load and before the
@@ -56,6 +64,9 @@ type Options struct {
 	// wrapTarget, set by tests (export_test.go), wraps the restore
 	// target; db is a writable connection to the scratch database.
 	wrapTarget func(tg source.Target, db *sql.DB) source.Target
+	// beforeCheck, set by tests (export_test.go), runs as each check
+	// starts: tests take the location away there.
+	beforeCheck func(check string)
 }
 
 // dropTimeout bounds the removal of the scratch database, which runs even
@@ -74,8 +85,12 @@ var checkOrder = []string{
 }
 
 // Run runs one restore test and returns its report: verdict PASS when
-// every check passed, else FAIL naming the failed checks. Every failure of
-// the test itself is a FAIL report, not an error.
+// every check passed; ERROR when the test could not run because of the
+// test rig — the tested location unreachable or gone (also mid-test), the
+// restore-test server refusing the login, not answering or refusing to
+// create the scratch database — with Cause naming the location or the
+// server; else FAIL naming the failed checks. Every failure of the test
+// itself is a report, not an error.
 //
 // Run returns an error without a report when the test cannot start: a
 // *SetupError for the configuration (unknown tenant or location, a files
@@ -101,6 +116,9 @@ func Run(ctx context.Context, a *appliance.Appliance, opts Options) (rep *eviden
 			rt.abort = "skipped: internal error in " + rt.current
 		}
 		rt.dropScratch(ctx)
+		if rt.rloc != nil {
+			rt.rloc.remove()
+		}
 		rep = rt.finish()
 		if cerr := ctx.Err(); cerr != nil {
 			err = fmt.Errorf("restore test of %s interrupted: %w", rt.t.ID, cerr)
@@ -147,6 +165,9 @@ type run struct {
 	scratch    scratch
 	dropped    bool
 	restoreDur time.Duration
+
+	rloc *rigLocation // the tested location with its pack cache
+	rig  string       // why the test rig failed (verdict ERROR)
 }
 
 // prepare resolves what is tested and refuses what cannot start.
@@ -231,6 +252,9 @@ func (rt *run) ok(name string) bool { return rt.checks[name].OK }
 // the test was not interrupted. Otherwise it records the check as skipped.
 func (rt *run) ready(ctx context.Context, name string, needs ...string) bool {
 	rt.current = name
+	if h := rt.opts.beforeCheck; h != nil {
+		h(name)
+	}
 	if rt.abort != "" {
 		rt.record(name, false, 0, rt.abort)
 		return false
@@ -249,7 +273,66 @@ func (rt *run) ready(ctx context.Context, name string, needs ...string) bool {
 }
 
 func (rt *run) fail(name string, t0 time.Time, err error) {
+	if cause := rt.rigCause(name, err); cause != "" {
+		rt.rig = cause
+		rt.record(name, false, time.Since(t0), "could not run: "+cause)
+		return
+	}
 	rt.record(name, false, time.Since(t0), describe(err, rt.secret))
+}
+
+// rigCause tells, for the first failed check that reads the location or
+// uses the restore-test server, whether the test rig failed rather than
+// the backup: the tested location's repository cannot be read at all (a
+// probe after the failure, or a transport error seen during the test),
+// or the restore-test server no longer answers. It returns "" for a
+// failure of the backup.
+func (rt *run) rigCause(name string, err error) string {
+	if rt.rig != "" || errors.Is(err, context.Canceled) {
+		return ""
+	}
+	for n, c := range rt.checks {
+		if !c.OK && n != name {
+			return "" // an earlier check failed: this one follows from it
+		}
+	}
+	switch name {
+	case evidence.CheckSnapshot, evidence.CheckFetch, evidence.CheckRestore:
+	default:
+		return ""
+	}
+	if rt.rloc != nil {
+		// A repository missing from the start is a missing copy (FAIL); one
+		// that was there at the snapshot check and is gone now, or a
+		// location that does not answer, is the rig.
+		if lerr := rt.rloc.locationGone(context.Background(), rt.t.ID); lerr != nil && (name != evidence.CheckSnapshot || !errors.Is(lerr, repo.ErrNotFound)) {
+			return fmt.Sprintf("location %s %s during the %s check; the backup was not tested", rt.loc.Name, locationProblem(lerr), name)
+		}
+	} else if name == evidence.CheckSnapshot && !errors.Is(err, repo.ErrCorrupt) && !errors.Is(err, repo.ErrNotFound) && !errors.Is(err, repo.ErrWrongKey) {
+		return fmt.Sprintf("location %s could not be opened (%s); the backup was not tested", rt.loc.Name, locationProblem(err))
+	}
+	if name == evidence.CheckRestore && rt.server != "" {
+		if perr := probeServer(context.Background(), family(rt.t.Engine), rt.server); perr != nil {
+			return perr.Error() + " during the restore check; the backup was not tested"
+		}
+	}
+	return ""
+}
+
+// locationProblem words a location failure without its endpoint.
+func locationProblem(err error) string {
+	var oe *net.OpError
+	switch {
+	case errors.Is(err, repo.ErrNotFound):
+		return "is gone (the tenant's repository is no longer there)"
+	case errors.As(err, &oe) && oe.Err != nil:
+		return "is unreachable: " + oe.Err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "does not answer"
+	case errors.Is(err, repo.ErrMisconfigured):
+		return "refuses the request (a configuration problem: run `kluis config check --online`)"
+	}
+	return "is unreachable"
 }
 
 func (rt *run) progress(check string, done, total int64) {
@@ -271,6 +354,23 @@ func (rt *run) checkSnapshot(ctx context.Context) {
 		rt.fail(name, t0, err)
 		return
 	}
+	// Verified packs wait on disk for the restore (one cache per tenant:
+	// the tenant's lock is held, so a leftover one is a killed test's).
+	max := rt.opts.PackCacheBytes
+	if max == 0 {
+		max = DefaultPackCacheBytes
+	}
+	cacheDir := ""
+	if max > 0 {
+		cacheDir = filepath.Join(rt.a.Cfg.Resolve(rt.a.Cfg.Policy.RestoreTest.ScratchDir), "packs-"+rt.t.ID)
+		os.RemoveAll(cacheDir)
+	}
+	rloc, wrapped, err := newRigLocation(loc, cacheDir, max)
+	if err != nil { // no room for a cache: the restore reads the location again
+		rt.log.Warn("restore test without a pack cache", "err", err)
+		rloc, wrapped, _ = newRigLocation(loc, "", 0)
+	}
+	rt.rloc, loc = rloc, wrapped
 	mk, err := rt.a.MasterKey()
 	if err != nil {
 		rt.fail(name, t0, err)
@@ -345,7 +445,8 @@ func (rt *run) checkRestore(ctx context.Context) {
 		rt.scratch = sc
 	}
 	if err != nil {
-		rt.fail(name, t0, err)
+		rt.rig = fmt.Sprintf("%s could not create the scratch database: %s; the backup was not tested", rt.scratchWhere(), rt.scratchProblem(err))
+		rt.record(name, false, time.Since(t0), "could not run: "+rt.rig)
 		rt.skipDependent(evidence.CheckFingerprints, name)
 		return
 	}
@@ -402,7 +503,7 @@ func (rt *run) checkRestore(ctx context.Context) {
 		return
 	}
 	rt.restoreDur = end.Sub(t0)
-	rt.record(name, true, loaded.Sub(t0), fmt.Sprintf("restored into scratch database %s", sc.Name()))
+	rt.record(name, true, loaded.Sub(t0), fmt.Sprintf("restored into scratch database %s; %s", sc.Name(), rt.rloc.readStats()))
 
 	rt.recordSchema(res)
 	rt.current = evidence.CheckFingerprints
@@ -591,6 +692,9 @@ func (rt *run) finish() *evidence.Report {
 	rep.Verdict = evidence.Pass
 	if len(rep.FailedChecks) > 0 {
 		rep.Verdict = evidence.Fail
+	}
+	if rt.rig != "" {
+		rep.Verdict, rep.Cause = evidence.Error, rt.rig
 	}
 	return rep
 }

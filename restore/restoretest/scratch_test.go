@@ -37,7 +37,11 @@ func closedPort(t testing.TB) int {
 // to drop, no secret in any detail.
 func wantCreateFailed(t *testing.T, rep *evidence.Report, detail string, secrets ...string) {
 	t.Helper()
-	wantVerdict(t, rep, evidence.Fail, evidence.CheckRestore, evidence.CheckFingerprints, restoretest.CheckSchema, evidence.CheckProbes, evidence.CheckRTO)
+	// The test rig failed, not the backup (issue 18.4): ERROR, with the cause.
+	wantVerdict(t, rep, evidence.Error, evidence.CheckRestore, evidence.CheckFingerprints, restoretest.CheckSchema, evidence.CheckProbes, evidence.CheckRTO)
+	if !strings.Contains(rep.Cause, "could not create the scratch database") {
+		t.Errorf("cause %q", rep.Cause)
+	}
 	if c := checkOf(t, rep, evidence.CheckRestore); !strings.Contains(c.Detail, detail) {
 		t.Errorf("restore detail %q lacks %q", c.Detail, detail)
 	}
@@ -128,7 +132,7 @@ func TestPostgresCreateAnswerLost(t *testing.T) {
 	if px.cuts.Load() != 1 {
 		t.Fatalf("the proxy cut %d answers, want 1", px.cuts.Load())
 	}
-	wantVerdict(t, rep, evidence.Fail, evidence.CheckRestore, evidence.CheckFingerprints, restoretest.CheckSchema, evidence.CheckProbes, evidence.CheckRTO)
+	wantVerdict(t, rep, evidence.Error, evidence.CheckRestore, evidence.CheckFingerprints, restoretest.CheckSchema, evidence.CheckProbes, evidence.CheckRTO)
 	if c := checkOf(t, rep, evidence.CheckDropScratch); !c.OK || !strings.Contains(c.Detail, "removed") {
 		t.Errorf("drop-scratch: %+v", c)
 	}
