@@ -92,6 +92,7 @@ func OpenLocation(cfg *config.Config, l config.Location) (repo.Location, error) 
 func (a *Appliance) MasterKey() (repo.MasterKey, error) {
 	a.masterOnce.Do(func() {
 		a.master, a.masterErr = repo.LoadMasterKey(a.Cfg.Resolve(a.Cfg.Appliance.MasterKeyFile))
+		a.masterErr = a.KeyFileError(a.masterErr)
 	})
 	return a.master, a.masterErr
 }

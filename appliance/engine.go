@@ -26,7 +26,7 @@ func (a *Appliance) Engine(t *config.Tenant, fingerprintKey []byte) (source.Engi
 				return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
 			}
 		}
-		return postgres.New(dsn, fingerprintKey, postgres.Options{LockTimeout: a.Cfg.TenantLockTimeout(t)}), nil
+		return postgres.New(dsn, fingerprintKey, postgres.Options{PgDumpPath: a.PgDumpPath(), LockTimeout: a.Cfg.TenantLockTimeout(t)}), nil
 	case "mariadb", "mysql":
 		dsn, err := ReadDSN(a.Cfg.Resolve(t.DSNFile))
 		if err != nil {
@@ -35,6 +35,15 @@ func (a *Appliance) Engine(t *config.Tenant, fingerprintKey []byte) (source.Engi
 		return mariadb.New(dsn, fingerprintKey, mariadb.Options{LockTimeout: a.Cfg.TenantLockTimeout(t)}), nil
 	}
 	return nil, fmt.Errorf("tenant %s: engine %s has no database source", t.ID, t.Engine)
+}
+
+// PgDumpPath is the configured pg_dump (policy.pg_dump), resolved against
+// the config's directory, or "" for the default search.
+func (a *Appliance) PgDumpPath() string {
+	if a.Cfg.Policy.PgDump == "" {
+		return ""
+	}
+	return a.Cfg.Resolve(a.Cfg.Policy.PgDump)
 }
 
 // TargetSpec says where a database restore goes: a SQLite file (Path) or a

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	kdsn "github.com/kluis-nl/kluis/dsn"
+	"github.com/kluis-nl/kluis/source/postgres"
 )
 
 // OnlineResult is the outcome of connecting to one database (or
@@ -86,10 +87,17 @@ func (a *Appliance) pingTenant(ctx context.Context, id string) (string, error) {
 		}
 		defer conn.Close(context.WithoutCancel(ctx))
 		var v string
-		if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
+		var num int
+		if err := conn.QueryRow(ctx, "SELECT current_setting('server_version'), current_setting('server_version_num')::int").Scan(&v, &num); err != nil {
 			return "", err
 		}
-		return v, nil
+		// The pg_dump a backup would run: present, runnable, and at
+		// least the server's major version.
+		path, pv, err := postgres.CheckPgDump(ctx, a.PgDumpPath(), num/10000)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s; %s (%s)", v, pv, path), nil
 	}
 	eng, err := a.Engine(t, nil)
 	if err != nil {
@@ -112,10 +120,30 @@ func (a *Appliance) countDiscoverable(ctx context.Context, i int) (int, error) {
 			return 0, err
 		}
 		dbs, err := ListDatabases(ctx, dsn, d.Pattern)
-		return len(dbs), err
+		if err != nil {
+			return 0, err
+		}
+		// Its tenants are backed up with the configured pg_dump too.
+		return len(dbs), a.checkPgDumpFor(ctx, dsn)
 	case "sqlite":
 		ts, _, err := a.discoverSQLite(d)
 		return len(ts), err
 	}
 	return 0, fmt.Errorf("engine %q cannot discover tenants", d.Engine)
+}
+
+// checkPgDumpFor checks the pg_dump a backup would run against the major
+// version of the server dsn names.
+func (a *Appliance) checkPgDumpFor(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var num int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+		return err
+	}
+	_, _, err = postgres.CheckPgDump(ctx, a.PgDumpPath(), num/10000)
+	return err
 }

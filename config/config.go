@@ -113,6 +113,11 @@ type Policy struct {
 	LocationTimeout Duration `yaml:"location_timeout"`
 	// RestoreTest schedules and targets restore tests (config/restoretest.go).
 	RestoreTest RestoreTest `yaml:"restore_test"`
+	// PgDump is the pg_dump binary for PostgreSQL tenants (relative to the
+	// config file's directory); it must be at least each server's major
+	// version. Default: the server's major version's under
+	// /usr/lib/postgresql, else a newer one there, else pg_dump on PATH.
+	PgDump string `yaml:"pg_dump"`
 	// Verify is the daemon's nightly verify job (config/verify.go).
 	Verify Verify `yaml:"verify"`
 }

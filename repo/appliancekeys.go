@@ -186,7 +186,10 @@ func writeSecretFile(path string, data []byte) error {
 func readSecretFile(path string) ([]byte, error) {
 	b, err := secretfile.Read(path, 64<<10)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s does not exist (create the appliance keys with `kluis keys init`)", path)
+		// Wraps fs.ErrNotExist: the appliance adds what to do, which
+		// depends on whether it already has backups (appliance.KeyAdvice):
+		// `kluis keys init` on a fresh one only.
+		return nil, fmt.Errorf("%s does not exist: %w", path, fs.ErrNotExist)
 	}
 	return b, err
 }

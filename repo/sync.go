@@ -21,12 +21,23 @@ type SyncResult struct {
 	// Refused counts objects another location lists that were not copied
 	// here because they were proven planted there (they match their name
 	// but this repository never sealed them). They are not missing.
-	Refused int    `json:"refused,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Refused int `json:"refused,omitempty"`
+	// Repaired counts damaged copies here replaced by a good copy from
+	// another location (SyncOptions.Repair); their bytes are in Bytes.
+	// Damaged counts damaged copies still here (no good copy anywhere, or
+	// the replacement failed); Planted the planted objects found here,
+	// which have no genuine copy and are left to the operator.
+	Repaired int    `json:"objects_repaired,omitempty"`
+	Damaged  int    `json:"damaged,omitempty"`
+	Planted  int    `json:"planted,omitempty"`
+	Error    string `json:"error,omitempty"`
+
+	repairProblems []string
 }
 
-// Complete reports whether the location now holds every object.
-func (s *SyncResult) Complete() bool { return s.Error == "" && s.Missing == 0 }
+// Complete reports whether the location now holds every object, and (after
+// a repair) no damaged copy.
+func (s *SyncResult) Complete() bool { return s.Error == "" && s.Missing == 0 && s.Damaged == 0 }
 
 // syncKinds are copied in the repository's write order: a manifest never
 // arrives before the packs and index it refers to.
@@ -46,7 +57,16 @@ var syncKinds = []string{kindKeys, kindData, kindIndex, kindSnapshot, kindRegist
 //
 // The caller should hold the tenant lock (shared is enough: sync only
 // adds objects, exactly what a backup does).
+//
+// Sync compares names only and reads only what it copies: a copy that is
+// there but damaged is not found by Sync (check --read-data finds it);
+// SyncWith with Repair reads everything and replaces it.
 func (r *Repo) Sync(ctx context.Context) ([]SyncResult, error) {
+	return r.SyncWith(ctx, SyncOptions{})
+}
+
+// SyncWith is Sync with options.
+func (r *Repo) SyncWith(ctx context.Context, opts SyncOptions) ([]SyncResult, error) {
 	out := make([]SyncResult, len(r.locs))
 	have := make([]map[string]map[Hash]int64, len(r.locs))
 	union := map[string]map[Hash]bool{}
@@ -96,6 +116,12 @@ func (r *Repo) Sync(ctx context.Context) ([]SyncResult, error) {
 			out[i].Missing = -1
 			continue
 		}
+		if opts.Repair {
+			r.repairLocation(ctx, l, &out[i])
+			if err := ctx.Err(); err != nil {
+				return out, err
+			}
+		}
 		r.syncLocation(ctx, l, have[i], union, &out[i])
 		if err := ctx.Err(); err != nil {
 			return out, err
@@ -105,7 +131,7 @@ func (r *Repo) Sync(ctx context.Context) ([]SyncResult, error) {
 }
 
 func (r *Repo) syncLocation(ctx context.Context, l Location, have map[string]map[Hash]int64, union map[string]map[Hash]bool, res *SyncResult) {
-	var problems []string
+	problems := res.repairProblems
 	fail := func(err error) {
 		problems = append(problems, err.Error())
 		res.Missing++

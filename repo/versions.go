@@ -83,6 +83,17 @@ func (r *Repo) checkVersions(ctx context.Context, l Location, c *LocationCheck) 
 	}
 	sort.Slice(as, func(i, j int) bool { return as[i].Name < as[j].Name })
 	for _, a := range as {
+		if a.DataVersions > 1 && !a.Hidden {
+			// Repaired (sync --repair): the newest version matches its
+			// name and the damaged ones are kept by Object Lock.
+			if kind, h, ok := r.classifyObject(a.Name); ok && kind != kindConfig && r.currentMatches(ctx, l, a.Name, kind, h) {
+				c.warnf("%s: %d versions; the current one matches its name (repaired by sync --repair, or a copy written over it with the same bytes); the older ones stay until their Object Lock retention ends", a.Name, a.DataVersions)
+				if a.DeleteMarkers == 0 {
+					continue
+				}
+				a.DataVersions = 1
+			}
+		}
 		if a.DataVersions > 1 {
 			if h, ok := parseObjectName(r.tenant, kindData, a.Name); ok {
 				shadowed[h] = true

@@ -71,6 +71,6 @@ func cmdAccessLogVerify(ctx context.Context, g *globals, args []string) error {
 	if g.jsonOut {
 		return g.printJSON(map[string]any{"file": path, "ok": true, "records": head.Count, "head": head.Hash})
 	}
-	fmt.Fprintf(g.stdout, "%s: %d records, every signature and link verifies; head %s\n", path, head.Count, head.Hash)
+	fmt.Fprintf(g.stdout, "%s: %s, every signature and link verifies; head %s\n", path, plural(int(head.Count), "record", "records"), head.Hash)
 	return nil
 }

@@ -35,6 +35,15 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 		}
 		return err
 	}
+	// Files the config names that are not there (keys, DSN files): the
+	// config parses, but nothing that needs them would run.
+	if missing := appliance.New(c, g.log).MissingFiles(); len(missing) > 0 {
+		err := &config.ValidationError{Problems: missing}
+		if g.jsonOut {
+			g.printJSON(map[string]any{"ok": false, "error": err.Error(), "problems": missing})
+		}
+		return &configError{err}
+	}
 	out := map[string]any{"ok": true, "tenants": len(c.Tenants), "locations": len(c.Locations)}
 	// Valid but probably wrong: said, never a failure.
 	warnings := c.Warnings()
@@ -112,7 +121,7 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 	if g.jsonOut {
 		return nil
 	}
-	fmt.Fprintf(g.stdout, "config ok: appliance %s, %d locations, %d tenants\n", c.Appliance.ID, len(c.Locations), len(c.Tenants))
+	fmt.Fprintf(g.stdout, "config ok: appliance %s, %s, %s\n", c.Appliance.ID, plural(len(c.Locations), "location", "locations"), plural(len(c.Tenants), "tenant", "tenants"))
 	return nil
 }
 

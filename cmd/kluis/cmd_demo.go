@@ -11,7 +11,7 @@ import (
 )
 
 func cmdDemo(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("demo", "[--dir D] [--size BYTES]")
+	fs := g.flagSet("demo", "[--dir D] [--size BYTES]", globalLog)
 	dir := fs.String("dir", "", "create everything in `D` (absent or empty; default a new temporary directory)")
 	size := fs.Int64("size", 4<<20, "approximate size of each practice database in `bytes`")
 	if err := g.parse(fs, args); err != nil {
@@ -55,7 +55,7 @@ func cmdDemo(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "\ndemo finished in %.1fs\n", time.Since(start).Seconds())
+	fmt.Fprintf(g.stdout, "\ndemo finished in %s\n", humanDuration(time.Since(start)))
 	fmt.Fprintf(g.stdout, "everything it made (config, keys, both locations, state, evidence export, dossier) is in %s; remove it with: rm -rf %s\n", *dir, *dir)
 	return nil
 }

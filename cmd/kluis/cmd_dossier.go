@@ -37,7 +37,8 @@ func operatorName(flag string) string {
 }
 
 func signingKey(a *appliance.Appliance) (ed25519.PrivateKey, error) {
-	return repo.LoadSigningKey(a.Cfg.Resolve(a.Cfg.Appliance.SigningKeyFile))
+	k, err := repo.LoadSigningKey(a.Cfg.Resolve(a.Cfg.Appliance.SigningKeyFile))
+	return k, a.KeyFileError(err)
 }
 
 // dossierSession is what show and restore share: the repo, the snapshot,
@@ -165,7 +166,7 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	if g.jsonOut {
 		return g.printJSON(map[string]any{"tenant": *tenant, "snapshot": s.snap.ID.String(), "dossier_id": *id, "tables": res.Tables, "rows": res.Rows, "shared": res.Shared})
 	}
-	fmt.Fprintf(g.stdout, "dossier %s of tenant %s in snapshot %s (%s): %d rows\n", display.Escape(*id), *tenant, s.snap.ID.Short(), s.snap.Manifest.Started.Format("2006-01-02 15:04 MST"), res.Rows)
+	fmt.Fprintf(g.stdout, "dossier %s of tenant %s in snapshot %s (%s): %s\n", display.Escape(*id), *tenant, s.snap.ID.Short(), humanTime(s.snap.Manifest.Started, a.TimeZone()), plural(int(res.Rows), "row", "rows"))
 	for _, t := range res.Tables {
 		fmt.Fprintf(g.stdout, "  %-40s %8d  member by %s\n", display.Escape(t.Table), t.Rows, display.Escape(t.Via))
 	}
@@ -315,7 +316,7 @@ func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, int
 			os.Remove(out)
 			return "", err
 		}
-		return fmt.Sprintf("wrote dossier %s (%d rows in %d tables, snapshot %s) to %s", id, res.Rows, len(res.Tables), s.snap.ID.Short(), filepath.Clean(out)), nil
+		return fmt.Sprintf("wrote dossier %s (%s in %s, snapshot %s) to %s", id, plural(int(res.Rows), "row", "rows"), plural(len(res.Tables), "table", "tables"), s.snap.ID.Short(), filepath.Clean(out)), nil
 	}
 	where := into
 	if intoDSNFile != "" {
@@ -329,7 +330,7 @@ func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, int
 		return "", err
 	}
 	ins, skip := res.Inserted, res.Skipped
-	msg := fmt.Sprintf("restored dossier %s from snapshot %s: %d rows in %d tables inserted in one transaction", id, s.snap.ID.Short(), ins, len(res.Tables))
+	msg := fmt.Sprintf("restored dossier %s from snapshot %s: %s in %s inserted in one transaction", id, s.snap.ID.Short(), plural(int(ins), "row", "rows"), plural(len(res.Tables), "table", "tables"))
 	if skip > 0 {
 		msg += fmt.Sprintf(", %d already present and kept", skip)
 	}

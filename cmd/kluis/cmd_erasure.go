@@ -82,7 +82,7 @@ func cmdErasureAdd(ctx context.Context, g *globals, args []string) error {
 	}
 	for _, e := range list {
 		if e.ID == cid {
-			fmt.Fprintf(g.stdout, "dossier %s of tenant %s is already in the erasure register (recorded %s)\n", display.Escape(cid), *tenant, e.Time.In(tz).Format("2006-01-02 15:04"))
+			fmt.Fprintf(g.stdout, "dossier %s of tenant %s is already in the erasure register (recorded %s)\n", display.Escape(cid), *tenant, humanTime(e.Time, tz))
 			return nil
 		}
 	}
@@ -95,7 +95,7 @@ func cmdErasureAdd(ctx context.Context, g *globals, args []string) error {
 			fmt.Fprintf(g.stderr, "warning: the erasure is recorded but its anchor did not reach location %s (run kluis sync): %s\n", res.Location, res.Error)
 		}
 	}
-	fmt.Fprintf(g.stdout, "recorded the erasure of dossier %s of tenant %s on %s; restoring it is now refused and every restore removes it\n", display.Escape(cid), *tenant, when.In(tz).Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(g.stdout, "recorded the erasure of dossier %s of tenant %s on %s; restoring it is now refused and every restore removes it\n", display.Escape(cid), *tenant, humanTime(when, tz))
 	return nil
 }
 
@@ -130,7 +130,7 @@ func cmdErasureList(ctx context.Context, g *globals, args []string) error {
 		return g.printJSON(out)
 	}
 	for _, e := range out {
-		fmt.Fprintf(g.stdout, "%s  %-16s %-12s %-12s %s\n", e.Time.In(a.TimeZone()).Format("2006-01-02 15:04"), e.Tenant, display.Escape(e.ID), display.Escape(e.Operator), display.Escape(e.Reason))
+		fmt.Fprintf(g.stdout, "%s  %-16s %-12s %-12s %s\n", humanTime(e.Time, a.TimeZone()), e.Tenant, display.Escape(e.ID), display.Escape(e.Operator), display.Escape(e.Reason))
 	}
 	if len(out) == 0 {
 		fmt.Fprintln(g.stdout, "no erasures recorded")
@@ -173,7 +173,7 @@ func cmdErasureRecover(ctx context.Context, g *globals, args []string) error {
 	if g.jsonOut {
 		return g.printJSON(map[string]any{"erasures": n[dossier.LogNameErasures], "access": n[dossier.LogNameAccess]})
 	}
-	fmt.Fprintf(g.stdout, "rebuilt from the locations: erasure register %d records, access log %d records\n", n[dossier.LogNameErasures], n[dossier.LogNameAccess])
+	fmt.Fprintf(g.stdout, "rebuilt from the locations: erasure register %s, access log %s\n", plural(int(n[dossier.LogNameErasures]), "record", "records"), plural(int(n[dossier.LogNameAccess]), "record", "records"))
 	return nil
 }
 

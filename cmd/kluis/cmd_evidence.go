@@ -198,15 +198,15 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 		if len(snap) > 8 {
 			snap = snap[:8]
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s / %s\n", r.Seq, r.Time.In(a.TimeZone()).Format("2006-01-02 15:04"), r.Tenant, r.Location,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s / %s\n", r.Seq, humanTime(r.Time, a.TimeZone()), r.Tenant, r.Location,
 			snap, r.Verdict, fc, evidence.Duration(r.RTOSeconds), evidence.Duration(r.SnapshotAgeSeconds), evidence.Duration(r.LargestGapSeconds))
 	}
 	tw.Flush()
 	if notRun > 0 {
-		fmt.Fprintf(g.stdout, "%d reports, %d failed, %d could not run (the test rig, not the backup: kluis evidence show SEQ); the chain of %d reports verifies\n", len(rows), failed, notRun, len(p.all))
+		fmt.Fprintf(g.stdout, "%s, %d failed, %d could not run (the test rig, not the backup: kluis evidence show SEQ); the chain of %s verifies\n", plural(len(rows), "report", "reports"), failed, notRun, plural(len(p.all), "report", "reports"))
 		return nil
 	}
-	fmt.Fprintf(g.stdout, "%d reports, %d failed; the chain of %d reports verifies\n", len(rows), failed, len(p.all))
+	fmt.Fprintf(g.stdout, "%s, %d failed; the chain of %s verifies\n", plural(len(rows), "report", "reports"), failed, plural(len(p.all), "report", "reports"))
 	return nil
 }
 
@@ -273,7 +273,7 @@ func printReport(w io.Writer, rec evidence.Record, tz *time.Location) {
 	fmt.Fprintf(tw, "  RTO\t%s, target %s: %s\n", evidence.Duration(r.RTO.MeasuredSeconds), evidence.Duration(r.RTO.TargetSeconds), okText(r.RTO.OK))
 	gap := ""
 	if !r.RPO.LargestGapFrom.IsZero() {
-		gap = fmt.Sprintf(" (%s to %s)", r.RPO.LargestGapFrom.In(tz).Format("2006-01-02 15:04"), r.RPO.LargestGapTo.In(tz).Format("2006-01-02 15:04"))
+		gap = fmt.Sprintf(" (%s to %s)", humanTime(r.RPO.LargestGapFrom, tz), humanTime(r.RPO.LargestGapTo, tz))
 	}
 	fmt.Fprintf(tw, "  RPO\tsnapshot age %s; largest gap %s%s over %g days, %d snapshots; target %s: %s\n",
 		evidence.Duration(r.RPO.SnapshotAgeSeconds), evidence.Duration(r.RPO.LargestGapSeconds), gap, r.RPO.WindowDays, r.RPO.SnapshotsInWindow,
@@ -381,7 +381,7 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF")
+	fs := g.flagSet("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF", globalLog)
 	pubFile := fs.String("public-key", "", "the appliance's PEM public key `file`, obtained out of band (required; no config is read)")
 	cpFile := fs.String("checkpoint", "", "a checkpoint.note (or older checkpoint.json) `file` kept from an earlier export: prove the log up to it is unchanged")
 	var wkeys listFlag

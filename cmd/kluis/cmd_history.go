@@ -71,6 +71,6 @@ func acknowledgeLost(ctx context.Context, g *globals, a *appliance.Appliance, te
 	for _, id := range out {
 		fmt.Fprintf(g.stdout, "%s %s\n", verb, id[:8])
 	}
-	fmt.Fprintf(g.stdout, "%d snapshots %s\n", len(out), verb)
+	fmt.Fprintf(g.stdout, "%s %s\n", plural(len(out), "snapshot", "snapshots"), verb)
 	return nil
 }

@@ -52,7 +52,7 @@ func cmdKeysPublic(ctx context.Context, g *globals, args []string) error {
 	}
 	k, err := repo.LoadSigningKey(c.Resolve(c.Appliance.SigningKeyFile))
 	if err != nil {
-		return err
+		return appliance.New(c, g.log).KeyFileError(err)
 	}
 	pem, err := repo.EncodePublicKey(k.Public().(ed25519.PublicKey))
 	if err != nil {

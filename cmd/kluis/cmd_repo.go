@@ -127,8 +127,8 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 	} else {
 		s := res.Stats
 		fmt.Fprintf(g.stdout, "snapshot %s of %s committed at %s\n", res.ID.Short(), t.ID, strings.Join(res.Committed, ", "))
-		fmt.Fprintf(g.stdout, "  read %s in %d streams, new %s, stored %s in %d packs, %s\n",
-			humanBytes(s.Read), s.Streams, humanBytes(s.New), humanBytes(s.Stored), s.Packs, res.Finished.Sub(res.Started).Round(time.Millisecond))
+		fmt.Fprintf(g.stdout, "  read %s in %s, new %s, stored %s in %s, %s\n",
+			humanBytes(s.Read), plural(s.Streams, "stream", "streams"), humanBytes(s.New), humanBytes(s.Stored), plural(int(s.Packs), "pack", "packs"), humanDuration(res.Finished.Sub(res.Started)))
 	}
 	if res.Degraded(a.Cfg.Policy.RequiredCopies) {
 		return &degradedError{fmt.Sprintf("snapshot %s is at %d of %d required locations (%s); %s",
@@ -191,15 +191,15 @@ func cmdSnapshots(ctx context.Context, g *globals, args []string) error {
 		for _, u := range r.Unreachable {
 			locs += " " + u + ":unreachable"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID[:8], r.Started.In(tz).Format("2006-01-02 15:04:05"), r.Engine, r.Streams, humanBytes(r.Bytes), locs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID[:8], humanTime(r.Started, tz), r.Engine, r.Streams, humanBytes(r.Bytes), locs)
 	}
 	tw.Flush()
-	fmt.Fprintf(g.stdout, "%d snapshots\n", len(rows))
+	fmt.Fprintln(g.stdout, plural(len(rows), "snapshot", "snapshots"))
 	return nil
 }
 
 func cmdRestore(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("restore", "--tenant T --snapshot ID|latest (--to-dir DIR | --target-path FILE | --target-dsn DSN | --target-dsn-file FILE)")
+	fs := g.flags("restore", "--tenant T --snapshot ID|latest (--to-dir DIR | --target-path FILE | --target-dsn DSN | --target-dsn-file FILE) [--location NAME] [--roles apply|skip] [--parallel N] [--force] [--json]")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	snapshot := fs.String("snapshot", "latest", "snapshot `id` (a unique prefix) or latest")
 	toDir := fs.String("to-dir", "", "write every stream to `DIR`/NAME (raw streams)")
@@ -326,9 +326,9 @@ func cmdCheck(ctx context.Context, g *globals, args []string) error {
 			if !c.OK() {
 				verdict = "FAILED"
 			}
-			fmt.Fprintf(g.stdout, "location %s: %s — %d snapshots, %d indexes, %d packs", c.Location, verdict, c.Snapshots, c.Indexes, c.Packs)
+			fmt.Fprintf(g.stdout, "location %s: %s — %s, %s, %s", c.Location, verdict, plural(c.Snapshots, "snapshot", "snapshots"), plural(c.Indexes, "index", "indexes"), plural(c.Packs, "pack", "packs"))
 			if *readData {
-				fmt.Fprintf(g.stdout, ", %d packs read (%s)", c.PacksRead, humanBytes(c.BytesRead))
+				fmt.Fprintf(g.stdout, ", %s read (%s)", plural(c.PacksRead, "pack", "packs"), humanBytes(c.BytesRead))
 			}
 			fmt.Fprintln(g.stdout)
 			for _, e := range c.Errors {
@@ -340,7 +340,7 @@ func cmdCheck(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("check failed at %d of %d locations", failed, len(results))
+		return fmt.Errorf("check failed at %d of %s", failed, plural(len(results), "location", "locations"))
 	}
 	return nil
 }
@@ -433,15 +433,15 @@ func cmdForget(ctx context.Context, g *globals, args []string) error {
 		if rw.Keep {
 			verdict = "keep (" + strings.Join(rw.Reasons, ", ") + ")"
 		}
-		fmt.Fprintf(g.stdout, "%s  %s  %s\n", rw.ID[:8], rw.Started.In(tz).Format("2006-01-02 15:04"), verdict)
+		fmt.Fprintf(g.stdout, "%s  %s  %s\n", rw.ID[:8], humanTime(rw.Started, tz), verdict)
 	}
 	verb := "removed"
 	if *dryRun {
 		verb = "would remove"
 	}
-	fmt.Fprintf(g.stdout, "%s %d of %d snapshots\n", verb, len(remove), len(rows))
+	fmt.Fprintf(g.stdout, "%s %d of %s\n", verb, len(remove), plural(len(rows), "snapshot", "snapshots"))
 	if pr, ok := out["prune"].(*repo.PruneResult); ok {
-		fmt.Fprintf(g.stdout, "prune: %s %d packs (%s), kept %d\n", verb, pr.PacksDeleted, humanBytes(pr.BytesFreed), pr.PacksKept)
+		fmt.Fprintf(g.stdout, "prune: %s %s (%s), kept %d\n", verb, plural(pr.PacksDeleted, "pack", "packs"), humanBytes(pr.BytesFreed), pr.PacksKept)
 	}
 	return nil
 }
@@ -476,8 +476,9 @@ func cmdPrune(ctx context.Context, g *globals, args []string) error {
 	if *dryRun {
 		verb = "would delete"
 	}
-	fmt.Fprintf(g.stdout, "prune: %s %d packs (%s) and %d index objects; kept %d packs for %d snapshots\n",
-		verb, pr.PacksDeleted, humanBytes(pr.BytesFreed), pr.IndexesDeleted, pr.PacksKept, pr.Snapshots)
+	fmt.Fprintf(g.stdout, "prune: %s %s (%s) and %s; kept %s for %s\n",
+		verb, plural(pr.PacksDeleted, "pack", "packs"), humanBytes(pr.BytesFreed), plural(pr.IndexesDeleted, "index object", "index objects"),
+		plural(pr.PacksKept, "pack", "packs"), plural(pr.Snapshots, "snapshot", "snapshots"))
 	return nil
 }
 

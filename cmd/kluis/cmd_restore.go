@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/display"
@@ -43,7 +44,7 @@ func restoreFull(ctx context.Context, g *globals, a *appliance.Appliance, r *rep
 		if g.jsonOut {
 			return g.printJSON(res)
 		}
-		fmt.Fprintf(g.stdout, "restored snapshot %s: %d files, %s, into %s\n", snap.ID.Short(), len(res.Files), humanBytes(res.Bytes), f.toDir)
+		fmt.Fprintf(g.stdout, "restored snapshot %s: %s, %s, into %s\n", snap.ID.Short(), plural(len(res.Files), "file", "files"), humanBytes(res.Bytes), f.toDir)
 		return nil
 	}
 	spec := appliance.TargetSpec{Engine: snap.Manifest.Engine, Path: f.targetPath, DSN: f.targetDSN, Force: f.force}
@@ -88,14 +89,14 @@ func restoreFull(ctx context.Context, g *globals, a *appliance.Appliance, r *rep
 		g.printJSON(res)
 	}
 	if er != nil && (er.Applied > 0 || !g.jsonOut) {
-		fmt.Fprintf(g.stderr, "re-applied %d erasures of the register (%d rows deleted)\n", er.Applied, er.Rows)
+		fmt.Fprintf(g.stderr, "re-applied %s of the register (%s deleted)\n", plural(er.Applied, "erasure", "erasures"), plural(int(er.Rows), "row", "rows"))
 	}
 	if err != nil {
 		return err
 	}
 	if !g.jsonOut {
-		fmt.Fprintf(g.stdout, "restored snapshot %s: %d tables, %d rows, %s in %.1fs; every table's fingerprint matches the snapshot\n",
-			snap.ID.Short(), len(res.Tables), res.Rows, humanBytes(res.Bytes), res.Duration)
+		fmt.Fprintf(g.stdout, "restored snapshot %s: %s, %s, %s in %s; every table's fingerprint matches the snapshot\n",
+			snap.ID.Short(), plural(len(res.Tables), "table", "tables"), plural(int(res.Rows), "row", "rows"), humanBytes(res.Bytes), humanDuration(time.Duration(res.Duration*float64(time.Second))))
 		if res.Privileges != nil {
 			fmt.Fprintln(g.stdout, display.Text(res.Privileges.Summary()))
 			for _, o := range res.Privileges.SkippedObjects {

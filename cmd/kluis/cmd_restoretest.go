@@ -135,13 +135,13 @@ func printRestoreTest(g *globals, rep *evidence.Report) {
 	}
 	fmt.Fprintf(g.stdout, "restore test of %s, snapshot %s, read from %s\n", rep.Tenant, snap, rep.Location.Name)
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHECK\tOK\tSECONDS\tDETAIL")
+	fmt.Fprintln(tw, "CHECK\tOK\tTIME\tDETAIL")
 	for _, c := range rep.Checks {
 		ok := "ok"
 		if !c.OK {
 			ok = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\n", c.Name, ok, c.Seconds, display.Escape(c.Detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, ok, evidence.Duration(c.Seconds), display.Escape(c.Detail))
 	}
 	tw.Flush()
 	switch rep.Verdict {

@@ -46,18 +46,13 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 		}
 	} else {
 		tz := a.TimeZone()
-		when := func(t time.Time) string {
-			if t.IsZero() {
-				return "-"
-			}
-			return t.In(tz).Format("2006-01-02 15:04")
-		}
+		when := func(t time.Time) string { return humanTime(t, tz) }
 		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "TENANT\tLAST BACKUP\tAGE\tCOPIES\tNEXT RUN\tRESTORE TEST\tSTATUS")
 		for _, t := range rep.Tenants {
 			age := "-"
 			if !t.LastSuccess.IsZero() {
-				age = (time.Duration(t.AgeSeconds) * time.Second).Round(time.Minute).String()
+				age = humanDuration(time.Duration(t.AgeSeconds) * time.Second)
 			}
 			var copies []string
 			for _, l := range a.Cfg.Locations {
@@ -120,7 +115,7 @@ func checkDatabasesOnline(ctx context.Context, g *globals, c *config.Config) ([]
 		}
 	}
 	if failed > 0 {
-		return results, fmt.Errorf("%d of %d databases unreachable", failed, len(results))
+		return results, fmt.Errorf("%d of %s unreachable", failed, plural(len(results), "database", "databases"))
 	}
 	return results, nil
 }

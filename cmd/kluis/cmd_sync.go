@@ -21,8 +21,9 @@ type tenantSync struct {
 // tenant or all; without --tenant also the evidence log's reports. Exit 0
 // when every location is complete, 1 otherwise.
 func cmdSync(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("sync", "[--tenant T]")
+	fs := g.flags("sync", "[--tenant T] [--repair] [--json]")
 	tenant := fs.String("tenant", "", "sync only this tenant `id` (default: every tenant)")
+	repair := fs.Bool("repair", false, "first read every object at every location (as check --read-data) and replace each damaged copy with a good one from another location")
 	g.jsonFlag(fs)
 	a, err := g.command(fs, args)
 	if err != nil {
@@ -48,7 +49,7 @@ func cmdSync(ctx context.Context, g *globals, args []string) error {
 	var out []tenantSync
 	failed := 0
 	for _, t := range tenants {
-		ts := syncTenant(ctx, g, t)
+		ts := syncTenant(ctx, g, t, repo.SyncOptions{Repair: *repair})
 		if !ts.OK {
 			failed++
 		}
@@ -97,9 +98,18 @@ func cmdSync(ctx context.Context, g *globals, args []string) error {
 				if !l.Complete() {
 					verdict = "INCOMPLETE"
 				}
-				fmt.Fprintf(g.stdout, "tenant %s, location %s: %s — copied %d objects (%s)", ts.Tenant, l.Location, verdict, l.Copied, humanBytes(l.Bytes))
+				fmt.Fprintf(g.stdout, "tenant %s, location %s: %s — copied %s (%s)", ts.Tenant, l.Location, verdict, plural(l.Copied, "object", "objects"), humanBytes(l.Bytes))
+				if l.Repaired > 0 {
+					fmt.Fprintf(g.stdout, ", repaired %s", plural(l.Repaired, "damaged copy", "damaged copies"))
+				}
 				if l.Missing > 0 {
 					fmt.Fprintf(g.stdout, ", %d still missing", l.Missing)
+				}
+				if l.Damaged > 0 {
+					fmt.Fprintf(g.stdout, ", %d still damaged", l.Damaged)
+				}
+				if l.Planted > 0 {
+					fmt.Fprintf(g.stdout, ", %s (check names them; remove by hand)", plural(l.Planted, "planted object", "planted objects"))
 				}
 				fmt.Fprintln(g.stdout)
 				if l.Error != "" {
@@ -113,7 +123,7 @@ func cmdSync(ctx context.Context, g *globals, args []string) error {
 	}
 	if failed > 0 {
 		if !g.jsonOut {
-			fmt.Fprintf(g.stderr, "kluis: sync incomplete (%d of %d tenants, or the evidence log, see above); run it again when the locations are reachable\n", failed, len(out))
+			fmt.Fprintf(g.stderr, "kluis: sync incomplete (%d of %s, or the evidence log, see above); run it again when the locations are reachable\n", failed, plural(len(out), "tenant", "tenants"))
 		}
 		return &silentError{code: exitFailed}
 	}
@@ -137,7 +147,7 @@ func syncEvidence(ctx context.Context, g *globals) ([]repo.LocationResult, error
 	return store.Sync(ctx)
 }
 
-func syncTenant(ctx context.Context, g *globals, tenant string) tenantSync {
+func syncTenant(ctx context.Context, g *globals, tenant string, opts repo.SyncOptions) tenantSync {
 	ts := tenantSync{Tenant: tenant}
 	a, err := g.appliance()
 	if err != nil {
@@ -160,7 +170,7 @@ func syncTenant(ctx context.Context, g *globals, tenant string) tenantSync {
 		ts.Error = err.Error()
 		return ts
 	}
-	res, err := r.Sync(ctx)
+	res, err := r.SyncWith(ctx, opts)
 	ts.Locations = res
 	if err != nil {
 		ts.Error = err.Error()

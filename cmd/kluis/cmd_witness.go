@@ -29,7 +29,7 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func cmdWitnessInit(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("witness init", "--key FILE --name NAME")
+	fs := g.flagSet("witness init", "--key FILE --name NAME", globalLog)
 	keyFile := fs.String("key", "", "create the witness's Ed25519 private key in this new `file` (mode 0600)")
 	name := fs.String("name", "", "the witness's `name`, e.g. witness.auditor.example/kluis")
 	if err := g.parse(fs, args); err != nil {
@@ -73,7 +73,7 @@ func cmdWitnessInit(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdWitnessServe(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("witness serve", "--key FILE --name NAME --state DIR --listen ADDR --log APPLIANCE=PUBKEY.pem ...")
+	fs := g.flagSet("witness serve", "--key FILE --name NAME --state DIR --listen ADDR --log APPLIANCE=PUBKEY.pem ...", globalLog)
 	keyFile := fs.String("key", "", "the witness's private key `file` (kluis witness init)")
 	name := fs.String("name", "", "the witness's `name` (as given to kluis witness init)")
 	state := fs.String("state", "", "the `directory` the witness keeps the last checkpoint of each log in")

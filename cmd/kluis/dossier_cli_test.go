@@ -89,7 +89,7 @@ policy: {pack_size: 1MiB}
 	e.mustRun(0, "dossier", "restore", "--tenant", dossierTenant, "--id", "3", "--reason", "again", "--override-erasure", "court order 2026/12", "--out", e.path("d3.sql"))
 
 	r := e.mustRun(0, "restore", "--tenant", dossierTenant, "--target-path", e.path("full.db"))
-	if !strings.Contains(r.stderr, "re-applied 1 erasures") {
+	if !strings.Contains(r.stderr, "re-applied 1 erasure of") {
 		t.Errorf("full restore did not report the erasure: %v", r)
 	}
 	db, err := sql.Open("sqlite", e.path("full.db"))
@@ -300,7 +300,7 @@ policy: {pack_size: 1MiB}
 		t.Fatal(err)
 	}
 	r = e.mustRun(0, "restore", "--tenant", tenant, "--snapshot", "latest", "--target-dsn-file", e.path("full.dsn"))
-	if !strings.Contains(r.stdout+r.stderr, "re-applied 1 erasures") {
+	if !strings.Contains(r.stdout+r.stderr, "re-applied 1 erasure of") {
 		t.Errorf("full restore did not re-apply the erasure: %v", r)
 	}
 	fullDB := mariadbtest.OpenDSN(t, srv.DSN(fullName))

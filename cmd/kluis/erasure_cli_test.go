@@ -79,7 +79,7 @@ func TestErasureRegisterEverywhere(t *testing.T) {
 
 	// Full restore of a snapshot taken the same day: the dossier stays out.
 	r := e.mustRun(0, "restore", "--tenant", "praktijk-s", "--target-path", e.path("full.db"))
-	if !strings.Contains(r.stderr, "re-applied 1 erasures") || clientRows(t, e.path("full.db"), 3) != 0 || clientRows(t, e.path("full.db"), 4) != 1 {
+	if !strings.Contains(r.stderr, "re-applied 1 erasure of") || clientRows(t, e.path("full.db"), 3) != 0 || clientRows(t, e.path("full.db"), 4) != 1 {
 		t.Errorf("full restore of the erasure day's snapshot kept the dossier: %v", r)
 	}
 	// dossier show of the erased client is refused, whatever the spelling.
@@ -148,7 +148,7 @@ func TestErasureRegisterEverywhere(t *testing.T) {
 	if _, err := os.Stat(e.path("full2.db")); err == nil {
 		t.Errorf("a restore ran without the register")
 	}
-	if r := e.mustRun(0, "erasure", "recover"); !strings.Contains(r.stdout, "erasure register 1 records") {
+	if r := e.mustRun(0, "erasure", "recover"); !strings.Contains(r.stdout, "erasure register 1 record,") {
 		t.Errorf("erasure recover: %v", r)
 	}
 	if b, _ := os.ReadFile(reg); string(b) != string(saved) {

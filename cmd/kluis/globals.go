@@ -105,18 +105,10 @@ func (g *globals) exit(err error) int {
 	return exitFailed
 }
 
-// flags returns a FlagSet with the global flags registered.
+// flags returns a FlagSet with the global flags registered: --config and
+// the log flags (cmd/kluis/usage.go).
 func (g *globals) flags(name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet("kluis "+name, flag.ContinueOnError)
-	fs.SetOutput(g.stderr)
-	fs.StringVar(&g.configPath, "config", g.configPath, "config `file` (default $KLUIS_CONFIG, else ./kluis.yaml, else /etc/kluis/kluis.yaml)")
-	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log `level`: debug, info, warn, error")
-	fs.StringVar(&g.logFormat, "log-format", g.logFormat, "log `format`: text or json")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: kluis %s %s\n\nFlags:\n", name, usage)
-		fs.PrintDefaults()
-	}
-	return fs
+	return g.flagSet(name, usage, globalConfig|globalLog)
 }
 
 func (g *globals) jsonFlag(fs *flag.FlagSet) {

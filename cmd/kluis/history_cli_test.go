@@ -86,7 +86,7 @@ func TestHistoryErasedCLI(t *testing.T) {
 	if r := e.run("restore", "--tenant", tenant, "--to-dir", e.path("out")); r.code != 1 || !strings.Contains(r.stderr, s3[:8]) {
 		t.Errorf("restore latest with the newest snapshot erased everywhere: %v", r)
 	}
-	if r := e.mustRun(0, "forget", "--tenant", tenant, "--acknowledge-lost"); !strings.Contains(r.stdout, "1 snapshots acknowledged as lost") {
+	if r := e.mustRun(0, "forget", "--tenant", tenant, "--acknowledge-lost"); !strings.Contains(r.stdout, "1 snapshot acknowledged as lost") {
 		t.Errorf("forget --acknowledge-lost: %v", r)
 	}
 	e.checkOK()

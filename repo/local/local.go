@@ -122,6 +122,54 @@ func (l *Location) Put(ctx context.Context, name string, data []byte) error {
 	return l.wrap(name, syncDir(dir))
 }
 
+// Replace writes data as name even when an object of that name exists:
+// the repair of a damaged copy (repo.Replacer). The new file is written and
+// fsynced beside it and renamed over it, so name holds either the old or
+// the new bytes, never a mix.
+func (l *Location) Replace(ctx context.Context, name string, data []byte) error {
+	p, err := l.path(name)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := l.checkRoot(); err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		return l.wrap(name, fmt.Errorf("not a regular file (%s); remove it by hand", fi.Mode().Type()))
+	}
+	dir := filepath.Dir(p)
+	if err := mkdirAllSync(dir, l.root); err != nil {
+		return l.wrap(name, err)
+	}
+	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return l.wrap(name, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return l.wrap(name, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return l.wrap(name, err)
+	}
+	if err := f.Close(); err != nil {
+		return l.wrap(name, err)
+	}
+	if err := os.Chmod(tmp, 0o400); err != nil {
+		return l.wrap(name, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return l.wrap(name, err)
+	}
+	return l.wrap(name, syncDir(dir))
+}
+
 func (l *Location) wrap(name string, err error) error {
 	if err == nil {
 		return nil

@@ -356,7 +356,7 @@ func (l *Location) Put(ctx context.Context, name string, data []byte) error {
 	ctx, cancel := l.opCtx(ctx, int64(len(data)))
 	defer cancel()
 	if int64(len(data)) > l.opts.MultipartThreshold {
-		err = l.putMultipart(ctx, key, data)
+		err = l.putMultipart(ctx, key, data, false)
 	} else {
 		in := &s3.PutObjectInput{
 			Bucket: aws.String(l.opts.Bucket), Key: aws.String(key),
@@ -371,6 +371,42 @@ func (l *Location) Put(ctx context.Context, name string, data []byte) error {
 		return nil
 	}
 	return l.wrap("put", name, err)
+}
+
+// Replace writes data as the current content of name even when an object
+// of that name exists: the repair of a damaged copy (repo.Replacer). On a
+// versioned bucket it adds a version and the damaged one stays (Object
+// Lock may forbid deleting it); reads take the current version, which now
+// matches the name.
+func (l *Location) Replace(ctx context.Context, name string, data []byte) error {
+	key, err := l.key(name)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := l.opCtx(ctx, int64(len(data)))
+	defer cancel()
+	if int64(len(data)) > l.opts.MultipartThreshold {
+		err = l.putMultipart(ctx, key, data, true)
+	} else {
+		in := &s3.PutObjectInput{
+			Bucket: aws.String(l.opts.Bucket), Key: aws.String(key),
+			Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+			ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		}
+		in.ObjectLockMode, in.ObjectLockRetainUntilDate = l.lockFields()
+		_, err = l.client.PutObject(ctx, in)
+	}
+	return l.wrap("replace", name, err)
+}
+
+func ifNoneMatch(replace bool) *string {
+	if replace {
+		return nil
+	}
+	return aws.String("*")
 }
 
 // isExists reports a conditional write refused because the name exists
@@ -401,7 +437,7 @@ func (l *Location) RetainUntil(t time.Time) time.Time {
 	return t.UTC().Add(time.Duration(l.opts.Lock.Days) * 24 * time.Hour).Truncate(time.Second).Add(time.Second)
 }
 
-func (l *Location) putMultipart(ctx context.Context, key string, data []byte) error {
+func (l *Location) putMultipart(ctx context.Context, key string, data []byte, replace bool) error {
 	in := &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(l.opts.Bucket), Key: aws.String(key),
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
@@ -434,7 +470,7 @@ func (l *Location) putMultipart(ctx context.Context, key string, data []byte) er
 	_, err = l.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: in.Bucket, Key: in.Key, UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		IfNoneMatch:     aws.String("*"),
+		IfNoneMatch:     ifNoneMatch(replace),
 	})
 	if err != nil {
 		abort()

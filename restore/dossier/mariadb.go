@@ -99,7 +99,7 @@ func isDecimalDigits(s []byte) bool {
 func (t *Target) openMariaDB(ctx context.Context, dsn string) error {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return errors.New("mariadb target: the DSN does not parse (not shown: it may hold a password)")
+		return errors.New("mariadb target: the DSN does not parse (not shown: it may hold a password); the form is user:password@tcp(host:3306)/db")
 	}
 	if cfg.DBName == "" {
 		return errors.New("mariadb target: the DSN names no database (…/dbname)")

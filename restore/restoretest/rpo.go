@@ -43,11 +43,11 @@ func measureRPO(snap time.Time, times []time.Time, now time.Time, window, target
 	age := now.Sub(snap)
 	var problems []string
 	if age > target {
-		problems = append(problems, fmt.Sprintf("snapshot is %s old, over the RPO target %s", roundDur(age), target))
+		problems = append(problems, fmt.Sprintf("snapshot is %s old, over the RPO target %s", roundDur(age), roundDur(target)))
 	}
 	if gap > target {
 		problems = append(problems, fmt.Sprintf("largest gap between snapshots is %s (%s to %s), over the RPO target %s",
-			roundDur(gap), r.LargestGapFrom.Format(time.RFC3339), r.LargestGapTo.Format(time.RFC3339), target))
+			roundDur(gap), r.LargestGapFrom.Format(time.RFC3339), r.LargestGapTo.Format(time.RFC3339), roundDur(target)))
 	}
 	r.OK = len(problems) == 0
 	if !r.OK {
@@ -58,19 +58,14 @@ func measureRPO(snap time.Time, times []time.Time, now time.Time, window, target
 		gaps = "no gap to measure"
 	}
 	return r, fmt.Sprintf("snapshot age %s; %s over %s (%s in the window); target %s",
-		roundDur(age), gaps, days(window), plural(r.SnapshotsInWindow, "snapshot"), target)
+		roundDur(age), gaps, days(window), plural(r.SnapshotsInWindow, "snapshot"), roundDur(target))
 }
 
-// roundDur rounds a duration for a detail: to the minute from an hour,
-// the second from a minute, the millisecond below.
-func roundDur(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Hour:
-		return d.Round(time.Minute)
-	case d >= time.Minute:
-		return d.Round(time.Second)
-	}
-	return d.Round(time.Millisecond)
+// roundDur is a duration for a detail, in the one format of human output
+// and the evidence summary (evidence.Duration): "0.3s", "4.2s", "12m 05s",
+// "26h 00m", "5d 03h".
+func roundDur(d time.Duration) string {
+	return evidence.Duration(d.Seconds())
 }
 
 // days writes a whole number of days as "30 days", anything else as a
@@ -82,7 +77,7 @@ func days(d time.Duration) string {
 	if d%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%d days", d/(24*time.Hour))
 	}
-	return d.String()
+	return roundDur(d)
 }
 
 // plural writes "1 pack", "2 packs".

@@ -603,10 +603,10 @@ func (rt *run) checkRTO() {
 	rt.rep.RTO.MeasuredSeconds = d.Seconds()
 	rt.rep.RTO.OK = d <= target
 	if !rt.rep.RTO.OK {
-		rt.record(name, false, 0, fmt.Sprintf("restore took %s, over the RTO target %s", roundDur(d), target))
+		rt.record(name, false, 0, fmt.Sprintf("restore took %s, over the RTO target %s", roundDur(d), roundDur(target)))
 		return
 	}
-	rt.record(name, true, 0, fmt.Sprintf("restore took %s; target %s", roundDur(d), target))
+	rt.record(name, true, 0, fmt.Sprintf("restore took %s; target %s", roundDur(d), roundDur(target)))
 }
 
 // checkRPO measures the snapshot's age and the largest gap between

@@ -440,7 +440,7 @@ func newMariaDBScratch(ctx context.Context, server, stateDir string, base ledger
 func mariadbServerConfig(server string) (*mysql.Config, error) {
 	cfg, err := mysql.ParseDSN(server)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a valid MariaDB DSN", serverField(familyMariaDB))
+		return nil, fmt.Errorf("%s: not a valid MariaDB DSN; the form is user:password@tcp(host:3306)/", serverField(familyMariaDB))
 	}
 	cfg.DBName = ""
 	cfg.MultiStatements, cfg.AllowAllFiles, cfg.InterpolateParams = false, false, false

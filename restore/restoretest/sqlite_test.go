@@ -297,7 +297,7 @@ func TestSQLiteRPOBreach(t *testing.T) {
 		e.clk.Advance(30 * time.Hour)
 		rep := e.run(restoretest.Options{})
 		wantVerdict(t, rep, evidence.Fail, evidence.CheckRPO)
-		if c := checkOf(t, rep, evidence.CheckRPO); !strings.Contains(c.Detail, "snapshot is 31h0m0s old, over the RPO target 26h0m0s") {
+		if c := checkOf(t, rep, evidence.CheckRPO); !strings.Contains(c.Detail, "snapshot is 31h 00m old, over the RPO target 26h 00m") {
 			t.Errorf("rpo detail: %q", c.Detail)
 		}
 		if rep.RPO.OK || rep.RPO.SnapshotAgeSeconds != 31*3600 {
@@ -313,7 +313,7 @@ func TestSQLiteRPOBreach(t *testing.T) {
 		rep := e.run(restoretest.Options{})
 		wantVerdict(t, rep, evidence.Fail, evidence.CheckRPO)
 		c := checkOf(t, rep, evidence.CheckRPO)
-		if !strings.Contains(c.Detail, "largest gap between snapshots is 50h0m0s") || strings.Contains(c.Detail, "old,") {
+		if !strings.Contains(c.Detail, "largest gap between snapshots is 50h 00m") || strings.Contains(c.Detail, "old,") {
 			t.Errorf("rpo detail: %q", c.Detail)
 		}
 		if rep.RPO.SnapshotsInWindow != 3 || rep.RPO.LargestGapSeconds != 50*3600 || !rep.RPO.LargestGapFrom.Equal(start.Add(24*time.Hour)) {

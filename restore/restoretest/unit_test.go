@@ -41,7 +41,7 @@ func TestMeasureRPO(t *testing.T) {
 	}{
 		{name: "daily", times: at(4, 28, 52, 76), window: 30 * day, ok: true, gapHours: 24, inWindow: 4},
 		{name: "one snapshot", times: at(4), window: 30 * day, ok: true, gapHours: 0, inWindow: 1, detail: "no gap to measure"},
-		{name: "missed night", times: at(4, 52, 76), window: 30 * day, ok: false, gapHours: 48, inWindow: 3, detail: "largest gap between snapshots is 48h0m0s"},
+		{name: "missed night", times: at(4, 52, 76), window: 30 * day, ok: false, gapHours: 48, inWindow: 3, detail: "largest gap between snapshots is 48h 00m"},
 		{name: "gap outside the window", times: at(4, 28, 52, 76, 24*10, 24*15), window: 3 * day, ok: true, gapHours: 24, inWindow: 3},
 		{name: "gap across the window start", times: at(4, 28, 24*33), window: 30 * day, ok: false, gapHours: 24*33 - 28, inWindow: 2},
 		{name: "unsorted", times: at(52, 4, 28), window: 30 * day, ok: true, gapHours: 24, inWindow: 3},
@@ -64,7 +64,7 @@ func TestMeasureRPO(t *testing.T) {
 		})
 	}
 	r, detail := measureRPO(now.Add(-30*time.Hour), at(30), now, 30*day, 26*time.Hour)
-	if r.OK || r.SnapshotAgeSeconds != 30*3600 || !strings.Contains(detail, "snapshot is 30h0m0s old") {
+	if r.OK || r.SnapshotAgeSeconds != 30*3600 || !strings.Contains(detail, "snapshot is 30h 00m old") {
 		t.Errorf("old snapshot: %+v %q", r, detail)
 	}
 }

@@ -43,7 +43,10 @@ const targetSQL = "SET foreign_key_checks = 0, unique_checks = 0"
 // errInvalidDSN is returned for a DSN that does not parse. It carries no
 // detail: a malformed DSN may hold a password where no redaction would
 // recognise it.
-var errInvalidDSN = errors.New("mariadb: invalid DSN (not shown: it may hold a password)")
+var errInvalidDSN = errors.New("mariadb: the DSN does not parse (not shown: it may hold a password); the form is " + DSNForm)
+
+// DSNForm is the expected form of a MariaDB/MySQL DSN, for messages.
+const DSNForm = "user:password@tcp(host:3306)/db (or user@unix(/run/mysqld/mysqld.sock)/db)"
 
 // parseDSN parses a go-sql-driver DSN and forces the driver settings this
 // package relies on, whatever the DSN says: temporal values as text

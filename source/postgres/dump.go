@@ -230,6 +230,9 @@ func quoteConninfoValue(v string) string {
 // newest installed one at least as new, else pg_dump on PATH.
 func findPgDump(configured string, major int) (string, error) {
 	if configured != "" {
+		if !isExecutable(configured) {
+			return "", fmt.Errorf("postgres: pg_dump %s (%s) is not an executable file", configured, PgDumpConfigKey)
+		}
 		return configured, nil
 	}
 	exact := fmt.Sprintf("/usr/lib/postgresql/%d/bin/pg_dump", major)
@@ -246,7 +249,7 @@ func findPgDump(configured string, major int) (string, error) {
 	if p, err := exec.LookPath("pg_dump"); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("postgres: no pg_dump for server version %d found (set Options.PgDumpPath)", major)
+	return "", fmt.Errorf("postgres: no pg_dump found for PostgreSQL %d (pg_dump must be at least the server's major version): install the PostgreSQL %d client tools (e.g. postgresql-client-%d), or set %s in the config to a pg_dump of version %d or newer", major, major, major, PgDumpConfigKey, major)
 }
 
 func pgDumpMajor(path string) int {

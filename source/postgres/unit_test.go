@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -160,8 +161,17 @@ func TestLineAt(t *testing.T) {
 }
 
 func TestFindPgDump(t *testing.T) {
-	if p, err := findPgDump("/opt/pg/bin/pg_dump", 15); err != nil || p != "/opt/pg/bin/pg_dump" {
+	exe := filepath.Join(t.TempDir(), "pg_dump")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := findPgDump(exe, 15); err != nil || p != exe {
 		t.Fatalf("configured path: %s %v", p, err)
+	}
+	// A configured pg_dump that is not there names the config key, not a
+	// Go field (issue 18 point 9).
+	if _, err := findPgDump("/opt/pg/bin/pg_dump", 15); err == nil || !strings.Contains(err.Error(), "policy.pg_dump") {
+		t.Errorf("missing configured pg_dump: %v, want an error naming policy.pg_dump", err)
 	}
 	p, err := findPgDump("", 15)
 	if err != nil {
@@ -169,6 +179,21 @@ func TestFindPgDump(t *testing.T) {
 	}
 	if _, err := os.Stat(p); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestParsePgDumpMajor(t *testing.T) {
+	for line, want := range map[string]int{
+		"pg_dump (PostgreSQL) 17.2 (Debian 17.2-1.pgdg120+1)\n": 17,
+		"pg_dump (PostgreSQL) 9.6.24":                           9,
+		"pg_dump (PostgreSQL) 18beta1":                          18,
+		"pg_restore (PostgreSQL) 17.2":                          0,
+		"#!/bin/sh":                                             0,
+	} {
+		got, ok := ParsePgDumpMajor(line)
+		if got != want || ok != (want > 0) {
+			t.Errorf("ParsePgDumpMajor(%q) = %d, %v; want %d", line, got, ok, want)
+		}
 	}
 }
 
