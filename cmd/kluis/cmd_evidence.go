@@ -213,22 +213,7 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 func cmdEvidenceShow(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("evidence show", "SEQ [--json]")
 	g.jsonFlag(fs)
-	pos, err := g.parseWithArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageErrorf("give one report number (see kluis evidence list)")
-	}
-	seq, err := strconv.ParseUint(strings.TrimSuffix(pos[0], ".json"), 10, 64)
-	if err != nil || seq == 0 {
-		return usageErrorf("%q is not a report number", pos[0])
-	}
-	a, err := g.appliance()
-	if err != nil {
-		return err
-	}
-	s, _, err := evidenceStore(a, nil)
+	seq, a, s, err := g.reportCommand(fs, args)
 	if err != nil {
 		return err
 	}
@@ -536,22 +521,7 @@ func verifyProofFile(g *globals, path string, pub ed25519.PublicKey, witnesses [
 func cmdEvidenceProve(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("evidence prove", "SEQ [--out FILE]")
 	out := fs.String("out", "", "write the proof to this new `file` (default: standard output)")
-	pos, err := g.parseWithArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageErrorf("give one report number (see kluis evidence list)")
-	}
-	seq, err := strconv.ParseUint(strings.TrimSuffix(pos[0], ".json"), 10, 64)
-	if err != nil || seq == 0 {
-		return usageErrorf("%q is not a report number", pos[0])
-	}
-	a, err := g.appliance()
-	if err != nil {
-		return err
-	}
-	s, _, err := evidenceStore(a, nil)
+	seq, _, s, err := g.reportCommand(fs, args)
 	if err != nil {
 		return err
 	}
@@ -703,4 +673,27 @@ func verifyLocationDownload(ctx context.Context, dir, identityFile, applianceID 
 		return nil, usageErrorf("cannot read the evidence in %s, nothing verified: %v", dir, err)
 	}
 	return v, nil
+}
+
+// reportCommand does what the commands on one report start with: parse the
+// flags and the one report number (SEQ or SEQ.json), load the config and
+// open the evidence store.
+func (g *globals) reportCommand(fs *flag.FlagSet, args []string) (uint64, *appliance.Appliance, *evidence.Store, error) {
+	pos, err := g.parseWithArgs(fs, args)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if len(pos) != 1 {
+		return 0, nil, nil, usageErrorf("give one report number (see kluis evidence list)")
+	}
+	seq, err := strconv.ParseUint(strings.TrimSuffix(pos[0], ".json"), 10, 64)
+	if err != nil || seq == 0 {
+		return 0, nil, nil, usageErrorf("%q is not a report number", pos[0])
+	}
+	a, err := g.appliance()
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	st, _, err := evidenceStore(a, nil)
+	return seq, a, st, err
 }
