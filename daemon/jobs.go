@@ -386,17 +386,8 @@ func (d *Daemon) runSync(ctx context.Context, tenant string) (err error) {
 	if p := d.observe(ctx, a, tenant, nil); p == nil || !needsSync(p) {
 		return nil
 	}
-	started := d.clock.Now()
-	rec := appliance.Record{Tenant: tenant, Job: KindSync, Extra: map[string]any{}}
-	defer func() {
-		rec.Time, rec.OK, rec.Duration = d.clock.Now().UTC(), err == nil, d.clock.Now().Sub(started).Seconds()
-		if err != nil {
-			rec.Error = err.Error()
-		}
-		if werr := a.AppendHistory(rec); werr != nil {
-			d.log.Warn("cannot record job history", "tenant", tenant, "err", werr)
-		}
-	}()
+	rec, record := d.jobRecord(a, tenant, KindSync)
+	defer func() { record(err) }()
 	lock, err := a.Lock(ctx, tenant, false)
 	if err != nil {
 		return err
@@ -440,17 +431,8 @@ func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
 	if _, err := a.Cfg.Tenant(tenant); err != nil && !d.isGone(tenant) {
 		return err
 	}
-	started := d.clock.Now()
-	rec := appliance.Record{Tenant: tenant, Job: KindRetention, Extra: map[string]any{}}
-	defer func() {
-		rec.Time, rec.OK, rec.Duration = d.clock.Now().UTC(), err == nil, d.clock.Now().Sub(started).Seconds()
-		if err != nil {
-			rec.Error = err.Error()
-		}
-		if werr := a.AppendHistory(rec); werr != nil {
-			d.log.Warn("cannot record job history", "tenant", tenant, "err", werr)
-		}
-	}()
+	rec, record := d.jobRecord(a, tenant, KindRetention)
+	defer func() { record(err) }()
 	lock, err := a.Lock(ctx, tenant, true)
 	if err != nil {
 		return err
@@ -606,4 +588,22 @@ func (d *Daemon) runRestoreTest(ctx context.Context, tenant string, hook Restore
 	log.Info("restore test passed", "location", res.Location, "snapshot", res.Snapshot, "evidence_seq", res.EvidenceSeq,
 		"seconds", d.clock.Now().Sub(started).Seconds())
 	return nil
+}
+
+// jobRecord starts the job-history record of one job run; record, deferred
+// with the job's error, stamps its time, outcome and duration and appends it
+// (a history that cannot be written is logged, never fatal). The job may add
+// to rec.Extra meanwhile.
+func (d *Daemon) jobRecord(a *appliance.Appliance, tenant, kind string) (rec *appliance.Record, record func(error)) {
+	started := d.clock.Now()
+	rec = &appliance.Record{Tenant: tenant, Job: kind, Extra: map[string]any{}}
+	return rec, func(err error) {
+		rec.Time, rec.OK, rec.Duration = d.clock.Now().UTC(), err == nil, d.clock.Now().Sub(started).Seconds()
+		if err != nil {
+			rec.Error = err.Error()
+		}
+		if werr := a.AppendHistory(*rec); werr != nil {
+			d.log.Warn("cannot record job history", "tenant", tenant, "err", werr)
+		}
+	}
 }

@@ -79,17 +79,8 @@ func (d *Daemon) runReconcile(ctx context.Context, tenant string) (err error) {
 	if _, err := a.Cfg.Tenant(tenant); err != nil {
 		return err
 	}
-	started := d.clock.Now()
-	rec := appliance.Record{Tenant: tenant, Job: KindReconcile, Extra: map[string]any{}}
-	defer func() {
-		rec.Time, rec.OK, rec.Duration = d.clock.Now().UTC(), err == nil, d.clock.Now().Sub(started).Seconds()
-		if err != nil {
-			rec.Error = err.Error()
-		}
-		if werr := a.AppendHistory(rec); werr != nil {
-			d.log.Warn("cannot record job history", "tenant", tenant, "err", werr)
-		}
-	}()
+	rec, record := d.jobRecord(a, tenant, KindReconcile)
+	defer func() { record(err) }()
 	lock, err := a.Lock(ctx, tenant, false)
 	if err != nil {
 		return err
