@@ -195,7 +195,7 @@ func printUsage(w io.Writer, cmds []*command, path string) {
 	fmt.Fprintf(w, "\nRun `%s <command> --help` for a command's flags.\n", path)
 	if path == "kluis" {
 		fmt.Fprintln(w, "\nGlobal flags (every command that reads the config; `kluis help CMD` lists a command's own): --config FILE (or KLUIS_CONFIG), --log-level debug|info|warn|error, --log-format text|json")
-		fmt.Fprintln(w, "Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 succeeded but degraded.")
+		fmt.Fprintln(w, "Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 succeeded but degraded, 4 a restore test could not run (the test rig, not the backup).")
 	}
 }
 
