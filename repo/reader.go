@@ -144,13 +144,24 @@ func (r *Repo) loadBlobAt(ctx context.Context, id chunk.ID, bl BlobLocation, dst
 // and decodes and whose every blob opens.
 func (r *Repo) readPackOpened(ctx context.Context, h Hash) ([]byte, error) {
 	name := objectName(r.tenant, kindData, h)
-	var problems []string
-	notFound, planted := true, false
-	for _, l := range r.locs {
+	return r.firstGoodCopy(ctx, name, func(l Location) ([]byte, error) {
 		data, err := readContent(ctx, l, name, r.maxPackObject(), h)
 		if err == nil {
 			err = r.verifyPack(h, data)
 		}
+		return data, err
+	})
+}
+
+// firstGoodCopy returns what read gives for the first location whose copy
+// of name it accepts, recording every read. With none, the error is
+// ErrNotFound when every location lacks it, and ErrCorrupt otherwise, also
+// errPlanted when a copy proves the object planted.
+func (r *Repo) firstGoodCopy(ctx context.Context, name string, read func(Location) ([]byte, error)) ([]byte, error) {
+	var problems []string
+	notFound, planted := true, false
+	for _, l := range r.locs {
+		data, err := read(l)
 		r.noteRead(l, name, err)
 		if err == nil {
 			return data, nil

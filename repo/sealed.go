@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"strings"
 
 	"golang.org/x/crypto/chacha20"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -198,9 +197,7 @@ func (r *Repo) readSealedCurrent(ctx context.Context, l Location, name string, h
 func (r *Repo) readSealedVerified(ctx context.Context, kind string, h Hash) ([]byte, error) {
 	sp := r.spec(kind)
 	name := objectName(r.tenant, kind, h)
-	var problems []string
-	notFound, planted := true, false
-	for _, l := range r.locs {
+	return r.firstGoodCopy(ctx, name, func(l Location) ([]byte, error) {
 		raw, ad, plain, err := r.readSealedRaw(ctx, l, name, h, sp.max, sp.ads)
 		if err == nil && plain == nil {
 			if plain, err = r.meta.open(ad, raw); err != nil {
@@ -212,24 +209,8 @@ func (r *Repo) readSealedVerified(ctx context.Context, kind string, h Hash) ([]b
 				err = fmt.Errorf("authenticates but does not decode: %v: %w", derr, ErrCorrupt)
 			}
 		}
-		r.noteRead(l, name, err)
-		if err == nil {
-			return raw, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		problems = append(problems, fmt.Sprintf("%s: %v", l.Name(), err))
-		notFound = notFound && errors.Is(err, ErrNotFound)
-		planted = planted || errors.Is(err, errPlanted)
-	}
-	switch {
-	case notFound:
-		return nil, fmt.Errorf("%s: missing at every location: %w", name, ErrNotFound)
-	case planted:
-		return nil, fmt.Errorf("%s: %s: %w: %w", name, strings.Join(problems, "; "), errPlanted, ErrCorrupt)
-	}
-	return nil, fmt.Errorf("%s: no good copy: %s: %w", name, strings.Join(problems, "; "), ErrCorrupt)
+		return raw, err
+	})
 }
 
 // readHead reads up to limit bytes, growing its buffer sixteenfold at a

@@ -91,35 +91,13 @@ func (l *Location) Put(ctx context.Context, name string, data []byte) error {
 	if err := l.checkRoot(); err != nil {
 		return err
 	}
-	dir := filepath.Dir(p)
-	if err := mkdirAllSync(dir, l.root); err != nil {
-		return l.wrap(name, err)
-	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return l.wrap(name, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return l.wrap(name, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return l.wrap(name, err)
-	}
-	if err := f.Close(); err != nil {
-		return l.wrap(name, err)
-	}
-	if err := os.Chmod(tmp, 0o400); err != nil {
-		return l.wrap(name, err)
-	}
 	// Link, unlike rename, fails when the target exists: never overwrite.
-	if err := os.Link(tmp, p); err != nil && !errors.Is(err, fs.ErrExist) {
-		return l.wrap(name, err)
-	}
-	return l.wrap(name, syncDir(dir))
+	return l.writeDurable(name, p, data, func(tmp, p string) error {
+		if err := os.Link(tmp, p); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		return nil
+	})
 }
 
 // Replace writes data as name even when an object of that name exists:
@@ -140,6 +118,13 @@ func (l *Location) Replace(ctx context.Context, name string, data []byte) error 
 	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
 		return l.wrap(name, fmt.Errorf("not a regular file (%s); remove it by hand", fi.Mode().Type()))
 	}
+	return l.writeDurable(name, p, data, os.Rename)
+}
+
+// writeDurable writes data to a read-only temp file beside p, fsynced, puts
+// it in place with place (link: never overwrite; rename: replace) and
+// fsyncs the directory.
+func (l *Location) writeDurable(name, p string, data []byte, place func(tmp, p string) error) error {
 	dir := filepath.Dir(p)
 	if err := mkdirAllSync(dir, l.root); err != nil {
 		return l.wrap(name, err)
@@ -164,7 +149,7 @@ func (l *Location) Replace(ctx context.Context, name string, data []byte) error 
 	if err := os.Chmod(tmp, 0o400); err != nil {
 		return l.wrap(name, err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := place(tmp, p); err != nil {
 		return l.wrap(name, err)
 	}
 	return l.wrap(name, syncDir(dir))
