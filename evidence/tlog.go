@@ -349,7 +349,10 @@ func ParseWitnessKey(s string) (note.Verifier, error) {
 	}
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	hb, herr := hex.DecodeString(hh)
-	if err != nil || herr != nil || len(hb) != 4 || len(raw) != 1+ed25519.PublicKeySize || raw[0] != cosigAlg {
+	// Only the canonical spelling (lower-case hex, canonical base64): a
+	// key has one text, so configs and witness state compare as strings.
+	if err != nil || herr != nil || len(hb) != 4 || len(raw) != 1+ed25519.PublicKeySize || raw[0] != cosigAlg ||
+		hh != hex.EncodeToString(hb) || b64 != base64.StdEncoding.EncodeToString(raw) {
 		return nil, fmt.Errorf("witness key: not an Ed25519 cosignature key: %w", ErrMalformed)
 	}
 	v, err := WitnessVerifier(name, ed25519.PublicKey(raw[1:]))
