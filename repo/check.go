@@ -189,33 +189,40 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 		missing := 0
 		var example string
 		for _, s := range mv.(*Manifest).Streams {
-			for _, id := range s.Blobs {
-				cands := local.Candidates(id)
-				if len(cands) == 0 {
-					missing++
-					example = fmt.Sprintf("blob %s of stream %s is in no index here", id, s.Name)
-					continue
+			for _, part := range s.Parts() {
+				where := "stream " + s.Name
+				if part.What != "" {
+					// a row delta's chain: name the snapshot that wrote the part
+					where += " (" + part.What + ")"
 				}
-				// any candidate stored here, whole, will do
-				var problem string
-				for _, bl := range cands {
-					size, ok := packs[bl.Pack]
-					switch {
-					case !ok:
-						problem = fmt.Sprintf("pack %s (stream %s) is missing", bl.Pack, s.Name)
-					case int64(bl.Offset)+int64(bl.Length) > size && !shadowed[bl.Pack]:
-						problem = fmt.Sprintf("pack %s is shorter (%d bytes) than its index says (truncated)", bl.Pack, size)
-					default:
-						problem = ""
+				for _, id := range part.Blobs {
+					cands := local.Candidates(id)
+					if len(cands) == 0 {
+						missing++
+						example = fmt.Sprintf("blob %s of %s is in no index here", id, where)
+						continue
 					}
-					if problem == "" {
-						referenced[bl.Pack] = true
-						break
+					// any candidate stored here, whole, will do
+					var problem string
+					for _, bl := range cands {
+						size, ok := packs[bl.Pack]
+						switch {
+						case !ok:
+							problem = fmt.Sprintf("pack %s (%s) is missing", bl.Pack, where)
+						case int64(bl.Offset)+int64(bl.Length) > size && !shadowed[bl.Pack]:
+							problem = fmt.Sprintf("pack %s is shorter (%d bytes) than its index says (truncated)", bl.Pack, size)
+						default:
+							problem = ""
+						}
+						if problem == "" {
+							referenced[bl.Pack] = true
+							break
+						}
 					}
-				}
-				if problem != "" {
-					missing++
-					example = problem
+					if problem != "" {
+						missing++
+						example = problem
+					}
 				}
 			}
 		}

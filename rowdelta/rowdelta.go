@@ -290,3 +290,78 @@ func copyKey(dst [][]byte, buf []byte, key [][]byte) ([][]byte, []byte) {
 	}
 	return dst, buf
 }
+
+// OrderCheck is an io.Writer that splits a table stream into lines and
+// reports whether they were strictly ascending by a key (and each had the
+// key's fields): whether the stream may serve as the base of a delta.
+type OrderCheck struct {
+	k       Key
+	partial []byte
+	key     [][]byte
+	prev    [][]byte
+	prevB   []byte
+	hasPrev bool
+	bad     bool
+}
+
+// NewOrderCheck returns an OrderCheck for k.
+func NewOrderCheck(k Key) *OrderCheck {
+	c := &OrderCheck{k: k}
+	if k.Validate() != nil {
+		c.bad = true
+	}
+	return c
+}
+
+// Write checks every complete line in p; it never fails.
+func (c *OrderCheck) Write(p []byte) (int, error) {
+	n := len(p)
+	if c.bad {
+		return n, nil
+	}
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			c.partial = append(c.partial, p...)
+			if len(c.partial) > MaxLine {
+				c.bad = true
+			}
+			return n, nil
+		}
+		line := p[:i]
+		if len(c.partial) > 0 {
+			c.partial = append(c.partial, line...)
+			line = c.partial
+		}
+		c.line(line)
+		c.partial = c.partial[:0]
+		if c.bad {
+			return n, nil
+		}
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (c *OrderCheck) line(line []byte) {
+	var err error
+	if c.key, err = c.k.rowKey(c.key, line); err != nil {
+		c.bad = true
+		return
+	}
+	if c.hasPrev {
+		if cmp, err := c.k.compare(c.prev, c.key); err != nil || cmp >= 0 {
+			c.bad = true
+			return
+		}
+	} else if _, err := c.k.compare(c.key, c.key); err != nil {
+		c.bad = true
+		return
+	}
+	c.prev, c.prevB = copyKey(c.prev, c.prevB, c.key)
+	c.hasPrev = true
+}
+
+// Ascending reports whether every line so far was strictly ascending by
+// the key and the stream ended with a complete line.
+func (c *OrderCheck) Ascending() bool { return !c.bad && len(c.partial) == 0 }
