@@ -425,6 +425,22 @@ func TestRowDeltaDamagedBase(t *testing.T) {
 	if err := os.WriteFile(packPath(1), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	checks, err = w.r.Check(ctx, repo.CheckOptions{ReadData: true, Locations: []string{"groningen"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named = false
+	for _, c := range checks {
+		for _, e := range c.Errors {
+			t.Logf("check --read-data %s: %s", c.Location, e)
+			if strings.Contains(e, "needed by") && strings.Contains(e, "snapshot "+second.Snapshot[:8]+" stream table/public.clients (delta base written by snapshot "+first.Snapshot[:8]+")") {
+				named = true
+			}
+		}
+	}
+	if !named {
+		t.Errorf("check --read-data did not name the snapshot, table and base of the damaged base")
+	}
 	if _, err := db.ExecContext(ctx, `DELETE FROM clients WHERE id % 7 = 0`); err != nil {
 		t.Fatal(err)
 	}

@@ -181,6 +181,9 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 	c.Snapshots = len(snaps)
 	shadowed := r.checkVersions(ctx, l, &c)
 	referenced := map[Hash]bool{}
+	// users names, per pack, up to three snapshot streams (or chain links
+	// of a row delta) that need it, for --read-data's damage reports.
+	users := map[Hash][]string{}
 	for h := range snaps {
 		mv, err := r.checkRead(ctx, l, &c, kindSnapshot, h)
 		if err != nil {
@@ -216,6 +219,12 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 						}
 						if problem == "" {
 							referenced[bl.Pack] = true
+							if u := users[bl.Pack]; len(u) < 3 {
+								who := fmt.Sprintf("snapshot %s %s", h.Short(), where)
+								if len(u) == 0 || u[len(u)-1] != who {
+									users[bl.Pack] = append(u, who)
+								}
+							}
 							break
 						}
 					}
@@ -247,13 +256,13 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 	}
 
 	if opts.ReadData {
-		r.checkPackData(ctx, l, &c, packs, byPack, opts)
+		r.checkPackData(ctx, l, &c, packs, byPack, users, opts)
 	}
 	sort.Strings(c.Errors)
 	return c
 }
 
-func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, packs map[Hash]int64, byPack map[Hash][]BlobEntry, opts CheckOptions) {
+func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, packs map[Hash]int64, byPack map[Hash][]BlobEntry, users map[Hash][]string, opts CheckOptions) {
 	names := make([]Hash, 0, len(packs))
 	for h := range packs {
 		if opts.ReadDataSample == nil || opts.ReadDataSample(h) {
@@ -277,9 +286,17 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 		if opts.Progress != nil {
 			opts.Progress(l.Name(), i+1, len(names))
 		}
+		// needed names what the damage hits (a row delta's base names the
+		// snapshot that wrote it).
+		needed := func() {
+			if u := users[h]; len(u) > 0 {
+				c.errorf("pack %s is damaged here and needed by %s", h.Short(), strings.Join(u, "; "))
+			}
+		}
 		if err != nil {
 			c.errorf("%s: %v", name, err)
 			r.noteCheckDamage(l, c, name, err)
+			needed()
 			continue
 		}
 		c.PacksRead++
@@ -291,12 +308,14 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 			}
 			c.errorf("%s: %v", name, err)
 			r.noteCheckDamage(l, c, name, err)
+			needed()
 			continue
 		}
 		want := map[chunk.ID]BlobEntry{}
 		for _, e := range byPack[h] {
 			want[e.ID] = e
 		}
+		bad := false
 		for _, e := range entries {
 			if w, ok := want[e.ID]; ok && (w.Offset != e.Offset || w.Length != e.Length) {
 				c.errorf("%s: blob %s: index and pack header disagree", name, e.ID)
@@ -305,7 +324,11 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 			if err != nil {
 				c.errorf("%s: %v", name, err)
 				r.noteCheckDamage(l, c, name, errors.Join(err, ErrCorrupt))
+				bad = true
 			}
+		}
+		if bad {
+			needed()
 		}
 	}
 }
