@@ -47,10 +47,10 @@ func TestPostgresPassOnRowDeltas(t *testing.T) {
 	if deltas == 0 {
 		t.Fatal("the second snapshot holds no row delta")
 	}
-	rep := e.runPG(restoretest.Options{})
+	rep := e.runPG(restoretest.Options{Snapshot: res.Snapshot})
 	wantVerdict(t, rep, evidence.Pass)
 	if rep.Snapshot.ID != res.Snapshot {
 		t.Fatalf("tested snapshot %s, want the delta snapshot %s", rep.Snapshot.ID, res.Snapshot)
 	}
-	wantVerdict(t, e.runPG(restoretest.Options{Previous: []evidence.Report{*rep}}), evidence.Pass)
+	wantVerdict(t, e.runPG(restoretest.Options{Snapshot: res.Snapshot, Previous: []evidence.Report{*rep}}), evidence.Pass)
 }
