@@ -34,6 +34,7 @@ func init() {
 			{name: "init", summary: "create the master key and the evidence signing key", run: cmdKeysInit},
 			{name: "public", summary: "print the evidence signing public key (for auditors)", run: cmdKeysPublic},
 			{name: "recover", summary: "re-wrap a tenant key under this appliance's master key with an offline recovery identity", run: cmdKeysRecover},
+			{name: "previous", summary: "list, or --add, the trusted previous signing keys (a lost appliance's, after a recovery)", run: cmdKeysPrevious},
 		}},
 		{name: "config", summary: "work with the config file", sub: []*command{
 			{name: "check", summary: "validate the config without side effects", run: cmdConfigCheck},
