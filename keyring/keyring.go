@@ -138,7 +138,9 @@ func (r *Ring) has(k ed25519.PublicKey) bool {
 }
 
 // keys are the ring's keys, current first.
-func (r *Ring) keys() []ed25519.PublicKey { return append([]ed25519.PublicKey{r.current}, r.previous...) }
+func (r *Ring) keys() []ed25519.PublicKey {
+	return append([]ed25519.PublicKey{r.current}, r.previous...)
+}
 
 // Signer returns the ring key l verifies with.
 func (r *Ring) Signer(l chain.Line) (ed25519.PublicKey, bool) {
