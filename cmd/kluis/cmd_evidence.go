@@ -164,7 +164,12 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	rows := []evidenceRow{}
+	var links []string
 	for _, r := range p.sel {
+		if c, ok := r.Continuation(); ok {
+			links = append(links, fmt.Sprintf("record %d continues the log of previous key %s (%s, root %s): kluis evidence export carries that log", r.Seq, c.PreviousKey, plural(int(c.PreviousSize), "report", "reports"), c.PreviousRoot))
+			continue
+		}
 		rep := r.Report
 		if *tenant != "" && rep.Tenant != *tenant {
 			continue
@@ -202,6 +207,9 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 			snap, r.Verdict, fc, evidence.Duration(r.RTOSeconds), evidence.Duration(r.SnapshotAgeSeconds), evidence.Duration(r.LargestGapSeconds))
 	}
 	tw.Flush()
+	for _, l := range links {
+		fmt.Fprintln(g.stdout, l)
+	}
 	if notRun > 0 {
 		fmt.Fprintf(g.stdout, "%s, %d failed, %d could not run (the test rig, not the backup: kluis evidence show SEQ); the chain of %s verifies\n", plural(len(rows), "report", "reports"), failed, notRun, plural(len(p.all), "report", "reports"))
 		return nil
@@ -346,7 +354,7 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 	}
 	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
 		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg),
-		Log: tree, LogCheckpoint: cp, Witnesses: wvs})
+		Log: tree, LogCheckpoint: cp, Witnesses: wvs, PreviousDir: p.store.PreviousDir()})
 	if err != nil {
 		return err
 	}
@@ -366,7 +374,9 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
-	fs := g.flagSet("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF", globalLog)
+	fs := g.flagSet("evidence verify", "--public-key FILE [--previous-key FILE]... [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF", globalLog)
+	var prevFiles listFlag
+	fs.Var(&prevFiles, "previous-key", "the PEM public key `file` of an earlier signing key of the same appliance (the lost appliance's, before a disaster recovery): check the continuation to its log carried in the export; repeatable")
 	pubFile := fs.String("public-key", "", "the appliance's PEM public key `file`, obtained out of band (required; no config is read)")
 	cpFile := fs.String("checkpoint", "", "a checkpoint.note (or older checkpoint.json) `file` kept from an earlier export: prove the log up to it is unchanged")
 	var wkeys listFlag
@@ -408,6 +418,24 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 			return usageErrorf("--checkpoint: cannot read the checkpoint, nothing verified: %v", err)
 		}
 	}
+	var previous []ed25519.PublicKey
+	for _, f := range prevFiles {
+		b, err := readSmall(f, 64<<10)
+		if err != nil {
+			return usageErrorf("--previous-key: cannot read the key, nothing verified: %v", err)
+		}
+		k, err := repo.ParsePublicKey(b)
+		if err != nil {
+			return usageErrorf("--previous-key %s: %v; nothing verified", f, err)
+		}
+		previous = append(previous, k)
+	}
+	// A kept checkpoint of an earlier key's log is checked against that
+	// log (in previous-KEYID/), not against this key's.
+	var heldPrev []byte
+	if opts.Checkpoint != nil && evidence.SignedByPrevious(opts.Checkpoint, previous) {
+		heldPrev, opts.Checkpoint = opts.Checkpoint, nil
+	}
 	dir := pos[0]
 	var v *evidence.Verification
 	if *identity != "" {
@@ -417,6 +445,8 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 		}
 	} else if v, err = evidence.VerifyDir(dir, pub, opts); err != nil {
 		return usageErrorf("cannot read %s, nothing verified: %v", dir, err)
+	} else if !evidence.CheckContinuations(dir, v, previous, heldPrev, *cpFile) && heldPrev != nil {
+		v.Problems = append(v.Problems, evidence.Problem{Kind: evidence.BadCheckpoint, Reason: fmt.Sprintf("checkpoint %s is of the log of a previous key, but no continuation here leads to that log", *cpFile)})
 	}
 	if g.jsonOut {
 		if err := g.printJSON(struct {
@@ -696,4 +726,88 @@ func (g *globals) reportCommand(fs *flag.FlagSet, args []string) (uint64, *appli
 	}
 	st, _, err := evidenceStore(a, nil)
 	return seq, a, st, err
+}
+
+// cmdEvidenceContinue links this appliance's evidence log to the log of
+// a previous signing key (the lost appliance's, after a disaster recovery
+// with a new key): evidence.Store.Continue.
+func cmdEvidenceContinue(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("evidence continue", "--identity FILE [--previous-key FILE]... [--allow-unreachable] [--json]")
+	identity := fs.String("identity", "", "an age identity `file` that opens the previous log's sealed reports: the offline recovery identity (required)")
+	var prevFiles stringList
+	fs.Var(&prevFiles, "previous-key", "the previous key's PEM public `file` (default: every trusted previous key, kluis keys previous); repeatable")
+	allowUnreachable := fs.Bool("allow-unreachable", false, "continue although a location cannot be read (its copy of the previous log is not compared)")
+	g.jsonFlag(fs)
+	a, err := g.command(fs, args)
+	if err != nil {
+		return err
+	}
+	if *identity == "" {
+		return usageErrorf("--identity FILE is required: the recovery identity opens the lost appliance's sealed reports")
+	}
+	data, err := readSmall(*identity, 64<<10)
+	if err != nil {
+		return err
+	}
+	ids, err := age.ParseIdentities(strings.NewReader(string(data)))
+	if err != nil {
+		return fmt.Errorf("--identity %s: %v", *identity, err)
+	}
+	ring, err := a.KeyRing()
+	if err != nil {
+		return err
+	}
+	previous := ring.Previous()
+	if len(prevFiles) > 0 {
+		previous = nil
+		for _, f := range prevFiles {
+			b, err := readSmall(f, 64<<10)
+			if err != nil {
+				return err
+			}
+			k, err := repo.ParsePublicKey(b)
+			if err != nil {
+				return usageErrorf("--previous-key %s: %v", f, err)
+			}
+			previous = append(previous, k)
+		}
+	}
+	if len(previous) == 0 {
+		return usageErrorf("no previous signing key: give the lost appliance's public key with --previous-key FILE (or kluis keys previous --add FILE first)")
+	}
+	locs, err := a.Locations()
+	if err != nil {
+		return err
+	}
+	s, _, err := evidenceStore(a, locs)
+	if err != nil {
+		return err
+	}
+	var out []*evidence.ContinueResult
+	for _, p := range previous {
+		res, err := s.Continue(ctx, evidence.ContinueOptions{Previous: p, Identities: ids, AllowUnreachable: *allowUnreachable})
+		if err != nil {
+			return err
+		}
+		out = append(out, res)
+	}
+	if g.jsonOut {
+		return g.printJSON(out)
+	}
+	for _, res := range out {
+		for _, n := range res.Notes {
+			fmt.Fprintf(g.stdout, "note: %s\n", n)
+		}
+		if res.Already {
+			fmt.Fprintf(g.stdout, "record %d already continues the log of key %s (%s)\n", res.Seq, res.PreviousKey, plural(int(res.PreviousSize), "report", "reports"))
+			continue
+		}
+		fmt.Fprintf(g.stdout, "record %d continues the log of key %s: its checkpoint of %s, root %s, verified at the locations; the log is imported for exports (auditors verify with --previous-key)\n", res.Seq, res.PreviousKey, plural(int(res.PreviousSize), "report", "reports"), res.PreviousRoot)
+		for _, lr := range res.Locations {
+			if !lr.OK {
+				fmt.Fprintf(g.stderr, "warning: location %s: %s (run kluis sync)\n", lr.Location, lr.Error)
+			}
+		}
+	}
+	return nil
 }
