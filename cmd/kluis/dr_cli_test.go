@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -94,6 +95,7 @@ func TestDisasterRecoveryNewSigningKey(t *testing.T) {
 	e.mustRun(0, "erasure", "add", "--tenant", "praktijk-s", "--id", "3", "--reason", "AVG art. 17 request")
 	e.mustRun(0, "dossier", "show", "--tenant", "praktijk-s", "--id", "4", "--reason", "support call")
 	e.mustRun(0, "restore-test", "--tenant", "praktijk-s")
+	e.mustRun(0, "restore-test", "--tenant", "praktijk-s")
 	// The recovery kit: the signing public key (what auditors hold).
 	oldPub := e.mustRun(0, "keys", "public").stdout
 	if err := os.WriteFile(e.path("old-signing.pub"), []byte(oldPub), 0o600); err != nil {
@@ -162,7 +164,55 @@ func TestDisasterRecoveryNewSigningKey(t *testing.T) {
 		t.Errorf("erasure list across the key change: %+v", list)
 	}
 	e.mustRun(0, "access-log", "verify")
+
+	// Evidence: the new log continues the lost one, a new restore test
+	// writes evidence, and an export spanning both verifies with both keys.
+	r = e.mustRun(0, "evidence", "continue", "--identity", e.path("recovery.txt"))
+	if !strings.Contains(r.stdout, "continues the log of key") {
+		t.Errorf("evidence continue: %v", r)
+	}
 	e.mustRun(0, "restore-test", "--tenant", "praktijk-s")
+	if r := e.mustRun(0, "evidence", "list"); !strings.Contains(r.stdout, "record 1 continues the log of previous key") {
+		t.Errorf("evidence list does not show the continuation: %v", r)
+	}
+	e.mustRun(0, "evidence", "export", "--out", e.path("export"))
+	newPub := e.mustRun(0, "keys", "public").stdout
+	if err := os.WriteFile(e.path("new-signing.pub"), []byte(newPub), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = e.mustRun(0, "evidence", "verify", "--public-key", e.path("new-signing.pub"), "--previous-key", e.path("old-signing.pub"), e.path("export"))
+	if !strings.Contains(r.stdout, "the link holds") {
+		t.Errorf("verify across the fork: %v", r)
+	}
+	if r := e.run("evidence", "verify", "--public-key", e.path("new-signing.pub"), e.path("export")); r.code != 1 || !strings.Contains(r.stdout, "--previous-key") {
+		t.Errorf("verify without the previous key: %v", r)
+	}
+	// The previous log in the export cut back to its first checkpoint
+	// (one the lost key really signed, read at a location): the
+	// continuation names a checkpoint that log does not have.
+	subs, _ := filepath.Glob(e.path("export", "previous-*"))
+	if len(subs) != 1 {
+		t.Fatalf("export holds %d previous logs", len(subs))
+	}
+	sub := subs[0]
+	carried, _ := os.ReadFile(filepath.Join(sub, "checkpoint.note"))
+	notes, _ := filepath.Glob(e.path("loc-a", "_evidence", "ams-1", "key-"+strings.TrimPrefix(filepath.Base(sub), "previous-"), "checkpoint", "*"))
+	var first []byte
+	for _, n := range notes {
+		if b, _ := os.ReadFile(n); string(b) != string(carried) && strings.Contains(string(b), "\n1\n") {
+			first = b
+		}
+	}
+	if first == nil {
+		t.Fatalf("no first checkpoint of the old log at the location (%d notes)", len(notes))
+	}
+	os.Remove(filepath.Join(sub, "00000002.json"))
+	os.WriteFile(filepath.Join(sub, "checkpoint.note"), first, 0o600)
+	tree, _ := os.ReadFile(filepath.Join(sub, "tree.txt"))
+	os.WriteFile(filepath.Join(sub, "tree.txt"), tree[:65], 0o600)
+	if r := e.run("evidence", "verify", "--public-key", e.path("new-signing.pub"), "--previous-key", e.path("old-signing.pub"), e.path("export")); r.code != 1 || !strings.Contains(r.stdout, "does not have") {
+		t.Errorf("verify with the previous log cut back: %v", r)
+	}
 
 	// This appliance is lost too. Its successor is given only this
 	// appliance's key: the rotation lines vouch for the first one's.
