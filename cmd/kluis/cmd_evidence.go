@@ -233,6 +233,19 @@ func cmdEvidenceShow(ctx context.Context, g *globals, args []string) error {
 		return fmt.Errorf("no report %d: the chain has %d reports", seq, len(recs))
 	}
 	rec := recs[seq-1]
+	if c, ok := rec.Continuation(); ok {
+		if g.jsonOut {
+			return g.printJSON(struct {
+				Seq          uint64                 `json:"seq"`
+				Time         time.Time              `json:"time"`
+				Hash         string                 `json:"hash"`
+				Continuation *evidence.Continuation `json:"continuation"`
+			}{rec.Seq, rec.Time, rec.Hash, c})
+		}
+		fmt.Fprintf(g.stdout, "Record %d of appliance %s: continues the log of previous key %s\n", rec.Seq, c.Appliance, c.PreviousKey)
+		fmt.Fprintf(g.stdout, "  signed   %s\n  hash     %s\n  previous log %s: checkpoint of %s, root %s\n", humanTime(rec.Time, a.TimeZone()), rec.Hash, c.PreviousOrigin, plural(int(c.PreviousSize), "report", "reports"), c.PreviousRoot)
+		return nil
+	}
 	if g.jsonOut {
 		return g.printJSON(rec)
 	}
