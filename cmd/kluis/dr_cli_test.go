@@ -142,8 +142,8 @@ func TestDisasterRecoveryNewSigningKey(t *testing.T) {
 		}
 	}
 	ps, _ = drStatusProblems(t, e)
-	if hasProblem(ps, "erasure register") {
-		t.Errorf("status after erasure recover: %q", ps)
+	if hasProblem(ps, "erasure register") || !hasProblem(ps, "kluis evidence continue") {
+		t.Errorf("status after erasure recover (registers ok, evidence not yet continued): %q", ps)
 	}
 
 	// Restores work, and the erasure is honoured.
@@ -170,6 +170,9 @@ func TestDisasterRecoveryNewSigningKey(t *testing.T) {
 	r = e.mustRun(0, "evidence", "continue", "--identity", e.path("recovery.txt"))
 	if !strings.Contains(r.stdout, "continues the log of key") {
 		t.Errorf("evidence continue: %v", r)
+	}
+	if ps, _ := drStatusProblems(t, e); hasProblem(ps, "evidence continue") {
+		t.Errorf("status after evidence continue: %q", ps)
 	}
 	e.mustRun(0, "restore-test", "--tenant", "praktijk-s")
 	if r := e.mustRun(0, "evidence", "list"); !strings.Contains(r.stdout, "record 1 continues the log of previous key") {
