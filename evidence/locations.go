@@ -44,12 +44,6 @@ func LeafObject(appliance string, pub ed25519.PublicKey, leaf tlog.Hash) string 
 	return LogPrefix(appliance, pub) + "leaf/" + hex.EncodeToString(leaf[:])
 }
 
-// VersionCounter is a location that can count the data versions of its
-// objects (an S3 bucket with versioning: repo/s3).
-type VersionCounter interface {
-	VersionCounts(ctx context.Context, prefix string) (map[string]int, error)
-}
-
 // uploadTo puts the sealed copy of every report (files: verified report
 // files) the location lacks, and reads back what it put (and, when deep,
 // every older copy too), opens it and compares it byte for byte with the
@@ -132,7 +126,11 @@ func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File, dee
 	if err != nil {
 		return nil // a partial set (reports that do not verify are held back): no audit
 	}
-	if problems := s.auditLocation(ctx, l, t); len(problems) > 0 {
+	recorded, err := s.recordedVersions()
+	if err != nil {
+		return err
+	}
+	if problems := s.auditLocation(ctx, l, t, recorded); len(problems) > 0 {
 		return fmt.Errorf("location %s: the evidence log there was tampered with:\n  %s", l.Name(), strings.Join(problems, "\n  "))
 	}
 	return nil
@@ -143,25 +141,15 @@ const maxLocationCheckpoints = 100000
 
 // auditLocation checks what a location holds of the log against the
 // appliance's tree t: every object has one data version (a second one is
-// an overwrite: tampering), every checkpoint there is named by its hash,
+// an overwrite: tampering), the one the appliance recorded after writing
+// it (recorded: location → name → version id; versions.go), every checkpoint there is named by its hash,
 // signed by this appliance and consistent with t (one that is not shows
 // the history was rewritten, or cut back, after it was written), and
 // every sealed report there is a leaf of t (one that is not belongs to
 // another history). Problems are sentences, one per finding.
-func (s *Store) auditLocation(ctx context.Context, l repo.Location, t *Tree) []string {
+func (s *Store) auditLocation(ctx context.Context, l repo.Location, t *Tree, recorded map[string]map[string]string) []string {
 	prefix := LogPrefix(s.appliance, s.pub)
-	var problems []string
-	if vc, ok := repo.As[VersionCounter](l); ok { // through decorators (repo/deadline)
-		counts, err := vc.VersionCounts(ctx, prefix)
-		if err != nil {
-			return []string{err.Error()}
-		}
-		for _, name := range sortedKeys(counts) {
-			if n := counts[name]; n > 1 {
-				problems = append(problems, fmt.Sprintf("%s has %d data versions: a write-once object was overwritten (tampering: a PUT over it with the location's credential)", name, n))
-			}
-		}
-	}
+	problems := s.auditVersions(ctx, l, recorded[l.Name()])
 	leaves := map[string]bool{}
 	for i := int64(0); i < t.Size(); i++ {
 		h, _ := t.Leaf(i)
@@ -223,10 +211,14 @@ func (s *Store) CheckLocations(ctx context.Context) ([]repo.LocationResult, erro
 	if err != nil {
 		return nil, err
 	}
+	recorded, err := s.recordedVersions()
+	if err != nil {
+		return nil, err
+	}
 	res := make([]repo.LocationResult, len(s.locs))
 	for i, l := range s.locs {
 		res[i] = repo.LocationResult{Location: l.Name(), OK: true}
-		if p := s.auditLocation(ctx, l, t); len(p) > 0 {
+		if p := s.auditLocation(ctx, l, t, recorded); len(p) > 0 {
 			res[i] = repo.LocationResult{Location: l.Name(), Error: fmt.Sprintf("location %s: the evidence log there was tampered with:\n  %s", l.Name(), strings.Join(p, "\n  "))}
 		}
 	}
@@ -309,9 +301,12 @@ func VerifyLocationCopy(ctx context.Context, l repo.Location, appliance string, 
 	if err != nil {
 		return nil, err
 	}
+	bad, err := locationVersionProblems(ctx, l, LogPrefix(appliance, pub))
+	if err != nil {
+		return nil, err
+	}
 	var (
 		recs []Record
-		bad  []Problem
 		kept []File
 	)
 	for _, f := range files {

@@ -151,6 +151,9 @@ type VerifyOptions struct {
 	// ExpectLast, when not 0, is the report the auditor expects the
 	// reports to reach (verify --expect-last).
 	ExpectLast uint64
+	// ExpectPeriod, when set, is the period the auditor asked the reports
+	// to cover (verify --expect-period).
+	ExpectPeriod *Period
 }
 
 // Files of an export that are not reports.
@@ -334,6 +337,9 @@ func Verify(files []File, pub ed25519.PublicKey, opts VerifyOptions) *Verificati
 	v.checkLog(logNote, logTree, exportCP, pub, reps, opts)
 	if opts.ExpectLast > 0 && v.Last != opts.ExpectLast {
 		v.problem(Truncated, 0, "", "you expected the reports to reach report %d, but the last here is report %d", opts.ExpectLast, v.Last)
+	}
+	if opts.ExpectPeriod != nil {
+		v.checkPeriod(*opts.ExpectPeriod, reps, exportCP, pub)
 	}
 	for _, it := range reps {
 		if it.sigOK && it.bodyOK {

@@ -344,7 +344,10 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 	for _, w := range ws {
 		wvs = append(wvs, w.Verifier)
 	}
-	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
+	// The reports just before and after the period go along: they show
+	// the auditor that nothing of the period is missing at either end
+	// (verify --expect-period).
+	res, err := evidence.Export(*out, evidence.WithBorders(p.all, sel), evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
 		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg),
 		Log: tree, LogCheckpoint: cp, Witnesses: wvs})
 	if err != nil {
@@ -366,12 +369,13 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
-	fs := g.flagSet("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF", globalLog)
+	fs := g.flagSet("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--expect-period FROM..TO] [--json] DIR|PROOF", globalLog)
 	pubFile := fs.String("public-key", "", "the appliance's PEM public key `file`, obtained out of band (required; no config is read)")
 	cpFile := fs.String("checkpoint", "", "a checkpoint.note (or older checkpoint.json) `file` kept from an earlier export: prove the log up to it is unchanged")
 	var wkeys listFlag
 	fs.Var(&wkeys, "witness-key", "a witness's public `key` (NAME+KEYHASH+BASE64, or a file holding it) whose cosignature the checkpoint must carry; repeatable")
 	expectLast := fs.Uint64("expect-last", 0, "fail unless the reports reach report `N` (the number you were told the log has)")
+	expectPeriod := fs.String("expect-period", "", "fail unless the reports cover the period `FROM..TO` you asked for (UTC days YYYY-MM-DD, both inclusive, or RFC 3339 times): nothing of it may be missing at either end")
 	identity := fs.String("identity", "", "an age identity `file` (the auditor's): DIR is then a download of a location (holding _evidence/), whose sealed copies are opened and verified")
 	applianceID := fs.String("appliance", "", "with --identity: the appliance `id` whose log to verify (default: the only one in DIR)")
 	g.jsonFlag(fs)
@@ -403,6 +407,13 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 		return verifyProofFile(g, pos[0], pub, witnesses)
 	}
 	opts := evidence.VerifyOptions{CheckpointName: *cpFile, Witnesses: witnesses, RequireLog: true, ExpectLast: *expectLast}
+	if *expectPeriod != "" {
+		p, err := evidence.ParsePeriod(*expectPeriod)
+		if err != nil {
+			return usageErrorf("--expect-period: %v; nothing verified", strings.TrimSuffix(err.Error(), ": "+evidence.ErrMalformed.Error()))
+		}
+		opts.ExpectPeriod = &p
+	}
 	if *cpFile != "" {
 		if opts.Checkpoint, err = readSmall(*cpFile, 64<<10); err != nil {
 			return usageErrorf("--checkpoint: cannot read the checkpoint, nothing verified: %v", err)
