@@ -107,33 +107,44 @@ func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File, dee
 		go compare(f, name)
 	}
 	wg.Wait()
+	var problems []string
 	if len(differ) > 0 {
 		sort.Strings(differ)
-		return fmt.Errorf("location %s: the sealed copy of report %s is not the report the appliance wrote (squatted or replaced: a write-once object cannot be replaced: investigate)", l.Name(), strings.Join(differ, ", "))
+		problems = append(problems, fmt.Sprintf("the sealed copy of report %s is not the report the appliance wrote (squatted or replaced: a write-once object cannot be replaced: investigate)", strings.Join(differ, ", ")))
 	}
-	if first != nil || !deep {
-		return first
+	if first == nil && deep {
+		problems = append(problems, s.auditFiles(ctx, l, files)...)
 	}
+	switch {
+	case len(problems) == 1 && len(differ) > 0:
+		return fmt.Errorf("location %s: %s", l.Name(), problems[0])
+	case len(problems) > 0:
+		return fmt.Errorf("location %s: the evidence log there was tampered with:\n  %s", l.Name(), strings.Join(problems, "\n  "))
+	}
+	return first
+}
+
+// auditFiles audits a location (auditLocation) against the tree of files,
+// the state directory's reports: none for a partial set (reports that do
+// not verify are held back).
+func (s *Store) auditFiles(ctx context.Context, l repo.Location, files []File) []string {
 	recs := make([]Record, 0, len(files))
 	for _, f := range files {
 		r, err := ParseRecord(f.Data)
 		if err != nil {
-			return err
+			return []string{err.Error()}
 		}
 		recs = append(recs, r)
 	}
 	t, err := treeOf(recs)
 	if err != nil {
-		return nil // a partial set (reports that do not verify are held back): no audit
+		return nil
 	}
 	recorded, err := s.recordedVersions()
 	if err != nil {
-		return err
+		return []string{err.Error()}
 	}
-	if problems := s.auditLocation(ctx, l, t, recorded); len(problems) > 0 {
-		return fmt.Errorf("location %s: the evidence log there was tampered with:\n  %s", l.Name(), strings.Join(problems, "\n  "))
-	}
-	return nil
+	return s.auditLocation(ctx, l, t, recorded)
 }
 
 // maxLocationCheckpoints bounds the checkpoints an audit reads.
@@ -237,6 +248,25 @@ const maxLocationReports = MaxReports
 // Verify), and every checkpoint note. A sealed copy no identity opens is
 // an error (wrong identity, or not a sealed report).
 func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids ...age.Identity) ([]File, []File, error) {
+	files, notes, unopened, err := readLocation(ctx, l, appliance, pub, ids)
+	if err == nil && len(unopened) > 0 {
+		err = unopened[0].err
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return files, notes, nil
+}
+
+// unopenedLeaf is a sealed copy no identity opened.
+type unopenedLeaf struct {
+	name string
+	err  error
+}
+
+// readLocation is ReadLocation that lists the sealed copies no identity
+// opens instead of failing on the first.
+func readLocation(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids []age.Identity) ([]File, []File, []unopenedLeaf, error) {
 	prefix := LogPrefix(appliance, pub)
 	var leaves, cps []string
 	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
@@ -253,19 +283,27 @@ func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sort.Strings(leaves)
 	sort.Strings(cps)
-	var files []File
+	var (
+		files    []File
+		unopened []unopenedLeaf
+	)
 	for _, name := range leaves {
 		data, err := repo.ReadAll(ctx, l, name, maxSealed)
+		if errors.Is(err, repo.ErrCorrupt) { // larger than any sealed report
+			unopened = append(unopened, unopenedLeaf{name, fmt.Errorf("%s: %w", name, err)})
+			continue
+		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		plain, err := OpenSealed(data, ids...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", name, err)
+			unopened = append(unopened, unopenedLeaf{name, fmt.Errorf("%s: %w", name, err)})
+			continue
 		}
 		fname := path.Base(name) + ".json"
 		if r, err := ParseRecord(plain); err == nil {
@@ -280,11 +318,11 @@ func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed
 	for _, name := range cps {
 		data, err := repo.ReadAll(ctx, l, name, maxNote)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		notes = append(notes, File{Name: name, Data: data})
 	}
-	return files, notes, nil
+	return files, notes, unopened, nil
 }
 
 // VerifyLocationCopy verifies an appliance's log as a location holds it
@@ -297,13 +335,19 @@ func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed
 // checkpoints contradict the new history (or, with opts.Checkpoint, the
 // auditor's kept checkpoint does).
 func VerifyLocationCopy(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids []age.Identity, opts VerifyOptions) (*Verification, error) {
-	files, notes, err := ReadLocation(ctx, l, appliance, pub, ids...)
+	files, notes, unopened, err := readLocation(ctx, l, appliance, pub, ids)
 	if err != nil {
 		return nil, err
+	}
+	if len(files) == 0 && len(unopened) > 0 {
+		return nil, fmt.Errorf("no sealed report there opens with the identity given (not the auditor's, or not sealed to it): %w", unopened[0].err)
 	}
 	bad, err := locationVersionProblems(ctx, l, LogPrefix(appliance, pub))
 	if err != nil {
 		return nil, err
+	}
+	for _, u := range unopened {
+		bad = append(bad, Problem{Kind: Rewritten, File: u.name, Reason: "the identity given opens the other sealed reports but not this one: it was replaced by something that is not a sealed report of this appliance (a new version PUT over it), or planted"})
 	}
 	var (
 		recs []Record

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,6 +23,7 @@ import (
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/repo/local"
+	"github.com/kluis-nl/kluis/repo/s3"
 	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
@@ -369,7 +369,7 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
-	fs := g.flagSet("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--expect-period FROM..TO] [--json] DIR|PROOF", globalLog)
+	fs := g.flagSet("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--expect-period FROM..TO] [--identity FILE [--appliance ID] [--s3-endpoint URL]] [--json] DIR|PROOF|s3://BUCKET/PREFIX", globalLog)
 	pubFile := fs.String("public-key", "", "the appliance's PEM public key `file`, obtained out of band (required; no config is read)")
 	cpFile := fs.String("checkpoint", "", "a checkpoint.note (or older checkpoint.json) `file` kept from an earlier export: prove the log up to it is unchanged")
 	var wkeys listFlag
@@ -378,6 +378,8 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 	expectPeriod := fs.String("expect-period", "", "fail unless the reports cover the period `FROM..TO` you asked for (UTC days YYYY-MM-DD, both inclusive, or RFC 3339 times): nothing of it may be missing at either end")
 	identity := fs.String("identity", "", "an age identity `file` (the auditor's): DIR is then a download of a location (holding _evidence/), whose sealed copies are opened and verified")
 	applianceID := fs.String("appliance", "", "with --identity: the appliance `id` whose log to verify (default: the only one in DIR)")
+	s3Endpoint := fs.String("s3-endpoint", "", "with s3://BUCKET/PREFIX: the S3 service `URL` (default: AWS); credentials from the standard AWS environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+	s3Region := fs.String("s3-region", "", "with s3://BUCKET/PREFIX: the bucket's `region` (default us-east-1)")
 	g.jsonFlag(fs)
 	pos, err := g.parseWithArgs(fs, args)
 	if err != nil {
@@ -404,6 +406,9 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	if fi, err := os.Stat(pos[0]); err == nil && fi.Mode().IsRegular() {
+		if *expectLast != 0 || *expectPeriod != "" || *identity != "" {
+			return usageErrorf("%s is one report's proof: --expect-last, --expect-period and --identity are for an export or a location's copy", pos[0])
+		}
 		return verifyProofFile(g, pos[0], pub, witnesses)
 	}
 	opts := evidence.VerifyOptions{CheckpointName: *cpFile, Witnesses: witnesses, RequireLog: true, ExpectLast: *expectLast}
@@ -422,10 +427,12 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 	dir := pos[0]
 	var v *evidence.Verification
 	if *identity != "" {
-		v, err = verifyLocationDownload(ctx, dir, *identity, *applianceID, pub, opts)
+		v, err = verifyLocationCopy(ctx, dir, *identity, *applianceID, s3.Options{Endpoint: *s3Endpoint, Region: *s3Region}, pub, opts)
 		if err != nil {
 			return err
 		}
+	} else if strings.HasPrefix(dir, "s3://") {
+		return usageErrorf("%s: give --identity, the age identity that opens the sealed copies", dir)
 	} else if v, err = evidence.VerifyDir(dir, pub, opts); err != nil {
 		return usageErrorf("cannot read %s, nothing verified: %v", dir, err)
 	}
@@ -651,9 +658,13 @@ func cmdEvidenceCheck(ctx context.Context, g *globals, args []string) error {
 	return nil
 }
 
-// verifyLocationDownload verifies a download of a location (a directory
-// holding _evidence/APPLIANCE/key-…/) with the auditor's age identity.
-func verifyLocationDownload(ctx context.Context, dir, identityFile, applianceID string, pub ed25519.PublicKey, opts evidence.VerifyOptions) (*evidence.Verification, error) {
+// verifyLocationCopy verifies a location's copy of an appliance's log
+// with the auditor's age identity: target is a download of a location (a
+// directory holding _evidence/APPLIANCE/key-…/) or the bucket itself,
+// s3://BUCKET[/PREFIX], read with the standard AWS credentials (read-only
+// ones the vendor gave the auditor): there the object versions are listed
+// too, and an object written over is reported.
+func verifyLocationCopy(ctx context.Context, target, identityFile, applianceID string, s3o s3.Options, pub ed25519.PublicKey, opts evidence.VerifyOptions) (*evidence.Verification, error) {
 	data, err := readSmall(identityFile, 64<<10)
 	if err != nil {
 		return nil, usageErrorf("--identity: %v; nothing verified", err)
@@ -662,26 +673,45 @@ func verifyLocationDownload(ctx context.Context, dir, identityFile, applianceID 
 	if err != nil {
 		return nil, usageErrorf("--identity %s: %v; nothing verified", identityFile, err)
 	}
+	var l repo.Location
+	if rest, ok := strings.CutPrefix(target, "s3://"); ok {
+		bucket, prefix, _ := strings.Cut(rest, "/")
+		if prefix != "" && !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
+		s3o.Name, s3o.Bucket, s3o.Prefix = "s3://"+bucket, bucket, prefix
+		s3o.PathStyle = s3o.Endpoint != ""
+		if l, err = s3.New(ctx, s3o); err != nil {
+			return nil, usageErrorf("%s: %v; nothing verified", target, err)
+		}
+	} else {
+		l = local.New("download", target)
+	}
 	if applianceID == "" {
-		ents, err := os.ReadDir(filepath.Join(dir, "_evidence"))
-		if err != nil {
-			return nil, usageErrorf("%s holds no _evidence/ directory (a download of a location's bucket or directory): %v; nothing verified", dir, err)
-		}
-		for _, e := range ents {
-			if e.IsDir() {
-				if applianceID != "" {
-					return nil, usageErrorf("%s holds the evidence of more than one appliance: give --appliance ID", dir)
-				}
-				applianceID = e.Name()
+		found := map[string]bool{}
+		err := l.List(ctx, "_evidence/", func(oi repo.ObjectInfo) error {
+			if a, _, ok := strings.Cut(strings.TrimPrefix(oi.Name, "_evidence/"), "/"); ok {
+				found[a] = true
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, usageErrorf("%s: %v; nothing verified", target, err)
 		}
-		if applianceID == "" {
-			return nil, usageErrorf("%s/_evidence/ holds no appliance's evidence; nothing verified", dir)
+		switch len(found) {
+		case 0:
+			return nil, usageErrorf("%s holds no _evidence/ of any appliance (give a download of a location's bucket or directory, or s3://BUCKET/PREFIX); nothing verified", target)
+		case 1:
+			for a := range found {
+				applianceID = a
+			}
+		default:
+			return nil, usageErrorf("%s holds the evidence of more than one appliance: give --appliance ID", target)
 		}
 	}
-	v, err := evidence.VerifyLocationCopy(ctx, local.New("download", dir), applianceID, pub, ids, opts)
+	v, err := evidence.VerifyLocationCopy(ctx, l, applianceID, pub, ids, opts)
 	if err != nil {
-		return nil, usageErrorf("cannot read the evidence in %s, nothing verified: %v", dir, err)
+		return nil, usageErrorf("cannot read the evidence in %s, nothing verified: %v", target, err)
 	}
 	return v, nil
 }
