@@ -55,7 +55,7 @@ func (p Period) String() string {
 	if day(p.From) && day(p.To) {
 		return p.From.Format("2006-01-02") + ".." + p.To.AddDate(0, 0, -1).Format("2006-01-02")
 	}
-	return p.From.Format(time.RFC3339) + ".." + p.To.Format(time.RFC3339)
+	return p.From.Format(time.RFC3339Nano) + ".." + p.To.Format(time.RFC3339Nano)
 }
 
 // checkPeriod checks that the reports here cover the period p: nothing of
