@@ -16,6 +16,7 @@ import (
 	"filippo.io/age"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/kluis-nl/kluis/evidence/chain"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -367,12 +368,29 @@ func VerifyLocationCopy(ctx context.Context, l repo.Location, appliance string, 
 		}
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
-	var leaves []tlog.Hash
-	for i, r := range recs {
-		if r.Seq != uint64(i)+1 {
+	// The tree of the chain from report 1 as far as it goes unbroken: of
+	// two reports with one number (a fork planted beside a genuine one)
+	// the one that links to its predecessor.
+	var (
+		leaves []tlog.Hash
+		prev   = chain.ZeroHash
+	)
+	for i := 0; i < len(recs); {
+		want := uint64(len(leaves)) + 1
+		if recs[i].Seq != want {
 			break
 		}
-		leaves = append(leaves, LeafHash(r))
+		var next *Record
+		for ; i < len(recs) && recs[i].Seq == want; i++ {
+			if next == nil && recs[i].Prev == prev {
+				next = &recs[i]
+			}
+		}
+		if next == nil {
+			break
+		}
+		leaves = append(leaves, LeafHash(*next))
+		prev = next.Hash
 	}
 	var (
 		best     []byte
@@ -403,24 +421,40 @@ func VerifyLocationCopy(ctx context.Context, l repo.Location, appliance string, 
 			bad = append(bad, Problem{Kind: Rewritten, File: n.Name, Reason: fmt.Sprintf("this checkpoint (log of %d reports) contradicts the reports at the location: the history up to report %d was rewritten after it was written", c.Size, c.Size)})
 		}
 	}
-	if best != nil {
-		files = append(files, File{Name: CheckpointNoteFile, Data: best})
-		if bestSize <= t.Size() {
-			sub, _ := NewTree(leaves[:bestSize])
-			txt, _ := treeText(sub)
-			files = append(files, File{Name: TreeFile, Data: txt})
-		}
+	var maxSeq, firstSeq uint64
+	if len(recs) > 0 {
+		firstSeq, maxSeq = recs[0].Seq, recs[len(recs)-1].Seq
 	}
-	opts.RequireLog = true
+	// The log at a location is checked against its largest checkpoint
+	// when the reports there make its tree; reports after it are noted
+	// (their checkpoint's upload is pending or was interrupted).
+	checkable := best != nil && bestSize <= t.Size()
+	if checkable {
+		files = append(files, File{Name: CheckpointNoteFile, Data: best})
+		sub, _ := NewTree(leaves[:bestSize])
+		txt, _ := treeText(sub)
+		files = append(files, File{Name: TreeFile, Data: txt})
+		opts.pendingAfterLog = true
+	}
+	opts.RequireLog = false // a location has no export checkpoint; a missing log checkpoint is reported below
 	if opts.Appliance == "" {
 		opts.Appliance = appliance
 	}
 	v := Verify(files, pub, opts)
-	if best != nil && bestSize > t.Size() {
-		v.problem(Truncated, uint64(t.Size())+1, "", "the largest checkpoint at the location names a log of %d reports, but the location holds reports 1 to %d: %s removed", bestSize, t.Size(), span(uint64(t.Size())+1, uint64(bestSize)))
+	if firstSeq > 1 {
+		v.problem(Removed, 1, "", "the location's log starts at report %d: %s removed (every location holds the log from report 1)", firstSeq, span(1, firstSeq-1))
 	}
-	if best == nil {
+	switch {
+	case best == nil:
 		v.problem(Removed, 0, "", "no checkpoint of this key at the location: it cannot show what was cut off or rewritten")
+	case !checkable && uint64(bestSize) > maxSeq:
+		v.problem(Truncated, maxSeq+1, "", "the largest checkpoint at the location names a log of %d reports, but the newest report there is report %d: %s removed", bestSize, maxSeq, span(maxSeq+1, uint64(bestSize)))
+	}
+	if best != nil && !checkable {
+		v.note("the largest checkpoint at the location (log of %d reports) cannot be checked report by report: reports of it are missing there", bestSize)
+		if opts.Checkpoint != nil {
+			v.note("checkpoint %s cannot be checked: reports are missing at the location", opts.CheckpointName)
+		}
 	}
 	v.Problems = append(v.Problems, bad...)
 	return v, nil

@@ -154,6 +154,10 @@ type VerifyOptions struct {
 	// ExpectPeriod, when set, is the period the auditor asked the reports
 	// to cover (verify --expect-period).
 	ExpectPeriod *Period
+	// pendingAfterLog (a location's copy): reports after the log
+	// checkpoint are noted, not a problem: the checkpoint covering them
+	// is uploaded after them.
+	pendingAfterLog bool
 }
 
 // Files of an export that are not reports.
@@ -376,6 +380,12 @@ func (v *Verification) pickRepresentatives(items []*item) []*item {
 		bySeq[it.rec.Seq] = append(bySeq[it.rec.Seq], it)
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	linked := map[string]bool{} // hashes some report links back to
+	for _, it := range items {
+		if it.sigOK {
+			linked[it.rec.Prev] = true
+		}
+	}
 	var reps []*item
 	for _, seq := range seqs {
 		group := bySeq[seq]
@@ -383,6 +393,9 @@ func (v *Verification) pickRepresentatives(items []*item) []*item {
 		score := func(it *item) int {
 			s := 0
 			if it.sigOK {
+				s += 4
+			}
+			if linked[it.rec.Hash] { // of a fork, the one the chain goes on from
 				s += 2
 			}
 			if it.nameSeq == seq {
