@@ -220,9 +220,9 @@ func startPortal(ctx context.Context, g *globals, a *appliance.Appliance, app fu
 	}
 	svc, err := portal.New(portal.Options{
 		Store: portal.NewStore(a.StateDir()), Backend: portalBackend{app: app},
-		Events:       &portal.ChainLog{Path: filepath.Join(a.StateDir(), portal.EventsFileName), Key: key},
-		Web:          a.Cfg.Web, RequestsPath: filepath.Join(a.StateDir(), "portal-requests.json"),
-		Now:          a.Now, Log: g.log,
+		Events: &portal.ChainLog{Path: filepath.Join(a.StateDir(), portal.EventsFileName), Key: key},
+		Web:    a.Cfg.Web, RequestsPath: filepath.Join(a.StateDir(), "portal-requests.json"),
+		Now: a.Now, Log: g.log,
 	})
 	if err != nil {
 		return nil, &configError{err}
