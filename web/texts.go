@@ -172,3 +172,6 @@ var texts = map[string]map[string]string{
 		"nothing":           "No rows for this client id in this backup.",
 	},
 }
+
+// Text returns the text of key in lang ("" when missing).
+func Text(lang, key string) string { return texts[lang][key] }
