@@ -517,3 +517,33 @@ func mustOptions(t *testing.T, f *portaltest.Fixture, s *portal.Session) []byte 
 }
 
 func hexDecode(s string) ([]byte, error) { return hex.DecodeString(s) }
+
+// TestEvidenceExport: the export holds every report of the period, so
+// only an auditor of every tenant and an admin receive it.
+func TestEvidenceExport(t *testing.T) {
+	f := portaltest.New(t, origin)
+	all := f.Login(f.AddUser("audrey", portal.RoleAuditor))
+	scoped := f.Login(f.AddUser("aaron", portal.RoleAuditor, "a"))
+	anna := f.Login(f.AddUser("anna", portal.RolePractice, "a"))
+	export := func(s *portal.Session, tenant string) (portal.Reply, string) {
+		var b strings.Builder
+		rep, err := f.Client.Stream(context.Background(), portal.OpEvidenceExport, portal.Call{Session: s.Token, Tenant: tenant, From: "2026-11-01", To: "2026-11-30"}, func(string) io.Writer { return &b })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep, b.String()
+	}
+	rep, body := export(all, "b")
+	from, to := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	if rep.Status != 200 || body != portaltest.Export("b", from, to) {
+		t.Fatalf("auditor of all tenants: %s %q", portaltest.Status(rep), body)
+	}
+	for _, s := range []*portal.Session{scoped, anna} {
+		if rep, body := export(s, "a"); rep.Status != 403 || body != "" {
+			t.Errorf("%s: %s", s.User, portaltest.Status(rep))
+		}
+	}
+	if rep, _ := export(all, "nonexistent"); rep.Status != 404 {
+		t.Errorf("unknown tenant: %s", portaltest.Status(rep))
+	}
+}

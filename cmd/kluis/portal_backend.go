@@ -1,19 +1,25 @@
 package main
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/portal"
 	"github.com/kluis-nl/kluis/restore/dossier"
+	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
 // portalBackend is what the daemon does for the portal (portal.Backend):
@@ -207,6 +213,52 @@ func (b portalBackend) Evidence(ctx context.Context, tenants []string, from, to 
 			Snapshot: r.Report.Snapshot.ID, Verdict: string(r.Report.Verdict), Verified: true})
 	}
 	return v, nil
+}
+
+// EvidenceExport runs `evidence export` into a scratch directory in the
+// state directory and streams it as a gzipped tar (reports hold no
+// personal data; the directory is removed).
+func (b portalBackend) EvidenceExport(ctx context.Context, tenant string, from, to time.Time, w io.Writer) error {
+	a := b.app()
+	p, err := loadPeriodTimes(a, from, to)
+	if err != nil {
+		return err
+	}
+	if len(p.sel) == 0 {
+		return fmt.Errorf("no restore-test reports in the period")
+	}
+	tmp, err := os.MkdirTemp(a.StateDir(), "portal-export-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "kluis-evidence")
+	tree, cp, err := p.store.Checkpoint()
+	if err != nil {
+		return err
+	}
+	ws, err := witnessClients(a)
+	if err != nil {
+		return err
+	}
+	var wvs []note.Verifier
+	for _, w := range ws {
+		wvs = append(wvs, w.Verifier)
+	}
+	if _, err := evidence.Export(dir, p.sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: tenant,
+		From: from, To: to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg),
+		Log: tree, LogCheckpoint: cp, Witnesses: wvs}); err != nil {
+		return err
+	}
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	if err := tw.AddFS(os.DirFS(tmp)); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
 }
 
 // startPortal serves the portal's socket API when web: is configured.

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +22,34 @@ import (
 	"github.com/kluis-nl/kluis/portal"
 	"github.com/kluis-nl/kluis/synth"
 )
+
+func untar(t *testing.T, r io.Reader, dir string) {
+	t.Helper()
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
+		if h.Typeflag == tar.TypeDir {
+			os.MkdirAll(p, 0o700)
+			continue
+		}
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		b, _ := io.ReadAll(tr)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 type testClock struct {
 	mu sync.Mutex
@@ -218,6 +250,26 @@ web:
 	if len(users) != 2 || !users[0].Enrolled || users[1].Passkeys != 1 {
 		t.Fatalf("users list: %+v", users)
 	}
+	// The auditor's export verifies with the public key alone.
+	e.mustRun(0, "restore-test", "--tenant", dossierTenant)
+	e.mustJSON(0, &added, "users", "add", "--name", "audrey", "--role", "auditor")
+	audrey := login("audrey", strings.TrimPrefix(added.Link, origin+"/enrol/"))
+	ev := do(portal.OpEvidence, portal.Call{Session: audrey.Token}).Evidence
+	if !ev.Verified || len(ev.Reports) != 1 || ev.Reports[0].Verdict != "PASS" {
+		t.Fatalf("auditor's view: %+v", ev)
+	}
+	var tgz bytes.Buffer
+	if rep, err := cl.Stream(ctx, portal.OpEvidenceExport, portal.Call{Session: audrey.Token}, func(string) io.Writer { return &tgz }); err != nil || rep.Status != 200 {
+		t.Fatalf("export: %v %+v", err, rep)
+	}
+	untar(t, &tgz, e.path("export"))
+	pub := e.mustRun(0, "keys", "public")
+	os.WriteFile(e.path("pub.pem"), []byte(pub.stdout), 0o644)
+	e.mustRun(0, "evidence", "verify", "--public-key", e.path("pub.pem"), e.path("export", "kluis-evidence"))
+	if ents, _ := os.ReadDir(e.path("state")); slices.ContainsFunc(ents, func(d os.DirEntry) bool { return strings.HasPrefix(d.Name(), "portal-export-") }) {
+		t.Error("the export's scratch directory is left in the state directory")
+	}
+
 	e.mustRun(0, "users", "disable", "anna")
 	if rep := cl.Do(ctx, portal.OpWhoami, portal.Call{Session: anna.Token}); rep.Status != 401 {
 		t.Fatalf("disabled user's session: %+v", rep)

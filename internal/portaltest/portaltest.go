@@ -150,6 +150,17 @@ func (b *Backend) Evidence(ctx context.Context, tenants []string, from, to time.
 	return v, nil
 }
 
+// Export is what EvidenceExport writes.
+func Export(tenant string, from, to time.Time) string {
+	return fmt.Sprintf("evidence export %q %s..%s\n", tenant, from.Format("2006-01-02"), to.Format("2006-01-02"))
+}
+
+// EvidenceExport writes Export.
+func (b *Backend) EvidenceExport(ctx context.Context, tenant string, from, to time.Time, w io.Writer) error {
+	_, err := io.WriteString(w, Export(tenant, from, to))
+	return err
+}
+
 // Log keeps events in memory and in a signed chain.
 type Log struct {
 	chain *portal.ChainLog
