@@ -1,12 +1,16 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Web is the web: section: the practice and auditor portal (docs/
@@ -76,6 +80,61 @@ func (c *Config) validateWeb(p *Problems) {
 	if !w.Enabled() && w.Listen == "" && w.Origin == "" {
 		return
 	}
+	c.validateWebServe(p)
+	ids := make([]string, 0, len(w.RestoreTargets))
+	for id := range w.RestoreTargets {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if _, err := c.Tenant(id); err != nil && len(c.Discover) == 0 {
+			p.addf("web.restore_targets."+id, "no such tenant")
+		}
+		c.checkSecretFile(p, "web.restore_targets."+id, w.RestoreTargets[id])
+	}
+}
+
+// LoadWeb reads only the web: section of the config at path and checks
+// what `kluis web` needs (listen, TLS, socket, origin): the web process
+// runs as its own user, which cannot (and must not) read the rest.
+func LoadWeb(path string) (Web, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Web{}, err
+	}
+	var doc struct {
+		Web Web `yaml:"web"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return Web{}, fmt.Errorf("%s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Web{}, err
+	}
+	c := &Config{Web: doc.Web, Dir: filepath.Dir(abs)}
+	var p Problems
+	if !c.Web.Enabled() {
+		p.addf("web.socket", "required: the config has no web: section (docs/practice.md)")
+	}
+	c.validateWebServe(&p)
+	if err := p.Err(); err != nil {
+		return Web{}, err
+	}
+	w := c.Web
+	w.Socket, w.TLSCertFile, w.TLSKeyFile = c.Resolve(w.Socket), c.resolveOpt(w.TLSCertFile), c.resolveOpt(w.TLSKeyFile)
+	return w.WithDefaults(), nil
+}
+
+func (c *Config) resolveOpt(p string) string {
+	if p == "" {
+		return ""
+	}
+	return c.Resolve(p)
+}
+
+func (c *Config) validateWebServe(p *Problems) {
+	w := c.Web
 	if w.Socket == "" {
 		p.addf("web.socket", "required (the daemon's Unix socket for kluis web)")
 	} else if !filepath.IsAbs(c.Resolve(w.Socket)) {
@@ -122,16 +181,5 @@ func (c *Config) validateWeb(p *Problems) {
 	}
 	if w.LockAfter < 0 || w.LockAfter > 100 {
 		p.addf("web.lock_after", "%d: want 1..100", w.LockAfter)
-	}
-	ids := make([]string, 0, len(w.RestoreTargets))
-	for id := range w.RestoreTargets {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		if _, err := c.Tenant(id); err != nil && len(c.Discover) == 0 {
-			p.addf("web.restore_targets."+id, "no such tenant")
-		}
-		c.checkSecretFile(p, "web.restore_targets."+id, w.RestoreTargets[id])
 	}
 }
