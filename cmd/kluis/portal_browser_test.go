@@ -402,7 +402,6 @@ func TestPortalInBrowser(t *testing.T) {
 
 	if !t.Run("login with password and TOTP", func(t *testing.T) {
 		loginTOTP(t, p, ada, "", "practice-code")
-		shot(t, ada.page, "practice-home")
 		if ada.page.Count("#tenant-praktijk-a") != 1 || ada.page.Count("#tenant-praktijk-b") != 0 {
 			t.Errorf("ada's home page lists other practices:\n%s", ada.page.Body())
 		}
@@ -432,10 +431,8 @@ func TestPortalInBrowser(t *testing.T) {
 		if n := len(vera.page.Credentials()); n != 1 {
 			t.Fatalf("vera's authenticator holds %d credentials", n)
 		}
-		shot(t, vera.page, "approver-account")
 		logout(t, vera)
 		loginPassword(t, p, vera, "")
-		shot(t, vera.page, "approver-second-step")
 		before := vera.page.Credentials()[0].SignCount
 		vera.page.ClickNoWait("#passkey-login")
 		vera.page.WaitVisible("#who")
@@ -537,7 +534,6 @@ func TestPortalInBrowser(t *testing.T) {
 		copyDSN := cloneDB(t, p.pg, p.dsnA)
 		ada.page.Go(p.base + "/requests/" + rid2)
 		ada.page.Click("#restore-into")
-		shot(t, ada.page, "practice-restored")
 		writeFile(t, p.path("copy.dsn"), copyDSN)
 		p.mustRun(0, "dossier", "restore", "--tenant", "praktijk-a", "--snapshot", snap, "--id", "3", "--reason", "browser test: the CLI's copy", "--into-dsn-file", p.path("copy.dsn"), "--on-conflict", "skip")
 		live, cli := tableDump(t, p.dsnA), tableDump(t, copyDSN)
