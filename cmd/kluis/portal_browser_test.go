@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,9 +47,9 @@ type portalEnv struct {
 	webLogs    *lockedBuffer
 }
 
-// startPortal sets the appliance up, backs both practices up and starts
+// startPortalEnv sets the appliance up, backs both practices up and starts
 // `kluis daemon` and `kluis web`.
-func startPortal(t *testing.T) *portalEnv {
+func startPortalEnv(t *testing.T) *portalEnv {
 	t.Helper()
 	srv := pgtest.Start(t)
 	ctx := context.Background()
@@ -167,21 +167,21 @@ type portalUser struct {
 	app            *browsertest.TOTP
 }
 
-// screenshots says whether to write the docs' screenshots.
-var screenshots = os.Getenv("KLUIS_UPDATE_SCREENSHOTS") == "1"
+// updateScreenshots says whether to write the docs' screenshots.
+var updateScreenshots = os.Getenv("KLUIS_UPDATE_SCREENSHOTS") == "1"
 
-// shot writes docs/NAME.png when KLUIS_UPDATE_SCREENSHOTS=1.
-func shot(t *testing.T, pg *browsertest.Page, name string) {
+// docShot writes docs/NAME.png when KLUIS_UPDATE_SCREENSHOTS=1.
+func docShot(t *testing.T, pg *browsertest.Page, name string) {
 	t.Helper()
-	if !screenshots {
+	if !updateScreenshots {
 		return
 	}
 	pg.Screenshot(filepath.Join("..", "..", "docs", name+".png"))
 }
 
-// enrol opens the enrolment link, reads the TOTP secret into the user's
+// enrolInBrowser opens the enrolment link, reads the TOTP secret into the user's
 // app, sets the password and confirms with a code.
-func enrol(t *testing.T, u *portalUser, link, shotName string) {
+func enrolInBrowser(t *testing.T, u *portalUser, link, shotName string) {
 	t.Helper()
 	if st := u.page.Go(link); st != http.StatusOK {
 		t.Fatalf("%s: enrolment page: HTTP %d\n%s", u.name, st, u.page.Body())
@@ -193,7 +193,7 @@ func enrol(t *testing.T, u *portalUser, link, shotName string) {
 	u.app = browsertest.NewTOTP(secret)
 	u.page.Fill(map[string]string{"#password": u.password, "#password2": u.password, "#code": u.app.Code(t)})
 	if shotName != "" {
-		shot(t, u.page, shotName)
+		docShot(t, u.page, shotName)
 	}
 	u.page.Click("#enrol-submit")
 	if n := u.page.Count("#enrolled"); n != 1 {
@@ -201,14 +201,14 @@ func enrol(t *testing.T, u *portalUser, link, shotName string) {
 	}
 }
 
-// loginPassword fills the login form; the browser is then at the second
+// loginPasswordInBrowser fills the login form; the browser is then at the second
 // step.
-func loginPassword(t *testing.T, p *portalEnv, u *portalUser, shotName string) {
+func loginPasswordInBrowser(t *testing.T, p *portalEnv, u *portalUser, shotName string) {
 	t.Helper()
 	u.page.Go(p.base + "/login")
 	u.page.Fill(map[string]string{"#user": u.name, "#password": u.password})
 	if shotName != "" {
-		shot(t, u.page, shotName)
+		docShot(t, u.page, shotName)
 	}
 	u.page.Click("#login-submit")
 	if !strings.Contains(u.page.Location(), "/login/second") {
@@ -216,27 +216,27 @@ func loginPassword(t *testing.T, p *portalEnv, u *portalUser, shotName string) {
 	}
 }
 
-// loginTOTP logs u in with password and TOTP.
-func loginTOTP(t *testing.T, p *portalEnv, u *portalUser, shotPassword, shotCode string) {
+// loginTOTPInBrowser logs u in with password and TOTP.
+func loginTOTPInBrowser(t *testing.T, p *portalEnv, u *portalUser, shotPassword, shotCode string) {
 	t.Helper()
-	loginPassword(t, p, u, shotPassword)
+	loginPasswordInBrowser(t, p, u, shotPassword)
 	u.page.Fill(map[string]string{"#code": u.app.Code(t)})
 	if shotCode != "" {
-		shot(t, u.page, shotCode)
+		docShot(t, u.page, shotCode)
 	}
 	u.page.Click("#totp-submit")
-	assertLoggedIn(t, u)
+	assertLoggedInBrowser(t, u)
 }
 
-func assertLoggedIn(t *testing.T, u *portalUser) {
+func assertLoggedInBrowser(t *testing.T, u *portalUser) {
 	t.Helper()
 	if got := u.page.Text("#who"); !strings.HasPrefix(got, u.name+" ") {
 		t.Fatalf("%s: not logged in (at %s, header %q):\n%s", u.name, u.page.Location(), got, u.page.Body())
 	}
 }
 
-// logout presses the logout button.
-func logout(t *testing.T, u *portalUser) {
+// logoutInBrowser presses the logout button.
+func logoutInBrowser(t *testing.T, u *portalUser) {
 	t.Helper()
 	u.page.Click("#logout")
 	if !strings.Contains(u.page.Location(), "/login") {
@@ -273,7 +273,7 @@ func (p *portalEnv) cliDossierShow(tenant, snapshot, id string) map[string]int64
 	return out
 }
 
-// requestIDFromURL is the request id of a /requests/ID page.
+// requestIDOf is the request id of a /requests/ID page.
 var requestPathRE = regexp.MustCompile(`/requests/([^/?#]+)`)
 
 func requestIDOf(t *testing.T, pg *browsertest.Page) string {
@@ -285,9 +285,9 @@ func requestIDOf(t *testing.T, pg *browsertest.Page) string {
 	return m[1]
 }
 
-// requestDossier has the practice user show the dossier and request it
+// requestDossierInBrowser has the practice user show the dossier and request it
 // with delivery; it returns the request id, on the request page.
-func requestDossier(t *testing.T, p *portalEnv, u *portalUser, tenant, id, reason, delivery string, shotShow, shotRequest string) (string, string) {
+func requestDossierInBrowser(t *testing.T, p *portalEnv, u *portalUser, tenant, id, reason, delivery string, shotShow, shotRequest string) (string, string) {
 	t.Helper()
 	if st := u.page.Go(p.base + "/t/" + tenant); st != http.StatusOK {
 		t.Fatalf("%s: tenant page: HTTP %d", u.name, st)
@@ -299,7 +299,7 @@ func requestDossier(t *testing.T, p *portalEnv, u *portalUser, tenant, id, reaso
 		t.Fatalf("%s: no dossier table (at %s):\n%s", u.name, u.page.Location(), u.page.Body())
 	}
 	if shotShow != "" {
-		shot(t, u.page, shotShow)
+		docShot(t, u.page, shotShow)
 	}
 	u.page.Fill(map[string]string{"#reason": reason})
 	u.page.SetValue("#delivery", delivery)
@@ -309,44 +309,37 @@ func requestDossier(t *testing.T, p *portalEnv, u *portalUser, tenant, id, reaso
 		t.Fatalf("%s: the new request is %q", u.name, st)
 	}
 	if shotRequest != "" {
-		shot(t, u.page, shotRequest)
+		docShot(t, u.page, shotRequest)
 	}
 	return rid, snapshot
 }
 
-// approve has the approver open the request and approve it with their
+// approveInBrowser has the approver open the request and approve it with their
 // passkey; it waits for the approved request page.
-func approve(t *testing.T, p *portalEnv, a *portalUser, rid string) {
+func approveInBrowser(t *testing.T, p *portalEnv, a *portalUser, rid string) {
 	t.Helper()
 	a.page.Go(p.base + "/requests/" + rid)
 	if a.page.Count("#approve") != 1 {
 		t.Fatalf("%s: no approve button on request %s:\n%s", a.name, rid, a.page.Body())
 	}
 	a.page.ClickNoWait("#approve")
-	waitState(t, a.page, "approved", "done")
+	waitRequestState(t, a.page, "approved", "done")
 	if got := a.page.Text("#req-approver"); got != a.name {
 		t.Errorf("request %s: approver %q, want %s", rid, got, a.name)
 	}
 }
 
-// waitState waits until the request page shows one of states (reloading
-// after a script's navigation) and returns it.
-func waitState(t *testing.T, pg *browsertest.Page, states ...string) string {
+// waitRequestState waits until the request page shows one of states
+// (after the approve script's navigation) and returns it; a failed
+// passkey ceremony fails at once.
+func waitRequestState(t *testing.T, pg *browsertest.Page, states ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(browsertest.Timeout)
-	for time.Now().Before(deadline) {
-		if pg.Count("#req-state") == 1 {
-			if st := pg.Text("#req-state"); slices.Contains(states, st) {
-				return st
-			}
-		}
-		if pg.Count("#webauthn-error:not([hidden])") == 1 {
-			t.Fatalf("%s: the passkey ceremony failed: %s\nconsole:\n%s", pg.Name, pg.Text("#webauthn-error"), pg.ConsoleText())
-		}
-		time.Sleep(100 * time.Millisecond)
+	js, _ := json.Marshal(states)
+	pg.WaitFor(fmt.Sprintf("request state %v", states), fmt.Sprintf(`document.readyState == "complete" && (%s.includes((document.querySelector("#req-state") || {}).textContent) || !((document.querySelector("#webauthn-error") || {hidden: true}).hidden))`, js))
+	if pg.Count("#webauthn-error:not([hidden])") == 1 {
+		t.Fatalf("%s: the passkey ceremony failed: %s\nconsole:\n%s", pg.Name, pg.Text("#webauthn-error"), pg.ConsoleText())
 	}
-	t.Fatalf("%s: the request never reached %v (at %s):\n%s\nconsole:\n%s", pg.Name, states, pg.Location(), pg.Body(), pg.ConsoleText())
-	return ""
+	return pg.Text("#req-state")
 }
 
 // TestPortalInBrowser walks the portal as its users do, in chromium: ops
@@ -362,12 +355,14 @@ func waitState(t *testing.T, pg *browsertest.Page, states ...string) string {
 // request, a reused enrolment link or download) are refused.
 func TestPortalInBrowser(t *testing.T) {
 	browsertest.Require(t)
-	p := startPortal(t)
+	p := startPortalEnv(t)
 	b := browsertest.Start(t)
 
 	// Unauthenticated: nothing but the login page, whatever the URL.
 	t.Run("unauthenticated", func(t *testing.T) {
+		defer p.in(t)()
 		anon := b.NewPage("anonymous")
+		defer anon.Use(t)()
 		for _, path := range []string{"/", "/t/praktijk-a", "/requests", "/requests/1", "/evidence", "/account", "/users", "/nonexistent"} {
 			anon.Go(p.base + path)
 			if loc := anon.Location(); !strings.HasSuffix(loc, "/login") {
@@ -377,21 +372,23 @@ func TestPortalInBrowser(t *testing.T) {
 				t.Errorf("GET %s: the login page names a practice:\n%s", path, body)
 			}
 		}
-		shot(t, anon, "practice-login")
+		docShot(t, anon, "practice-login")
 	})
 
-	ada := &portalUser{name: "ada", password: "correct horse battery ada", page: b.NewPage("ada")}
-	vera := &portalUser{name: "vera", password: "correct horse battery vera", page: b.NewPage("vera")}
+	ada := &portalUser{name: "ada", password: "zomer-appel-7-fiets", page: b.NewPage("ada")}
+	vera := &portalUser{name: "vera", password: "winter-peer-9-boot", page: b.NewPage("vera")}
 	ada.page.AddAuthenticator()
 	vera.page.AddAuthenticator()
 	adaLink := p.addUser(ada.name, "practice", "praktijk-a")
 	veraLink := p.addUser(vera.name, "approver")
 
 	if !t.Run("enrolment", func(t *testing.T) {
-		enrol(t, ada, adaLink, "practice-enrol")
-		enrol(t, vera, veraLink, "")
+		defer use(t, p, ada, vera)()
+		enrolInBrowser(t, ada, adaLink, "practice-enrol")
+		enrolInBrowser(t, vera, veraLink, "")
 		// The link works once.
 		other := b.NewPage("link-reuse")
+		defer other.Use(t)()
 		other.Go(adaLink)
 		if other.Count("#totp-secret") != 0 || other.Count("#enrol-form") != 0 {
 			t.Errorf("the enrolment link still shows the enrolment form after use:\n%s", other.Body())
@@ -401,13 +398,15 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 
 	if !t.Run("login with password and TOTP", func(t *testing.T) {
-		loginTOTP(t, p, ada, "", "practice-code")
+		defer use(t, p, ada, vera)()
+		loginTOTPInBrowser(t, p, ada, "", "practice-code")
 		if ada.page.Count("#tenant-praktijk-a") != 1 || ada.page.Count("#tenant-praktijk-b") != 0 {
 			t.Errorf("ada's home page lists other practices:\n%s", ada.page.Body())
 		}
 		// A wrong code is refused; the browser stays logged out.
 		other := &portalUser{name: "ada", password: ada.password, page: b.NewPage("ada-wrong-code"), app: ada.app}
-		loginPassword(t, p, other, "")
+		defer other.page.Use(t)()
+		loginPasswordInBrowser(t, p, other, "")
 		other.page.Fill(map[string]string{"#code": "000000"})
 		other.page.Click("#totp-submit")
 		if other.page.Count("#who") != 0 {
@@ -418,25 +417,20 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 
 	if !t.Run("login with a passkey", func(t *testing.T) {
-		loginTOTP(t, p, vera, "", "")
+		defer use(t, p, ada, vera)()
+		loginTOTPInBrowser(t, p, vera, "", "")
 		vera.page.Go(p.base + "/account")
 		vera.page.ClickNoWait("#passkey-add")
-		deadline := time.Now().Add(browsertest.Timeout)
-		for vera.page.Count("#passkey-count") == 0 || vera.page.Text("#passkey-count") != "1" {
-			if time.Now().After(deadline) {
-				t.Fatalf("the passkey was not registered:\n%s\nconsole:\n%s", vera.page.Body(), vera.page.ConsoleText())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		vera.page.WaitFor("the registered passkey", `document.readyState == "complete" && (document.querySelector("#passkey-count") || {}).textContent == "1"`)
 		if n := len(vera.page.Credentials()); n != 1 {
 			t.Fatalf("vera's authenticator holds %d credentials", n)
 		}
-		logout(t, vera)
-		loginPassword(t, p, vera, "")
+		logoutInBrowser(t, vera)
+		loginPasswordInBrowser(t, p, vera, "")
 		before := vera.page.Credentials()[0].SignCount
 		vera.page.ClickNoWait("#passkey-login")
-		vera.page.WaitVisible("#who")
-		assertLoggedIn(t, vera)
+		vera.page.WaitFor("the passkey login", `document.readyState == "complete" && document.querySelector("#who") != null`)
+		assertLoggedInBrowser(t, vera)
 		if after := vera.page.Credentials()[0].SignCount; after <= before {
 			t.Errorf("the passkey login made no assertion (sign count %v → %v)", before, after)
 		}
@@ -446,7 +440,8 @@ func TestPortalInBrowser(t *testing.T) {
 
 	var rid, snapshot string
 	if !t.Run("practice requests a dossier", func(t *testing.T) {
-		rid, snapshot = requestDossier(t, p, ada, "praktijk-a", "3", "Cliënt 3 belde: dossier beschadigd na import (ticket 4711)", "sql", "practice-dossier", "practice-request")
+		defer use(t, p, ada, vera)()
+		rid, snapshot = requestDossierInBrowser(t, p, ada, "praktijk-a", "3", "Cliënt 3 belde: dossier beschadigd na import (ticket 4711)", "sql", "practice-dossier", "practice-request")
 		// The table counts are what `dossier show` says.
 		want := p.cliDossierShow("praktijk-a", snapshot, "3")
 		ada.page.Go(p.base + "/requests/" + rid)
@@ -473,6 +468,7 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 
 	if !t.Run("the requester cannot approve", func(t *testing.T) {
+		defer use(t, p, ada, vera)()
 		// Straight at the endpoint, with the page's own CSRF token.
 		ada.page.Go(p.base + "/requests/" + rid)
 		csrf := ada.page.Attr("#logout-form input[name=csrf]", "value")
@@ -485,6 +481,7 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 
 	if !t.Run("approver approves with their passkey", func(t *testing.T) {
+		defer use(t, p, ada, vera)()
 		vera.page.Go(p.base + "/requests")
 		if vera.page.Count("#open-"+rid) != 1 {
 			t.Fatalf("request %s is not on the approver's list:\n%s", rid, vera.page.Body())
@@ -493,18 +490,19 @@ func TestPortalInBrowser(t *testing.T) {
 		if got := vera.page.Text("#req-reason"); !strings.Contains(got, "ticket 4711") {
 			t.Errorf("the approver does not see the reason: %q", got)
 		}
-		shot(t, vera.page, "approver-request")
-		approve(t, p, vera, rid)
+		docShot(t, vera.page, "approver-request")
+		approveInBrowser(t, p, vera, rid)
 	}) {
 		t.FailNow()
 	}
 
 	if !t.Run("practice downloads the dossier", func(t *testing.T) {
+		defer use(t, p, ada, vera)()
 		ada.page.Go(p.base + "/requests/" + rid)
 		if st := ada.page.Text("#req-state"); st != "approved" {
 			t.Fatalf("ada sees request %s as %q", rid, st)
 		}
-		shot(t, ada.page, "practice-approved")
+		docShot(t, ada.page, "practice-approved")
 		got, name := ada.page.Download("#download")
 		want := p.cliDossierSQL("praktijk-a", snapshot, "3")
 		if string(got) != string(want) {
@@ -516,7 +514,7 @@ func TestPortalInBrowser(t *testing.T) {
 		// The download link works once.
 		ada.page.Go(p.base + "/requests/" + rid)
 		if ada.page.Count("#download") != 0 {
-			st, body := ada.page.Fetch("POST", p.base+"/download", formOf(ada.page, "#download-form"))
+			st, body := ada.page.Fetch("POST", p.base+"/download", formFields(ada.page, "#download-form"))
 			if st == http.StatusOK && strings.Contains(body, "INSERT INTO") {
 				t.Errorf("a second download of request %s returned the dossier again", rid)
 			}
@@ -526,17 +524,19 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 
 	t.Run("restore into the live database", func(t *testing.T) {
-		// The practice lost client 3's dossier; a copy of the database
-		// as it is now receives the CLI's restore for comparison.
-		pgtest.ExecDSN(t, p.dsnA, `DELETE FROM clients WHERE id = 3`)
-		rid2, snap := requestDossier(t, p, ada, "praktijk-a", "3", "Dossier van cliënt 3 per ongeluk verwijderd", "restore-into", "", "")
-		approve(t, p, vera, rid2)
-		copyDSN := cloneDB(t, p.pg, p.dsnA)
+		defer use(t, p, ada, vera)()
+		// The practice lost its clients (and every row that hangs off
+		// them); a copy of the database as it is now receives the CLI's
+		// restore for comparison.
+		pgtest.ExecDSN(t, p.dsnA, `TRUNCATE clients CASCADE`)
+		rid2, snap := requestDossierInBrowser(t, p, ada, "praktijk-a", "3", "Dossier van cliënt 3 per ongeluk verwijderd", "restore-into", "", "")
+		approveInBrowser(t, p, vera, rid2)
+		copyDSN := cloneDatabase(t, p.pg, p.dsnA)
 		ada.page.Go(p.base + "/requests/" + rid2)
 		ada.page.Click("#restore-into")
 		writeFile(t, p.path("copy.dsn"), copyDSN)
 		p.mustRun(0, "dossier", "restore", "--tenant", "praktijk-a", "--snapshot", snap, "--id", "3", "--reason", "browser test: the CLI's copy", "--into-dsn-file", p.path("copy.dsn"), "--on-conflict", "skip")
-		live, cli := tableDump(t, p.dsnA), tableDump(t, copyDSN)
+		live, cli := dumpTables(t, p.dsnA), dumpTables(t, copyDSN)
 		if live["clients"] == "" || !strings.Contains(live["clients"], `"id":3`) {
 			t.Errorf("client 3 is not back in the live database")
 		}
@@ -548,7 +548,8 @@ func TestPortalInBrowser(t *testing.T) {
 	})
 
 	t.Run("CSRF from another origin", func(t *testing.T) {
-		before := requestCount(t, p, ada)
+		defer use(t, p, ada, vera)()
+		before := requestsListed(t, p, ada)
 		// The attacker's page: same site (localhost), another port, a
 		// form that posts itself to the portal with ada's cookies.
 		evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -565,7 +566,7 @@ func TestPortalInBrowser(t *testing.T) {
 		if body := ada.page.Body(); strings.Contains(body, "csrf") && ada.page.Count("#req-state") == 1 {
 			t.Errorf("the cross-origin form created a request:\n%s", body)
 		}
-		if after := requestCount(t, p, ada); after != before {
+		if after := requestsListed(t, p, ada); after != before {
 			t.Errorf("requests: %d before the cross-origin post, %d after", before, after)
 		}
 		if !strings.Contains(p.webLogs.String(), "cross-origin") {
@@ -574,13 +575,14 @@ func TestPortalInBrowser(t *testing.T) {
 	})
 
 	t.Run("hostile input is shown as text", func(t *testing.T) {
+		defer use(t, p, ada, vera)()
 		const hostile = `<img src=x id=pwned onerror="document.title='pwned'"><script>document.title='pwned'</script>`
 		ada.page.Go(p.base + "/t/praktijk-a")
 		ada.page.Fill(map[string]string{"#dossier-id": hostile})
 		ada.page.Click("#dossier-show")
 		checkInert(t, ada.page, hostile)
 		// A hostile reason, read by the approver.
-		rid3, _ := requestDossier(t, p, ada, "praktijk-a", "4", hostile, "sql", "", "")
+		rid3, _ := requestDossierInBrowser(t, p, ada, "praktijk-a", "4", hostile, "sql", "", "")
 		vera.page.Go(p.base + "/requests/" + rid3)
 		checkInert(t, vera.page, hostile)
 		if got := vera.page.Text("#req-reason"); got != hostile {
@@ -589,6 +591,7 @@ func TestPortalInBrowser(t *testing.T) {
 	})
 
 	t.Run("practice isolation", func(t *testing.T) {
+		defer use(t, p, ada, vera)()
 		for _, path := range []string{"/t/praktijk-b", "/evidence", "/users", "/evidence?tenant=praktijk-b"} {
 			ada.page.Go(p.base + path)
 			if body := ada.page.Body(); strings.Contains(body, "praktijk-b") && ada.page.Count("#snapshots, #ev-reports, #users") > 0 {
@@ -605,10 +608,12 @@ func TestPortalInBrowser(t *testing.T) {
 	})
 
 	t.Run("auditor", func(t *testing.T) {
+		defer use(t, p, ada, vera)()
 		p.appendEvidence(6, time.Now().UTC().AddDate(0, 0, -7))
-		aud := &portalUser{name: "audrey", password: "correct horse battery audrey", page: b.NewPage("audrey")}
-		enrol(t, aud, p.addUser(aud.name, "auditor"), "")
-		loginTOTP(t, p, aud, "", "")
+		aud := &portalUser{name: "audrey", password: "lente-kers-4-trein", page: b.NewPage("audrey")}
+		defer aud.page.Use(t)()
+		enrolInBrowser(t, aud, p.addUser(aud.name, "auditor"), "")
+		loginTOTPInBrowser(t, p, aud, "", "")
 		aud.page.Go(p.base + "/evidence")
 		if aud.page.Count("#ev-reports tbody tr") == 0 {
 			t.Errorf("the auditor sees no reports:\n%s", aud.page.Body())
@@ -616,7 +621,7 @@ func TestPortalInBrowser(t *testing.T) {
 		if st := aud.page.Text("#ev-status"); st == "" {
 			t.Errorf("no verification status")
 		}
-		shot(t, aud.page, "auditor-portal")
+		docShot(t, aud.page, "auditor-portal")
 		for _, path := range []string{"/t/praktijk-a", "/requests", "/requests/" + rid} {
 			aud.page.Go(p.base + path)
 			if aud.page.Count("#dossier-form, #snapshots, #request, #requests") != 0 {
@@ -625,12 +630,28 @@ func TestPortalInBrowser(t *testing.T) {
 		}
 	})
 
-	// No page ran an inline script or raised an error.
+	// No page ran into its CSP or raised a script error (refused
+	// requests are logged by the browser as failed loads: those are the
+	// test's own attempts).
 	for _, u := range []*portalUser{ada, vera} {
 		for _, e := range u.page.Errors() {
-			if !strings.Contains(e, "favicon") {
+			if !strings.Contains(e, "Failed to load resource") {
 				t.Errorf("%s's browser: %s", u.name, e)
 			}
+		}
+	}
+}
+
+// use makes t (a subtest) the test that the env's and the users' helpers
+// fail, until the returned func gives them back.
+func use(t *testing.T, p *portalEnv, us ...*portalUser) func() {
+	restores := []func(){p.in(t)}
+	for _, u := range us {
+		restores = append(restores, u.page.Use(t))
+	}
+	return func() {
+		for i := len(restores) - 1; i >= 0; i-- {
+			restores[i]()
 		}
 	}
 }
@@ -648,26 +669,23 @@ func checkInert(t *testing.T, pg *browsertest.Page, hostile string) {
 	if v := pg.CSPViolations(); len(v) != 0 {
 		t.Errorf("%s: CSP violations: %v", pg.Name, v)
 	}
-	if !strings.Contains(pg.Body(), "<img src=x") && !strings.Contains(pg.Body(), "&lt;img") {
-		t.Logf("%s: the hostile input is not echoed (fine): %s", pg.Name, pg.Body())
-	}
 }
 
-// formOf is the form's fields, URL-encoded.
-func formOf(pg *browsertest.Page, sel string) string {
+// formFields is the form's fields, URL-encoded.
+func formFields(pg *browsertest.Page, sel string) string {
 	return browsertest.Evaluate[string](pg, fmt.Sprintf(`new URLSearchParams(new FormData(document.querySelector(%q))).toString()`, sel))
 }
 
-// requestCount is the number of requests on the user's list.
-func requestCount(t *testing.T, p *portalEnv, u *portalUser) int {
+// requestsListed is the number of requests on the user's list.
+func requestsListed(t *testing.T, p *portalEnv, u *portalUser) int {
 	t.Helper()
 	u.page.Go(p.base + "/requests")
 	return u.page.Count("#requests tbody tr")
 }
 
-// cloneDB creates a copy of the database at dsn (as a template: nobody
+// cloneDatabase creates a copy of the database at dsn (as a template: nobody
 // may be connected to it meanwhile) and returns the copy's DSN.
-func cloneDB(t *testing.T, srv *pgtest.Server, dsn string) string {
+func cloneDatabase(t *testing.T, srv *pgtest.Server, dsn string) string {
 	t.Helper()
 	src := databaseName(t, dsn)
 	name := srv.UniqueName(src + "_copy")
@@ -676,8 +694,8 @@ func cloneDB(t *testing.T, srv *pgtest.Server, dsn string) string {
 	return srv.DSN(name)
 }
 
-// tableDump is every table of the database as sorted JSON rows.
-func tableDump(t *testing.T, dsn string) map[string]string {
+// dumpTables is every table of the database as sorted JSON rows.
+func dumpTables(t *testing.T, dsn string) map[string]string {
 	t.Helper()
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {

@@ -141,8 +141,21 @@ type Page struct {
 	Authenticator webauthn.AuthenticatorID
 
 	downloads string
-	mu        sync.Mutex
-	console   []chromedp.ConsoleMessage
+	*consoleLog
+}
+
+type consoleLog struct {
+	mu      sync.Mutex
+	console []chromedp.ConsoleMessage
+}
+
+// Use makes t the test the page's helpers fail (a subtest) until the
+// returned func gives the page back to the previous one:
+// defer pg.Use(t)().
+func (p *Page) Use(t testing.TB) func() {
+	prev := p.t
+	p.t = t
+	return func() { p.t = prev }
 }
 
 // NewPage opens a tab in a fresh browser context (no cookies, no storage)
@@ -151,7 +164,7 @@ func (b *Browser) NewPage(name string) *Page {
 	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
 	b.t.Cleanup(cancel)
-	p := &Page{t: b.t, Name: name, Ctx: ctx, downloads: filepath.Join(b.dir, "downloads-"+name)}
+	p := &Page{t: b.t, Name: name, Ctx: ctx, downloads: filepath.Join(b.dir, "downloads-"+name), consoleLog: &consoleLog{}}
 	if err := os.MkdirAll(p.downloads, 0o700); err != nil {
 		b.t.Fatal(err)
 	}
@@ -227,7 +240,9 @@ func (p *Page) Go(url string) int {
 func (p *Page) Fill(fields map[string]string) {
 	p.t.Helper()
 	for sel, v := range fields {
-		p.do("filling "+sel, chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), v))
+		p.do("filling "+sel, chromedp.WaitReady(chromedp.CSS(sel)),
+			chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = ""`, sel)),
+			chromedp.SendKeys(chromedp.CSS(sel), v))
 	}
 }
 
@@ -565,4 +580,23 @@ func (p *Page) WaitLoad(what string, trigger chromedp.Action[chromedp.Void]) {
 	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, trigger)); err != nil {
 		p.t.Fatalf("%s: %s: %v (at %s)", p.Name, what, err, p.location())
 	}
+}
+
+// WaitFor waits until the JavaScript condition is true in the page,
+// across navigations (a script that reloads the page when a WebAuthn
+// ceremony ends): errors while a document is replaced only mean "not
+// yet". It fails the test after Timeout, showing the page and console.
+func (p *Page) WaitFor(what, cond string) {
+	p.t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(p.Ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.t.Fatalf("%s: timed out waiting for %s (at %s):\n%s\nconsole:\n%s", p.Name, what, p.location(), p.Body(), p.ConsoleText())
 }
