@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kluis-nl/kluis/internal/browsertest"
@@ -352,8 +353,10 @@ func waitRequestState(t *testing.T, pg *browsertest.Page, states ...string) stri
 // with the same rows the CLI's restore writes. Attacks from the browser
 // (a form posted from another origin, a hostile client id and reason, a
 // practice user's URLs into another practice, approving one's own
-// request, a reused enrolment link or download) are refused.
+// request, a reused enrolment link or download, a planted session id,
+// password guessing) are refused.
 func TestPortalInBrowser(t *testing.T) {
+	t.Parallel()
 	browsertest.Require(t)
 	p := startPortalEnv(t)
 	b := browsertest.Start(t)
@@ -415,6 +418,75 @@ func TestPortalInBrowser(t *testing.T) {
 	}) {
 		t.FailNow()
 	}
+
+	t.Run("session fixation and cookie flags", func(t *testing.T) {
+		defer use(t, p, ada, vera)()
+		fix := &portalUser{name: ada.name, password: ada.password, page: b.NewPage("ada-fixation"), app: ada.app}
+		defer fix.page.Use(t)()
+		// An attacker who could plant a session id in ada's browser.
+		const planted = "attacker-chosen-session-id"
+		fix.page.SetCookie(network.SetCookieParams{Name: "kluis_session", Value: planted, URL: p.base + "/", Path: "/"})
+		loginTOTPInBrowser(t, p, fix, "", "")
+		found := false
+		for _, c := range fix.page.Cookies(p.base + "/") {
+			if c.Name != "kluis_session" {
+				continue
+			}
+			found = true
+			if c.Value == planted {
+				t.Error("the planted session id survived the login")
+			}
+			if !c.HTTPOnly || c.SameSite != network.CookieSameSiteStrict {
+				t.Errorf("session cookie: HttpOnly %v, SameSite %q; want HttpOnly, Strict", c.HTTPOnly, c.SameSite)
+			}
+		}
+		if !found {
+			t.Error("no session cookie after the login")
+		}
+		if js := browsertest.Evaluate[string](fix.page, "document.cookie"); strings.Contains(js, "kluis_session") {
+			t.Errorf("page scripts can read the session cookie: %q", js)
+		}
+		// The planted id is no session: it sees nothing.
+		other := b.NewPage("attacker")
+		defer other.Use(t)()
+		other.SetCookie(network.SetCookieParams{Name: "kluis_session", Value: planted, URL: p.base + "/", Path: "/"})
+		other.Go(p.base + "/t/praktijk-a")
+		if !strings.HasSuffix(other.Location(), "/login") {
+			t.Errorf("the planted session id reached %s", other.Location())
+		}
+		logoutInBrowser(t, fix)
+	})
+
+	t.Run("password guessing locks out", func(t *testing.T) {
+		defer use(t, p, ada, vera)()
+		piet := &portalUser{name: "piet", password: "herfst-blad-3-fiets", page: b.NewPage("piet")}
+		defer piet.page.Use(t)()
+		enrolInBrowser(t, piet, p.addUser(piet.name, "practice", "praktijk-a"), "")
+		for i := 0; i < 3; i++ { // web.lock_after: 3
+			piet.page.Go(p.base + "/login")
+			piet.page.Fill(map[string]string{"#user": piet.name, "#password": fmt.Sprintf("guess-number-%d", i)})
+			piet.page.Click("#login-submit")
+			if piet.page.Count("#error") != 1 {
+				t.Fatalf("wrong password %d: no error shown (at %s)", i+1, piet.page.Location())
+			}
+		}
+		piet.page.Go(p.base + "/login")
+		piet.page.Fill(map[string]string{"#user": piet.name, "#password": piet.password})
+		piet.page.Click("#login-submit")
+		if strings.Contains(piet.page.Location(), "/login/second") || piet.page.Count("#error") != 1 {
+			t.Errorf("the right password after 3 wrong ones was not refused (at %s):\n%s", piet.page.Location(), piet.page.Body())
+		}
+		var users []struct {
+			Name   string `json:"name"`
+			Locked bool   `json:"locked"`
+		}
+		p.mustJSON(0, &users, "users", "list", "--json")
+		for _, u := range users {
+			if u.Name == piet.name && !u.Locked {
+				t.Errorf("users list: piet is not locked")
+			}
+		}
+	})
 
 	if !t.Run("login with a passkey", func(t *testing.T) {
 		defer use(t, p, ada, vera)()
