@@ -165,6 +165,9 @@ func (c *Config) validateWebServe(p *Problems) {
 	case u.Scheme != "http" && u.Scheme != "https":
 		p.addf("web.origin", "scheme %q: want https", u.Scheme)
 	}
+	if uerr == nil && u.Host != "" && net.ParseIP(u.Hostname()) != nil {
+		p.addf("web.origin", "%q: passkeys need a host name, not an IP address (use localhost on this machine)", w.Origin)
+	}
 	if w.RPID != "" && uerr == nil && u.Host != "" {
 		h := u.Hostname()
 		if h != w.RPID && !strings.HasSuffix(h, "."+w.RPID) {

@@ -62,6 +62,7 @@ const (
 	OpDownload           = "download"
 	OpRestoreInto        = "restore-into"
 	OpEvidence           = "evidence"
+	OpEvidenceExport     = "evidence-export"
 	OpUsers              = "users"
 	OpUserResetRequest   = "user-reset-request"
 )

@@ -31,6 +31,10 @@ type Backend interface {
 	DossierInto(ctx context.Context, a Access) (string, error)
 	// Evidence is the evidence summary of tenants in [from, to).
 	Evidence(ctx context.Context, tenants []string, from, to time.Time) (*EvidenceView, error)
+	// EvidenceExport writes `evidence export` of [from, to) as a gzipped
+	// tar to w (every report of the period; the summary of tenant, or of
+	// all when empty).
+	EvidenceExport(ctx context.Context, tenant string, from, to time.Time, w io.Writer) error
 }
 
 // Access is who reaches which dossier, for the access log.

@@ -521,6 +521,44 @@ func (s *Service) evidence(ctx context.Context, u *User, c Call) Reply {
 	return Reply{Status: 200, Evidence: v}
 }
 
+// Export checks the call and writes the evidence export after calling
+// head with its file name. The export holds every report of the period
+// (the chain needs them all), so only an auditor of every tenant and an
+// admin receive it.
+func (s *Service) Export(ctx context.Context, c Call, head func(filename string), w io.Writer) Reply {
+	u, _, rep := s.auth(c, false, OpEvidenceExport)
+	if u == nil {
+		return rep
+	}
+	if !(u.Role == RoleAuditor && len(u.Tenants) == 0 || u.Role == RoleAdmin) {
+		return s.refuse(u, c, OpEvidenceExport, c.Tenant)
+	}
+	if c.Tenant != "" {
+		all, err := s.opts.Backend.Tenants(ctx)
+		if err != nil {
+			return refusal(500, "%v", err)
+		}
+		if !slices.Contains(all, c.Tenant) {
+			return refusal(http.StatusNotFound, "no such tenant")
+		}
+	}
+	from, to, err := period(c.From, c.To, s.now())
+	if err != nil {
+		return refusal(http.StatusBadRequest, "%v", err)
+	}
+	head(fmt.Sprintf("kluis-evidence-%s-%s.tar.gz", from.Format("20060102"), to.AddDate(0, 0, -1).Format("20060102")))
+	err = s.opts.Backend.EvidenceExport(ctx, c.Tenant, from, to, w)
+	res := "ok"
+	if err != nil {
+		res = "failed: " + err.Error()
+	}
+	s.event(Event{Event: OpEvidenceExport, User: u.Name, Client: c.Client, Tenant: c.Tenant, Result: res})
+	if err != nil {
+		return refusal(500, "the export failed: %v", err)
+	}
+	return okReply
+}
+
 // period parses YYYY-MM-DD dates (to inclusive); default: the last 90
 // days.
 func period(from, to string, now time.Time) (time.Time, time.Time, error) {

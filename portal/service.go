@@ -214,7 +214,7 @@ func (s *Service) auth(c Call, needCSRF bool, op string) (*User, *session, Reply
 	h := tokenHash(c.Session)
 	s.mu.Lock()
 	sess := s.sessions[h]
-	if sess != nil && (now.Sub(sess.created) > s.web.SessionTTL.D() || now.Sub(sess.lastSeen) > s.web.IdleTimeout.D()) {
+	if sess != nil && (now.Sub(sess.created) >= s.web.SessionTTL.D() || now.Sub(sess.lastSeen) >= s.web.IdleTimeout.D()) {
 		delete(s.sessions, h)
 		sess = nil
 	}

@@ -36,9 +36,10 @@ func (s *Service) Handler() http.Handler {
 			writeReply(w, refusal(http.StatusBadRequest, "bad call"))
 			return
 		}
-		if op == OpDownload {
+		stream := map[string]func(context.Context, Call, func(string), io.Writer) Reply{OpDownload: s.Download, OpEvidenceExport: s.Export}[op]
+		if stream != nil {
 			started := false
-			rep := s.Download(r.Context(), c, func(name string) {
+			rep := stream(r.Context(), c, func(name string) {
 				started = true
 				w.Header().Set("Content-Type", "application/octet-stream")
 				w.Header().Set("Kluis-Filename", name)
@@ -152,7 +153,12 @@ func readReply(resp *http.Response) Reply {
 // with the file name and the dossier is copied to the writer it returns;
 // otherwise the reply says why.
 func (c *Client) Download(ctx context.Context, call Call, start func(filename string) io.Writer) (Reply, error) {
-	resp, err := c.post(ctx, OpDownload, call)
+	return c.Stream(ctx, OpDownload, call, start)
+}
+
+// Stream calls a streaming operation (download, evidence-export).
+func (c *Client) Stream(ctx context.Context, op string, call Call, start func(filename string) io.Writer) (Reply, error) {
+	resp, err := c.post(ctx, op, call)
 	if err != nil {
 		return Reply{Status: http.StatusBadGateway, Error: ErrDaemon.Error()}, nil
 	}

@@ -276,11 +276,23 @@ func (s *Server) restoreInto(q *req) {
 }
 
 func (s *Server) download(q *req) {
-	c := portal.Call{Session: q.tok, CSRF: q.r.PostFormValue("csrf"), Client: s.client(q.r), Request: q.r.PostFormValue("request"), Token: q.r.PostFormValue("token")}
-	rep, err := s.opts.Client.Download(q.r.Context(), c, func(name string) io.Writer {
+	s.stream(q, portal.OpDownload, portal.Call{Session: q.tok, CSRF: q.r.PostFormValue("csrf"), Client: s.client(q.r), Request: q.r.PostFormValue("request"), Token: q.r.PostFormValue("token")})
+}
+
+func (s *Server) evidenceExport(q *req) {
+	v := q.r.URL.Query()
+	s.stream(q, portal.OpEvidenceExport, portal.Call{Session: q.tok, Client: s.client(q.r), Tenant: v.Get("tenant"), From: v.Get("from"), To: v.Get("to")})
+}
+
+// stream passes a file from the daemon to the browser as an attachment.
+func (s *Server) stream(q *req, op string, c portal.Call) {
+	rep, err := s.opts.Client.Stream(q.r.Context(), op, c, func(name string) io.Writer {
 		ct := "application/sql; charset=utf-8"
-		if strings.HasSuffix(name, ".json") {
+		switch {
+		case strings.HasSuffix(name, ".json"):
 			ct = "application/json"
+		case strings.HasSuffix(name, ".tar.gz"):
+			ct = "application/gzip"
 		}
 		q.w.Header().Set("Content-Type", ct)
 		q.w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))

@@ -86,6 +86,7 @@ var texts = map[string]map[string]string{
 		"language":          "English",
 		"no_snapshots":      "Nog geen back-ups.",
 		"nothing":           "Geen rijen voor dit cliëntnummer in deze back-up.",
+		"export":            "Export downloaden (ondertekende rapporten, publieke sleutel, samenvatting; controleer met kluis evidence verify)",
 	},
 	"en": {
 		"title":             "kluis — restore portal",
@@ -170,5 +171,9 @@ var texts = map[string]map[string]string{
 		"language":          "Nederlands",
 		"no_snapshots":      "No backups yet.",
 		"nothing":           "No rows for this client id in this backup.",
+		"export":            "Download the export (signed reports, public key, summary; check with kluis evidence verify)",
 	},
 }
+
+// Text returns the text of key in lang ("" when missing).
+func Text(lang, key string) string { return texts[lang][key] }

@@ -171,6 +171,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /requests/{id}/restore", s.page(s.restoreInto))
 	m.HandleFunc("POST /download", s.page(s.download))
 	m.HandleFunc("GET /evidence", s.page(s.evidence))
+	m.HandleFunc("GET /evidence/export", s.page(s.evidenceExport))
 	m.HandleFunc("GET /users", s.page(s.users))
 	m.HandleFunc("POST /users/{name}/reset", s.page(s.userReset))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
