@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis/internal/portaltest"
 	"github.com/kluis-nl/kluis/internal/softauthn"
@@ -485,5 +486,48 @@ func TestReleaseThroughThePages(t *testing.T) {
 	}
 	if p = pb.post("/download", url.Values{"request": {id}, "token": {tok}}); p.status != http.StatusConflict {
 		t.Fatalf("second download: %d", p.status)
+	}
+}
+
+// TestEnrolPages: the one-time link shows the TOTP secret, refuses a
+// mismatch and a short password, enrols once, and is dead afterwards.
+func TestEnrolPages(t *testing.T) {
+	s := newSite(t)
+	tok, err := s.f.Store.Add(&portal.User{Name: "anna", Role: portal.RolePractice, Tenants: []string{"a"}}, s.f.Clock.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.browser(t)
+	p := b.get("/enrol/" + tok)
+	m := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindStringSubmatch(p.body)
+	if p.status != 200 || m == nil || !strings.Contains(p.body, `id="enrol-form"`) {
+		t.Fatalf("enrol page: %d %s", p.status, p.body)
+	}
+	u := &portaltest.User{Name: "anna", Secret: m[1]}
+	if p = b.post("/enrol/"+tok, url.Values{"password": {portaltest.Password}, "password2": {"other"}, "code": {s.f.Code(u)}}); p.status != 400 {
+		t.Fatalf("mismatch: %d", p.status)
+	}
+	if p = b.post("/enrol/"+tok, url.Values{"password": {"short"}, "password2": {"short"}, "code": {s.f.Code(u)}}); p.status != 400 || !strings.Contains(p.body, `id="error"`) {
+		t.Fatalf("short password: %d", p.status)
+	}
+	if p = b.post("/enrol/"+tok, url.Values{"password": {portaltest.Password}, "password2": {portaltest.Password}, "code": {s.f.Code(u)}}); p.status != 200 || !strings.Contains(p.body, `id="enrolled"`) {
+		t.Fatalf("enrol: %d %s", p.status, p.body)
+	}
+	if p = b.get("/enrol/" + tok); p.status != 404 || strings.Contains(p.body, u.Secret) {
+		t.Fatalf("used link: %d", p.status)
+	}
+	b.login(u)
+	// English on request, Dutch by default.
+	if p = b.get("/account"); !strings.Contains(p.body, `lang="nl"`) || !strings.Contains(p.body, "Uitloggen") {
+		t.Fatal("not Dutch by default")
+	}
+	if p = b.get("/lang?l=en&next=/account"); p.status != http.StatusSeeOther || p.loc != "/account" {
+		t.Fatalf("lang: %d %q", p.status, p.loc)
+	}
+	if p = b.get("/account"); !strings.Contains(p.body, `lang="en"`) || !strings.Contains(p.body, "Log out") {
+		t.Fatal("not English after switching")
+	}
+	if p = b.get("/lang?l=en&next=//evil.example"); p.loc != "/" {
+		t.Fatalf("open redirect: %q", p.loc)
 	}
 }
