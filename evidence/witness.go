@@ -52,6 +52,9 @@ func NewWitness(dir string, signer *Cosigner, logs []WitnessLog) (*Witness, erro
 	}
 	w := &Witness{dir: dir, logs: map[string]note.Verifier{}, signer: signer}
 	for _, l := range logs {
+		if _, dup := w.logs[l.Origin]; dup {
+			return nil, fmt.Errorf("witness: log %s given twice: a witness accepts one key a log (after a key rotation give the new key only; the old key's last checkpoint stays in the state directory)", l.Origin)
+		}
 		w.logs[l.Origin] = l.Verifier
 	}
 	return w, nil
@@ -73,19 +76,59 @@ func werr(status int, format string, args ...any) *WitnessError {
 	return &WitnessError{Status: status, Msg: fmt.Sprintf(format, args...)}
 }
 
-func (w *Witness) statePath(origin string) string {
+// statePath is the file of the last checkpoint the witness cosigned of
+// the log of origin under key v: one file per (origin, key), so that a
+// log continued under a new key (after a disaster recovery, accepted by
+// the witness's operator) starts afresh while the old key's last
+// checkpoint stays on record (docs/format.md, "Witness state").
+func (w *Witness) statePath(origin string, v note.Verifier) string {
+	sum := sha256.Sum256([]byte(origin))
+	return filepath.Join(w.dir, fmt.Sprintf("%s-%08x.checkpoint", hex.EncodeToString(sum[:16]), v.KeyHash()))
+}
+
+// legacyStatePath is the one file per origin that witnesses before key
+// rotation kept; it is read (when it verifies under the log's key) until
+// the first new cosignature writes the per-key file.
+func (w *Witness) legacyStatePath(origin string) string {
 	sum := sha256.Sum256([]byte(origin))
 	return filepath.Join(w.dir, hex.EncodeToString(sum[:16])+".checkpoint")
 }
 
-// Latest is the last checkpoint the witness cosigned for origin (nil:
-// none).
+// Latest is the last checkpoint the witness cosigned for origin under
+// the log's current key (nil: none).
 func (w *Witness) Latest(origin string) ([]byte, error) {
-	b, err := os.ReadFile(w.statePath(origin))
-	if errors.Is(err, fs.ErrNotExist) {
+	v, ok := w.logs[origin]
+	if !ok {
 		return nil, nil
 	}
+	b, _, err := w.state(origin, v)
 	return b, err
+}
+
+// state reads the witness's last checkpoint of origin under key v and
+// its text (nil: none). A legacy per-origin file signed by another key
+// (the key before a rotation) is not this key's state.
+func (w *Witness) state(origin string, v note.Verifier) ([]byte, *note.Note, error) {
+	b, err := os.ReadFile(w.statePath(origin, v))
+	legacy := false
+	if errors.Is(err, fs.ErrNotExist) {
+		legacy = true
+		b, err = os.ReadFile(w.legacyStatePath(origin))
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	n, err := note.Open(b, note.VerifierList(v))
+	var unknown *note.UnverifiedNoteError
+	if legacy && errors.As(err, &unknown) {
+		return nil, nil, nil // the state of the log's previous key
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("the witness's own state does not verify: %w", err)
+	}
+	return b, n, nil
 }
 
 // AddCheckpoint is the witness's one operation: given the size of the
@@ -129,13 +172,9 @@ func (w *Witness) AddCheckpoint(oldSize int64, proof []tlog.Hash, cp []byte) (st
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var old LogCheckpoint
-	if b, err := w.Latest(c.Origin); err != nil {
+	if _, on, err := w.state(c.Origin, v); err != nil {
 		return "", werr(http.StatusInternalServerError, "reading state: %v", err)
-	} else if b != nil {
-		on, err := note.Open(b, note.VerifierList(v))
-		if err != nil {
-			return "", werr(http.StatusInternalServerError, "the witness's own state does not verify: %v", err)
-		}
+	} else if on != nil {
 		if old, err = ParseCheckpointText(on.Text); err != nil {
 			return "", werr(http.StatusInternalServerError, "the witness's own state: %v", err)
 		}
@@ -162,7 +201,7 @@ func (w *Witness) AddCheckpoint(oldSize int64, proof []tlog.Hash, cp []byte) (st
 	}
 	// Keep the log's own signature only: the state is what the log signed.
 	body := append([]byte(n.Text+"\n"), sigLine(cp, v)...)
-	if err := writeAtomic(w.statePath(c.Origin), body); err != nil {
+	if err := writeAtomic(w.statePath(c.Origin, v), body); err != nil {
 		return "", werr(http.StatusInternalServerError, "saving state: %v", err)
 	}
 	return w.signer.Line([]byte(n.Text))
