@@ -79,7 +79,7 @@ func cmdWitnessServe(ctx context.Context, g *globals, args []string) error {
 	state := fs.String("state", "", "the `directory` the witness keeps the last checkpoint of each log in")
 	listen := fs.String("listen", "127.0.0.1:7380", "the `address` to serve POST /add-checkpoint on (put TLS in front of it)")
 	var logs listFlag
-	fs.Var(&logs, "log", "a log to witness: `APPLIANCE=PUBKEY.pem` (the appliance id and its evidence public key from kluis keys public); repeatable")
+	fs.Var(&logs, "log", "a log to witness: `APPLIANCE=PUBKEY.pem` (the appliance id and its evidence public key from kluis keys public; one key an appliance: after its recovery with a new key, give the new key instead of the old); repeatable")
 	if err := g.parse(fs, args); err != nil {
 		return err
 	}
