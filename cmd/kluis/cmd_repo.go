@@ -337,6 +337,9 @@ func cmdCheck(ctx context.Context, g *globals, args []string) error {
 			for _, w := range c.Warnings {
 				fmt.Fprintln(g.stdout, "  warning:", w)
 			}
+			for _, n := range c.Notes {
+				fmt.Fprintln(g.stdout, "  note:", n)
+			}
 		}
 	}
 	if failed > 0 {
