@@ -64,5 +64,5 @@ func (a *Appliance) missingMasterKeyAdvice() string {
 	if _, err := os.Stat(a.Cfg.Resolve(a.Cfg.Appliance.SigningKeyFile)); errors.Is(err, fs.ErrNotExist) || a.Cfg.Appliance.SigningKeyFile == "" {
 		return ""
 	}
-	return fmt.Sprintf("this appliance already has backups (%s): put back the master key from its offline copy, or make a new one and re-wrap every tenant key with the offline recovery identity: `kluis keys init --master-only --identity FILE` (docs/ops.md, \"Keys and recovery\")", why)
+	return fmt.Sprintf("this appliance already has backups (%s): do NOT run `kluis keys init`; put back the master key from its offline copy, or make a new one and re-wrap every tenant key with the offline recovery identity: `kluis keys init --master-only --identity FILE` (as `kluis keys recover` does, for every tenant; docs/ops.md, \"Keys and recovery\")", why)
 }

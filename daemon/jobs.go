@@ -157,6 +157,13 @@ func (d *Daemon) setJobs() {
 			jobs = append(jobs, d.historyJobs(id, retSpec, last)...)
 		}
 		if hook := d.opts.Hooks.RestoreTest; hook != nil {
+			// Its backups run regardless; the test is still scheduled and
+			// fails (recorded) until the config is fixed.
+			gap := a.Cfg.RestoreTestGap(&t)
+			d.metrics.setRestoreTestRunnable(id, gap == "")
+			if gap != "" {
+				d.log.Error("restore tests of this tenant cannot run until the config is fixed; its backups run", "tenant", id, "problem", gap)
+			}
 			spec, err := RestoreTestSpec(rtSpec, id, tz)
 			if err != nil {
 				d.log.Error("restore tests not scheduled", "tenant", id, "err", err)

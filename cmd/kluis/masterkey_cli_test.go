@@ -28,7 +28,7 @@ func TestKeysInitMasterOnly(t *testing.T) {
 	writeData(t, seededRand(t), input, 1<<20)
 	snap := e.backup(0, input)
 	recovery := e.path("recovery.txt")
-	writeSecret(t, recovery, id.String()+"\n")
+	writeFile(t, recovery, id.String()+"\n")
 	e.secrets["recovery identity"] = id.String()
 	signingBefore, err := os.ReadFile(e.path("secrets", "signing.key"))
 	if err != nil {

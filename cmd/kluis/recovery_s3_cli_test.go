@@ -40,8 +40,8 @@ func TestRecoveryObjectLockSupersededKeyFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := e.mustRun(0, "keys", "public")
-	writeSecret(t, filepath.Join(kit, "signing.pub"), pub.stdout)
-	writeSecret(t, filepath.Join(kit, "recovery.txt"), id.String()+"\n")
+	writeFile(t, filepath.Join(kit, "signing.pub"), pub.stdout)
+	writeFile(t, filepath.Join(kit, "recovery.txt"), id.String()+"\n")
 	e.secrets["recovery identity"] = id.String()
 
 	// The appliance is lost (its key files; the S3 credentials are the
@@ -135,11 +135,4 @@ func containsAll(have, want []string) bool {
 		}
 	}
 	return true
-}
-
-func writeSecret(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
