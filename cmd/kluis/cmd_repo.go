@@ -245,7 +245,7 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 			return usageErrorf("--location: %v", err)
 		}
 	}
-	if err := guardLatest(ctx, g, r, *snapshot, *from, *allowPartial); err != nil {
+	if err := guardLatest(ctx, g, r, "restore", *snapshot, *from, *allowPartial); err != nil {
 		return err
 	}
 	snap, err := r.FindSnapshot(ctx, *snapshot)
