@@ -164,7 +164,12 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	rows := []evidenceRow{}
+	var links []string
 	for _, r := range p.sel {
+		if c, ok := r.Continuation(); ok {
+			links = append(links, fmt.Sprintf("record %d continues the log of previous key %s (%s, root %s): kluis evidence export carries that log", r.Seq, c.PreviousKey, plural(int(c.PreviousSize), "report", "reports"), c.PreviousRoot))
+			continue
+		}
 		rep := r.Report
 		if *tenant != "" && rep.Tenant != *tenant {
 			continue
@@ -202,6 +207,9 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 			snap, r.Verdict, fc, evidence.Duration(r.RTOSeconds), evidence.Duration(r.SnapshotAgeSeconds), evidence.Duration(r.LargestGapSeconds))
 	}
 	tw.Flush()
+	for _, l := range links {
+		fmt.Fprintln(g.stdout, l)
+	}
 	if notRun > 0 {
 		fmt.Fprintf(g.stdout, "%s, %d failed, %d could not run (the test rig, not the backup: kluis evidence show SEQ); the chain of %s verifies\n", plural(len(rows), "report", "reports"), failed, notRun, plural(len(p.all), "report", "reports"))
 		return nil
@@ -225,6 +233,19 @@ func cmdEvidenceShow(ctx context.Context, g *globals, args []string) error {
 		return fmt.Errorf("no report %d: the chain has %d reports", seq, len(recs))
 	}
 	rec := recs[seq-1]
+	if c, ok := rec.Continuation(); ok {
+		if g.jsonOut {
+			return g.printJSON(struct {
+				Seq          uint64                 `json:"seq"`
+				Time         time.Time              `json:"time"`
+				Hash         string                 `json:"hash"`
+				Continuation *evidence.Continuation `json:"continuation"`
+			}{rec.Seq, rec.Time, rec.Hash, c})
+		}
+		fmt.Fprintf(g.stdout, "Record %d of appliance %s: continues the log of previous key %s\n", rec.Seq, c.Appliance, c.PreviousKey)
+		fmt.Fprintf(g.stdout, "  signed   %s\n  hash     %s\n  previous log %s: checkpoint of %s, root %s\n", humanTime(rec.Time, a.TimeZone()), rec.Hash, c.PreviousOrigin, plural(int(c.PreviousSize), "report", "reports"), c.PreviousRoot)
+		return nil
+	}
 	if g.jsonOut {
 		return g.printJSON(rec)
 	}
@@ -346,7 +367,7 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 	}
 	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
 		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg),
-		Log: tree, LogCheckpoint: cp, Witnesses: wvs})
+		Log: tree, LogCheckpoint: cp, Witnesses: wvs, PreviousDir: p.store.PreviousDir()})
 	if err != nil {
 		return err
 	}
@@ -366,7 +387,9 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
-	fs := g.flagSet("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF", globalLog)
+	fs := g.flagSet("evidence verify", "--public-key FILE [--previous-key FILE]... [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF", globalLog)
+	var prevFiles listFlag
+	fs.Var(&prevFiles, "previous-key", "the PEM public key `file` of an earlier signing key of the same appliance (the lost appliance's, before a disaster recovery): check the continuation to its log carried in the export; repeatable")
 	pubFile := fs.String("public-key", "", "the appliance's PEM public key `file`, obtained out of band (required; no config is read)")
 	cpFile := fs.String("checkpoint", "", "a checkpoint.note (or older checkpoint.json) `file` kept from an earlier export: prove the log up to it is unchanged")
 	var wkeys listFlag
@@ -408,6 +431,24 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 			return usageErrorf("--checkpoint: cannot read the checkpoint, nothing verified: %v", err)
 		}
 	}
+	var previous []ed25519.PublicKey
+	for _, f := range prevFiles {
+		b, err := readSmall(f, 64<<10)
+		if err != nil {
+			return usageErrorf("--previous-key: cannot read the key, nothing verified: %v", err)
+		}
+		k, err := repo.ParsePublicKey(b)
+		if err != nil {
+			return usageErrorf("--previous-key %s: %v; nothing verified", f, err)
+		}
+		previous = append(previous, k)
+	}
+	// A kept checkpoint of an earlier key's log is checked against that
+	// log (in previous-KEYID/), not against this key's.
+	var heldPrev []byte
+	if opts.Checkpoint != nil && evidence.SignedByPrevious(opts.Checkpoint, previous) {
+		heldPrev, opts.Checkpoint = opts.Checkpoint, nil
+	}
 	dir := pos[0]
 	var v *evidence.Verification
 	if *identity != "" {
@@ -417,6 +458,8 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 		}
 	} else if v, err = evidence.VerifyDir(dir, pub, opts); err != nil {
 		return usageErrorf("cannot read %s, nothing verified: %v", dir, err)
+	} else if !evidence.CheckContinuations(dir, v, previous, heldPrev, *cpFile) && heldPrev != nil {
+		v.Problems = append(v.Problems, evidence.Problem{Kind: evidence.BadCheckpoint, Reason: fmt.Sprintf("checkpoint %s is of the log of a previous key, but no continuation here leads to that log", *cpFile)})
 	}
 	if g.jsonOut {
 		if err := g.printJSON(struct {
