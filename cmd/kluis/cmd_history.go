@@ -13,7 +13,9 @@ import (
 // "latest" would silently roll back. --location (restore) names where to
 // restore from; --allow-partial accepts the newest snapshot reachable and
 // warns. what names the command in the refusal ("restore", "dossier
-// restore", …); restore, dossier show and dossier restore share it.
+// restore", …); restore, dossier show and dossier restore share it. g is
+// only used for the warnings of --location and --allow-partial (nil for
+// the portal, which has neither).
 func guardLatest(ctx context.Context, g *globals, r *repo.Repo, what, snapshot, location string, allowPartial bool) error {
 	if snapshot != "" && snapshot != "latest" {
 		return nil
