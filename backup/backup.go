@@ -139,7 +139,7 @@ func Database(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.Ba
 			return nil, err
 		}
 	}
-	if err := tables(ctx, b, snap); err != nil {
+	if err := tables(ctx, b, snap, opts.DeltaMaxSteps); err != nil {
 		return nil, err
 	}
 	if ls, ok := snap.(source.LargeObjectSnapshot); ok && ls.LargeObjects() > 0 {
@@ -194,7 +194,7 @@ const TableParallel = 2
 
 // tables streams every table of the snapshot, TableParallel at a time. The
 // first failure cancels the others.
-func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot) error {
+func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, maxSteps int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan source.Table)
@@ -205,7 +205,7 @@ func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot) error {
 		go func() {
 			defer wg.Done()
 			for t := range work {
-				if err := table(ctx, b, snap, t); err != nil {
+				if err := table(ctx, b, snap, t, maxSteps); err != nil {
 					errs <- err
 					cancel()
 					return
@@ -230,7 +230,21 @@ feed:
 	return ctx.Err()
 }
 
-func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table) error {
+func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, maxSteps int) error {
+	key, ok := RowKey(t)
+	if !ok {
+		return plainTable(ctx, b, snap, t)
+	}
+	if ps := deltaParent(b, t, key, maxSteps); ps != nil {
+		done, err := deltaTable(ctx, b, snap, t, key, ps)
+		if done || err != nil {
+			return err
+		}
+	}
+	return keyedTable(ctx, b, snap, t, key)
+}
+
+func plainTable(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table) error {
 	sw := b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
 	res, err := snap.WriteTable(ctx, t, sw)
 	if err != nil {

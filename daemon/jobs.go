@@ -300,7 +300,7 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 	if err != nil {
 		return err
 	}
-	res, err = backup.Database(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID})
+	res, err = backup.Database(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps})
 	if res != nil {
 		a.RecordBackup(tenant, res, err)
 	}
