@@ -26,7 +26,8 @@ import (
 //	KLUIS_BENCH_PG_MB=50,150,500 KLUIS_BENCH_NIGHTS=30 \
 //	  go test ./backup -run '^$' -bench PostgresSideBySide -benchtime 1x -timeout 3h -v
 //
-// KLUIS_BENCH_PG_MB lists database sizes (the growth table over data);
+// KLUIS_BENCH_KLUIS_BEFORE names another kluis binary whose restore is
+// timed too (before/after a change). KLUIS_BENCH_PG_MB lists database sizes (the growth table over data);
 // KLUIS_BENCH_NIGHTS the number of nights (default 2; the growth table over
 // history reports nights 1, 7 and 30 when reached). Without
 // KLUIS_BENCH_PG_MB nothing runs, so CI pays nothing. restic 0.18.1 is
@@ -216,6 +217,13 @@ tenants:
 	kDB, _ := pgx.ParseConfig(srv.CreateDB(b, "kluisrestore"))
 	os.WriteFile(filepath.Join(dir, "dst.dsn"), []byte(fmt.Sprintf("host=%s port=%s user=%s dbname=%s password=%s\n", host, port, cfg.User, kDB.Database, cfg.Password)), 0o600)
 	kr := add("kluis restore --parallel 2 (with proof)", nil, bin, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "dst.dsn", "--parallel", "2")
+
+	if old := os.Getenv("KLUIS_BENCH_KLUIS_BEFORE"); old != "" {
+		// The same restore with another kluis binary (before a change).
+		oDB, _ := pgx.ParseConfig(srv.CreateDB(b, "kluisbefore"))
+		os.WriteFile(filepath.Join(dir, "before.dsn"), []byte(fmt.Sprintf("host=%s port=%s user=%s dbname=%s password=%s\n", host, port, cfg.User, oDB.Database, cfg.Password)), 0o600)
+		add("kluis restore, KLUIS_BENCH_KLUIS_BEFORE binary", nil, old, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "before.dsn", "--parallel", "2")
+	}
 
 	load, _ := os.ReadFile("/proc/loadavg")
 	var out strings.Builder
