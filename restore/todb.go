@@ -81,10 +81,14 @@ var ErrFingerprintMismatch = errors.New("restored table differs from the snapsho
 var ErrSchemaMismatch = errors.New("restored schema differs from the snapshot")
 
 // ToDatabase restores a database snapshot into target: the pre-data
-// schema, every table (in parallel), the post-data schema (indexes,
-// constraints, triggers, sequence values), then every table's fingerprint
-// is recomputed from the target and compared with the manifest. Any
-// difference fails the restore.
+// schema, every table (opts.Parallel at once, largest first), the
+// post-data schema (indexes, constraints, triggers, sequence values; in
+// parallel when the target can), then every table's fingerprint is
+// recomputed from the target and compared with the manifest. Any
+// difference fails the restore. A source.ProvingTarget given directly
+// reads each table back as soon as its load commits, beside the other
+// loads, and the end-of-restore pass is skipped unless the target reports
+// that something changed rows since (source/postgres, "Target").
 func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, target source.Target, opts DBOptions) (*DBResult, error) {
 	m := snap.Manifest
 	if m.Engine == "files" {
