@@ -69,7 +69,7 @@ func splitDDL(text []byte) (entries []ddlEntry, ok bool) {
 				end += i
 			}
 			line := string(text[i:end])
-			if (i == 0 || text[i-1] == '\n') && len(toks) == 0 && strings.TrimSpace(stmt.String()) == "" {
+			if (i == 0 || text[i-1] == '\n') && len(toks) == 0 {
 				if m := tocHeader.FindStringSubmatch(line); m != nil {
 					flush()
 					if len(cur.stmts) > 0 || cur.kind != "" {
