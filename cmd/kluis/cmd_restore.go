@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -16,9 +15,6 @@ import (
 	"github.com/kluis-nl/kluis/restore/dossier"
 	"github.com/kluis-nl/kluis/source"
 )
-
-// restoreMemoryLimit is the soft heap limit of a database restore.
-const restoreMemoryLimit = 100 << 20
 
 type restoreFlags struct {
 	toDir, targetPath, targetDSN, targetDSNFile string
@@ -50,13 +46,6 @@ func restoreFull(ctx context.Context, g *globals, a *appliance.Appliance, r *rep
 		}
 		fmt.Fprintf(g.stdout, "restored snapshot %s: %s, %s, into %s\n", snap.ID.Short(), plural(len(res.Files), "file", "files"), humanBytes(res.Bytes), f.toDir)
 		return nil
-	}
-	// Live data is bounded (the pack cache holds 4 × pack_size, each table
-	// stream a few blobs); a soft heap limit keeps garbage from doubling
-	// it, so a restore stays under 128 MB RSS at any database size
-	// (docs/benchmarks.md; GOMEMLIMIT overrides it).
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(restoreMemoryLimit)
 	}
 	spec := appliance.TargetSpec{Engine: snap.Manifest.Engine, Path: f.targetPath, DSN: f.targetDSN, Force: f.force}
 	if f.targetDSNFile != "" {
