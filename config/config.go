@@ -28,6 +28,8 @@ type Config struct {
 	// Evidence names the auditor's recipient and the witnesses of the
 	// evidence log (config/evidence.go).
 	Evidence Evidence `yaml:"evidence"`
+	// Web is the practice and auditor portal (config/web.go).
+	Web Web `yaml:"web"`
 
 	// Dir is the directory relative paths are resolved against.
 	Dir string `yaml:"-"`

@@ -197,6 +197,7 @@ func (c *Config) Validate() error {
 	c.validateRestoreTest(&p)
 	c.validateVerify(&p)
 	c.validateEvidence(&p)
+	c.validateWeb(&p)
 	return p.Err()
 }
 

@@ -34,6 +34,7 @@ func init() {
 			{name: "init", summary: "create the master key and the evidence signing key", run: cmdKeysInit},
 			{name: "public", summary: "print the evidence signing public key (for auditors)", run: cmdKeysPublic},
 			{name: "recover", summary: "re-wrap a tenant key under this appliance's master key with an offline recovery identity", run: cmdKeysRecover},
+			{name: "previous", summary: "list, or --add, the trusted previous signing keys (a lost appliance's, after a recovery)", run: cmdKeysPrevious},
 		}},
 		{name: "config", summary: "work with the config file", sub: []*command{
 			{name: "check", summary: "validate the config without side effects", run: cmdConfigCheck},
@@ -61,6 +62,7 @@ func init() {
 			{name: "prove", summary: "write one report with its inclusion proof and the signed checkpoint", run: cmdEvidenceProve},
 			{name: "cosign", summary: "ask the configured witnesses to cosign the newest checkpoint", run: cmdEvidenceCosign},
 			{name: "check", summary: "audit every location's copy of the evidence log (versions, checkpoints, foreign reports)", run: cmdEvidenceCheck},
+			{name: "continue", summary: "link this appliance's log to a lost appliance's (after a recovery with a new signing key)", run: cmdEvidenceContinue},
 		}},
 		{name: "witness", summary: "a witness of other appliances' evidence logs (run it elsewhere)", sub: []*command{
 			{name: "init", summary: "create a witness key and print its public key line", run: cmdWitnessInit},
@@ -69,6 +71,14 @@ func init() {
 		{name: "tenants", summary: "manage tenants that are gone", sub: []*command{
 			{name: "retire", summary: "acknowledge a tenant that is no longer declared or discovered (its snapshots stay under retention)", run: cmdTenantsRetire},
 		}},
+		{name: "users", summary: "the practice and auditor portal's accounts", sub: []*command{
+			{name: "add", summary: "add a user and print their one-time enrolment link", run: cmdUsersAdd},
+			{name: "list", summary: "list users (no secrets)", run: cmdUsersList},
+			{name: "disable", summary: "stop a user from logging in", run: cmdUsersDisable},
+			{name: "enable", summary: "let a disabled or locked-out user log in again", run: cmdUsersEnable},
+			{name: "reset", summary: "clear a user's password and second factors; print a new enrolment link", run: cmdUsersReset},
+		}},
+		{name: "web", summary: "serve the practice and auditor portal (talks to the daemon's socket; holds no keys)", run: cmdWeb},
 		{name: "version", summary: "print the version", run: cmdVersion},
 	}
 }
