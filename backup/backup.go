@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/rowindex"
 	"github.com/kluis-nl/kluis/source"
 )
 
@@ -106,6 +107,19 @@ func TableStream(name string) string { return tablePrefix + name }
 // schema in two parts and every table as its own stream, all from one
 // consistent read.
 func Database(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.BackupOptions) (*repo.Result, error) {
+	return DatabaseIndexed(ctx, r, eng, opts, nil)
+}
+
+// IndexColumns chooses, from a snapshot's tables, the column lists to
+// index per table name (restore/dossier.IndexColumns: the root key and the
+// references a dossier profile follows).
+type IndexColumns func(tables []source.Table) map[string][][]string
+
+// DatabaseIndexed is Database writing, with each table named by cols, a
+// row index over those column lists (docs/format.md, "Row index"), so
+// that a dossier reads only the chunks that can hold its rows. cols may
+// be nil: no index.
+func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.BackupOptions, cols IndexColumns) (*repo.Result, error) {
 	snap, err := eng.Snapshot(ctx)
 	if err != nil {
 		return nil, err
@@ -139,7 +153,11 @@ func Database(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.Ba
 			return nil, err
 		}
 	}
-	if err := tables(ctx, b, snap); err != nil {
+	var ix indexing
+	if cols != nil {
+		ix = indexing{key: r.RowIndexKey(), cols: cols(snap.Tables())}
+	}
+	if err := tables(ctx, b, snap, ix); err != nil {
 		return nil, err
 	}
 	if ls, ok := snap.(source.LargeObjectSnapshot); ok && ls.LargeObjects() > 0 {
@@ -194,7 +212,7 @@ const TableParallel = 2
 
 // tables streams every table of the snapshot, TableParallel at a time. The
 // first failure cancels the others.
-func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot) error {
+func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, ix indexing) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan source.Table)
@@ -205,7 +223,7 @@ func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot) error {
 		go func() {
 			defer wg.Done()
 			for t := range work {
-				if err := table(ctx, b, snap, t); err != nil {
+				if err := table(ctx, b, snap, t, ix); err != nil {
 					errs <- err
 					cancel()
 					return
@@ -230,8 +248,34 @@ feed:
 	return ctx.Err()
 }
 
-func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table) error {
-	sw := b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+// indexing is what the row index of each table needs.
+type indexing struct {
+	key  []byte
+	cols map[string][][]string
+}
+
+// builder returns the row index builder of table t, or nil: no index.
+func (ix indexing) builder(t source.Table) repo.StreamIndexer {
+	sets := ix.cols[t.Name]
+	if len(sets) == 0 {
+		return nil
+	}
+	bl, err := rowindex.NewBuilder(ix.key, t, sets)
+	if err != nil {
+		// The table is stored whole, without an index; a dossier then
+		// reads it whole and says so.
+		return nil
+	}
+	return bl
+}
+
+func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, ix indexing) error {
+	var sw *repo.StreamWriter
+	if bl := ix.builder(t); bl != nil {
+		sw = b.IndexedStreamWriter(ctx, TableStream(t.Name), repo.KindTable, bl)
+	} else {
+		sw = b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+	}
 	res, err := snap.WriteTable(ctx, t, sw)
 	if err != nil {
 		sw.CloseWithError(err)

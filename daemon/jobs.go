@@ -15,6 +15,7 @@ import (
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore/dossier"
 	"github.com/kluis-nl/kluis/schedule"
 	"github.com/kluis-nl/kluis/source"
 )
@@ -278,7 +279,7 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 	if err != nil {
 		return err
 	}
-	res, err = backup.Database(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID})
+	res, err = backup.DatabaseIndexed(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID}, dossier.BackupIndex(a.Cfg, tenant))
 	if res != nil {
 		a.RecordBackup(tenant, res, err)
 	}

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -134,10 +135,11 @@ func (b *Backup) Stream(ctx context.Context, name, kind string, rd io.Reader, me
 	if err := b.err(); err != nil {
 		return err
 	}
-	blobs, size, err := b.chunkStream(ctx, rd)
+	blobs, size, err := b.chunkStream(ctx, rd, nil)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", name, err)
 	}
+	b.read.Add(size)
 	return b.addStream(Stream{Name: name, Kind: kind, Size: size, Blobs: blobs, Meta: meta})
 }
 
@@ -162,18 +164,60 @@ func (b *Backup) addStream(s Stream) error {
 // database COPY). Close it with the stream's metadata, or abort it with
 // CloseWithError.
 func (b *Backup) StreamWriter(ctx context.Context, name, kind string) *StreamWriter {
+	return b.IndexedStreamWriter(ctx, name, kind, nil)
+}
+
+// StreamIndexer builds a stream's row index while the backup cuts it: it
+// sees every chunk, in stream order, before the next is cut, and at the
+// end the stream's blob list. An indexer that fails costs only the index:
+// the stream is stored without one (and read whole).
+type StreamIndexer interface {
+	Chunk(data []byte)
+	Finish(blobs []chunk.ID) ([]byte, error)
+}
+
+// IndexedStreamWriter is StreamWriter with a row index built by ix (nil:
+// none), stored as blobs with the stream (Stream.RowIndex).
+func (b *Backup) IndexedStreamWriter(ctx context.Context, name, kind string, ix StreamIndexer) *StreamWriter {
 	pr, pw := io.Pipe()
 	sw := &StreamWriter{pw: pw, done: make(chan error, 1), stream: Stream{Name: name}}
+	var onChunk func([]byte)
+	if ix != nil {
+		onChunk = ix.Chunk
+	}
 	go func() {
-		blobs, size, err := b.chunkStream(ctx, pr)
+		blobs, size, err := b.chunkStream(ctx, pr, onChunk)
 		pr.CloseWithError(err)
 		if err == nil {
+			b.read.Add(size)
 			sw.stream = Stream{Name: name, Kind: kind, Size: size, Blobs: blobs}
+			if ix != nil {
+				sw.stream.RowIndex, err = b.storeRowIndex(ctx, name, ix, blobs)
+			}
 		}
 		sw.done <- err
 	}()
 	sw.b = b
 	return sw
+}
+
+// storeRowIndex stores the index ix built for a stream as blobs. An
+// indexer that failed, or an index over the size bound, is logged and
+// left out.
+func (b *Backup) storeRowIndex(ctx context.Context, name string, ix StreamIndexer, blobs []chunk.ID) (*RowIndexRef, error) {
+	data, err := ix.Finish(blobs)
+	if err == nil && len(data) > maxRowIndex {
+		err = fmt.Errorf("%d bytes, more than %d", len(data), maxRowIndex)
+	}
+	if err != nil {
+		b.r.log.Warn("stream stored without a row index: dossiers from it read the whole table", "stream", name, "err", err)
+		return nil, nil
+	}
+	ib, isize, err := b.chunkStream(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		return nil, err
+	}
+	return &RowIndexRef{Size: isize, Blobs: ib}, nil
 }
 
 // StreamWriter is a stream being written by its producer.
@@ -229,9 +273,10 @@ type chunkResult struct {
 
 // chunkStream cuts rd into chunks, identifies them, seals the new ones
 // into packs and returns the stream's blob list. Chunking runs on one
-// goroutine; identifying and sealing on one worker per CPU; results are
-// put back in stream order.
-func (b *Backup) chunkStream(parent context.Context, rd io.Reader) ([]chunk.ID, int64, error) {
+// goroutine, which also passes each chunk to onChunk (when set);
+// identifying and sealing on one worker per CPU; results are put back in
+// stream order.
+func (b *Backup) chunkStream(parent context.Context, rd io.Reader, onChunk func([]byte)) ([]chunk.ID, int64, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	workers := runtime.GOMAXPROCS(0)
@@ -252,6 +297,9 @@ func (b *Backup) chunkStream(parent context.Context, rd io.Reader) ([]chunk.ID, 
 				chunkErr = err
 				cancel()
 				return
+			}
+			if onChunk != nil {
+				onChunk(data)
 			}
 			buf := append(bufPool.Get().([]byte)[:0], data...)
 			select {
@@ -333,7 +381,6 @@ func (b *Backup) chunkStream(parent context.Context, rd io.Reader) ([]chunk.ID, 
 		b.stateMu.Unlock()
 		return nil, 0, err
 	}
-	b.read.Add(size)
 	return blobs, size, nil
 }
 
@@ -588,7 +635,7 @@ func (b *Backup) referencedPacks() map[Hash]bool {
 	}
 	out := map[Hash]bool{}
 	for _, s := range b.m.Streams {
-		for _, id := range s.Blobs {
+		for _, id := range s.AllBlobs() {
 			if h, ok := local[id]; ok {
 				out[h] = true
 			} else if bl, ok := b.idx.Lookup(id); ok {

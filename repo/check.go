@@ -189,7 +189,7 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 		missing := 0
 		var example string
 		for _, s := range mv.(*Manifest).Streams {
-			for _, id := range s.Blobs {
+			for _, id := range s.AllBlobs() {
 				cands := local.Candidates(id)
 				if len(cands) == 0 {
 					missing++

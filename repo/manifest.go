@@ -44,6 +44,25 @@ type Stream struct {
 	// Meta is the engine's description of a table (columns, keys, row
 	// count, fingerprint); the repository stores it without interpreting it.
 	Meta json.RawMessage `json:"meta,omitempty"`
+	// RowIndex, when set, is the stream's row index (docs/format.md, "Row
+	// index"), stored as blobs like a stream; the repository stores it
+	// without interpreting it.
+	RowIndex *RowIndexRef `json:"row_index,omitempty"`
+}
+
+// RowIndexRef locates a stream's row index: its size and blobs.
+type RowIndexRef struct {
+	Size  int64      `json:"size"`
+	Blobs []chunk.ID `json:"blobs"`
+}
+
+// AllBlobs returns the blobs the stream needs: its own and its row
+// index's.
+func (s *Stream) AllBlobs() []chunk.ID {
+	if s.RowIndex == nil {
+		return s.Blobs
+	}
+	return append(append([]chunk.ID(nil), s.Blobs...), s.RowIndex.Blobs...)
 }
 
 // Stream kinds.
@@ -57,6 +76,8 @@ const (
 const (
 	manifestVersion = 1
 	maxManifest     = 256 << 20
+	// maxRowIndex bounds a stream's row index, which is read whole.
+	maxRowIndex = 256 << 20
 )
 
 // Bytes returns the total plaintext size of all streams.
@@ -110,7 +131,7 @@ func decodeManifest(plain []byte, tenant string) (*Manifest, error) {
 	}
 	seen := map[string]bool{}
 	for _, s := range m.Streams {
-		if s.Name == "" || seen[s.Name] || s.Size < 0 {
+		if s.Name == "" || seen[s.Name] || s.Size < 0 || s.RowIndex != nil && (s.RowIndex.Size < 0 || s.RowIndex.Size > maxRowIndex) {
 			return nil, fmt.Errorf("manifest: stream %q invalid or repeated: %w", s.Name, ErrCorrupt)
 		}
 		seen[s.Name] = true

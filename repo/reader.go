@@ -296,3 +296,30 @@ func describeLocations(locs []Location) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// RowIndex returns a stream's row index (Stream.RowIndex), read whole:
+// ErrNotFound when the stream has none. Its blobs are authenticated like
+// every blob; what they hold is the caller's to check.
+func (r *Repo) RowIndex(ctx context.Context, s *Stream) ([]byte, error) {
+	ri := s.RowIndex
+	if ri == nil {
+		return nil, fmt.Errorf("stream %s has no row index: %w", s.Name, ErrNotFound)
+	}
+	if ri.Size < 0 || ri.Size > maxRowIndex {
+		return nil, fmt.Errorf("stream %s: row index of %d bytes: %w", s.Name, ri.Size, ErrCorrupt)
+	}
+	out := make([]byte, 0, ri.Size)
+	for _, id := range ri.Blobs {
+		var err error
+		if out, err = r.LoadBlob(ctx, id, out); err != nil {
+			return nil, fmt.Errorf("stream %s: row index: %w", s.Name, err)
+		}
+		if int64(len(out)) > ri.Size {
+			break
+		}
+	}
+	if int64(len(out)) != ri.Size {
+		return nil, fmt.Errorf("stream %s: row index holds %d bytes, its manifest says %d: %w", s.Name, len(out), ri.Size, ErrCorrupt)
+	}
+	return out, nil
+}

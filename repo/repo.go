@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -95,6 +96,15 @@ func (r *Repo) Locations() []Location { return r.locs }
 
 // FingerprintKey returns the key table fingerprints are computed with.
 func (r *Repo) FingerprintKey() []byte { return r.key.FingerprintKey }
+
+// RowIndexKey returns the key the row index hashes key values under
+// (docs/format.md, "Row index"): HMAC-SHA256 of the tenant's blob-ID key
+// over a fixed label, so that it is the tenant's own and no other key.
+func (r *Repo) RowIndexKey() []byte {
+	m := hmac.New(sha256.New, r.key.IDKey)
+	m.Write([]byte("kluis row index key v1"))
+	return m.Sum(nil)
+}
 
 // LocationResult is what one location did in an operation that writes to
 // every location.

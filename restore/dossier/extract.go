@@ -36,6 +36,14 @@ type TableCount struct {
 	Rows  int64  `json:"rows"`
 	// Via says which reference made the table a member (Step.Reason).
 	Via string `json:"via,omitempty"`
+	// Read says how the table's stream was read: "index" (only the
+	// chunks its row index says can hold dossier rows) or "full" (every
+	// chunk; ReadReason says why).
+	Read       string `json:"read"`
+	ReadReason string `json:"read_reason,omitempty"`
+	// Chunks is the stream's number of chunks, ChunksRead how many were read.
+	Chunks     int `json:"chunks"`
+	ChunksRead int `json:"chunks_read"`
 }
 
 // SharedRef is a set of rows outside the dossier that dossier rows refer
@@ -74,6 +82,7 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 	}
 	refs := map[string]*refSet{}
 	res := &Result{}
+	ix := newIndexUse(src)
 	for _, st := range p.Steps {
 		t := st.Table
 		s, ok := m.Stream(backup.TableStream(t.Name))
@@ -148,8 +157,7 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 			}
 		}
 		var n, scanned int64
-		rd := src.StreamReader(ctx, s)
-		err = eachLine(rd, func(line []byte) error {
+		visit := func(line []byte) error {
 			scanned++
 			row, err := dec(rowindex.FieldPrefix(line, upto+1))
 			if err != nil {
@@ -205,16 +213,44 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 				return sink.Row(ctx, t, row)
 			}
 			return nil
-		})
-		rd.Close()
+		}
+		tc := TableCount{Table: t.Name, Via: st.Reason, Chunks: len(s.Blobs)}
+		var probes []probe
+		if st.Root {
+			probes = append(probes, probe{cols: []string{p.Key}, keys: map[string]struct{}{id: {}}})
+		}
+		for _, e := range member {
+			probes = append(probes, probe{cols: e.edge.Columns, keys: e.set})
+		}
+		x, sel, why := ix.choose(ctx, s, t, probes)
+		if x == nil {
+			tc.Read, tc.ReadReason, tc.ChunksRead = "full", why, len(s.Blobs)
+			rd := src.StreamReader(ctx, s)
+			err = eachLine(rd, visit)
+			rd.Close()
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err == nil && scanned != t.Rows {
+				err = fmt.Errorf("table %s: stream has %d rows, manifest says %d: %w", t.Name, scanned, t.Rows, repo.ErrCorrupt)
+			}
+		} else {
+			tc.Read = "index"
+			err = eachRun(sel, func(a, b int) error {
+				tc.ChunksRead += b - a + 1
+				rd := src.StreamReader(ctx, &repo.Stream{Name: s.Name, Blobs: s.Blobs[a : b+1]})
+				defer rd.Close()
+				if err := x.ReadRun(rd, a, b, visit); err != nil {
+					if errors.Is(err, rowindex.ErrBadIndex) {
+						return fmt.Errorf("table %s: the row index does not fit the stream: %w: %w", t.Name, err, repo.ErrCorrupt)
+					}
+					return err
+				}
+				return ctx.Err()
+			})
+		}
 		if err != nil {
 			return nil, err
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if scanned != t.Rows {
-			return nil, fmt.Errorf("table %s: stream has %d rows, manifest says %d: %w", t.Name, scanned, t.Rows, repo.ErrCorrupt)
 		}
 		if sink != nil {
 			if err := sink.EndTable(ctx, t, n); err != nil {
@@ -224,7 +260,8 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 		if st.Root && n == 0 {
 			return nil, ErrNotFound
 		}
-		res.Tables = append(res.Tables, TableCount{Table: t.Name, Rows: n, Via: st.Reason})
+		tc.Rows = n
+		res.Tables = append(res.Tables, tc)
 		res.Rows += n
 		res.ScannedRows += scanned
 	}
