@@ -169,16 +169,21 @@ func (x *Index) Encode() []byte {
 		out = binary.AppendUvarint(out, uint64(len(c.Bits)))
 		out = append(out, c.Bits...)
 	}
-	return out
+	sum := sha256.Sum256(out)
+	return append(out, sum[:]...)
 }
 
-// Decode parses an index written by Encode. It checks the format's
-// bounds; whether the index belongs to a stream is Verify's question.
+// Decode parses an index written by Encode. It checks the trailing
+// SHA-256 and the format's bounds; whether the index belongs to a stream is Verify's question.
 func Decode(b []byte) (*Index, error) {
-	d := decoder{b: b}
-	if !bytes.HasPrefix(b, []byte(magic)) {
+	if !bytes.HasPrefix(b, []byte(magic)) || len(b) < len(magic)+sha256.Size {
 		return nil, fmt.Errorf("no row index magic: %w", ErrBadIndex)
 	}
+	body := b[:len(b)-sha256.Size]
+	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], b[len(body):]) {
+		return nil, fmt.Errorf("checksum does not match: %w", ErrBadIndex)
+	}
+	d := decoder{b: body}
 	d.b = d.b[len(magic):]
 	if v := d.uvarint(); d.err == nil && v != Version {
 		return nil, fmt.Errorf("row index version %d is not supported by this kluis: %w", v, ErrBadIndex)
