@@ -225,7 +225,7 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 		x, sel, why := ix.choose(ctx, s, t, probes)
 		if x == nil {
 			tc.Read, tc.ReadReason, tc.ChunksRead = "full", why, len(s.Blobs)
-			rd := src.StreamReader(ctx, s)
+			rd := ix.reader(ctx, src, s.Blobs, s)
 			err = eachLine(rd, visit)
 			rd.Close()
 			if err == nil {
@@ -238,7 +238,7 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 			tc.Read = "index"
 			err = eachRun(sel, func(a, b int) error {
 				tc.ChunksRead += b - a + 1
-				rd := src.StreamReader(ctx, &repo.Stream{Name: s.Name, Blobs: s.Blobs[a : b+1]})
+				rd := ix.reader(ctx, src, s.Blobs[a:b+1], s)
 				defer rd.Close()
 				if err := x.ReadRun(rd, a, b, visit); err != nil {
 					if errors.Is(err, rowindex.ErrBadIndex) {

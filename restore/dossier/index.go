@@ -3,9 +3,11 @@ package dossier
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/chunk"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/rowindex"
@@ -42,12 +44,14 @@ func IndexColumns(engine string, p *config.Dossier) backup.IndexColumns {
 	}
 }
 
-// IndexSource is a StreamSource that also reads streams' row indexes;
-// *repo.Repo is one. Extract uses the row index when its source is one.
+// IndexSource is a StreamSource that also reads streams' row indexes
+// and single blobs; *repo.Repo is one. Extract uses the row index, and
+// reads only the bytes of the chunks it needs, when its source is one.
 type IndexSource interface {
 	StreamSource
 	RowIndex(ctx context.Context, s *repo.Stream) ([]byte, error)
 	RowIndexKey() []byte
+	SparseReader(ctx context.Context, blobs []chunk.ID) io.ReadCloser
 }
 
 // probe is one way a table's rows join the dossier: the values (key
@@ -115,6 +119,14 @@ func (u *indexUse) choose(ctx context.Context, s *repo.Stream, t source.TableMet
 		}
 	}
 	return x, sel, ""
+}
+
+// reader returns the plaintext of blobs, a part of stream s.
+func (u *indexUse) reader(ctx context.Context, src StreamSource, blobs []chunk.ID, s *repo.Stream) io.ReadCloser {
+	if u.src != nil {
+		return u.src.SparseReader(ctx, blobs)
+	}
+	return src.StreamReader(ctx, &repo.Stream{Name: s.Name, Blobs: blobs})
 }
 
 // eachRun calls fn with every run a..b of consecutive selected chunks.
