@@ -188,8 +188,12 @@ func bind(ctx context.Context, r *repo.Repo, snap source.Snapshot, opts *repo.Ba
 		return err
 	}
 	opts.SourceIdentity = id
-	snaps, err := r.Snapshots(ctx)
-	if err != nil {
+	// The newest snapshot carries the binding, but for one written before
+	// identities were recorded: only then are all of them read.
+	var snaps []repo.SnapshotInfo
+	if latest, err := r.FindSnapshot(ctx, "latest"); err == nil && latest.Manifest.SourceIdentity != "" {
+		snaps = []repo.SnapshotInfo{latest}
+	} else if snaps, err = r.Snapshots(ctx); err != nil {
 		return fmt.Errorf("reading the tenant's binding: %w", err)
 	}
 	var bound *repo.SnapshotInfo

@@ -116,8 +116,8 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 		}
 		return nil
 	})
-	if snaps, err := r.Snapshots(ctx); err == nil && len(snaps) > 0 {
-		b.m.Parent = snaps[len(snaps)-1].ID.String()
+	if latest, err := r.FindSnapshot(ctx, "latest"); err == nil {
+		b.m.Parent = latest.ID.String()
 	}
 	return b, nil
 }
@@ -615,6 +615,8 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 		return result, fmt.Errorf("snapshot could not be committed at any location: %s", joinErrors(result.Locations))
 	}
 	b.idx.addPresent(b.newPacks)
+	b.r.times.put(mid, b.m.Started)
+	b.r.times.save()
 	b.r.recordCommit(result)
 	return result, nil
 }

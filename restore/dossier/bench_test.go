@@ -170,11 +170,12 @@ func benchHistory(b *testing.B, engine string, sc synth.Scale, nights []int) {
 		b.Fatal(err)
 	}
 	dirs := []string{b.TempDir(), b.TempDir()}
+	cache := b.TempDir() // the appliance's state_dir/cache
 	var cl []*counting
 	open := func(opts repo.Options, init bool) *repo.Repo {
 		cl = []*counting{{Location: local.New("amsterdam", dirs[0])}, {Location: local.New("groningen", dirs[1])}}
 		locs := []repo.Location{cl[0], cl[1]}
-		opts.Master = mk
+		opts.Master, opts.CacheDir = mk, cache
 		if init {
 			r, _, err := repo.Init(ctx, "praktijk", locs, opts)
 			if err != nil {
