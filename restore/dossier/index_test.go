@@ -16,10 +16,12 @@ import (
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/chunk"
 	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/internal/mariadbtest"
 	"github.com/kluis-nl/kluis/internal/pgtest"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/repo/local"
 	"github.com/kluis-nl/kluis/source"
+	"github.com/kluis-nl/kluis/source/mariadb"
 	"github.com/kluis-nl/kluis/source/postgres"
 	"github.com/kluis-nl/kluis/source/sqlite"
 	"github.com/kluis-nl/kluis/synth"
@@ -123,7 +125,7 @@ func TestIndexEqualsFullScanSQLite(t *testing.T) {
 	}
 	db := openSQLite(t, src)
 	r := newRepoChunks(t, "praktijk", smallChunks)
-	indexEqualsFullScan(t, r, db, synth.SQLite, func() source.Engine { return sqlite.New(src, r.FingerprintKey()) })
+	indexEqualsFullScan(t, r, db, synth.SQLite, practiceProfile(), func() source.Engine { return sqlite.New(src, r.FingerprintKey()) })
 }
 
 // TestIndexEqualsFullScanPostgres is the same on PostgreSQL.
@@ -136,10 +138,20 @@ func TestIndexEqualsFullScanPostgres(t *testing.T) {
 	}
 	defer db.Close()
 	r := newRepoChunks(t, "praktijk", smallChunks)
-	indexEqualsFullScan(t, r, db, synth.Postgres, func() source.Engine { return postgres.New(dsn, r.FingerprintKey(), postgres.Options{}) })
+	indexEqualsFullScan(t, r, db, synth.Postgres, practiceProfile(), func() source.Engine { return postgres.New(dsn, r.FingerprintKey(), postgres.Options{}) })
 }
 
-func indexEqualsFullScan(t *testing.T, r *repo.Repo, db *sql.DB, d synth.Dialect, eng func() source.Engine) {
+// TestIndexEqualsFullScanMariaDB is the same on MariaDB without declared
+// foreign keys: every reference is an edges: entry of the profile.
+func TestIndexEqualsFullScanMariaDB(t *testing.T) {
+	srv := mariadbtest.Start(t)
+	dsn := mariaPractice(t, srv, "idx_equal", synth.Tiny, 14, true)
+	db := mariadbtest.OpenDSN(t, dsn)
+	r := newRepoChunks(t, "praktijk", smallChunks)
+	indexEqualsFullScan(t, r, db, synth.MariaDB, mariaProfile(), func() source.Engine { return mariadb.New(dsn, r.FingerprintKey(), mariadb.Options{}) })
+}
+
+func indexEqualsFullScan(t *testing.T, r *repo.Repo, db *sql.DB, d synth.Dialect, profile *config.Dossier, eng func() source.Engine) {
 	ctx := testCtx(t)
 	rng := rand.New(rand.NewPCG(uint64(d), 19))
 	var read, all int
@@ -149,7 +161,7 @@ func indexEqualsFullScan(t *testing.T, r *repo.Repo, db *sql.DB, d synth.Dialect
 				t.Fatal(err)
 			}
 		}
-		snap, plan := indexedSnapshot(t, r, eng(), d.String(), practiceProfile())
+		snap, plan := indexedSnapshot(t, r, eng(), d.String(), profile)
 		ids := []string{"1", strconv.Itoa(synth.Tiny.Clients), "999999", "-1"}
 		for range 8 {
 			ids = append(ids, strconv.Itoa(1+rng.IntN(synth.Tiny.Clients+5)))
