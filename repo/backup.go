@@ -182,12 +182,31 @@ func (b *Backup) IndexedStreamWriter(ctx context.Context, name, kind string, ix 
 	pr, pw := io.Pipe()
 	sw := &StreamWriter{pw: pw, done: make(chan error, 1), stream: Stream{Name: name}}
 	var onChunk func([]byte)
+	var chunks chan []byte
+	indexed := make(chan struct{})
 	if ix != nil {
-		onChunk = ix.Chunk
+		// The indexer runs beside the chunker, on copies of the chunks,
+		// so the stream is cut at the chunker's pace.
+		chunks = make(chan []byte, 8)
+		go func() {
+			defer close(indexed)
+			for c := range chunks {
+				ix.Chunk(c)
+			}
+		}()
+		onChunk = func(data []byte) { chunks <- append([]byte(nil), data...) }
+	} else {
+		close(indexed)
 	}
 	go func() {
+		// chunkStream returns after its chunker, the only caller of
+		// onChunk, has stopped.
 		blobs, size, err := b.chunkStream(ctx, pr, onChunk)
 		pr.CloseWithError(err)
+		if chunks != nil {
+			close(chunks)
+		}
+		<-indexed
 		if err == nil {
 			b.read.Add(size)
 			sw.stream = Stream{Name: name, Kind: kind, Size: size, Blobs: blobs}

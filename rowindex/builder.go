@@ -19,10 +19,17 @@ const maxPrefix = 1 << 20
 // stored without an index and read whole, never indexed wrongly.
 type Builder struct {
 	h    *Hasher
+	memo []map[string]uint64 // per set: recent key forms' hashes
 	sets [][]string
 	pos  [][]int
 	upto int
 	dec  Decoder
+	// copyText: pg-copy-text rows are read field by field, unescaping
+	// only the indexed ones (what ParseCopyLine gives for them).
+	copyText bool
+	need     []bool
+	vals     []source.Value
+	arena    []byte
 
 	done []Chunk
 	// open are the chunks whose filters are not final: the first is where
@@ -75,6 +82,14 @@ func NewBuilder(key []byte, t source.Table, sets [][]string) (*Builder, error) {
 		}
 		b.sets = append(b.sets, append([]string(nil), s...))
 		b.pos = append(b.pos, pos)
+		b.memo = append(b.memo, map[string]uint64{})
+	}
+	b.copyText = t.Encoding == "pg-copy-text"
+	b.need = make([]bool, b.upto+1)
+	for _, pos := range b.pos {
+		for _, p := range pos {
+			b.need[p] = true
+		}
 	}
 	return b, nil
 }
@@ -122,7 +137,13 @@ func (b *Builder) row() {
 		return
 	}
 	b.carry, b.inRow, b.long = b.carry[:0], false, false
-	row, err := b.dec(line)
+	var row []source.Value
+	var err error
+	if b.copyText {
+		row, err = b.copyFields(line)
+	} else {
+		row, err = b.dec(line)
+	}
 	if err != nil {
 		b.err = err
 		return
@@ -136,7 +157,15 @@ func (b *Builder) row() {
 		if !ok {
 			continue
 		}
-		h := b.h.Hash(s, k)
+		// Rows of one client sit together: most key forms repeat.
+		h, ok := b.memo[s][k]
+		if !ok {
+			if len(b.memo[s]) >= 4096 {
+				clear(b.memo[s])
+			}
+			h = b.h.Hash(s, k)
+			b.memo[s][k] = h
+		}
 		for _, c := range b.open {
 			c.hashes[h] = struct{}{}
 		}
@@ -170,4 +199,38 @@ func (b *Builder) Finish(ids []chunk.ID) ([]byte, error) {
 		x.Chunks[i].ID = ids[i]
 	}
 	return x.Encode(), nil
+}
+
+// copyFields returns the fields of a pg-copy-text line prefix, with the
+// indexed ones decoded as ParseCopyLine decodes them and the others left
+// empty. The values point into line or the builder's arena.
+func (b *Builder) copyFields(line []byte) ([]source.Value, error) {
+	b.vals, b.arena = b.vals[:0], b.arena[:0]
+	for start := 0; ; {
+		i := bytes.IndexByte(line[start:], '\t')
+		end := len(line)
+		if i >= 0 {
+			end = start + i
+		}
+		f := line[start:end]
+		switch n := len(b.vals); {
+		case n >= len(b.need) || !b.need[n]:
+			b.vals = append(b.vals, source.Value{})
+		case len(f) == 2 && f[0] == '\\' && f[1] == 'N':
+			b.vals = append(b.vals, source.NullValue())
+		case bytes.IndexByte(f, '\\') < 0 && bytes.IndexByte(f, '\r') < 0:
+			b.vals = append(b.vals, source.TextValue(f))
+		default:
+			off := len(b.arena)
+			var err error
+			if b.arena, err = unescapeCopy(b.arena, f); err != nil {
+				return nil, err
+			}
+			b.vals = append(b.vals, source.TextValue(b.arena[off:len(b.arena):len(b.arena)]))
+		}
+		if i < 0 {
+			return b.vals, nil
+		}
+		start = end + 1
+	}
 }

@@ -262,3 +262,89 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkBuilder measures the index's cost at backup time: rows of a
+// report-like table (two indexed columns), cut into 20 KB chunks.
+func BenchmarkBuilder(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	var buf bytes.Buffer
+	for i := 0; buf.Len() < 32<<20; i++ {
+		fmt.Fprintf(&buf, "%d\t%d\t%s\t%d\n", i, i/40, strings.Repeat("w", 80+rng.IntN(200)), i/8)
+	}
+	chunks := cut(rng, buf.Bytes(), 40<<10)
+	b.SetBytes(int64(buf.Len()))
+	for b.Loop() {
+		bl, err := NewBuilder(testKey, testTable(), [][]string{{"client_id"}, {"treatment_id"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range chunks {
+			bl.Chunk(c)
+		}
+		enc, err := bl.Finish(ids(chunks))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(len(enc))/float64(buf.Len())*100, "index_%")
+	}
+}
+
+// FuzzCopyFields: the builder's field-by-field reading of a pg-copy-text
+// line gives, for the indexed columns, the key forms ParseCopyLine gives
+// (what extraction compares), and fails only where ParseCopyLine fails on
+// one of them.
+func FuzzCopyFields(f *testing.F) {
+	f.Add([]byte("1\t2\tbody\t3"))
+	f.Add([]byte(`1\x31` + "\t\\N\t\\\\t\t\\101"))
+	f.Add([]byte("7\t\t\r\t9"))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if bytes.IndexByte(line, '\n') >= 0 {
+			return
+		}
+		b, err := NewBuilder(testKey, testTable(), [][]string{{"id"}, {"treatment_id", "client_id"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix := FieldPrefix(line, b.upto+1)
+		got, gerr := b.copyFields(prefix)
+		fields, werr := ParseCopyLine(nil, prefix)
+		if gerr != nil {
+			if werr == nil {
+				t.Fatalf("copyFields fails (%v) where ParseCopyLine does not", gerr)
+			}
+			return
+		}
+		if werr != nil {
+			return // a malformed field the index does not read
+		}
+		if len(got) != len(fields) {
+			t.Fatalf("%d fields, ParseCopyLine %d", len(got), len(fields))
+		}
+		want := make([]source.Value, len(fields))
+		for i, fl := range fields {
+			if fl == nil {
+				want[i] = source.NullValue()
+			} else {
+				want[i] = source.TextValue(fl)
+			}
+		}
+		for _, pos := range b.pos {
+			if len(got) <= maxPos(pos) {
+				continue
+			}
+			g, gok := TupleKey(got, pos)
+			w, wok := TupleKey(want, pos)
+			if g != w || gok != wok {
+				t.Fatalf("key of %v: %q/%v, ParseCopyLine gives %q/%v", pos, g, gok, w, wok)
+			}
+		}
+	})
+}
+
+func maxPos(pos []int) int {
+	m := 0
+	for _, p := range pos {
+		m = max(m, p)
+	}
+	return m
+}
