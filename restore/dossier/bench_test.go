@@ -116,6 +116,8 @@ func envInts(name, def string) []int {
 // snapshots), after 1, 7 and 30 nights of working days, each night a
 // backup with the row index. It reports the bytes read from the location
 // per operation (B_read/op) and the chunks of the member tables read.
+// show-fullscan is the same dossier read as before the row index (every
+// member table whole, through whole packs).
 //
 //	KLUIS_BENCH_DOSSIER_MB=500 KLUIS_BENCH_DOSSIER_SCALES=1,5 KLUIS_BENCH_DOSSIER_NIGHTS=1,7,30 \
 //	KLUIS_BENCH_DOSSIER_ENGINE=postgres go test ./restore/dossier -run '^$' -bench Dossier -benchtime 5x
@@ -250,6 +252,22 @@ func benchHistory(b *testing.B, engine string, sc synth.Scale, nights []int) {
 				}
 				return w
 			})
+		})
+		// The same dossier as kluis read it before the row index: every
+		// member table whole, through whole packs.
+		op(b, "show-fullscan", func(r *repo.Repo, i int) {
+			snap, err := r.FindSnapshot(ctx, "latest")
+			if err != nil {
+				b.Fatal(err)
+			}
+			tables, _ := backup.Tables(snap.Manifest)
+			plan, err := NewPlan(engine, tables, profile)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := Extract(ctx, fullScan{r}, snap.Manifest, plan, strconv.Itoa(1+(i*7919)%sc.Clients), nil); err != nil {
+				b.Fatal(err)
+			}
 		})
 		op(b, "parent", func(r *repo.Repo, _ int) {
 			if _, err := r.FindSnapshot(ctx, "latest"); err != nil {
