@@ -54,8 +54,8 @@ const (
 	maxColName  = 1024
 	maxK        = 32
 	maxFilter   = 16 << 20
-	bitsPerKey  = 16
-	hashesPerKy = 11
+	bitsPerKey  = 28
+	hashesPerKy = 19
 	minFilter   = 8
 )
 
