@@ -43,11 +43,10 @@ func (d *Daemon) loadState(ctx context.Context) {
 		if err != nil {
 			continue // no repository yet: the first backup creates it
 		}
-		snaps, err := r.Snapshots(ctx)
-		if err != nil || len(snaps) == 0 {
+		s, err := r.FindSnapshot(ctx, "latest") // one manifest, however long the history
+		if err != nil {
 			continue
 		}
-		s := snaps[len(snaps)-1]
 		d.fromRepo[JobName(KindBackup, t.ID)] = s.Manifest.Finished
 		d.degraded[t.ID] = len(s.Locations) < a.Cfg.Policy.RequiredCopies
 		d.metrics.snapshot(t.ID, s.Manifest.Finished, s.Locations, locationNames(a), a.Cfg.Policy.RequiredCopies)
@@ -414,8 +413,7 @@ func (d *Daemon) runSync(ctx context.Context, tenant string) (err error) {
 	if incomplete > 0 {
 		return fmt.Errorf("sync: %d of %d locations still incomplete", incomplete, len(res))
 	}
-	if snaps, err := r.Snapshots(ctx); err == nil && len(snaps) > 0 {
-		s := snaps[len(snaps)-1]
+	if s, err := r.FindSnapshot(ctx, "latest"); err == nil {
 		d.metrics.snapshot(tenant, s.Manifest.Finished, s.Locations, locationNames(a), a.Cfg.Policy.RequiredCopies)
 	}
 	if p := d.observe(ctx, a, tenant, r); p != nil && needsSync(p) {
