@@ -10,6 +10,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/kluis-nl/kluis/keyring"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -77,5 +78,56 @@ func (a *Appliance) RecoverRepo(ctx context.Context, tenant string, o RecoverOpt
 	if err != nil {
 		return nil, nil, err
 	}
-	return repo.Recover(ctx, tenant, locs, ro, opts)
+	r, res, err := repo.Recover(ctx, tenant, locs, ro, opts)
+	if err != nil {
+		return r, res, err
+	}
+	// The lost appliance's key also signed the erasure register, the
+	// access log and the evidence log: trust it as this appliance's
+	// previous key (keyring), before anything is appended with the new one.
+	for _, pub := range ro.Signers {
+		if _, err := a.TrustPreviousKey(pub); err != nil {
+			return r, res, fmt.Errorf("tenant %s is recovered, but the previous signing key %s could not be recorded: %w", tenant, keyring.ID(pub), err)
+		}
+	}
+	return r, res, nil
+}
+
+// TrustPreviousKey records pub, a public key from the offline recovery
+// kit, as a previous signing key of this appliance
+// (state_dir/keys/previous, keyring.AddPrevious), so that what the lost
+// appliance signed before the key changed keeps verifying. It reports
+// false when there was nothing to do (already trusted, or the current
+// key).
+func (a *Appliance) TrustPreviousKey(pub ed25519.PublicKey) (bool, error) {
+	key, err := a.keyFileSigner()
+	if err != nil {
+		return false, err
+	}
+	if key == nil {
+		return false, errors.New("no signing key yet: run kluis keys init first")
+	}
+	return keyring.AddPrevious(a.StateDir(), key, pub, a.Now())
+}
+
+// SigningKey is the appliance's signing key (appliance.signing_key_file).
+func (a *Appliance) SigningKey() (ed25519.PrivateKey, error) {
+	key, err := a.keyFileSigner()
+	if err == nil && key == nil {
+		err = errors.New("no signing key (appliance.signing_key_file): run kluis keys init")
+	}
+	return key, err
+}
+
+// KeyRing is the appliance's key ring: its signing key's public half and
+// the previous keys in the state directory.
+func (a *Appliance) KeyRing() (*keyring.Ring, error) {
+	key, err := a.keyFileSigner()
+	if err != nil {
+		return nil, err
+	}
+	if key == nil {
+		return nil, errors.New("no signing key (appliance.signing_key_file): run kluis keys init")
+	}
+	return keyring.Load(a.StateDir(), key.Public().(ed25519.PublicKey))
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore"
 	"github.com/kluis-nl/kluis/schedule"
 	"github.com/kluis-nl/kluis/source"
 )
@@ -107,8 +108,16 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 			lastBackup[r.Tenant] = r
 		}
 	}
+	// Every restore reads the erasure register and the access log against
+	// their anchors: status is not ok when they cannot be verified.
+	var reg *restore.Register
+	if key, err := a.SigningKey(); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("erasure register and access log cannot be verified: %v", err))
+	} else {
+		reg = &restore.Register{StateDir: a.StateDir(), Key: key}
+	}
 	for i := range a.Cfg.Tenants {
-		st := tenantStatus(ctx, a, &a.Cfg.Tenants[i], now)
+		st := tenantStatus(ctx, a, &a.Cfg.Tenants[i], now, reg)
 		if r, ok := lastBackup[st.Tenant]; ok && !r.OK && r.Time.After(st.LastSuccess) {
 			st.LastBackupError = r.Error
 			when := r.Time.UTC().Format(time.RFC3339)
@@ -161,7 +170,7 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 	return rep
 }
 
-func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant, now time.Time) TenantStatus {
+func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant, now time.Time, reg *restore.Register) TenantStatus {
 	pol := a.Cfg.Policy
 	st := TenantStatus{Tenant: t.ID, Engine: t.Engine, Discovered: t.Discovered, Copies: map[string]int{}, Locations: []string{}, RestoreTest: "never"}
 	var spec schedule.Spec
@@ -180,6 +189,11 @@ func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant,
 	if err != nil {
 		st.Problems = append(st.Problems, err.Error())
 		return st
+	}
+	if reg != nil {
+		if _, err := reg.Erasures(ctx, r); err != nil {
+			st.Problems = append(st.Problems, fmt.Sprintf("erasure register and access log cannot be verified, so every restore of this tenant is refused: %v", err))
+		}
 	}
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {

@@ -3,8 +3,11 @@ package evidence
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -63,6 +66,10 @@ type ExportOptions struct {
 	// Witnesses are the configured witnesses: the export's verification
 	// reports which of them cosigned (it does not require them).
 	Witnesses []note.Verifier
+	// PreviousDir holds the imported logs of previous keys
+	// (Store.PreviousDir): for each continuation record among the
+	// reports, the export carries that log in previous-KEYID/.
+	PreviousDir string
 }
 
 // ExportResult says what Export wrote.
@@ -144,8 +151,20 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	var previous []previousExport
+	for _, r := range recs {
+		c, ok := r.Continuation()
+		if !ok {
+			continue
+		}
+		pe, err := readPreviousExport(opts.PreviousDir, c)
+		if err != nil {
+			return nil, err
+		}
+		previous = append(previous, pe)
+	}
 	var html bytes.Buffer
-	if err := renderSummary(&html, v.Records, v, opts); err != nil {
+	if err := renderSummary(&html, Reports(v.Records), v, opts); err != nil {
 		return nil, err
 	}
 	files = append(files,
@@ -162,11 +181,23 @@ func Export(dir string, recs []Record, opts ExportOptions) (*ExportResult, error
 			return nil, err
 		}
 	}
+	for _, pe := range previous {
+		if err := pe.write(d); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.sync(); err != nil {
 		return nil, err
 	}
 	// What the auditor gets is what was checked: read it back.
 	back, err := VerifyDir(dir, pub, VerifyOptions{Appliance: opts.Appliance, RequireLog: true})
+	if err == nil && len(previous) > 0 {
+		var keys []ed25519.PublicKey
+		for _, pe := range previous {
+			keys = append(keys, pe.pub)
+		}
+		CheckContinuations(dir, back, keys, nil, "")
+	}
 	if err == nil && back.OK() && len(opts.Witnesses) > 0 {
 		if _, cos, err := OpenLogCheckpoint(opts.LogCheckpoint, opts.Appliance, pub, opts.Witnesses...); err == nil {
 			back.Cosigned = cos
@@ -247,4 +278,70 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// previousExport is a previous key's imported log, for an export.
+type previousExport struct {
+	id    string
+	pub   ed25519.PublicKey
+	files []File
+}
+
+// readPreviousExport reads the imported log a continuation names.
+func readPreviousExport(root string, c *Continuation) (previousExport, error) {
+	_, pub, err := decodeContinuation(mustJSON(c))
+	if err != nil {
+		return previousExport{}, err
+	}
+	pe := previousExport{id: c.PreviousKey, pub: pub}
+	if root == "" {
+		return pe, fmt.Errorf("export: the reports hold a continuation of the log of key %s, but no imported log was given (ExportOptions.PreviousDir)", c.PreviousKey)
+	}
+	dir := filepath.Join(root, c.PreviousKey)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return pe, fmt.Errorf("export: the log of key %s that the evidence continues: %w (run kluis evidence continue)", c.PreviousKey, err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		data, err := readCapped(filepath.Join(dir, e.Name()), MaxRecordSize)
+		if err != nil {
+			return pe, err
+		}
+		pe.files = append(pe.files, File{Name: e.Name(), Data: data})
+	}
+	return pe, nil
+}
+
+func (pe previousExport) write(d *exportDir) error {
+	sub, err := d.subdir(PreviousExportDir + pe.id)
+	if err != nil {
+		return err
+	}
+	defer sub.close()
+	for _, f := range pe.files {
+		if err := sub.write(f.Name, f.Data); err != nil {
+			return err
+		}
+	}
+	return sub.sync()
+}
+
+// quietSubdirs drops VerifyDir's notes about the previous-KEYID/
+// directories, which CheckContinuations verifies.
+func quietSubdirs(v *Verification) {
+	notes := v.Notes[:0]
+	for _, n := range v.Notes {
+		if !strings.HasPrefix(n, "ignored "+PreviousExportDir) {
+			notes = append(notes, n)
+		}
+	}
+	v.Notes = notes
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }

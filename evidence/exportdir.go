@@ -99,3 +99,19 @@ func (d *exportDir) sync() error {
 }
 
 func (d *exportDir) close() { unix.Close(d.fd) }
+
+// subdir creates the directory name inside d (mode 0700, never following
+// anything) and returns it open.
+func (d *exportDir) subdir(name string) (*exportDir, error) {
+	if name != filepath.Base(name) || name == "." || name == ".." {
+		return nil, fmt.Errorf("export: bad directory name %q", name)
+	}
+	if err := unix.Mkdirat(d.fd, name, 0o700); err != nil {
+		return nil, fmt.Errorf("export: create %s: %w", filepath.Join(d.path, name), err)
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("export: open %s: %w", filepath.Join(d.path, name), err)
+	}
+	return &exportDir{path: filepath.Join(d.path, name), fd: fd}, nil
+}

@@ -16,6 +16,7 @@ import (
 	"filippo.io/age"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/kluis-nl/kluis/evidence/chain"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -42,12 +43,6 @@ func LogPrefix(appliance string, pub ed25519.PublicKey) string {
 // LeafObject is the name of a report's sealed copy at a location.
 func LeafObject(appliance string, pub ed25519.PublicKey, leaf tlog.Hash) string {
 	return LogPrefix(appliance, pub) + "leaf/" + hex.EncodeToString(leaf[:])
-}
-
-// VersionCounter is a location that can count the data versions of its
-// objects (an S3 bucket with versioning: repo/s3).
-type VersionCounter interface {
-	VersionCounts(ctx context.Context, prefix string) (map[string]int, error)
 }
 
 // uploadTo puts the sealed copy of every report (files: verified report
@@ -113,29 +108,44 @@ func (s *Store) uploadTo(ctx context.Context, l repo.Location, files []File, dee
 		go compare(f, name)
 	}
 	wg.Wait()
+	var problems []string
 	if len(differ) > 0 {
 		sort.Strings(differ)
-		return fmt.Errorf("location %s: the sealed copy of report %s is not the report the appliance wrote (squatted or replaced: a write-once object cannot be replaced: investigate)", l.Name(), strings.Join(differ, ", "))
+		problems = append(problems, fmt.Sprintf("the sealed copy of report %s is not the report the appliance wrote (squatted or replaced: a write-once object cannot be replaced: investigate)", strings.Join(differ, ", ")))
 	}
-	if first != nil || !deep {
-		return first
+	if first == nil && deep {
+		problems = append(problems, s.auditFiles(ctx, l, files)...)
 	}
+	switch {
+	case len(problems) == 1 && len(differ) > 0:
+		return fmt.Errorf("location %s: %s", l.Name(), problems[0])
+	case len(problems) > 0:
+		return fmt.Errorf("location %s: the evidence log there was tampered with:\n  %s", l.Name(), strings.Join(problems, "\n  "))
+	}
+	return first
+}
+
+// auditFiles audits a location (auditLocation) against the tree of files,
+// the state directory's reports: none for a partial set (reports that do
+// not verify are held back).
+func (s *Store) auditFiles(ctx context.Context, l repo.Location, files []File) []string {
 	recs := make([]Record, 0, len(files))
 	for _, f := range files {
 		r, err := ParseRecord(f.Data)
 		if err != nil {
-			return err
+			return []string{err.Error()}
 		}
 		recs = append(recs, r)
 	}
 	t, err := treeOf(recs)
 	if err != nil {
-		return nil // a partial set (reports that do not verify are held back): no audit
+		return nil
 	}
-	if problems := s.auditLocation(ctx, l, t); len(problems) > 0 {
-		return fmt.Errorf("location %s: the evidence log there was tampered with:\n  %s", l.Name(), strings.Join(problems, "\n  "))
+	recorded, err := s.recordedVersions()
+	if err != nil {
+		return []string{err.Error()}
 	}
-	return nil
+	return s.auditLocation(ctx, l, t, recorded)
 }
 
 // maxLocationCheckpoints bounds the checkpoints an audit reads.
@@ -143,25 +153,15 @@ const maxLocationCheckpoints = 100000
 
 // auditLocation checks what a location holds of the log against the
 // appliance's tree t: every object has one data version (a second one is
-// an overwrite: tampering), every checkpoint there is named by its hash,
+// an overwrite: tampering), the one the appliance recorded after writing
+// it (recorded: location → name → version id; versions.go), every checkpoint there is named by its hash,
 // signed by this appliance and consistent with t (one that is not shows
 // the history was rewritten, or cut back, after it was written), and
 // every sealed report there is a leaf of t (one that is not belongs to
 // another history). Problems are sentences, one per finding.
-func (s *Store) auditLocation(ctx context.Context, l repo.Location, t *Tree) []string {
+func (s *Store) auditLocation(ctx context.Context, l repo.Location, t *Tree, recorded map[string]map[string]string) []string {
 	prefix := LogPrefix(s.appliance, s.pub)
-	var problems []string
-	if vc, ok := repo.As[VersionCounter](l); ok { // through decorators (repo/deadline)
-		counts, err := vc.VersionCounts(ctx, prefix)
-		if err != nil {
-			return []string{err.Error()}
-		}
-		for _, name := range sortedKeys(counts) {
-			if n := counts[name]; n > 1 {
-				problems = append(problems, fmt.Sprintf("%s has %d data versions: a write-once object was overwritten (tampering: a PUT over it with the location's credential)", name, n))
-			}
-		}
-	}
+	problems := s.auditVersions(ctx, l, recorded[l.Name()])
 	leaves := map[string]bool{}
 	for i := int64(0); i < t.Size(); i++ {
 		h, _ := t.Leaf(i)
@@ -223,10 +223,14 @@ func (s *Store) CheckLocations(ctx context.Context) ([]repo.LocationResult, erro
 	if err != nil {
 		return nil, err
 	}
+	recorded, err := s.recordedVersions()
+	if err != nil {
+		return nil, err
+	}
 	res := make([]repo.LocationResult, len(s.locs))
 	for i, l := range s.locs {
 		res[i] = repo.LocationResult{Location: l.Name(), OK: true}
-		if p := s.auditLocation(ctx, l, t); len(p) > 0 {
+		if p := s.auditLocation(ctx, l, t, recorded); len(p) > 0 {
 			res[i] = repo.LocationResult{Location: l.Name(), Error: fmt.Sprintf("location %s: the evidence log there was tampered with:\n  %s", l.Name(), strings.Join(p, "\n  "))}
 		}
 	}
@@ -245,6 +249,25 @@ const maxLocationReports = MaxReports
 // Verify), and every checkpoint note. A sealed copy no identity opens is
 // an error (wrong identity, or not a sealed report).
 func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids ...age.Identity) ([]File, []File, error) {
+	files, notes, unopened, err := readLocation(ctx, l, appliance, pub, ids)
+	if err == nil && len(unopened) > 0 {
+		err = unopened[0].err
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return files, notes, nil
+}
+
+// unopenedLeaf is a sealed copy no identity opened.
+type unopenedLeaf struct {
+	name string
+	err  error
+}
+
+// readLocation is ReadLocation that lists the sealed copies no identity
+// opens instead of failing on the first.
+func readLocation(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids []age.Identity) ([]File, []File, []unopenedLeaf, error) {
 	prefix := LogPrefix(appliance, pub)
 	var leaves, cps []string
 	err := l.List(ctx, prefix, func(oi repo.ObjectInfo) error {
@@ -261,19 +284,27 @@ func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sort.Strings(leaves)
 	sort.Strings(cps)
-	var files []File
+	var (
+		files    []File
+		unopened []unopenedLeaf
+	)
 	for _, name := range leaves {
 		data, err := repo.ReadAll(ctx, l, name, maxSealed)
+		if errors.Is(err, repo.ErrCorrupt) { // larger than any sealed report
+			unopened = append(unopened, unopenedLeaf{name, fmt.Errorf("%s: %w", name, err)})
+			continue
+		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		plain, err := OpenSealed(data, ids...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", name, err)
+			unopened = append(unopened, unopenedLeaf{name, fmt.Errorf("%s: %w", name, err)})
+			continue
 		}
 		fname := path.Base(name) + ".json"
 		if r, err := ParseRecord(plain); err == nil {
@@ -288,11 +319,11 @@ func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed
 	for _, name := range cps {
 		data, err := repo.ReadAll(ctx, l, name, maxNote)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		notes = append(notes, File{Name: name, Data: data})
 	}
-	return files, notes, nil
+	return files, notes, unopened, nil
 }
 
 // VerifyLocationCopy verifies an appliance's log as a location holds it
@@ -305,13 +336,22 @@ func ReadLocation(ctx context.Context, l repo.Location, appliance string, pub ed
 // checkpoints contradict the new history (or, with opts.Checkpoint, the
 // auditor's kept checkpoint does).
 func VerifyLocationCopy(ctx context.Context, l repo.Location, appliance string, pub ed25519.PublicKey, ids []age.Identity, opts VerifyOptions) (*Verification, error) {
-	files, notes, err := ReadLocation(ctx, l, appliance, pub, ids...)
+	files, notes, unopened, err := readLocation(ctx, l, appliance, pub, ids)
 	if err != nil {
 		return nil, err
 	}
+	if len(files) == 0 && len(unopened) > 0 {
+		return nil, fmt.Errorf("no sealed report there opens with the identity given (not the auditor's, or not sealed to it): %w", unopened[0].err)
+	}
+	bad, err := locationVersionProblems(ctx, l, LogPrefix(appliance, pub))
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range unopened {
+		bad = append(bad, Problem{Kind: Rewritten, File: u.name, Reason: "the identity given opens the other sealed reports but not this one: it was replaced by something that is not a sealed report of this appliance (a new version PUT over it), or planted"})
+	}
 	var (
 		recs []Record
-		bad  []Problem
 		kept []File
 	)
 	for _, f := range files {
@@ -328,12 +368,29 @@ func VerifyLocationCopy(ctx context.Context, l repo.Location, appliance string, 
 		}
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
-	var leaves []tlog.Hash
-	for i, r := range recs {
-		if r.Seq != uint64(i)+1 {
+	// The tree of the chain from report 1 as far as it goes unbroken: of
+	// two reports with one number (a fork planted beside a genuine one)
+	// the one that links to its predecessor.
+	var (
+		leaves []tlog.Hash
+		prev   = chain.ZeroHash
+	)
+	for i := 0; i < len(recs); {
+		want := uint64(len(leaves)) + 1
+		if recs[i].Seq != want {
 			break
 		}
-		leaves = append(leaves, LeafHash(r))
+		var next *Record
+		for ; i < len(recs) && recs[i].Seq == want; i++ {
+			if next == nil && recs[i].Prev == prev {
+				next = &recs[i]
+			}
+		}
+		if next == nil {
+			break
+		}
+		leaves = append(leaves, LeafHash(*next))
+		prev = next.Hash
 	}
 	var (
 		best     []byte
@@ -364,24 +421,40 @@ func VerifyLocationCopy(ctx context.Context, l repo.Location, appliance string, 
 			bad = append(bad, Problem{Kind: Rewritten, File: n.Name, Reason: fmt.Sprintf("this checkpoint (log of %d reports) contradicts the reports at the location: the history up to report %d was rewritten after it was written", c.Size, c.Size)})
 		}
 	}
-	if best != nil {
-		files = append(files, File{Name: CheckpointNoteFile, Data: best})
-		if bestSize <= t.Size() {
-			sub, _ := NewTree(leaves[:bestSize])
-			txt, _ := treeText(sub)
-			files = append(files, File{Name: TreeFile, Data: txt})
-		}
+	var maxSeq, firstSeq uint64
+	if len(recs) > 0 {
+		firstSeq, maxSeq = recs[0].Seq, recs[len(recs)-1].Seq
 	}
-	opts.RequireLog = true
+	// The log at a location is checked against its largest checkpoint
+	// when the reports there make its tree; reports after it are noted
+	// (their checkpoint's upload is pending or was interrupted).
+	checkable := best != nil && bestSize <= t.Size()
+	if checkable {
+		files = append(files, File{Name: CheckpointNoteFile, Data: best})
+		sub, _ := NewTree(leaves[:bestSize])
+		txt, _ := treeText(sub)
+		files = append(files, File{Name: TreeFile, Data: txt})
+		opts.pendingAfterLog = true
+	}
+	opts.RequireLog = false // a location has no export checkpoint; a missing log checkpoint is reported below
 	if opts.Appliance == "" {
 		opts.Appliance = appliance
 	}
 	v := Verify(files, pub, opts)
-	if best != nil && bestSize > t.Size() {
-		v.problem(Truncated, uint64(t.Size())+1, "", "the largest checkpoint at the location names a log of %d reports, but the location holds reports 1 to %d: %s removed", bestSize, t.Size(), span(uint64(t.Size())+1, uint64(bestSize)))
+	if firstSeq > 1 {
+		v.problem(Removed, 1, "", "the location's log starts at report %d: %s removed (every location holds the log from report 1)", firstSeq, span(1, firstSeq-1))
 	}
-	if best == nil {
+	switch {
+	case best == nil:
 		v.problem(Removed, 0, "", "no checkpoint of this key at the location: it cannot show what was cut off or rewritten")
+	case !checkable && uint64(bestSize) > maxSeq:
+		v.problem(Truncated, maxSeq+1, "", "the largest checkpoint at the location names a log of %d reports, but the newest report there is report %d: %s removed", bestSize, maxSeq, span(maxSeq+1, uint64(bestSize)))
+	}
+	if best != nil && !checkable {
+		v.note("the largest checkpoint at the location (log of %d reports) cannot be checked report by report: reports of it are missing there", bestSize)
+		if opts.Checkpoint != nil {
+			v.note("checkpoint %s cannot be checked: reports are missing at the location", opts.CheckpointName)
+		}
 	}
 	v.Problems = append(v.Problems, bad...)
 	return v, nil

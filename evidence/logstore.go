@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -205,6 +206,9 @@ func (s *Store) uploadCheckpoint(ctx context.Context, res []repo.LocationResult)
 			res[i].OK = false
 			res[i].Error = fmt.Sprintf("location %s: checkpoint: %v", l.Name(), err)
 		}
+	}
+	if err := s.recordVersions(ctx, n, res); err != nil {
+		slog.Warn("evidence: recording the version ids written", "err", err)
 	}
 }
 

@@ -86,11 +86,16 @@ func (v *Verification) checkLog(noteData, treeData, exportCP []byte, pub ed25519
 		v.problem(Rewritten, 0, TreeFile, "the leaf hashes of %s do not hash to the root %s signs: a report's leaf was changed", TreeFile, when)
 		return
 	}
+	var pending []uint64
 	for _, it := range reps {
 		if !it.sigOK {
 			continue
 		}
 		seq := it.rec.Seq
+		if seq > uint64(c.Size) && opts.pendingAfterLog {
+			pending = append(pending, seq)
+			continue
+		}
 		if seq > uint64(c.Size) {
 			v.problem(Inserted, seq, it.file, "report %d is not in the signed log, which %s ends at report %d: added after the checkpoint", seq, CheckpointNoteFile, c.Size)
 			continue
@@ -106,6 +111,9 @@ func (v *Verification) checkLog(noteData, treeData, exportCP []byte, pub ed25519
 	}
 	if logSize == 0 && len(reps) > 0 && v.Last < uint64(c.Size) && exportCP == nil {
 		v.problem(Truncated, v.Last+1, "", "the signed log has %d reports but the newest here is report %d, and no %s says where the export ends: %s removed", c.Size, v.Last, CheckpointFile, span(v.Last+1, uint64(c.Size)))
+	}
+	if len(pending) > 0 {
+		v.note("%s after the newest checkpoint (log of %d reports) here: no checkpoint covers %s yet (its upload is pending or was interrupted); signatures and links are checked", span(pending[0], pending[len(pending)-1]), c.Size, map[bool]string{true: "it", false: "them"}[len(pending) == 1])
 	}
 	if !v.problemsAbout(CheckpointNoteFile, TreeFile) {
 		cos := ""

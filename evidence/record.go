@@ -115,6 +115,16 @@ func decodeReport(body []byte, r *Report) error {
 	if err := json.Unmarshal(body, &head); err != nil {
 		return fmt.Errorf("body is not a JSON object: %w", ErrMalformed)
 	}
+	if head.Schema == ContinuationSchema {
+		// A continuation record (continuation.go): a leaf of the log, not
+		// a report; its Report holds only the schema and the appliance.
+		c, _, err := decodeContinuation(body)
+		if err != nil {
+			return err
+		}
+		*r = Report{Schema: ContinuationSchema, Appliance: c.Appliance}
+		return nil
+	}
 	if head.Schema != Schema {
 		return fmt.Errorf("schema %.80q, this kluis reads %q (a newer kluis may read it): %w", head.Schema, Schema, ErrUnknownSchema)
 	}

@@ -97,6 +97,12 @@ func (s *Store) Append(ctx context.Context, r *Report) (Record, []repo.LocationR
 	if err != nil {
 		return Record{}, nil, err
 	}
+	return rec, s.afterAppend(ctx), nil
+}
+
+// afterAppend signs the checkpoint of the log just appended to, collects
+// witness cosignatures and uploads what the locations lack.
+func (s *Store) afterAppend(ctx context.Context) []repo.LocationResult {
 	_, _, cpErr := s.Checkpoint()
 	if cpErr == nil && len(s.Witnesses) > 0 {
 		wres, err := s.Cosign(ctx, s.Witnesses)
@@ -116,7 +122,7 @@ func (s *Store) Append(ctx context.Context, r *Report) (Record, []repo.LocationR
 			res[i].Error = strings.TrimPrefix(res[i].Error+"; ", "; ") + "no checkpoint signed: " + cpErr.Error()
 		}
 	}
-	return rec, res, nil
+	return res
 }
 
 func (s *Store) usable() error {

@@ -98,6 +98,9 @@ func renderSummary(w io.Writer, recs []Record, v *Verification, opts ExportOptio
 		if opts.Tenant != "" && rep.Tenant != opts.Tenant {
 			continue
 		}
+		if !opts.From.IsZero() && r.Time.Before(opts.From) || !opts.To.IsZero() && !r.Time.Before(opts.To) {
+			continue // a border report (WithBorders): evidence, not of the period
+		}
 		s.Total++
 		pass, notRun := rep.Verdict == Pass, rep.Verdict == Error
 		switch {

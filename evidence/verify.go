@@ -151,6 +151,13 @@ type VerifyOptions struct {
 	// ExpectLast, when not 0, is the report the auditor expects the
 	// reports to reach (verify --expect-last).
 	ExpectLast uint64
+	// ExpectPeriod, when set, is the period the auditor asked the reports
+	// to cover (verify --expect-period).
+	ExpectPeriod *Period
+	// pendingAfterLog (a location's copy): reports after the log
+	// checkpoint are noted, not a problem: the checkpoint covering them
+	// is uploaded after them.
+	pendingAfterLog bool
 }
 
 // Files of an export that are not reports.
@@ -335,6 +342,9 @@ func Verify(files []File, pub ed25519.PublicKey, opts VerifyOptions) *Verificati
 	if opts.ExpectLast > 0 && v.Last != opts.ExpectLast {
 		v.problem(Truncated, 0, "", "you expected the reports to reach report %d, but the last here is report %d", opts.ExpectLast, v.Last)
 	}
+	if opts.ExpectPeriod != nil {
+		v.checkPeriod(*opts.ExpectPeriod, reps, exportCP, pub)
+	}
 	for _, it := range reps {
 		if it.sigOK && it.bodyOK {
 			v.Records = append(v.Records, it.rec)
@@ -370,6 +380,12 @@ func (v *Verification) pickRepresentatives(items []*item) []*item {
 		bySeq[it.rec.Seq] = append(bySeq[it.rec.Seq], it)
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	linked := map[string]bool{} // hashes some report links back to
+	for _, it := range items {
+		if it.sigOK {
+			linked[it.rec.Prev] = true
+		}
+	}
 	var reps []*item
 	for _, seq := range seqs {
 		group := bySeq[seq]
@@ -377,6 +393,9 @@ func (v *Verification) pickRepresentatives(items []*item) []*item {
 		score := func(it *item) int {
 			s := 0
 			if it.sigOK {
+				s += 4
+			}
+			if linked[it.rec.Hash] { // of a fork, the one the chain goes on from
 				s += 2
 			}
 			if it.nameSeq == seq {

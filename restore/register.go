@@ -5,9 +5,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/kluis-nl/kluis/evidence/chain"
+	"github.com/kluis-nl/kluis/keyring"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/restore/dossier"
 )
@@ -19,26 +21,55 @@ import (
 // missing, truncated or replaced log is then an error wherever the
 // register is read, and a replacement appliance rebuilds it from the
 // locations (Recover).
+//
+// Lines and records verify with the appliance's key ring
+// (keyring.Load(StateDir, Key's public key)): after a disaster recovery
+// with a new signing key, the lost appliance's lines verify with its
+// public key, given as a previous key, up to the key rotation line the
+// new key appends after them.
 type Register struct {
 	StateDir string
 	Key      ed25519.PrivateKey
+	// Now is the time of the key rotation lines Recover appends
+	// (default time.Now).
+	Now func() time.Time
 }
 
 func (g *Register) pub() ed25519.PublicKey { return g.Key.Public().(ed25519.PublicKey) }
 
+// Ring is the key ring the logs verify with.
+func (g *Register) Ring() (*keyring.Ring, error) {
+	ring, err := keyring.Load(g.StateDir, g.pub())
+	if err != nil {
+		return nil, fmt.Errorf("the appliance's key ring: %w", err)
+	}
+	return ring, nil
+}
+
+func (g *Register) now() time.Time {
+	if g.Now != nil {
+		return g.Now()
+	}
+	return time.Now()
+}
+
 // Records returns the verified register records in r.
 func (g *Register) Records(ctx context.Context, r *repo.Repo) ([]dossier.Record, error) {
+	ring, err := g.Ring()
+	if err != nil {
+		return nil, err
+	}
+	return g.records(ctx, r, ring)
+}
+
+func (g *Register) records(ctx context.Context, r *repo.Repo, ring *keyring.Ring) ([]dossier.Record, error) {
 	raw, err := r.RegisterRecords(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]dossier.Record, 0, len(raw))
-	for _, b := range raw {
-		rec, err := dossier.ParseRecord(b, g.pub())
-		if err != nil {
-			return nil, fmt.Errorf("tenant %s: %w", r.Tenant(), err)
-		}
-		out = append(out, rec)
+	out, err := dossier.ParseRecords(raw, ring)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: %w", r.Tenant(), err)
 	}
 	return out, nil
 }
@@ -47,14 +78,18 @@ func (g *Register) Records(ctx context.Context, r *repo.Repo) ([]dossier.Record,
 // a deleted or shortened log is an error, dossier.ErrUnanchored) and
 // returns every erasure of r's tenant, whatever its date.
 func (g *Register) Erasures(ctx context.Context, r *repo.Repo) ([]dossier.Erasure, error) {
-	recs, err := g.Records(ctx, r)
+	ring, err := g.Ring()
 	if err != nil {
 		return nil, err
 	}
-	if err := dossier.CheckAnchored(g.StateDir, g.pub(), recs); err != nil {
+	recs, err := g.records(ctx, r, ring)
+	if err != nil {
+		return nil, err
+	}
+	if err := dossier.CheckAnchored(g.StateDir, ring, recs); err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", r.Tenant(), err)
 	}
-	all, err := dossier.Erasures(g.StateDir, g.pub())
+	all, err := dossier.Erasures(g.StateDir, ring)
 	if err != nil {
 		return nil, err
 	}
@@ -79,11 +114,15 @@ func (g *Register) AddErasure(ctx context.Context, r *repo.Repo, e dossier.Erasu
 	if _, err := g.Erasures(ctx, r); err != nil {
 		return nil, err
 	}
-	en, err := dossier.AddErasure(g.StateDir, g.Key, e)
+	ring, err := g.Ring()
 	if err != nil {
 		return nil, err
 	}
-	return g.anchor(ctx, r, dossier.LogNameErasures, en)
+	ens, err := dossier.AddErasure(g.StateDir, g.Key, ring, e)
+	if err != nil {
+		return nil, err
+	}
+	return g.anchor(ctx, r, dossier.LogNameErasures, ens...)
 }
 
 // LogAccess appends a to the access log and, when r is not nil, seals its
@@ -95,26 +134,35 @@ func (g *Register) LogAccess(ctx context.Context, r *repo.Repo, a dossier.Access
 			return err
 		}
 	}
-	en, err := dossier.LogAccess(g.StateDir, g.Key, a)
+	ring, err := g.Ring()
+	if err != nil {
+		return err
+	}
+	ens, err := dossier.LogAccess(g.StateDir, g.Key, ring, a)
 	if err != nil || r == nil {
 		return err
 	}
-	_, err = g.anchor(ctx, r, dossier.LogNameAccess, en)
+	_, err = g.anchor(ctx, r, dossier.LogNameAccess, ens...)
 	return err
 }
 
-func (g *Register) anchor(ctx context.Context, r *repo.Repo, log string, en chain.Entry) ([]repo.LocationResult, error) {
-	_, b, err := dossier.NewRecord(log, g.Key, en)
-	if err != nil {
-		return nil, err
-	}
-	// The local line is written; the anchor must reach a location even
-	// when the command's context is ending.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	defer cancel()
-	rs, err := r.PutRegisterRecord(actx, b)
-	if err != nil {
-		return rs, fmt.Errorf("the %s line is written locally but not anchored at any location (run kluis sync): %w", log, err)
+// anchor seals the record of each entry just appended to log into r at
+// every location; the results are those of the last.
+func (g *Register) anchor(ctx context.Context, r *repo.Repo, log string, ens ...chain.Entry) ([]repo.LocationResult, error) {
+	var rs []repo.LocationResult
+	for _, en := range ens {
+		_, b, err := dossier.NewRecord(log, g.Key, en)
+		if err != nil {
+			return nil, err
+		}
+		// The local line is written; the anchor must reach a location even
+		// when the command's context is ending.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		rs, err = r.PutRegisterRecord(actx, b)
+		cancel()
+		if err != nil {
+			return rs, fmt.Errorf("the %s line is written locally but not anchored at any location (run kluis sync): %w", log, err)
+		}
 	}
 	return rs, nil
 }
@@ -122,11 +170,22 @@ func (g *Register) anchor(ctx context.Context, r *repo.Repo, log string, en chai
 // Recover rebuilds the local logs from the register records in repos (the
 // repositories of every configured tenant): what a replacement appliance
 // runs after recovering its keys. It returns the lines per log written.
+//
+// When the key ring holds previous keys (a recovery with a new signing
+// key), each log then gets a key rotation line signed by the new key
+// right after the lost appliance's lines (an empty log gets one too),
+// anchored in every repository: from then on a line the lost key signs is
+// refused wherever it appears, so whoever holds that key cannot add to
+// the register.
 func (g *Register) Recover(ctx context.Context, repos []*repo.Repo) (map[string]uint64, error) {
+	ring, err := g.Ring()
+	if err != nil {
+		return nil, err
+	}
 	var all []dossier.Record
 	var errs []error
 	for _, r := range repos {
-		recs, err := g.Records(ctx, r)
+		recs, err := g.records(ctx, r, ring)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -136,5 +195,20 @@ func (g *Register) Recover(ctx context.Context, repos []*repo.Repo) (map[string]
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return dossier.Rebuild(g.StateDir, g.pub(), all)
+	n, err := dossier.Rebuild(g.StateDir, ring, all)
+	if err != nil {
+		return nil, err
+	}
+	for _, log := range []string{dossier.LogNameErasures, dossier.LogNameAccess} {
+		ens, err := ring.Append(filepath.Join(g.StateDir, dossier.FileOf(log)), g.Key, g.now(), nil)
+		if err != nil {
+			return n, fmt.Errorf("%s log: key rotation: %w", log, err)
+		}
+		for _, r := range repos {
+			if _, err := g.anchor(ctx, r, log, ens...); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
 }

@@ -2,15 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/kluis-nl/kluis/appliance"
-	"github.com/kluis-nl/kluis/evidence/chain"
+	"github.com/kluis-nl/kluis/keyring"
 	"github.com/kluis-nl/kluis/repo"
-	"github.com/kluis-nl/kluis/restore"
 	"github.com/kluis-nl/kluis/restore/dossier"
 )
 
@@ -25,7 +23,7 @@ func cmdAccessLogVerify(ctx context.Context, g *globals, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	var pub ed25519.PublicKey
+	var ring *keyring.Ring
 	var a *appliance.Appliance
 	path := *file
 	if *pubFile == "" || path == "" {
@@ -37,11 +35,13 @@ func cmdAccessLogVerify(ctx context.Context, g *globals, args []string) error {
 			path = filepath.Join(a.StateDir(), dossier.AccessLogFileName)
 		}
 		if *pubFile == "" {
-			key, err := signingKey(a)
+			reg, err := applianceRegister(a)
 			if err != nil {
 				return err
 			}
-			pub = key.Public().(ed25519.PublicKey)
+			if ring, err = reg.Ring(); err != nil {
+				return err
+			}
 		}
 	}
 	if *pubFile != "" {
@@ -49,22 +49,26 @@ func cmdAccessLogVerify(ctx context.Context, g *globals, args []string) error {
 		if err != nil {
 			return err
 		}
-		if pub, err = repo.ParsePublicKey(b); err != nil {
+		pub, err := repo.ParsePublicKey(b)
+		if err != nil {
 			return fmt.Errorf("%s: %w", *pubFile, err)
 		}
+		// The log's newest key: its key rotation lines vouch for the
+		// keys before it.
+		ring = keyring.New(pub)
 	}
-	head, err := chain.VerifyFile(path, pub)
+	head, err := ring.VerifyFile(path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	// The appliance's own log: also against its anchors in the tenants'
 	// repositories, which show a log cut short or deleted.
 	if *file == "" && *pubFile == "" {
-		key, err := signingKey(a)
+		reg, err := applianceRegister(a)
 		if err != nil {
 			return err
 		}
-		if err := checkAnchors(ctx, a, &restore.Register{StateDir: a.StateDir(), Key: key}, ""); err != nil {
+		if err := checkAnchors(ctx, a, reg, ""); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strings"
@@ -107,16 +106,20 @@ func cmdErasureList(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	key, err := signingKey(a)
+	reg, err := applianceRegister(a)
 	if err != nil {
 		return err
 	}
 	// A deleted or shortened register must not list as "no erasures":
 	// check it against its anchors in the tenants' repositories.
-	if err := checkAnchors(ctx, a, &restore.Register{StateDir: a.StateDir(), Key: key}, *tenant); err != nil {
+	if err := checkAnchors(ctx, a, reg, *tenant); err != nil {
 		return err
 	}
-	list, err := dossier.Erasures(a.StateDir(), key.Public().(ed25519.PublicKey))
+	ring, err := reg.Ring()
+	if err != nil {
+		return err
+	}
+	list, err := dossier.Erasures(a.StateDir(), ring)
 	if err != nil {
 		return err
 	}
@@ -144,7 +147,7 @@ func applianceRegister(a *appliance.Appliance) (*restore.Register, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &restore.Register{StateDir: a.StateDir(), Key: key}, nil
+	return &restore.Register{StateDir: a.StateDir(), Key: key, Now: a.Now}, nil
 }
 
 func cmdErasureRecover(ctx context.Context, g *globals, args []string) error {

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,6 +23,7 @@ import (
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/repo/local"
+	"github.com/kluis-nl/kluis/repo/s3"
 	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
@@ -164,7 +164,12 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	rows := []evidenceRow{}
+	var links []string
 	for _, r := range p.sel {
+		if c, ok := r.Continuation(); ok {
+			links = append(links, fmt.Sprintf("record %d continues the log of previous key %s (%s, root %s): kluis evidence export carries that log", r.Seq, c.PreviousKey, plural(int(c.PreviousSize), "report", "reports"), c.PreviousRoot))
+			continue
+		}
 		rep := r.Report
 		if *tenant != "" && rep.Tenant != *tenant {
 			continue
@@ -202,6 +207,9 @@ func cmdEvidenceList(ctx context.Context, g *globals, args []string) error {
 			snap, r.Verdict, fc, evidence.Duration(r.RTOSeconds), evidence.Duration(r.SnapshotAgeSeconds), evidence.Duration(r.LargestGapSeconds))
 	}
 	tw.Flush()
+	for _, l := range links {
+		fmt.Fprintln(g.stdout, l)
+	}
 	if notRun > 0 {
 		fmt.Fprintf(g.stdout, "%s, %d failed, %d could not run (the test rig, not the backup: kluis evidence show SEQ); the chain of %s verifies\n", plural(len(rows), "report", "reports"), failed, notRun, plural(len(p.all), "report", "reports"))
 		return nil
@@ -225,6 +233,19 @@ func cmdEvidenceShow(ctx context.Context, g *globals, args []string) error {
 		return fmt.Errorf("no report %d: the chain has %d reports", seq, len(recs))
 	}
 	rec := recs[seq-1]
+	if c, ok := rec.Continuation(); ok {
+		if g.jsonOut {
+			return g.printJSON(struct {
+				Seq          uint64                 `json:"seq"`
+				Time         time.Time              `json:"time"`
+				Hash         string                 `json:"hash"`
+				Continuation *evidence.Continuation `json:"continuation"`
+			}{rec.Seq, rec.Time, rec.Hash, c})
+		}
+		fmt.Fprintf(g.stdout, "Record %d of appliance %s: continues the log of previous key %s\n", rec.Seq, c.Appliance, c.PreviousKey)
+		fmt.Fprintf(g.stdout, "  signed   %s\n  hash     %s\n  previous log %s: checkpoint of %s, root %s\n", humanTime(rec.Time, a.TimeZone()), rec.Hash, c.PreviousOrigin, plural(int(c.PreviousSize), "report", "reports"), c.PreviousRoot)
+		return nil
+	}
 	if g.jsonOut {
 		return g.printJSON(rec)
 	}
@@ -344,9 +365,12 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 	for _, w := range ws {
 		wvs = append(wvs, w.Verifier)
 	}
-	res, err := evidence.Export(*out, sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
+	// The reports just before and after the period go along: they show
+	// the auditor that nothing of the period is missing at either end
+	// (verify --expect-period).
+	res, err := evidence.Export(*out, evidence.WithBorders(p.all, sel), evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
 		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg),
-		Log: tree, LogCheckpoint: cp, Witnesses: wvs})
+		Log: tree, LogCheckpoint: cp, Witnesses: wvs, PreviousDir: p.store.PreviousDir()})
 	if err != nil {
 		return err
 	}
@@ -366,14 +390,19 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
-	fs := g.flagSet("evidence verify", "--public-key FILE [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--json] DIR|PROOF", globalLog)
+	fs := g.flagSet("evidence verify", "--public-key FILE [--previous-key FILE]... [--checkpoint FILE] [--witness-key KEY]... [--expect-last N] [--expect-period FROM..TO] [--identity FILE [--appliance ID] [--s3-endpoint URL]] [--json] DIR|PROOF|s3://BUCKET/PREFIX", globalLog)
+	var prevFiles listFlag
+	fs.Var(&prevFiles, "previous-key", "the PEM public key `file` of an earlier signing key of the same appliance (the lost appliance's, before a disaster recovery): check the continuation to its log carried in the export; repeatable")
 	pubFile := fs.String("public-key", "", "the appliance's PEM public key `file`, obtained out of band (required; no config is read)")
 	cpFile := fs.String("checkpoint", "", "a checkpoint.note (or older checkpoint.json) `file` kept from an earlier export: prove the log up to it is unchanged")
 	var wkeys listFlag
 	fs.Var(&wkeys, "witness-key", "a witness's public `key` (NAME+KEYHASH+BASE64, or a file holding it) whose cosignature the checkpoint must carry; repeatable")
 	expectLast := fs.Uint64("expect-last", 0, "fail unless the reports reach report `N` (the number you were told the log has)")
+	expectPeriod := fs.String("expect-period", "", "fail unless the reports cover the period `FROM..TO` you asked for (UTC days YYYY-MM-DD, both inclusive, or RFC 3339 times): nothing of it may be missing at either end")
 	identity := fs.String("identity", "", "an age identity `file` (the auditor's): DIR is then a download of a location (holding _evidence/), whose sealed copies are opened and verified")
 	applianceID := fs.String("appliance", "", "with --identity: the appliance `id` whose log to verify (default: the only one in DIR)")
+	s3Endpoint := fs.String("s3-endpoint", "", "with s3://BUCKET/PREFIX: the S3 service `URL` (default: AWS); credentials from the standard AWS environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+	s3Region := fs.String("s3-region", "", "with s3://BUCKET/PREFIX: the bucket's `region` (default us-east-1)")
 	g.jsonFlag(fs)
 	pos, err := g.parseWithArgs(fs, args)
 	if err != nil {
@@ -400,23 +429,55 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	if fi, err := os.Stat(pos[0]); err == nil && fi.Mode().IsRegular() {
+		if *expectLast != 0 || *expectPeriod != "" || *identity != "" {
+			return usageErrorf("%s is one report's proof: --expect-last, --expect-period and --identity are for an export or a location's copy", pos[0])
+		}
 		return verifyProofFile(g, pos[0], pub, witnesses)
 	}
 	opts := evidence.VerifyOptions{CheckpointName: *cpFile, Witnesses: witnesses, RequireLog: true, ExpectLast: *expectLast}
+	if *expectPeriod != "" {
+		p, err := evidence.ParsePeriod(*expectPeriod)
+		if err != nil {
+			return usageErrorf("--expect-period: %v; nothing verified", strings.TrimSuffix(err.Error(), ": "+evidence.ErrMalformed.Error()))
+		}
+		opts.ExpectPeriod = &p
+	}
 	if *cpFile != "" {
 		if opts.Checkpoint, err = readSmall(*cpFile, 64<<10); err != nil {
 			return usageErrorf("--checkpoint: cannot read the checkpoint, nothing verified: %v", err)
 		}
 	}
+	var previous []ed25519.PublicKey
+	for _, f := range prevFiles {
+		b, err := readSmall(f, 64<<10)
+		if err != nil {
+			return usageErrorf("--previous-key: cannot read the key, nothing verified: %v", err)
+		}
+		k, err := repo.ParsePublicKey(b)
+		if err != nil {
+			return usageErrorf("--previous-key %s: %v; nothing verified", f, err)
+		}
+		previous = append(previous, k)
+	}
+	// A kept checkpoint of an earlier key's log is checked against that
+	// log (in previous-KEYID/), not against this key's.
+	var heldPrev []byte
+	if opts.Checkpoint != nil && evidence.SignedByPrevious(opts.Checkpoint, previous) {
+		heldPrev, opts.Checkpoint = opts.Checkpoint, nil
+	}
 	dir := pos[0]
 	var v *evidence.Verification
 	if *identity != "" {
-		v, err = verifyLocationDownload(ctx, dir, *identity, *applianceID, pub, opts)
+		v, err = verifyLocationCopy(ctx, dir, *identity, *applianceID, s3.Options{Endpoint: *s3Endpoint, Region: *s3Region}, pub, opts)
 		if err != nil {
 			return err
 		}
+	} else if strings.HasPrefix(dir, "s3://") {
+		return usageErrorf("%s: give --identity, the age identity that opens the sealed copies", dir)
 	} else if v, err = evidence.VerifyDir(dir, pub, opts); err != nil {
 		return usageErrorf("cannot read %s, nothing verified: %v", dir, err)
+	} else if !evidence.CheckContinuations(dir, v, previous, heldPrev, *cpFile) && heldPrev != nil {
+		v.Problems = append(v.Problems, evidence.Problem{Kind: evidence.BadCheckpoint, Reason: fmt.Sprintf("checkpoint %s is of the log of a previous key, but no continuation here leads to that log", *cpFile)})
 	}
 	if g.jsonOut {
 		if err := g.printJSON(struct {
@@ -640,9 +701,13 @@ func cmdEvidenceCheck(ctx context.Context, g *globals, args []string) error {
 	return nil
 }
 
-// verifyLocationDownload verifies a download of a location (a directory
-// holding _evidence/APPLIANCE/key-…/) with the auditor's age identity.
-func verifyLocationDownload(ctx context.Context, dir, identityFile, applianceID string, pub ed25519.PublicKey, opts evidence.VerifyOptions) (*evidence.Verification, error) {
+// verifyLocationCopy verifies a location's copy of an appliance's log
+// with the auditor's age identity: target is a download of a location (a
+// directory holding _evidence/APPLIANCE/key-…/) or the bucket itself,
+// s3://BUCKET[/PREFIX], read with the standard AWS credentials (read-only
+// ones the vendor gave the auditor): there the object versions are listed
+// too, and an object written over is reported.
+func verifyLocationCopy(ctx context.Context, target, identityFile, applianceID string, s3o s3.Options, pub ed25519.PublicKey, opts evidence.VerifyOptions) (*evidence.Verification, error) {
 	data, err := readSmall(identityFile, 64<<10)
 	if err != nil {
 		return nil, usageErrorf("--identity: %v; nothing verified", err)
@@ -651,26 +716,45 @@ func verifyLocationDownload(ctx context.Context, dir, identityFile, applianceID 
 	if err != nil {
 		return nil, usageErrorf("--identity %s: %v; nothing verified", identityFile, err)
 	}
+	var l repo.Location
+	if rest, ok := strings.CutPrefix(target, "s3://"); ok {
+		bucket, prefix, _ := strings.Cut(rest, "/")
+		if prefix != "" && !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
+		s3o.Name, s3o.Bucket, s3o.Prefix = "s3://"+bucket, bucket, prefix
+		s3o.PathStyle = s3o.Endpoint != ""
+		if l, err = s3.New(ctx, s3o); err != nil {
+			return nil, usageErrorf("%s: %v; nothing verified", target, err)
+		}
+	} else {
+		l = local.New("download", target)
+	}
 	if applianceID == "" {
-		ents, err := os.ReadDir(filepath.Join(dir, "_evidence"))
-		if err != nil {
-			return nil, usageErrorf("%s holds no _evidence/ directory (a download of a location's bucket or directory): %v; nothing verified", dir, err)
-		}
-		for _, e := range ents {
-			if e.IsDir() {
-				if applianceID != "" {
-					return nil, usageErrorf("%s holds the evidence of more than one appliance: give --appliance ID", dir)
-				}
-				applianceID = e.Name()
+		found := map[string]bool{}
+		err := l.List(ctx, "_evidence/", func(oi repo.ObjectInfo) error {
+			if a, _, ok := strings.Cut(strings.TrimPrefix(oi.Name, "_evidence/"), "/"); ok {
+				found[a] = true
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, usageErrorf("%s: %v; nothing verified", target, err)
 		}
-		if applianceID == "" {
-			return nil, usageErrorf("%s/_evidence/ holds no appliance's evidence; nothing verified", dir)
+		switch len(found) {
+		case 0:
+			return nil, usageErrorf("%s holds no _evidence/ of any appliance (give a download of a location's bucket or directory, or s3://BUCKET/PREFIX); nothing verified", target)
+		case 1:
+			for a := range found {
+				applianceID = a
+			}
+		default:
+			return nil, usageErrorf("%s holds the evidence of more than one appliance: give --appliance ID", target)
 		}
 	}
-	v, err := evidence.VerifyLocationCopy(ctx, local.New("download", dir), applianceID, pub, ids, opts)
+	v, err := evidence.VerifyLocationCopy(ctx, l, applianceID, pub, ids, opts)
 	if err != nil {
-		return nil, usageErrorf("cannot read the evidence in %s, nothing verified: %v", dir, err)
+		return nil, usageErrorf("cannot read the evidence in %s, nothing verified: %v", target, err)
 	}
 	return v, nil
 }

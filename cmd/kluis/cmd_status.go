@@ -31,6 +31,10 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 		rep.Errors = append(rep.Errors, msg)
 		rep.OK = false
 	}
+	if msg := evidenceContinuationProblem(ctx, a); msg != "" {
+		rep.Errors = append(rep.Errors, msg)
+		rep.OK = false
+	}
 	// Errors come from drivers and servers: no DSN secret gets printed.
 	for i := range rep.Errors {
 		rep.Errors[i] = dsn.Redact(rep.Errors[i], g.dsns...)

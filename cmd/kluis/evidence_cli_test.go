@@ -186,19 +186,21 @@ func TestEvidenceCLI(t *testing.T) {
 		t.Errorf("export without its first two reports: %v", r)
 	}
 
-	// The auditor keeps q1's checkpoint; the next export extends it.
+	// The auditor keeps q1's checkpoint; the next export extends it (from
+	// report 4: an export carries the report just before its period).
 	e.appendEvidence(4, day1.AddDate(0, 0, 8))
 	q2 := e.path("export-q2")
 	e.mustRun(0, "evidence", "export", "--out", q2, "--from", "2026-03-05")
 	r = e.runNoConfig("evidence", "verify", "--public-key", pub, "--checkpoint", filepath.Join(out, "checkpoint.json"), q2)
-	if r.code != 0 || !strings.Contains(r.stdout, "matches: the chain from report 5 (the first here) up to report 8 is unchanged since") {
+	if r.code != 0 || !strings.Contains(r.stdout, "matches: the chain from report 4 (the first here) up to report 8 is unchanged since") {
 		t.Errorf("q2 with q1's checkpoint: %v", r)
 	}
-	// An export that stops short of the kept checkpoint is caught.
+	// An export that stops short of the kept checkpoint is caught (to
+	// report 7: the report just after its period goes along).
 	q2cut := e.path("export-q2-cut")
 	e.mustRun(0, "evidence", "export", "--out", q2cut, "--to", "2026-03-06")
 	r = e.runNoConfig("evidence", "verify", "--public-key", pub, "--checkpoint", filepath.Join(out, "checkpoint.json"), q2cut)
-	if r.code != 1 || !strings.Contains(r.stdout, "TRUNCATED") || !strings.Contains(r.stdout, "says the chain had 8 reports, but the newest here is report 6") {
+	if r.code != 1 || !strings.Contains(r.stdout, "TRUNCATED") || !strings.Contains(r.stdout, "says the chain had 8 reports, but the newest here is report 7") {
 		t.Errorf("a shortened export with q1's checkpoint: %v", r)
 	}
 

@@ -34,6 +34,7 @@ func init() {
 			{name: "init", summary: "create the master key and the evidence signing key", run: cmdKeysInit},
 			{name: "public", summary: "print the evidence signing public key (for auditors)", run: cmdKeysPublic},
 			{name: "recover", summary: "re-wrap a tenant key under this appliance's master key with an offline recovery identity", run: cmdKeysRecover},
+			{name: "previous", summary: "list, or --add, the trusted previous signing keys (a lost appliance's, after a recovery)", run: cmdKeysPrevious},
 		}},
 		{name: "config", summary: "work with the config file", sub: []*command{
 			{name: "check", summary: "validate the config without side effects", run: cmdConfigCheck},
@@ -61,6 +62,7 @@ func init() {
 			{name: "prove", summary: "write one report with its inclusion proof and the signed checkpoint", run: cmdEvidenceProve},
 			{name: "cosign", summary: "ask the configured witnesses to cosign the newest checkpoint", run: cmdEvidenceCosign},
 			{name: "check", summary: "audit every location's copy of the evidence log (versions, checkpoints, foreign reports)", run: cmdEvidenceCheck},
+			{name: "continue", summary: "link this appliance's log to a lost appliance's (after a recovery with a new signing key)", run: cmdEvidenceContinue},
 		}},
 		{name: "witness", summary: "a witness of other appliances' evidence logs (run it elsewhere)", sub: []*command{
 			{name: "init", summary: "create a witness key and print its public key line", run: cmdWitnessInit},

@@ -81,69 +81,105 @@ type Head struct {
 // its directory). Appends are serialized with an exclusive flock. A torn
 // last line (a crash mid-write, never fsynced) is cut off first.
 func Append(path string, key ed25519.PrivateKey, now time.Time, body any) (Entry, error) {
-	b, err := json.Marshal(body)
+	es, err := AppendAfter(path, key, now, func(*Line) ([]any, error) { return []any{body}, nil })
 	if err != nil {
 		return Entry{}, err
 	}
+	return es[0], nil
+}
+
+// AppendAfter is Append of several entries at once, chosen under the
+// log's lock: next gets the log's last line (nil for an empty log; not
+// verified) and returns the bodies to append, in order (at least one).
+// They are written with one write and one fsync.
+func AppendAfter(path string, key ed25519.PrivateKey, now time.Time, next func(last *Line) ([]any, error)) ([]Entry, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return Entry{}, err
+		return nil, err
 	}
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return Entry{}, err
+		return nil, err
 	}
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return Entry{}, fmt.Errorf("%s: lock: %w", path, err)
+		return nil, fmt.Errorf("%s: lock: %w", path, err)
 	}
-	head, end, err := scanHead(f)
+	head, end, lastRaw, err := scanHead(f)
 	if err != nil {
-		return Entry{}, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var last *Line
+	if lastRaw != nil {
+		l, err := ParseLine(lastRaw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", path, head.Count, err)
+		}
+		last = &l
+	}
+	bodies, err := next(last)
+	if err != nil {
+		return nil, err
+	}
+	if len(bodies) == 0 {
+		return nil, errors.New("chain: nothing to append")
 	}
 	if err := f.Truncate(end); err != nil {
-		return Entry{}, err
+		return nil, err
 	}
-	e := Entry{Seq: head.Count + 1, Prev: head.Hash, Time: now.UTC(), Body: b}
-	lb, err := Sign(key, e)
-	if err != nil {
-		return Entry{}, err
+	var out []Entry
+	var data []byte
+	for _, body := range bodies {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		e := Entry{Seq: head.Count + 1, Prev: head.Hash, Time: now.UTC(), Body: b}
+		lb, err := Sign(key, e)
+		if err != nil {
+			return nil, err
+		}
+		data = append(append(data, lb...), '\n')
+		head = Head{Count: e.Seq, Hash: Hash(lb)}
+		out = append(out, e)
 	}
-	if _, err := f.WriteAt(append(lb, '\n'), end); err != nil {
-		return Entry{}, err
+	if _, err := f.WriteAt(data, end); err != nil {
+		return nil, err
 	}
 	if err := f.Sync(); err != nil {
-		return Entry{}, err
+		return nil, err
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
 		if err := durable.SyncDir(filepath.Dir(path)); err != nil {
-			return Entry{}, err
+			return nil, err
 		}
 	}
-	return e, nil
+	return out, nil
 }
 
 // scanHead reads every complete line for the count and last hash, and
-// returns the offset just after the last complete line.
-func scanHead(f *os.File) (Head, int64, error) {
+// returns the offset just after the last complete line and that line.
+func scanHead(f *os.File) (Head, int64, []byte, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return Head{}, 0, err
+		return Head{}, 0, nil, err
 	}
 	h := Head{Hash: zeroHash}
 	var end int64
+	var last []byte
 	br := bufio.NewReaderSize(f, 64<<10)
 	for {
 		l, err := readLine(br)
 		if err == io.EOF || errors.Is(err, errTorn) {
-			return h, end, nil // a torn tail (no LF, never fsynced) is dropped
+			return h, end, last, nil // a torn tail (no LF, never fsynced) is dropped
 		}
 		if err != nil {
-			return h, 0, fmt.Errorf("line %d: %w", h.Count+1, err)
+			return h, 0, nil, fmt.Errorf("line %d: %w", h.Count+1, err)
 		}
 		sum := sha256.Sum256(l)
 		h.Hash = hex.EncodeToString(sum[:])
 		h.Count++
 		end += int64(len(l)) + 1
+		last = append(last[:0], l...)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kluis-nl/kluis/durable"
 	"github.com/kluis-nl/kluis/evidence/chain"
+	"github.com/kluis-nl/kluis/keyring"
 )
 
 // Log names a register record refers to.
@@ -60,47 +61,85 @@ func NewRecord(log string, key ed25519.PrivateKey, e chain.Entry) (Record, []byt
 }
 
 // ParseRecord decodes a record strictly and checks that it is consistent:
-// a known log, its line signed by pub, the line's seq equal to Count and
-// its hash equal to Head.
-func ParseRecord(b []byte, pub ed25519.PublicKey) (Record, error) {
-	var r Record
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return Record{}, fmt.Errorf("register record: %w", err)
-	}
-	if dec.More() {
-		return Record{}, errors.New("register record: trailing data")
-	}
-	if r.Version != 1 || (r.Log != LogNameErasures && r.Log != LogNameAccess) {
-		return Record{}, fmt.Errorf("register record: version %d log %q unknown", r.Version, r.Log)
-	}
-	l, err := chain.ParseLine([]byte(r.Line))
+// a known log, its line signed by a key of ring, the line's seq equal to
+// Count and its hash equal to Head. Where in its log a key may sign is
+// CheckAnchored's and Rebuild's to check (keyring.Ring.Verify).
+func ParseRecord(b []byte, ring *keyring.Ring) (Record, error) {
+	r, l, err := decodeRecord(b)
 	if err != nil {
-		return Record{}, fmt.Errorf("register record: %w", err)
+		return Record{}, err
 	}
-	if !l.Verify(pub) {
-		return Record{}, errors.New("register record: the line is not signed by this appliance's key")
-	}
-	if l.Entry.Seq != r.Count || chain.Hash(l.Raw) != r.Head {
-		return Record{}, errors.New("register record: count or head does not match its line")
+	if _, ok := ring.Signer(l); !ok {
+		return Record{}, fmt.Errorf("register record: the line is %w (record %d of the %s log): it was planted, or it is the lost appliance's and its public key was not given (kluis keys recover --signing-public-key, or kluis keys previous --add)", keyring.ErrUntrusted, r.Count, r.Log)
 	}
 	return r, nil
 }
 
-// CheckAnchored verifies both logs in stateDir with pub and checks them
+// ParseRecords decodes every record of raw (a repository's register
+// records) with ParseRecord, trusting besides ring's keys the earlier keys
+// that rotation lines among them, signed by a trusted key, vouch for
+// (keyring.Ring.Vouched): what a replacement appliance needs to read the
+// records of the appliance before the lost one.
+func ParseRecords(raw [][]byte, ring *keyring.Ring) ([]Record, error) {
+	var lines []chain.Line
+	for _, b := range raw {
+		if _, l, err := decodeRecord(b); err == nil {
+			lines = append(lines, l)
+		}
+	}
+	ring = ring.Vouched(lines)
+	out := make([]Record, 0, len(raw))
+	for _, b := range raw {
+		r, err := ParseRecord(b, ring)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// decodeRecord decodes a record and its line without checking a
+// signature.
+func decodeRecord(b []byte) (Record, chain.Line, error) {
+	var r Record
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, chain.Line{}, fmt.Errorf("register record: %w", err)
+	}
+	if dec.More() {
+		return Record{}, chain.Line{}, errors.New("register record: trailing data")
+	}
+	if r.Version != 1 || (r.Log != LogNameErasures && r.Log != LogNameAccess) {
+		return Record{}, chain.Line{}, fmt.Errorf("register record: version %d log %q unknown", r.Version, r.Log)
+	}
+	l, err := chain.ParseLine([]byte(r.Line))
+	if err != nil {
+		return Record{}, chain.Line{}, fmt.Errorf("register record: %w", err)
+	}
+	if l.Entry.Seq != r.Count || chain.Hash(l.Raw) != r.Head {
+		return Record{}, chain.Line{}, errors.New("register record: count or head does not match its line")
+	}
+	return r, l, nil
+}
+
+// CheckAnchored verifies both logs in stateDir with ring and checks them
 // against records: each log must hold, at position Count, exactly the line
 // a record anchored. A deleted, truncated, rolled back or replaced log
 // fails with ErrUnanchored, naming what is missing; `kluis erasure
-// recover` rebuilds it from the repositories.
-func CheckAnchored(stateDir string, pub ed25519.PublicKey, recs []Record) error {
+// recover` rebuilds it from the repositories. A record signed by another
+// key than the log's line at its position (a key the log was rotated away
+// from: a holder of the lost appliance's key planting records) fails the
+// same way, and says so.
+func CheckAnchored(stateDir string, ring *keyring.Ring, recs []Record) error {
 	byLog := map[string][]Record{}
 	for _, r := range recs {
 		byLog[r.Log] = append(byLog[r.Log], r)
 	}
 	for _, log := range []string{LogNameErasures, LogNameAccess} {
 		path := filepath.Join(stateDir, FileOf(log))
-		head, err := chain.VerifyFile(path, pub)
+		head, err := ring.VerifyFile(path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -110,7 +149,7 @@ func CheckAnchored(stateDir string, pub ed25519.PublicKey, recs []Record) error 
 		}
 		sort.Slice(rs, func(i, j int) bool { return rs[i].Count < rs[j].Count })
 		if last := rs[len(rs)-1]; last.Count > head.Count {
-			return fmt.Errorf("%s holds %d records but the repository anchored record %d of it: the log was deleted, truncated or rolled back (run kluis erasure recover): %w", path, head.Count, last.Count, ErrUnanchored)
+			return fmt.Errorf("%s holds %d records but the repository anchored record %d of it: the log was deleted, truncated or rolled back (run kluis erasure recover)%s: %w", path, head.Count, last.Count, plantedHint(last, ring), ErrUnanchored)
 		}
 		lines, err := rawLines(path)
 		if err != nil {
@@ -121,11 +160,28 @@ func CheckAnchored(stateDir string, pub ed25519.PublicKey, recs []Record) error 
 		}
 		for _, r := range rs {
 			if chain.Hash(lines[r.Count-1]) != r.Head {
-				return fmt.Errorf("%s: record %d differs from the one the repository anchored (the log was replaced): %w", path, r.Count, ErrUnanchored)
+				return fmt.Errorf("%s: record %d differs from the one the repository anchored (the log was replaced)%s: %w", path, r.Count, plantedHint(r, ring), ErrUnanchored)
 			}
 		}
 	}
 	return nil
+}
+
+// plantedHint explains an anchored record the local log does not hold
+// when it is signed by a previous key, or by none the ring trusts.
+func plantedHint(r Record, ring *keyring.Ring) string {
+	l, err := chain.ParseLine([]byte(r.Line))
+	if err != nil {
+		return ""
+	}
+	k, ok := ring.Signer(l)
+	switch {
+	case !ok:
+		return "; the record is signed by no key of this appliance's key ring: planted"
+	case !k.Equal(ring.Current()):
+		return fmt.Sprintf("; the record is signed by the previous key %s: if the log rotated away from that key before record %d, a holder of the lost appliance's key planted it (investigate before you rebuild)", keyring.ID(k), r.Count)
+	}
+	return ""
 }
 
 // rawLines returns the lines of a verified log without their LF.
@@ -143,11 +199,13 @@ func rawLines(path string) ([][]byte, error) {
 
 // Rebuild writes the logs in stateDir back from records gathered from the
 // repositories of every tenant: the records of a log must hold every line
-// from 1 to the highest count, and the result must verify with pub. A log
+// from 1 to the highest count, and the result must verify with ring (a
+// lost appliance's lines with its key, given as a previous key, up to the
+// rotation line that follows them). A log
 // that exists locally is only replaced when it is a prefix of the rebuilt
 // one (never shortened, never forked). It returns the number of lines per
 // log written.
-func Rebuild(stateDir string, pub ed25519.PublicKey, recs []Record) (map[string]uint64, error) {
+func Rebuild(stateDir string, ring *keyring.Ring, recs []Record) (map[string]uint64, error) {
 	out := map[string]uint64{}
 	byLog := map[string]map[uint64]string{}
 	for _, r := range recs {
@@ -182,7 +240,7 @@ func Rebuild(stateDir string, pub ed25519.PublicKey, recs []Record) (map[string]
 		if len(missing) > 0 {
 			return nil, fmt.Errorf("%s: records %s are in no configured tenant's repository (a removed tenant?): cannot rebuild the log", log, strings.Join(missing, ", "))
 		}
-		if _, err := chain.Verify(bytes.NewReader(buf.Bytes()), pub); err != nil {
+		if _, err := ring.Verify(bytes.NewReader(buf.Bytes())); err != nil {
 			return nil, fmt.Errorf("%s: rebuilt log: %w", log, err)
 		}
 		path := filepath.Join(stateDir, FileOf(log))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/evidence/chain"
+	"github.com/kluis-nl/kluis/keyring"
 )
 
 func testKey() ed25519.PrivateKey {
@@ -20,15 +21,15 @@ func testKey() ed25519.PrivateKey {
 // log fails CheckAnchored, Rebuild restores it exactly.
 func TestAnchors(t *testing.T) {
 	key := testKey()
-	pub := key.Public().(ed25519.PublicKey)
+	pub := keyring.New(key.Public().(ed25519.PublicKey))
 	dir := t.TempDir()
 	var recs []Record
 	for i, id := range []string{"3", "5", "8"} {
-		e, err := AddErasure(dir, key, Erasure{Tenant: "t", ID: id, Time: time.Unix(int64(i), 0)})
+		es, err := AddErasure(dir, key, pub, Erasure{Tenant: "t", ID: id, Time: time.Unix(int64(i), 0)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, b, err := NewRecord(LogNameErasures, key, e)
+		_, b, err := NewRecord(LogNameErasures, key, es[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +62,7 @@ func TestAnchors(t *testing.T) {
 	// A replaced log (same length, other content, properly signed).
 	other := t.TempDir()
 	for i := 0; i < 3; i++ {
-		AddErasure(other, key, Erasure{Tenant: "t", ID: "9", Time: time.Unix(int64(i), 0)})
+		AddErasure(other, key, pub, Erasure{Tenant: "t", ID: "9", Time: time.Unix(int64(i), 0)})
 	}
 	b, _ := os.ReadFile(filepath.Join(other, ErasureFileName))
 	os.WriteFile(path, b, 0o600)
@@ -86,11 +87,12 @@ func TestAnchors(t *testing.T) {
 func FuzzParseRecord(f *testing.F) {
 	key := testKey()
 	pub := key.Public().(ed25519.PublicKey)
+	ring := keyring.New(pub)
 	_, b, _ := NewRecord(LogNameAccess, key, chain.Entry{Seq: 1, Prev: chain.ZeroHash, Time: time.Unix(1, 0).UTC(), Body: []byte(`{"kind":"dossier-access"}`)})
 	f.Add(b)
 	f.Add([]byte(`{"v":1,"log":"erasures","count":1,"head":"","line":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := ParseRecord(b, pub)
+		r, err := ParseRecord(b, ring)
 		if err != nil {
 			return
 		}

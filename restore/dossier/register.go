@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis/evidence/chain"
+	"github.com/kluis-nl/kluis/keyring"
 )
 
 // File names under the appliance's state_dir. Dossier ids are personal
@@ -55,14 +56,16 @@ type Access struct {
 	Result string          `json:"result"` // "ok" or the error
 }
 
-// AddErasure records an erasure, signed with key, and returns its entry
-// (for its anchor, NewRecord). The id must be canonical (CanonicalID).
-func AddErasure(stateDir string, key ed25519.PrivateKey, e Erasure) (chain.Entry, error) {
+// AddErasure records an erasure, signed with key (ring's current key),
+// and returns the entries appended (for their anchors, NewRecord): a key
+// rotation line first when the log's last line is by a previous key
+// (keyring.Ring.Append). The id must be canonical (CanonicalID).
+func AddErasure(stateDir string, key ed25519.PrivateKey, ring *keyring.Ring, e Erasure) ([]chain.Entry, error) {
 	e.Kind = "erasure"
 	if c, err := CanonicalID(e.ID); err != nil || c != e.ID {
-		return chain.Entry{}, fmt.Errorf("erasure of dossier id %q: not in canonical form", e.ID)
+		return nil, fmt.Errorf("erasure of dossier id %q: not in canonical form", e.ID)
 	}
-	return chain.Append(filepath.Join(stateDir, ErasureFileName), key, e.Time, e)
+	return ring.Append(filepath.Join(stateDir, ErasureFileName), key, e.Time, e)
 }
 
 // CanonicalID is the one spelling of a dossier id in the register and in
@@ -127,12 +130,12 @@ func (p *Plan) Erased(list []Erasure, tenant, id string) (Erasure, bool) {
 	return Erasure{}, false
 }
 
-// Erasures verifies the erasure register with pub and returns its entries.
-// A register that does not verify is an error: a refusal must not rest on
-// a list someone edited.
-func Erasures(stateDir string, pub ed25519.PublicKey) ([]Erasure, error) {
+// Erasures verifies the erasure register with ring and returns its
+// entries (key rotation lines are not erasures). A register that does not
+// verify is an error: a refusal must not rest on a list someone edited.
+func Erasures(stateDir string, ring *keyring.Ring) ([]Erasure, error) {
 	path := filepath.Join(stateDir, ErasureFileName)
-	if _, err := chain.VerifyFile(path, pub); err != nil {
+	if _, err := ring.VerifyFile(path); err != nil {
 		return nil, fmt.Errorf("erasure register %s: %w", path, err)
 	}
 	entries, err := chain.Read(path)
@@ -141,6 +144,9 @@ func Erasures(stateDir string, pub ed25519.PublicKey) ([]Erasure, error) {
 	}
 	out := make([]Erasure, 0, len(entries))
 	for _, en := range entries {
+		if _, _, ok, _ := keyring.ParseRotation(en.Body); ok {
+			continue
+		}
 		var e Erasure
 		if err := json.Unmarshal(en.Body, &e); err != nil || e.Kind != "erasure" {
 			return nil, fmt.Errorf("erasure register %s: entry %d is not an erasure", path, en.Seq)
@@ -160,11 +166,12 @@ func ErasedAt(list []Erasure, tenant, id string) (Erasure, bool) {
 	return Erasure{}, false
 }
 
-// LogAccess appends one access record, signed with key, and returns its
-// entry (for its anchor, NewRecord).
-func LogAccess(stateDir string, key ed25519.PrivateKey, a Access) (chain.Entry, error) {
+// LogAccess appends one access record, signed with key (ring's current
+// key), and returns the entries appended (for their anchors, NewRecord),
+// a key rotation line first when one is due (AddErasure).
+func LogAccess(stateDir string, key ed25519.PrivateKey, ring *keyring.Ring, a Access) ([]chain.Entry, error) {
 	a.Kind = "dossier-access"
-	return chain.Append(filepath.Join(stateDir, AccessLogFileName), key, a.Time, a)
+	return ring.Append(filepath.Join(stateDir, AccessLogFileName), key, a.Time, a)
 }
 
 // DeleteStatements returns the statements that delete the dossier id from a

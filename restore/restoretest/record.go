@@ -31,7 +31,7 @@ func RunAndRecord(ctx context.Context, a *appliance.Appliance, store *evidence.S
 		return Recorded{}, fmt.Errorf("evidence log: %w (the restore test did not run: run `kluis evidence verify`)", err)
 	}
 	opts.Previous = append([]evidence.Report(nil), opts.Previous...)
-	for _, r := range recs {
+	for _, r := range evidence.Reports(recs) { // not continuation records
 		opts.Previous = append(opts.Previous, r.Report)
 	}
 	rep, err := Run(ctx, a, opts)
