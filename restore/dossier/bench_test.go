@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/internal/pgtest"
@@ -138,7 +139,9 @@ func BenchmarkDossier(b *testing.B) {
 }
 
 func benchHistory(b *testing.B, engine string, sc synth.Scale, nights []int) {
-	ctx := testCtx(b)
+	// Thirty nights of a large practice outlast testCtx's ten minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
+	defer cancel()
 	var db *sql.DB
 	var eng func(key []byte) source.Engine
 	var d synth.Dialect
