@@ -157,7 +157,7 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 	if cols != nil {
 		ix = indexing{key: r.RowIndexKey(), cols: cols(snap.Tables())}
 	}
-	if err := tables(ctx, b, snap, ix); err != nil {
+	if err := tables(ctx, b, snap, opts.DeltaMaxSteps, ix); err != nil {
 		return nil, err
 	}
 	if ls, ok := snap.(source.LargeObjectSnapshot); ok && ls.LargeObjects() > 0 {
@@ -216,7 +216,7 @@ const TableParallel = 2
 
 // tables streams every table of the snapshot, TableParallel at a time. The
 // first failure cancels the others.
-func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, ix indexing) error {
+func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, maxSteps int, ix indexing) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan source.Table)
@@ -227,7 +227,7 @@ func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, ix indexi
 		go func() {
 			defer wg.Done()
 			for t := range work {
-				if err := table(ctx, b, snap, t, ix); err != nil {
+				if err := table(ctx, b, snap, t, maxSteps, ix); err != nil {
 					errs <- err
 					cancel()
 					return
@@ -258,6 +258,16 @@ type indexing struct {
 	cols map[string][][]string
 }
 
+// writer returns the stream writer of table t: with a row index when
+// the table is to be indexed (a row delta never is: its stream holds
+// records, not the table's rows).
+func (ix indexing) writer(ctx context.Context, b *repo.Backup, t source.Table) *repo.StreamWriter {
+	if bl := ix.builder(t); bl != nil {
+		return b.IndexedStreamWriter(ctx, TableStream(t.Name), repo.KindTable, bl)
+	}
+	return b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+}
+
 // builder returns the row index builder of table t, or nil: no index.
 func (ix indexing) builder(t source.Table) repo.StreamIndexer {
 	sets := ix.cols[t.Name]
@@ -273,13 +283,22 @@ func (ix indexing) builder(t source.Table) repo.StreamIndexer {
 	return bl
 }
 
-func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, ix indexing) error {
-	var sw *repo.StreamWriter
-	if bl := ix.builder(t); bl != nil {
-		sw = b.IndexedStreamWriter(ctx, TableStream(t.Name), repo.KindTable, bl)
-	} else {
-		sw = b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, maxSteps int, ix indexing) error {
+	key, ok := RowKey(t)
+	if !ok {
+		return plainTable(ctx, b, snap, t, ix)
 	}
+	if ps := deltaParent(b, t, key, maxSteps); ps != nil {
+		done, err := deltaTable(ctx, b, snap, t, key, ps)
+		if done || err != nil {
+			return err
+		}
+	}
+	return keyedTable(ctx, b, snap, t, key, ix)
+}
+
+func plainTable(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, ix indexing) error {
+	sw := ix.writer(ctx, b, t)
 	res, err := snap.WriteTable(ctx, t, sw)
 	if err != nil {
 		sw.CloseWithError(err)

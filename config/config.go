@@ -28,6 +28,8 @@ type Config struct {
 	// Evidence names the auditor's recipient and the witnesses of the
 	// evidence log (config/evidence.go).
 	Evidence Evidence `yaml:"evidence"`
+	// Web is the practice and auditor portal (config/web.go).
+	Web Web `yaml:"web"`
 
 	// Dir is the directory relative paths are resolved against.
 	Dir string `yaml:"-"`
@@ -92,9 +94,14 @@ type Tenant struct {
 
 // Policy holds defaults for every tenant.
 type Policy struct {
-	Retention      Retention `yaml:"retention"`
-	PackSize       ByteSize  `yaml:"pack_size"`
-	ChunkAverage   ByteSize  `yaml:"chunk_average"`
+	Retention    Retention `yaml:"retention"`
+	PackSize     ByteSize  `yaml:"pack_size"`
+	ChunkAverage ByteSize  `yaml:"chunk_average"`
+	// DeltaMaxSteps bounds how many nights in a row a PostgreSQL table
+	// with a primary key is stored as a row delta before it is stored
+	// whole again (docs/format.md, "Row deltas"): 0 (absent) is the
+	// default, 6; -1 never stores a delta.
+	DeltaMaxSteps  int       `yaml:"delta_max_steps"`
 	RequiredCopies int       `yaml:"required_copies"`
 	Residency      Residency `yaml:"residency"`
 	// Daemon settings (config/daemon.go).

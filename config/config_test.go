@@ -164,6 +164,9 @@ func TestValidate(t *testing.T) {
 		{"unknown engine", func(t *testing.T, s string) string { return edit(t, s, "engine: sqlite", "engine: oracle") }, []string{`tenants[0].engine: "oracle"`}},
 		{"pack size too small", func(t *testing.T, s string) string { return edit(t, s, "pack_size: 16MiB", "pack_size: 512KiB") }, []string{"policy.pack_size"}},
 		{"chunk average not a power of two", func(t *testing.T, s string) string { return edit(t, s, "chunk_average: 64KiB", "chunk_average: 60KiB") }, []string{"policy.chunk_average"}},
+		{"delta max steps below -1", func(t *testing.T, s string) string {
+			return edit(t, s, "chunk_average: 64KiB", "chunk_average: 64KiB\n  delta_max_steps: -2")
+		}, []string{"policy.delta_max_steps"}},
 		{"negative retention", func(t *testing.T, s string) string { return edit(t, s, "keep_weekly: 4", "keep_weekly: -4") }, []string{"policy.retention"}},
 		{"bad time zone", func(t *testing.T, s string) string { return edit(t, s, "Europe/Amsterdam", "Europe/Atlantis") }, []string{"appliance.time_zone"}},
 		{"bad recovery recipient", func(t *testing.T, s string) string {

@@ -180,6 +180,9 @@ func (c *Config) Validate() error {
 	if pol.ChunkAverage != 0 && (pol.ChunkAverage&(pol.ChunkAverage-1) != 0 || pol.ChunkAverage < 4<<10 || pol.ChunkAverage > 1<<20) {
 		p.addf("policy.chunk_average", "%d bytes: must be a power of two between 4KiB and 1MiB", pol.ChunkAverage)
 	}
+	if pol.DeltaMaxSteps < -1 || pol.DeltaMaxSteps > 63 {
+		p.addf("policy.delta_max_steps", "%d: must be -1 (never), 0 (the default, 6) or 1 to 63", pol.DeltaMaxSteps)
+	}
 	if pol.RequiredCopies < 1 {
 		p.addf("policy.required_copies", "must be at least 1")
 	} else if pol.RequiredCopies > len(c.Locations) && len(c.Locations) > 0 {
@@ -197,6 +200,7 @@ func (c *Config) Validate() error {
 	c.validateRestoreTest(&p)
 	c.validateVerify(&p)
 	c.validateEvidence(&p)
+	c.validateWeb(&p)
 	return p.Err()
 }
 

@@ -278,7 +278,7 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 	if err != nil {
 		return err
 	}
-	res, err = backup.DatabaseIndexed(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID}, dossier.BackupIndex(a.Cfg, tenant))
+	res, err = backup.DatabaseIndexed(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps}, dossier.BackupIndex(a.Cfg, tenant))
 	if res != nil {
 		a.RecordBackup(tenant, res, err)
 	}

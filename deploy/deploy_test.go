@@ -160,3 +160,38 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("systemd-analyze security: exposure above 2.0 (threshold 20 in tenths) or error: %v\n%s", err, out)
 	}
 }
+
+// TestWebUnit: kluis web runs as its own user, cannot reach the state or
+// the secrets, and is as hardened as the daemon.
+func TestWebUnit(t *testing.T) {
+	unit := strings.Join(lines(t, "kluis-web.service"), "\n")
+	daemon := lines(t, "kluis.service")
+	for _, want := range []string{"User=kluis-web", "ExecStart=/usr/local/bin/kluis web ", "InaccessiblePaths=-/var/lib/kluis -/etc/kluis/secrets", "NoNewPrivileges=yes"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("kluis-web.service lacks %q", want)
+		}
+	}
+	if strings.Contains(unit, "ReadWritePaths") || strings.Contains(unit, "StateDirectory") {
+		t.Error("kluis-web.service can write somewhere")
+	}
+	// Every hardening line of the daemon's unit is in the web unit.
+	hard := false
+	for _, l := range daemon {
+		if l == "# Hardening" {
+			hard = true
+			continue
+		}
+		if !hard || l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "ReadOnlyPaths") || strings.HasPrefix(l, "ReadWritePaths") || strings.HasPrefix(l, "[") || strings.HasPrefix(l, "WantedBy") {
+			continue
+		}
+		if !strings.Contains(unit, "\n"+l+"\n") {
+			t.Errorf("kluis-web.service lacks the daemon's %q", l)
+		}
+	}
+	if !strings.Contains(strings.Join(daemon, "\n"), "RuntimeDirectory=kluis") {
+		t.Error("the daemon's unit has no /run/kluis for the portal's socket")
+	}
+	if out, err := exec.Command("systemd-analyze", "verify", "kluis-web.service").CombinedOutput(); err == nil {
+		t.Logf("systemd-analyze verify: %s", out)
+	}
+}

@@ -30,6 +30,10 @@ type BackupOptions struct {
 	// from the one the tenant is bound to (the practice's database really
 	// moved); the new identity binds from then on.
 	Rebind bool
+	// DeltaMaxSteps bounds how many nights in a row a table may be stored
+	// as a row delta (docs/format.md, "Row deltas"): 0 means the default
+	// (backup.DefaultDeltaMaxSteps), a negative value never stores one.
+	DeltaMaxSteps int
 	// Progress, when set, is called after every pack and stream with the
 	// running totals.
 	Progress func(Stats)
@@ -80,7 +84,20 @@ type Backup struct {
 	stats    Stats
 	read     atomic.Int64
 	streamMu sync.Mutex
+
+	parent *SnapshotInfo
 }
+
+// Parent returns the newest snapshot when the backup started (the
+// manifest's parent), or nil for the first.
+func (b *Backup) Parent() *SnapshotInfo { return b.parent }
+
+// Repo returns the repository the backup writes to.
+func (b *Backup) Repo() *Repo { return b.r }
+
+// AddRead counts plaintext read from the source that no stream's blobs
+// hold (a row delta stores only what changed).
+func (b *Backup) AddRead(n int64) { b.read.Add(n) }
 
 // NewBackup starts a snapshot. It loads the index so that blobs already
 // stored at any location are not stored again.
@@ -116,7 +133,8 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 		}
 		return nil
 	})
-	if latest, err := r.FindSnapshot(ctx, "latest"); err == nil {
+	if latest, err := r.FindSnapshot(ctx, "latest"); err == nil { // one manifest, however long the history
+		b.parent = &latest
 		b.m.Parent = latest.ID.String()
 	}
 	return b, nil
@@ -261,12 +279,37 @@ func (w *StreamWriter) Write(p []byte) (int, error) { return w.pw.Write(p) }
 
 // Close ends the stream and adds it, with meta, to the snapshot.
 func (w *StreamWriter) Close(meta json.RawMessage) error {
+	return w.CloseKeyed(meta, nil, 0)
+}
+
+// CloseKeyed is Close for a table stream whose rows are ascending by a
+// key, or (keyed.Chain non-empty) a row delta standing for a table of
+// size bytes (Stream.Keyed).
+func (w *StreamWriter) CloseKeyed(meta json.RawMessage, keyed *Keyed, size int64) error {
 	w.pw.Close()
 	if err := w.wait(); err != nil {
 		return fmt.Errorf("stream %s: %w", w.stream.Name, err)
 	}
 	w.stream.Meta = meta
+	if keyed != nil {
+		if len(keyed.Chain) > 0 {
+			keyed.DeltaSize = w.stream.Size
+			w.stream.Size = size
+		}
+		if err := keyed.validate(); err != nil {
+			return fmt.Errorf("stream %s: %w", w.stream.Name, err)
+		}
+		w.stream.Keyed = keyed
+	}
 	return w.b.addStream(w.stream)
+}
+
+// Discard ends the stream without adding it to the snapshot (a row delta
+// given up for a full table). Blobs it stored stay in their packs,
+// unreferenced, until prune; a chunking error still fails the snapshot.
+func (w *StreamWriter) Discard() error {
+	w.pw.Close()
+	return w.wait()
 }
 
 // CloseWithError aborts the stream with the producer's error: the
@@ -656,7 +699,7 @@ func (b *Backup) referencedPacks() map[Hash]bool {
 	}
 	out := map[Hash]bool{}
 	for _, s := range b.m.Streams {
-		for _, id := range s.AllBlobs() {
+		for _, id := range s.AllBlobs() { // a delta's chain too
 			if h, ok := local[id]; ok {
 				out[h] = true
 			} else if bl, ok := b.idx.Lookup(id); ok {

@@ -181,6 +181,9 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 	c.Snapshots = len(snaps)
 	shadowed := r.checkVersions(ctx, l, &c)
 	referenced := map[Hash]bool{}
+	// users names, per pack, up to three snapshot streams (or chain links
+	// of a row delta) that need it, for --read-data's damage reports.
+	users := map[Hash][]string{}
 	for h := range snaps {
 		mv, err := r.checkRead(ctx, l, &c, kindSnapshot, h)
 		if err != nil {
@@ -189,33 +192,50 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 		missing := 0
 		var example string
 		for _, s := range mv.(*Manifest).Streams {
-			for _, id := range s.AllBlobs() {
-				cands := local.Candidates(id)
-				if len(cands) == 0 {
-					missing++
-					example = fmt.Sprintf("blob %s of stream %s is in no index here", id, s.Name)
-					continue
+			parts := s.Parts()
+			if s.RowIndex != nil {
+				parts = append(parts, StreamPart{What: "row index", Blobs: s.RowIndex.Blobs})
+			}
+			for _, part := range parts {
+				where := "stream " + s.Name
+				if part.What != "" {
+					// a row delta's chain: name the snapshot that wrote the part
+					where += " (" + part.What + ")"
 				}
-				// any candidate stored here, whole, will do
-				var problem string
-				for _, bl := range cands {
-					size, ok := packs[bl.Pack]
-					switch {
-					case !ok:
-						problem = fmt.Sprintf("pack %s (stream %s) is missing", bl.Pack, s.Name)
-					case int64(bl.Offset)+int64(bl.Length) > size && !shadowed[bl.Pack]:
-						problem = fmt.Sprintf("pack %s is shorter (%d bytes) than its index says (truncated)", bl.Pack, size)
-					default:
-						problem = ""
+				for _, id := range part.Blobs {
+					cands := local.Candidates(id)
+					if len(cands) == 0 {
+						missing++
+						example = fmt.Sprintf("blob %s of %s is in no index here", id, where)
+						continue
 					}
-					if problem == "" {
-						referenced[bl.Pack] = true
-						break
+					// any candidate stored here, whole, will do
+					var problem string
+					for _, bl := range cands {
+						size, ok := packs[bl.Pack]
+						switch {
+						case !ok:
+							problem = fmt.Sprintf("pack %s (%s) is missing", bl.Pack, where)
+						case int64(bl.Offset)+int64(bl.Length) > size && !shadowed[bl.Pack]:
+							problem = fmt.Sprintf("pack %s is shorter (%d bytes) than its index says (truncated)", bl.Pack, size)
+						default:
+							problem = ""
+						}
+						if problem == "" {
+							referenced[bl.Pack] = true
+							if u := users[bl.Pack]; len(u) < 3 {
+								who := fmt.Sprintf("snapshot %s %s", h.Short(), where)
+								if len(u) == 0 || u[len(u)-1] != who {
+									users[bl.Pack] = append(u, who)
+								}
+							}
+							break
+						}
 					}
-				}
-				if problem != "" {
-					missing++
-					example = problem
+					if problem != "" {
+						missing++
+						example = problem
+					}
 				}
 			}
 		}
@@ -240,13 +260,13 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 	}
 
 	if opts.ReadData {
-		r.checkPackData(ctx, l, &c, packs, byPack, opts)
+		r.checkPackData(ctx, l, &c, packs, byPack, users, opts)
 	}
 	sort.Strings(c.Errors)
 	return c
 }
 
-func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, packs map[Hash]int64, byPack map[Hash][]BlobEntry, opts CheckOptions) {
+func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, packs map[Hash]int64, byPack map[Hash][]BlobEntry, users map[Hash][]string, opts CheckOptions) {
 	names := make([]Hash, 0, len(packs))
 	for h := range packs {
 		if opts.ReadDataSample == nil || opts.ReadDataSample(h) {
@@ -270,9 +290,17 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 		if opts.Progress != nil {
 			opts.Progress(l.Name(), i+1, len(names))
 		}
+		// needed names what the damage hits (a row delta's base names the
+		// snapshot that wrote it).
+		needed := func() {
+			if u := users[h]; len(u) > 0 {
+				c.errorf("pack %s is damaged here and needed by %s", h.Short(), strings.Join(u, "; "))
+			}
+		}
 		if err != nil {
 			c.errorf("%s: %v", name, err)
 			r.noteCheckDamage(l, c, name, err)
+			needed()
 			continue
 		}
 		c.PacksRead++
@@ -284,12 +312,14 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 			}
 			c.errorf("%s: %v", name, err)
 			r.noteCheckDamage(l, c, name, err)
+			needed()
 			continue
 		}
 		want := map[chunk.ID]BlobEntry{}
 		for _, e := range byPack[h] {
 			want[e.ID] = e
 		}
+		bad := false
 		for _, e := range entries {
 			if w, ok := want[e.ID]; ok && (w.Offset != e.Offset || w.Length != e.Length) {
 				c.errorf("%s: blob %s: index and pack header disagree", name, e.ID)
@@ -298,7 +328,11 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 			if err != nil {
 				c.errorf("%s: %v", name, err)
 				r.noteCheckDamage(l, c, name, errors.Join(err, ErrCorrupt))
+				bad = true
 			}
+		}
+		if bad {
+			needed()
 		}
 	}
 }

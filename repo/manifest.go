@@ -9,6 +9,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/kluis-nl/kluis/chunk"
+	"github.com/kluis-nl/kluis/rowdelta"
 )
 
 // Manifest describes one snapshot: its object, sealed, is the commit point
@@ -48,6 +49,13 @@ type Stream struct {
 	// index"), stored as blobs like a stream; the repository stores it
 	// without interpreting it.
 	RowIndex *RowIndexRef `json:"row_index,omitempty"`
+	// Keyed is set on a table stream whose rows are strictly ascending by
+	// a key: a later snapshot may store the table as a row delta against
+	// it. With a non-empty Chain the stream is such a delta
+	// (docs/format.md, "Row deltas"): Blobs hold this snapshot's
+	// kluis-row-delta-v1 records, the table is Chain[0]'s rows with
+	// Chain[1:] and then Blobs applied, and Size is the table's size.
+	Keyed *Keyed `json:"keyed,omitempty"`
 }
 
 // RowIndexRef locates a stream's row index: its size and blobs.
@@ -56,13 +64,90 @@ type RowIndexRef struct {
 	Blobs []chunk.ID `json:"blobs"`
 }
 
-// AllBlobs returns the blobs the stream needs: its own and its row
-// index's.
+// Keyed describes a key-ordered table stream and, for a delta, its chain.
+type Keyed struct {
+	Key rowdelta.Key `json:"key"`
+	// DeltaSize is the size of a delta's own records (Blobs).
+	DeltaSize int64 `json:"delta_size,omitempty"`
+	// Chain is what a delta applies to, oldest first: the base (row
+	// lines), then earlier deltas. Each link lists its blobs, so a
+	// snapshot needs no other manifest to be restored.
+	Chain []Link `json:"chain,omitempty"`
+}
+
+// Link is one earlier part of a delta's chain, written by Snapshot.
+type Link struct {
+	Snapshot string     `json:"snapshot"`
+	Size     int64      `json:"size"`
+	Blobs    []chunk.ID `json:"blobs"`
+}
+
+// MaxChain bounds a delta chain's length in a manifest.
+const MaxChain = 64
+
+// IsDelta reports whether the stream is a row delta over a chain.
+func (s *Stream) IsDelta() bool { return s.Keyed != nil && len(s.Keyed.Chain) > 0 }
+
+// StreamPart is a list of blobs a stream needs, with what it is.
+type StreamPart struct {
+	// What is "" for the stream's own blobs, else e.g. "delta base written
+	// by snapshot 1a2b3c4d".
+	What  string
+	Blobs []chunk.ID
+}
+
+// Parts returns every blob list the stream needs to be read: a delta's
+// chain, oldest first, then its own blobs.
+func (s *Stream) Parts() []StreamPart {
+	var out []StreamPart
+	if s.IsDelta() {
+		for i, l := range s.Keyed.Chain {
+			out = append(out, StreamPart{What: linkWhat(i, l), Blobs: l.Blobs})
+		}
+	}
+	return append(out, StreamPart{Blobs: s.Blobs})
+}
+
+func linkWhat(i int, l Link) string {
+	short := l.Snapshot
+	if len(short) > 8 {
+		short = short[:8]
+	}
+	if i == 0 {
+		return "delta base written by snapshot " + short
+	}
+	return "delta written by snapshot " + short
+}
+
+// AllBlobs returns every blob the stream needs, chain included (with
+// repetitions).
 func (s *Stream) AllBlobs() []chunk.ID {
-	if s.RowIndex == nil {
+	if !s.IsDelta() && s.RowIndex == nil {
 		return s.Blobs
 	}
-	return append(append([]chunk.ID(nil), s.Blobs...), s.RowIndex.Blobs...)
+	var out []chunk.ID
+	for _, p := range s.Parts() {
+		out = append(out, p.Blobs...)
+	}
+	if s.RowIndex != nil {
+		out = append(out, s.RowIndex.Blobs...) // the row index too
+	}
+	return out
+}
+
+func (k *Keyed) validate() error {
+	if err := k.Key.Validate(); err != nil {
+		return err
+	}
+	if len(k.Chain) > MaxChain || k.DeltaSize < 0 || (len(k.Chain) == 0 && k.DeltaSize != 0) {
+		return fmt.Errorf("row delta: chain of %d links (at most %d), delta size %d", len(k.Chain), MaxChain, k.DeltaSize)
+	}
+	for _, l := range k.Chain {
+		if _, err := ParseHash(l.Snapshot); err != nil || l.Size < 0 {
+			return fmt.Errorf("row delta: link %q invalid", l.Snapshot)
+		}
+	}
+	return nil
 }
 
 // Stream kinds.
@@ -135,6 +220,14 @@ func decodeManifest(plain []byte, tenant string) (*Manifest, error) {
 			return nil, fmt.Errorf("manifest: stream %q invalid or repeated: %w", s.Name, ErrCorrupt)
 		}
 		seen[s.Name] = true
+		if s.Keyed != nil {
+			if s.Kind != KindTable {
+				return nil, fmt.Errorf("manifest: stream %q: a key order on a %s stream: %w", s.Name, s.Kind, ErrCorrupt)
+			}
+			if err := s.Keyed.validate(); err != nil {
+				return nil, fmt.Errorf("manifest: stream %q: %v: %w", s.Name, err, ErrCorrupt)
+			}
+		}
 	}
 	return &m, nil
 }

@@ -98,7 +98,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 	keep := map[Hash]bool{}
 	for _, s := range ss.snaps {
 		for _, stream := range s.Manifest.Streams {
-			for _, id := range stream.AllBlobs() {
+			for _, id := range stream.AllBlobs() { // a delta needs its chain
 				cands := idx.Candidates(id)
 				if len(cands) == 0 {
 					return nil, fmt.Errorf("snapshot %s needs blob %s that no index lists: refusing to prune (run check)", s.ID.Short(), id)

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/kluis-nl/kluis/chunk"
+	"github.com/kluis-nl/kluis/rowdelta"
 )
 
 // packCache holds whole packs that have been verified against their names.
@@ -201,11 +202,48 @@ func (r *Repo) verifyPack(h Hash, data []byte) error {
 }
 
 // StreamReader returns the plaintext of a snapshot stream. Blobs are
-// fetched and opened ahead of the reader by a few workers.
+// fetched and opened ahead of the reader by a few workers. A row delta
+// (Stream.IsDelta) reads as the table it stands for: its chain and its own
+// records merged in one pass (rowdelta.Merge), each part read as it goes.
 func (r *Repo) StreamReader(ctx context.Context, s *Stream) io.ReadCloser {
+	if !s.IsDelta() {
+		return r.blobReader(ctx, s.Blobs)
+	}
+	parts := s.Parts()
+	mr := &mergeReader{}
+	src := make([]rowdelta.Source, len(parts))
+	for i, p := range parts {
+		rd := r.blobReader(ctx, p.Blobs)
+		mr.parts = append(mr.parts, rd)
+		what := p.What
+		if what == "" {
+			what = "delta written by this snapshot"
+		}
+		src[i] = rowdelta.Source{Name: "stream " + s.Name + ": " + what, R: rd}
+	}
+	mr.m = rowdelta.Merge(s.Keyed.Key, src)
+	return mr
+}
+
+// mergeReader is a row delta's table stream.
+type mergeReader struct {
+	m     *rowdelta.Merger
+	parts []io.ReadCloser
+}
+
+func (mr *mergeReader) Read(p []byte) (int, error) { return mr.m.Read(p) }
+
+func (mr *mergeReader) Close() error {
+	for _, p := range mr.parts {
+		p.Close()
+	}
+	return nil
+}
+
+func (r *Repo) blobReader(ctx context.Context, blobs []chunk.ID) io.ReadCloser {
 	ctx, cancel := context.WithCancel(ctx)
-	sr := &streamReader{ctx: ctx, cancel: cancel, results: make(chan chan blobResult, 16), total: len(s.Blobs)}
-	go sr.run(ctx, r, s.Blobs)
+	sr := &streamReader{ctx: ctx, cancel: cancel, results: make(chan chan blobResult, 16), total: len(blobs)}
+	go sr.run(ctx, r, blobs)
 	return sr
 }
 

@@ -2,8 +2,9 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this).
 #
 # It installs what the integration tests need when it is absent —
-# PostgreSQL and MariaDB server binaries from Debian packages — and makes a
-# missing server a failure rather than a skip (KLUIS_TEST_REQUIRE_SERVERS=1).
+# PostgreSQL and MariaDB server binaries and the chromium browser from Debian
+# packages — and makes a missing server or browser a failure rather than a
+# skip (KLUIS_TEST_REQUIRE_SERVERS=1, KLUIS_TEST_REQUIRE_CHROMIUM=1).
 # Each test package starts its own throwaway servers on free loopback ports
 # in temporary directories; nothing shared is touched.
 #
@@ -27,6 +28,8 @@ have_maria() { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ];
 missing=()
 have_pg || missing+=(postgresql postgresql-client)
 have_maria || missing+=(mariadb-server mariadb-client)
+# The browser tests (internal/browsertest, evidence) drive Debian's chromium.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} from Debian packages"
   export DEBIAN_FRONTEND=noninteractive
@@ -47,6 +50,7 @@ if [ -z "${KLUIS_VERSITYGW:-}" ] && [ ! -x "$vgw_dir/versitygw" ]; then
 fi
 
 export KLUIS_TEST_REQUIRE_SERVERS=1
+export KLUIS_TEST_REQUIRE_CHROMIUM=1
 
 log "go version: $(go version)"
 

@@ -51,6 +51,13 @@ func cmdDaemon(ctx context.Context, g *globals, args []string) error {
 	sweepScratch(ctx, g.log, a)
 	// Restore tests run at policy.restore_test.schedule (re-read at reload).
 	d := daemon.New(a, daemon.Options{Log: g.log, Hooks: daemon.Hooks{RestoreTest: restoreTestHook, EvidenceSync: evidenceSyncHook}})
+	// The portal's socket (web: configured): kluis web asks, the daemon
+	// decides (docs/practice.md).
+	stopPortal, err := startPortal(ctx, g, a, d.Appliance)
+	if err != nil {
+		return err
+	}
+	defer stopPortal()
 
 	if addr := a.Cfg.Appliance.MetricsListen; addr != "" {
 		ln, err := net.Listen("tcp", addr)

@@ -300,32 +300,7 @@ func dossierRestore(ctx context.Context, s *dossierSession, id, format, out, int
 		if err != nil {
 			return "", err
 		}
-		header := map[string]any{"tenant": m.Tenant, "snapshot": s.snap.ID.String(), "snapshot_started": m.Started, "dossier_id": id, "engine": m.Engine}
-		var sink dossier.Sink
-		var finish func() error
-		if format == "json" {
-			w, err := dossier.NewJSONWriter(f, header)
-			if err != nil {
-				f.Close()
-				return "", err
-			}
-			sink, finish = w, w.Finish
-		} else {
-			w, err := dossier.NewSQLWriter(f, m.Engine, []string{
-				"kluis dossier " + id + " of tenant " + m.Tenant,
-				"snapshot " + s.snap.ID.String() + " taken " + m.Started.UTC().Format("2006-01-02T15:04:05Z"),
-				"parents before children; shared rows (see kluis dossier show) must exist in the target",
-			}, oc)
-			if err != nil {
-				f.Close()
-				return "", err
-			}
-			sink, finish = w, w.Finish
-		}
-		res, err := dossier.Extract(ctx, s.r, m, s.plan, id, sink)
-		if err == nil {
-			err = finish()
-		}
+		res, err := writeDossier(ctx, s, id, format, oc, f)
 		if err == nil {
 			err = f.Sync()
 		}

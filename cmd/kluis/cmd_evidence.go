@@ -82,6 +82,11 @@ func loadPeriod(a *appliance.Appliance, from, to string) (*evidencePeriod, error
 	if err != nil {
 		return nil, err
 	}
+	return loadPeriodTimes(a, f, t)
+}
+
+// loadPeriodTimes reads the chain and selects [f, t) (zero: open).
+func loadPeriodTimes(a *appliance.Appliance, f, t time.Time) (*evidencePeriod, error) {
 	s, key, err := evidenceStore(a, nil)
 	if err != nil {
 		return nil, err

@@ -102,7 +102,7 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 		return err
 	}
 	prog := newProgress(g, "backup "+t.ID)
-	opts := repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, Rebind: *rebind, Progress: func(s repo.Stats) {
+	opts := repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, Rebind: *rebind, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps, Progress: func(s repo.Stats) {
 		prog.update(s.Read, 0, fmt.Sprintf("%d streams, %s new", s.Streams, humanBytes(s.New)))
 	}}
 	switch t.Engine {

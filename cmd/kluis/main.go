@@ -71,6 +71,14 @@ func init() {
 		{name: "tenants", summary: "manage tenants that are gone", sub: []*command{
 			{name: "retire", summary: "acknowledge a tenant that is no longer declared or discovered (its snapshots stay under retention)", run: cmdTenantsRetire},
 		}},
+		{name: "users", summary: "the practice and auditor portal's accounts", sub: []*command{
+			{name: "add", summary: "add a user and print their one-time enrolment link", run: cmdUsersAdd},
+			{name: "list", summary: "list users (no secrets)", run: cmdUsersList},
+			{name: "disable", summary: "stop a user from logging in", run: cmdUsersDisable},
+			{name: "enable", summary: "let a disabled or locked-out user log in again", run: cmdUsersEnable},
+			{name: "reset", summary: "clear a user's password and second factors; print a new enrolment link", run: cmdUsersReset},
+		}},
+		{name: "web", summary: "serve the practice and auditor portal (talks to the daemon's socket; holds no keys)", run: cmdWeb},
 		{name: "version", summary: "print the version", run: cmdVersion},
 	}
 }

@@ -85,6 +85,9 @@ func (u *indexUse) choose(ctx context.Context, s *repo.Stream, t source.TableMet
 	if u.src == nil {
 		return nil, nil, "the source has no row indexes"
 	}
+	if s.IsDelta() {
+		return nil, nil, "a row delta: read whole, merged with its chain"
+	}
 	if s.RowIndex == nil {
 		return nil, nil, "the snapshot has no row index for this table"
 	}
@@ -123,6 +126,9 @@ func (u *indexUse) choose(ctx context.Context, s *repo.Stream, t source.TableMet
 
 // reader returns the plaintext of blobs, a part of stream s.
 func (u *indexUse) reader(ctx context.Context, src StreamSource, blobs []chunk.ID, s *repo.Stream) io.ReadCloser {
+	if s.IsDelta() {
+		return src.StreamReader(ctx, s) // the chain merged: the table's rows
+	}
 	if u.src != nil {
 		return u.src.SparseReader(ctx, blobs)
 	}

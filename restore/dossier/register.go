@@ -53,7 +53,12 @@ type Access struct {
 	// at): its server identity and database name, never a DSN, host or
 	// password. Records before it was added have none.
 	Target *TargetIdentity `json:"target,omitempty"`
-	Result string          `json:"result"` // "ok" or the error
+	// Approver and Request are set for a portal release (four-eyes):
+	// who approved it with their passkey, and the request's id. Records
+	// before the portal have neither.
+	Approver string `json:"approver,omitempty"`
+	Request  string `json:"request,omitempty"`
+	Result   string `json:"result"` // "ok" or the error
 }
 
 // AddErasure records an erasure, signed with key (ring's current key),

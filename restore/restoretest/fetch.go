@@ -40,7 +40,7 @@ func fetchAll(ctx context.Context, r *repo.Repo, m *repo.Manifest, progress func
 	var total int64
 	for _, s := range m.Streams {
 		st.streams++
-		for _, id := range s.Blobs {
+		for _, id := range s.AllBlobs() { // a row delta's chain too
 			if seen[id] {
 				continue
 			}

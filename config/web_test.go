@@ -1,0 +1,67 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestWebSection: HTTPS with cert files, or plain HTTP on loopback only;
+// an https origin (http only on loopback) with a host name; everything
+// else refused by config check.
+func TestWebSection(t *testing.T) {
+	ok := []string{
+		"web: {listen: '127.0.0.1:8080', socket: /run/kluis/portal.sock, origin: 'https://kluis.example.nl'}",
+		"web: {listen: '[::1]:8080', socket: /run/kluis/portal.sock, origin: 'http://localhost:8080'}",
+		"web: {listen: ':443', tls_cert_file: /etc/kluis/web.crt, tls_key_file: /etc/kluis/web.key, socket: /run/kluis/portal.sock, origin: 'https://kluis.example.nl', rp_id: example.nl}",
+		"",
+	}
+	bad := map[string]string{
+		"web: {listen: ':8080', socket: /run/kluis/portal.sock, origin: 'https://kluis.example.nl'}":                                        "web.listen: plain HTTP",
+		"web: {listen: '0.0.0.0:80', socket: /run/kluis/portal.sock, origin: 'https://kluis.example.nl'}":                                   "web.listen: plain HTTP",
+		"web: {listen: '10.0.0.5:443', tls_cert_file: /x.crt, socket: /run/kluis/portal.sock, origin: 'https://kluis.example.nl'}":          "go together",
+		"web: {listen: '127.0.0.1:8080', origin: 'https://kluis.example.nl'}":                                                               "web.socket: required",
+		"web: {listen: '127.0.0.1:8080', socket: /run/kluis/portal.sock}":                                                                   "web.origin: required",
+		"web: {listen: '127.0.0.1:8080', socket: /run/kluis/portal.sock, origin: 'http://kluis.example.nl'}":                                "web.origin",
+		"web: {listen: '127.0.0.1:8080', socket: /run/kluis/portal.sock, origin: 'https://127.0.0.1'}":                                      "not an IP address",
+		"web: {listen: '127.0.0.1:8080', socket: /run/kluis/portal.sock, origin: 'https://kluis.example.nl/portal'}":                        "scheme://host",
+		"web: {listen: '127.0.0.1:8080', socket: /run/kluis/portal.sock, origin: 'https://kluis.example.nl', rp_id: other.nl}":              "web.rp_id",
+		"web: {listen: '127.0.0.1:8080', socket: /run/kluis/portal.sock, origin: 'https://kluis.example.nl', restore_targets: {nobody: x}}": "no such tenant",
+		"web: {listen: 'nonsense', socket: /run/kluis/portal.sock, origin: 'https://kluis.example.nl'}":                                     "want host:port",
+	}
+	for _, w := range ok {
+		if _, err := Parse([]byte(validYAML(t)+w+"\n"), t.TempDir()); err != nil {
+			t.Errorf("%s: %v", w, err)
+		}
+	}
+	for w, want := range bad {
+		_, err := Parse([]byte(validYAML(t)+w+"\n"), t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", w, err, want)
+		}
+	}
+}
+
+// TestLoadWeb reads the web: section alone, without the files the web
+// process must not reach.
+func TestLoadWeb(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "kluis.yaml")
+	os.WriteFile(p, []byte("appliance: {master_key_file: /nonexistent/unreadable}\nweb: {listen: '127.0.0.1:8080', socket: run/p.sock, origin: 'https://kluis.example.nl'}\n"), 0o640)
+	w, err := LoadWeb(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Socket != filepath.Join(dir, "run/p.sock") || w.RPID != "kluis.example.nl" || w.LockAfter != 5 || w.IdleTimeout.D().Minutes() != 15 {
+		t.Fatalf("%+v", w)
+	}
+	os.WriteFile(p, []byte("web: {listen: '0.0.0.0:80', socket: /s, origin: 'https://kluis.example.nl'}\n"), 0o640)
+	if _, err := LoadWeb(p); err == nil || !strings.Contains(err.Error(), "plain HTTP") {
+		t.Fatalf("plain HTTP on all addresses: %v", err)
+	}
+	os.WriteFile(p, []byte("appliance: {id: x}\n"), 0o640)
+	if _, err := LoadWeb(p); err == nil {
+		t.Fatal("no web section accepted")
+	}
+}

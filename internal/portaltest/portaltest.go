@@ -1,0 +1,345 @@
+// Package portaltest runs the portal's daemon side (portal.Service) on a
+// real Unix socket with a fake backend and a clock the test moves, for
+// the portal's and the web process's tests.
+package portaltest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/internal/softauthn"
+	"github.com/kluis-nl/kluis/portal"
+)
+
+// Password is every test user's password.
+const Password = "correct horse battery staple"
+
+// Clock is a settable clock.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Backend is a fake portal.Backend: tenants "a" and "b", two snapshots
+// each, a dossier of every id, recorded accesses.
+type Backend struct {
+	mu       sync.Mutex
+	Accesses []portal.Access
+	Into     []portal.Access
+}
+
+// Tenants of the fake appliance.
+var Tenants = []string{"a", "b"}
+
+func snapID(tenant string, n int) string {
+	return fmt.Sprintf("%s%063d", tenant, n)
+}
+
+// Snapshots of a tenant.
+func (b *Backend) Snapshots(ctx context.Context, tenant string) ([]portal.Snapshot, error) {
+	if !slices.Contains(Tenants, tenant) {
+		return nil, fmt.Errorf("no tenant %q", tenant)
+	}
+	base := time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC)
+	return []portal.Snapshot{
+		{ID: snapID(tenant, 2), Short: snapID(tenant, 2)[:8], Started: base.Add(24 * time.Hour)},
+		{ID: snapID(tenant, 1), Short: snapID(tenant, 1)[:8], Started: base},
+	}, nil
+}
+
+// Tenants lists the tenants.
+func (b *Backend) Tenants(ctx context.Context) ([]string, error) { return Tenants, nil }
+
+// Snapshot resolves latest or a prefix.
+func (b *Backend) Snapshot(ctx context.Context, tenant, id string) (portal.Snapshot, error) {
+	snaps, err := b.Snapshots(ctx, tenant)
+	if err != nil {
+		return portal.Snapshot{}, err
+	}
+	if id == "" || id == "latest" {
+		return snaps[0], nil
+	}
+	for _, s := range snaps {
+		if strings.HasPrefix(s.ID, id) {
+			return s, nil
+		}
+	}
+	return portal.Snapshot{}, fmt.Errorf("no snapshot %q", id)
+}
+
+func (b *Backend) record(a portal.Access) {
+	b.mu.Lock()
+	b.Accesses = append(b.Accesses, a)
+	b.mu.Unlock()
+}
+
+// AccessLog returns the accesses so far.
+func (b *Backend) AccessLog() []portal.Access {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.Accesses)
+}
+
+// DossierShow returns two tables.
+func (b *Backend) DossierShow(ctx context.Context, a portal.Access) (*portal.DossierView, error) {
+	b.record(a)
+	s, err := b.Snapshot(ctx, a.Tenant, a.Snapshot)
+	if err != nil {
+		return nil, err
+	}
+	return &portal.DossierView{Tenant: a.Tenant, Snapshot: s.ID, Taken: s.Started, ID: a.ID, Rows: 3,
+		Tables: []portal.TableCount{{Table: "clients", Rows: 1, Via: "root"}, {Table: "notes", Rows: 2, Via: "client_id"}}}, nil
+}
+
+// Dossier is what DossierWrite writes.
+func Dossier(a portal.Access, format string) string {
+	return fmt.Sprintf("-- dossier %s of tenant %s, snapshot %s, %s\n", a.ID, a.Tenant, a.Snapshot, format)
+}
+
+// DossierWrite writes Dossier.
+func (b *Backend) DossierWrite(ctx context.Context, a portal.Access, format string, w io.Writer) error {
+	b.record(a)
+	_, err := io.WriteString(w, Dossier(a, format))
+	return err
+}
+
+// DossierInto records the restore.
+func (b *Backend) DossierInto(ctx context.Context, a portal.Access) (string, error) {
+	b.record(a)
+	b.mu.Lock()
+	b.Into = append(b.Into, a)
+	b.mu.Unlock()
+	return "restored dossier " + a.ID, nil
+}
+
+// Evidence returns one report per tenant.
+func (b *Backend) Evidence(ctx context.Context, tenants []string, from, to time.Time) (*portal.EvidenceView, error) {
+	v := &portal.EvidenceView{Tenants: tenants, Verified: true, Key: "ed25519:test", Reports: []portal.EvidenceRow{}}
+	for i, t := range tenants {
+		v.Reports = append(v.Reports, portal.EvidenceRow{Seq: uint64(i + 1), Time: from.Add(time.Hour), Tenant: t, Location: "l1", Snapshot: snapID(t, 1), Verdict: "PASS", Verified: true})
+	}
+	return v, nil
+}
+
+// Export is what EvidenceExport writes.
+func Export(tenant string, from, to time.Time) string {
+	return fmt.Sprintf("evidence export %q %s..%s\n", tenant, from.Format("2006-01-02"), to.Format("2006-01-02"))
+}
+
+// EvidenceExport writes Export.
+func (b *Backend) EvidenceExport(ctx context.Context, tenant string, from, to time.Time, w io.Writer) error {
+	_, err := io.WriteString(w, Export(tenant, from, to))
+	return err
+}
+
+// Log keeps events in memory and in a signed chain.
+type Log struct {
+	chain *portal.ChainLog
+	mu    sync.Mutex
+	ev    []portal.Event
+}
+
+// Log records e.
+func (l *Log) Log(e portal.Event) error {
+	l.mu.Lock()
+	l.ev = append(l.ev, e)
+	l.mu.Unlock()
+	return l.chain.Log(e)
+}
+
+// Events returns the events so far.
+func (l *Log) Events() []portal.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ev)
+}
+
+// Refused returns the refused events whose result contains substr.
+func (l *Log) Refused(substr string) []portal.Event {
+	var out []portal.Event
+	for _, e := range l.Events() {
+		if strings.HasPrefix(e.Result, "refused") && strings.Contains(e.Result, substr) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Fixture is a running portal service.
+type Fixture struct {
+	T       testing.TB
+	Dir     string
+	Origin  string
+	Clock   *Clock
+	Store   *portal.Store
+	Service *portal.Service
+	Client  *portal.Client
+	Socket  string
+	Backend *Backend
+	Log     *Log
+	Key     ed25519.PrivateKey
+	Web     config.Web
+}
+
+// New starts a service for origin (e.g. http://127.0.0.1:8080); mod
+// changes the web: config before it starts.
+func New(t testing.TB, origin string, mod ...func(*config.Web)) *Fixture {
+	dir := t.TempDir()
+	// Unix socket paths are short: TempDir can be too long.
+	sockDir, err := os.MkdirTemp("", "kp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	f := &Fixture{T: t, Dir: dir, Origin: origin, Clock: &Clock{t: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)},
+		Store: portal.NewStore(dir), Backend: &Backend{}, Socket: filepath.Join(sockDir, "p.sock"), Key: key}
+	f.Log = &Log{chain: &portal.ChainLog{Path: filepath.Join(dir, portal.EventsFileName), Key: key}}
+	f.Web = config.Web{Socket: f.Socket, Origin: origin, RestoreTargets: map[string]string{"a": "/nonexistent/dsn-a"}}
+	for _, m := range mod {
+		m(&f.Web)
+	}
+	f.Service, err = portal.New(portal.Options{Store: f.Store, Backend: f.Backend, Events: f.Log, Web: f.Web,
+		RequestsPath: filepath.Join(dir, "requests.json"), Now: f.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := portal.Listen(f.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.Service.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	f.Client = portal.NewClient(f.Socket)
+	return f
+}
+
+// Do calls the daemon and fails the test on a transport error.
+func (f *Fixture) Do(op string, c portal.Call) portal.Reply {
+	return f.Client.Do(context.Background(), op, c)
+}
+
+// User is an enrolled test user.
+type User struct {
+	Name, Secret string
+	Auth         *softauthn.Authenticator
+}
+
+// AddUser adds and enrols a user (password and TOTP).
+func (f *Fixture) AddUser(name, role string, tenants ...string) *User {
+	f.T.Helper()
+	tok, err := f.Store.Add(&portal.User{Name: name, Role: role, Tenants: tenants}, f.Clock.Now(), time.Hour)
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	rep := f.Do(portal.OpEnrolInfo, portal.Call{Token: tok})
+	if rep.Status != 200 {
+		f.T.Fatalf("enrol-info: %+v", rep)
+	}
+	u := &User{Name: name, Secret: rep.Enrol.TOTPSecret}
+	rep = f.Do(portal.OpEnrol, portal.Call{Token: tok, Password: Password, Code: f.Code(u)})
+	if rep.Status != 200 {
+		f.T.Fatalf("enrol: %+v", rep)
+	}
+	return u
+}
+
+// Code returns u's TOTP code of the next time step (moving the clock 30
+// seconds, so no code is used twice).
+func (f *Fixture) Code(u *User) string {
+	f.Clock.Advance(30 * time.Second)
+	c, err := totp.GenerateCode(u.Secret, f.Clock.Now())
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	return c
+}
+
+// Login logs u in with password and TOTP and returns the session.
+func (f *Fixture) Login(u *User) *portal.Session {
+	f.T.Helper()
+	rep := f.Do(portal.OpLogin, portal.Call{User: u.Name, Password: Password, Client: "test"})
+	if rep.Status != 200 {
+		f.T.Fatalf("login %s: %+v", u.Name, rep)
+	}
+	rep = f.Do(portal.OpLoginTOTP, portal.Call{Ticket: rep.Ticket, Code: f.Code(u), Client: "test"})
+	if rep.Status != 200 || rep.Session == nil || rep.Session.Token == "" {
+		f.T.Fatalf("login-totp %s: %+v", u.Name, rep)
+	}
+	return rep.Session
+}
+
+// AddPasskey registers a software authenticator's credential for the
+// session's user.
+func (f *Fixture) AddPasskey(s *portal.Session, u *User) {
+	f.T.Helper()
+	if u.Auth == nil {
+		u.Auth = softauthn.New(f.Origin)
+	}
+	rep := f.Do(portal.OpPasskeyAddBegin, portal.Call{Session: s.Token})
+	if rep.Status != 200 {
+		f.T.Fatalf("passkey-add-begin: %+v", rep)
+	}
+	cred, err := u.Auth.Create(rep.Options)
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	rep = f.Do(portal.OpPasskeyAddFinish, portal.Call{Session: s.Token, CSRF: s.CSRF, Credential: cred})
+	if rep.Status != 200 {
+		f.T.Fatalf("passkey-add-finish: %+v", rep)
+	}
+}
+
+// Approve approves request id as the session's user with u's passkey
+// and returns the reply.
+func (f *Fixture) Approve(s *portal.Session, u *User, id string) portal.Reply {
+	f.T.Helper()
+	rep := f.Do(portal.OpApproveBegin, portal.Call{Session: s.Token, Request: id})
+	if rep.Status != 200 {
+		return rep
+	}
+	a, err := u.Auth.Get(rep.Options)
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	return f.Do(portal.OpApproveFinish, portal.Call{Session: s.Token, CSRF: s.CSRF, Request: id, Credential: a})
+}
+
+// Status is a reply's status for messages.
+func Status(r portal.Reply) string {
+	b, _ := json.Marshal(r)
+	return fmt.Sprintf("%d %s", r.Status, b)
+}
+
+var _ = http.StatusOK

@@ -1,0 +1,86 @@
+package portal
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kluis-nl/kluis/config"
+)
+
+// FuzzCheckPassword: any stored string and any password: no panic, and
+// only the right password matches a real hash.
+func FuzzCheckPassword(f *testing.F) {
+	h := HashPassword("correct horse battery staple")
+	f.Add(h, "correct horse battery staple")
+	f.Add("$argon2id$v=19$m=1,t=1,p=1$$", "")
+	f.Add("$argon2id$v=19$m=4294967295,t=4294967295,p=255$AAAA$AAAA", "x")
+	f.Fuzz(func(t *testing.T, stored, pw string) {
+		if CheckPassword(stored, pw) && stored == h && pw != "correct horse battery staple" {
+			t.Fatal("a wrong password matches")
+		}
+	})
+}
+
+// FuzzSocketCall: whatever the web process sends, the daemon answers
+// with a JSON reply, never a panic, and without a session nothing but a
+// refusal.
+func FuzzSocketCall(f *testing.F) {
+	dir := f.TempDir()
+	svc, err := New(Options{Store: NewStore(dir), Web: config.Web{Origin: "https://kluis.example.test", Socket: "/s"}, Now: time.Now})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := svc.Handler()
+	f.Add("whoami", []byte(`{"session":"x"}`))
+	f.Add("login", []byte(`{"user":"anna","password":"p","client":"c"}`))
+	f.Add("approve-finish", []byte(`{"session":"x","request":"r","credential":{"id":"x"}}`))
+	f.Add("download", []byte(`{"session":"x","token":"t"}`))
+	f.Add("enrol", []byte(`{"token":"t","password":"p","code":"123456"}`))
+	f.Add("dossier-show", []byte(`{"unknown":1}`))
+	f.Fuzz(func(t *testing.T, op string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/x", bytes.NewReader(body))
+		req.URL.Path = "/v1/" + op
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code == http.StatusOK && rec.Header().Get("Kluis-Reply") == "" {
+			t.Fatalf("op %q: a non-reply answer %q", op, rec.Body.String())
+		}
+	})
+}
+
+// FuzzRequestsFile: a damaged or edited requests file loads as an error
+// or without the requests that do not match their digest.
+func FuzzRequestsFile(f *testing.F) {
+	core := requestCore{V: 1, ID: "r1", Kind: KindDossierRelease, Tenant: "a", Snapshot: "s", DossierID: "17", Reason: "x", Delivery: "sql", Requester: "anna"}
+	good := `[{"core":` + string(mustJSON(core)) + `,"digest":"` + digestHex(core.digest()) + `","state":"pending"}]`
+	f.Add([]byte(good))
+	f.Add([]byte(`[{"core":{"id":"r1"},"digest":"00","state":"approved"}]`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "r.json")
+		os.WriteFile(p, data, 0o600)
+		b, err := loadRequests(p)
+		if err != nil {
+			return
+		}
+		for _, r := range b.reqs {
+			if digestHex(r.Core.digest()) != r.Digest {
+				t.Fatalf("a request that does not match its digest was loaded: %+v", r)
+			}
+		}
+	})
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
