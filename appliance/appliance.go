@@ -120,6 +120,9 @@ func (a *Appliance) repoOptions() (repo.Options, error) {
 		Chunker: params, PackSize: int64(a.Cfg.Policy.PackSize), Logger: a.Log, Now: a.Now,
 		Ledger: a.Ledger(),
 		Signer: signer,
+		// Snapshot start times, so that finding the latest snapshot opens
+		// one manifest however long the history (repo/snaptimes.go).
+		CacheDir: filepath.Join(a.StateDir(), "cache"),
 	}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/rowindex"
 	"github.com/kluis-nl/kluis/source"
 )
 
@@ -106,6 +107,19 @@ func TableStream(name string) string { return tablePrefix + name }
 // schema in two parts and every table as its own stream, all from one
 // consistent read.
 func Database(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.BackupOptions) (*repo.Result, error) {
+	return DatabaseIndexed(ctx, r, eng, opts, nil)
+}
+
+// IndexColumns chooses, from a snapshot's tables, the column lists to
+// index per table name (restore/dossier.IndexColumns: the root key and the
+// references a dossier profile follows).
+type IndexColumns func(tables []source.Table) map[string][][]string
+
+// DatabaseIndexed is Database writing, with each table named by cols, a
+// row index over those column lists (docs/format.md, "Row index"), so
+// that a dossier reads only the chunks that can hold its rows. cols may
+// be nil: no index.
+func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.BackupOptions, cols IndexColumns) (*repo.Result, error) {
 	snap, err := eng.Snapshot(ctx)
 	if err != nil {
 		return nil, err
@@ -139,7 +153,11 @@ func Database(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.Ba
 			return nil, err
 		}
 	}
-	if err := tables(ctx, b, snap, opts.DeltaMaxSteps); err != nil {
+	var ix indexing
+	if cols != nil {
+		ix = indexing{key: r.RowIndexKey(), cols: cols(snap.Tables())}
+	}
+	if err := tables(ctx, b, snap, opts.DeltaMaxSteps, ix); err != nil {
 		return nil, err
 	}
 	if ls, ok := snap.(source.LargeObjectSnapshot); ok && ls.LargeObjects() > 0 {
@@ -170,8 +188,12 @@ func bind(ctx context.Context, r *repo.Repo, snap source.Snapshot, opts *repo.Ba
 		return err
 	}
 	opts.SourceIdentity = id
-	snaps, err := r.Snapshots(ctx)
-	if err != nil {
+	// The newest snapshot carries the binding, but for one written before
+	// identities were recorded: only then are all of them read.
+	var snaps []repo.SnapshotInfo
+	if latest, err := r.FindSnapshot(ctx, "latest"); err == nil && latest.Manifest.SourceIdentity != "" {
+		snaps = []repo.SnapshotInfo{latest}
+	} else if snaps, err = r.Snapshots(ctx); err != nil {
 		return fmt.Errorf("reading the tenant's binding: %w", err)
 	}
 	var bound *repo.SnapshotInfo
@@ -194,7 +216,7 @@ const TableParallel = 2
 
 // tables streams every table of the snapshot, TableParallel at a time. The
 // first failure cancels the others.
-func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, maxSteps int) error {
+func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, maxSteps int, ix indexing) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan source.Table)
@@ -205,7 +227,7 @@ func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, maxSteps 
 		go func() {
 			defer wg.Done()
 			for t := range work {
-				if err := table(ctx, b, snap, t, maxSteps); err != nil {
+				if err := table(ctx, b, snap, t, maxSteps, ix); err != nil {
 					errs <- err
 					cancel()
 					return
@@ -230,10 +252,41 @@ feed:
 	return ctx.Err()
 }
 
-func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, maxSteps int) error {
+// indexing is what the row index of each table needs.
+type indexing struct {
+	key  []byte
+	cols map[string][][]string
+}
+
+// writer returns the stream writer of table t: with a row index when
+// the table is to be indexed (a row delta never is: its stream holds
+// records, not the table's rows).
+func (ix indexing) writer(ctx context.Context, b *repo.Backup, t source.Table) *repo.StreamWriter {
+	if bl := ix.builder(t); bl != nil {
+		return b.IndexedStreamWriter(ctx, TableStream(t.Name), repo.KindTable, bl)
+	}
+	return b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+}
+
+// builder returns the row index builder of table t, or nil: no index.
+func (ix indexing) builder(t source.Table) repo.StreamIndexer {
+	sets := ix.cols[t.Name]
+	if len(sets) == 0 {
+		return nil
+	}
+	bl, err := rowindex.NewBuilder(ix.key, t, sets)
+	if err != nil {
+		// The table is stored whole, without an index; a dossier then
+		// reads it whole and says so.
+		return nil
+	}
+	return bl
+}
+
+func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, maxSteps int, ix indexing) error {
 	key, ok := RowKey(t)
 	if !ok {
-		return plainTable(ctx, b, snap, t)
+		return plainTable(ctx, b, snap, t, ix)
 	}
 	if ps := deltaParent(b, t, key, maxSteps); ps != nil {
 		done, err := deltaTable(ctx, b, snap, t, key, ps)
@@ -241,11 +294,11 @@ func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.T
 			return err
 		}
 	}
-	return keyedTable(ctx, b, snap, t, key)
+	return keyedTable(ctx, b, snap, t, key, ix)
 }
 
-func plainTable(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table) error {
-	sw := b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+func plainTable(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, ix indexing) error {
+	sw := ix.writer(ctx, b, t)
 	res, err := snap.WriteTable(ctx, t, sw)
 	if err != nil {
 		sw.CloseWithError(err)

@@ -110,8 +110,8 @@ func sameStructure(a, b source.Table) bool {
 
 // keyedTable writes t whole, recording its key when the rows came out
 // strictly ascending by it (so the next night may store a delta).
-func keyedTable(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, key rowdelta.Key) error {
-	sw := b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+func keyedTable(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, key rowdelta.Key, ix indexing) error {
+	sw := ix.writer(ctx, b, t)
 	oc := rowdelta.NewOrderCheck(key)
 	res, err := snap.WriteTable(ctx, t, io.MultiWriter(sw, oc))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore/dossier"
 	"github.com/kluis-nl/kluis/schedule"
 	"github.com/kluis-nl/kluis/source"
 )
@@ -42,11 +43,10 @@ func (d *Daemon) loadState(ctx context.Context) {
 		if err != nil {
 			continue // no repository yet: the first backup creates it
 		}
-		snaps, err := r.Snapshots(ctx)
-		if err != nil || len(snaps) == 0 {
+		s, err := r.FindSnapshot(ctx, "latest") // one manifest, however long the history
+		if err != nil {
 			continue
 		}
-		s := snaps[len(snaps)-1]
 		d.fromRepo[JobName(KindBackup, t.ID)] = s.Manifest.Finished
 		d.degraded[t.ID] = len(s.Locations) < a.Cfg.Policy.RequiredCopies
 		d.metrics.snapshot(t.ID, s.Manifest.Finished, s.Locations, locationNames(a), a.Cfg.Policy.RequiredCopies)
@@ -300,7 +300,7 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 	if err != nil {
 		return err
 	}
-	res, err = backup.Database(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps})
+	res, err = backup.DatabaseIndexed(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps}, dossier.BackupIndex(a.Cfg, tenant))
 	if res != nil {
 		a.RecordBackup(tenant, res, err)
 	}
@@ -435,8 +435,7 @@ func (d *Daemon) runSync(ctx context.Context, tenant string) (err error) {
 	if incomplete > 0 {
 		return fmt.Errorf("sync: %d of %d locations still incomplete", incomplete, len(res))
 	}
-	if snaps, err := r.Snapshots(ctx); err == nil && len(snaps) > 0 {
-		s := snaps[len(snaps)-1]
+	if s, err := r.FindSnapshot(ctx, "latest"); err == nil {
 		d.metrics.snapshot(tenant, s.Manifest.Finished, s.Locations, locationNames(a), a.Cfg.Policy.RequiredCopies)
 	}
 	if p := d.observe(ctx, a, tenant, r); p != nil && needsSync(p) {

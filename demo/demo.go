@@ -330,7 +330,7 @@ func backupTenant(ctx context.Context, a *appliance.Appliance, tenant string, pr
 	if err != nil {
 		return nil, err
 	}
-	res, err := backup.Database(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps, Progress: progress})
+	res, err := backup.DatabaseIndexed(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps, Progress: progress}, dossier.BackupIndex(a.Cfg, tenant))
 	if res != nil {
 		a.RecordBackup(tenant, res, err)
 	}

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -132,9 +133,9 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 		}
 		return nil
 	})
-	if snaps, err := r.Snapshots(ctx); err == nil && len(snaps) > 0 {
-		b.parent = &snaps[len(snaps)-1]
-		b.m.Parent = b.parent.ID.String()
+	if latest, err := r.FindSnapshot(ctx, "latest"); err == nil { // one manifest, however long the history
+		b.parent = &latest
+		b.m.Parent = latest.ID.String()
 	}
 	return b, nil
 }
@@ -152,10 +153,11 @@ func (b *Backup) Stream(ctx context.Context, name, kind string, rd io.Reader, me
 	if err := b.err(); err != nil {
 		return err
 	}
-	blobs, size, err := b.chunkStream(ctx, rd)
+	blobs, size, err := b.chunkStream(ctx, rd, nil)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", name, err)
 	}
+	b.read.Add(size)
 	return b.addStream(Stream{Name: name, Kind: kind, Size: size, Blobs: blobs, Meta: meta})
 }
 
@@ -180,18 +182,79 @@ func (b *Backup) addStream(s Stream) error {
 // database COPY). Close it with the stream's metadata, or abort it with
 // CloseWithError.
 func (b *Backup) StreamWriter(ctx context.Context, name, kind string) *StreamWriter {
+	return b.IndexedStreamWriter(ctx, name, kind, nil)
+}
+
+// StreamIndexer builds a stream's row index while the backup cuts it: it
+// sees every chunk, in stream order, before the next is cut, and at the
+// end the stream's blob list. An indexer that fails costs only the index:
+// the stream is stored without one (and read whole).
+type StreamIndexer interface {
+	Chunk(data []byte)
+	Finish(blobs []chunk.ID) ([]byte, error)
+}
+
+// IndexedStreamWriter is StreamWriter with a row index built by ix (nil:
+// none), stored as blobs with the stream (Stream.RowIndex).
+func (b *Backup) IndexedStreamWriter(ctx context.Context, name, kind string, ix StreamIndexer) *StreamWriter {
 	pr, pw := io.Pipe()
 	sw := &StreamWriter{pw: pw, done: make(chan error, 1), stream: Stream{Name: name}}
+	var onChunk func([]byte)
+	var chunks chan []byte
+	indexed := make(chan struct{})
+	if ix != nil {
+		// The indexer runs beside the chunker, on copies of the chunks,
+		// so the stream is cut at the chunker's pace.
+		chunks = make(chan []byte, 8)
+		go func() {
+			defer close(indexed)
+			for c := range chunks {
+				ix.Chunk(c)
+			}
+		}()
+		onChunk = func(data []byte) { chunks <- append([]byte(nil), data...) }
+	} else {
+		close(indexed)
+	}
 	go func() {
-		blobs, size, err := b.chunkStream(ctx, pr)
+		// chunkStream returns after its chunker, the only caller of
+		// onChunk, has stopped.
+		blobs, size, err := b.chunkStream(ctx, pr, onChunk)
 		pr.CloseWithError(err)
+		if chunks != nil {
+			close(chunks)
+		}
+		<-indexed
 		if err == nil {
+			b.read.Add(size)
 			sw.stream = Stream{Name: name, Kind: kind, Size: size, Blobs: blobs}
+			if ix != nil {
+				sw.stream.RowIndex, err = b.storeRowIndex(ctx, name, ix, blobs)
+			}
 		}
 		sw.done <- err
 	}()
 	sw.b = b
 	return sw
+}
+
+// storeRowIndex stores the index ix built for a stream as blobs. An
+// indexer that failed, or an index over the size bound, is logged and
+// left out.
+func (b *Backup) storeRowIndex(ctx context.Context, name string, ix StreamIndexer, blobs []chunk.ID) (*RowIndexRef, error) {
+	data, err := ix.Finish(blobs)
+	if err == nil && len(data) > maxRowIndex {
+		err = fmt.Errorf("%d bytes, more than %d", len(data), maxRowIndex)
+	}
+	if err != nil {
+		b.r.log.Warn("stream stored without a row index: dossiers from it read the whole table", "stream", name, "err", err)
+		return nil, nil
+	}
+	ib, isize, err := b.chunkStream(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		return nil, err
+	}
+	return &RowIndexRef{Size: isize, Blobs: ib}, nil
 }
 
 // StreamWriter is a stream being written by its producer.
@@ -272,9 +335,10 @@ type chunkResult struct {
 
 // chunkStream cuts rd into chunks, identifies them, seals the new ones
 // into packs and returns the stream's blob list. Chunking runs on one
-// goroutine; identifying and sealing on one worker per CPU; results are
-// put back in stream order.
-func (b *Backup) chunkStream(parent context.Context, rd io.Reader) ([]chunk.ID, int64, error) {
+// goroutine, which also passes each chunk to onChunk (when set);
+// identifying and sealing on one worker per CPU; results are put back in
+// stream order.
+func (b *Backup) chunkStream(parent context.Context, rd io.Reader, onChunk func([]byte)) ([]chunk.ID, int64, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	workers := runtime.GOMAXPROCS(0)
@@ -295,6 +359,9 @@ func (b *Backup) chunkStream(parent context.Context, rd io.Reader) ([]chunk.ID, 
 				chunkErr = err
 				cancel()
 				return
+			}
+			if onChunk != nil {
+				onChunk(data)
 			}
 			buf := append(bufPool.Get().([]byte)[:0], data...)
 			select {
@@ -376,7 +443,6 @@ func (b *Backup) chunkStream(parent context.Context, rd io.Reader) ([]chunk.ID, 
 		b.stateMu.Unlock()
 		return nil, 0, err
 	}
-	b.read.Add(size)
 	return blobs, size, nil
 }
 
@@ -611,6 +677,8 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 		return result, fmt.Errorf("snapshot could not be committed at any location: %s", joinErrors(result.Locations))
 	}
 	b.idx.addPresent(b.newPacks)
+	b.r.times.put(mid, b.m.Started)
+	b.r.times.save()
 	b.r.recordCommit(result)
 	return result, nil
 }

@@ -200,7 +200,11 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 		missing := 0
 		var example string
 		for _, s := range mv.(*Manifest).Streams {
-			for _, part := range s.Parts() {
+			parts := s.Parts()
+			if s.RowIndex != nil {
+				parts = append(parts, StreamPart{What: "row index", Blobs: s.RowIndex.Blobs})
+			}
+			for _, part := range parts {
 				where := "stream " + s.Name
 				if part.What != "" {
 					// a row delta's chain: name the snapshot that wrote the part

@@ -45,6 +45,10 @@ type Stream struct {
 	// Meta is the engine's description of a table (columns, keys, row
 	// count, fingerprint); the repository stores it without interpreting it.
 	Meta json.RawMessage `json:"meta,omitempty"`
+	// RowIndex, when set, is the stream's row index (docs/format.md, "Row
+	// index"), stored as blobs like a stream; the repository stores it
+	// without interpreting it.
+	RowIndex *RowIndexRef `json:"row_index,omitempty"`
 	// Keyed is set on a table stream whose rows are strictly ascending by
 	// a key: a later snapshot may store the table as a row delta against
 	// it. With a non-empty Chain the stream is such a delta
@@ -52,6 +56,12 @@ type Stream struct {
 	// kluis-row-delta-v1 records, the table is Chain[0]'s rows with
 	// Chain[1:] and then Blobs applied, and Size is the table's size.
 	Keyed *Keyed `json:"keyed,omitempty"`
+}
+
+// RowIndexRef locates a stream's row index: its size and blobs.
+type RowIndexRef struct {
+	Size  int64      `json:"size"`
+	Blobs []chunk.ID `json:"blobs"`
 }
 
 // Keyed describes a key-ordered table stream and, for a delta, its chain.
@@ -112,12 +122,15 @@ func linkWhat(i int, l Link) string {
 // AllBlobs returns every blob the stream needs, chain included (with
 // repetitions).
 func (s *Stream) AllBlobs() []chunk.ID {
-	if !s.IsDelta() {
+	if !s.IsDelta() && s.RowIndex == nil {
 		return s.Blobs
 	}
 	var out []chunk.ID
 	for _, p := range s.Parts() {
 		out = append(out, p.Blobs...)
+	}
+	if s.RowIndex != nil {
+		out = append(out, s.RowIndex.Blobs...) // the row index too
 	}
 	return out
 }
@@ -148,6 +161,8 @@ const (
 const (
 	manifestVersion = 1
 	maxManifest     = 256 << 20
+	// maxRowIndex bounds a stream's row index, which is read whole.
+	maxRowIndex = 256 << 20
 )
 
 // Bytes returns the total plaintext size of all streams.
@@ -201,7 +216,7 @@ func decodeManifest(plain []byte, tenant string) (*Manifest, error) {
 	}
 	seen := map[string]bool{}
 	for _, s := range m.Streams {
-		if s.Name == "" || seen[s.Name] || s.Size < 0 {
+		if s.Name == "" || seen[s.Name] || s.Size < 0 || s.RowIndex != nil && (s.RowIndex.Size < 0 || s.RowIndex.Size > maxRowIndex) {
 			return nil, fmt.Errorf("manifest: stream %q invalid or repeated: %w", s.Name, ErrCorrupt)
 		}
 		seen[s.Name] = true

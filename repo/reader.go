@@ -334,3 +334,158 @@ func describeLocations(locs []Location) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// RowIndex returns a stream's row index (Stream.RowIndex), read whole:
+// ErrNotFound when the stream has none. Its blobs are authenticated like
+// every blob; what they hold is the caller's to check.
+func (r *Repo) RowIndex(ctx context.Context, s *Stream) ([]byte, error) {
+	ri := s.RowIndex
+	if ri == nil {
+		return nil, fmt.Errorf("stream %s has no row index: %w", s.Name, ErrNotFound)
+	}
+	if ri.Size < 0 || ri.Size > maxRowIndex {
+		return nil, fmt.Errorf("stream %s: row index of %d bytes: %w", s.Name, ri.Size, ErrCorrupt)
+	}
+	rd := r.SparseReader(ctx, ri.Blobs)
+	defer rd.Close()
+	out, err := io.ReadAll(io.LimitReader(rd, ri.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: row index: %w", s.Name, err)
+	}
+	if int64(len(out)) != ri.Size {
+		return nil, fmt.Errorf("stream %s: row index holds %d bytes, its manifest says %d: %w", s.Name, len(out), ri.Size, ErrCorrupt)
+	}
+	return out, nil
+}
+
+// maxSegment bounds one ranged read of adjacent blobs.
+const maxSegment = 8 << 20
+
+// segment is a run of blobs stored one after the other in one pack.
+type segment struct {
+	ids   []chunk.ID
+	pack  Hash
+	off   int64
+	ends  []int64 // each blob's end, relative to off
+	whole bool    // no candidate: read with LoadBlob
+}
+
+// SparseReader returns the plaintext of blobs, in order (a part of a
+// stream, or a stream), reading only their bytes: each run of blobs
+// stored one after the other in a pack is one ranged read, from the first
+// location whose bytes open (every blob authenticates on its own, so a
+// damaged copy is read around). A blob that opens nowhere this way is
+// read with LoadBlob (whole packs, every candidate and location), so the
+// errors are LoadBlob's. Unlike StreamReader, what it reads does not grow
+// with the packs' other contents: a dossier needs few chunks of packs that
+// also hold other tables and older snapshots.
+func (r *Repo) SparseReader(ctx context.Context, blobs []chunk.ID) io.ReadCloser {
+	ctx, cancel := context.WithCancel(ctx)
+	sr := &streamReader{ctx: ctx, cancel: cancel, results: make(chan chan blobResult, 16), total: len(blobs)}
+	go sr.runSparse(ctx, r, blobs)
+	return sr
+}
+
+func (sr *streamReader) runSparse(ctx context.Context, r *Repo, blobs []chunk.ID) {
+	defer close(sr.results)
+	idx, err := r.Index(ctx)
+	if err != nil {
+		ch := make(chan blobResult, 1)
+		ch <- blobResult{err: err}
+		sr.results <- ch
+		return
+	}
+	var segs []*segment
+	for _, id := range blobs {
+		bl, ok := idx.Lookup(id)
+		if !ok {
+			segs = append(segs, &segment{ids: []chunk.ID{id}, whole: true})
+			continue
+		}
+		if n := len(segs); n > 0 {
+			s := segs[n-1]
+			if !s.whole && s.pack == bl.Pack && s.off+s.ends[len(s.ends)-1] == int64(bl.Offset) && s.ends[len(s.ends)-1]+int64(bl.Length) <= maxSegment {
+				s.ids = append(s.ids, id)
+				s.ends = append(s.ends, s.ends[len(s.ends)-1]+int64(bl.Length))
+				continue
+			}
+		}
+		segs = append(segs, &segment{ids: []chunk.ID{id}, pack: bl.Pack, off: int64(bl.Offset), ends: []int64{int64(bl.Length)}})
+	}
+	sem := make(chan struct{}, 4)
+	for _, s := range segs {
+		chs := make([]chan blobResult, len(s.ids))
+		fail := func(n int) {
+			for _, ch := range chs[:n] {
+				ch <- blobResult{err: ctx.Err()}
+			}
+		}
+		for i := range chs {
+			chs[i] = make(chan blobResult, 1)
+			select {
+			case sr.results <- chs[i]:
+			case <-ctx.Done():
+				fail(i)
+				return
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			fail(len(chs))
+			return
+		}
+		go func() {
+			defer func() { <-sem }()
+			plain := r.readSegment(ctx, s)
+			for i, id := range s.ids {
+				if plain[i] == nil {
+					data, err := r.LoadBlob(ctx, id, nil)
+					chs[i] <- blobResult{data: data, err: err}
+					continue
+				}
+				chs[i] <- blobResult{data: plain[i]}
+			}
+		}()
+	}
+}
+
+// readSegment returns the plaintext of a segment's blobs, nil for each
+// that no location's ranged copy opened.
+func (r *Repo) readSegment(ctx context.Context, s *segment) [][]byte {
+	plain := make([][]byte, len(s.ids))
+	if s.whole {
+		return plain
+	}
+	name := objectName(r.tenant, kindData, s.pack)
+	size := s.ends[len(s.ends)-1]
+	left := len(s.ids)
+	for _, l := range r.locs {
+		if left == 0 || ctx.Err() != nil {
+			break
+		}
+		rc, err := l.Get(ctx, name, s.off, size)
+		if err != nil {
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, size+1))
+		rc.Close()
+		if err != nil || int64(len(data)) != size {
+			continue
+		}
+		start := int64(0)
+		for i, end := range s.ends {
+			if plain[i] == nil {
+				p, err := r.sealer.Open(nil, s.ids[i], data[start:end])
+				if err == nil {
+					plain[i] = p
+					left--
+				} else {
+					r.noteRead(l, name, fmt.Errorf("blob %s does not open: %w", s.ids[i], ErrCorrupt))
+				}
+			}
+			start = end
+		}
+	}
+	return plain
+}

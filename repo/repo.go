@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -32,6 +33,10 @@ type Options struct {
 	// Signer, when set, signs every key file this appliance writes (its
 	// evidence signing key), so recovery can tell them from planted ones.
 	Signer ed25519.PrivateKey
+	// CacheDir, when set, keeps the snapshot time cache (snaptimes.go)
+	// there, so FindSnapshot("latest") opens one manifest however many
+	// there are. Without it the cache lives as long as the Repo.
+	CacheDir string
 }
 
 func (o *Options) fill() {
@@ -75,6 +80,7 @@ type Repo struct {
 	index   *Index
 
 	packs *packCache
+	times *snapTimes
 
 	// adIndex and adManifest are the associated data new index objects
 	// and manifests are sealed under: bound to tenant and repository.
@@ -95,6 +101,15 @@ func (r *Repo) Locations() []Location { return r.locs }
 
 // FingerprintKey returns the key table fingerprints are computed with.
 func (r *Repo) FingerprintKey() []byte { return r.key.FingerprintKey }
+
+// RowIndexKey returns the key the row index hashes key values under
+// (docs/format.md, "Row index"): HMAC-SHA256 of the tenant's blob-ID key
+// over a fixed label, so that it is the tenant's own and no other key.
+func (r *Repo) RowIndexKey() []byte {
+	m := hmac.New(sha256.New, r.key.IDKey)
+	m.Write([]byte("kluis row index key v1"))
+	return m.Sum(nil)
+}
 
 // LocationResult is what one location did in an operation that writes to
 // every location.
@@ -190,6 +205,7 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 	r := &Repo{tenant: tenant, cfg: cfg, key: key, sealer: s, meta: ms, locs: locs,
 		log: opts.Logger.With("tenant", tenant), now: opts.Now, master: opts.Master, ledger: opts.Ledger}
 	r.packs = newPackCache(r, 4*cfg.PackSize)
+	r.times = newSnapTimes(opts.CacheDir, tenant, cfg.ID, key.IDKey, r.log)
 	r.adIndex = boundAD(adIndexV2, tenant, cfg.ID)
 	r.adManifest = boundAD(adManifestV2, tenant, cfg.ID)
 	return r, nil
@@ -628,7 +644,11 @@ type snapshotState struct {
 }
 
 func (r *Repo) snapshotState(ctx context.Context) (*snapshotState, error) {
-	st := &snapshotState{unopened: map[Hash]string{}, planted: map[Hash]bool{}, allListed: true}
+	return r.snapshotStateOf(ctx, func(map[Hash][]string) {})
+}
+
+// listSnapshots lists the manifests at every location: where each is.
+func (r *Repo) listSnapshots(ctx context.Context, st *snapshotState) (map[Hash][]string, error) {
 	where := map[Hash][]string{}
 	listed := 0
 	for _, l := range r.locs {
@@ -647,6 +667,18 @@ func (r *Repo) snapshotState(ctx context.Context) (*snapshotState, error) {
 	if listed == 0 {
 		return nil, fmt.Errorf("tenant %s: no location could be listed", r.tenant)
 	}
+	return where, nil
+}
+
+// snapshotStateOf lists the snapshots and opens those that narrow leaves
+// in where.
+func (r *Repo) snapshotStateOf(ctx context.Context, narrow func(where map[Hash][]string)) (*snapshotState, error) {
+	st := &snapshotState{unopened: map[Hash]string{}, planted: map[Hash]bool{}, allListed: true}
+	where, err := r.listSnapshots(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	narrow(where)
 	st.snaps = make([]SnapshotInfo, 0, len(where))
 	for h, ls := range where {
 		m, err := r.LoadManifest(ctx, h)
@@ -662,6 +694,7 @@ func (r *Repo) snapshotState(ctx context.Context) (*snapshotState, error) {
 			r.log.Warn("snapshot skipped: no location has a copy that opens", "snapshot", h.String(), "err", err)
 			continue
 		}
+		r.times.put(h, m.Started)
 		// A location whose copy is damaged does not hold the snapshot.
 		var good []string
 		for _, name := range ls {
@@ -679,7 +712,67 @@ func (r *Repo) snapshotState(ctx context.Context) (*snapshotState, error) {
 		}
 		return st.snaps[i].ID.String() < st.snaps[j].ID.String()
 	})
+	r.times.save()
 	return st, nil
+}
+
+// findState is snapshotState narrowed to what FindSnapshot(ref) needs:
+// the manifests whose names match a prefix, or, for "latest", the newest
+// by the time cache together with every manifest the cache does not know
+// (opened, so their times are known from then on). The newest that opens
+// is returned; one that does not open is left out and the next tried.
+func (r *Repo) findState(ctx context.Context, ref string) (*snapshotState, error) {
+	if ref != "" && ref != "latest" {
+		prefix := strings.ToLower(ref)
+		return r.snapshotStateOf(ctx, func(where map[Hash][]string) {
+			for h := range where {
+				if !strings.HasPrefix(h.String(), prefix) {
+					delete(where, h)
+				}
+			}
+		})
+	}
+	r.times.load()
+	for {
+		st, err := r.snapshotStateOf(ctx, func(where map[Hash][]string) {
+			var newest Hash
+			var newestT time.Time
+			found := false
+			for h := range where {
+				t, ok := r.times.get(h)
+				if !ok {
+					continue // unknown: opened below
+				}
+				if !found || t.After(newestT) || t.Equal(newestT) && h.String() > newest.String() {
+					newest, newestT, found = h, t, true
+				}
+			}
+			r.times.keepOnly(where)
+			for h := range where {
+				if _, known := r.times.get(h); known && h != newest {
+					delete(where, h)
+				}
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		// The cached newest did not open: forget its time and look again.
+		retry := false
+		for h := range st.unopened {
+			if r.times.forget(h) {
+				retry = true
+			}
+		}
+		for h := range st.planted {
+			if r.times.forget(h) {
+				retry = true
+			}
+		}
+		if !retry {
+			return st, nil
+		}
+	}
 }
 
 // LoadManifest reads, authenticates and decodes a snapshot manifest from
@@ -693,9 +786,15 @@ func (r *Repo) LoadManifest(ctx context.Context, id Hash) (*Manifest, error) {
 }
 
 // FindSnapshot resolves "latest", a full ID or a unique prefix of at least
-// 4 hex digits.
+// 4 hex digits. Its cost does not grow with the number of snapshots: it
+// lists the manifests' names and opens only the one it returns (for
+// "latest", the start times of the others come from the snapshot time
+// cache, Options.CacheDir; a manifest not in it is opened once).
 func (r *Repo) FindSnapshot(ctx context.Context, ref string) (SnapshotInfo, error) {
-	st, err := r.snapshotState(ctx)
+	if ref != "" && ref != "latest" && len(ref) < 4 {
+		return SnapshotInfo{}, fmt.Errorf("snapshot %q: give at least 4 hex digits or \"latest\"", ref)
+	}
+	st, err := r.findState(ctx, ref)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}

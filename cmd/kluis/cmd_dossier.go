@@ -180,6 +180,7 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 	for _, t := range res.Tables {
 		fmt.Fprintf(g.stdout, "  %-40s %8d  member by %s\n", display.Escape(t.Table), t.Rows, display.Escape(t.Via))
 	}
+	fmt.Fprintln(g.stdout, readSummary(res))
 	if len(res.Shared) > 0 {
 		fmt.Fprintln(g.stdout, "shared rows it refers to (not part of the dossier; they must exist in a restore target):")
 		for _, sh := range res.Shared {
@@ -187,6 +188,25 @@ func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	return nil
+}
+
+// readSummary says how much of the snapshot a dossier read: chunks read
+// through row indexes, and which tables were read whole and why.
+func readSummary(res *dossier.Result) string {
+	var read, all int
+	var whole []string
+	for _, t := range res.Tables {
+		read += t.ChunksRead
+		all += t.Chunks
+		if t.Read == "full" {
+			whole = append(whole, t.Table+" ("+t.ReadReason+")")
+		}
+	}
+	msg := fmt.Sprintf("read %d of %d chunks of the member tables", read, all)
+	if len(whole) > 0 {
+		msg += "; read whole: " + shortList(whole, 3)
+	}
+	return display.Escape(msg)
 }
 
 func shortList(xs []string, n int) string {

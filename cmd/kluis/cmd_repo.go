@@ -113,7 +113,7 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 		if eerr != nil {
 			return eerr
 		}
-		res, err = backup.Database(ctx, r, eng, opts)
+		res, err = backup.DatabaseIndexed(ctx, r, eng, opts, dossier.BackupIndex(a.Cfg, t.ID))
 	}
 	prog.done()
 	if res != nil {

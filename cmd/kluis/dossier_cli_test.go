@@ -50,12 +50,22 @@ policy: {pack_size: 1MiB}
 			Table string `json:"table"`
 			Rows  int64  `json:"rows"`
 			Via   string `json:"via"`
+			Read  string `json:"read"`
+			Why   string `json:"read_reason"`
 		} `json:"tables"`
 		Shared []struct {
 			Table string `json:"table"`
 		} `json:"shared"`
 	}
 	e.mustJSON(0, &show, "dossier", "show", "--tenant", dossierTenant, "--id", "3", "--operator", "support-jan")
+	// Issue 19: the backup of a tenant with a profile writes the row
+	// index, and show reads through it.
+	for _, tb := range show.Tables {
+		if tb.Read != "index" {
+			t.Errorf("dossier show read %s %s (%s), want index", tb.Table, tb.Read, tb.Why)
+		}
+	}
+
 	if len(show.Tables) < 5 || show.Tables[0].Table != "clients" || show.Tables[0].Rows != 1 || len(show.Shared) == 0 {
 		t.Fatalf("dossier show: %+v", show)
 	}

@@ -2,19 +2,18 @@ package dossier
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/rowindex"
 	"github.com/kluis-nl/kluis/source"
 )
 
@@ -37,6 +36,14 @@ type TableCount struct {
 	Rows  int64  `json:"rows"`
 	// Via says which reference made the table a member (Step.Reason).
 	Via string `json:"via,omitempty"`
+	// Read says how the table's stream was read: "index" (only the
+	// chunks its row index says can hold dossier rows) or "full" (every
+	// chunk; ReadReason says why).
+	Read       string `json:"read"`
+	ReadReason string `json:"read_reason,omitempty"`
+	// Chunks is the stream's number of chunks, ChunksRead how many were read.
+	Chunks     int `json:"chunks"`
+	ChunksRead int `json:"chunks_read"`
 }
 
 // SharedRef is a set of rows outside the dossier that dossier rows refer
@@ -75,13 +82,14 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 	}
 	refs := map[string]*refSet{}
 	res := &Result{}
+	ix := newIndexUse(src)
 	for _, st := range p.Steps {
 		t := st.Table
 		s, ok := m.Stream(backup.TableStream(t.Name))
 		if !ok {
 			return nil, fmt.Errorf("snapshot has no stream for table %s: %w", t.Name, repo.ErrCorrupt)
 		}
-		dec, err := newDecoder(t)
+		dec, err := rowindex.NewDecoder(t.Table)
 		if err != nil {
 			return nil, err
 		}
@@ -149,10 +157,9 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 			}
 		}
 		var n, scanned int64
-		rd := src.StreamReader(ctx, s)
-		err = eachLine(rd, func(line []byte) error {
+		visit := func(line []byte) error {
 			scanned++
-			row, err := dec(fieldPrefix(line, upto+1))
+			row, err := dec(rowindex.FieldPrefix(line, upto+1))
 			if err != nil {
 				return fmt.Errorf("table %s row %d: %w", t.Name, scanned, err)
 			}
@@ -161,14 +168,14 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 			}
 			in := false
 			if st.Root {
-				k, ok := valueKey(row[keyPos[0]])
+				k, ok := rowindex.ValueKey(row[keyPos[0]])
 				in = ok && k == id
 			}
 			for _, e := range member {
 				if in {
 					break
 				}
-				if k, ok := tupleKey(row, e.pos); ok {
+				if k, ok := rowindex.TupleKey(row, e.pos); ok {
 					_, in = e.set[k]
 				}
 			}
@@ -183,12 +190,12 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 			}
 			n++
 			for _, e := range needs {
-				if k, ok := tupleKey(row, e.pos); ok {
+				if k, ok := rowindex.TupleKey(row, e.pos); ok {
 					e.set[k] = struct{}{}
 				}
 			}
 			for _, e := range outside {
-				k, ok := tupleKey(row, e.pos)
+				k, ok := rowindex.TupleKey(row, e.pos)
 				if !ok {
 					continue
 				}
@@ -206,16 +213,44 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 				return sink.Row(ctx, t, row)
 			}
 			return nil
-		})
-		rd.Close()
+		}
+		tc := TableCount{Table: t.Name, Via: st.Reason, Chunks: len(s.Blobs)}
+		var probes []probe
+		if st.Root {
+			probes = append(probes, probe{cols: []string{p.Key}, keys: map[string]struct{}{id: {}}})
+		}
+		for _, e := range member {
+			probes = append(probes, probe{cols: e.edge.Columns, keys: e.set})
+		}
+		x, sel, why := ix.choose(ctx, s, t, probes)
+		if x == nil {
+			tc.Read, tc.ReadReason, tc.ChunksRead = "full", why, len(s.Blobs)
+			rd := ix.reader(ctx, src, s.Blobs, s)
+			err = eachLine(rd, visit)
+			rd.Close()
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err == nil && scanned != t.Rows {
+				err = fmt.Errorf("table %s: stream has %d rows, manifest says %d: %w", t.Name, scanned, t.Rows, repo.ErrCorrupt)
+			}
+		} else {
+			tc.Read = "index"
+			err = eachRun(sel, func(a, b int) error {
+				tc.ChunksRead += b - a + 1
+				rd := ix.reader(ctx, src, s.Blobs[a:b+1], s)
+				defer rd.Close()
+				if err := x.ReadRun(rd, a, b, visit); err != nil {
+					if errors.Is(err, rowindex.ErrBadIndex) {
+						return fmt.Errorf("table %s: the row index does not fit the stream: %w: %w", t.Name, err, repo.ErrCorrupt)
+					}
+					return err
+				}
+				return ctx.Err()
+			})
+		}
 		if err != nil {
 			return nil, err
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if scanned != t.Rows {
-			return nil, fmt.Errorf("table %s: stream has %d rows, manifest says %d: %w", t.Name, scanned, t.Rows, repo.ErrCorrupt)
 		}
 		if sink != nil {
 			if err := sink.EndTable(ctx, t, n); err != nil {
@@ -225,7 +260,8 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 		if st.Root && n == 0 {
 			return nil, ErrNotFound
 		}
-		res.Tables = append(res.Tables, TableCount{Table: t.Name, Rows: n, Via: st.Reason})
+		tc.Rows = n
+		res.Tables = append(res.Tables, tc)
 		res.Rows += n
 		res.ScannedRows += scanned
 	}
@@ -247,54 +283,8 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 	return res, nil
 }
 
-// fieldPrefix returns line cut before its n-th field separator (the whole
-// line when it has fewer).
-func fieldPrefix(line []byte, n int) []byte {
-	off := 0
-	for range n {
-		i := bytes.IndexByte(line[off:], '\t')
-		if i < 0 {
-			return line
-		}
-		off += i + 1
-	}
-	return line[:off-1]
-}
-
 func setName(group string, cols []string) string {
 	return group + "\x00" + strings.Join(cols, "\x00")
-}
-
-// newDecoder returns the row decoder of a table's encoding.
-func newDecoder(t source.TableMeta) (func([]byte) ([]source.Value, error), error) {
-	switch t.Encoding {
-	case source.RowEncoding:
-		var buf []source.Value
-		return func(line []byte) ([]source.Value, error) {
-			var err error
-			buf, err = source.ParseRow(buf[:0], line)
-			return buf, err
-		}, nil
-	case "pg-copy-text":
-		var fields [][]byte
-		var buf []source.Value
-		return func(line []byte) ([]source.Value, error) {
-			var err error
-			if fields, err = ParseCopyLine(fields, line); err != nil {
-				return nil, err
-			}
-			buf = buf[:0]
-			for _, f := range fields {
-				if f == nil {
-					buf = append(buf, source.NullValue())
-				} else {
-					buf = append(buf, source.TextValue(f))
-				}
-			}
-			return buf, nil
-		}, nil
-	}
-	return nil, fmt.Errorf("table %s: row encoding %q is not supported by dossier extraction", t.Name, t.Encoding)
 }
 
 // maxLine bounds one row line (kluis-row-v1's own bound).
@@ -331,43 +321,6 @@ func eachLine(r io.Reader, fn func([]byte) error) error {
 			return err
 		}
 	}
-}
-
-// valueKey is the comparable form of a key value; NULL matches nothing.
-// Integers and integral floats compare by their decimal form, so a SQLite
-// 3 and 3.0 (and a PostgreSQL "3") meet.
-func valueKey(v source.Value) (string, bool) {
-	switch v.Kind {
-	case source.KindNull:
-		return "", false
-	case source.KindInt:
-		return strconv.FormatInt(v.Int, 10), true
-	case source.KindFloat:
-		if v.Float == math.Trunc(v.Float) && math.Abs(v.Float) < 1<<53 {
-			return strconv.FormatInt(int64(v.Float), 10), true
-		}
-		return strconv.FormatFloat(v.Float, 'g', -1, 64), true
-	case source.KindBlob:
-		return "\x00blob\x00" + string(v.Bytes), true
-	}
-	return string(v.Bytes), true
-}
-
-func tupleKey(row []source.Value, pos []int) (string, bool) {
-	if len(pos) == 1 {
-		return valueKey(row[pos[0]])
-	}
-	var b strings.Builder
-	for _, p := range pos {
-		k, ok := valueKey(row[p])
-		if !ok {
-			return "", false
-		}
-		b.WriteString(strconv.Itoa(len(k)))
-		b.WriteByte(':')
-		b.WriteString(k)
-	}
-	return b.String(), true
 }
 
 func cloneValue(v source.Value) source.Value {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/kluis-nl/kluis/rowindex"
 )
 
 func TestParseCopyLine(t *testing.T) {
@@ -108,7 +110,7 @@ func TestFieldPrefix(t *testing.T) {
 		{"\t\t", 2, "\t"},
 		{"", 1, ""},
 	} {
-		if got := string(fieldPrefix([]byte(c.line), c.n)); got != c.want {
+		if got := string(rowindex.FieldPrefix([]byte(c.line), c.n)); got != c.want {
 			t.Errorf("fieldPrefix(%q, %d) = %q, want %q", c.line, c.n, got, c.want)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/rowindex"
 	"github.com/kluis-nl/kluis/source"
 )
 
@@ -331,19 +332,7 @@ func (p *Plan) Tables() []string {
 
 // columnIndex returns the positions of cols in t, or an error.
 func columnIndex(t source.Table, cols []string) ([]int, error) {
-	out := make([]int, len(cols))
-	for i, c := range cols {
-		out[i] = -1
-		for j, tc := range t.Columns {
-			if tc.Name == c {
-				out[i] = j
-			}
-		}
-		if out[i] < 0 {
-			return nil, fmt.Errorf("table %s has no column %q", t.Name, c)
-		}
-	}
-	return out, nil
+	return rowindex.ColumnIndex(t, cols)
 }
 
 func (p *Plan) allTables() []source.TableMeta {

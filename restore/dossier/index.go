@@ -1,0 +1,168 @@
+package dossier
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/chunk"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/rowindex"
+	"github.com/kluis-nl/kluis/source"
+)
+
+// IndexColumns returns what a backup indexes for dossiers of profile p
+// (backup.DatabaseIndexed): per table, the column lists a dossier selects
+// its rows by — the root's key and every member reference of the plan
+// (declared foreign keys and edges:). A profile that does not fit the
+// tables indexes nothing: its dossiers fail anyway, and read whole once
+// it is fixed.
+func IndexColumns(engine string, p *config.Dossier) backup.IndexColumns {
+	return func(tables []source.Table) map[string][][]string {
+		metas := make([]source.TableMeta, len(tables))
+		for i, t := range tables {
+			metas[i].Table = t
+		}
+		plan, err := NewPlan(engine, metas, p)
+		if err != nil {
+			return nil
+		}
+		out := map[string][][]string{}
+		for _, st := range plan.Steps {
+			name := st.Table.Name
+			if st.Root {
+				out[name] = append(out[name], []string{plan.Key})
+			}
+			for _, e := range st.Member {
+				out[name] = append(out[name], e.Columns)
+			}
+		}
+		return out
+	}
+}
+
+// IndexSource is a StreamSource that also reads streams' row indexes
+// and single blobs; *repo.Repo is one. Extract uses the row index, and
+// reads only the bytes of the chunks it needs, when its source is one.
+type IndexSource interface {
+	StreamSource
+	RowIndex(ctx context.Context, s *repo.Stream) ([]byte, error)
+	RowIndexKey() []byte
+	SparseReader(ctx context.Context, blobs []chunk.ID) io.ReadCloser
+}
+
+// probe is one way a table's rows join the dossier: the values (key
+// forms) a column list must hold.
+type probe struct {
+	cols []string
+	keys map[string]struct{}
+}
+
+// indexUse is Extract's access to row indexes.
+type indexUse struct {
+	src IndexSource
+	h   *rowindex.Hasher
+}
+
+func newIndexUse(src StreamSource) *indexUse {
+	is, ok := src.(IndexSource)
+	if !ok {
+		return &indexUse{}
+	}
+	return &indexUse{src: is, h: rowindex.NewHasher(is.RowIndexKey())}
+}
+
+// choose returns the row index of stream s and the chunks that may hold
+// rows matching any probe, or no index and why the stream must be read
+// whole: the snapshot has none (older kluis, no profile at backup time, a
+// table it could not index), the index does not cover a column list the
+// plan follows now (the profile changed since the snapshot), or the index
+// is damaged or does not fit the stream. A damaged index is never used.
+func (u *indexUse) choose(ctx context.Context, s *repo.Stream, t source.TableMeta, probes []probe) (*rowindex.Index, []bool, string) {
+	if u.src == nil {
+		return nil, nil, "the source has no row indexes"
+	}
+	if s.IsDelta() {
+		return nil, nil, "a row delta: read whole, merged with its chain"
+	}
+	if s.RowIndex == nil {
+		return nil, nil, "the snapshot has no row index for this table"
+	}
+	data, err := u.src.RowIndex(ctx, s)
+	if err != nil {
+		return nil, nil, "row index unreadable: " + err.Error()
+	}
+	x, err := rowindex.Decode(data)
+	if err == nil {
+		err = x.Verify(s.Blobs, t.Rows)
+	}
+	if err != nil {
+		return nil, nil, "row index damaged: " + err.Error()
+	}
+	var hashes []uint64
+	for _, pr := range probes {
+		set := x.Set(pr.cols)
+		if set < 0 {
+			return nil, nil, fmt.Sprintf("the row index does not cover (%s): the dossier profile changed since the snapshot", strings.Join(pr.cols, ", "))
+		}
+		for k := range pr.keys {
+			hashes = append(hashes, u.h.Hash(set, k))
+		}
+	}
+	sel := make([]bool, len(x.Chunks))
+	for c := range x.Chunks {
+		for _, h := range hashes {
+			if x.MayContain(c, h) {
+				sel[c] = true
+				break
+			}
+		}
+	}
+	return x, sel, ""
+}
+
+// reader returns the plaintext of blobs, a part of stream s.
+func (u *indexUse) reader(ctx context.Context, src StreamSource, blobs []chunk.ID, s *repo.Stream) io.ReadCloser {
+	if s.IsDelta() {
+		return src.StreamReader(ctx, s) // the chain merged: the table's rows
+	}
+	if u.src != nil {
+		return u.src.SparseReader(ctx, blobs)
+	}
+	return src.StreamReader(ctx, &repo.Stream{Name: s.Name, Blobs: blobs})
+}
+
+// eachRun calls fn with every run a..b of consecutive selected chunks.
+func eachRun(sel []bool, fn func(a, b int) error) error {
+	for a := 0; a < len(sel); a++ {
+		if !sel[a] {
+			continue
+		}
+		b := a
+		for b+1 < len(sel) && sel[b+1] {
+			b++
+		}
+		if err := fn(a, b); err != nil {
+			return err
+		}
+		a = b
+	}
+	return nil
+}
+
+// BackupIndex returns what the backups of tenant index: the column lists
+// of its dossier profile, or nil when it has none.
+func BackupIndex(cfg *config.Config, tenant string) backup.IndexColumns {
+	p, err := cfg.DossierFor(tenant)
+	if err != nil {
+		return nil
+	}
+	t, err := cfg.Tenant(tenant)
+	if err != nil {
+		return nil
+	}
+	return IndexColumns(t.Engine, p)
+}
