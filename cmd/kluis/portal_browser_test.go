@@ -306,7 +306,7 @@ func requestDossierInBrowser(t *testing.T, p *portalEnv, u *portalUser, tenant, 
 	u.page.SetValue("#delivery", delivery)
 	u.page.Click("#request-submit")
 	rid := requestIDOf(t, u.page)
-	if st := u.page.Text("#req-state"); st != "pending" {
+	if st := u.page.Attr("#req-state", "data-state"); st != "pending" {
 		t.Fatalf("%s: the new request is %q", u.name, st)
 	}
 	if shotRequest != "" {
@@ -336,11 +336,11 @@ func approveInBrowser(t *testing.T, p *portalEnv, a *portalUser, rid string) {
 func waitRequestState(t *testing.T, pg *browsertest.Page, states ...string) string {
 	t.Helper()
 	js, _ := json.Marshal(states)
-	pg.WaitFor(fmt.Sprintf("request state %v", states), fmt.Sprintf(`document.readyState == "complete" && (%s.includes((document.querySelector("#req-state") || {}).textContent) || !((document.querySelector("#webauthn-error") || {hidden: true}).hidden))`, js))
+	pg.WaitFor(fmt.Sprintf("request state %v", states), fmt.Sprintf(`document.readyState == "complete" && (%s.includes((document.querySelector("#req-state") || {dataset: {}}).dataset.state) || !((document.querySelector("#webauthn-error") || {hidden: true}).hidden))`, js))
 	if pg.Count("#webauthn-error:not([hidden])") == 1 {
 		t.Fatalf("%s: the passkey ceremony failed: %s\nconsole:\n%s", pg.Name, pg.Text("#webauthn-error"), pg.ConsoleText())
 	}
-	return pg.Text("#req-state")
+	return pg.Attr("#req-state", "data-state")
 }
 
 // TestPortalInBrowser walks the portal as its users do, in chromium: ops
@@ -571,7 +571,7 @@ func TestPortalInBrowser(t *testing.T) {
 	if !t.Run("practice downloads the dossier", func(t *testing.T) {
 		defer use(t, p, ada, vera)()
 		ada.page.Go(p.base + "/requests/" + rid)
-		if st := ada.page.Text("#req-state"); st != "approved" {
+		if st := ada.page.Attr("#req-state", "data-state"); st != "approved" {
 			t.Fatalf("ada sees request %s as %q", rid, st)
 		}
 		docShot(t, ada.page, "practice-approved")
