@@ -192,6 +192,11 @@ func enrolInBrowser(t *testing.T, u *portalUser, link, shotName string) {
 		t.Fatalf("%s: the enrolment page shows no TOTP secret", u.name)
 	}
 	u.app = browsertest.NewTOTP(secret)
+	// The QR code (a PNG from kluis web; the CSP allows no data: image)
+	// is loaded and shown.
+	if w := browsertest.Evaluate[int](u.page, `(document.querySelector("#totp-qr") || {}).naturalWidth || 0`); w < 100 {
+		t.Errorf("%s: the enrolment page shows no QR code (width %d)", u.name, w)
+	}
 	u.page.Fill(map[string]string{"#password": u.password, "#password2": u.password, "#code": u.app.Code(t)})
 	if shotName != "" {
 		docShot(t, u.page, shotName)
@@ -561,6 +566,20 @@ func TestPortalInBrowser(t *testing.T) {
 		vera.page.Click("#open-" + rid)
 		if got := vera.page.Text("#req-reason"); !strings.Contains(got, "ticket 4711") {
 			t.Errorf("the approver does not see the reason: %q", got)
+		}
+		// The approver sees what is released: the daemon's counts, the
+		// same as `dossier show`, in Dutch.
+		want := p.cliDossierShow("praktijk-a", snapshot, "3")
+		got := map[string]int64{}
+		for _, r := range browsertest.Evaluate[[][]string](vera.page, `[...document.querySelectorAll("#req-tables tbody tr")].map(r => [...r.cells].map(c => c.innerText.trim()))`) {
+			n, _ := strconv.ParseInt(r[1], 10, 64)
+			got[r[0]] = n
+		}
+		if len(want) == 0 || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("the approver's table counts differ from dossier show:\nportal %v\nCLI    %v", got, want)
+		}
+		if st := vera.page.Text("#req-state"); st != "In afwachting" {
+			t.Errorf("the state is shown as %q, not in Dutch", st)
 		}
 		docShot(t, vera.page, "approver-request")
 		approveInBrowser(t, p, vera, rid)
