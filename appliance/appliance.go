@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -92,7 +93,11 @@ func OpenLocation(cfg *config.Config, l config.Location) (repo.Location, error) 
 func (a *Appliance) MasterKey() (repo.MasterKey, error) {
 	a.masterOnce.Do(func() {
 		a.master, a.masterErr = repo.LoadMasterKey(a.Cfg.Resolve(a.Cfg.Appliance.MasterKeyFile))
-		a.masterErr = a.KeyFileError(a.masterErr)
+		if adv := a.missingMasterKeyAdvice(); adv != "" && errors.Is(a.masterErr, fs.ErrNotExist) {
+			a.masterErr = fmt.Errorf("%w; %s", a.masterErr, adv)
+		} else {
+			a.masterErr = a.KeyFileError(a.masterErr)
+		}
 	})
 	return a.master, a.masterErr
 }

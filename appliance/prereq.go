@@ -75,7 +75,13 @@ func (a *Appliance) MissingFiles() []config.Problem {
 			if keyAdvice == "" {
 				keyAdvice = a.KeyAdvice()
 			}
-			out = append(out, config.Problem{Path: k.path, Message: fmt.Sprintf("%s does not exist; %s", k.file, keyAdvice)})
+			advice := keyAdvice
+			if k.path == "appliance.master_key_file" {
+				if m := a.missingMasterKeyAdvice(); m != "" {
+					advice = m
+				}
+			}
+			out = append(out, config.Problem{Path: k.path, Message: fmt.Sprintf("%s does not exist; %s", k.file, advice)})
 		}
 	}
 	for i, t := range a.Cfg.Tenants {

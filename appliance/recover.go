@@ -38,6 +38,12 @@ type RecoverOptions struct {
 	SigningPublicKeyFiles []string
 	// AllowUnreachable recovers although a location cannot be read.
 	AllowUnreachable bool
+	// Signers are trusted signing public keys besides those files (this
+	// appliance's own, when only its master key was lost).
+	Signers []ed25519.PublicKey
+	// Gone recovers a tenant the config no longer declares (its snapshots
+	// are still under retention, daemon.GoneTenants).
+	Gone bool
 }
 
 // RecoverRepo brings a tenant's repository under this appliance's master
@@ -46,19 +52,14 @@ type RecoverOptions struct {
 // appliance (its public key from the recovery kit) when one is given, and
 // in agreement at every location.
 func (a *Appliance) RecoverRepo(ctx context.Context, tenant string, o RecoverOptions) (*repo.Repo, []repo.LocationResult, error) {
-	if _, err := a.Cfg.Tenant(tenant); err != nil {
+	if _, err := a.Cfg.Tenant(tenant); err != nil && !o.Gone {
 		return nil, nil, err
 	}
-	f, err := os.Open(o.IdentityFile)
+	ids, err := ParseIdentityFile(o.IdentityFile)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer f.Close()
-	ids, err := age.ParseIdentities(f)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", o.IdentityFile, err)
-	}
-	ro := repo.RecoverOptions{Identities: ids, RequireSigned: len(o.SigningPublicKeyFiles) > 0, AllowUnreachable: o.AllowUnreachable}
+	ro := repo.RecoverOptions{Identities: ids, Signers: o.Signers, RequireSigned: len(o.SigningPublicKeyFiles)+len(o.Signers) > 0, AllowUnreachable: o.AllowUnreachable}
 	for _, p := range o.SigningPublicKeyFiles {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -130,4 +131,19 @@ func (a *Appliance) KeyRing() (*keyring.Ring, error) {
 		return nil, errors.New("no signing key (appliance.signing_key_file): run kluis keys init")
 	}
 	return keyring.Load(a.StateDir(), key.Public().(ed25519.PublicKey))
+}
+
+// ParseIdentityFile reads the offline recovery identity (age X25519
+// identities). Its errors never show the file's contents.
+func ParseIdentityFile(path string) ([]age.Identity, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ids, err := age.ParseIdentities(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ids, nil
 }

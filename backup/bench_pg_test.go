@@ -2,7 +2,9 @@ package backup_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,42 +19,120 @@ import (
 	"github.com/kluis-nl/kluis/synth"
 )
 
-// TestBenchPostgresVsPgDump compares the kluis CLI with pg_dump and
-// pg_restore on the same synthetic practice database, same server:
+// BenchmarkPostgresSideBySide runs kluis next to pg_dump, pg_restore and
+// restic on one throwaway PostgreSQL server holding the synthetic practice
+// (synth), and prints seconds, bytes stored and peak RSS of each command:
 //
-//	KLUIS_BENCH_PG_MB=500 go test ./backup -run BenchPostgres -v -timeout 60m
+//	KLUIS_BENCH_PG_MB=50,150,500 KLUIS_BENCH_NIGHTS=30 \
+//	  go test ./backup -run '^$' -bench PostgresSideBySide -benchtime 1x -timeout 3h -v
 //
-// It prints wall time and peak RSS of each: the first kluis backup vs
-// `pg_dump > /dev/null`, the next night's backup after a working day, and a
-// full restore vs `pg_restore -j 2` from an uncompressed directory dump.
-func TestBenchPostgresVsPgDump(t *testing.T) {
-	mb, _ := strconv.Atoi(os.Getenv("KLUIS_BENCH_PG_MB"))
-	if mb <= 0 {
-		t.Skip("set KLUIS_BENCH_PG_MB (e.g. 500) to run the PostgreSQL benchmark")
+// KLUIS_BENCH_KLUIS_BEFORE names another kluis binary whose restore is
+// timed too (before/after a change). KLUIS_BENCH_PG_MB lists database sizes (the growth table over data);
+// KLUIS_BENCH_NIGHTS the number of nights (default 2; the growth table over
+// history reports nights 1, 7 and 30 when reached). Without
+// KLUIS_BENCH_PG_MB nothing runs, so CI pays nothing. restic 0.18.1 is
+// taken from ~/.cache/kluis/restic or $KLUIS_RESTIC, or built with `go
+// install`; without it the restic rows are left out, with a message.
+//
+// Each night: a synthetic working day (synth.WorkingDay), then
+// `kluis backup` to two local locations, then `restic backup
+// --stdin-from-command -- pg_dump …` and `restic copy` to a second
+// repository. After the last night: pg_dump -Fd -Z0 and `pg_restore -j 2`
+// into a new database, and `kluis restore --parallel 2` into another
+// (which proves every table's fingerprint).
+func BenchmarkPostgresSideBySide(b *testing.B) {
+	sizes := envList(b, "KLUIS_BENCH_PG_MB", nil)
+	if len(sizes) == 0 {
+		b.Skip("set KLUIS_BENCH_PG_MB (e.g. 50 or 50,150,500) to run the side-by-side benchmark")
 	}
 	if _, err := os.Stat("/usr/bin/time"); err != nil {
-		t.Skip("needs GNU time (/usr/bin/time, Debian package time) for peak RSS")
+		b.Skip("needs GNU time (/usr/bin/time, Debian package time) for peak RSS")
 	}
+	nights := 2
+	if n := envList(b, "KLUIS_BENCH_NIGHTS", nil); len(n) == 1 && n[0] >= 1 {
+		nights = n[0]
+	}
+	restic := findRestic(b)
+	bin := filepath.Join(b.TempDir(), "kluis")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/kluis").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, mb := range sizes {
+		b.Run(fmt.Sprintf("%dMB", mb), func(b *testing.B) {
+			for b.Loop() {
+				sideBySide(b, bin, restic, mb, nights)
+			}
+		})
+	}
+}
+
+func envList(b *testing.B, name string, def []int) []int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want positive numbers separated by commas", name, v)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// findRestic returns a restic 0.18.1 binary, or "" (with a message).
+func findRestic(b *testing.B) string {
+	home, _ := os.UserHomeDir()
+	cached := filepath.Join(home, ".cache", "kluis", "restic")
+	for _, p := range []string{os.Getenv("KLUIS_RESTIC"), cached} {
+		if p == "" {
+			continue
+		}
+		if out, err := exec.Command(p, "version").Output(); err == nil && strings.Contains(string(out), "0.18.1") {
+			return p
+		}
+	}
+	dir := b.TempDir()
+	cmd := exec.Command("go", "install", "github.com/restic/restic/cmd/restic@v0.18.1")
+	cmd.Env = append(os.Environ(), "GOBIN="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Logf("restic 0.18.1 not found and not built (%v: %s): restic rows left out", err, strings.TrimSpace(string(out)))
+		return ""
+	}
+	return filepath.Join(dir, "restic")
+}
+
+type benchRow struct {
+	name  string
+	secs  float64
+	rssKB int64
+	bytes int64 // stored after the command; 0 when not applicable
+}
+
+func sideBySide(b *testing.B, bin, restic string, mb, nights int) {
 	ctx := context.Background()
-	srv := pgtest.Start(t)
-	dsn := srv.CreateDB(t, "bench")
-	db := openDB(t, dsn)
+	srv := pgtest.Start(b)
+	dsn := srv.CreateDB(b, "bench")
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
 	scale := synth.ScaleForBytes(int64(mb) << 20)
 	t0 := time.Now()
 	if err := synth.Generate(ctx, db, synth.Postgres, scale, 11); err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
-	t.Logf("generated %d clients in %s", scale.Clients, time.Since(t0).Round(time.Second))
+	b.Logf("%d MB: generated %d clients in %s", mb, scale.Clients, time.Since(t0).Round(time.Second))
 
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "kluis")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/kluis").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	dir := b.TempDir()
 	cfg, _ := pgx.ParseConfig(dsn)
-	conn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s", cfg.Host, cfg.Port, cfg.User, cfg.Database)
-	env := append(os.Environ(), "PGPASSWORD="+cfg.Password, "KLUIS_CONFIG="+filepath.Join(dir, "kluis.yaml"))
-	os.WriteFile(filepath.Join(dir, "src.dsn"), []byte(conn+" password="+cfg.Password+"\n"), 0o600)
+	host, port := cfg.Host, fmt.Sprint(cfg.Port)
+	env := append(os.Environ(), "PGPASSWORD="+cfg.Password, "KLUIS_CONFIG="+filepath.Join(dir, "kluis.yaml"),
+		"RESTIC_PASSWORD=bench", "RESTIC_FROM_PASSWORD=bench", "RESTIC_CACHE_DIR="+filepath.Join(dir, "restic-cache"))
+	os.WriteFile(filepath.Join(dir, "src.dsn"), []byte(fmt.Sprintf("host=%s port=%s user=%s dbname=%s password=%s\n", host, port, cfg.User, cfg.Database, cfg.Password)), 0o600)
 	os.WriteFile(filepath.Join(dir, "kluis.yaml"), []byte(`
 appliance: {id: bench, state_dir: ./state, master_key_file: ./master.key, signing_key_file: ./signing.key}
 locations:
@@ -61,64 +141,143 @@ locations:
 tenants:
   - {id: bench, engine: postgres, dsn_file: ./src.dsn}
 `), 0o644)
-	run := func(name string, args ...string) (time.Duration, int64) {
-		t.Helper()
-		// GNU time reports the child's own peak RSS; the kernel's rusage of
-		// a child started with vfork includes the parent's pages.
+	run := func(args ...string) (float64, int64) {
+		b.Helper()
+		// GNU time reports the peak RSS of the command (the largest of a
+		// pipeline's processes).
 		rssFile := filepath.Join(dir, "rss")
 		cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rssFile}, args...)...)
 		cmd.Env, cmd.Dir = env, dir
-		if strings.HasSuffix(name, "/dev/null") {
-			cmd.Stdout = nil
-		}
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		start := time.Now()
 		if err := cmd.Run(); err != nil {
-			t.Fatalf("%s: %v\n%s", name, err, stderr.String())
+			b.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 		}
 		d := time.Since(start)
 		out, _ := os.ReadFile(rssFile)
 		kb, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
-		return d, kb
+		return d.Seconds(), kb
 	}
-	pgDump, pgRestore := srv.Tool(t, "pg_dump"), srv.Tool(t, "pg_restore")
-	type row struct {
-		name string
-		d    time.Duration
-		rss  int64
+	var rows []benchRow
+	add := func(name string, stored func() int64, args ...string) benchRow {
+		s, rss := run(args...)
+		r := benchRow{name: name, secs: s, rssKB: rss}
+		if stored != nil {
+			r.bytes = stored()
+		}
+		rows = append(rows, r)
+		return r
 	}
-	var rows []row
-	add := func(name string, args ...string) time.Duration {
-		d, rss := run(name, args...)
-		rows = append(rows, row{name, d, rss})
-		return d
+	pgDump, pgRestore := srv.Tool(b, "pg_dump"), srv.Tool(b, "pg_restore")
+	conn := []string{"-h", host, "-p", port, "-U", cfg.User}
+	kluisBytes := func() int64 { return duBytes(b, filepath.Join(dir, "loc-a")) }
+	resticBytes := func() int64 { return duBytes(b, filepath.Join(dir, "restic-a")) }
+	run(bin, "keys", "init")
+	run(bin, "init", "--tenant", "bench")
+	if restic != "" {
+		run(restic, "init", "-q", "-r", filepath.Join(dir, "restic-a"))
+		run(restic, "init", "-q", "-r", filepath.Join(dir, "restic-b"), "--from-repo", filepath.Join(dir, "restic-a"), "--copy-chunker-params")
 	}
-	add("kluis keys init", bin, "keys", "init")
-	add("kluis init", bin, "init", "--tenant", "bench")
-	dumpT := add("pg_dump > /dev/null", pgDump, "-h", cfg.Host, "-p", fmt.Sprint(cfg.Port), "-U", cfg.User, "-f", "/dev/null", cfg.Database)
-	firstT := add("kluis backup (first)", bin, "backup", "--tenant", "bench")
-	if _, err := synth.WorkingDay(ctx, db, synth.Postgres, scale, 11, 1); err != nil {
-		t.Fatal(err)
+
+	type night struct {
+		n                               int
+		dump, kluis, restic             benchRow
+		kluisStored, resticStored       int64
+		kluisIncrement, resticIncrement int64
 	}
-	nextT := add("kluis backup (next night)", bin, "backup", "--tenant", "bench")
+	var history []night
+	for n := 1; n <= nights; n++ {
+		if n > 1 {
+			if _, err := synth.WorkingDay(ctx, db, synth.Postgres, scale, 11, n-1); err != nil {
+				b.Fatal(err)
+			}
+		}
+		nt := night{n: n}
+		nt.dump = add(fmt.Sprintf("night %d: pg_dump > /dev/null", n), nil, append([]string{pgDump, "-f", "/dev/null"}, append(conn, cfg.Database)...)...)
+		before := kluisBytes()
+		nt.kluis = add(fmt.Sprintf("night %d: kluis backup (2 locations)", n), kluisBytes, bin, "backup", "--tenant", "bench")
+		nt.kluisStored, nt.kluisIncrement = nt.kluis.bytes, nt.kluis.bytes-before
+		if restic != "" {
+			before := resticBytes()
+			r := add(fmt.Sprintf("night %d: pg_dump | restic backup --stdin", n), resticBytes,
+				append([]string{restic, "-q", "-r", filepath.Join(dir, "restic-a"), "backup", "--stdin-filename", "bench.sql", "--stdin-from-command", "--", pgDump}, append(conn, cfg.Database)...)...)
+			c := add(fmt.Sprintf("night %d: restic copy (second repository)", n), resticBytes,
+				restic, "-q", "-r", filepath.Join(dir, "restic-b"), "copy", "--from-repo", filepath.Join(dir, "restic-a"))
+			nt.restic = benchRow{name: "restic backup + copy", secs: r.secs + c.secs, rssKB: max(r.rssKB, c.rssKB), bytes: r.bytes}
+			nt.resticStored, nt.resticIncrement = r.bytes, r.bytes-before
+		}
+		history = append(history, nt)
+	}
 
 	dumpDir := filepath.Join(dir, "dump")
-	add("pg_dump -Fd -Z0 (for pg_restore)", pgDump, "-h", cfg.Host, "-p", fmt.Sprint(cfg.Port), "-U", cfg.User, "-Fd", "-Z0", "-f", dumpDir, cfg.Database)
-	pgrDB := srv.CreateDB(t, "pgrestore")
-	pgrCfg, _ := pgx.ParseConfig(pgrDB)
-	pgrT := add("pg_restore -j 2", pgRestore, "-h", cfg.Host, "-p", fmt.Sprint(cfg.Port), "-U", cfg.User, "-j", "2", "-d", pgrCfg.Database, dumpDir)
-	kDB := srv.CreateDB(t, "kluisrestore")
-	kCfg, _ := pgx.ParseConfig(kDB)
-	os.WriteFile(filepath.Join(dir, "dst.dsn"), []byte(fmt.Sprintf("host=%s port=%d user=%s dbname=%s password=%s\n", cfg.Host, cfg.Port, cfg.User, kCfg.Database, cfg.Password)), 0o600)
-	kT := add("kluis restore --target-dsn-file", bin, "restore", "--tenant", "bench", "--target-dsn-file", "dst.dsn", "--parallel", "2")
+	add("pg_dump -Fd -Z0 (for pg_restore)", nil, append([]string{pgDump, "-Fd", "-Z0", "-f", dumpDir}, append(conn, cfg.Database)...)...)
+	pgrDB, _ := pgx.ParseConfig(srv.CreateDB(b, "pgrestore"))
+	pgr := add("pg_restore -j 2", nil, append([]string{pgRestore, "-j", "2", "-d", pgrDB.Database}, append(conn, dumpDir)...)...)
+	kDB, _ := pgx.ParseConfig(srv.CreateDB(b, "kluisrestore"))
+	os.WriteFile(filepath.Join(dir, "dst.dsn"), []byte(fmt.Sprintf("host=%s port=%s user=%s dbname=%s password=%s\n", host, port, cfg.User, kDB.Database, cfg.Password)), 0o600)
+	kr := add("kluis restore --parallel 2 (with proof)", nil, bin, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "dst.dsn", "--parallel", "2")
 
-	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-36s %10s %12s\n", "command", "seconds", "peak RSS MiB")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "%-36s %10.1f %12.1f\n", r.name, r.d.Seconds(), float64(r.rss)/1024)
+	if old := os.Getenv("KLUIS_BENCH_KLUIS_BEFORE"); old != "" {
+		// The same restore with another kluis binary (before a change).
+		oDB, _ := pgx.ParseConfig(srv.CreateDB(b, "kluisbefore"))
+		os.WriteFile(filepath.Join(dir, "before.dsn"), []byte(fmt.Sprintf("host=%s port=%s user=%s dbname=%s password=%s\n", host, port, cfg.User, oDB.Database, cfg.Password)), 0o600)
+		add("kluis restore, KLUIS_BENCH_KLUIS_BEFORE binary", nil, old, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "before.dsn", "--parallel", "2")
 	}
-	fmt.Fprintf(&b, "first backup / pg_dump = %.2f×, next night / pg_dump = %.2f×, restore / pg_restore -j 2 = %.2f×\n",
-		firstT.Seconds()/dumpT.Seconds(), nextT.Seconds()/dumpT.Seconds(), kT.Seconds()/pgrT.Seconds())
-	t.Log(b.String())
+
+	load, _ := os.ReadFile("/proc/loadavg")
+	var out strings.Builder
+	fmt.Fprintf(&out, "\n%d MB synthetic practice (%d clients), %d nights; load average %s\n", mb, scale.Clients, nights, strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Fprintf(&out, "%-46s %9s %10s %12s\n", "command", "seconds", "RSS MiB", "stored MB")
+	for _, r := range rows {
+		stored := ""
+		if r.bytes > 0 {
+			stored = fmt.Sprintf("%.1f", float64(r.bytes)/1e6)
+		}
+		fmt.Fprintf(&out, "%-46s %9.2f %10.1f %12s\n", r.name, r.secs, float64(r.rssKB)/1024, stored)
+	}
+	fmt.Fprintf(&out, "\nnight  kluis s  /pg_dump  restic s  /pg_dump  kluis stored MB  restic stored MB  kluis incr MB  restic incr MB  incr ratio\n")
+	for _, h := range history {
+		if h.n != 1 && h.n != 2 && h.n != 7 && h.n != 30 && h.n != nights {
+			continue
+		}
+		ratio := ""
+		if h.resticIncrement > 0 {
+			ratio = fmt.Sprintf("%.2f", float64(h.kluisIncrement)/float64(h.resticIncrement))
+		}
+		fmt.Fprintf(&out, "%5d %8.2f %9.2f %9.2f %9.2f %16.1f %17.1f %14.2f %15.2f %11s\n", h.n,
+			h.kluis.secs, h.kluis.secs/h.dump.secs, h.restic.secs, h.restic.secs/h.dump.secs,
+			float64(h.kluisStored)/1e6, float64(h.resticStored)/1e6, float64(h.kluisIncrement)/1e6, float64(h.resticIncrement)/1e6, ratio)
+	}
+	fmt.Fprintf(&out, "restore: kluis (with proof) %.2f s, %.1f MiB RSS; pg_restore -j 2 %.2f s: %.2f×\n",
+		kr.secs, float64(kr.rssKB)/1024, pgr.secs, kr.secs/pgr.secs)
+	b.Log(out.String())
+	first := history[0]
+	b.ReportMetric(first.kluis.secs/first.dump.secs, "first/pg_dump")
+	if len(history) > 1 {
+		last := history[len(history)-1]
+		b.ReportMetric(last.kluis.secs/last.dump.secs, "next/pg_dump")
+		if last.resticIncrement > 0 {
+			b.ReportMetric(float64(last.kluisIncrement)/float64(last.resticIncrement), "incr/restic")
+		}
+	}
+	if first.resticStored > 0 {
+		b.ReportMetric(float64(first.kluisStored)/float64(first.resticStored), "full/restic")
+	}
+	b.ReportMetric(kr.secs/pgr.secs, "restore/pg_restore")
+	b.ReportMetric(float64(kr.rssKB)/1024, "restore-RSS-MiB")
+}
+
+// duBytes is the size of the files under dir.
+func duBytes(b *testing.B, dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -168,3 +168,36 @@ func sizeName(n int) string {
 	}
 	return strconv.Itoa(n) + "B"
 }
+
+// BenchmarkSealParts splits Seal into its parts on a 16 KiB table-like
+// chunk, for the breakdown in docs/benchmarks.md: zstd (the level Seal
+// uses) and XChaCha20-Poly1305, each alone, and zstd decoding for Open.
+func BenchmarkSealParts(b *testing.B) {
+	data := tableStream(studySeed, 16<<10, false)[:16<<10]
+	b.Run("zstd-encode", func(b *testing.B) {
+		buf := make([]byte, 0, len(data))
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			encoder.EncodeAll(data, buf[:0])
+		}
+	})
+	b.Run("zstd-decode", func(b *testing.B) {
+		z := encoder.EncodeAll(data, nil)
+		buf := make([]byte, 0, len(data))
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, err := decoder.DecodeAll(z, buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("xchacha20poly1305", func(b *testing.B) {
+		s := newTestSealer(b)
+		nonce := make([]byte, nonceSize)
+		buf := make([]byte, 0, len(data)+tagSize)
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			s.aead.Seal(buf[:0], nonce, data, blobAD)
+		}
+	})
+}

@@ -70,15 +70,22 @@ func (c *Config) validateEvidence(p *Problems) {
 }
 
 // witnessKeyName checks the shape of a witness key and returns its name
-// (the evidence package checks the key hash).
+// (the evidence package checks the key hash). It accepts what
+// evidence.ParseWitnessKey accepts: only the canonical spelling (lower-case
+// hex, canonical base64), a name without spaces, '+' or invalid UTF-8, at
+// most 1024 bytes in all — so a key config check passes is one the
+// evidence code takes.
 func witnessKeyName(s string) (string, bool) {
-	parts := strings.SplitN(strings.TrimSpace(s), "+", 3) // base64 has its own '+'
-	if len(parts) != 3 || parts[0] == "" {
+	s = strings.TrimSpace(s)
+	parts := strings.SplitN(s, "+", 3) // base64 has its own '+'
+	if len(parts) != 3 || len(s) > 1024 || parts[0] == "" || len(parts[0]) > 200 ||
+		strings.ContainsAny(parts[0], " \n\t") || strings.ToValidUTF8(parts[0], "") != parts[0] {
 		return "", false
 	}
 	h, err := hex.DecodeString(parts[1])
 	raw, err2 := base64.StdEncoding.DecodeString(parts[2])
-	if err != nil || err2 != nil || len(h) != 4 || len(raw) != 33 || raw[0] != 0x04 {
+	if err != nil || err2 != nil || len(h) != 4 || len(raw) != 33 || raw[0] != 0x04 ||
+		parts[1] != hex.EncodeToString(h) || parts[2] != base64.StdEncoding.EncodeToString(raw) {
 		return "", false
 	}
 	return parts[0], true

@@ -1,8 +1,14 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/kluis-nl/kluis/evidence"
 )
 
 // TestEvidenceWitnesses: witnesses and the auditor recipient are checked,
@@ -22,6 +28,8 @@ func TestEvidenceWitnesses(t *testing.T) {
 		{"plain http", "  witnesses: [{url: \"http://witness.example/\", key: \"" + key + "\"}]\n", "evidence.witnesses[0].url: plain http"},
 		{"no key", "  witnesses: [{url: \"https://witness.example/\"}]\n", "evidence.witnesses[0].key: required"},
 		{"bad key", "  witnesses: [{url: \"https://witness.example/\", key: \"w+00+AA==\"}]\n", "evidence.witnesses[0].key: not a witness key"},
+		// evidence.ParseWitnessKey takes only the canonical spelling.
+		{"upper-case key hash", "  witnesses: [{url: \"https://witness.example/\", key: \"" + strings.Replace(key, "5d7ab0a2", "5D7AB0A2", 1) + "\"}]\n", "evidence.witnesses[0].key: not a witness key"},
 		{"twice", "  witnesses: [{url: \"https://a.example/\", key: \"" + key + "\"}, {url: \"https://b.example/\", key: \"" + key + "\"}]\n", "evidence.witnesses[1].key: witness \"witness.example/w1\" is also"},
 		{"bad recipient", "  auditor_recipient: age1nope\n", "evidence.auditor_recipient"},
 	} {
@@ -43,6 +51,37 @@ func TestWitnessKeyWithPlusInBase64(t *testing.T) {
 	} {
 		if name, ok := witnessKeyName(k); !ok || name != "witness.example/auditor" {
 			t.Errorf("witnessKeyName(%q) = %q, %v", k, name, ok)
+		}
+	}
+}
+
+// TestWitnessKeyAgreesWithEvidence: config check accepts exactly the
+// witness keys the evidence code parses (it accepted an upper-case key
+// hash that evidence.ParseWitnessKey refuses), up to the key hash, which
+// only evidence checks.
+func TestWitnessKeyAgreesWithEvidence(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := evidence.WitnessVerifier("witness.example/w1", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := fmt.Sprintf("%08x", v.KeyHash())
+	b64 := base64.StdEncoding.EncodeToString(append([]byte{0x04}, pub...))
+	key := "witness.example/w1+" + hash + "+" + b64
+	for _, k := range []string{
+		key,
+		" " + key + "\n",
+		"witness.example/w1+" + strings.ToUpper(hash) + "+" + b64,
+		"a name+" + hash + "+" + b64,
+		"witness.example/w1+" + hash + "+" + strings.TrimRight(b64, "="),
+	} {
+		_, cfgOK := witnessKeyName(k)
+		_, err := evidence.ParseWitnessKey(k)
+		if cfgOK != (err == nil) {
+			t.Errorf("%q: config accepts %v, evidence.ParseWitnessKey: %v", k, cfgOK, err)
 		}
 	}
 }

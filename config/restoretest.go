@@ -125,19 +125,10 @@ func (c *Config) validateRestoreTest(p *Problems) {
 		if field, ok := servers[filepath.Clean(c.Resolve(t.DSNFile))]; ok && t.DSNFile != "" {
 			p.addf(path+".dsn_file", "is policy.restore_test.%s: the restore-test server must never be a tenant's own", field)
 		}
-		switch t.Engine {
-		case "postgres":
-			if rt.ServerDSNFile == "" && len(t.Probes) > 0 {
-				p.addf(path+".probes", "probes run on a restored scratch database: set policy.restore_test.server_dsn_file")
-			}
-		case "mariadb", "mysql":
-			if rt.MariaDBServerDSNFile == "" && len(t.Probes) > 0 {
-				p.addf(path+".probes", "probes run on a restored scratch database: set policy.restore_test.mariadb_server_dsn_file")
-			}
-		case "files":
-			if len(t.Probes) > 0 {
-				p.addf(path+".probes", "a files tenant has no database to probe")
-			}
+		// Probes without a restore-test server make that tenant's restore
+		// tests impossible, not the config invalid: RestoreTestGaps.
+		if t.Engine == "files" && len(t.Probes) > 0 {
+			p.addf(path+".probes", "a files tenant has no database to probe")
 		}
 		names := map[string]bool{}
 		for j, pr := range t.Probes {
@@ -165,4 +156,51 @@ func (c *Config) validateRestoreTest(p *Problems) {
 			}
 		}
 	}
+}
+
+// RestoreTestGap says why the scheduled restore test of tenant t cannot
+// run for want of configuration, or "" when it can: a PostgreSQL or
+// MariaDB/MySQL tenant whose engine has no restore-test server (SQLite
+// tenants restore into scratch_dir; files tenants are not tested).
+func (c *Config) RestoreTestGap(t *Tenant) string {
+	field := ""
+	switch t.Engine {
+	case "postgres":
+		if c.Policy.RestoreTest.ServerDSNFile == "" {
+			field = "server_dsn_file"
+		}
+	case "mariadb", "mysql":
+		if c.Policy.RestoreTest.MariaDBServerDSNFile == "" {
+			field = "mariadb_server_dsn_file"
+		}
+	}
+	if field == "" {
+		return ""
+	}
+	if len(t.Probes) > 0 {
+		return fmt.Sprintf("its restore tests (and their %s) cannot run: no restore-test server for %s; set policy.restore_test.%s (a dedicated server)",
+			plural(len(t.Probes), "probe", "probes"), t.Engine, field)
+	}
+	return fmt.Sprintf("its scheduled restore test cannot run: no restore-test server for %s; set policy.restore_test.%s (a dedicated server)", t.Engine, field)
+}
+
+// RestoreTestGaps lists the declared tenants whose restore tests cannot run
+// (RestoreTestGap). Those with probes are problems (someone meant them to
+// be tested: `kluis config check` fails); the others are warnings. Neither
+// stops any command or another tenant's jobs: backups run, `kluis status`
+// warns (a problem for a tenant with probes), and the daemon logs them and
+// sets kluis_restore_test_runnable to 0.
+func (c *Config) RestoreTestGaps() (problems, warnings []Problem) {
+	for i := range c.Tenants {
+		t := &c.Tenants[i]
+		gap := c.RestoreTestGap(t)
+		switch {
+		case gap == "":
+		case len(t.Probes) > 0:
+			problems = append(problems, Problem{Path: fmt.Sprintf("tenants[%d].probes", i), Message: "tenant " + t.ID + ": " + gap})
+		default:
+			warnings = append(warnings, Problem{Path: fmt.Sprintf("tenants[%d]", i), Message: "tenant " + t.ID + ": " + gap})
+		}
+	}
+	return problems, warnings
 }

@@ -79,3 +79,33 @@ func TestProbeRecordResult(t *testing.T) {
 		t.Errorf("probes: %+v", p)
 	}
 }
+
+// TestProbesWithoutServer (new-user trial, 2026-12-02): probes on a
+// tenant whose engine has no restore-test server made the whole config
+// invalid, so every command (backups of every tenant included) exited 2.
+// Now the config loads; RestoreTestGaps names the tenant as a problem
+// (probes: someone meant it to be tested) and a database tenant without
+// probes as a warning; SQLite tenants (scratch_dir) have no gap.
+func TestProbesWithoutServer(t *testing.T) {
+	probes := "    dsn_file: secrets/praktijk-b.dsn\n    probes:\n      - {name: clients, sql: \"SELECT count(*) FROM clients\", min: 1}\n"
+	y := edit(t, validYAML(t), "    dsn_file: secrets/praktijk-b.dsn\n", probes)
+	y = strings.Replace(y, "tenants:\n", "tenants:\n  - {id: praktijk-m, engine: mariadb, dsn_file: secrets/praktijk-m.dsn}\n", 1)
+	c, err := Parse([]byte(y), t.TempDir())
+	if err != nil {
+		t.Fatalf("probes without a restore-test server stop the config: %v", err)
+	}
+	problems, warnings := c.RestoreTestGaps()
+	if len(problems) != 1 || problems[0].Path != "tenants[2].probes" || !strings.Contains(problems[0].Message, "praktijk-b") ||
+		!strings.Contains(problems[0].Message, "policy.restore_test.server_dsn_file") || !strings.Contains(problems[0].Message, "1 probe") {
+		t.Errorf("problems: %+v", problems)
+	}
+	if len(warnings) != 1 || warnings[0].Path != "tenants[0]" || !strings.Contains(warnings[0].Message, "praktijk-m") ||
+		!strings.Contains(warnings[0].Message, "policy.restore_test.mariadb_server_dsn_file") {
+		t.Errorf("warnings: %+v", warnings)
+	}
+	c.Policy.RestoreTest.ServerDSNFile = "secrets/rt.dsn"
+	c.Policy.RestoreTest.MariaDBServerDSNFile = "secrets/rt-m.dsn"
+	if p, w := c.RestoreTestGaps(); len(p)+len(w) != 0 {
+		t.Errorf("with both servers: %+v %+v", p, w)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/repo"
@@ -255,4 +256,71 @@ func TestVerifyFindsCorruptionWithinPeriod(t *testing.T) {
 	if st := statusOf(t, f); st.OK() {
 		t.Error("status green while the pack is still damaged")
 	}
+}
+
+// TestJobTimeoutIsAVerdict (new-user trial, 2026-12-02): a verify or
+// reconcile job cut off by policy.job_timeout (here waiting for the
+// tenant's lock, which someone holds) used to count as a shutdown for
+// verify: nothing recorded, kluis_verify_ok unchanged, status silent. Now
+// a timeout is a failure recorded in the history that says so, fails
+// status and sets kluis_verify_ok to 0; a shutdown still records nothing.
+func TestJobTimeoutIsAVerdict(t *testing.T) {
+	ctx := context.Background()
+	f, _ := historyFixture(t, "")
+	if err := f.d.runBackup(ctx, "praktijk-a"); err != nil {
+		t.Fatal(err)
+	}
+	held, err := f.d.Appliance().Lock(ctx, "praktijk-a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	spec, err := RetentionSpec(f.d.Appliance().Cfg, ams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := map[string]func(context.Context) error{}
+	for _, j := range f.d.historyJobs("praktijk-a", spec, lastOK{}) {
+		jobs[j.Kind] = withDeadline(j, 300*time.Millisecond)
+	}
+	// A shutdown first: no verdict.
+	sctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if err := jobs[KindVerify](sctx); err == nil {
+		t.Fatal("verify ran although the tenant is locked")
+	}
+	if r := lastVerify(history(t, f), "praktijk-a"); r != nil {
+		t.Fatalf("a verify cut off by shutdown was recorded: %+v", r)
+	}
+	for _, kind := range []string{KindVerify, KindReconcile} {
+		if err := jobs[kind](ctx); err == nil || !strings.Contains(err.Error(), "policy.job_timeout") {
+			t.Errorf("%s with the tenant locked: %v, want cancelled after policy.job_timeout", kind, err)
+		}
+		var rec *appliance.Record
+		for _, r := range history(t, f) {
+			if r.Job == kind {
+				rec = &r
+			}
+		}
+		if rec == nil || rec.OK || !strings.Contains(rec.Error, "cancelled after policy.job_timeout") {
+			t.Errorf("%s cut off by job_timeout: history record %+v", kind, rec)
+		}
+	}
+	if _, body := scrape(t, f.d.Handler(), "/metrics"); !strings.Contains(body, `kluis_verify_ok{tenant="praktijk-a"} 0`) {
+		t.Error("kluis_verify_ok is not 0 after a verify cut off by job_timeout")
+	}
+	for _, ts := range Status(ctx, f.d.Appliance(), f.clk.Now()).Tenants {
+		if p := strings.Join(ts.Problems, "; "); !strings.Contains(p, "last verify") || !strings.Contains(p, "job_timeout") {
+			t.Errorf("status after a timed-out verify: %+v", ts)
+		}
+	}
+}
+
+func history(t *testing.T, f *fixture) []appliance.Record {
+	t.Helper()
+	h, err := f.d.Appliance().History()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -157,6 +157,13 @@ func (d *Daemon) setJobs() {
 			jobs = append(jobs, d.historyJobs(id, retSpec, last)...)
 		}
 		if hook := d.opts.Hooks.RestoreTest; hook != nil {
+			// Its backups run regardless; the test is still scheduled and
+			// fails (recorded) until the config is fixed.
+			gap := a.Cfg.RestoreTestGap(&t)
+			d.metrics.setRestoreTestRunnable(id, gap == "")
+			if gap != "" {
+				d.log.Error("restore tests of this tenant cannot run until the config is fixed; its backups run", "tenant", id, "problem", gap)
+			}
 			spec, err := RestoreTestSpec(rtSpec, id, tz)
 			if err != nil {
 				d.log.Error("restore tests not scheduled", "tenant", id, "err", err)
@@ -230,6 +237,21 @@ func withDeadline(j schedule.Job, timeout time.Duration) func(context.Context) e
 		}
 		return err
 	}
+}
+
+// shutDown reports whether a job's context was cancelled by the daemon's
+// shutdown, not by its policy.job_timeout: a run cut off by shutdown is
+// no verdict, one that ran out of time is a failure to record.
+func shutDown(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded)
+}
+
+// timedOut says so in err when the job ran out of its policy.job_timeout.
+func timedOut(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("cancelled after policy.job_timeout: %w", err)
+	}
+	return err
 }
 
 func tenantIDs(a *appliance.Appliance) string {
@@ -565,10 +587,11 @@ func (d *Daemon) runRestoreTest(ctx context.Context, tenant string, hook Restore
 	log := d.log.With("tenant", tenant, "job", KindRestoreTest)
 	started := d.clock.Now()
 	res, err := hook(ctx, a, tenant)
-	if err != nil && ctx.Err() != nil {
+	if err != nil && shutDown(ctx) {
 		log.Warn("restore test interrupted: nothing recorded", "err", err)
 		return err
 	}
+	err = timedOut(ctx, err)
 	RecordRestoreTest(a, tenant, started, res, err)
 	ok := err == nil && res.Passed
 	d.metrics.SetRestoreTest(tenant, ok)

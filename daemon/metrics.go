@@ -26,6 +26,7 @@ type Metrics struct {
 	degraded    *prometheus.GaugeVec
 	failures    *prometheus.CounterVec
 	restoreTest *prometheus.GaugeVec
+	rtRunnable  *prometheus.GaugeVec
 	gone        *prometheus.GaugeVec
 	tenants     prometheus.Gauge
 	hist        *historyMetrics // metrics_history.go
@@ -57,6 +58,7 @@ func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	m.atLocation = g("kluis_snapshot_at_location", "1 when the tenant's newest snapshot is committed at the location.", "tenant", "location")
 	m.degraded = g("kluis_snapshot_degraded", "1 when any of the tenant's snapshots is at fewer than policy.required_copies locations, or a location cannot be listed (from the listings and the ledger).", "tenant")
 	m.restoreTest = g("kluis_restore_test_ok", "Result of the tenant's last restore test: 1 passed, 0 failed.", "tenant")
+	m.rtRunnable = g("kluis_restore_test_runnable", "1 when the config lets the tenant's scheduled restore test run, 0 when it cannot (no restore-test server for its engine; the log says which field to set).", "tenant")
 	m.gone = g("kluis_tenant_gone", "1 for a tenant that was backed up and is no longer declared or discovered, until `kluis tenants retire` acknowledges it. Its other series are removed.", "tenant")
 	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kluis_job_failures_total", Help: "Failed job attempts."}, []string{"tenant", "job"})
 	m.hist = newHistoryMetrics(m.reg)
@@ -125,10 +127,20 @@ func (m *Metrics) forget(tenant string) {
 	m.mu.Lock()
 	delete(m.newest, tenant)
 	m.mu.Unlock()
-	for _, v := range []*prometheus.GaugeVec{m.lastSuccess, m.duration, m.bytesRead, m.bytesStored, m.copies, m.atLocation, m.degraded, m.restoreTest} {
+	for _, v := range []*prometheus.GaugeVec{m.lastSuccess, m.duration, m.bytesRead, m.bytesStored, m.copies, m.atLocation, m.degraded, m.restoreTest, m.rtRunnable} {
 		v.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
 	}
 	m.failures.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
+}
+
+// setRestoreTestRunnable records whether the config lets the tenant's
+// restore test run (config.RestoreTestGap).
+func (m *Metrics) setRestoreTestRunnable(tenant string, ok bool) {
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	m.rtRunnable.WithLabelValues(tenant).Set(v)
 }
 
 // SetRestoreTest records a restore-test verdict (for the restore-test hook).

@@ -80,7 +80,7 @@ func (d *Daemon) runReconcile(ctx context.Context, tenant string) (err error) {
 		return err
 	}
 	rec, record := d.jobRecord(a, tenant, KindReconcile)
-	defer func() { record(err) }()
+	defer func() { record(timedOut(ctx, err)) }()
 	lock, err := a.Lock(ctx, tenant, false)
 	if err != nil {
 		return err

@@ -212,3 +212,65 @@ func TestEvidenceSyncJob(t *testing.T) {
 		t.Errorf("a failed evidence sync is not logged:\n%s", f.logs.String())
 	}
 }
+
+// TestRestoreTestRunnable (new-user trial, 2026-12-02): a PostgreSQL
+// tenant with probes but no policy.restore_test.server_dsn_file made the
+// config invalid, so the daemon (every tenant's backups) did not start.
+// Now the config loads; the daemon logs at error level that the tenant's
+// restore tests cannot run, sets kluis_restore_test_runnable to 0 for it
+// (1 for a SQLite tenant), and status fails that tenant (probes: it was
+// meant to be tested) while a PostgreSQL tenant without probes gets a
+// warning, not a problem.
+func TestRestoreTestRunnable(t *testing.T) {
+	sat := time.Date(2026, 6, 6, 12, 0, 0, 0, ams)
+	fake := &fakeRestoreTests{calls: map[string][]time.Time{}}
+	f := newFixture(t, sat, "", "", "", Options{Hooks: Hooks{RestoreTest: fake.hook}})
+	fake.now = f.clk.Now
+	p := f.sqliteDB("a", 5)
+	f.writeConfig(fmt.Sprintf(`[{id: sq, engine: sqlite, path: %s},
+  {id: pg-p, engine: postgres, dsn_file: ./p.dsn, probes: [{name: clients, sql: "SELECT count(*) FROM clients", min: 1}]},
+  {id: pg-q, engine: postgres, dsn_file: ./q.dsn}]`, p), "", "")
+	cfg, err := config.Load(f.cfg)
+	if err != nil {
+		t.Fatalf("probes without a restore-test server stop the daemon: %v", err)
+	}
+	f.d.Reload(context.Background(), cfg)
+	_, body := scrape(t, f.d.Handler(), "/metrics")
+	for _, want := range []string{
+		`kluis_restore_test_runnable{tenant="sq"} 1`,
+		`kluis_restore_test_runnable{tenant="pg-p"} 0`,
+		`kluis_restore_test_runnable{tenant="pg-q"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	logs := f.logs.String()
+	for _, id := range []string{"pg-p", "pg-q"} {
+		found := false
+		for _, line := range strings.Split(logs, "\n") {
+			found = found || strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, "restore tests of this tenant cannot run") &&
+				strings.Contains(line, `"tenant":"`+id+`"`) && strings.Contains(line, "policy.restore_test.server_dsn_file")
+		}
+		if !found {
+			t.Errorf("no error log line for %s: %s", id, logs)
+		}
+	}
+	for _, ts := range Status(context.Background(), f.d.Appliance(), f.clk.Now()).Tenants {
+		problems, warnings := strings.Join(ts.Problems, "; "), strings.Join(ts.Warnings, "; ")
+		switch ts.Tenant {
+		case "pg-p":
+			if !strings.Contains(problems, "restore tests (and their 1 probe) cannot run") {
+				t.Errorf("pg-p: %+v", ts)
+			}
+		case "pg-q":
+			if strings.Contains(problems, "cannot run") || !strings.Contains(warnings, "scheduled restore test cannot run") {
+				t.Errorf("pg-q: %+v", ts)
+			}
+		case "sq":
+			if len(ts.Warnings) > 0 {
+				t.Errorf("sq: %+v", ts)
+			}
+		}
+	}
+}

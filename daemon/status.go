@@ -59,6 +59,9 @@ type TenantStatus struct {
 	WaitingOnLock   bool   `json:"waiting_on_lock,omitempty"`
 	// Problems make the status fail (exit 1); empty when all is well.
 	Problems []string `json:"problems,omitempty"`
+	// Warnings need attention but do not fail the status: the tenant's
+	// scheduled restore test cannot run (no restore-test server).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // OK reports whether the tenant meets its RPO target and copy count.
@@ -181,6 +184,14 @@ func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant,
 		}
 	}
 	st.Problems = append(st.Problems, a.Cfg.TenantProblems()[t.ID]...)
+	if gap := a.Cfg.RestoreTestGap(t); gap != "" {
+		// With probes someone meant the tenant to be tested: a problem.
+		if len(t.Probes) > 0 {
+			st.Problems = append(st.Problems, gap)
+		} else {
+			st.Warnings = append(st.Warnings, gap)
+		}
+	}
 	r, err := a.OpenRepo(ctx, t.ID)
 	if errors.Is(err, repo.ErrNotFound) {
 		st.Problems = append(st.Problems, "no repository yet (no backup has run)")

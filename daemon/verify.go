@@ -105,12 +105,12 @@ func (d *Daemon) runVerify(ctx context.Context, tenant string) (err error) {
 	rec := appliance.Record{Tenant: tenant, Job: KindVerify, Extra: map[string]any{"day": day, "slots": slots, "period_days": days}}
 	packsRead := 0
 	defer func() {
-		if err != nil && ctx.Err() != nil {
+		if err != nil && shutDown(ctx) {
 			return // cut off by shutdown: not a verdict
 		}
 		rec.Time, rec.OK, rec.Duration = d.clock.Now().UTC(), err == nil, d.clock.Now().Sub(started).Seconds()
 		if err != nil {
-			rec.Error = err.Error()
+			rec.Error = timedOut(ctx, err).Error()
 			rec.Extra["failed_slots"] = slots
 		}
 		rec.Extra["packs_read"] = packsRead

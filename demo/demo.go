@@ -355,6 +355,17 @@ func restoreDossier(ctx context.Context, a *appliance.Appliance, tenant, snapsho
 	if err != nil {
 		return nil, err
 	}
+	if snapshot == "" || snapshot == "latest" {
+		// As `kluis dossier restore` and `kluis restore`: "latest" on a
+		// partial view could be an older dossier than the newest one.
+		p, err := r.Presence(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.LatestGuard(); err != nil {
+			return nil, fmt.Errorf("dossier restore refused: %w", err)
+		}
+	}
 	snap, err := r.FindSnapshot(ctx, snapshot)
 	if err != nil {
 		return nil, err

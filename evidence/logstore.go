@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/kluis-nl/kluis/durable"
 	"github.com/kluis-nl/kluis/repo"
 )
 
@@ -215,26 +216,5 @@ func (s *Store) uploadCheckpoint(ctx context.Context, res []repo.LocationResult)
 // writeAtomic replaces dir/name with data durably: temp file, fsync,
 // rename, fsync of the directory (derived state that may be rewritten).
 func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return durable.WriteFile(path, data, durable.Options{TempPrefix: tmpPrefix})
 }

@@ -315,30 +315,7 @@ func (s *Store) names() ([]string, error) {
 // writeOnce writes data to dir/name durably, never replacing a file:
 // temp file, fsync, link (fails if name exists), fsync of the directory.
 func writeOnce(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o400); err != nil {
-		return err
-	}
-	if err := os.Link(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return durable.WriteFile(filepath.Join(dir, name), data, durable.Options{TempPrefix: tmpPrefix, Mode: 0o400, Place: durable.Link})
 }
 
 // syncDir fsyncs a directory (package durable).

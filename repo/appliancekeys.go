@@ -127,10 +127,11 @@ func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 // 0600. It refuses to overwrite either file, and creates neither when one
 // exists.
 func InitApplianceKeys(masterPath, signingPath string) (ed25519.PublicKey, error) {
-	for _, p := range []string{masterPath, signingPath} {
-		if _, err := os.Lstat(p); err == nil {
-			return nil, fmt.Errorf("%s already exists: refusing to overwrite a key", p)
-		}
+	if _, err := os.Lstat(masterPath); err == nil {
+		return nil, fmt.Errorf("%s already exists: refusing to overwrite a key", masterPath)
+	}
+	if _, err := os.Lstat(signingPath); err == nil {
+		return nil, fmt.Errorf("%s already exists: refusing to overwrite a key (only the master key is missing? `kluis keys init --master-only`)", signingPath)
 	}
 	mk, err := GenerateMasterKey()
 	if err != nil {
@@ -152,6 +153,22 @@ func InitApplianceKeys(masterPath, signingPath string) (ed25519.PublicKey, error
 		return nil, err
 	}
 	return pub, nil
+}
+
+// CreateMasterKey creates only a new master key file (mode 0600), refusing
+// to overwrite one: for an appliance that lost its master key but kept its
+// signing key (`kluis keys init --master-only`).
+func CreateMasterKey(path string) error {
+	mk, err := GenerateMasterKey()
+	if err != nil {
+		return err
+	}
+	if err := writeSecretFile(path, mk.Encode()); errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists: refusing to overwrite a key", path)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // writeSecretFile creates path with mode 0600, failing if it exists, and

@@ -36,6 +36,9 @@ type LocationCheck struct {
 	BytesRead int64    `json:"bytes_read"`
 	Errors    []string `json:"errors,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
+	// Notes are findings that need nothing done: the key files a recovery
+	// superseded (kept by Object Lock, docs/ops.md "Keys and recovery").
+	Notes []string `json:"notes,omitempty"`
 	// Damaged are the objects here that do not open (also in Errors):
 	// damaged, or planted (Planted). Other locations' copies are read
 	// around them and they are never copied.
@@ -51,6 +54,10 @@ func (c *LocationCheck) errorf(format string, args ...any) {
 
 func (c *LocationCheck) warnf(format string, args ...any) {
 	c.Warnings = append(c.Warnings, fmt.Sprintf(format, args...))
+}
+
+func (c *LocationCheck) notef(format string, args ...any) {
+	c.Notes = append(c.Notes, fmt.Sprintf(format, args...))
 }
 
 // Check verifies the repository at each selected location independently.
@@ -85,6 +92,7 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) ([]LocationCheck, e
 		checkHistory(&out[i], pres)
 		sort.Strings(out[i].Errors)
 		sort.Strings(out[i].Warnings)
+		sort.Strings(out[i].Notes)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

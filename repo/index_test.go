@@ -1,7 +1,10 @@
 package repo
 
 import (
+	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis/chunk"
 )
@@ -77,6 +80,37 @@ func TestSealedBoundToRepository(t *testing.T) {
 		}
 		if ok != tc.ok {
 			t.Errorf("%s: opens = %v, want %v", tc.name, ok, tc.ok)
+		}
+	}
+}
+
+// TestKeyMaterialSupersedes: the key files a recovery superseded survive
+// the key file's round trip, and only canonical (lower-case hex) names are
+// accepted, so check's comparison with listed names cannot be fooled.
+func TestKeyMaterialSupersedes(t *testing.T) {
+	k, err := newTenantKey("t", "r", Hash{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var master MasterKey
+	name := strings.Repeat("ab", 32)
+	k.Supersedes = []string{name}
+	kb, err := encodeKeyFile(k, master, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeKeyFile(kb, master, "t", "r")
+	if err != nil || len(got.Supersedes) != 1 || got.Supersedes[0] != name || !sameKey(got, k) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for _, bad := range []string{strings.ToUpper(name), name[:62], "t/keys/" + name} {
+		k.Supersedes = []string{bad}
+		kb, err := encodeKeyFile(k, master, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeKeyFile(kb, master, "t", "r"); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("supersedes %q: %v, want ErrCorrupt", bad, err)
 		}
 	}
 }

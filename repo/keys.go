@@ -39,6 +39,12 @@ type TenantKey struct {
 	// ConfigSHA256 binds the plaintext repository config, so editing it is
 	// detected.
 	ConfigSHA256 string `json:"config_sha256"`
+	// Supersedes names (by their SHA-256) the key files of a lost
+	// appliance that a recovery (Recover) replaced: check reports them as
+	// superseded, not as planted or tampered with, since Object Lock keeps
+	// them. Inside the sealed (and signed) key material: only the holder of
+	// the master key can record one.
+	Supersedes []string `json:"supersedes,omitempty"`
 }
 
 func newTenantKey(tenant, repoID string, configSHA Hash, now time.Time) (*TenantKey, error) {
@@ -62,6 +68,11 @@ func (k *TenantKey) validate() error {
 	}
 	if k.Pol.Deg() < 32 || k.Pol.Deg() > 53 || !k.Pol.Irreducible() {
 		return errors.New("chunker polynomial is invalid")
+	}
+	for _, s := range k.Supersedes {
+		if h, err := ParseHash(s); err != nil || h.String() != s {
+			return errors.New("supersedes: not a lower-case hex key file name")
+		}
 	}
 	return nil
 }

@@ -187,7 +187,7 @@ func (p *Presence) LatestGuard() error {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return fmt.Errorf("location %s cannot be listed (%s), so \"latest\" may not be the newest snapshot: give --location NAME to restore the newest snapshot there, or --allow-partial to accept the newest one reachable",
+		return fmt.Errorf("location %s cannot be listed (%s), so \"latest\" may not be the newest snapshot: give a snapshot ID, or --allow-partial to accept the newest one reachable",
 			strings.Join(names, ", "), p.Unreachable[names[0]])
 	}
 	if n, ok := p.Ledger.Newest(); ok && len(p.Holders(n.ID)) == 0 {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -35,8 +36,10 @@ type keyCandidate struct {
 	loc, name string
 	key       *TenantKey
 	signed    bool
-	cfg       *Config
-	cfgBytes  []byte
+	// own: the key file opens with this appliance's master key.
+	own      bool
+	cfg      *Config
+	cfgBytes []byte
 }
 
 func (c keyCandidate) String() string {
@@ -76,7 +79,7 @@ func Recover(ctx context.Context, tenant string, locs []Location, ro RecoverOpti
 	var cands []keyCandidate
 	var rejected, unreachable []string
 	for _, l := range locs {
-		cs, rej, err := recoveryCandidates(ctx, tenant, l, ro)
+		cs, rej, err := recoveryCandidates(ctx, tenant, l, ro, opts.Master)
 		if err != nil {
 			unreachable = append(unreachable, fmt.Sprintf("location %s: %v", l.Name(), err))
 			continue
@@ -100,7 +103,9 @@ func Recover(ctx context.Context, tenant string, locs []Location, ro RecoverOpti
 	if ro.RequireSigned {
 		pool = nil
 		for _, c := range cands {
-			if c.signed {
+			// This appliance's own key file (a recovery run again) is
+			// trusted: only the master key's holder can have written it.
+			if c.signed || c.own {
 				pool = append(pool, c)
 			} else {
 				planted = append(planted, c)
@@ -118,6 +123,16 @@ func Recover(ctx context.Context, tenant string, locs []Location, ro RecoverOpti
 		return refuse("the key files disagree (one of them was planted; give the lost appliance's signing public key to tell them apart, or remove the planted one after checking): %s", strings.Join(parts, "; "))
 	}
 	chosen := pool[0]
+	// The key files this recovery replaces: recorded in the new key file,
+	// so check reports them as superseded (Object Lock keeps them), not as
+	// planted. This appliance's own key files (a second recovery run) are
+	// not superseded.
+	for _, c := range pool {
+		chosen.key.Supersedes = unionSorted(chosen.key.Supersedes, c.key.Supersedes)
+		if !c.own {
+			chosen.key.Supersedes = unionSorted(chosen.key.Supersedes, []string{c.name[strings.LastIndexByte(c.name, '/')+1:]})
+		}
+	}
 	r, err := newRepo(tenant, chosen.cfg, chosen.key, locs, opts)
 	if err != nil {
 		return nil, nil, err
@@ -154,7 +169,7 @@ func Recover(ctx context.Context, tenant string, locs []Location, ro RecoverOpti
 // recoveryCandidates reads the config and every key file at l. The error
 // is for a location that could not be read; a location without a
 // repository has no candidates.
-func recoveryCandidates(ctx context.Context, tenant string, l Location, ro RecoverOptions) ([]keyCandidate, []string, error) {
+func recoveryCandidates(ctx context.Context, tenant string, l Location, ro RecoverOptions, master MasterKey) ([]keyCandidate, []string, error) {
 	cb, err := ReadAll(ctx, l, tenant+"/"+kindConfig, maxConfig)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, nil
@@ -199,7 +214,8 @@ func recoveryCandidates(ctx context.Context, tenant string, l Location, ro Recov
 			reject(fmt.Errorf("binds another config than the one beside it: %w", ErrCorrupt))
 			continue
 		}
-		out = append(out, keyCandidate{loc: l.Name(), name: name, key: key, signed: verifyKeyFile(kf, plain, ro.Signers), cfg: cfg, cfgBytes: cb})
+		_, merr := decodeKeyFile(kb, master, tenant, cfg.ID)
+		out = append(out, keyCandidate{loc: l.Name(), name: name, key: key, signed: verifyKeyFile(kf, plain, ro.Signers), own: merr == nil, cfg: cfg, cfgBytes: cb})
 	}
 	return out, rejected, nil
 }
@@ -262,17 +278,27 @@ func (r *Repo) confirmKey(ctx context.Context) error {
 
 // checkKeyFile names a key file that is not this repository's key under
 // this appliance's master key: one that opens but holds another key is
-// planted (an error); one that does not open is a lost appliance's, left
-// from before a recovery, or planted (a warning: delete it once the
-// recovery is done, docs/ops.md).
+// planted (an error); one that a recovery recorded as superseded is the
+// lost appliance's, kept (a note); any other that does not open is planted,
+// or a lost appliance's that a recovery by an older kluis did not record (a
+// warning).
 func (r *Repo) checkKeyFile(c *LocationCheck, name string, kb []byte) {
 	k, err := decodeKeyFile(kb, r.master, r.tenant, r.cfg.ID)
 	switch {
 	case err == nil && !sameKey(k, r.key):
 		c.errorf("%s: opens with this appliance's master key but holds another key (planted)", name)
+	case err != nil && r.supersededKeyFile(name):
+		c.notef("%s: the lost appliance's key file, superseded by this appliance's recovery; no longer used (kept until its Object Lock retention ends)", name)
 	case err != nil:
-		c.warnf("%s: does not open with this appliance's master key: a lost appliance's key file left from before a recovery (delete it), or planted", name)
+		c.warnf("%s: does not open with this appliance's master key: planted, or a lost appliance's key file that the recovery did not record (recovered by an older kluis: run `kluis keys recover` again to record it)", name)
 	}
+}
+
+// supersededKeyFile reports whether the key file name is one a recovery
+// recorded as superseded (TenantKey.Supersedes).
+func (r *Repo) supersededKeyFile(name string) bool {
+	h, ok := parseObjectName(r.tenant, kindKeys, name)
+	return ok && slices.Contains(r.key.Supersedes, h.String())
 }
 
 // ownKeyFile reports whether a key file holds this repository's key under
@@ -281,4 +307,11 @@ func (r *Repo) checkKeyFile(c *LocationCheck, name string, kb []byte) {
 func (r *Repo) ownKeyFile(kb []byte) bool {
 	k, err := decodeKeyFile(kb, r.master, r.tenant, r.cfg.ID)
 	return err == nil && sameKey(k, r.key)
+}
+
+// unionSorted returns the sorted union of two lists without duplicates.
+func unionSorted(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

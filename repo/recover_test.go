@@ -176,6 +176,17 @@ func TestRecoverRefusesPlantedKeyFile(t *testing.T) {
 	if !strings.Contains(strings.Join(c.Warnings, "\n"), plantedName) {
 		t.Errorf("check of amsterdam does not name the planted key file: %v %v", c.Errors, c.Warnings)
 	}
+	// The lost appliance's genuine key file is recorded as superseded (a
+	// note); the planted one is not (it stays a warning).
+	if notes := strings.Join(c.Notes, "\n"); !strings.Contains(notes, genuine+": the lost appliance's key file, superseded") || strings.Contains(notes, plantedName) {
+		t.Errorf("check of amsterdam: notes %q, want %s superseded and not %s", c.Notes, genuine, plantedName)
+	}
+	if strings.Contains(strings.Join(c.Warnings, "\n"), genuine) {
+		t.Errorf("check of amsterdam warns about the superseded key file: %q", c.Warnings)
+	}
+	if g := checkAt(t, rr, "groningen"); len(g.Warnings) > 0 || len(g.Errors) > 0 || len(g.Notes) != 1 {
+		t.Errorf("check of groningen: %+v, want one note (the superseded key file)", g)
+	}
 }
 
 // TestRecoverKeyConfirmation (issue 14 point 3): an attacker who can write

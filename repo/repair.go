@@ -50,7 +50,7 @@ func (r *Repo) repairLocation(ctx context.Context, l Location, res *SyncResult) 
 		if as, err := vl.VersionAnomalies(ctx, r.tenant+"/"); err == nil {
 			for _, a := range as {
 				kind, h, ok := r.classifyObject(a.Name)
-				if !ok || kind == kindConfig || targets[a.Name] {
+				if !ok || kind == kindConfig || targets[a.Name] || (kind == kindKeys && r.supersededKeyFile(a.Name)) {
 					continue
 				}
 				if a.Hidden || !r.currentMatches(ctx, l, a.Name, kind, h) {

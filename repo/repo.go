@@ -301,6 +301,7 @@ func openAt(ctx context.Context, tenant string, l Location, locs []Location, opt
 			if !sameKey(found.key, key) {
 				return nil, fmt.Errorf("%s/keys: key files %s and %s both open with the master key but hold different keys (one was planted): %w", tenant, found.keyName, name, ErrCorrupt)
 			}
+			found.key.Supersedes = unionSorted(found.key.Supersedes, key.Supersedes)
 			continue
 		}
 		r, err := newRepo(tenant, cfg, key, reorder(locs, l), opts)

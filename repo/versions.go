@@ -100,6 +100,12 @@ func (r *Repo) checkVersions(ctx context.Context, l Location, c *LocationCheck) 
 			}
 			c.errorf("%s: %d versions (kluis writes one): another version was written over it at this location (tampering; reads use the version that matches its name)", a.Name, a.DataVersions)
 		}
+		if a.DeleteMarkers > 0 && a.DataVersions <= 1 && r.supersededKeyFile(a.Name) {
+			// The recovery procedure of older docs said to delete the
+			// lost appliance's key files: harmless, as nothing reads them.
+			c.notef("%s: the lost appliance's key file, superseded by this appliance's recovery, is behind a delete marker (deleted by hand); nothing reads it", a.Name)
+			continue
+		}
 		if a.DeleteMarkers > 0 {
 			what := "an old delete marker"
 			if a.Hidden {

@@ -109,6 +109,25 @@ type Target interface {
 	Close() error
 }
 
+// ProvingTarget is a Target that proves each table as it loads and builds
+// post-data objects in parallel (restore.ToDatabase uses it when the target
+// it was given offers it).
+type ProvingTarget interface {
+	Target
+	// LoadAndFingerprint loads t like LoadTable and then, right after the
+	// load committed, reads the table back from the server and returns the
+	// fingerprint of what the server holds. stale is true when the load
+	// changed rows of other tables (code the load ran, e.g. a volatile
+	// function in a CHECK constraint): fingerprints read before may no
+	// longer hold. May be called concurrently for different tables.
+	LoadAndFingerprint(ctx context.Context, t Table, rows io.Reader) (res TableResult, stale bool, err error)
+	// ApplyPostData executes post-data DDL, building indexes and
+	// constraints on up to parallel connections. stale is true when the
+	// DDL changed rows of a table, or the storage of a table read back by
+	// LoadAndFingerprint: its fingerprint must then be read again.
+	ApplyPostData(ctx context.Context, ddl io.Reader, parallel int) (stale bool, err error)
+}
+
 // TableMeta is what a snapshot manifest records for a table stream: the
 // table's structure and what streaming it measured.
 type TableMeta struct {

@@ -45,8 +45,11 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 		return &configError{err}
 	}
 	out := map[string]any{"ok": true, "tenants": len(c.Tenants), "locations": len(c.Locations)}
-	// Valid but probably wrong: said, never a failure.
-	warnings := c.Warnings()
+	// Valid but probably wrong: said, never a failure. A database tenant
+	// whose restore tests cannot run (no restore-test server) is one; with
+	// probes it is a tenant problem below.
+	rtProblems, rtWarnings := c.RestoreTestGaps()
+	warnings := append(c.Warnings(), rtWarnings...)
 	if warnings == nil {
 		warnings = []config.Problem{}
 	}
@@ -62,6 +65,9 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 	var tenantProblems []string
 	for _, t := range c.Tenants {
 		tenantProblems = append(tenantProblems, c.TenantProblems()[t.ID]...)
+	}
+	for _, p := range rtProblems {
+		tenantProblems = append(tenantProblems, p.Path+": "+p.Message)
 	}
 	if len(tenantProblems) > 0 {
 		out["tenant_problems"] = tenantProblems

@@ -53,7 +53,7 @@ type dossierSession struct {
 	rec  dossier.Access
 }
 
-func openDossier(ctx context.Context, a *appliance.Appliance, tenant, snapshot, id, operator, action string) (*dossierSession, error) {
+func openDossier(ctx context.Context, g *globals, a *appliance.Appliance, tenant, snapshot, id, operator, action string, allowPartial bool) (*dossierSession, error) {
 	if err := requireTenant(a, tenant); err != nil {
 		return nil, err
 	}
@@ -80,6 +80,15 @@ func openDossier(ctx context.Context, a *appliance.Appliance, tenant, snapshot, 
 		Time: a.Now().UTC(), Operator: operatorName(operator), Tenant: tenant, ID: id, Snapshot: snapshot, Action: action,
 	}}
 	if s.r, err = a.OpenRepo(ctx, tenant); err != nil {
+		return s, err
+	}
+	// "latest" on a partial view would show or restore an older dossier
+	// than the newest committed one, as restore guards.
+	what := "dossier restore"
+	if action == "show" {
+		what = "dossier show"
+	}
+	if err = guardLatest(ctx, g, s.r, what, snapshot, "", allowPartial); err != nil {
 		return s, err
 	}
 	if s.snap, err = s.r.FindSnapshot(ctx, snapshot); err != nil {
@@ -135,19 +144,20 @@ func (s *dossierSession) logAccess(err error) error {
 }
 
 func cmdDossierShow(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("dossier show", "--tenant T --snapshot ID|latest --id K [--operator NAME] [--json]")
+	fs := g.flags("dossier show", "--tenant T --snapshot ID|latest --id K [--allow-partial] [--operator NAME] [--json]")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	snapshot := fs.String("snapshot", "latest", "snapshot `id` (a unique prefix) or latest")
 	id := fs.String("id", "", "the dossier's root key `value` (e.g. the client id)")
 	operator := fs.String("operator", "", "who is looking (default: the OS user); recorded in the access log")
 	reason := fs.String("reason", "", "why (recorded in the access log)")
 	override := fs.String("override-erasure", "", "show an erased dossier anyway, for this `reason` (recorded)")
+	allowPartial := fs.Bool("allow-partial", false, "with --snapshot latest: accept the newest snapshot reachable when a location cannot be listed or the newest committed one is gone")
 	g.jsonFlag(fs)
 	a, err := g.tenantCommand(fs, args, tenant)
 	if err != nil {
 		return err
 	}
-	s, err := openDossier(ctx, a, *tenant, *snapshot, *id, *operator, "show")
+	s, err := openDossier(ctx, g, a, *tenant, *snapshot, *id, *operator, "show", *allowPartial)
 	if s == nil {
 		return err
 	}
@@ -187,7 +197,7 @@ func shortList(xs []string, n int) string {
 }
 
 func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("dossier restore", "--tenant T --snapshot ID|latest --id K --reason TEXT (--format sql|json --out FILE | --into PATH-OR-DSN | --into-dsn-file FILE) [--on-conflict fail|skip] [--triggers check|disable|fire]")
+	fs := g.flags("dossier restore", "--tenant T --snapshot ID|latest --id K --reason TEXT (--format sql|json --out FILE | --into PATH-OR-DSN | --into-dsn-file FILE) [--on-conflict fail|skip] [--triggers check|disable|fire] [--allow-partial]")
 	tenant := fs.String("tenant", "", "tenant `id`")
 	snapshot := fs.String("snapshot", "latest", "snapshot `id` (a unique prefix) or latest")
 	id := fs.String("id", "", "the dossier's root key `value` (e.g. the client id)")
@@ -200,6 +210,7 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 	onConflict := fs.String("on-conflict", "fail", "rows that already exist in the target: fail or skip")
 	triggers := fs.String("triggers", "check", "--into: the target's triggers fire and a changed row rolls back (`check`), rows go in as they were (disable), or triggers fire and changes are listed (fire)")
 	override := fs.String("override-erasure", "", "restore an erased dossier anyway, for this `reason` (recorded)")
+	allowPartial := fs.Bool("allow-partial", false, "with --snapshot latest: accept the newest snapshot reachable when a location cannot be listed or the newest committed one is gone")
 	if err := g.parse(fs, args); err != nil {
 		return err
 	}
@@ -243,7 +254,7 @@ func cmdDossierRestore(ctx context.Context, g *globals, args []string) error {
 	if *out == "" {
 		action = "restore-into"
 	}
-	s, err := openDossier(ctx, a, *tenant, *snapshot, *id, *operator, action)
+	s, err := openDossier(ctx, g, a, *tenant, *snapshot, *id, *operator, action, *allowPartial)
 	if s == nil {
 		return err
 	}

@@ -10,9 +10,13 @@ import (
 
 // guardLatest refuses `--snapshot latest` on a partial view (a location
 // that cannot be listed, or the ledger's newest committed snapshot gone):
-// "latest" would silently roll back. --location names where to restore
-// from; --allow-partial accepts the newest snapshot reachable and warns.
-func guardLatest(ctx context.Context, g *globals, r *repo.Repo, snapshot, location string, allowPartial bool) error {
+// "latest" would silently roll back. --location (restore) names where to
+// restore from; --allow-partial accepts the newest snapshot reachable and
+// warns. what names the command in the refusal ("restore", "dossier
+// restore", …); restore, dossier show and dossier restore share it. g is
+// only used for the warnings of --location and --allow-partial (nil for
+// the portal, which has neither).
+func guardLatest(ctx context.Context, g *globals, r *repo.Repo, what, snapshot, location string, allowPartial bool) error {
 	if snapshot != "" && snapshot != "latest" {
 		return nil
 	}
@@ -37,7 +41,10 @@ func guardLatest(ctx context.Context, g *globals, r *repo.Repo, snapshot, locati
 		fmt.Fprintf(g.stderr, "warning: --allow-partial: %v\n", gerr)
 		return nil
 	}
-	return fmt.Errorf("restore refused: %w", gerr)
+	if what == "restore" {
+		return fmt.Errorf("restore refused: %w (or --location NAME to restore the newest snapshot there)", gerr)
+	}
+	return fmt.Errorf("%s refused: %w", what, gerr)
 }
 
 // acknowledgeLost is `forget --acknowledge-lost`: the operator accepts

@@ -245,7 +245,7 @@ func cmdRestore(ctx context.Context, g *globals, args []string) error {
 			return usageErrorf("--location: %v", err)
 		}
 	}
-	if err := guardLatest(ctx, g, r, *snapshot, *from, *allowPartial); err != nil {
+	if err := guardLatest(ctx, g, r, "restore", *snapshot, *from, *allowPartial); err != nil {
 		return err
 	}
 	snap, err := r.FindSnapshot(ctx, *snapshot)
@@ -336,6 +336,9 @@ func cmdCheck(ctx context.Context, g *globals, args []string) error {
 			}
 			for _, w := range c.Warnings {
 				fmt.Fprintln(g.stdout, "  warning:", w)
+			}
+			for _, n := range c.Notes {
+				fmt.Fprintln(g.stdout, "  note:", n)
 			}
 		}
 	}

@@ -58,6 +58,20 @@ func restoreFull(ctx context.Context, g *globals, a *appliance.Appliance, r *rep
 	if err != nil {
 		return err
 	}
+	if live == "" && spec.Engine != "sqlite" {
+		// The same database under another address (a host alias, a port
+		// forward or pooler, another IP of the server): compared by
+		// identity, as dossier restore --into compares. A target that does
+		// not exist yet (or does not answer) has none to compare.
+		cctx, cancel := context.WithTimeout(ctx, targetIdentityTimeout)
+		tid, err := dossier.DatabaseIdentity(cctx, engineFamily(spec.Engine), spec.DSN)
+		cancel()
+		if err == nil {
+			if hit, _ := tenantsWithIdentity(ctx, a, tid, ""); len(hit) > 0 {
+				live = hit[0]
+			}
+		}
+	}
 	if live != f.replaceLive {
 		if live == "" {
 			return usageErrorf("--replace-live %s: the target is not tenant %s's live database", f.replaceLive, f.replaceLive)

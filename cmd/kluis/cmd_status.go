@@ -84,9 +84,17 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 			if t.RestoreTestLocation != "" {
 				rt += " @" + t.RestoreTestLocation
 			}
+			if t.RestoreTest == "never" && len(t.Warnings) > 0 {
+				rt += " (cannot run)"
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Tenant, when(t.LastSuccess), age, strings.Join(copies, " "), when(t.NextRun), rt, status)
 		}
 		tw.Flush()
+		for _, t := range rep.Tenants {
+			for _, w := range t.Warnings {
+				fmt.Fprintf(g.stdout, "warning: tenant %s: %s\n", t.Tenant, display.Escape(w))
+			}
+		}
 		for _, e := range rep.Errors {
 			fmt.Fprintln(g.stdout, "error:", display.Escape(e))
 		}

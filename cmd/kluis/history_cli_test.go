@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/kluis-nl/kluis/synth"
 )
 
 // Issue 14 point 4 through the CLI: the newest manifests deleted at one
@@ -91,4 +94,55 @@ func TestHistoryErasedCLI(t *testing.T) {
 	}
 	e.checkOK()
 	e.restoreEqual("latest", in2)
+}
+
+// TestDossierLatestPartialView (new-user trial, 2026-12-02): `dossier
+// show` and `dossier restore` resolved --snapshot latest without the guard
+// `restore latest` has, so with a location down they silently showed an
+// older snapshot's dossier. Now they refuse the same way, and
+// --allow-partial accepts the newest snapshot reachable, with a warning.
+func TestDossierLatestPartialView(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := `appliance: {id: ams-1, state_dir: ./state, master_key_file: ./secrets/master.key, signing_key_file: ./secrets/signing.key}
+locations:
+  - {name: amsterdam, type: dir, path: ./loc-a, country: NL, site: Amsterdam, provider: provider-a}
+  - {name: groningen, type: dir, path: ./loc-g, country: NL, site: Groningen, provider: provider-b}
+tenants:
+  - {id: ` + dossierTenant + `, engine: sqlite, path: ./praktijk.db, dossier: practice}
+dossiers:
+  practice: {root: clients, key: id}
+policy: {pack_size: 1MiB}
+`
+	writeFile(t, e.cfg, cfg)
+	if err := synth.GenerateSQLiteFile(context.Background(), e.path("praktijk.db"), synth.Tiny, 5); err != nil {
+		t.Fatal(err)
+	}
+	e.keysInit()
+	e.mustRun(0, "init", "--tenant", dossierTenant)
+	e.mustRun(0, "backup", "--tenant", dossierTenant)
+	var out struct {
+		Snapshot string `json:"snapshot"`
+	}
+	e.mustJSON(0, &out, "backup", "--tenant", dossierTenant)
+	newest := out.Snapshot
+	// The newest snapshot is gone at amsterdam; groningen is down.
+	if err := os.Remove(e.path("loc-a", dossierTenant, "snapshots", newest)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(e.path("loc-g"), e.path("loc-g.unmounted")); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"dossier", "show", "--tenant", dossierTenant, "--id", "3"},
+		{"dossier", "restore", "--tenant", dossierTenant, "--id", "3", "--reason", "ticket 7", "--out", e.path("d.sql")},
+	} {
+		r := e.run(args...)
+		if r.code != 1 || !strings.Contains(r.stderr, args[0]+" "+args[1]+" refused") || !strings.Contains(r.stderr, "--allow-partial") {
+			t.Errorf("%v with groningen down: want a refusal, got %v", args, r)
+		}
+		if r := e.run(append(args, "--allow-partial")...); r.code != 0 || !strings.Contains(r.stderr, "warning: --allow-partial") {
+			t.Errorf("%v --allow-partial: %v", args, r)
+		}
+	}
 }

@@ -31,7 +31,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{name: "keys", summary: "create or show the appliance keys", sub: []*command{
-			{name: "init", summary: "create the master key and the evidence signing key", run: cmdKeysInit},
+			{name: "init", summary: "create the master key and the evidence signing key (--master-only: a lost master key alone)", run: cmdKeysInit},
 			{name: "public", summary: "print the evidence signing public key (for auditors)", run: cmdKeysPublic},
 			{name: "recover", summary: "re-wrap a tenant key under this appliance's master key with an offline recovery identity", run: cmdKeysRecover},
 			{name: "previous", summary: "list, or --add, the trusted previous signing keys (a lost appliance's, after a recovery)", run: cmdKeysPrevious},

@@ -434,6 +434,7 @@ type checkLocation struct {
 	BytesRead int64    `json:"bytes_read"`
 	Errors    []string `json:"errors"`
 	Warnings  []string `json:"warnings"`
+	Notes     []string `json:"notes"`
 }
 
 // restoreEqual restores snapshot (an id or "latest") into a fresh

@@ -85,7 +85,9 @@ func (b portalBackend) open(ctx context.Context, acc portal.Access) (*dossierSes
 	if snap == "" {
 		snap = "latest"
 	}
-	s, err := openDossier(ctx, b.app(), acc.Tenant, snap, acc.ID, "portal:"+acc.User, acc.Action)
+	// "latest" is guarded on a partial view as for dossier show (no
+	// --allow-partial in the portal: the operator decides that).
+	s, err := openDossier(ctx, nil, b.app(), acc.Tenant, snap, acc.ID, "portal:"+acc.User, acc.Action, false)
 	if s != nil {
 		s.rec.Reason, s.rec.Approver, s.rec.Request = acc.Reason, acc.Approver, acc.Request
 	}

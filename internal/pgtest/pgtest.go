@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/kluis-nl/kluis/internal/testenv"
 )
 
@@ -265,8 +266,14 @@ func acceptsWrongPassword(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	return true
 }
 
-// DSN returns a connection string for database db as the superuser.
+// DSN returns a connection string for database db as the superuser. db is
+// a database name: a connection string given by mistake panics (without
+// showing it), since it would end up, password and all, in the server's
+// "database does not exist" error and the test's output.
 func (s *Server) DSN(db string) string {
+	if looksLikeDSN(db) {
+		panic("pgtest: Server.DSN wants a database name, not a connection string (use ConnectDSN or ExecDSN)")
+	}
 	if strings.HasPrefix(s.base, "postgres://") || strings.HasPrefix(s.base, "postgresql://") {
 		u, err := url.Parse(s.base)
 		if err == nil {
@@ -318,7 +325,7 @@ func ConnectDSN(t testing.TB, dsn string) *pgx.Conn {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		t.Fatalf("connect: %v", err)
+		t.Fatalf("connect: %s", redactDSN(dsn, err.Error()))
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
@@ -337,11 +344,11 @@ func ExecDSN(t testing.TB, dsn, sql string) {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		t.Fatalf("connect: %v", err)
+		t.Fatalf("connect: %s", redactDSN(dsn, err.Error()))
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
-		t.Fatalf("exec %.200q: %v", sql, err)
+		t.Fatalf("exec %.200q: %s", sql, redactDSN(dsn, err.Error()))
 	}
 }
 
@@ -357,4 +364,27 @@ func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.
 
 func quoteValue(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+// looksLikeDSN reports whether s is a connection string rather than a
+// database name (keyword/value or URL form).
+func looksLikeDSN(s string) bool {
+	return strings.Contains(s, "=") || strings.Contains(s, "://")
+}
+
+// redactDSN removes from msg (a driver's or server's error) the secrets of
+// dsn: its password, and, when its database name is itself a connection
+// string (given by mistake), that whole name and the password in it.
+func redactDSN(dsn, msg string) string {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return "a connection string that does not parse"
+	}
+	if looksLikeDSN(cfg.Database) {
+		msg = testenv.Redact(msg, cfg.Database)
+		if inner, err := pgconn.ParseConfig(cfg.Database); err == nil {
+			msg = testenv.Redact(msg, inner.Password)
+		}
+	}
+	return testenv.Redact(msg, cfg.Password)
 }

@@ -92,12 +92,7 @@ func (l *Location) Put(ctx context.Context, name string, data []byte) error {
 		return err
 	}
 	// Link, unlike rename, fails when the target exists: never overwrite.
-	return l.writeDurable(name, p, data, func(tmp, p string) error {
-		if err := os.Link(tmp, p); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		return nil
-	})
+	return l.writeDurable(name, p, data, durable.LinkOrKeep)
 }
 
 // Replace writes data as name even when an object of that name exists:
@@ -118,41 +113,18 @@ func (l *Location) Replace(ctx context.Context, name string, data []byte) error 
 	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
 		return l.wrap(name, fmt.Errorf("not a regular file (%s); remove it by hand", fi.Mode().Type()))
 	}
-	return l.writeDurable(name, p, data, os.Rename)
+	return l.writeDurable(name, p, data, durable.Rename)
 }
 
 // writeDurable writes data to a read-only temp file beside p, fsynced, puts
-// it in place with place (link: never overwrite; rename: replace) and
-// fsyncs the directory.
-func (l *Location) writeDurable(name, p string, data []byte, place func(tmp, p string) error) error {
+// it in place (LinkOrKeep: never overwrite; Rename: replace) and fsyncs the
+// directory (durable.WriteFile).
+func (l *Location) writeDurable(name, p string, data []byte, place durable.Place) error {
 	dir := filepath.Dir(p)
 	if err := mkdirAllSync(dir, l.root); err != nil {
 		return l.wrap(name, err)
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return l.wrap(name, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return l.wrap(name, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return l.wrap(name, err)
-	}
-	if err := f.Close(); err != nil {
-		return l.wrap(name, err)
-	}
-	if err := os.Chmod(tmp, 0o400); err != nil {
-		return l.wrap(name, err)
-	}
-	if err := place(tmp, p); err != nil {
-		return l.wrap(name, err)
-	}
-	return l.wrap(name, syncDir(dir))
+	return l.wrap(name, durable.WriteFile(p, data, durable.Options{TempPrefix: tmpPrefix, Mode: 0o400, Place: place}))
 }
 
 func (l *Location) wrap(name string, err error) error {

@@ -265,28 +265,8 @@ func Rebuild(stateDir string, ring *keyring.Ring, recs []Record) (map[string]uin
 // writeFileDurable replaces path with data (mode 0600): temp file, fsync,
 // rename, fsync of the directory.
 func writeFileDurable(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-register-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return durable.SyncDir(dir)
+	return durable.WriteFile(path, data, durable.Options{TempPrefix: ".tmp-register-"})
 }

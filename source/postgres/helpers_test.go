@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -82,12 +83,22 @@ func restoreInto(t *testing.T, b *backup, dsn string, opts TargetOptions) {
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(b.tables))
+	var mu sync.Mutex
+	proved := map[string]source.TableResult{}
 	for _, tb := range b.tables {
 		wg.Go(func() {
 			// A small-read reader so that a row crosses CopyData messages.
-			if err := tg.LoadTable(ctx, tb, &slowReader{r: bytes.NewReader(b.streams[tb.Name])}); err != nil {
+			res, stale, err := tg.LoadAndFingerprint(ctx, tb, &slowReader{r: bytes.NewReader(b.streams[tb.Name])})
+			if err != nil {
 				errs <- err
+				return
 			}
+			if stale {
+				errs <- fmt.Errorf("table %s: load reported writes elsewhere", tb.Name)
+			}
+			mu.Lock()
+			proved[tb.Name] = res
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -95,10 +106,17 @@ func restoreInto(t *testing.T, b *backup, dsn string, opts TargetOptions) {
 	for err := range errs {
 		t.Fatalf("load: %v", err)
 	}
-	if err := tg.ApplySchema(ctx, bytes.NewReader(b.post)); err != nil {
+	stale, err := tg.ApplyPostData(ctx, bytes.NewReader(b.post), 3)
+	if err != nil {
 		t.Fatalf("apply post-data: %v", err)
 	}
+	if stale {
+		t.Errorf("post-data reported changed rows")
+	}
 	for _, tb := range b.tables {
+		if proved[tb.Name] != b.results[tb.Name] {
+			t.Errorf("table %s: fingerprint read back at load %+v, backed up %+v", tb.Name, proved[tb.Name], b.results[tb.Name])
+		}
 		got, err := tg.Fingerprint(ctx, tb)
 		if err != nil {
 			t.Fatalf("fingerprint: %v", err)

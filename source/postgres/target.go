@@ -40,6 +40,9 @@ type Target struct {
 	mu   sync.Mutex
 	idle []*pgx.Conn
 	done bool
+	// proved holds the storage file of every table LoadAndFingerprint
+	// read back, by table oid.
+	proved map[int64]int64
 }
 
 var _ source.Target = (*Target)(nil)
@@ -171,28 +174,19 @@ func (t *Target) ApplySchema(ctx context.Context, ddl io.Reader) error {
 }
 
 // LoadTable loads a stream written by Snapshot.WriteTable with COPY FROM
-// STDIN. Safe for concurrent use with other tables.
+// STDIN, in one transaction that first truncates the table (see
+// copyInSQL). Safe for concurrent use with other tables.
 func (t *Target) LoadTable(ctx context.Context, tb source.Table, rows io.Reader) (err error) {
-	if tb.Encoding != Encoding {
-		return fmt.Errorf("postgres: table %s: cannot load encoding %q, only %q", tb.Name, tb.Encoding, Encoding)
-	}
-	if tb.Schema == "" || tb.Table == "" {
-		return fmt.Errorf("postgres: table %q without schema or name", tb.Name)
+	if err := checkLoadable(tb); err != nil {
+		return err
 	}
 	conn, err := t.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { t.release(conn, err) }()
-	sql := "COPY " + pgx.Identifier{tb.Schema, tb.Table}.Sanitize()
-	if len(tb.Columns) > 0 {
-		sql += " (" + columnList(tb.Columns) + ")"
-	}
-	sql += " FROM STDIN"
-	if _, err := conn.PgConn().CopyFrom(ctx, rows, sql); err != nil {
-		return redactError(fmt.Errorf("loading table %s: %w", tb.Name, err), t.cfg.Password)
-	}
-	return nil
+	_, _, err = t.load(ctx, conn, tb, rows)
+	return err
 }
 
 // Fingerprint recomputes a loaded table's fingerprint with the COPY TO
