@@ -186,6 +186,11 @@ type RequestView struct {
 	Digest    string    `json:"digest"`
 	Download  string    `json:"download,omitempty"`
 	Result    string    `json:"result,omitempty"`
+	// Taken, Rows and Tables: the dossier's counts as the daemon stored
+	// them in the request (a dossier release only).
+	Taken  time.Time    `json:"taken,omitzero"`
+	Rows   int64        `json:"rows,omitempty"`
+	Tables []TableCount `json:"tables,omitempty"`
 	// Mine: the caller asked for it (and so cannot approve it).
 	Mine bool `json:"mine"`
 }

@@ -547,3 +547,17 @@ func TestEvidenceExport(t *testing.T) {
 		t.Errorf("unknown tenant: %s", portaltest.Status(rep))
 	}
 }
+
+// TestRequestShowsDaemonCounts: the approver sees the dossier's counts
+// as the daemon counted them at request time, inside the signed core.
+func TestRequestShowsDaemonCounts(t *testing.T) {
+	r := newRelease(t, portal.DeliverySQL)
+	rep := r.f.Do(portal.OpRequest, portal.Call{Session: r.bertS.Token, Request: r.req.ID})
+	v := rep.Req
+	if rep.Status != 200 || v.Rows != 3 || len(v.Tables) != 2 || v.Tables[1].Table != "notes" || v.Tables[1].Rows != 2 || v.Taken.IsZero() {
+		t.Fatalf("approver's view: %s %+v", portaltest.Status(rep), v)
+	}
+	if v.Requester != "anna" || v.Reason != "client asked for their file" || v.Tenant != "a" {
+		t.Fatalf("approver's view: %+v", v)
+	}
+}

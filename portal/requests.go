@@ -59,6 +59,13 @@ type requestCore struct {
 	Requester string    `json:"requester"`
 	Created   time.Time `json:"created"`
 	Expires   time.Time `json:"expires"`
+	// Taken, Rows and Tables are the dossier's content as the daemon
+	// counted it when the request was made (a dossier release only):
+	// what the approver sees and signs. Empty in requests stored before
+	// they existed, so those keep their digest.
+	Taken  time.Time    `json:"taken,omitzero"`
+	Rows   int64        `json:"rows,omitempty"`
+	Tables []TableCount `json:"tables,omitempty"`
 }
 
 // digest is SHA-256 of the core's JSON: what the approver's
@@ -135,7 +142,8 @@ func (r *fourEyes) view(u *User, now time.Time) RequestView {
 	v := RequestView{ID: r.Core.ID, Kind: r.Core.Kind, State: st, Tenant: r.Core.Tenant, Snapshot: r.Core.Snapshot,
 		DossierID: r.Core.DossierID, Subject: r.Core.Subject, Reason: r.Core.Reason, Delivery: r.Core.Delivery,
 		Requester: r.Core.Requester, Approver: r.Approver, Created: r.Core.Created, Expires: r.Core.Expires,
-		Digest: r.Digest, Result: r.Result, Mine: r.Core.Requester == u.Name}
+		Digest: r.Digest, Result: r.Result, Mine: r.Core.Requester == u.Name,
+		Taken: r.Core.Taken, Rows: r.Core.Rows, Tables: slices.Clone(r.Core.Tables)}
 	if v.Mine && st == StateApproved {
 		v.Download = r.Download
 	}
@@ -184,8 +192,15 @@ func (s *Service) requestCreate(ctx context.Context, u *User, c Call) Reply {
 	if err != nil {
 		return refusal(http.StatusBadRequest, "snapshot: %v", err)
 	}
+	// The daemon counts the dossier itself, now, in the named snapshot:
+	// the counts the approver sees are part of the signed core, so
+	// neither the web process nor the requester's form can change them.
+	dv, err := s.opts.Backend.DossierShow(ctx, Access{User: u.Name, Tenant: c.Tenant, Snapshot: snap.ID, ID: id, Reason: strings.TrimSpace(c.Reason), Action: "show"})
+	if err != nil {
+		return refusal(http.StatusBadRequest, "%v", err)
+	}
 	return s.addRequest(u, c, requestCore{Kind: KindDossierRelease, Tenant: c.Tenant, Snapshot: snap.ID, DossierID: id,
-		Reason: strings.TrimSpace(c.Reason), Delivery: c.Delivery})
+		Reason: strings.TrimSpace(c.Reason), Delivery: c.Delivery, Taken: dv.Taken.UTC(), Rows: dv.Rows, Tables: dv.Tables})
 }
 
 func (s *Service) userResetRequest(u *User, c Call) Reply {

@@ -1,12 +1,17 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
+	"image/png"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
 
 	"github.com/kluis-nl/kluis/portal"
 )
@@ -121,6 +126,40 @@ func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, "enrol", nil, rep.Enrol, "")
+}
+
+// enrolQR serves the enrolment's TOTP secret as a QR code: a PNG made
+// here (the CSP allows no data: image), only for a live one-time link,
+// never cached (ServeHTTP sets no-store).
+func (s *Server) enrolQR(w http.ResponseWriter, r *http.Request) {
+	q := s.anon(w, r)
+	rep := q.call(portal.OpEnrolInfo, portal.Call{Token: r.PathValue("token")})
+	if rep.Status != http.StatusOK || rep.Enrol == nil {
+		status := rep.Status
+		if status < 400 || status > 599 {
+			status = http.StatusNotFound
+		}
+		http.Error(w, "no such enrolment", status)
+		return
+	}
+	k, err := otp.NewKeyFromURL(rep.Enrol.TOTPURI)
+	if err != nil {
+		s.opts.Log.Error("web: enrolment QR code", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	img, err := k.Image(240, 240)
+	var b bytes.Buffer
+	if err == nil {
+		err = png.Encode(&b, img)
+	}
+	if err != nil {
+		s.opts.Log.Error("web: enrolment QR code", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Write(b.Bytes())
 }
 
 func (s *Server) enrolPost(w http.ResponseWriter, r *http.Request) {
@@ -317,8 +356,16 @@ type evidenceData struct {
 
 func (s *Server) evidence(q *req) {
 	v := q.r.URL.Query()
-	d := evidenceData{Tenant: v.Get("tenant"), From: v.Get("from"), To: v.Get("to")}
+	d := evidenceData{Tenant: v.Get("tenant"), From: strings.TrimSpace(v.Get("from")), To: strings.TrimSpace(v.Get("to"))}
 	d.Tenants = q.call(portal.OpTenants, portal.Call{}).Tenants
+	// Dates are YYYY-MM-DD whatever the browser's locale (the fields
+	// are text, not type=date, whose display follows the locale).
+	for _, day := range []string{d.From, d.To} {
+		if _, err := time.Parse(time.DateOnly, day); day != "" && err != nil {
+			q.render(http.StatusBadRequest, "evidence", d, texts[q.lang]["bad_date"])
+			return
+		}
+	}
 	rep := q.call(portal.OpEvidence, portal.Call{Tenant: d.Tenant, From: d.From, To: d.To})
 	if rep.Status != http.StatusOK {
 		if rep.Status == http.StatusBadRequest {

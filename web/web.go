@@ -72,6 +72,14 @@ func New(opts Options) (*Server, error) {
 var funcs = template.FuncMap{
 	"date": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"day":  func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+	"tr":   tr,
+	// reqs gives the request table its texts and rows.
+	"reqs": func(l map[string]string, rs []portal.RequestView) any {
+		return struct {
+			L    map[string]string
+			Reqs []portal.RequestView
+		}{l, rs}
+	},
 	"has": func(xs []string, x string) bool {
 		for _, y := range xs {
 			if y == x {
@@ -154,6 +162,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /login/passkey/finish", s.loginPasskeyFinish)
 	m.HandleFunc("GET /enrol/{token}", s.enrolPage)
 	m.HandleFunc("POST /enrol/{token}", s.enrolPost)
+	m.HandleFunc("GET /enrol/{token}/qr.png", s.enrolQR)
 	m.HandleFunc("POST /logout", s.logout)
 
 	m.HandleFunc("GET /{$}", s.page(s.home))

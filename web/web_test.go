@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"html"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp"
+
+	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/internal/portaltest"
 	"github.com/kluis-nl/kluis/internal/softauthn"
 	"github.com/kluis-nl/kluis/portal"
@@ -392,11 +397,31 @@ func TestTextsComplete(t *testing.T) {
 	if len(used) < 20 {
 		t.Fatalf("only %d keys found", len(used))
 	}
+	// Every value the daemon sends that a page shows through tr.
+	for prefix, vals := range map[string][]string{
+		"state":    {portal.StatePending, portal.StateApproved, portal.StateRejected, portal.StateUsed, portal.StateExpired},
+		"kind":     {portal.KindDossierRelease, portal.KindUserReset},
+		"delivery": {portal.DeliverySQL, portal.DeliveryJSON, portal.DeliveryInto},
+		"verdict":  {evidence.Pass, evidence.Fail, evidence.Error},
+		"role":     {portal.RolePractice, portal.RoleApprover, portal.RoleAuditor, portal.RoleAdmin},
+	} {
+		for _, v := range vals {
+			used[prefix+"_"+v] = true
+		}
+	}
 	for _, lang := range []string{"nl", "en"} {
 		for k := range used {
 			if web.Text(lang, k) == "" {
 				t.Errorf("%s: no text %q", lang, k)
 			}
+		}
+	}
+	// No raw value reaches a page: each is shown through tr.
+	raw := regexp.MustCompile(`>\{\{\$?[A-Za-z.]*\.(State|Kind|Verdict|Role|Delivery)\}\}<`)
+	for _, e := range ents {
+		b, _ := os.ReadFile("templates/" + e.Name())
+		if m := raw.FindString(string(b)); m != "" {
+			t.Errorf("%s shows %s untranslated", e.Name(), m)
 		}
 	}
 }
@@ -456,10 +481,23 @@ func TestReleaseThroughThePages(t *testing.T) {
 	if p = pb.get(reqPath); strings.Contains(p.body, `id="approve"`) || !strings.Contains(p.body, `id="withdraw"`) {
 		t.Fatal("the requester is offered to approve, or not to withdraw")
 	}
+	// Dutch by default: the state and kind are translated.
+	if !strings.Contains(p.body, `data-state="pending">In afwachting<`) || !strings.Contains(p.body, `>Vrijgave van een dossier<`) {
+		t.Fatalf("request page not in Dutch: %s", p.body)
+	}
 
-	// The approver approves with the passkey.
+	// The approver sees what is released: the counts the daemon stored
+	// with the request, the reason and the requester.
 	if p = ab.get(reqPath); !strings.Contains(p.body, `id="approve"`) {
 		t.Fatalf("approver's page: %s", p.body)
+	}
+	for _, want := range []string{`id="req-tables"`, `<td>notes</td><td class="num">2</td>`, `id="req-rows">3<`, `id="req-reason">client asked<`, `id="req-requester">anna<`, `id="req-dossier">17<`, `id="req-taken">`} {
+		if !strings.Contains(p.body, want) {
+			t.Fatalf("approver's page lacks %s: %s", want, p.body)
+		}
+	}
+	if p = ab.get("/requests"); !strings.Contains(p.body, `data-state="pending">In afwachting<`) || strings.Contains(p.body, "<th>kind</th>") {
+		t.Fatalf("request list not in Dutch: %s", p.body)
 	}
 	p = ab.script(reqPath+"/approve/begin", nil)
 	assertion, err := bert.Auth.Get([]byte(p.body))
@@ -504,6 +542,23 @@ func TestEnrolPages(t *testing.T) {
 		t.Fatalf("enrol page: %d %s", p.status, p.body)
 	}
 	u := &portaltest.User{Name: "anna", Secret: m[1]}
+	qr := b.get("/enrol/" + tok + "/qr.png")
+	if !strings.Contains(p.body, `<img id="totp-qr" src="/enrol/`+tok+`/qr.png"`) || qr.status != 200 || qr.h.Get("Content-Type") != "image/png" ||
+		qr.h.Get("Cache-Control") != "no-store" || !strings.HasPrefix(qr.body, "\x89PNG\r\n") {
+		t.Fatalf("QR code: %d %v", qr.status, qr.h)
+	}
+	// The QR code is the otpauth URI of this enrolment's secret: the
+	// same pixels as encoding that URI.
+	uri := html.UnescapeString(regexp.MustCompile(`id="totp-uri">([^<]+)<`).FindStringSubmatch(p.body)[1])
+	if !strings.Contains(uri, "secret="+u.Secret) {
+		t.Fatalf("URI %q", uri)
+	}
+	if !sameImage(t, qr.body, uri) {
+		t.Fatal("the QR code is not the enrolment's otpauth URI")
+	}
+	if p := s.browser(t).get("/enrol/" + tok[:len(tok)-1] + "x/qr.png"); p.status == 200 || strings.HasPrefix(p.body, "\x89PNG") {
+		t.Fatalf("QR code for a wrong link: %d", p.status)
+	}
 	if p = b.post("/enrol/"+tok, url.Values{"password": {portaltest.Password}, "password2": {"other"}, "code": {s.f.Code(u)}}); p.status != 400 {
 		t.Fatalf("mismatch: %d", p.status)
 	}
@@ -515,6 +570,9 @@ func TestEnrolPages(t *testing.T) {
 	}
 	if p = b.get("/enrol/" + tok); p.status != 404 || strings.Contains(p.body, u.Secret) {
 		t.Fatalf("used link: %d", p.status)
+	}
+	if p = b.get("/enrol/" + tok + "/qr.png"); p.status != 404 || strings.HasPrefix(p.body, "\x89PNG") {
+		t.Fatalf("QR code of a used link: %d", p.status)
 	}
 	b.login(u)
 	// English on request, Dutch by default.
@@ -529,5 +587,59 @@ func TestEnrolPages(t *testing.T) {
 	}
 	if p = b.get("/lang?l=en&next=//evil.example"); p.loc != "/" {
 		t.Fatalf("open redirect: %q", p.loc)
+	}
+}
+
+// sameImage reports whether the PNG got shows the QR code of uri.
+func sameImage(t *testing.T, got, uri string) bool {
+	t.Helper()
+	k, err := otp.NewKeyFromURL(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := k.Image(240, 240)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(strings.NewReader(got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Bounds() != want.Bounds() {
+		return false
+	}
+	for y := want.Bounds().Min.Y; y < want.Bounds().Max.Y; y++ {
+		for x := want.Bounds().Min.X; x < want.Bounds().Max.X; x++ {
+			r1, g1, b1, _ := img.At(x, y).RGBA()
+			r2, g2, b2, _ := want.At(x, y).RGBA()
+			if r1 != r2 || g1 != g2 || b1 != b2 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestEvidenceDates: the period fields are text in YYYY-MM-DD (not the
+// browser's locale), labelled so in both languages, and anything else
+// is refused with a message in the page's language.
+func TestEvidenceDates(t *testing.T) {
+	s := newSite(t)
+	aud := s.f.AddUser("vera", portal.RoleAuditor, "a")
+	b := s.browser(t)
+	b.login(aud)
+	p := b.get("/evidence?tenant=a&from=2026-01-01&to=2026-12-31")
+	if p.status != 200 || strings.Contains(p.body, `type="date"`) || !strings.Contains(p.body, `placeholder="JJJJ-MM-DD"`) || !strings.Contains(p.body, `value="2026-01-01"`) {
+		t.Fatalf("evidence page: %d %s", p.status, p.body)
+	}
+	for _, bad := range []string{"12/02/2026", "02-12-2026", "2026-13-01", "gisteren"} {
+		p = b.get("/evidence?tenant=a&from=" + url.QueryEscape(bad))
+		if p.status != 400 || !strings.Contains(p.body, "JJJJ-MM-DD, bijvoorbeeld") || strings.Contains(p.body, `id="ev-reports"`) {
+			t.Errorf("from=%s: %d", bad, p.status)
+		}
+	}
+	b.get("/lang?l=en&next=/evidence")
+	if p = b.get("/evidence?tenant=a&to=1/2/2026"); p.status != 400 || !strings.Contains(p.body, "YYYY-MM-DD, for example") || !strings.Contains(p.body, `placeholder="YYYY-MM-DD"`) {
+		t.Fatalf("English: %d %s", p.status, p.body)
 	}
 }

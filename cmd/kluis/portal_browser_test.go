@@ -192,6 +192,11 @@ func enrolInBrowser(t *testing.T, u *portalUser, link, shotName string) {
 		t.Fatalf("%s: the enrolment page shows no TOTP secret", u.name)
 	}
 	u.app = browsertest.NewTOTP(secret)
+	// The QR code (a PNG from kluis web; the CSP allows no data: image)
+	// is loaded and shown.
+	if w := browsertest.Evaluate[int](u.page, `(document.querySelector("#totp-qr") || {}).naturalWidth || 0`); w < 100 {
+		t.Errorf("%s: the enrolment page shows no QR code (width %d)", u.name, w)
+	}
 	u.page.Fill(map[string]string{"#password": u.password, "#password2": u.password, "#code": u.app.Code(t)})
 	if shotName != "" {
 		docShot(t, u.page, shotName)
@@ -306,7 +311,7 @@ func requestDossierInBrowser(t *testing.T, p *portalEnv, u *portalUser, tenant, 
 	u.page.SetValue("#delivery", delivery)
 	u.page.Click("#request-submit")
 	rid := requestIDOf(t, u.page)
-	if st := u.page.Text("#req-state"); st != "pending" {
+	if st := u.page.Attr("#req-state", "data-state"); st != "pending" {
 		t.Fatalf("%s: the new request is %q", u.name, st)
 	}
 	if shotRequest != "" {
@@ -336,11 +341,11 @@ func approveInBrowser(t *testing.T, p *portalEnv, a *portalUser, rid string) {
 func waitRequestState(t *testing.T, pg *browsertest.Page, states ...string) string {
 	t.Helper()
 	js, _ := json.Marshal(states)
-	pg.WaitFor(fmt.Sprintf("request state %v", states), fmt.Sprintf(`document.readyState == "complete" && (%s.includes((document.querySelector("#req-state") || {}).textContent) || !((document.querySelector("#webauthn-error") || {hidden: true}).hidden))`, js))
+	pg.WaitFor(fmt.Sprintf("request state %v", states), fmt.Sprintf(`document.readyState == "complete" && (%s.includes((document.querySelector("#req-state") || {dataset: {}}).dataset.state) || !((document.querySelector("#webauthn-error") || {hidden: true}).hidden))`, js))
 	if pg.Count("#webauthn-error:not([hidden])") == 1 {
 		t.Fatalf("%s: the passkey ceremony failed: %s\nconsole:\n%s", pg.Name, pg.Text("#webauthn-error"), pg.ConsoleText())
 	}
-	return pg.Text("#req-state")
+	return pg.Attr("#req-state", "data-state")
 }
 
 // TestPortalInBrowser walks the portal as its users do, in chromium: ops
@@ -562,6 +567,20 @@ func TestPortalInBrowser(t *testing.T) {
 		if got := vera.page.Text("#req-reason"); !strings.Contains(got, "ticket 4711") {
 			t.Errorf("the approver does not see the reason: %q", got)
 		}
+		// The approver sees what is released: the daemon's counts, the
+		// same as `dossier show`, in Dutch.
+		want := p.cliDossierShow("praktijk-a", snapshot, "3")
+		got := map[string]int64{}
+		for _, r := range browsertest.Evaluate[[][]string](vera.page, `[...document.querySelectorAll("#req-tables tbody tr")].map(r => [...r.cells].map(c => c.innerText.trim()))`) {
+			n, _ := strconv.ParseInt(r[1], 10, 64)
+			got[r[0]] = n
+		}
+		if len(want) == 0 || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("the approver's table counts differ from dossier show:\nportal %v\nCLI    %v", got, want)
+		}
+		if st := vera.page.Text("#req-state"); st != "In afwachting" {
+			t.Errorf("the state is shown as %q, not in Dutch", st)
+		}
 		docShot(t, vera.page, "approver-request")
 		approveInBrowser(t, p, vera, rid)
 	}) {
@@ -571,7 +590,7 @@ func TestPortalInBrowser(t *testing.T) {
 	if !t.Run("practice downloads the dossier", func(t *testing.T) {
 		defer use(t, p, ada, vera)()
 		ada.page.Go(p.base + "/requests/" + rid)
-		if st := ada.page.Text("#req-state"); st != "approved" {
+		if st := ada.page.Attr("#req-state", "data-state"); st != "approved" {
 			t.Fatalf("ada sees request %s as %q", rid, st)
 		}
 		docShot(t, ada.page, "practice-approved")
