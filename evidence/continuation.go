@@ -394,15 +394,23 @@ func CheckContinuations(dir string, v *Verification, previous []ed25519.PublicKe
 			p.Seq = 0
 			v.Problems = append(v.Problems, p)
 		}
+		linked := sv.LogSize == uint64(c.PreviousSize) && sv.LogRoot == logRootString(c.PreviousRoot)
 		for _, n := range sv.Notes {
+			// The previous log carries no checkpoint.json of its own; when
+			// the continuation (signed by the export's key) names its
+			// log's size and root and they match, that binds both ends,
+			// so the note that nothing shows a cut would mislead.
+			if linked && strings.HasPrefix(n, "no "+CheckpointFile+":") {
+				continue
+			}
 			v.note("%s: %s", PreviousExportDir+c.PreviousKey, n)
 		}
-		if sv.LogSize != uint64(c.PreviousSize) || sv.LogRoot != logRootString(c.PreviousRoot) {
+		if !linked {
 			v.problem(ContinuationProblem, r.Seq, "", "report %d continues the log of key %s at a checkpoint of %d reports (root %s), which the previous log carried here does not have (its checkpoint: %d reports, root %s): a forged continuation, or the wrong previous log", r.Seq, c.PreviousKey, c.PreviousSize, c.PreviousRoot, sv.LogSize, sv.LogRoot)
 			continue
 		}
 		if sv.OK() {
-			v.note("report %d continues the log of key %s (appliance %s, %d reports, root %s): that log is carried in %s and verifies with the previous key given; the link holds", r.Seq, c.PreviousKey, c.Appliance, c.PreviousSize, sv.LogRoot, PreviousExportDir+c.PreviousKey)
+			v.note("report %d continues the log of key %s (appliance %s, %d reports, root %s): that log is carried in %s and verifies with the previous key given; the link holds, and the continuation's size and root show that nothing of that log was cut off", r.Seq, c.PreviousKey, c.Appliance, c.PreviousSize, sv.LogRoot, PreviousExportDir+c.PreviousKey)
 		}
 	}
 	return used

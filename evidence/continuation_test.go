@@ -87,6 +87,14 @@ func TestContinuation(t *testing.T) {
 	exportAll(t, fresh, dir)
 	if v := verifyExport(t, dir, []ed25519.PublicKey{oldPub}); !v.OK() {
 		t.Fatalf("export spanning both logs: %v", v.Err())
+	} else {
+		// The continuation binds the previous log's end: no note may say
+		// that nothing shows a cut (a new-user trial was misled by it).
+		for _, n := range v.Notes {
+			if strings.Contains(n, "whether reports were cut off") {
+				t.Errorf("misleading note for a linked previous log: %s", n)
+			}
+		}
 	}
 	if v := verifyExport(t, dir, nil); v.OK() || !hasKind(v, ContinuationProblem) {
 		t.Fatalf("without the previous key: want a continuation problem, got %+v", v.Problems)
