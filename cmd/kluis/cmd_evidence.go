@@ -469,6 +469,17 @@ func cmdEvidenceVerify(ctx context.Context, g *globals, args []string) error {
 	var heldPrev []byte
 	if opts.Checkpoint != nil && evidence.SignedByPrevious(opts.Checkpoint, previous) {
 		heldPrev, opts.Checkpoint = opts.Checkpoint, nil
+	} else if opts.Checkpoint != nil {
+		// A checkpoint.json kept from an export of the lost appliance
+		// verifies with a previous key, not this one: say that, rather
+		// than "edited, or signed by another key".
+		if sc, err := evidence.ParseCheckpoint(opts.Checkpoint); err == nil {
+			for _, k := range previous {
+				if sc.Verify(k) {
+					return usageErrorf("--checkpoint %s is a %s signed by the previous key given with --previous-key: for the log of a previous key give the %s kept from that export; nothing verified", *cpFile, evidence.CheckpointFile, evidence.CheckpointNoteFile)
+				}
+			}
+		}
 	}
 	dir := pos[0]
 	var v *evidence.Verification

@@ -102,6 +102,9 @@ func TestDisasterRecoveryNewSigningKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// What the auditor kept from the lost appliance: an export.
+	e.mustRun(0, "evidence", "export", "--out", e.path("old-export"))
+
 	drLose(t, e)
 	e.keysInit() // the new appliance: a new master key and a NEW signing key
 	if e.mustRun(0, "keys", "public").stdout == oldPub {
@@ -189,6 +192,16 @@ func TestDisasterRecoveryNewSigningKey(t *testing.T) {
 	}
 	if r := e.run("evidence", "verify", "--public-key", e.path("new-signing.pub"), e.path("export")); r.code != 1 || !strings.Contains(r.stdout, "--previous-key") {
 		t.Errorf("verify without the previous key: %v", r)
+	}
+	// The auditor's kept checkpoint of the lost appliance's log: its
+	// checkpoint.note is checked against the previous log; its
+	// checkpoint.json is named for what it is (a new-user trial was told
+	// "edited, or signed by another key").
+	e.mustRun(0, "evidence", "verify", "--public-key", e.path("new-signing.pub"), "--previous-key", e.path("old-signing.pub"),
+		"--checkpoint", e.path("old-export", "checkpoint.note"), e.path("export"))
+	if r := e.run("evidence", "verify", "--public-key", e.path("new-signing.pub"), "--previous-key", e.path("old-signing.pub"),
+		"--checkpoint", e.path("old-export", "checkpoint.json"), e.path("export")); r.code != 2 || !strings.Contains(r.stderr, "checkpoint.note kept from that export") {
+		t.Errorf("verify with the lost appliance's checkpoint.json: %v", r)
 	}
 	// The previous log in the export cut back to its first checkpoint
 	// (one the lost key really signed, read at a location): the
