@@ -482,30 +482,9 @@ func AddPrevious(stateDir string, key ed25519.PrivateKey, prev ed25519.PublicKey
 		name string
 		data []byte
 	}{{id + ".rotation", append(line, '\n')}, {id + ".pub", pemKey}} {
-		if err := writeFile(filepath.Join(dir, f.name), f.data); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, f.name), f.data, durable.Options{TempPrefix: ".tmp-keyring-"}); err != nil {
 			return false, err
 		}
 	}
 	return true, durable.SyncDir(dir)
-}
-
-// writeFile writes path (mode 0600) durably: temp file, fsync, rename.
-func writeFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-keyring-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/durable"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/repo"
 )
@@ -49,20 +50,11 @@ func cmdWitnessInit(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(*keyFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	// Link: an existing key is never replaced, and a crash leaves no
+	// half-written key behind.
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err := durable.WriteFile(*keyFile, keyPEM, durable.Options{Place: durable.Link}); err != nil {
 		return fmt.Errorf("witness key: %w (an existing key is never replaced)", err)
-	}
-	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
 	}
 	if _, err := evidence.NewCosigner(*name, priv); err != nil {
 		os.Remove(*keyFile)
