@@ -98,6 +98,30 @@ func loadPeriodTimes(a *appliance.Appliance, f, t time.Time) (*evidencePeriod, e
 	return &evidencePeriod{all: recs, sel: evidence.Select(recs, f, t), from: f, to: t, key: key, store: s}, nil
 }
 
+// export writes the period's reports to dir as `evidence export` does
+// (the CLI and the portal's download share it): with the signed log
+// checkpoint and the witnesses' cosignatures, the reports just before and
+// after the period (they show the auditor that nothing of the period is
+// missing at either end: verify --expect-period), and the logs of
+// previous keys a continuation among them leads to.
+func (p *evidencePeriod) export(a *appliance.Appliance, dir, tenant string) (*evidence.ExportResult, error) {
+	tree, cp, err := p.store.Checkpoint()
+	if err != nil {
+		return nil, err
+	}
+	ws, err := witnessClients(a)
+	if err != nil {
+		return nil, err
+	}
+	var wvs []note.Verifier
+	for _, w := range ws {
+		wvs = append(wvs, w.Verifier)
+	}
+	return evidence.Export(dir, evidence.WithBorders(p.all, p.sel), evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: tenant,
+		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg),
+		Log: tree, LogCheckpoint: cp, Witnesses: wvs, PreviousDir: p.store.PreviousDir()})
+}
+
 // period parses --from and --to (days in the appliance's time zone, both
 // inclusive) into [from, to).
 func period(tz *time.Location, from, to string) (time.Time, time.Time, error) {
@@ -358,24 +382,7 @@ func cmdEvidenceExport(ctx context.Context, g *globals, args []string) error {
 			return fmt.Errorf("no restore-test report of tenant %s in the period", *tenant)
 		}
 	}
-	tree, cp, err := p.store.Checkpoint()
-	if err != nil {
-		return err
-	}
-	ws, err := witnessClients(a)
-	if err != nil {
-		return err
-	}
-	var wvs []note.Verifier
-	for _, w := range ws {
-		wvs = append(wvs, w.Verifier)
-	}
-	// The reports just before and after the period go along: they show
-	// the auditor that nothing of the period is missing at either end
-	// (verify --expect-period).
-	res, err := evidence.Export(*out, evidence.WithBorders(p.all, sel), evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: *tenant,
-		From: p.from, To: p.to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg),
-		Log: tree, LogCheckpoint: cp, Witnesses: wvs, PreviousDir: p.store.PreviousDir()})
+	res, err := p.export(a, *out, *tenant)
 	if err != nil {
 		return err
 	}

@@ -13,13 +13,10 @@ import (
 	"sort"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/portal"
 	"github.com/kluis-nl/kluis/restore/dossier"
-	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
 // portalBackend is what the daemon does for the portal (portal.Backend):
@@ -235,21 +232,7 @@ func (b portalBackend) EvidenceExport(ctx context.Context, tenant string, from, 
 	}
 	defer os.RemoveAll(tmp)
 	dir := filepath.Join(tmp, "kluis-evidence")
-	tree, cp, err := p.store.Checkpoint()
-	if err != nil {
-		return err
-	}
-	ws, err := witnessClients(a)
-	if err != nil {
-		return err
-	}
-	var wvs []note.Verifier
-	for _, w := range ws {
-		wvs = append(wvs, w.Verifier)
-	}
-	if _, err := evidence.Export(dir, p.sel, evidence.ExportOptions{Appliance: a.Cfg.Appliance.ID, Key: p.key, Tenant: tenant,
-		From: from, To: to, TimeZone: a.TimeZone(), Now: a.Now(), Kluis: Version(), Locations: restoretest.EvidenceLocations(a.Cfg),
-		Log: tree, LogCheckpoint: cp, Witnesses: wvs}); err != nil {
+	if _, err := p.export(a, dir, tenant); err != nil {
 		return err
 	}
 	gz := gzip.NewWriter(w)
