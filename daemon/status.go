@@ -117,7 +117,7 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 	if key, err := a.SigningKey(); err != nil {
 		rep.Errors = append(rep.Errors, fmt.Sprintf("erasure register and access log cannot be verified: %v", err))
 	} else {
-		reg = &restore.Register{StateDir: a.StateDir(), Key: key}
+		reg = &restore.Register{StateDir: a.StateDir(), Key: key, Appliance: a.Cfg.Appliance.ID}
 	}
 	for i := range a.Cfg.Tenants {
 		st := tenantStatus(ctx, a, &a.Cfg.Tenants[i], now, reg)

@@ -147,7 +147,7 @@ func applianceRegister(a *appliance.Appliance) (*restore.Register, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &restore.Register{StateDir: a.StateDir(), Key: key, Now: a.Now}, nil
+	return &restore.Register{StateDir: a.StateDir(), Key: key, Appliance: a.Cfg.Appliance.ID, Now: a.Now}, nil
 }
 
 func cmdErasureRecover(ctx context.Context, g *globals, args []string) error {

@@ -39,7 +39,7 @@ func TestAnchors(t *testing.T) {
 		}
 		recs = append(recs, r)
 	}
-	if err := CheckAnchored(dir, pub, recs); err != nil {
+	if err := CheckAnchored(dir, "ams-1", pub, recs); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, ErasureFileName)
@@ -49,10 +49,10 @@ func TestAnchors(t *testing.T) {
 		"truncated": func() { os.WriteFile(path, whole[:bytes.LastIndexByte(whole[:len(whole)-1], '\n')+1], 0o600) },
 	} {
 		damage()
-		if err := CheckAnchored(dir, pub, recs); !errors.Is(err, ErrUnanchored) {
+		if err := CheckAnchored(dir, "ams-1", pub, recs); !errors.Is(err, ErrUnanchored) {
 			t.Errorf("%s: %v", name, err)
 		}
-		if _, err := Rebuild(dir, pub, recs); err != nil {
+		if _, err := Rebuild(dir, "ams-1", pub, recs); err != nil {
 			t.Fatalf("%s: rebuild: %v", name, err)
 		}
 		if b, _ := os.ReadFile(path); !bytes.Equal(b, whole) {
@@ -66,15 +66,15 @@ func TestAnchors(t *testing.T) {
 	}
 	b, _ := os.ReadFile(filepath.Join(other, ErasureFileName))
 	os.WriteFile(path, b, 0o600)
-	if err := CheckAnchored(dir, pub, recs); !errors.Is(err, ErrUnanchored) {
+	if err := CheckAnchored(dir, "ams-1", pub, recs); !errors.Is(err, ErrUnanchored) {
 		t.Errorf("replaced: %v", err)
 	}
-	if _, err := Rebuild(dir, pub, recs); !errors.Is(err, ErrUnanchored) {
+	if _, err := Rebuild(dir, "ams-1", pub, recs); !errors.Is(err, ErrUnanchored) {
 		t.Errorf("rebuild over a forked log: %v", err)
 	}
 	// A gap: the middle record is in no repository.
 	os.Remove(path)
-	if _, err := Rebuild(dir, pub, []Record{recs[0], recs[2]}); err == nil {
+	if _, err := Rebuild(dir, "ams-1", pub, []Record{recs[0], recs[2]}); err == nil {
 		t.Errorf("rebuild with a gap succeeded")
 	}
 	// A record signed by another key is refused.
