@@ -31,6 +31,10 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 		rep.Errors = append(rep.Errors, msg)
 		rep.OK = false
 	}
+	if msg := registerWitnessProblem(a); msg != "" {
+		rep.Errors = append(rep.Errors, msg)
+		rep.OK = false
+	}
 	if msg := evidenceContinuationProblem(ctx, a); msg != "" {
 		rep.Errors = append(rep.Errors, msg)
 		rep.OK = false

@@ -173,3 +173,126 @@ func CheckCheckpoint(cp []byte, label, origin string, ring *keyring.Ring, signer
 	}
 	return c, cosigned, nil
 }
+
+// LogVerification is what VerifyLog proved of a register log.
+type LogVerification struct {
+	File  string `json:"file"`
+	Log   string `json:"log"`
+	Lines int64  `json:"records"`
+	// Head is the hash of the last line (the hash chain's head); Root
+	// the Merkle tree head of every line (base64, as in a checkpoint).
+	Head string `json:"head"`
+	Root string `json:"root"`
+	// Origin is the origin the checkpoints were checked under.
+	Origin string `json:"origin,omitempty"`
+	// CheckpointSize is the size of the newest checkpoint kept beside
+	// the log (0: none), Cosigned its witnesses' names.
+	CheckpointSize int64    `json:"checkpoint_size"`
+	Cosigned       []string `json:"cosigned,omitempty"`
+	// HeldSize is the size of the checkpoint the caller kept (0: none
+	// given, or empty).
+	HeldSize int64    `json:"held_checkpoint_size,omitempty"`
+	Notes    []string `json:"notes,omitempty"`
+}
+
+// VerifyOptions are what VerifyLog checks a log against besides its own
+// lines.
+type VerifyOptions struct {
+	// Appliance is the appliance id the checkpoints' origin must name;
+	// "" takes it from the first checkpoint (whose key must still be one
+	// of the ring's).
+	Appliance string
+	// Checkpoint is the newest checkpoint kept beside the log (nil: none);
+	// Held a checkpoint the caller kept from earlier (nil: none), named
+	// HeldName in messages.
+	Checkpoint, Held []byte
+	HeldName         string
+	// Witnesses are the witnesses whose cosignature the newest
+	// checkpoint must carry.
+	Witnesses []note.Verifier
+}
+
+// VerifyLog verifies the register log (log: LogNameErasures or
+// LogNameAccess) at path with ring: every line's signature, number and
+// link (keyring.Ring.Verify), and a consistency proof from each
+// checkpoint given to the log's Merkle tree (CheckCheckpoint): a log cut
+// off at either end, with a line removed, inserted, reordered or edited,
+// rolled back behind a checkpoint, or replaced fails, naming the reason.
+func VerifyLog(path, log string, ring *keyring.Ring, o VerifyOptions) (*LogVerification, error) {
+	lines, signers, err := LogLines(path, ring)
+	if err != nil {
+		return nil, err
+	}
+	t, err := Tree(lines)
+	if err != nil {
+		return nil, err
+	}
+	v := &LogVerification{File: path, Log: log, Lines: t.Size(), Head: chain.ZeroHash}
+	if len(lines) > 0 {
+		v.Head = chain.Hash(lines[len(lines)-1])
+	}
+	root, err := t.Root(t.Size())
+	if err != nil {
+		return nil, err
+	}
+	v.Root = root.String()
+	if o.Appliance != "" {
+		v.Origin = Origin(log, o.Appliance)
+	}
+	origin := func(cp []byte, label string) (string, error) {
+		if v.Origin != "" {
+			return v.Origin, nil
+		}
+		text, _, _ := bytes.Cut(cp, []byte("\n\n"))
+		c, err := evidence.ParseCheckpointText(string(text) + "\n")
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", label, err)
+		}
+		if !strings.HasPrefix(c.Origin, originPrefix(log)) {
+			return "", fmt.Errorf("%s: a checkpoint of log %.80q, not of a %s log: %w", label, c.Origin, log, evidence.ErrCheckpoint)
+		}
+		v.Origin = c.Origin
+		return c.Origin, nil
+	}
+	switch {
+	case o.Checkpoint != nil:
+		label := filepath.Join(filepath.Dir(path), CheckpointFileOf(log))
+		org, err := origin(o.Checkpoint, label)
+		if err != nil {
+			return v, err
+		}
+		c, cosigned, err := CheckCheckpoint(o.Checkpoint, label, org, ring, signers, t, o.Witnesses...)
+		if err != nil {
+			return v, err
+		}
+		v.CheckpointSize, v.Cosigned = c.Size, cosigned
+		if c.Size < t.Size() {
+			v.Notes = append(v.Notes, fmt.Sprintf("the newest checkpoint signs %d of the %d lines (an append was interrupted before its checkpoint; the next append signs one)", c.Size, t.Size()))
+		}
+		for _, w := range o.Witnesses {
+			found := false
+			for _, n := range cosigned {
+				found = found || n == w.Name()
+			}
+			if !found {
+				return v, fmt.Errorf("%s: not cosigned by witness %s: the witness never accepted this state of the log: %w", label, w.Name(), evidence.ErrCheckpoint)
+			}
+		}
+	case t.Size() > 0:
+		v.Notes = append(v.Notes, "no checkpoint beside the log (a log written before kluis signed register checkpoints: the next append signs one)")
+	}
+	if o.Held != nil {
+		label := "checkpoint " + o.HeldName
+		org, err := origin(o.Held, label)
+		if err != nil {
+			return v, err
+		}
+		c, _, err := CheckCheckpoint(o.Held, label, org, ring, signers, t)
+		if err != nil {
+			return v, err
+		}
+		v.HeldSize = c.Size
+		v.Notes = append(v.Notes, fmt.Sprintf("%s: the log of %d lines it signs is a prefix of this one (consistency proof verified): nothing up to line %d changed since", label, c.Size, c.Size))
+	}
+	return v, nil
+}
