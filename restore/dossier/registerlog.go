@@ -138,7 +138,8 @@ func CheckCheckpoint(cp []byte, label, origin string, ring *keyring.Ring, signer
 		return head, nil, fmt.Errorf("%s: %w", label, err)
 	}
 	keys := append([]ed25519.PublicKey{ring.Current()}, ring.Previous()...)
-	if head.Size > 0 && head.Size <= int64(len(signers)) {
+	bySigner := head.Size > 0 && head.Size <= int64(len(signers))
+	if bySigner {
 		keys = []ed25519.PublicKey{signers[head.Size-1]}
 	}
 	var c evidence.LogCheckpoint
@@ -149,7 +150,7 @@ func CheckCheckpoint(cp []byte, label, origin string, ring *keyring.Ring, signer
 		}
 	}
 	if err != nil {
-		if head.Origin == origin && len(keys) == 1 {
+		if head.Origin == origin && bySigner && !errors.Is(err, evidence.ErrMalformed) && !strings.Contains(err.Error(), "edited or forged") {
 			return c, nil, fmt.Errorf("%s: not signed by key %s, which signed line %d of the log: forged, or the log was rewritten: %w", label, keyring.ID(keys[0]), head.Size, evidence.ErrCheckpoint)
 		}
 		return c, nil, fmt.Errorf("%s: %w", label, err)
