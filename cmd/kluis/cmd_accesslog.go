@@ -67,10 +67,16 @@ func registerVerify(ctx context.Context, g *globals, name, log string, args []st
 			}
 		}
 	}
-	if *file != "" && filepath.Base(*file) == dossier.FileOf(dossier.LogNameErasures) {
+	// A register log keeps its checkpoint beside it; another log in the
+	// chain format (the portal log) is verified as a chain only.
+	register := true
+	switch filepath.Base(path) {
+	case dossier.FileOf(dossier.LogNameErasures):
 		log = dossier.LogNameErasures
-	} else if *file != "" && filepath.Base(*file) == dossier.FileOf(dossier.LogNameAccess) {
+	case dossier.FileOf(dossier.LogNameAccess):
 		log = dossier.LogNameAccess
+	default:
+		register = false
 	}
 	if *pubFile != "" {
 		b, err := os.ReadFile(*pubFile)
@@ -85,9 +91,11 @@ func registerVerify(ctx context.Context, g *globals, name, log string, args []st
 		// keys before it.
 		ring = keyring.New(pub)
 	}
-	o := dossier.VerifyOptions{Appliance: *applianceID, Witnesses: witnesses, HeldName: *held}
-	if o.Checkpoint, err = dossier.ReadCheckpoint(filepath.Dir(path), log); err != nil {
-		return err
+	o := dossier.VerifyOptions{Appliance: *applianceID, Witnesses: witnesses, HeldName: *held, ChainOnly: !register}
+	if register {
+		if o.Checkpoint, err = dossier.ReadCheckpoint(filepath.Dir(path), log); err != nil {
+			return err
+		}
 	}
 	if *held != "" {
 		if o.Held, err = readSmall(*held, 64<<10); err != nil {

@@ -156,7 +156,7 @@ func CheckCheckpoint(cp []byte, label, origin string, ring *keyring.Ring, signer
 		return c, nil, fmt.Errorf("%s: %w", label, err)
 	}
 	if c.Size > t.Size() {
-		return c, cosigned, fmt.Errorf("%s signs a log of %d lines, but the log holds %d: lines %d to %d were removed (cut off, or the log was rolled back to an older state): %w", label, c.Size, t.Size(), t.Size()+1, c.Size, ErrInconsistent)
+		return c, cosigned, fmt.Errorf("%s signs a log of %d lines, but the log holds %d: lines %d to %d were removed (the log was truncated, or rolled back to an older state): %w", label, c.Size, t.Size(), t.Size()+1, c.Size, ErrInconsistent)
 	}
 	if c.Size == 0 {
 		return c, cosigned, nil
@@ -211,6 +211,9 @@ type VerifyOptions struct {
 	// Witnesses are the witnesses whose cosignature the newest
 	// checkpoint must carry.
 	Witnesses []note.Verifier
+	// ChainOnly verifies a log in the chain format that keeps no
+	// checkpoints (the portal log): its lines only.
+	ChainOnly bool
 }
 
 // VerifyLog verifies the register log (log: LogNameErasures or
@@ -279,6 +282,10 @@ func VerifyLog(path, log string, ring *keyring.Ring, o VerifyOptions) (*LogVerif
 				return v, fmt.Errorf("%s: not cosigned by witness %s: the witness never accepted this state of the log: %w", label, w.Name(), evidence.ErrCheckpoint)
 			}
 		}
+	case o.ChainOnly && (o.Held != nil || len(o.Witnesses) > 0):
+		return v, fmt.Errorf("%s keeps no checkpoints (not a register log): --checkpoint and --witness-key do not apply", path)
+	case o.ChainOnly:
+		return v, nil
 	case t.Size() > 0:
 		v.Notes = append(v.Notes, "no checkpoint beside the log (a log written before kluis signed register checkpoints: the next append signs one)")
 	}
