@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/kluis-nl/kluis/synth"
 )
 
 // TestRegisterLogVerifyCLI: `kluis erasure verify` and `access-log
@@ -17,16 +14,7 @@ import (
 // appliance's checkpoint.
 func TestRegisterLogVerifyCLI(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	if err := os.WriteFile(e.cfg, []byte(erasureConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := synth.GenerateSQLiteFile(context.Background(), e.path("praktijk.db"), synth.Tiny, 5); err != nil {
-		t.Fatal(err)
-	}
-	e.keysInit()
-	e.mustRun(0, "init", "--tenant", "praktijk-s")
-	e.mustRun(0, "backup", "--tenant", "praktijk-s")
+	e := newErasureEnv(t)
 	e.mustRun(0, "erasure", "add", "--tenant", "praktijk-s", "--id", "3", "--reason", "AVG")
 	reg, cpFile := e.path("state", "erasures.jsonl"), e.path("state", "erasures.checkpoint")
 	oldLog, _ := os.ReadFile(reg)
