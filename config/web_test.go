@@ -38,7 +38,7 @@ func TestWebSection(t *testing.T) {
 		oidcWeb("{issuer: 'https://idp.example.nl', client_id: kluis}"):                                                                     "web.oidc.client_secret_file: required",
 		oidcWeb("{issuer: 'https://idp.example.nl', client_id: kluis, client_secret: hunter2, client_secret_file: /etc/kluis/oidc}"):        "client_secret",
 		oidcWeb("{issuer: 'https://idp.example.nl', client_id: kluis, client_secret_file: /x, redirect_url: 'https://evil.example/cb'}"):    "web.oidc.redirect_url",
-		oidcWeb("{issuer: 'https://idp.example.nl', client_id: kluis, client_secret_file: /etc/kluis/oidc, claim: 'Email Address'}"):       "web.oidc.claim",
+		oidcWeb("{issuer: 'https://idp.example.nl', client_id: kluis, client_secret_file: /etc/kluis/oidc, claim: 'Email Address'}"):        "web.oidc.claim",
 	}
 	for _, w := range ok {
 		if _, err := Parse([]byte(validYAML(t)+w+"\n"), t.TempDir()); err != nil {

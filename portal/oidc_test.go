@@ -187,7 +187,11 @@ func TestOIDCUserBinding(t *testing.T) {
 	if r := f.FinishOIDC(f.StartOIDC()); r.Status != 401 || r.Ticket != "" {
 		t.Fatalf("disabled: %s", portaltest.Status(r))
 	}
-	f.Store.Update("anna", func(u *portal.User) error { u.Disabled = false; u.LockedUntil = f.Clock.Now().Add(time.Hour); return nil })
+	f.Store.Update("anna", func(u *portal.User) error {
+		u.Disabled = false
+		u.LockedUntil = f.Clock.Now().Add(time.Hour)
+		return nil
+	})
 	if r := f.FinishOIDC(f.StartOIDC()); r.Status != http.StatusTooManyRequests || r.Ticket != "" {
 		t.Fatalf("locked: %s", portaltest.Status(r))
 	}
