@@ -34,8 +34,11 @@ import (
 const (
 	// oidcFlowTTL is how long a started sign-in waits for the provider.
 	oidcFlowTTL = 10 * time.Minute
-	// oidcMaxFlows bounds the started sign-ins kept in memory.
-	oidcMaxFlows = 4096
+	// oidcMaxFlows bounds the started sign-ins kept in memory, and
+	// oidcClientFlows those of one client address, so that one address
+	// cannot crowd out everyone else's.
+	oidcMaxFlows    = 4096
+	oidcClientFlows = 16
 	// MaxOIDCSubject is the longest identity a user can be bound to.
 	MaxOIDCSubject = 256
 )
@@ -45,6 +48,7 @@ type oidcFlow struct {
 	nonce    string
 	verifier string // PKCE
 	binding  string // hash of the browser's cookie that started it
+	client   string
 	expires  time.Time
 }
 
@@ -120,16 +124,19 @@ func (s *Service) oidcBegin(c Call) Reply {
 	state, nonce, binding, verifier := randomToken(), randomToken(), randomToken(), oauth2.GenerateVerifier()
 	now := s.now()
 	s.mu.Lock()
+	mine := 0
 	for h, f := range s.flows {
 		if now.After(f.expires) {
 			delete(s.flows, h)
+		} else if f.client == c.Client {
+			mine++
 		}
 	}
-	if len(s.flows) >= oidcMaxFlows {
+	if len(s.flows) >= oidcMaxFlows || mine >= oidcClientFlows {
 		s.mu.Unlock()
 		return refusal(http.StatusTooManyRequests, "too many sign-ins under way: try again later")
 	}
-	s.flows[tokenHash(state)] = &oidcFlow{nonce: nonce, verifier: verifier, binding: tokenHash(binding), expires: now.Add(oidcFlowTTL)}
+	s.flows[tokenHash(state)] = &oidcFlow{nonce: nonce, verifier: verifier, binding: tokenHash(binding), client: c.Client, expires: now.Add(oidcFlowTTL)}
 	s.mu.Unlock()
 	u := s.oidc.oauth(p).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
 	return Reply{Status: http.StatusOK, Redirect: u, Binding: binding}

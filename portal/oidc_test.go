@@ -244,6 +244,22 @@ func TestOIDCClientRateLimit(t *testing.T) {
 	if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: "203.0.113.9"}); r.Status != http.StatusTooManyRequests {
 		t.Fatalf("begin after 30 failures: %s", portaltest.Status(r))
 	}
+	// Sign-ins begun and never finished: one address gets 16 at a time.
+	for i := 0; i < 16; i++ {
+		if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: "203.0.113.10"}); r.Status != 200 {
+			t.Fatalf("begin %d: %s", i, portaltest.Status(r))
+		}
+	}
+	if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: "203.0.113.10"}); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("the 17th open sign-in: %s", portaltest.Status(r))
+	}
+	if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: "203.0.113.11"}); r.Status != 200 {
+		t.Fatalf("another address: %s", portaltest.Status(r))
+	}
+	f.Clock.Advance(11 * time.Minute)
+	if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: "203.0.113.10"}); r.Status != 200 {
+		t.Fatalf("after the open sign-ins expired: %s", portaltest.Status(r))
+	}
 }
 
 // TestOIDCEmailClaim: with claim email, the address counts only when the

@@ -121,6 +121,11 @@ var ErrNoUser = errors.New("no such user")
 
 func (s *Store) lock() (func(), error) {
 	s.mu.Lock()
+	// A fresh appliance (no backup yet) has no state directory.
+	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	f, err := os.OpenFile(s.Path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		s.mu.Unlock()

@@ -25,6 +25,13 @@ func usersContext(g *globals) (*appliance.Appliance, *portal.Store, *portal.Chai
 	return a, portal.NewStore(a.StateDir()), &portal.ChainLog{Path: filepath.Join(a.StateDir(), portal.EventsFileName), Key: key}, nil
 }
 
+func oidcNote(subject string) string {
+	if subject == "" {
+		return ""
+	}
+	return ", identity provider " + subject
+}
+
 // enrolLink is the enrolment page of tok at the configured origin.
 func enrolLink(a *appliance.Appliance, tok string) string {
 	o := strings.TrimSuffix(a.Cfg.Web.Origin, "/")
@@ -35,11 +42,12 @@ func enrolLink(a *appliance.Appliance, tok string) string {
 }
 
 func cmdUsersAdd(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("users add", "--name NAME --role practice|approver|auditor|admin [--tenant T]... [--valid 168h] [--operator NAME]")
+	fs := g.flags("users add", "--name NAME --role practice|approver|auditor|admin [--tenant T]... [--oidc-subject ID] [--valid 168h] [--operator NAME]")
 	name := fs.String("name", "", "the user's login `name` (lower case)")
 	role := fs.String("role", "", "practice (bound to --tenant), approver, auditor (optionally --tenant) or admin")
 	var tenants multiFlag
 	fs.Var(&tenants, "tenant", "a `tenant` the user may see (repeat, or comma-separated)")
+	subject := fs.String("oidc-subject", "", "sign in at the identity provider (web.oidc) as `ID` (the value of web.oidc.claim) instead of with a password; the second factor stays")
 	valid := fs.Duration("valid", 7*24*time.Hour, "how long the enrolment link works")
 	operator := fs.String("operator", "", "who adds the user (default: the OS user); recorded in the portal log")
 	g.jsonFlag(fs)
@@ -56,6 +64,9 @@ func cmdUsersAdd(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *subject != "" && a.Cfg.Web.OIDC == nil {
+		return usageErrorf("--oidc-subject: the config has no web.oidc (an identity provider) to sign in at")
+	}
 	for _, t := range tenants {
 		if err := requireTenant(a, t); err != nil {
 			if _, derr := g.resolveTenant(ctx, a, t); derr != nil {
@@ -64,16 +75,19 @@ func cmdUsersAdd(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	now := a.Now()
-	tok, err := store.Add(&portal.User{Name: *name, Role: *role, Tenants: tenants}, now, *valid)
+	tok, err := store.Add(&portal.User{Name: *name, Role: *role, Tenants: tenants, OIDCSubject: *subject}, now, *valid)
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	if err := log.Log(portal.Event{Time: now.UTC(), Event: "user-add", User: *name, Approver: operatorName(*operator), Result: "ok: role " + *role}); err != nil {
+	if err := log.Log(portal.Event{Time: now.UTC(), Event: "user-add", User: *name, Approver: operatorName(*operator), Result: "ok: role " + *role + oidcNote(*subject)}); err != nil {
 		return err
 	}
 	link := enrolLink(a, tok)
 	if g.jsonOut {
-		return g.printJSON(map[string]any{"name": *name, "role": *role, "tenants": []string(tenants), "enrol_link": link, "expires": now.Add(*valid).UTC()})
+		return g.printJSON(map[string]any{"name": *name, "role": *role, "tenants": []string(tenants), "oidc_subject": *subject, "enrol_link": link, "expires": now.Add(*valid).UTC()})
+	}
+	if *subject != "" {
+		fmt.Fprintf(g.stdout, "user %s signs in at the identity provider as %s, then with the second factor set at enrolment (no kluis password)\n", *name, *subject)
 	}
 	fmt.Fprintf(g.stdout, "user %s (%s) added; give them this one-time enrolment link (valid until %s):\n%s\n", *name, *role, now.Add(*valid).UTC().Format("2006-01-02 15:04 UTC"), link)
 	return nil
@@ -107,7 +121,7 @@ func cmdUsersList(ctx context.Context, g *globals, args []string) error {
 		fmt.Fprintln(g.stdout, "no portal users (add one with kluis users add)")
 		return nil
 	}
-	fmt.Fprintf(g.stdout, "%-24s %-9s %-9s %-5s %-8s %s\n", "NAME", "ROLE", "STATE", "TOTP", "PASSKEYS", "TENANTS")
+	fmt.Fprintf(g.stdout, "%-24s %-9s %-9s %-5s %-8s %-16s %s\n", "NAME", "ROLE", "STATE", "TOTP", "PASSKEYS", "TENANTS", "SIGN-IN")
 	for _, v := range views {
 		state := "active"
 		switch {
@@ -118,7 +132,15 @@ func cmdUsersList(ctx context.Context, g *globals, args []string) error {
 		case !v.Enrolled:
 			state = "enrolling"
 		}
-		fmt.Fprintf(g.stdout, "%-24s %-9s %-9s %-5v %-8d %s\n", v.Name, v.Role, state, v.TOTP, v.Passkeys, strings.Join(v.Tenants, ","))
+		signIn := "password"
+		if v.OIDCSubject != "" {
+			signIn = "idp:" + v.OIDCSubject
+		}
+		tenants := strings.Join(v.Tenants, ",")
+		if tenants == "" {
+			tenants = "-"
+		}
+		fmt.Fprintf(g.stdout, "%-24s %-9s %-9s %-5v %-8d %-16s %s\n", v.Name, v.Role, state, v.TOTP, v.Passkeys, tenants, signIn)
 	}
 	return nil
 }
