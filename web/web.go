@@ -51,8 +51,8 @@ type Server struct {
 	// oidcCookie binds a sign-in at the identity provider to the browser
 	// that began it.
 	oidcCookie string
-	tmpl   *template.Template
-	mux    *http.ServeMux
+	tmpl       *template.Template
+	mux        *http.ServeMux
 }
 
 // New returns a Server.

@@ -16,8 +16,8 @@ import (
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/portal"
-	"github.com/kluis-nl/kluis/secretfile"
 	"github.com/kluis-nl/kluis/restore/dossier"
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // portalBackend is what the daemon does for the portal (portal.Backend):
