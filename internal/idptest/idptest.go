@@ -1,6 +1,7 @@
 // Package idptest is a small but real OpenID Connect provider for tests:
 // discovery, a JSON Web Key Set, the authorization endpoint (which signs
-// in the user the test chose, without a page) and the token endpoint
+// in the user the test chose, at once or after a page with a button for
+// a browser) and the token endpoint
 // (client secret, single-use codes, redirect URI and PKCE S256 checked),
 // issuing RS256 ID tokens. A test can change the claims of the next ID
 // token or sign it with another key, to play a broken or hostile
@@ -14,9 +15,13 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +46,7 @@ type Provider struct {
 	codes     map[string]*grant
 	mutate    func(claims map[string]any)
 	foreign   *rsa.PrivateKey
+	page      bool
 	now       func() time.Time
 	tokens    int
 }
@@ -64,6 +70,7 @@ func New(t testing.TB, redirectURL string, now func() time.Time) *Provider {
 	mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
 	mux.HandleFunc("GET /keys", p.keys)
 	mux.HandleFunc("GET /authorize", p.authorize)
+	mux.HandleFunc("POST /authorize", p.authorize)
 	mux.HandleFunc("POST /token", p.token)
 	p.srv = httptest.NewServer(mux)
 	t.Cleanup(p.srv.Close)
@@ -85,6 +92,16 @@ func (p *Provider) Mutate(fn func(claims map[string]any)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mutate = fn
+}
+
+// LoginPage makes the authorization endpoint show a page whose button
+// (id idp-sign-in) signs the user in, as a real provider's login page
+// does: the way back to the relying party is then a navigation that the
+// provider's site starts, which is what SameSite cookies see.
+func (p *Provider) LoginPage(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.page = on
 }
 
 // SignWithForeignKey makes the provider sign ID tokens with a key it
@@ -140,6 +157,10 @@ func (p *Provider) keys(w http.ResponseWriter, r *http.Request) {
 // code, as a provider does after its login page.
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if r.Method == http.MethodPost {
+		r.ParseForm()
+		q = r.PostForm
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	redirect := q.Get("redirect_uri")
@@ -155,6 +176,17 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want response_type=code with a PKCE S256 challenge", http.StatusBadRequest)
 		return
 	}
+	if p.page && r.Method == http.MethodGet {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		var b strings.Builder
+		b.WriteString(`<!doctype html><title>Test IdP</title><form method="post" action="/authorize">`)
+		for k := range q {
+			fmt.Fprintf(&b, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(k), html.EscapeString(q.Get(k)))
+		}
+		b.WriteString(`<button type="submit" id="idp-sign-in">Sign in</button></form>`)
+		io.WriteString(w, b.String())
+		return
+	}
 	back, _ := url.Parse(redirect)
 	v := url.Values{"state": {q.Get("state")}}
 	if p.user == nil {
@@ -165,7 +197,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		v.Set("code", code)
 	}
 	back.RawQuery = v.Encode()
-	http.Redirect(w, r, back.String(), http.StatusFound)
+	status := http.StatusFound
+	if r.Method == http.MethodPost {
+		status = http.StatusSeeOther
+	}
+	http.Redirect(w, r, back.String(), status)
 }
 
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
