@@ -79,6 +79,18 @@ func TestOIDCSecretFile(t *testing.T) {
 	if o.Claim != "sub" || o.RedirectURL != "https://kluis.example.nl/login/oidc/callback" || o.Label == "" {
 		t.Fatalf("defaults: %+v", o)
 	}
+	// kluis web reads web.oidc (for its button) but never the secret's
+	// file, which its user cannot read.
+	p := filepath.Join(dir, "kluis.yaml")
+	os.WriteFile(p, []byte(oidcWeb("{issuer: 'https://idp.example.nl', client_id: kluis, client_secret_file: /nonexistent/unreadable, label: Vendor SSO}")+"\n"), 0o640)
+	w, err := LoadWeb(p)
+	if err != nil || w.OIDCWithDefaults().Label != "Vendor SSO" {
+		t.Fatalf("LoadWeb with web.oidc: %+v, %v", w.OIDC, err)
+	}
+	os.WriteFile(p, []byte(oidcWeb("{issuer: 'http://idp.example.nl', client_id: kluis, client_secret_file: /x}")+"\n"), 0o640)
+	if _, err := LoadWeb(p); err == nil || !strings.Contains(err.Error(), "web.oidc.issuer") {
+		t.Fatalf("LoadWeb with an http issuer: %v", err)
+	}
 }
 
 // TestLoadWeb reads the web: section alone, without the files the web
