@@ -192,7 +192,9 @@ func (s *Service) oidcFinish(ctx context.Context, c Call) Reply {
 	if raw == "" {
 		return refuse("", "the provider's answer has no ID token")
 	}
-	idt, err := p.VerifierContext(xctx, &oidc.Config{ClientID: s.oidc.cfg.ClientID, Now: s.now}).Verify(xctx, raw)
+	// The provider's key set (fetched with its own context, cached
+	// across sign-ins, fetched again for a key id it does not know).
+	idt, err := p.Verifier(&oidc.Config{ClientID: s.oidc.cfg.ClientID, Now: s.now}).Verify(xctx, raw)
 	if err != nil {
 		return refuse("", "ID token: "+clip(err.Error(), 200))
 	}
