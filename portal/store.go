@@ -300,6 +300,44 @@ func (s *Store) Reset(name string, now time.Time, ttl time.Duration) (string, er
 	return tok, err
 }
 
+// Bind binds the user called name to the identity subject at the
+// identity provider, which then replaces the password (cleared); an
+// empty subject unbinds, after which the user has no first factor until
+// a reset.
+func (s *Store) Bind(name, subject string) error {
+	if subject != "" {
+		if err := ValidOIDCSubject(subject); err != nil {
+			return err
+		}
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	f, err := s.read()
+	if err != nil {
+		return err
+	}
+	var u *User
+	for _, o := range f.Users {
+		switch {
+		case o.Name == name:
+			u = o
+		case subject != "" && strings.EqualFold(o.OIDCSubject, subject):
+			return fmt.Errorf("the identity %q is already bound to user %s", subject, o.Name)
+		}
+	}
+	if u == nil {
+		return ErrNoUser
+	}
+	u.OIDCSubject = subject
+	if subject != "" {
+		u.Password = ""
+	}
+	return s.write(f)
+}
+
 // FindOIDC returns the user bound to the identity subject (compared
 // without regard to case when fold: e-mail addresses). More than one
 // match is refused.

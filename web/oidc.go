@@ -73,5 +73,9 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		d.TOTP = d.TOTP || f == "totp"
 		d.Passkey = d.Passkey || f == "passkey"
 	}
-	s.render(w, r, http.StatusOK, "second", nil, d, "")
+	// The page's links (the language switch) lead to the second step,
+	// not back to the used answer.
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = "/login/second"
+	s.render(w, r2, http.StatusOK, "second", nil, d, "")
 }

@@ -61,6 +61,9 @@ func TestOIDCPages(t *testing.T) {
 	if b.cookie("kluis_session") != "" {
 		t.Fatal("a session before the second factor")
 	}
+	if !strings.Contains(p.body, "next=/login/second") {
+		t.Fatalf("the language link leads back to the used answer: %s", p.body)
+	}
 	// The used answer again: refused.
 	if p := b.get(back); p.status != 401 || strings.Contains(p.body, `id="totp-form"`) {
 		t.Fatalf("callback replayed: %d", p.status)

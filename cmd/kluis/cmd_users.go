@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -175,18 +176,64 @@ func cmdUsersReset(ctx context.Context, g *globals, args []string) error {
 	})
 }
 
+func cmdUsersBind(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("users bind", "NAME (--oidc-subject ID | --clear) [--operator NAME] [--json]")
+	subject := fs.String("oidc-subject", "", "the identity `ID` at the identity provider (the value of web.oidc.claim)")
+	clear := fs.Bool("clear", false, "unbind: the user then needs kluis users reset to set a password")
+	operator := fs.String("operator", "", "who makes the change (default: the OS user); recorded in the portal log")
+	g.jsonFlag(fs)
+	name, err := parseWithName(g, fs, args)
+	if err != nil {
+		return err
+	}
+	if name == "" || (*subject == "") == !*clear {
+		return usageErrorf("give one user name and either --oidc-subject ID or --clear")
+	}
+	a, store, log, err := usersContext(g)
+	if err != nil {
+		return err
+	}
+	if *subject != "" && a.Cfg.Web.OIDC == nil {
+		return usageErrorf("--oidc-subject: the config has no web.oidc (an identity provider) to sign in at")
+	}
+	err = store.Bind(name, *subject)
+	if errors.Is(err, portal.ErrNoUser) {
+		return usageErrorf("no portal user %q (kluis users list)", name)
+	}
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	result := "ok: unbound from the identity provider"
+	if *subject != "" {
+		result = "ok: bound to identity provider " + *subject + " (password cleared)"
+	}
+	now := a.Now()
+	if err := log.Log(portal.Event{Time: now.UTC(), Event: "user-bind", User: name, Approver: operatorName(*operator), Result: result}); err != nil {
+		return err
+	}
+	if g.jsonOut {
+		return g.printJSON(map[string]any{"name": name, "oidc_subject": *subject})
+	}
+	if *subject != "" {
+		fmt.Fprintf(g.stdout, "user %s now signs in at the identity provider as %s, then with their second factor; their kluis password is cleared\n", name, *subject)
+	} else {
+		fmt.Fprintf(g.stdout, "user %s is unbound from the identity provider and has no password: give them a new enrolment link with kluis users reset %s\n", name, name)
+	}
+	return nil
+}
+
 // usersChange runs one change of one user and logs it.
 func usersChange(g *globals, args []string, verb, usage string, fn func(*portal.Store, string, time.Time) (map[string]any, error)) error {
 	fs := g.flags("users "+verb, "NAME [--operator NAME] [--json]")
 	operator := fs.String("operator", "", "who makes the change (default: the OS user); recorded in the portal log")
 	g.jsonFlag(fs)
-	if err := g.parse(fs, args); err != nil {
+	name, err := parseWithName(g, fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if name == "" {
 		return usageErrorf("give one user name: kluis users %s", usage)
 	}
-	name := fs.Arg(0)
 	a, store, log, err := usersContext(g)
 	if err != nil {
 		return err
@@ -215,6 +262,26 @@ func usersChange(g *globals, args []string, verb, usage string, fn func(*portal.
 		fmt.Fprintf(g.stdout, "user %s %sd\n", name, verb)
 	}
 	return nil
+}
+
+// parseWithName parses flags before and after the one user name (kluis
+// users disable NAME --operator OPS): it returns "" unless there is
+// exactly one name.
+func parseWithName(g *globals, fs *flag.FlagSet, args []string) (string, error) {
+	if err := g.parse(fs, args); err != nil {
+		return "", err
+	}
+	if fs.NArg() == 0 {
+		return "", nil
+	}
+	name := fs.Arg(0)
+	if err := g.parse(fs, fs.Args()[1:]); err != nil {
+		return "", err
+	}
+	if fs.NArg() != 0 {
+		return "", nil
+	}
+	return name, nil
 }
 
 // multiFlag is a repeatable, comma-separated flag.

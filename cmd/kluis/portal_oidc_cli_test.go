@@ -59,8 +59,37 @@ func TestPortalOIDCUsers(t *testing.T) {
 	if !strings.Contains(out, "idp:idp-anna") || !strings.Contains(out, "password") {
 		t.Fatalf("users list:\n%s", out)
 	}
+	// bind: an existing account moves to the provider (its password is
+	// cleared); --clear unbinds; one identity stays one account.
+	if r := e.run("users", "bind", "bert", "--oidc-subject", "idp-anna"); r.code != 2 || !strings.Contains(r.stderr, "already bound to user anna") {
+		t.Fatalf("bind to a bound identity: %v", r)
+	}
+	if r := e.run("users", "bind", "bert"); r.code != 2 {
+		t.Fatalf("bind without --oidc-subject or --clear: %v", r)
+	}
+	if r := e.run("users", "bind", "nobody", "--clear"); r.code != 2 || !strings.Contains(r.stderr, "no portal user") {
+		t.Fatalf("bind of an unknown user: %v", r)
+	}
+	if _, err := portal.NewStore(e.path("state")).Update("bert", func(u *portal.User) error { u.Password = portal.HashPassword("a long enough password"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun(0, "users", "bind", "bert", "--oidc-subject", "idp-bert")
+	bert, err := portal.NewStore(e.path("state")).Get("bert")
+	if err != nil || bert.OIDCSubject != "idp-bert" || bert.Password != "" {
+		t.Fatalf("bert after bind: %+v, %v", bert, err)
+	}
+	if out := e.mustRun(0, "users", "bind", "anna", "--clear").stdout; !strings.Contains(out, "kluis users reset anna") {
+		t.Fatalf("unbind: %s", out)
+	}
+	if anna, _ := portal.NewStore(e.path("state")).Get("anna"); anna.OIDCSubject != "" || anna.Enrolled() {
+		t.Fatalf("anna after unbind: %+v", anna)
+	}
+	// Flags after the user name count (they were left over as names).
+	e.mustRun(0, "users", "disable", "bert", "--operator", "ops-piet")
 	b, _ := os.ReadFile(e.path("state", portal.EventsFileName))
-	if !strings.Contains(string(b), "identity provider idp-anna") {
-		t.Fatalf("the portal log lacks the binding:\n%s", b)
+	for _, want := range []string{`"approver":"ops-piet"`, "identity provider idp-anna", "bound to identity provider idp-bert (password cleared)", "unbound from the identity provider"} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("the portal log lacks %q:\n%s", want, b)
+		}
 	}
 }
