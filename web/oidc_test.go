@@ -61,7 +61,7 @@ func TestOIDCPages(t *testing.T) {
 	if b.cookie("kluis_session") != "" {
 		t.Fatal("a session before the second factor")
 	}
-	if !strings.Contains(p.body, "next=/login/second") {
+	if !strings.Contains(p.body, "next=%2flogin%2fsecond") {
 		t.Fatalf("the language link leads back to the used answer: %s", p.body)
 	}
 	// The used answer again: refused.
