@@ -217,16 +217,22 @@ type Fixture struct {
 // New starts a service for origin (e.g. http://127.0.0.1:8080); mod
 // changes the web: config before it starts.
 func New(t testing.TB, origin string, mod ...func(*config.Web)) *Fixture {
-	return newFixture(t, origin, false, mod)
+	return newFixture(t, origin, false, nil, "", mod)
 }
 
 // NewOIDC starts a service whose web.oidc is a test identity provider
 // (f.IDP) on the fixture's clock.
 func NewOIDC(t testing.TB, origin string, mod ...func(*config.Web)) *Fixture {
-	return newFixture(t, origin, true, mod)
+	return newFixture(t, origin, true, nil, "", mod)
 }
 
-func newFixture(t testing.TB, origin string, withOIDC bool, mod []func(*config.Web)) *Fixture {
+// NewOIDCAt starts a service whose web.oidc is o, another provider,
+// with its client secret.
+func NewOIDCAt(t testing.TB, origin string, o config.OIDC, secret string) *Fixture {
+	return newFixture(t, origin, false, &o, secret, nil)
+}
+
+func newFixture(t testing.TB, origin string, withOIDC bool, o *config.OIDC, secret string, mod []func(*config.Web)) *Fixture {
 	dir := t.TempDir()
 	// Unix socket paths are short: TempDir can be too long.
 	sockDir, err := os.MkdirTemp("", "kp")
@@ -239,7 +245,7 @@ func newFixture(t testing.TB, origin string, withOIDC bool, mod []func(*config.W
 		Store: portal.NewStore(dir), Backend: &Backend{}, Socket: filepath.Join(sockDir, "p.sock"), Key: key}
 	f.Log = &Log{chain: &portal.ChainLog{Path: filepath.Join(dir, portal.EventsFileName), Key: key}}
 	f.Web = config.Web{Socket: f.Socket, Origin: origin, RestoreTargets: map[string]string{"a": "/nonexistent/dsn-a"}}
-	secret := ""
+	f.Web.OIDC = o
 	if withOIDC {
 		f.IDP = idptest.New(t, strings.TrimSuffix(origin, "/")+config.OIDCCallbackPath, f.Clock.Now)
 		f.Web.OIDC = &config.OIDC{Issuer: f.IDP.Issuer, ClientID: f.IDP.ClientID, ClientSecretFile: "(given directly)", Label: "Test IdP"}
