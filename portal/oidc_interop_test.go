@@ -20,8 +20,9 @@ func TestOIDCInteropMockoidc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Tokens valid for two minutes (the fixture's clock runs ahead by the TOTP steps): the last sign-in outlives its token
-	// but not its state (ten minutes).
+	// Tokens valid for two minutes (the fixture's clock runs ahead by its
+	// TOTP steps): the last sign-in outlives its token but not its state
+	// (ten minutes).
 	m.AccessTTL = 2 * time.Minute
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
