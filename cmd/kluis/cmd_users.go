@@ -33,6 +33,16 @@ func oidcNote(subject string) string {
 	return ", identity provider " + subject
 }
 
+// usersContextFor is usersContext for a change that binds a user to
+// subject at the identity provider (none when ""): only with web.oidc.
+func usersContextFor(g *globals, subject string) (*appliance.Appliance, *portal.Store, *portal.ChainLog, error) {
+	a, store, log, err := usersContext(g)
+	if err == nil && subject != "" && a.Cfg.Web.OIDC == nil {
+		err = usageErrorf("--oidc-subject: the config has no web.oidc (an identity provider) to sign in at")
+	}
+	return a, store, log, err
+}
+
 // enrolLink is the enrolment page of tok at the configured origin.
 func enrolLink(a *appliance.Appliance, tok string) string {
 	o := strings.TrimSuffix(a.Cfg.Web.Origin, "/")
@@ -61,12 +71,9 @@ func cmdUsersAdd(ctx context.Context, g *globals, args []string) error {
 	if *name == "" || *role == "" {
 		return usageErrorf("--name and --role are required")
 	}
-	a, store, log, err := usersContext(g)
+	a, store, log, err := usersContextFor(g, *subject)
 	if err != nil {
 		return err
-	}
-	if *subject != "" && a.Cfg.Web.OIDC == nil {
-		return usageErrorf("--oidc-subject: the config has no web.oidc (an identity provider) to sign in at")
 	}
 	for _, t := range tenants {
 		if err := requireTenant(a, t); err != nil {
@@ -189,12 +196,9 @@ func cmdUsersBind(ctx context.Context, g *globals, args []string) error {
 	if name == "" || (*subject == "") == !*clear {
 		return usageErrorf("give one user name and either --oidc-subject ID or --clear")
 	}
-	a, store, log, err := usersContext(g)
+	a, store, log, err := usersContextFor(g, *subject)
 	if err != nil {
 		return err
-	}
-	if *subject != "" && a.Cfg.Web.OIDC == nil {
-		return usageErrorf("--oidc-subject: the config has no web.oidc (an identity provider) to sign in at")
 	}
 	err = store.Bind(name, *subject)
 	if errors.Is(err, portal.ErrNoUser) {
