@@ -205,6 +205,11 @@ func (s *Service) oidcFinish(ctx context.Context, c Call) Reply {
 	if err := idt.Claims(&claims); err != nil {
 		return refuse("", "ID token: claims do not parse")
 	}
+	// A token for several audiences is ours only when we are its
+	// authorized party (OpenID Connect Core 3.1.3.7).
+	if azp, _ := claims["azp"].(string); len(idt.Audience) > 1 && azp != s.oidc.cfg.ClientID {
+		return refuse("", "ID token: several audiences and kluis is not the authorized party (azp)")
+	}
 	subject, err := oidcSubject(claims, s.oidc.cfg.Claim)
 	if err != nil {
 		return refuse("", "ID token: "+err.Error())

@@ -55,6 +55,12 @@ func TestOIDCLogin(t *testing.T) {
 	if ev := loggedOIDC(f, "ok: sub idp-anna"); len(ev) != 1 || ev[0].User != "anna" || ev[0].Client != "test" {
 		t.Fatalf("the access log lacks the sign-in: %+v", f.Log.Events())
 	}
+	// Several audiences with kluis as the authorized party: accepted.
+	f.IDP.Mutate(func(c map[string]any) { c["aud"] = []string{f.IDP.ClientID, "another-client"}; c["azp"] = f.IDP.ClientID })
+	if r := f.FinishOIDC(f.StartOIDC()); r.Status != 200 {
+		t.Fatalf("several audiences, azp kluis: %s", portaltest.Status(r))
+	}
+	f.IDP.Mutate(nil)
 	// A user bound to the provider has no password to fall back on.
 	for _, pw := range []string{"", portaltest.Password} {
 		if r := f.Do(portal.OpLogin, portal.Call{User: "anna", Password: pw}); r.Status != 401 || r.Ticket != "" {
@@ -89,6 +95,14 @@ func TestOIDCRefused(t *testing.T) {
 			f.IDP.Mutate(func(c map[string]any) { c["aud"] = "another-client" })
 			return f.FinishOIDC(f.StartOIDC())
 		}, "audience"},
+		{"several audiences, another authorized party", func(f *portaltest.Fixture) portal.Reply {
+			f.IDP.Mutate(func(c map[string]any) { c["aud"] = []string{"another-client", f.IDP.ClientID}; c["azp"] = "another-client" })
+			return f.FinishOIDC(f.StartOIDC())
+		}, "authorized party"},
+		{"several audiences, no authorized party", func(f *portaltest.Fixture) portal.Reply {
+			f.IDP.Mutate(func(c map[string]any) { c["aud"] = []string{f.IDP.ClientID, "another-client"} })
+			return f.FinishOIDC(f.StartOIDC())
+		}, "authorized party"},
 		{"wrong issuer", func(f *portaltest.Fixture) portal.Reply {
 			f.IDP.Mutate(func(c map[string]any) { c["iss"] = "https://idp.attacker.example" })
 			return f.FinishOIDC(f.StartOIDC())
