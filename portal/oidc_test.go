@@ -56,7 +56,10 @@ func TestOIDCLogin(t *testing.T) {
 		t.Fatalf("the access log lacks the sign-in: %+v", f.Log.Events())
 	}
 	// Several audiences with kluis as the authorized party: accepted.
-	f.IDP.Mutate(func(c map[string]any) { c["aud"] = []string{f.IDP.ClientID, "another-client"}; c["azp"] = f.IDP.ClientID })
+	f.IDP.Mutate(func(c map[string]any) {
+		c["aud"] = []string{f.IDP.ClientID, "another-client"}
+		c["azp"] = f.IDP.ClientID
+	})
 	if r := f.FinishOIDC(f.StartOIDC()); r.Status != 200 {
 		t.Fatalf("several audiences, azp kluis: %s", portaltest.Status(r))
 	}
@@ -96,7 +99,10 @@ func TestOIDCRefused(t *testing.T) {
 			return f.FinishOIDC(f.StartOIDC())
 		}, "audience"},
 		{"several audiences, another authorized party", func(f *portaltest.Fixture) portal.Reply {
-			f.IDP.Mutate(func(c map[string]any) { c["aud"] = []string{"another-client", f.IDP.ClientID}; c["azp"] = "another-client" })
+			f.IDP.Mutate(func(c map[string]any) {
+				c["aud"] = []string{"another-client", f.IDP.ClientID}
+				c["azp"] = "another-client"
+			})
 			return f.FinishOIDC(f.StartOIDC())
 		}, "authorized party"},
 		{"several audiences, no authorized party", func(f *portaltest.Fixture) portal.Reply {
