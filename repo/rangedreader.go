@@ -252,15 +252,7 @@ func (rr *rangedReader) Read(p []byte) (int, error) {
 		}
 		f, ok := <-rr.results
 		if !ok {
-			// Fewer blobs than the stream has means the producer stopped
-			// early: never let that look like the end of the stream.
-			rr.err = io.EOF
-			if rr.got < rr.total {
-				rr.err = io.ErrUnexpectedEOF
-				if err := rr.ctx.Err(); err != nil {
-					rr.err = err
-				}
-			}
+			rr.err = endOfStream(rr.ctx, rr.got, rr.total)
 			return 0, rr.err
 		}
 		<-f.done

@@ -264,6 +264,19 @@ type streamReader struct {
 	err     error
 }
 
+// endOfStream is what a reader returns when its producer is done: fewer
+// blobs than the stream has means the producer stopped early, which must
+// never look like the end of the stream.
+func endOfStream(ctx context.Context, got, total int) error {
+	if got >= total {
+		return io.EOF
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return io.ErrUnexpectedEOF
+}
+
 func (sr *streamReader) Read(p []byte) (int, error) {
 	for len(sr.cur) == 0 {
 		if sr.err != nil {
@@ -271,15 +284,7 @@ func (sr *streamReader) Read(p []byte) (int, error) {
 		}
 		ch, ok := <-sr.results
 		if !ok {
-			// Fewer blobs than the stream has means the producer stopped
-			// early: never let that look like the end of the stream.
-			sr.err = io.EOF
-			if sr.got < sr.total {
-				sr.err = io.ErrUnexpectedEOF
-				if err := sr.ctx.Err(); err != nil {
-					sr.err = err
-				}
-			}
+			sr.err = endOfStream(sr.ctx, sr.got, sr.total)
 			return 0, sr.err
 		}
 		res := <-ch
