@@ -44,6 +44,8 @@ const (
 	OpLoginTOTP          = "login-totp"
 	OpLoginPasskeyBegin  = "login-passkey-begin"
 	OpLoginPasskeyFinish = "login-passkey-finish"
+	OpOIDCBegin          = "oidc-begin"
+	OpOIDCFinish         = "oidc-finish"
 	OpLogout             = "logout"
 	OpWhoami             = "whoami"
 	OpEnrolInfo          = "enrol-info"
@@ -84,6 +86,11 @@ type Call struct {
 	Token    string `json:"token,omitempty"`
 	// Credential is a WebAuthn response (PublicKeyCredential as JSON).
 	Credential json.RawMessage `json:"credential,omitempty"`
+	// State and Binding end an identity provider's sign-in: the state
+	// the provider sent back and the value of the browser's cookie that
+	// was set when the sign-in began.
+	State   string `json:"state,omitempty"`
+	Binding string `json:"binding,omitempty"`
 
 	Tenant   string `json:"tenant,omitempty"`
 	Snapshot string `json:"snapshot,omitempty"`
@@ -109,6 +116,10 @@ type Reply struct {
 	Session *Session `json:"session,omitempty"`
 	// Options are WebAuthn options for navigator.credentials.
 	Options json.RawMessage `json:"options,omitempty"`
+	// Redirect is the identity provider's authorization URL and Binding
+	// the value the browser keeps in a cookie until it comes back.
+	Redirect string `json:"redirect,omitempty"`
+	Binding  string `json:"binding,omitempty"`
 
 	Enrol     *Enrol        `json:"enrol,omitempty"`
 	Tenants   []string      `json:"tenants,omitempty"`
@@ -139,6 +150,9 @@ type Enrol struct {
 	Role       string `json:"role"`
 	TOTPSecret string `json:"totp_secret"`
 	TOTPURI    string `json:"totp_uri"`
+	// OIDC: the account signs in at the identity provider, so the
+	// enrolment sets no password.
+	OIDC bool `json:"oidc,omitempty"`
 }
 
 // Snapshot is one snapshot of a tenant.
@@ -229,4 +243,7 @@ type UserView struct {
 	Passkeys int       `json:"passkeys"`
 	Locked   bool      `json:"locked"`
 	Created  time.Time `json:"created"`
+	// OIDCSubject is the identity at the provider the user signs in
+	// with (instead of a password).
+	OIDCSubject string `json:"oidc_subject,omitempty"`
 }

@@ -43,6 +43,9 @@ func FuzzSocketCall(f *testing.F) {
 	f.Add("download", []byte(`{"session":"x","token":"t"}`))
 	f.Add("enrol", []byte(`{"token":"t","password":"p","code":"123456"}`))
 	f.Add("dossier-show", []byte(`{"unknown":1}`))
+	f.Add("oidc-finish", []byte(`{"code":"c","state":"s","binding":"b","client":"c"}`))
+	f.Add("oidc-begin", []byte(`{"client":"c"}`))
+	f.Add("oidc-finish", []byte(`{"id_token":"eyJ.eyJ.x"}`))
 	f.Fuzz(func(t *testing.T, op string, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/x", bytes.NewReader(body))
 		req.URL.Path = "/v1/" + op
@@ -50,6 +53,34 @@ func FuzzSocketCall(f *testing.F) {
 		h.ServeHTTP(rec, req)
 		if rec.Code == http.StatusOK && rec.Header().Get("Kluis-Reply") == "" {
 			t.Fatalf("op %q: a non-reply answer %q", op, rec.Body.String())
+		}
+	})
+}
+
+// FuzzOIDCClaims: whatever claims a verified ID token carries, the user
+// is named by the configured claim's string value only, never longer
+// than MaxOIDCSubject, and an e-mail address only when email_verified is
+// the JSON value true.
+func FuzzOIDCClaims(f *testing.F) {
+	f.Add([]byte(`{"sub":"idp-anna"}`), "sub")
+	f.Add([]byte(`{"sub":"x","email":"anna@example.nl","email_verified":true}`), "email")
+	f.Add([]byte(`{"email":"anna@example.nl","email_verified":"true"}`), "email")
+	f.Add([]byte(`{"sub":["a","b"],"email":null}`), "sub")
+	f.Add([]byte(`{"oid":12345}`), "oid")
+	f.Fuzz(func(t *testing.T, raw []byte, claim string) {
+		var claims map[string]any
+		if json.Unmarshal(raw, &claims) != nil {
+			return
+		}
+		got, err := oidcSubject(claims, claim)
+		if err != nil {
+			return
+		}
+		if v, _ := claims[claim].(string); got != v || got == "" || len(got) > MaxOIDCSubject {
+			t.Fatalf("claim %q of %s gave %q", claim, raw, got)
+		}
+		if claim == "email" && claims["email_verified"] != true {
+			t.Fatalf("an unverified address accepted: %s", raw)
 		}
 	})
 }

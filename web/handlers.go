@@ -30,14 +30,14 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.render(w, r, http.StatusOK, "login", nil, nil, "")
+	s.renderLogin(w, r, http.StatusOK, "")
 }
 
 func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	q := s.anon(w, r)
 	rep := q.call(portal.OpLogin, portal.Call{User: strings.TrimSpace(r.PostFormValue("user")), Password: r.PostFormValue("password")})
 	if rep.Status != http.StatusOK {
-		s.render(w, r, rep.Status, "login", nil, nil, rep.Error)
+		s.renderLogin(w, r, rep.Status, rep.Error)
 		return
 	}
 	s.setCookie(w, s.ticket, rep.Ticket, 300)
@@ -86,7 +86,7 @@ func (s *Server) loginTOTP(w http.ResponseWriter, r *http.Request) {
 	if rep.Status != http.StatusOK {
 		if rep.Status == http.StatusTooManyRequests || strings.Contains(rep.Error, "expired") {
 			s.clearCookie(w, s.ticket)
-			s.render(w, r, rep.Status, "login", nil, nil, rep.Error)
+			s.renderLogin(w, r, rep.Status, rep.Error)
 			return
 		}
 		s.render(w, r, rep.Status, "second", nil, factors(r), rep.Error)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pquerna/otp"
 
+	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/internal/portaltest"
 	"github.com/kluis-nl/kluis/internal/softauthn"
@@ -31,11 +32,15 @@ type site struct {
 }
 
 func newSite(t *testing.T) *site {
+	return newSiteWith(t, portaltest.New, "")
+}
+
+func newSiteWith(t *testing.T, fixture func(testing.TB, string, ...func(*config.Web)) *portaltest.Fixture, oidcLabel string) *site {
 	ts := httptest.NewUnstartedServer(nil)
 	// WebAuthn wants a domain, not an IP address, as relying party id.
 	origin := "http://localhost:" + strings.TrimPrefix(ts.Listener.Addr().String(), "127.0.0.1:")
-	f := portaltest.New(t, origin)
-	w, err := web.New(web.Options{Client: f.Client, Origin: origin})
+	f := fixture(t, origin)
+	w, err := web.New(web.Options{Client: f.Client, Origin: origin, OIDCLabel: oidcLabel})
 	if err != nil {
 		t.Fatal(err)
 	}

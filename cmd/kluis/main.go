@@ -77,6 +77,7 @@ func init() {
 			{name: "disable", summary: "stop a user from logging in", run: cmdUsersDisable},
 			{name: "enable", summary: "let a disabled or locked-out user log in again", run: cmdUsersEnable},
 			{name: "reset", summary: "clear a user's password and second factors; print a new enrolment link", run: cmdUsersReset},
+			{name: "bind", summary: "bind a user to an identity at the identity provider (web.oidc), which replaces the password; --clear unbinds", run: cmdUsersBind},
 		}},
 		{name: "web", summary: "serve the practice and auditor portal (talks to the daemon's socket; holds no keys)", run: cmdWeb},
 		{name: "version", summary: "print the version", run: cmdVersion},

@@ -17,6 +17,7 @@ import (
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/portal"
 	"github.com/kluis-nl/kluis/restore/dossier"
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // portalBackend is what the daemon does for the portal (portal.Backend):
@@ -255,11 +256,20 @@ func startPortal(ctx context.Context, g *globals, a *appliance.Appliance, app fu
 	if err != nil {
 		return nil, err
 	}
+	// The OIDC client secret is the daemon's: kluis web never reads it.
+	var oidcSecret string
+	if o := a.Cfg.Web.OIDC; o != nil {
+		b, err := secretfile.Read(a.Cfg.Resolve(o.ClientSecretFile), 64<<10)
+		if err != nil {
+			return nil, &configError{fmt.Errorf("web.oidc.client_secret_file: %w", err)}
+		}
+		oidcSecret = string(b)
+	}
 	svc, err := portal.New(portal.Options{
 		Store: portal.NewStore(a.StateDir()), Backend: portalBackend{app: app},
 		Events: &portal.ChainLog{Path: filepath.Join(a.StateDir(), portal.EventsFileName), Key: key},
 		Web:    a.Cfg.Web, RequestsPath: filepath.Join(a.StateDir(), "portal-requests.json"),
-		Now: a.Now, Log: g.log,
+		Now: a.Now, Log: g.log, OIDCClientSecret: oidcSecret,
 	})
 	if err != nil {
 		return nil, &configError{err}
