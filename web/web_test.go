@@ -400,7 +400,7 @@ func TestTextsComplete(t *testing.T) {
 	// Every value the daemon sends that a page shows through tr.
 	for prefix, vals := range map[string][]string{
 		"state":    {portal.StatePending, portal.StateApproved, portal.StateRejected, portal.StateUsed, portal.StateExpired},
-		"kind":     {portal.KindDossierRelease, portal.KindUserReset},
+		"kind":     {portal.KindDossierRelease, portal.KindUserReset, portal.KindErasureOverride, portal.KindRetentionChange},
 		"delivery": {portal.DeliverySQL, portal.DeliveryJSON, portal.DeliveryInto},
 		"verdict":  {evidence.Pass, evidence.Fail, evidence.Error},
 		"role":     {portal.RolePractice, portal.RoleApprover, portal.RoleAuditor, portal.RoleAdmin},
