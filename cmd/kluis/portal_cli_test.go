@@ -275,3 +275,66 @@ web:
 		t.Fatalf("disabled user's session: %+v", rep)
 	}
 }
+
+// portalExport is the portal's evidence download (the auditor's page:
+// portalBackend.EvidenceExport of [from, to)), unpacked; it returns the
+// export's directory.
+func portalExport(t *testing.T, e *env, tenant string, from, to time.Time) string {
+	t.Helper()
+	c, err := config.Load(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := appliance.New(c, nil)
+	var tgz bytes.Buffer
+	if err := (portalBackend{app: func() *appliance.Appliance { return a }}).EvidenceExport(context.Background(), tenant, from, to, &tgz); err != nil {
+		t.Fatalf("the portal's evidence export: %v", err)
+	}
+	dir := t.TempDir()
+	untar(t, &tgz, dir)
+	return filepath.Join(dir, "kluis-evidence")
+}
+
+// TestPortalEvidenceExportPeriod: the auditor's download of a period
+// from the portal carries the reports just outside it, as the CLI's
+// export does, so that `evidence verify --expect-period` proves nothing
+// of the period is missing; the two hold the same files.
+func TestPortalEvidenceExportPeriod(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.keysInit()
+	e.appendEvidence(4, time.Date(2026, 3, 1, 6, 0, 0, 0, time.UTC)) // one a day, 1 to 4 March
+	pub := e.path("appliance.pub")
+	if err := os.WriteFile(pub, []byte(e.mustRun(0, "keys", "public").stdout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cli := e.path("cli-export")
+	e.mustRun(0, "evidence", "export", "--out", cli, "--from", "2026-03-02", "--to", "2026-03-03")
+	web := portalExport(t, e, "", time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC))
+	for _, dir := range []string{cli, web} {
+		if r := e.runNoConfig("evidence", "verify", "--public-key", pub, "--expect-period", "2026-03-02..2026-03-03", dir); r.code != 0 || !strings.Contains(r.stdout, "2 reports here were signed within it") {
+			t.Errorf("%s: verify --expect-period: %v", filepath.Base(filepath.Dir(dir)), r)
+		}
+	}
+	names := func(dir string) []string {
+		var out []string
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				rel, _ := filepath.Rel(dir, p)
+				out = append(out, rel)
+			}
+			return nil
+		})
+		return out
+	}
+	if c, w := names(cli), names(web); !slices.Equal(c, w) {
+		t.Errorf("the portal's export holds %v, the CLI's %v", w, c)
+	}
+	for _, f := range []string{"00000001.json", "00000004.json", "checkpoint.note"} {
+		a, _ := os.ReadFile(filepath.Join(cli, f))
+		b, _ := os.ReadFile(filepath.Join(web, f))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between the CLI's and the portal's export", f)
+		}
+	}
+}
