@@ -13,20 +13,28 @@ import (
 	"github.com/kluis-nl/kluis/config"
 )
 
+// oneTenant writes a config of one SQLite tenant, praktijk-a, and
+// returns it and its appliance on the fixture's clock.
+func (f *fixture) oneTenant() (*config.Config, *appliance.Appliance) {
+	f.t.Helper()
+	p := f.sqliteDB("a", 10)
+	f.writeConfig(fmt.Sprintf(`[{id: praktijk-a, engine: sqlite, path: %s}]`, p), "", "")
+	cfg, err := config.Load(f.cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	a := appliance.New(cfg, nil)
+	a.Now = f.clk.Now
+	return cfg, a
+}
+
 // A tenant backed up before the appliance went down, whose first
 // retention slot passed while it was down, gets that retention at the next
 // start, as a missed backup does (issue 21 point 6).
 func TestFirstRetentionCaughtUp(t *testing.T) {
 	start := time.Date(2026, 6, 1, 12, 0, 0, 0, ams)
 	f := newFixture(t, start, "", "", "", Options{})
-	p := f.sqliteDB("a", 10)
-	f.writeConfig(fmt.Sprintf(`[{id: praktijk-a, engine: sqlite, path: %s}]`, p), "", "")
-	cfg, err := config.Load(f.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := appliance.New(cfg, nil)
-	a.Now = f.clk.Now
+	cfg, a := f.oneTenant()
 	// Three backups by hand (the CLI, or a daemon that then went down).
 	d0 := New(a, Options{Clock: f.clk})
 	for i := 0; i < 3; i++ {
@@ -64,14 +72,7 @@ func TestFirstRetentionCaughtUp(t *testing.T) {
 func TestRetentionFollowsApprovedChange(t *testing.T) {
 	start := time.Date(2026, 6, 1, 12, 0, 0, 0, ams)
 	f := newFixture(t, start, "", "", "", Options{})
-	p := f.sqliteDB("a", 10)
-	f.writeConfig(fmt.Sprintf(`[{id: praktijk-a, engine: sqlite, path: %s}]`, p), "", "")
-	cfg, err := config.Load(f.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := appliance.New(cfg, nil)
-	a.Now = f.clk.Now
+	_, a := f.oneTenant()
 	d := New(a, Options{Clock: f.clk})
 	f.d = d
 	ctx := context.Background()

@@ -74,6 +74,39 @@ func (c *testClock) code(t *testing.T, secret string) string {
 	return cd
 }
 
+// portalOrigin is the web.origin of the portal tests on a real appliance.
+const portalOrigin = "https://kluis.example.test"
+
+// writePortalConfig writes e's config: the SQLite practice dossierTenant
+// (./praktijk.db) and more tenants, policy, and a web: section with a
+// socket of its own and more lines.
+func writePortalConfig(t *testing.T, e *env, tenants, policy, web string) {
+	t.Helper()
+	// A socket path must stay short: a directory of its own.
+	sockDir, err := os.MkdirTemp("", "kp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	cfg := `appliance: {id: ams-1, state_dir: ./state, master_key_file: ./secrets/master.key, signing_key_file: ./secrets/signing.key}
+locations:
+  - {name: amsterdam, type: dir, path: ./loc-a, country: NL, site: Amsterdam, provider: provider-a}
+  - {name: groningen, type: dir, path: ./loc-g, country: NL, site: Groningen, provider: provider-b}
+tenants:
+  - {id: ` + dossierTenant + `, engine: sqlite, path: ./praktijk.db, dossier: practice}
+` + tenants + `dossiers:
+  practice: {root: clients, key: id, exclude: [audit_log]}
+policy: ` + policy + `
+web:
+  listen: 127.0.0.1:0
+  socket: ` + filepath.Join(sockDir, "p.sock") + `
+  origin: ` + portalOrigin + `
+` + web
+	if err := os.WriteFile(e.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPortalRelease runs the portal's daemon side on a real appliance (a
 // SQLite tenant, its repository, the signed access log): users added
 // with the CLI, a practice user's dossier view equal to `dossier show`,
@@ -83,31 +116,8 @@ func (c *testClock) code(t *testing.T, secret string) string {
 func TestPortalRelease(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	sockDir, err := os.MkdirTemp("", "kp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(sockDir)
-	const origin = "https://kluis.example.test"
-	cfg := `appliance: {id: ams-1, state_dir: ./state, master_key_file: ./secrets/master.key, signing_key_file: ./secrets/signing.key}
-locations:
-  - {name: amsterdam, type: dir, path: ./loc-a, country: NL, site: Amsterdam, provider: provider-a}
-  - {name: groningen, type: dir, path: ./loc-g, country: NL, site: Groningen, provider: provider-b}
-tenants:
-  - {id: ` + dossierTenant + `, engine: sqlite, path: ./praktijk.db, dossier: practice}
-  - {id: other, engine: sqlite, path: ./other.db, dossier: practice}
-dossiers:
-  practice: {root: clients, key: id, exclude: [audit_log]}
-policy: {pack_size: 1MiB}
-web:
-  listen: 127.0.0.1:0
-  socket: ` + filepath.Join(sockDir, "p.sock") + `
-  origin: ` + origin + `
-  restore_targets: {` + dossierTenant + `: ./secrets/target.dsn}
-`
-	if err := os.WriteFile(e.cfg, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writePortalConfig(t, e, "  - {id: other, engine: sqlite, path: ./other.db, dossier: practice}\n", "{pack_size: 1MiB}",
+		"  restore_targets: {"+dossierTenant+": ./secrets/target.dsn}\n")
 	ctx := context.Background()
 	if err := synth.GenerateSQLiteFile(ctx, e.path("praktijk.db"), synth.Tiny, 5); err != nil {
 		t.Fatal(err)
@@ -125,8 +135,8 @@ web:
 	}
 	e.mustRun(0, "config", "check")
 
-	annaTok := portalUserAdd(e, origin, "anna", "practice", dossierTenant)
-	bertTok := portalUserAdd(e, origin, "bert", "approver")
+	annaTok := portalUserAdd(e, "anna", "practice", dossierTenant)
+	bertTok := portalUserAdd(e, "bert", "approver")
 	if r := e.run("users", "add", "--name", "carl", "--role", "practice", "--tenant", "nonexistent"); r.code == 0 {
 		t.Fatalf("user bound to an unknown tenant: %v", r)
 	}
@@ -201,7 +211,7 @@ web:
 	}
 	// The auditor's export verifies with the public key alone.
 	e.mustRun(0, "restore-test", "--tenant", dossierTenant)
-	audrey := login("audrey", portalUserAdd(e, origin, "audrey", "auditor"))
+	audrey := login("audrey", portalUserAdd(e, "audrey", "auditor"))
 	ev := do(portal.OpEvidence, portal.Call{Session: audrey.Token}).Evidence
 	if !ev.Verified || len(ev.Reports) != 1 || ev.Reports[0].Verdict != "PASS" {
 		t.Fatalf("auditor's view: %+v", ev)
@@ -281,7 +291,7 @@ func startPortalService(t *testing.T, e *env) *portalService {
 }
 
 // portalUserAdd runs `kluis users add` and returns the enrolment token.
-func portalUserAdd(e *env, origin, name, role string, tenants ...string) string {
+func portalUserAdd(e *env, name, role string, tenants ...string) string {
 	e.t.Helper()
 	args := []string{"users", "add", "--name", name, "--role", role}
 	for _, tn := range tenants {
@@ -291,7 +301,7 @@ func portalUserAdd(e *env, origin, name, role string, tenants ...string) string 
 		Link string `json:"enrol_link"`
 	}
 	e.mustJSON(0, &added, args...)
-	return strings.TrimPrefix(added.Link, origin+"/enrol/")
+	return strings.TrimPrefix(added.Link, portalOrigin+"/enrol/")
 }
 
 // addPasskey registers a software authenticator for the session's user.
@@ -391,29 +401,7 @@ func TestPortalEvidenceExportPeriod(t *testing.T) {
 func TestPortalOverrideAndRetention(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	sockDir, err := os.MkdirTemp("", "kp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(sockDir)
-	const origin = "https://kluis.example.test"
-	cfg := `appliance: {id: ams-1, state_dir: ./state, master_key_file: ./secrets/master.key, signing_key_file: ./secrets/signing.key}
-locations:
-  - {name: amsterdam, type: dir, path: ./loc-a, country: NL, site: Amsterdam, provider: provider-a}
-  - {name: groningen, type: dir, path: ./loc-g, country: NL, site: Groningen, provider: provider-b}
-tenants:
-  - {id: ` + dossierTenant + `, engine: sqlite, path: ./praktijk.db, dossier: practice}
-dossiers:
-  practice: {root: clients, key: id, exclude: [audit_log]}
-policy: {pack_size: 1MiB, retention: {keep_daily: 7, keep_weekly: 4}}
-web:
-  listen: 127.0.0.1:0
-  socket: ` + filepath.Join(sockDir, "p.sock") + `
-  origin: ` + origin + `
-`
-	if err := os.WriteFile(e.cfg, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writePortalConfig(t, e, "", "{pack_size: 1MiB, retention: {keep_daily: 7, keep_weekly: 4}}", "")
 	ctx := context.Background()
 	if err := synth.GenerateSQLiteFile(ctx, e.path("praktijk.db"), synth.Tiny, 5); err != nil {
 		t.Fatal(err)
@@ -423,9 +411,9 @@ web:
 	for i := 0; i < 3; i++ {
 		e.mustRun(0, "backup", "--tenant", dossierTenant)
 	}
-	annaTok := portalUserAdd(e, origin, "anna", "practice", dossierTenant)
-	bertTok := portalUserAdd(e, origin, "bert", "approver")
-	adaTok := portalUserAdd(e, origin, "ada", "admin")
+	annaTok := portalUserAdd(e, "anna", "practice", dossierTenant)
+	bertTok := portalUserAdd(e, "bert", "approver")
+	adaTok := portalUserAdd(e, "ada", "admin")
 	h := startPortalService(t, e)
 	anna, bert, ada := h.login("anna", annaTok), h.login("bert", bertTok), h.login("ada", adaTok)
 	auth := h.addPasskey(bert)
