@@ -799,6 +799,13 @@ func TestRetentionChange(t *testing.T) {
 	if rep := f.Approve(bobS, bob, back.Req.ID); rep.Status != 403 {
 		t.Fatalf("bob has no passkey but approved: %s", portaltest.Status(rep))
 	}
+	// policy.retention changed by a config reload: back to policy is no
+	// longer what the approver would sign.
+	f.Backend.SetPolicy(portal.Retention{KeepLast: 3})
+	if rep := f.Approve(bertS, bert, back.Req.ID); rep.Status != http.StatusConflict {
+		t.Fatalf("approval of back to a policy that changed: %s", portaltest.Status(rep))
+	}
+	f.Backend.SetPolicy(portaltest.Policy)
 	if rep := f.Approve(bertS, bert, back.Req.ID); rep.Status != 200 {
 		t.Fatalf("approve back to policy: %s", portaltest.Status(rep))
 	}

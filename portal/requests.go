@@ -471,7 +471,8 @@ func (s *Service) approveFinish(ctx context.Context, u *User, c Call) Reply {
 		if err != nil {
 			return refusal(500, "%v", err)
 		}
-		if r.Core.RetentionFrom == nil || cur.Effective != *r.Core.RetentionFrom {
+		// Back to policy is what the approver saw as policy.retention.
+		if r.Core.RetentionFrom == nil || r.Core.RetentionTo == nil || cur.Effective != *r.Core.RetentionFrom || r.Core.ToPolicy && cur.Policy != *r.Core.RetentionTo {
 			s.event(Event{Event: "approve", User: r.Core.Requester, Approver: u.Name, Client: c.Client, Tenant: r.Core.Tenant, Request: r.Core.ID, Result: "refused: the retention changed since the request"})
 			return refusal(http.StatusConflict, "cannot approve: the tenant's retention changed since the request (now %s): ask again", cur.Effective)
 		}

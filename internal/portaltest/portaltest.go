@@ -60,6 +60,16 @@ type Backend struct {
 	Erased map[string]time.Time
 	// Retentions are the recorded retention changes, in order.
 	Retentions []portal.RetentionSet
+	// policy overrides Policy (SetPolicy: a config reload).
+	policy *portal.Retention
+}
+
+// SetPolicy changes the fake appliance's policy.retention, as a config
+// reload does.
+func (b *Backend) SetPolicy(p portal.Retention) {
+	b.mu.Lock()
+	b.policy = &p
+	b.mu.Unlock()
 }
 
 // Policy is the fake appliance's policy.retention.
@@ -92,13 +102,17 @@ func (b *Backend) Retention(ctx context.Context, tenant string, proposed *portal
 	if !slices.Contains(Tenants, tenant) {
 		return nil, fmt.Errorf("no tenant %q", tenant)
 	}
-	v := &portal.RetentionView{Tenant: tenant, Effective: Policy, Policy: Policy, Source: portal.SourcePolicy, Snapshots: 2}
 	b.mu.Lock()
+	pol := Policy
+	if b.policy != nil {
+		pol = *b.policy
+	}
+	v := &portal.RetentionView{Tenant: tenant, Effective: pol, Policy: pol, Source: portal.SourcePolicy, Snapshots: 2}
 	for _, c := range b.Retentions {
 		if c.Tenant != tenant {
 			continue
 		}
-		v.Effective, v.Source, v.Request, v.Requester, v.Approver = Policy, portal.SourcePolicy, "", "", ""
+		v.Effective, v.Source, v.Request, v.Requester, v.Approver = pol, portal.SourcePolicy, "", "", ""
 		if c.Retention != nil {
 			v.Effective, v.Source, v.Request, v.Requester, v.Approver = *c.Retention, "request "+c.Request, c.Request, c.Requester, c.Approver
 		}
