@@ -174,10 +174,11 @@ type DossierView struct {
 	ID       string       `json:"dossier_id"`
 	Rows     int64        `json:"rows"`
 	Tables   []TableCount `json:"tables"`
-	// Erased: the dossier is in the erasure register (since ErasedAt):
+	// Erased: the dossier is in the erasure register (since ErasedOn,
+	// YYYY-MM-DD in the appliance's time zone, as `erasure list` says):
 	// nothing of it is shown; an erasure-override request may be made.
-	Erased   bool      `json:"erased,omitempty"`
-	ErasedAt time.Time `json:"erased_at,omitzero"`
+	Erased   bool   `json:"erased,omitempty"`
+	ErasedOn string `json:"erased_on,omitempty"`
 }
 
 // TableCount is one table of a dossier.
@@ -212,8 +213,8 @@ type RequestView struct {
 	Taken  time.Time    `json:"taken,omitzero"`
 	Rows   int64        `json:"rows,omitempty"`
 	Tables []TableCount `json:"tables,omitempty"`
-	// ErasedAt: when the dossier of an erasure override was erased.
-	ErasedAt time.Time `json:"erased_at,omitzero"`
+	// ErasedOn: the day the dossier of an erasure override was erased.
+	ErasedOn string `json:"erased_on,omitempty"`
 	// A retention change: the tenant's retention when it was asked
 	// (From) and the one asked for (To; ToPolicy: back to
 	// policy.retention), whether it keeps fewer snapshots, and how many

@@ -62,8 +62,10 @@ type RetentionSet struct {
 // register (AVG art. 17) when no override was given.
 type ErasedError struct {
 	Snapshot string
-	At       time.Time
-	Err      error
+	// On is the day of the erasure (YYYY-MM-DD, the appliance's time
+	// zone).
+	On  string
+	Err error
 }
 
 func (e *ErasedError) Error() string { return e.Err.Error() }

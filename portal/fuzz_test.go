@@ -63,7 +63,7 @@ func FuzzRequestsFile(f *testing.F) {
 	good := `[{"core":` + string(mustJSON(core)) + `,"digest":"` + digestHex(core.digest()) + `","state":"pending"}]`
 	f.Add([]byte(good))
 	for _, c := range []requestCore{
-		{V: 1, ID: "r2", Kind: KindErasureOverride, Tenant: "a", Snapshot: "s", DossierID: "42", Reason: "court order", Delivery: "sql", Requester: "anna", ErasedAt: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)},
+		{V: 1, ID: "r2", Kind: KindErasureOverride, Tenant: "a", Snapshot: "s", DossierID: "42", Reason: "court order", Delivery: "sql", Requester: "anna", ErasedOn: "2026-06-01"},
 		{V: 1, ID: "r3", Kind: KindRetentionChange, Tenant: "a", Reason: "contract", Requester: "ada", RetentionFrom: &Retention{KeepDaily: 7}, RetentionTo: &Retention{KeepLast: 1}, Shortens: true, Forgets: 3},
 	} {
 		f.Add([]byte(`[{"core":` + string(mustJSON(c)) + `,"digest":"` + digestHex(c.digest()) + `","state":"pending"}]`))

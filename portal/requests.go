@@ -66,9 +66,10 @@ type requestCore struct {
 	Taken  time.Time    `json:"taken,omitzero"`
 	Rows   int64        `json:"rows,omitempty"`
 	Tables []TableCount `json:"tables,omitempty"`
-	// ErasedAt is when the dossier of an erasure override was erased, as
+	// ErasedOn is the day (YYYY-MM-DD, the appliance's time zone) the
+	// dossier of an erasure override was erased, as
 	// the daemon read the register when the request was made.
-	ErasedAt time.Time `json:"erased_at,omitzero"`
+	ErasedOn string `json:"erased_on,omitempty"`
 	// A retention change: the tenant's effective retention when it was
 	// asked (approval is refused when it changed meanwhile), the new one
 	// (ToPolicy: back to policy.retention, whose values To holds then),
@@ -155,7 +156,7 @@ func (r *fourEyes) view(u *User, now time.Time) RequestView {
 		DossierID: r.Core.DossierID, Subject: r.Core.Subject, Reason: r.Core.Reason, Delivery: r.Core.Delivery,
 		Requester: r.Core.Requester, Approver: r.Approver, Created: r.Core.Created, Expires: r.Core.Expires,
 		Digest: r.Digest, Result: r.Result, Mine: r.Core.Requester == u.Name,
-		Taken: r.Core.Taken, Rows: r.Core.Rows, Tables: slices.Clone(r.Core.Tables), ErasedAt: r.Core.ErasedAt,
+		Taken: r.Core.Taken, Rows: r.Core.Rows, Tables: slices.Clone(r.Core.Tables), ErasedOn: r.Core.ErasedOn,
 		RetentionFrom: r.Core.RetentionFrom, RetentionTo: r.Core.RetentionTo, ToPolicy: r.Core.ToPolicy,
 		Shortens: r.Core.Shortens, Forgets: r.Core.Forgets}
 	if v.Mine && st == StateApproved {
@@ -231,7 +232,7 @@ func (s *Service) requestCreate(ctx context.Context, u *User, c Call) Reply {
 			return refusal(http.StatusBadRequest, "%v", err)
 		}
 		return s.addRequest(u, c, requestCore{Kind: KindErasureOverride, Tenant: c.Tenant, Snapshot: snap.ID, DossierID: id,
-			Reason: strings.TrimSpace(c.Reason), Delivery: c.Delivery, ErasedAt: erased.At.UTC()})
+			Reason: strings.TrimSpace(c.Reason), Delivery: c.Delivery, ErasedOn: erased.On})
 	}
 	if err != nil {
 		return refusal(http.StatusBadRequest, "%v", err)

@@ -692,7 +692,7 @@ func (s *Service) dossierShow(ctx context.Context, u *User, c Call) Reply {
 		// Nothing of an erased dossier is shown: only that it is erased,
 		// so that the practice can ask for an erasure override.
 		rep := refusal(http.StatusConflict, "%v", err)
-		rep.Dossier = &DossierView{Tenant: c.Tenant, Snapshot: erased.Snapshot, ID: id, Erased: true, ErasedAt: erased.At.UTC(), Tables: []TableCount{}}
+		rep.Dossier = &DossierView{Tenant: c.Tenant, Snapshot: erased.Snapshot, ID: id, Erased: true, ErasedOn: erased.On, Tables: []TableCount{}}
 		return rep
 	}
 	if err != nil {

@@ -107,8 +107,9 @@ func (s *dossierSession) portalErased(ctx context.Context, acc portal.Access) er
 	if err != nil || !erased || strings.TrimSpace(acc.Override) != "" {
 		return err
 	}
-	return &portal.ErasedError{Snapshot: s.snap.ID.String(), At: e.Time, Err: fmt.Errorf("dossier %s of tenant %s was erased on %s (AVG art. 17 register): nothing of it is shown or released without an erasure override approved by another person",
-		display.Escape(s.rec.ID), s.rec.Tenant, e.Time.In(s.a.TimeZone()).Format("2006-01-02"))}
+	day := e.Time.In(s.a.TimeZone()).Format("2006-01-02")
+	return &portal.ErasedError{Snapshot: s.snap.ID.String(), On: day, Err: fmt.Errorf("dossier %s of tenant %s was erased on %s (AVG art. 17 register): nothing of it is shown or released without an erasure override approved by another person",
+		display.Escape(s.rec.ID), s.rec.Tenant, day)}
 }
 
 func (b portalBackend) DossierShow(ctx context.Context, acc portal.Access) (*portal.DossierView, error) {

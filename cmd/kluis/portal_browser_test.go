@@ -633,10 +633,25 @@ func TestPortalInBrowser(t *testing.T) {
 		if ada.page.Count("#dossier-erased") != 1 || ada.page.Count("#dossier-tables, #request-form") != 0 {
 			t.Fatalf("the erased dossier's page (at %s):\n%s", ada.page.Location(), ada.page.Body())
 		}
+		// One day of the erasure, the register's (the appliance's time
+		// zone), in the message and on the page alike.
+		var list []struct {
+			Time time.Time `json:"erased_at"`
+		}
+		p.mustJSON(0, &list, "erasure", "list", "--tenant", "praktijk-a", "--json")
+		ams, err := time.LoadLocation("Europe/Amsterdam") // appliance.time_zone's default
+		if err != nil {
+			t.Fatal(err)
+		}
+		day := list[len(list)-1].Time.In(ams).Format("2006-01-02")
+		if got := ada.page.Attr("#dossier-erased", "data-erased"); got != day || !strings.Contains(ada.page.Text("#error"), "erased on "+day) {
+			t.Errorf("the erased dossier's page says %q, its message %q; the register's day is %s", got, ada.page.Text("#error"), day)
+		}
 		if ada.page.Count(`#override-form option[value="restore-into"]`) != 0 {
 			t.Error("the override form offers a restore into the live database")
 		}
 		ada.page.Fill(map[string]string{"#reason": "Vordering rechtbank, zaak 2026/123"})
+		docShot(t, ada.page, "practice-erased")
 		ada.page.SetValue("#delivery", "sql")
 		ada.page.Click("#override-submit")
 		rid := requestIDOf(t, ada.page)

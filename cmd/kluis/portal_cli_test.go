@@ -423,15 +423,15 @@ func TestPortalOverrideAndRetention(t *testing.T) {
 	}
 
 	// Erasure override.
-	e.mustRun(0, "erasure", "add", "--tenant", dossierTenant, "--id", "3", "--reason", "client asked (AVG art. 17)")
-	if rep := raw(anna, portal.OpDossierShow, portal.Call{Tenant: dossierTenant, Snapshot: "latest", ID: "3"}); rep.Status != 409 || rep.Dossier == nil || !rep.Dossier.Erased || rep.Dossier.ErasedAt.IsZero() || len(rep.Dossier.Tables) != 0 {
+	e.mustRun(0, "erasure", "add", "--tenant", dossierTenant, "--id", "3", "--reason", "client asked (AVG art. 17)", "--date", "2026-06-01")
+	if rep := raw(anna, portal.OpDossierShow, portal.Call{Tenant: dossierTenant, Snapshot: "latest", ID: "3"}); rep.Status != 409 || rep.Dossier == nil || !rep.Dossier.Erased || rep.Dossier.ErasedOn != "2026-06-01" || len(rep.Dossier.Tables) != 0 {
 		t.Fatalf("show of the erased dossier: %+v", rep)
 	}
 	if rep := raw(anna, portal.OpRequestCreate, portal.Call{Tenant: dossierTenant, Snapshot: "latest", ID: "3", Reason: "r", Delivery: portal.DeliverySQL}); rep.Status != 400 || !strings.Contains(rep.Error, "erased") {
 		t.Fatalf("release of the erased dossier: %+v", rep)
 	}
 	req := raw(anna, portal.OpRequestCreate, portal.Call{Tenant: dossierTenant, Snapshot: "latest", ID: "3", Reason: "court order 2026/123", Delivery: portal.DeliverySQL, Kind: portal.KindErasureOverride}).Req
-	if req == nil || req.Kind != portal.KindErasureOverride || req.ErasedAt.IsZero() {
+	if req == nil || req.Kind != portal.KindErasureOverride || req.ErasedOn != "2026-06-01" {
 		t.Fatalf("override request: %+v", req)
 	}
 	if rep := h.approve(bert, auth, req.ID); rep.Status != 200 {

@@ -94,7 +94,7 @@ func (b *Backend) erased(ctx context.Context, a portal.Access) error {
 		return nil
 	}
 	s, _ := b.Snapshot(ctx, a.Tenant, a.Snapshot)
-	return &portal.ErasedError{Snapshot: s.ID, At: at, Err: fmt.Errorf("dossier %s of tenant %s was erased", a.ID, a.Tenant)}
+	return &portal.ErasedError{Snapshot: s.ID, On: at.Format("2006-01-02"), Err: fmt.Errorf("dossier %s of tenant %s was erased", a.ID, a.Tenant)}
 }
 
 // Retention is policy or the last change of the tenant.
