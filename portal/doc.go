@@ -12,4 +12,12 @@
 // so a compromised web process can act only within the sessions it sees
 // and can approve nothing — an approval is a signature by the approver's
 // registered authenticator over the request's digest.
+//
+// Four-eyes request kinds (requests.go): a dossier release and an
+// erasure override (asked by a practice user, approved by an approver
+// or admin), a retention change (asked by an admin, approved by an
+// approver or another admin) and a user reset (admin and another admin).
+// What acts on an approval — the release, the override, the retention
+// change — is done by the Backend (the daemon), which records both
+// identities.
 package portal

@@ -46,6 +46,8 @@ func FuzzSocketCall(f *testing.F) {
 	f.Add("oidc-finish", []byte(`{"code":"c","state":"s","binding":"b","client":"c"}`))
 	f.Add("oidc-begin", []byte(`{"client":"c"}`))
 	f.Add("oidc-finish", []byte(`{"id_token":"eyJ.eyJ.x"}`))
+	f.Add("retention-request", []byte(`{"session":"x","tenant":"a","retention":{"keep_last":-1},"to_policy":true}`))
+	f.Add("request-create", []byte(`{"session":"x","kind":"erasure-override","delivery":"restore-into"}`))
 	f.Fuzz(func(t *testing.T, op string, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/x", bytes.NewReader(body))
 		req.URL.Path = "/v1/" + op
@@ -91,6 +93,12 @@ func FuzzRequestsFile(f *testing.F) {
 	core := requestCore{V: 1, ID: "r1", Kind: KindDossierRelease, Tenant: "a", Snapshot: "s", DossierID: "17", Reason: "x", Delivery: "sql", Requester: "anna"}
 	good := `[{"core":` + string(mustJSON(core)) + `,"digest":"` + digestHex(core.digest()) + `","state":"pending"}]`
 	f.Add([]byte(good))
+	for _, c := range []requestCore{
+		{V: 1, ID: "r2", Kind: KindErasureOverride, Tenant: "a", Snapshot: "s", DossierID: "42", Reason: "court order", Delivery: "sql", Requester: "anna", ErasedOn: "2026-06-01"},
+		{V: 1, ID: "r3", Kind: KindRetentionChange, Tenant: "a", Reason: "contract", Requester: "ada", RetentionFrom: &Retention{KeepDaily: 7}, RetentionTo: &Retention{KeepLast: 1}, Shortens: true, Forgets: 3},
+	} {
+		f.Add([]byte(`[{"core":` + string(mustJSON(c)) + `,"digest":"` + digestHex(c.digest()) + `","state":"pending"}]`))
+	}
 	f.Add([]byte(`[{"core":{"id":"r1"},"digest":"00","state":"approved"}]`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -114,4 +122,16 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestDigestOfOlderRequests: the fields added for erasure overrides and
+// retention changes are left out of a dossier release's core, so a
+// request stored before them keeps its digest (and its approval).
+func TestDigestOfOlderRequests(t *testing.T) {
+	core := requestCore{V: 1, ID: "r1", Kind: KindDossierRelease, Tenant: "a", Snapshot: "s", DossierID: "17", Reason: "x", Delivery: "sql", Requester: "anna",
+		Created: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), Expires: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}
+	const want = `{"v":1,"id":"r1","kind":"dossier-release","tenant":"a","snapshot":"s","dossier_id":"17","reason":"x","delivery":"sql","requester":"anna","created":"2026-12-01T09:00:00Z","expires":"2026-12-02T09:00:00Z"}`
+	if got := string(mustJSON(core)); got != want {
+		t.Fatalf("a release's core is now\n%s\nwas\n%s", got, want)
+	}
 }

@@ -161,7 +161,7 @@ func (s *Service) Handle(ctx context.Context, op string, c Call) Reply {
 	}
 	// Everything else needs a session; operations that change or reveal
 	// something also the session's CSRF token.
-	needCSRF := !slices.Contains([]string{OpWhoami, OpTenants, OpSnapshots, OpRequests, OpRequest, OpPasskeyAddBegin, OpApproveBegin, OpEvidence, OpUsers}, op)
+	needCSRF := !slices.Contains([]string{OpWhoami, OpTenants, OpSnapshots, OpRequests, OpRequest, OpPasskeyAddBegin, OpApproveBegin, OpEvidence, OpUsers, OpRetention}, op)
 	u, sess, rep := s.auth(c, needCSRF, op)
 	if u == nil {
 		return rep
@@ -179,6 +179,10 @@ func (s *Service) Handle(ctx context.Context, op string, c Call) Reply {
 		return s.requestCreate(ctx, u, c)
 	case OpUserResetRequest:
 		return s.userResetRequest(u, c)
+	case OpRetentionRequest:
+		return s.retentionRequest(ctx, u, c)
+	case OpRetention:
+		return s.retention(ctx, u, c)
 	case OpRequests:
 		return s.requestList(u)
 	case OpRequest:
@@ -186,7 +190,7 @@ func (s *Service) Handle(ctx context.Context, op string, c Call) Reply {
 	case OpApproveBegin:
 		return s.approveBegin(u, c)
 	case OpApproveFinish:
-		return s.approveFinish(u, c)
+		return s.approveFinish(ctx, u, c)
 	case OpReject:
 		return s.reject(u, c)
 	case OpRestoreInto:
@@ -717,6 +721,14 @@ func (s *Service) dossierShow(ctx context.Context, u *User, c Call) Reply {
 		return refusal(http.StatusBadRequest, "client id: %v", err)
 	}
 	v, err := s.opts.Backend.DossierShow(ctx, Access{User: u.Name, Tenant: c.Tenant, Snapshot: c.Snapshot, ID: id, Reason: c.Reason, Action: "show"})
+	var erased *ErasedError
+	if errors.As(err, &erased) {
+		// Nothing of an erased dossier is shown: only that it is erased,
+		// so that the practice can ask for an erasure override.
+		rep := refusal(http.StatusConflict, "%v", err)
+		rep.Dossier = &DossierView{Tenant: c.Tenant, Snapshot: erased.Snapshot, ID: id, Erased: true, ErasedOn: erased.On, Tables: []TableCount{}}
+		return rep
+	}
 	if err != nil {
 		return refusal(http.StatusBadRequest, "%v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kluis-nl/kluis/durable"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -162,25 +163,7 @@ func (s *Store) write(f *usersFile) error {
 	if err != nil {
 		return err
 	}
-	tmp := s.Path + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = out.Write(append(b, '\n'))
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.Path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return durable.WriteFile(s.Path, append(b, '\n'), durable.Options{})
 }
 
 // List returns every user.

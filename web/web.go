@@ -192,6 +192,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /evidence/export", s.page(s.evidenceExport))
 	m.HandleFunc("GET /users", s.page(s.users))
 	m.HandleFunc("POST /users/{name}/reset", s.page(s.userReset))
+	m.HandleFunc("GET /retention", s.page(s.retention))
+	m.HandleFunc("POST /retention/request", s.page(s.retentionRequest))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := s.session(r); !ok {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)

@@ -99,6 +99,11 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 				fmt.Fprintf(g.stdout, "warning: tenant %s: %s\n", t.Tenant, display.Escape(w))
 			}
 		}
+		for _, t := range rep.Tenants {
+			if t.Retention != nil && t.RetentionSource != "policy.retention" {
+				fmt.Fprintf(g.stdout, "retention: tenant %s: %s, from %s\n", t.Tenant, portalRetention(*t.Retention), display.Escape(t.RetentionSource))
+			}
+		}
 		for _, e := range rep.Errors {
 			fmt.Fprintln(g.stdout, "error:", display.Escape(e))
 		}

@@ -364,7 +364,10 @@ func waitRequestState(t *testing.T, pg *browsertest.Page, states ...string) stri
 // with their passkey in another browser context, and the practice user
 // downloads it — byte for byte what `kluis dossier restore --format sql`
 // writes — and has another restored into the practice's live database,
-// with the same rows the CLI's restore writes. Attacks from the browser
+// with the same rows the CLI's restore writes; an erased dossier shows
+// nothing but the override form, and its approved erasure override
+// downloads what `dossier restore --override-erasure` writes, recorded
+// with both identities. Attacks from the browser
 // (a form posted from another origin, a hostile client id and reason, a
 // practice user's URLs into another practice, approving one's own
 // request, a reused enrolment link or download, a planted session id,
@@ -686,6 +689,65 @@ func TestPortalInBrowser(t *testing.T) {
 	}) {
 		t.FailNow()
 	}
+
+	t.Run("erasure override", func(t *testing.T) {
+		defer use(t, p, ada, vera)()
+		// Client 5 asked to be forgotten (AVG art. 17): the vendor records
+		// the erasure; the practice later needs the file for a court case.
+		p.mustRun(0, "erasure", "add", "--tenant", "praktijk-a", "--id", "5", "--reason", "browser test: client asked")
+		if st := ada.page.Go(p.base + "/t/praktijk-a"); st != http.StatusOK {
+			t.Fatalf("tenant page: HTTP %d", st)
+		}
+		snap := ada.page.Attr("#snapshot option", "value")
+		ada.page.Fill(map[string]string{"#dossier-id": "5"})
+		ada.page.Click("#dossier-show")
+		if ada.page.Count("#dossier-erased") != 1 || ada.page.Count("#dossier-tables, #request-form") != 0 {
+			t.Fatalf("the erased dossier's page (at %s):\n%s", ada.page.Location(), ada.page.Body())
+		}
+		// One day of the erasure, the register's (the appliance's time
+		// zone), in the message and on the page alike.
+		var list []struct {
+			Time time.Time `json:"erased_at"`
+		}
+		p.mustJSON(0, &list, "erasure", "list", "--tenant", "praktijk-a", "--json")
+		ams, err := time.LoadLocation("Europe/Amsterdam") // appliance.time_zone's default
+		if err != nil {
+			t.Fatal(err)
+		}
+		day := list[len(list)-1].Time.In(ams).Format("2006-01-02")
+		if got := ada.page.Attr("#dossier-erased", "data-erased"); got != day || !strings.Contains(ada.page.Text("#error"), "erased on "+day) {
+			t.Errorf("the erased dossier's page says %q, its message %q; the register's day is %s", got, ada.page.Text("#error"), day)
+		}
+		if ada.page.Count(`#override-form option[value="restore-into"]`) != 0 {
+			t.Error("the override form offers a restore into the live database")
+		}
+		ada.page.Fill(map[string]string{"#reason": "Vordering rechtbank, zaak 2026/123"})
+		docShot(t, ada.page, "practice-erased")
+		ada.page.SetValue("#delivery", "sql")
+		ada.page.Click("#override-submit")
+		rid := requestIDOf(t, ada.page)
+		if st := ada.page.Attr("#req-state", "data-state"); st != "pending" || ada.page.Count("#req-erased") != 1 || ada.page.Count("#approve") != 0 {
+			t.Fatalf("the override request as its requester sees it (state %q):\n%s", st, ada.page.Body())
+		}
+		vera.page.Go(p.base + "/requests/" + rid)
+		if k := vera.page.Attr("#req-kind", "data-kind"); k != "erasure-override" {
+			t.Errorf("the approver sees kind %q", k)
+		}
+		approveInBrowser(t, p, vera, rid)
+		ada.page.Go(p.base + "/requests/" + rid)
+		got, _ := ada.page.Download("#download")
+		out := p.path("cli-override.sql")
+		p.mustRun(0, "dossier", "restore", "--tenant", "praktijk-a", "--snapshot", snap, "--id", "5", "--reason", "browser test: the CLI's copy", "--override-erasure", "browser test", "--format", "sql", "--out", out)
+		want, _ := os.ReadFile(out)
+		if len(want) == 0 || string(got) != string(want) {
+			t.Errorf("the override's download (%d bytes) differs from dossier restore --override-erasure --format sql (%d bytes)", len(got), len(want))
+		}
+		b, _ := os.ReadFile(p.path("state", "dossier-access.jsonl"))
+		if !strings.Contains(string(b), `"override_erasure":"four-eyes request `+rid+`, approved by vera: Vordering rechtbank, zaak 2026/123"`) {
+			t.Errorf("the access log lacks the override with both identities")
+		}
+		p.mustRun(0, "access-log", "verify")
+	})
 
 	t.Run("restore into the live database", func(t *testing.T) {
 		defer use(t, p, ada, vera)()

@@ -52,11 +52,95 @@ func (c *Clock) Advance(d time.Duration) {
 }
 
 // Backend is a fake portal.Backend: tenants "a" and "b", two snapshots
-// each, a dossier of every id, recorded accesses.
+// each, a dossier of every id but the erased ones, recorded accesses,
+// retention changes.
 type Backend struct {
 	mu       sync.Mutex
 	Accesses []portal.Access
 	Into     []portal.Access
+	// Erased holds "tenant/id" of erased dossiers.
+	Erased map[string]time.Time
+	// Retentions are the recorded retention changes, in order.
+	Retentions []portal.RetentionSet
+	// policy overrides Policy (SetPolicy: a config reload).
+	policy *portal.Retention
+}
+
+// SetPolicy changes the fake appliance's policy.retention, as a config
+// reload does.
+func (b *Backend) SetPolicy(p portal.Retention) {
+	b.mu.Lock()
+	b.policy = &p
+	b.mu.Unlock()
+}
+
+// Policy is the fake appliance's policy.retention.
+var Policy = portal.Retention{KeepDaily: 7, KeepWeekly: 4}
+
+// Erase puts a dossier into the fake erasure register.
+func (b *Backend) Erase(tenant, id string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.Erased == nil {
+		b.Erased = map[string]time.Time{}
+	}
+	b.Erased[tenant+"/"+id] = at
+}
+
+// erased is the error for an erased dossier without an override.
+func (b *Backend) erased(ctx context.Context, a portal.Access) error {
+	b.mu.Lock()
+	at, ok := b.Erased[a.Tenant+"/"+a.ID]
+	b.mu.Unlock()
+	if !ok || a.Override != "" {
+		return nil
+	}
+	s, _ := b.Snapshot(ctx, a.Tenant, a.Snapshot)
+	return &portal.ErasedError{Snapshot: s.ID, On: at.Format("2006-01-02"), Err: fmt.Errorf("dossier %s of tenant %s was erased", a.ID, a.Tenant)}
+}
+
+// Retention is policy or the last change of the tenant.
+func (b *Backend) Retention(ctx context.Context, tenant string, proposed *portal.Retention) (*portal.RetentionView, error) {
+	if !slices.Contains(Tenants, tenant) {
+		return nil, fmt.Errorf("no tenant %q", tenant)
+	}
+	b.mu.Lock()
+	pol := Policy
+	if b.policy != nil {
+		pol = *b.policy
+	}
+	v := &portal.RetentionView{Tenant: tenant, Effective: pol, Policy: pol, Source: portal.SourcePolicy, Snapshots: 2}
+	for _, c := range b.Retentions {
+		if c.Tenant != tenant {
+			continue
+		}
+		v.Effective, v.Source, v.Request, v.Requester, v.Approver = pol, portal.SourcePolicy, "", "", ""
+		if c.Retention != nil {
+			v.Effective, v.Source, v.Request, v.Requester, v.Approver = *c.Retention, "request "+c.Request, c.Request, c.Requester, c.Approver
+		}
+	}
+	b.mu.Unlock()
+	if p := proposed; p != nil {
+		if p.KeepLast < 0 || p.KeepDaily < 0 || p.KeepWeekly < 0 || p.KeepMonthly < 0 {
+			return nil, fmt.Errorf("keep counts cannot be negative")
+		}
+		if !p.KeepsAll() {
+			kept := max(p.KeepLast, p.KeepDaily)
+			if p.KeepWeekly > 0 || p.KeepMonthly > 0 {
+				kept = max(kept, 1)
+			}
+			v.Forgets = 2 - min(2, kept)
+		}
+	}
+	return v, nil
+}
+
+// SetRetention records the change.
+func (b *Backend) SetRetention(ctx context.Context, c portal.RetentionSet) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.Retentions = append(b.Retentions, c)
+	return nil
 }
 
 // Tenants of the fake appliance.
@@ -118,6 +202,9 @@ func (b *Backend) DossierShow(ctx context.Context, a portal.Access) (*portal.Dos
 	if err != nil {
 		return nil, err
 	}
+	if err := b.erased(ctx, a); err != nil {
+		return nil, err
+	}
 	return &portal.DossierView{Tenant: a.Tenant, Snapshot: s.ID, Taken: s.Started, ID: a.ID, Rows: 3,
 		Tables: []portal.TableCount{{Table: "clients", Rows: 1, Via: "root"}, {Table: "notes", Rows: 2, Via: "client_id"}}}, nil
 }
@@ -130,6 +217,9 @@ func Dossier(a portal.Access, format string) string {
 // DossierWrite writes Dossier.
 func (b *Backend) DossierWrite(ctx context.Context, a portal.Access, format string, w io.Writer) error {
 	b.record(a)
+	if err := b.erased(ctx, a); err != nil {
+		return err
+	}
 	_, err := io.WriteString(w, Dossier(a, format))
 	return err
 }
@@ -137,6 +227,9 @@ func (b *Backend) DossierWrite(ctx context.Context, a portal.Access, format stri
 // DossierInto records the restore.
 func (b *Backend) DossierInto(ctx context.Context, a portal.Access) (string, error) {
 	b.record(a)
+	if err := b.erased(ctx, a); err != nil {
+		return "", err
+	}
 	b.mu.Lock()
 	b.Into = append(b.Into, a)
 	b.mu.Unlock()
