@@ -32,6 +32,9 @@ type Manifest struct {
 	// the snapshot is found by looking (Repo.Snapshots).
 	Locations []string `json:"locations"`
 	Streams   []Stream `json:"streams"`
+	// Dictionary names the zstd dictionary blobs of the snapshot may be
+	// compressed with (dict.go); absent in snapshots without one.
+	Dictionary *DictRef `json:"dictionary,omitempty"`
 }
 
 // Stream is one named byte stream in a snapshot: a file, a schema part or a
@@ -213,6 +216,9 @@ func decodeManifest(plain []byte, tenant string) (*Manifest, error) {
 	}
 	if m.Tenant != tenant {
 		return nil, fmt.Errorf("manifest belongs to tenant %q, not %q: %w", m.Tenant, tenant, ErrCorrupt)
+	}
+	if m.Dictionary != nil && m.Dictionary.ZstdID == 0 {
+		return nil, fmt.Errorf("manifest: zstd dictionary with ID 0: %w", ErrCorrupt)
 	}
 	seen := map[string]bool{}
 	for _, s := range m.Streams {
