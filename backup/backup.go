@@ -134,6 +134,9 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 	if err != nil {
 		return nil, err
 	}
+	if err := sampleForDictionary(ctx, b, snap); err != nil {
+		return nil, err
+	}
 	var pre, post bytes.Buffer
 	if err := snap.Schema(ctx, &pre, &post); err != nil {
 		return nil, fmt.Errorf("schema: %w", err)

@@ -142,7 +142,23 @@ func TestStoredBytesStudy(t *testing.T) {
 	fmt.Fprintf(&out, "\n%d MB practice, one location: %.2f MB stored (%d blobs)\n", mb, float64(total)/1e6, len(seen))
 	if d := snap.Manifest.Dictionary; d != nil {
 		bl, _ := idx.Lookup(d.Blob)
-		fmt.Fprintf(&out, "zstd dictionary %08x: %d bytes sealed\n", d.ZstdID, bl.Length)
+		fmt.Fprintf(&out, "zstd dictionary %08x trained at the end of the night: %d bytes sealed\n", d.ZstdID, bl.Length)
+		out.WriteString(resealed(t, r, snap.Manifest, d.Blob, nil))
+		// Night 2, after a working day: what its new blobs (row deltas)
+		// take with the dictionary and without.
+		if _, err := synth.WorkingDay(ctx, db, synth.Postgres, synth.ScaleForBytes(int64(mb)<<20), 11, 1); err != nil {
+			t.Fatal(err)
+		}
+		res2, err := backup.Database(ctx, r, postgres.New(dsn, r.FingerprintKey(), postgres.Options{}), repo.BackupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap2, err := r.FindSnapshot(ctx, res2.Snapshot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&out, "night 2 (row deltas) stored %d bytes of packs and %d of index\n", res2.Stats.Stored, res2.Stats.IndexSize)
+		out.WriteString(resealed(t, r, snap2.Manifest, d.Blob, seen))
 	}
 	fmt.Fprintf(&out, "%-16s %7s %6s %10s %10s %9s %9s %10s %6s\n", "part", "streams", "blobs", "raw MB", "zstd MB", "pad MB", "seal MB", "sealed MB", "share")
 	names := make([]string, 0, len(parts))
@@ -230,7 +246,7 @@ func compressionVariants(t *testing.T, data []byte, pol chunk.Pol) string {
 		var dict []byte
 		if v.train != nil {
 			var err error
-			if dict, err = chunk.TrainDict(v.train); err != nil {
+			if dict, err = chunk.TrainDict(v.train, chunk.MinDictTraining); err != nil {
 				t.Fatal(err)
 			}
 			opts = append(opts, zstd.WithEncoderDict(dict))
@@ -246,6 +262,54 @@ func compressionVariants(t *testing.T, data []byte, pol chunk.Pol) string {
 			n += int64(padme(5+z) + chunk.Overhead - 5)
 		}
 		fmt.Fprintf(&out, "16 KiB chunks, zstd fastest, dictionary %-28s (%6d B): %8.3f MB %6.0f MB/s\n", v.name, len(dict), float64(n)/1e6, float64(len(data))/1e6/time.Since(start).Seconds())
+	}
+	return out.String()
+}
+
+// resealed seals the snapshot's table blobs again, with and without the
+// dictionary, as a base written after the first night would be.
+func resealed(t *testing.T, r *repo.Repo, m *repo.Manifest, dict chunk.ID, skip map[chunk.ID]bool) string {
+	ctx := context.Background()
+	plain, err := r.LoadBlob(ctx, dict, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := chunk.LoadDict(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, chunk.KeySize)
+	s, _ := chunk.NewSealer(key, key)
+	var blobs [][]byte
+	for _, st := range m.Streams {
+		if st.Kind != "table" {
+			continue
+		}
+		for _, id := range st.Blobs {
+			if skip[id] {
+				continue
+			}
+			b, err := r.LoadBlob(ctx, id, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blobs = append(blobs, b)
+		}
+	}
+	var out strings.Builder
+	for _, with := range []*chunk.Dict{nil, d} {
+		var n, raw int64
+		start := time.Now()
+		for _, b := range blobs {
+			sealed, err := s.SealDict(nil, chunk.ID{}, b, with)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += int64(len(sealed))
+			raw += int64(len(b))
+		}
+		el := time.Since(start)
+		fmt.Fprintf(&out, "%d new table blobs (%.2f MB) sealed again, dictionary %-5v: %.3f MB (%.0f MB/s on one core)\n", len(blobs), float64(raw)/1e6, with != nil, float64(n)/1e6, float64(raw)/1e6/el.Seconds())
 	}
 	return out.String()
 }

@@ -109,16 +109,17 @@ func LoadDict(plain []byte) (d *Dict, err error) {
 	return &Dict{zid: zid, enc: enc, dec: dec}, nil
 }
 
-// TrainDict builds a dictionary from chunks of a tenant's data: raw
-// history of 1 KiB slices spread over the chunks, and the statistics of up
-// to 2,000 of them. Its zstd ID is random and never 0.
-func TrainDict(chunks [][]byte) (dict []byte, err error) {
+// TrainDict builds a dictionary from chunks of a tenant's data (at least
+// least bytes, and never less than 64 KiB): raw history of 1 KiB slices
+// spread over the chunks, and the statistics of up to 2,000 of them. Its
+// zstd ID is random and never 0.
+func TrainDict(chunks [][]byte, least int) (dict []byte, err error) {
 	var total int
 	for _, c := range chunks {
 		total += len(c)
 	}
-	if total < MinDictTraining {
-		return nil, fmt.Errorf("%d bytes are too few to train a dictionary on (at least %d)", total, MinDictTraining)
+	if least = max(least, 64<<10); total < least {
+		return nil, fmt.Errorf("%d bytes are too few to train a dictionary on (at least %d)", total, least)
 	}
 	var hist []byte
 	step := max(1, len(chunks)/(dictHistory>>10))

@@ -42,7 +42,7 @@ func fixedDict(t testing.TB) []byte {
 func TestDictSealOpen(t *testing.T) {
 	s := newTestSealer(t)
 	chunks := testDictRows(80000, 2)
-	plain, err := TrainDict(chunks)
+	plain, err := TrainDict(chunks, MinDictTraining)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +91,37 @@ func TestDictSealOpen(t *testing.T) {
 }
 
 func TestTrainDictRefusesTooLittle(t *testing.T) {
-	if _, err := TrainDict(testDictRows(100, 1)); err == nil {
+	if _, err := TrainDict(testDictRows(100, 1), MinDictTraining); err == nil {
 		t.Fatal("trained on too little")
 	}
 	for _, bad := range [][]byte{nil, []byte("garbage"), append([]byte{0x37, 0xa4, 0x30, 0xec, 0, 0, 0, 0}, make([]byte, 100)...)} {
 		if _, err := LoadDict(bad); err == nil {
 			t.Errorf("LoadDict accepted %q", bad)
 		}
+	}
+}
+
+// dictSeeds is FuzzOpenDict's seed corpus (testdata/fuzz/FuzzOpenDict).
+func dictSeeds(t testing.TB) map[string][]any {
+	dplain := fixedDict(t)
+	d, err := LoadDict(dplain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := testDictRows(200, 5)[0]
+	frame := d.enc.EncodeAll(sample, nil)
+	other := bytes.Clone(frame)
+	other[5] ^= 0x40 // the frame header's dictionary ID
+	zeroID := bytes.Clone(dplain)
+	copy(zeroID[4:8], []byte{0, 0, 0, 0})
+	return map[string][]any{
+		"inner-dict":            {inner(kindZstdDict, uint32(len(frame)), frame, 3), byte(0)},
+		"inner-dict-other-id":   {inner(kindZstdDict, uint32(len(other)), other, 0), byte(0)},
+		"inner-dict-garbage":    {inner(kindZstdDict, 8, []byte("\x28\xb5\x2f\xfd\x23garb"), 0), byte(0)},
+		"inner-dict-plain-zstd": {inner(kindZstdDict, uint32(len(frame)), encoder.EncodeAll(sample, nil), 0), byte(0)},
+		"dict":                  {dplain, byte(1)},
+		"dict-truncated":        {dplain[:len(dplain)/2], byte(1)},
+		"dict-zero-id":          {zeroID, byte(1)},
 	}
 }
 
@@ -125,7 +149,6 @@ func FuzzOpenDict(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(in, byte(0))
-	f.Add(dplain, byte(1))
 	f.Fuzz(func(t *testing.T, data []byte, mode byte) {
 		if mode&1 == 0 {
 			plain, err := s.Open(nil, id, sealInner(s, id, data))

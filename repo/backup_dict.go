@@ -76,37 +76,66 @@ func (b *Backup) sample(data []byte) {
 	}
 }
 
-// train trains the tenant's dictionary on the sample, stores it in a pack
-// of its own and names it in the manifest. Without enough data, or when
-// training fails, the snapshot has no dictionary and the next backup
-// deduplicates as always.
+// WantsDictionary reports whether the backup is to train the tenant's
+// dictionary (its first backup), so that the caller may offer a sample
+// of the data before streaming it (TrainDictionary).
+func (b *Backup) WantsDictionary() bool {
+	b.dict.mu.Lock()
+	defer b.dict.mu.Unlock()
+	return b.dict.training
+}
+
+// TrainDictionary trains the tenant's dictionary on samples of the data
+// the backup is about to store (a few rows of every table), before any of
+// it is sealed, so that the first night is compressed with it too. With
+// too little (less than 256 KiB) it does nothing and the backup trains at
+// Commit, for the nights after. Call it before the first stream.
+func (b *Backup) TrainDictionary(ctx context.Context, samples [][]byte) {
+	b.dict.mu.Lock()
+	defer b.dict.mu.Unlock()
+	if b.dict.training && b.trainLocked(ctx, samples, chunk.MinDictTraining/4) {
+		b.dict.training, b.dict.samples = false, nil
+	}
+}
+
+// train trains the tenant's dictionary at Commit on the night's sample,
+// for the nights after. Without enough data, or when training fails, the
+// snapshot has no dictionary and the next backup deduplicates as always.
 func (b *Backup) train(ctx context.Context) {
 	b.dict.mu.Lock()
-	samples := b.dict.samples
+	defer b.dict.mu.Unlock()
+	if b.dict.training {
+		b.trainLocked(ctx, b.dict.samples, chunk.MinDictTraining)
+	}
 	b.dict.training, b.dict.samples = false, nil
-	b.dict.mu.Unlock()
+}
+
+// trainLocked trains on samples when they hold at least least bytes,
+// stores the dictionary in a pack of its own, names it in the manifest
+// and compresses the blobs sealed from then on with it. b.dict.mu is held.
+func (b *Backup) trainLocked(ctx context.Context, samples [][]byte, least int) bool {
 	var n int
 	for _, s := range samples {
 		n += len(s)
 	}
-	if n < chunk.MinDictTraining {
-		return
+	if n < least {
+		return false
 	}
-	plain, err := chunk.TrainDict(samples)
+	plain, err := chunk.TrainDict(samples, least)
 	if err != nil {
 		b.r.log.Warn("no zstd dictionary: training failed", "err", err)
-		return
+		return false
 	}
 	d, err := chunk.LoadDict(plain)
 	if err != nil {
 		b.r.log.Warn("no zstd dictionary: the trained one does not load", "err", err)
-		return
+		return false
 	}
 	id := b.r.sealer.ID(plain)
 	sealed, err := b.r.sealer.Seal(nil, id, plain)
 	if err != nil {
 		b.r.log.Warn("no zstd dictionary", "err", err)
-		return
+		return false
 	}
 	// In a pack of its own: every reader of a blob compressed with it
 	// fetches it, and should fetch nothing else.
@@ -116,4 +145,6 @@ func (b *Backup) train(ctx context.Context) {
 	b.r.sealer.AddDict(d)
 	b.r.dicts.LoadOrStore(d.ZstdID(), id)
 	b.m.Dictionary = &DictRef{ZstdID: d.ZstdID(), Blob: id}
+	b.dict.cur.Store(d)
+	return true
 }
