@@ -3,7 +3,6 @@ package backup_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/kluis-nl/kluis/backup"
 	"github.com/kluis-nl/kluis/chunk"
-	"github.com/kluis-nl/kluis/internal/pgtest"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/repo/local"
 	"github.com/kluis-nl/kluis/source/postgres"
@@ -40,16 +38,7 @@ func TestStoredBytesStudy(t *testing.T) {
 		t.Skip("set KLUIS_STUDY_BYTES_MB (e.g. 50) to run the stored-bytes study")
 	}
 	ctx := context.Background()
-	srv := pgtest.Start(t)
-	dsn := srv.CreateDB(t, "bytes")
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := synth.Generate(ctx, db, synth.Postgres, synth.ScaleForBytes(int64(mb)<<20), 11); err != nil {
-		t.Fatal(err)
-	}
+	_, dsn, db := studyPractice(t, "bytes", mb)
 	mk, err := repo.GenerateMasterKey()
 	if err != nil {
 		t.Fatal(err)
@@ -219,18 +208,6 @@ func compressionVariants(t *testing.T, data []byte, pol chunk.Pol) string {
 			}
 			out = append(out, append([]byte(nil), b...))
 		}
-	}
-	padme := func(n int) int {
-		e := 63
-		for n>>e == 0 {
-			e--
-		}
-		s := 0
-		for x := e; x > 0; x >>= 1 {
-			s++
-		}
-		mask := (1 << (e - s)) - 1
-		return (n + mask) &^ mask
 	}
 	var out strings.Builder
 	chunks := cut(chunk.DefaultParams)

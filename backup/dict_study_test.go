@@ -36,17 +36,7 @@ func TestDictionaryStudy(t *testing.T) {
 	if mb <= 0 {
 		t.Skip("set KLUIS_STUDY_DICT_MB (e.g. 50) to run the dictionary study")
 	}
-	ctx := context.Background()
-	srv := pgtest.Start(t)
-	dsn := srv.CreateDB(t, "dict")
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := synth.Generate(ctx, db, synth.Postgres, synth.ScaleForBytes(int64(mb)<<20), 11); err != nil {
-		t.Fatal(err)
-	}
+	srv, dsn, _ := studyPractice(t, "dict", mb)
 	cfg, _ := pgx.ParseConfig(dsn)
 	cmd := exec.Command(srv.Tool(t, "pg_dump"), "--data-only", "-h", cfg.Host, "-p", fmt.Sprint(cfg.Port), "-U", cfg.User, cfg.Database)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+cfg.Password)
@@ -97,21 +87,6 @@ func TestDictionaryStudy(t *testing.T) {
 		}
 		return e
 	}
-	padme := func(n int) int {
-		if n < 2 {
-			return n
-		}
-		e := 63
-		for n>>e == 0 {
-			e--
-		}
-		s := 0
-		for x := e; x > 0; x >>= 1 {
-			s++
-		}
-		mask := (1 << (e - s)) - 1
-		return (n + mask) &^ mask
-	}
 	total := func(chunks [][]byte, e *zstd.Encoder, perBlob bool) int64 {
 		var n int64
 		for _, c := range chunks {
@@ -156,4 +131,37 @@ func dictHistory(chunks [][]byte, n int) []byte {
 		hist = append(hist, c[off:min(len(c), off+1<<10)]...)
 	}
 	return hist
+}
+
+// studyPractice starts a throwaway server holding the synthetic practice
+// of mb MB (seed 11) for the studies.
+func studyPractice(t *testing.T, name string, mb int) (*pgtest.Server, string, *sql.DB) {
+	srv := pgtest.Start(t)
+	dsn := srv.CreateDB(t, name)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := synth.Generate(context.Background(), db, synth.Postgres, synth.ScaleForBytes(int64(mb)<<20), 11); err != nil {
+		t.Fatal(err)
+	}
+	return srv, dsn, db
+}
+
+// padme is chunk's Padmé rounding (docs/format.md, "Sealed blob").
+func padme(n int) int {
+	if n < 2 {
+		return n
+	}
+	e := 63
+	for n>>e == 0 {
+		e--
+	}
+	s := 0
+	for x := e; x > 0; x >>= 1 {
+		s++
+	}
+	mask := (1 << (e - s)) - 1
+	return (n + mask) &^ mask
 }

@@ -179,3 +179,46 @@ func FuzzOpenDict(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSealDict seals and opens ~16 KiB chunks of table-like rows
+// with and without a dictionary trained on other rows of the same kind:
+//
+//	go test ./chunk -run '^$' -bench SealDict
+func BenchmarkSealDict(b *testing.B) {
+	s := newTestSealer(b)
+	d, err := LoadDict(fixedDict(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.AddDict(d)
+	chunks := testDictRows(4000, 9)
+	for _, v := range []struct {
+		name string
+		d    *Dict
+	}{{"without", nil}, {"dictionary", d}} {
+		b.Run("seal/"+v.name, func(b *testing.B) {
+			var n, sealed int
+			for i := 0; b.Loop(); i++ {
+				c := chunks[i%len(chunks)]
+				out, err := s.SealDict(nil, ID{}, c, v.d)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, sealed = n+len(c), sealed+len(out)
+			}
+			b.SetBytes(int64(n / b.N))
+			b.ReportMetric(float64(sealed)/float64(n), "sealed/raw")
+		})
+		b.Run("open/"+v.name, func(b *testing.B) {
+			c := chunks[0]
+			id := s.ID(c)
+			out, _ := s.SealDict(nil, id, c, v.d)
+			b.SetBytes(int64(len(c)))
+			for b.Loop() {
+				if _, err := s.Open(nil, id, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
