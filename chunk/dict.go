@@ -42,6 +42,9 @@ type Dict struct {
 	dec *zstd.Decoder
 }
 
+// Close releases the dictionary's decoder; it must not be used after.
+func (d *Dict) Close() { d.dec.Close() }
+
 // ZstdID returns the dictionary's zstd ID, which the frames compressed with
 // it carry.
 func (d *Dict) ZstdID() uint32 { return d.zid }
@@ -97,6 +100,7 @@ func LoadDict(plain []byte) (d *Dict, err error) {
 		zstd.WithDecoderMaxMemory(MaxChunkSize+1),
 		zstd.WithDecoderDicts(plain))
 	if err != nil {
+		enc.Close()
 		return nil, fmt.Errorf("zstd dictionary %08x: %v", zid, err)
 	}
 	// A dictionary whose tables do not compress and decompress a sample
@@ -104,6 +108,7 @@ func LoadDict(plain []byte) (d *Dict, err error) {
 	probe := []byte("kluis dictionary probe 0123456789\t\\N\t2026-01-01 00:00:00+00\n")
 	back, err := dec.DecodeAll(enc.EncodeAll(probe, nil), nil)
 	if err != nil || string(back) != string(probe) {
+		dec.Close()
 		return nil, fmt.Errorf("zstd dictionary %08x does not round-trip", zid)
 	}
 	return &Dict{zid: zid, enc: enc, dec: dec}, nil

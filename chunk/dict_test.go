@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -24,16 +26,32 @@ func testDictRows(n, seed int) [][]byte {
 	return chunks
 }
 
-// fixedDict is a dictionary with a fixed zstd ID, so seeds are stable.
+// fixedDict is a dictionary with a fixed zstd ID, so seeds are stable:
+// testdata/dict/fixed, which -update writes (building it is slow under
+// the fuzzer's instrumentation).
 func fixedDict(t testing.TB) []byte {
 	t.Helper()
-	chunks := testDictRows(20000, 1)
+	name := filepath.Join("testdata", "dict", "fixed")
+	if !*update {
+		d, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatalf("%v (run go test -run TestFuzzSeedCorpus -update)", err)
+		}
+		return d
+	}
+	chunks := testDictRows(3000, 1)
 	var hist []byte
 	for _, c := range chunks {
 		hist = append(hist, c[:1024]...)
 	}
 	d, err := zstd.BuildDict(zstd.BuildDictOptions{ID: 0x6b6c7531, Contents: chunks, History: hist, Offsets: [3]int{1, 4, 8}, Level: zstd.SpeedFastest})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, d, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -167,6 +185,7 @@ func FuzzOpenDict(f *testing.F) {
 		if err != nil {
 			return
 		}
+		defer dd.Close()
 		s2 := newTestSealer(t)
 		sealed, err := s2.SealDict(nil, id, sample, dd)
 		if err != nil {
