@@ -195,22 +195,8 @@ func TestStoredBytesStudy(t *testing.T) {
 // per-blob seal, not the pack header) of data cut at several chunk sizes
 // and compressed at several zstd levels, with and without a dictionary.
 func compressionVariants(t *testing.T, data []byte, pol chunk.Pol) string {
-	cut := func(p chunk.Params) [][]byte {
-		var out [][]byte
-		c := chunk.NewChunker(bytes.NewReader(data), pol, p)
-		for {
-			b, err := c.Next()
-			if err == io.EOF {
-				return out
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, append([]byte(nil), b...))
-		}
-	}
 	var out strings.Builder
-	chunks := cut(chunk.DefaultParams)
+	chunks := cutChunks(t, data, pol, chunk.DefaultParams)
 	first := 0
 	for n := 0; first < len(chunks) && n < 8<<20; first++ {
 		n += len(chunks[first])

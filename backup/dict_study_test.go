@@ -48,22 +48,8 @@ func TestDictionaryStudy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cut := func(p chunk.Params) [][]byte {
-		var out [][]byte
-		c := chunk.NewChunker(bytes.NewReader(data), pol, p)
-		for {
-			b, err := c.Next()
-			if err == io.EOF {
-				return out
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, append([]byte(nil), b...))
-		}
-	}
-	small := cut(chunk.DefaultParams)
-	large := cut(chunk.Params{Min: 512 << 10, Avg: 1 << 20, Max: 8 << 20})
+	small := cutChunks(t, data, pol, chunk.DefaultParams)
+	large := cutChunks(t, data, pol, chunk.Params{Min: 512 << 10, Avg: 1 << 20, Max: 8 << 20})
 
 	// The dictionary: 112 KiB of history (1 KiB slices of chunks spread
 	// over the whole night) and the statistics of up to 2,000 chunks.
@@ -164,4 +150,20 @@ func padme(n int) int {
 	}
 	mask := (1 << (e - s)) - 1
 	return (n + mask) &^ mask
+}
+
+// cutChunks cuts data into chunks with polynomial pol and parameters p.
+func cutChunks(t *testing.T, data []byte, pol chunk.Pol, p chunk.Params) [][]byte {
+	var out [][]byte
+	c := chunk.NewChunker(bytes.NewReader(data), pol, p)
+	for {
+		b, err := c.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, append([]byte(nil), b...))
+	}
 }
