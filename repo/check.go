@@ -201,8 +201,8 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 		var example string
 		for _, s := range mv.(*Manifest).Streams {
 			parts := s.Parts()
-			if s.RowIndex != nil {
-				parts = append(parts, StreamPart{What: "row index", Blobs: s.RowIndex.Blobs})
+			for _, ri := range s.RowIndexes() {
+				parts = append(parts, StreamPart{What: "row index", Blobs: ri.Blobs})
 			}
 			for _, part := range parts {
 				where := "stream " + s.Name

@@ -241,6 +241,14 @@ func FuzzDecode(f *testing.F) {
 	}
 	enc, _ := b.Finish(ids(chunks))
 	f.Add(enc)
+	rdata, _, _ := records(rng, 30, 5)
+	rb, _ := NewRecordsBuilder(testKey, testTable(), [][]string{{"client_id"}}, recordsKey)
+	rchunks := cut(rng, rdata, 200)
+	for _, c := range rchunks {
+		rb.Chunk(c)
+	}
+	renc, _ := rb.Finish(ids(rchunks))
+	f.Add(renc)
 	f.Add([]byte(magic))
 	f.Add(enc[:len(enc)-sha256.Size]) // a body: the fuzzer adds the checksum
 	f.Fuzz(func(t *testing.T, in []byte) {
