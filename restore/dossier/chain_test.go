@@ -400,3 +400,69 @@ func TestChainWithoutLinkIndexReadsWhole(t *testing.T) {
 		t.Fatal("no delta table in the dossier")
 	}
 }
+
+// TestChainIndexSurvivesForgetAndPrune: with the snapshots that wrote a
+// chain's base and earlier deltas forgotten and pruned, the newest
+// snapshot's chain still has every link's row index (prune keeps what a
+// manifest's links name, and check reads it), so its dossiers are still
+// read through the index and equal the merged table's.
+func TestChainIndexSurvivesForgetAndPrune(t *testing.T) {
+	ctx := testCtx(t)
+	rng := rand.New(rand.NewPCG(9, 9))
+	r := newRepoChunks(t, "chainprune", smallChunks)
+	f := newFakePG(r.FingerprintKey())
+	next := 0
+	for range 25 {
+		next++
+		f.put("public.clients", sp(strconv.Itoa(next)), sp(text(rng)))
+	}
+	f.day(rng, 400, &next)
+	var snap repo.SnapshotInfo
+	var plan *Plan
+	for range 4 {
+		snap, plan = indexedSnapshot(t, r, f, "postgres", practiceProfile())
+		f.day(rng, 30, &next)
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old []repo.Hash
+	for _, s := range snaps {
+		if s.ID != snap.ID {
+			old = append(old, s.ID)
+		}
+	}
+	if _, err := r.Forget(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Prune(ctx, repo.PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checks, err := r.Check(ctx, repo.CheckOptions{ReadData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if !c.OK() {
+			t.Fatalf("check %s after prune: %v", c.Location, c.Errors)
+		}
+	}
+	links := 0
+	for _, s := range snap.Manifest.Streams {
+		if s.IsDelta() {
+			for _, l := range s.Keyed.Chain {
+				if l.RowIndex == nil {
+					t.Fatalf("%s: a link without its row index", s.Name)
+				}
+				links++
+			}
+		}
+	}
+	if links == 0 {
+		t.Fatal("no delta chain in the newest snapshot")
+	}
+	for range 5 {
+		sameDossier(t, r, snap, plan, f.pick(rng, "public.clients"))
+	}
+}
