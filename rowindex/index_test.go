@@ -66,6 +66,12 @@ func build(t *testing.T, chunks [][]byte, sets [][]string) *Index {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return finish(t, b, chunks)
+}
+
+// finish feeds chunks to b and decodes the index it builds.
+func finish(t *testing.T, b *Builder, chunks [][]byte) *Index {
+	t.Helper()
 	for _, c := range chunks {
 		b.Chunk(c)
 	}

@@ -48,17 +48,7 @@ func buildRecords(t *testing.T, chunks [][]byte) *Index {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range chunks {
-		b.Chunk(c)
-	}
-	enc, err := b.Finish(ids(chunks))
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := Decode(enc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	x := finish(t, b, chunks)
 	if !x.Records {
 		t.Fatal("a records index decodes as a table's")
 	}

@@ -237,25 +237,18 @@ func TestChainIndexEqualsMerge(t *testing.T) {
 		seeds, nights = 2, 8
 	}
 	for seed := range uint64(seeds) {
-		rng := rand.New(rand.NewPCG(seed, 19))
-		r := newRepoChunks(t, fmt.Sprintf("chain%d", seed), smallChunks)
-		f := newFakePG(r.FingerprintKey())
-		next := 0
-		for range 40 {
-			next++
-			f.put("public.clients", sp(strconv.Itoa(next)), sp(text(rng)))
-		}
-		f.day(rng, 800, &next)
+		c := newChainRig(t, fmt.Sprintf("chain%d", seed), seed, 40, 800)
+		r, f, rng := c.r, c.f, c.rng
 		deltaIndexed := 0
 		for night := range nights {
 			if night > 0 {
-				f.day(rng, 10+rng.IntN(60), &next)
+				f.day(rng, 10+rng.IntN(60), &c.next)
 			}
 			snap, plan := indexedSnapshot(t, r, f, "postgres", practiceProfile())
 			for range 6 {
 				id := f.pick(rng, "public.clients")
 				if rng.IntN(6) == 0 {
-					id = strconv.Itoa(next + 1000) // no such client
+					id = strconv.Itoa(c.next + 1000) // no such client
 				}
 				sameDossier(t, r, snap, plan, id)
 				res, err := Extract(ctx, r, snap.Manifest, plan, id, nil)
@@ -275,6 +268,40 @@ func TestChainIndexEqualsMerge(t *testing.T) {
 	}
 }
 
+// chainRig is a fake practice with its repository: clients, a first day
+// of rows, then nights of changes.
+type chainRig struct {
+	r    *repo.Repo
+	f    *fakePG
+	rng  *rand.Rand
+	next int
+}
+
+func newChainRig(t *testing.T, tenant string, seed uint64, clients, rows int) *chainRig {
+	c := &chainRig{r: newRepoChunks(t, tenant, smallChunks), rng: rand.New(rand.NewPCG(seed, seed))}
+	c.f = newFakePG(c.r.FingerprintKey())
+	for range clients {
+		c.next++
+		c.f.put("public.clients", sp(strconv.Itoa(c.next)), sp(text(c.rng)))
+	}
+	c.f.day(c.rng, rows, &c.next)
+	return c
+}
+
+// nights backs up n nights, with changes between them; it returns the
+// newest snapshot (of the practice as it is now) and its plan.
+func (c *chainRig) nights(t *testing.T, n, changes int) (repo.SnapshotInfo, *Plan) {
+	var snap repo.SnapshotInfo
+	var plan *Plan
+	for i := range n {
+		if i > 0 {
+			c.f.day(c.rng, changes, &c.next)
+		}
+		snap, plan = indexedSnapshot(t, c.r, c.f, "postgres", practiceProfile())
+	}
+	return snap, plan
+}
+
 // TestChainDamagedIndexNeverMissesRows: a delta chain whose links' row
 // indexes are damaged, swapped or emptied gives the merged table's
 // dossier (read whole, the reason given) or fails as corrupt — never a
@@ -282,21 +309,9 @@ func TestChainIndexEqualsMerge(t *testing.T) {
 // index.
 func TestChainDamagedIndexNeverMissesRows(t *testing.T) {
 	ctx := testCtx(t)
-	rng := rand.New(rand.NewPCG(5, 5))
-	r := newRepoChunks(t, "chaindamage", smallChunks)
-	f := newFakePG(r.FingerprintKey())
-	next := 0
-	for range 30 {
-		next++
-		f.put("public.clients", sp(strconv.Itoa(next)), sp(text(rng)))
-	}
-	f.day(rng, 600, &next)
-	var snap repo.SnapshotInfo
-	var plan *Plan
-	for range 4 {
-		snap, plan = indexedSnapshot(t, r, f, "postgres", practiceProfile())
-		f.day(rng, 40, &next)
-	}
+	c := newChainRig(t, "chaindamage", 5, 30, 600)
+	r := c.r
+	snap, plan := c.nights(t, 4, 40)
 	// The index of a delta link, served for every index.
 	var delta *repo.Stream
 	for i := range snap.Manifest.Streams {
@@ -352,18 +367,9 @@ func TestChainDamagedIndexNeverMissesRows(t *testing.T) {
 // repository) is read whole, merged, and says why.
 func TestChainWithoutLinkIndexReadsWhole(t *testing.T) {
 	ctx := testCtx(t)
-	rng := rand.New(rand.NewPCG(8, 8))
-	r := newRepoChunks(t, "chainold", smallChunks)
-	f := newFakePG(r.FingerprintKey())
-	next := 0
-	for range 20 {
-		next++
-		f.put("public.clients", sp(strconv.Itoa(next)), sp(text(rng)))
-	}
-	f.day(rng, 300, &next)
-	indexedSnapshot(t, r, f, "postgres", practiceProfile())
-	f.day(rng, 30, &next)
-	snap, plan := indexedSnapshot(t, r, f, "postgres", practiceProfile())
+	c := newChainRig(t, "chainold", 8, 20, 300)
+	r := c.r
+	snap, plan := c.nights(t, 2, 30)
 	old := *snap.Manifest
 	old.Streams = slices.Clone(old.Streams)
 	for i, s := range old.Streams {
@@ -374,7 +380,7 @@ func TestChainWithoutLinkIndexReadsWhole(t *testing.T) {
 			old.Streams[i].Keyed = &k
 		}
 	}
-	id := f.pick(rng, "public.clients")
+	id := c.f.pick(c.rng, "public.clients")
 	var want, got collector
 	if _, err := Extract(ctx, fullScan{r}, &old, plan, id, &want); err != nil {
 		t.Fatal(err)
@@ -408,21 +414,9 @@ func TestChainWithoutLinkIndexReadsWhole(t *testing.T) {
 // read through the index and equal the merged table's.
 func TestChainIndexSurvivesForgetAndPrune(t *testing.T) {
 	ctx := testCtx(t)
-	rng := rand.New(rand.NewPCG(9, 9))
-	r := newRepoChunks(t, "chainprune", smallChunks)
-	f := newFakePG(r.FingerprintKey())
-	next := 0
-	for range 25 {
-		next++
-		f.put("public.clients", sp(strconv.Itoa(next)), sp(text(rng)))
-	}
-	f.day(rng, 400, &next)
-	var snap repo.SnapshotInfo
-	var plan *Plan
-	for range 4 {
-		snap, plan = indexedSnapshot(t, r, f, "postgres", practiceProfile())
-		f.day(rng, 30, &next)
-	}
+	c := newChainRig(t, "chainprune", 9, 25, 400)
+	r := c.r
+	snap, plan := c.nights(t, 4, 30)
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -463,6 +457,6 @@ func TestChainIndexSurvivesForgetAndPrune(t *testing.T) {
 		t.Fatal("no delta chain in the newest snapshot")
 	}
 	for range 5 {
-		sameDossier(t, r, snap, plan, f.pick(rng, "public.clients"))
+		sameDossier(t, r, snap, plan, c.f.pick(c.rng, "public.clients"))
 	}
 }
