@@ -71,7 +71,10 @@ var ErrNotFound = errors.New("no dossier with this id in the snapshot")
 // Extract streams the plan's tables of snapshot m from src, passes every
 // dossier row of the dossier whose root key is id to sink (which may be
 // nil), and reports counts and shared references. Only key values of
-// dossier rows are kept in memory.
+// dossier rows are kept in memory, but for a table stored as a row delta
+// read through its chain's indexes: its dossier rows are held until every
+// link has been read (the newest link holding a key decides), then passed
+// on in key order.
 func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, id string, sink Sink) (*Result, error) {
 	keys := map[string]map[string]struct{}{} // group|cols -> dossier key set
 	type refSet struct {
