@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,7 +33,10 @@ import (
 // history reports nights 1, 7 and 30 when reached). Without
 // KLUIS_BENCH_PG_MB nothing runs, so CI pays nothing. restic 0.18.1 is
 // taken from ~/.cache/kluis/restic or $KLUIS_RESTIC, or built with `go
-// install`; without it the restic rows are left out, with a message.
+// install`; without it (or with KLUIS_RESTIC=off) the restic rows are
+// left out, with a message. The restores run after the last night and
+// after each night KLUIS_BENCH_RESTORE_AT lists (e.g. 1,7), each
+// KLUIS_BENCH_RESTORES times (default 1): ratios are taken within a trio.
 //
 // Each night: a synthetic working day (synth.WorkingDay), then
 // `kluis backup` to two local locations, then `restic backup
@@ -86,6 +90,10 @@ func envList(b *testing.B, name string, def []int) []int {
 func findRestic(b *testing.B) string {
 	home, _ := os.UserHomeDir()
 	cached := filepath.Join(home, ".cache", "kluis", "restic")
+	if os.Getenv("KLUIS_RESTIC") == "off" {
+		b.Log("KLUIS_RESTIC=off: restic rows left out")
+		return ""
+	}
 	for _, p := range []string{os.Getenv("KLUIS_RESTIC"), cached} {
 		if p == "" {
 			continue
@@ -180,6 +188,54 @@ tenants:
 		run(restic, "init", "-q", "-r", filepath.Join(dir, "restic-b"), "--from-repo", filepath.Join(dir, "restic-a"), "--copy-chunker-params")
 	}
 
+	restoreAt := envList(b, "KLUIS_BENCH_RESTORE_AT", nil)
+	repeats := 1
+	if n := envList(b, "KLUIS_BENCH_RESTORES", nil); len(n) == 1 {
+		repeats = n[0]
+	}
+	var restores []restoreRun
+	restoreTrio := func(n int) {
+		dumpDir := filepath.Join(dir, fmt.Sprintf("dump%d", n))
+		add(fmt.Sprintf("after night %d: pg_dump -Fd -Z0 (for pg_restore)", n), nil, append([]string{pgDump, "-Fd", "-Z0", "-f", dumpDir}, append(conn, cfg.Database)...)...)
+		for k := 1; k <= repeats; k++ {
+			rr := restoreRun{night: n}
+			load, _ := os.ReadFile("/proc/loadavg")
+			rr.load = strings.Fields(string(load))[0]
+			// Each restore starts from a checkpoint (what the one before
+			// wrote is not flushed on its time), and the order turns each
+			// repeat, so that no command always runs after the same one.
+			into := func(prefix, name string) string {
+				if _, err := db.ExecContext(ctx, "CHECKPOINT"); err != nil {
+					b.Fatal(err)
+				}
+				c, _ := pgx.ParseConfig(srv.CreateDB(b, fmt.Sprintf("%s%d_%d", prefix, n, k)))
+				os.WriteFile(filepath.Join(dir, name), []byte(fmt.Sprintf("host=%s port=%s user=%s dbname=%s password=%s\n", host, port, cfg.User, c.Database, cfg.Password)), 0o600)
+				return c.Database
+			}
+			trio := []func(){
+				func() {
+					d := into("pgrestore", "pgr.dsn")
+					rr.pgr = add(fmt.Sprintf("after night %d: pg_restore -j 2", n), nil, append([]string{pgRestore, "-j", "2", "-d", d}, append(conn, dumpDir)...)...)
+				},
+				func() {
+					into("kluisrestore", "dst.dsn")
+					rr.kluis = add(fmt.Sprintf("after night %d: kluis restore --parallel 2 (proof)", n), nil, bin, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "dst.dsn", "--parallel", "2")
+				},
+			}
+			if old := os.Getenv("KLUIS_BENCH_KLUIS_BEFORE"); old != "" {
+				// The same restore with another kluis binary (before a change).
+				trio = append(trio, func() {
+					into("kluisbefore", "before.dsn")
+					rr.before = add(fmt.Sprintf("after night %d: kluis restore, BEFORE binary", n), nil, old, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "before.dsn", "--parallel", "2")
+				})
+			}
+			for j := range trio {
+				trio[(j+k-1)%len(trio)]()
+			}
+			restores = append(restores, rr)
+		}
+	}
+
 	type night struct {
 		n                               int
 		dump, kluis, restic             benchRow
@@ -208,21 +264,9 @@ tenants:
 			nt.resticStored, nt.resticIncrement = r.bytes, r.bytes-before
 		}
 		history = append(history, nt)
-	}
-
-	dumpDir := filepath.Join(dir, "dump")
-	add("pg_dump -Fd -Z0 (for pg_restore)", nil, append([]string{pgDump, "-Fd", "-Z0", "-f", dumpDir}, append(conn, cfg.Database)...)...)
-	pgrDB, _ := pgx.ParseConfig(srv.CreateDB(b, "pgrestore"))
-	pgr := add("pg_restore -j 2", nil, append([]string{pgRestore, "-j", "2", "-d", pgrDB.Database}, append(conn, dumpDir)...)...)
-	kDB, _ := pgx.ParseConfig(srv.CreateDB(b, "kluisrestore"))
-	os.WriteFile(filepath.Join(dir, "dst.dsn"), []byte(fmt.Sprintf("host=%s port=%s user=%s dbname=%s password=%s\n", host, port, cfg.User, kDB.Database, cfg.Password)), 0o600)
-	kr := add("kluis restore --parallel 2 (with proof)", nil, bin, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "dst.dsn", "--parallel", "2")
-
-	if old := os.Getenv("KLUIS_BENCH_KLUIS_BEFORE"); old != "" {
-		// The same restore with another kluis binary (before a change).
-		oDB, _ := pgx.ParseConfig(srv.CreateDB(b, "kluisbefore"))
-		os.WriteFile(filepath.Join(dir, "before.dsn"), []byte(fmt.Sprintf("host=%s port=%s user=%s dbname=%s password=%s\n", host, port, cfg.User, oDB.Database, cfg.Password)), 0o600)
-		add("kluis restore, KLUIS_BENCH_KLUIS_BEFORE binary", nil, old, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "before.dsn", "--parallel", "2")
+		if n == nights || slices.Contains(restoreAt, n) {
+			restoreTrio(n)
+		}
 	}
 
 	load, _ := os.ReadFile("/proc/loadavg")
@@ -249,8 +293,14 @@ tenants:
 			h.kluis.secs, h.kluis.secs/h.dump.secs, h.restic.secs, h.restic.secs/h.dump.secs,
 			float64(h.kluisStored)/1e6, float64(h.resticStored)/1e6, float64(h.kluisIncrement)/1e6, float64(h.resticIncrement)/1e6, ratio)
 	}
-	fmt.Fprintf(&out, "restore: kluis (with proof) %.2f s, %.1f MiB RSS; pg_restore -j 2 %.2f s: %.2f×\n",
-		kr.secs, float64(kr.rssKB)/1024, pgr.secs, kr.secs/pgr.secs)
+	fmt.Fprintf(&out, "\nafter night  load  pg_restore -j 2 s  kluis restore s (÷)  RSS MiB  before s (÷)  before RSS MiB\n")
+	for _, rr := range restores {
+		before := ""
+		if rr.before.secs > 0 {
+			before = fmt.Sprintf("%6.2f (%.2f×) %14.1f", rr.before.secs, rr.before.secs/rr.pgr.secs, float64(rr.before.rssKB)/1024)
+		}
+		fmt.Fprintf(&out, "%11d %5s %17.2f %11.2f (%.2f×) %8.1f  %s\n", rr.night, rr.load, rr.pgr.secs, rr.kluis.secs, rr.kluis.secs/rr.pgr.secs, float64(rr.kluis.rssKB)/1024, before)
+	}
 	b.Log(out.String())
 	first := history[0]
 	b.ReportMetric(first.kluis.secs/first.dump.secs, "first/pg_dump")
@@ -264,8 +314,17 @@ tenants:
 	if first.resticStored > 0 {
 		b.ReportMetric(float64(first.kluisStored)/float64(first.resticStored), "full/restic")
 	}
-	b.ReportMetric(kr.secs/pgr.secs, "restore/pg_restore")
-	b.ReportMetric(float64(kr.rssKB)/1024, "restore-RSS-MiB")
+	last := restores[len(restores)-1]
+	b.ReportMetric(last.kluis.secs/last.pgr.secs, "restore/pg_restore")
+	b.ReportMetric(float64(last.kluis.rssKB)/1024, "restore-RSS-MiB")
+}
+
+// restoreRun is one side-by-side restore: pg_restore, kluis, and the
+// KLUIS_BENCH_KLUIS_BEFORE binary when set.
+type restoreRun struct {
+	night              int
+	load               string
+	pgr, kluis, before benchRow
 }
 
 // duBytes is the size of the files under dir.

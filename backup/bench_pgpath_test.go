@@ -69,6 +69,8 @@ func BenchmarkPostgresPath(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.SetBytes(res.Bytes)
+			b.Logf("restore %.2f s: pre-data %.2f, load with proof %.2f, post-data %.2f, privileges %.2f, final proof %.2f",
+				res.Duration, res.Phases.PreData, res.Phases.Load, res.Phases.PostData, res.Phases.Privileges, res.Phases.Proof)
 		}
 	})
 }

@@ -274,6 +274,13 @@ func TestRowDeltaProperty(t *testing.T) {
 
 func restoreAndCompare(ctx context.Context, t *testing.T, srv *pgtest.Server, r *repo.Repo, id string, want map[string][]string) {
 	t.Helper()
+	restoreAndCompareParallel(ctx, t, srv, r, id, want, 2)
+}
+
+// restoreAndCompareParallel restores snapshot id, loading parallel tables
+// at once, and compares every row with want.
+func restoreAndCompareParallel(ctx context.Context, t *testing.T, srv *pgtest.Server, r *repo.Repo, id string, want map[string][]string, parallel int) {
+	t.Helper()
 	snap, err := r.FindSnapshot(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +290,7 @@ func restoreAndCompare(ctx context.Context, t *testing.T, srv *pgtest.Server, r 
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = restore.ToDatabase(ctx, r, snap, target, restore.DBOptions{Parallel: 2})
+	_, err = restore.ToDatabase(ctx, r, snap, target, restore.DBOptions{Parallel: parallel})
 	target.Close()
 	if err != nil {
 		t.Fatalf("restore %.8s from %d location(s): %v", id, len(r.Locations()), err)

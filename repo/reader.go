@@ -14,10 +14,10 @@ import (
 	"github.com/kluis-nl/kluis/rowdelta"
 )
 
-// packCache holds whole packs that have been verified against their names.
-// Reading whole packs (rather than byte ranges) means a restore detects a
-// flipped byte anywhere in a pack it uses and falls back to another
-// location's copy. It is bounded in bytes.
+// packCache holds whole packs that have been verified against their names,
+// for LoadBlob: a restore test reads every pack of a snapshot whole and so
+// detects a flipped byte anywhere in one, and the ranged stream readers
+// fall back on it for a blob no ranged copy opens. It is bounded in bytes.
 type packCache struct {
 	r       *Repo
 	max     int64
@@ -201,25 +201,32 @@ func (r *Repo) verifyPack(h Hash, data []byte) error {
 	return nil
 }
 
-// StreamReader returns the plaintext of a snapshot stream. Blobs are
-// fetched and opened ahead of the reader by a few workers. A row delta
+// StreamReader returns the plaintext of a snapshot stream. Only the bytes
+// of its blobs are read (ranged reads, adjacent blobs of a pack in one),
+// a few at once and ahead of the reader, and every stream reader of r
+// together holds at most r's read budget ahead (SetReadBudget), so memory
+// does not grow with the data or with how many packs a snapshot's blobs
+// are spread over. Each blob authenticates on its own; one no location's
+// ranged copy opens is read with LoadBlob (whole packs, every candidate),
+// and a failure names the stream and the blob's place in it. A row delta
 // (Stream.IsDelta) reads as the table it stands for: its chain and its own
 // records merged in one pass (rowdelta.Merge), each part read as it goes.
 func (r *Repo) StreamReader(ctx context.Context, s *Stream) io.ReadCloser {
 	if !s.IsDelta() {
-		return r.blobReader(ctx, s.Blobs)
+		return r.rangedStream(ctx, "stream "+s.Name, s.Blobs)
 	}
 	parts := s.Parts()
 	mr := &mergeReader{}
 	src := make([]rowdelta.Source, len(parts))
 	for i, p := range parts {
-		rd := r.blobReader(ctx, p.Blobs)
-		mr.parts = append(mr.parts, rd)
 		what := p.What
 		if what == "" {
 			what = "delta written by this snapshot"
 		}
-		src[i] = rowdelta.Source{Name: "stream " + s.Name + ": " + what, R: rd}
+		name := "stream " + s.Name + ": " + what
+		rd := r.rangedStream(ctx, name, p.Blobs)
+		mr.parts = append(mr.parts, rd)
+		src[i] = rowdelta.Source{Name: name, R: rd}
 	}
 	mr.m = rowdelta.Merge(s.Keyed.Key, src)
 	return mr
@@ -240,18 +247,13 @@ func (mr *mergeReader) Close() error {
 	return nil
 }
 
-func (r *Repo) blobReader(ctx context.Context, blobs []chunk.ID) io.ReadCloser {
-	ctx, cancel := context.WithCancel(ctx)
-	sr := &streamReader{ctx: ctx, cancel: cancel, results: make(chan chan blobResult, 16), total: len(blobs)}
-	go sr.run(ctx, r, blobs)
-	return sr
-}
-
 type blobResult struct {
 	data []byte
 	err  error
 }
 
+// streamReader is SparseReader's: blobs delivered in order through a
+// channel per blob.
 type streamReader struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -262,28 +264,17 @@ type streamReader struct {
 	err     error
 }
 
-func (sr *streamReader) run(ctx context.Context, r *Repo, blobs []chunk.ID) {
-	defer close(sr.results)
-	sem := make(chan struct{}, 4)
-	for _, id := range blobs {
-		ch := make(chan blobResult, 1)
-		select {
-		case sr.results <- ch:
-		case <-ctx.Done():
-			return
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			ch <- blobResult{err: ctx.Err()}
-			return
-		}
-		go func() {
-			defer func() { <-sem }()
-			data, err := r.LoadBlob(ctx, id, nil)
-			ch <- blobResult{data: data, err: err}
-		}()
+// endOfStream is what a reader returns when its producer is done: fewer
+// blobs than the stream has means the producer stopped early, which must
+// never look like the end of the stream.
+func endOfStream(ctx context.Context, got, total int) error {
+	if got >= total {
+		return io.EOF
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return io.ErrUnexpectedEOF
 }
 
 func (sr *streamReader) Read(p []byte) (int, error) {
@@ -293,15 +284,7 @@ func (sr *streamReader) Read(p []byte) (int, error) {
 		}
 		ch, ok := <-sr.results
 		if !ok {
-			// Fewer blobs than the stream has means the producer stopped
-			// early: never let that look like the end of the stream.
-			sr.err = io.EOF
-			if sr.got < sr.total {
-				sr.err = io.ErrUnexpectedEOF
-				if err := sr.ctx.Err(); err != nil {
-					sr.err = err
-				}
-			}
+			sr.err = endOfStream(sr.ctx, sr.got, sr.total)
 			return 0, sr.err
 		}
 		res := <-ch
@@ -453,39 +436,5 @@ func (sr *streamReader) runSparse(ctx context.Context, r *Repo, blobs []chunk.ID
 // readSegment returns the plaintext of a segment's blobs, nil for each
 // that no location's ranged copy opened.
 func (r *Repo) readSegment(ctx context.Context, s *segment) [][]byte {
-	plain := make([][]byte, len(s.ids))
-	if s.whole {
-		return plain
-	}
-	name := objectName(r.tenant, kindData, s.pack)
-	size := s.ends[len(s.ends)-1]
-	left := len(s.ids)
-	for _, l := range r.locs {
-		if left == 0 || ctx.Err() != nil {
-			break
-		}
-		rc, err := l.Get(ctx, name, s.off, size)
-		if err != nil {
-			continue
-		}
-		data, err := io.ReadAll(io.LimitReader(rc, size+1))
-		rc.Close()
-		if err != nil || int64(len(data)) != size {
-			continue
-		}
-		start := int64(0)
-		for i, end := range s.ends {
-			if plain[i] == nil {
-				p, err := r.sealer.Open(nil, s.ids[i], data[start:end])
-				if err == nil {
-					plain[i] = p
-					left--
-				} else {
-					r.noteRead(l, name, fmt.Errorf("blob %s does not open: %w", s.ids[i], ErrCorrupt))
-				}
-			}
-			start = end
-		}
-	}
-	return plain
+	return r.readRanged(ctx, s, nil, r.locs)
 }

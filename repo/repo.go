@@ -81,6 +81,10 @@ type Repo struct {
 
 	packs *packCache
 	times *snapTimes
+	// budget bounds what stream readers hold ahead (SetReadBudget);
+	// readDown names locations whose last ranged read failed (readOrder).
+	budget   *readBudget
+	readDown sync.Map
 
 	// adIndex and adManifest are the associated data new index objects
 	// and manifests are sealed under: bound to tenant and repository.
@@ -205,6 +209,7 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 	r := &Repo{tenant: tenant, cfg: cfg, key: key, sealer: s, meta: ms, locs: locs,
 		log: opts.Logger.With("tenant", tenant), now: opts.Now, master: opts.Master, ledger: opts.Ledger}
 	r.packs = newPackCache(r, 4*cfg.PackSize)
+	r.budget = newReadBudget(DefaultReadBudget)
 	r.times = newSnapTimes(opts.CacheDir, tenant, cfg.ID, key.IDKey, r.log)
 	r.adIndex = boundAD(adIndexV2, tenant, cfg.ID)
 	r.adManifest = boundAD(adManifestV2, tenant, cfg.ID)

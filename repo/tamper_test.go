@@ -100,6 +100,16 @@ func TestTamper(t *testing.T) {
 				t.Run("both locations", func(t *testing.T) {
 					defer f.flip(0, name, pos)()
 					defer f.flip(1, name, pos)()
+					if kind == "data" && pos == "end" {
+						// The last byte of a pack is its header's length:
+						// a restore reads only its blobs' bytes, each
+						// authenticated, so it restores exactly; Check
+						// (above) names the damaged pack.
+						if err := openAndRestore(t, f, streams); err != nil {
+							t.Fatalf("restore with only a pack header damaged: %v", err)
+						}
+						return
+					}
 					err := openAndRestore(t, f, streams)
 					if err == nil {
 						t.Fatalf("restore succeeded with %s damaged at both locations", name)

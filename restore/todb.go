@@ -37,13 +37,35 @@ type DBResult struct {
 	// Duration is the time from the first schema statement to the last
 	// fingerprint: the restore time objective measured.
 	Duration float64 `json:"duration_seconds"`
-	OK       bool    `json:"ok"`
+	// Phases splits Duration: where a restore's time goes.
+	Phases Phases `json:"phases"`
+	OK     bool   `json:"ok"`
 	// Privileges says which owners and privileges were applied or skipped;
 	// nil for a snapshot that recorded none (older, or not PostgreSQL).
 	Privileges *source.PrivilegesReport `json:"privileges,omitempty"`
 	// Schema compares the restored objects, owners and privileges with the
 	// snapshot's; nil when the snapshot recorded none.
 	Schema *source.SchemaCheck `json:"schema,omitempty"`
+}
+
+// Phases are the seconds a restore spent in each of its steps, one after
+// the other (their sum is about DBResult.Duration).
+type Phases struct {
+	// PreData is the schema before the data (tables, types, functions).
+	PreData float64 `json:"pre_data_seconds"`
+	// Load is every table loaded, and read back and fingerprinted where
+	// the target proves as it loads, DBOptions.Parallel at a time.
+	Load float64 `json:"load_seconds"`
+	// LargeObjects loads the large objects.
+	LargeObjects float64 `json:"large_objects_seconds,omitempty"`
+	// PostData is indexes, constraints, triggers, sequence values.
+	PostData float64 `json:"post_data_seconds"`
+	// Privileges applies owners and privileges.
+	Privileges float64 `json:"privileges_seconds,omitempty"`
+	// Proof is the end-of-restore read-back of every table (none when each
+	// was proven as it loaded and nothing changed rows since) and of the
+	// large objects, owners and privileges.
+	Proof float64 `json:"proof_seconds"`
 }
 
 // Mismatches returns the tables whose fingerprint differs.
@@ -115,6 +137,13 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	if err := applySchema(ctx, r, target, pre); err != nil {
 		return nil, fmt.Errorf("pre-data schema: %w", err)
 	}
+	lap := start
+	phase := func(p *float64) {
+		now := time.Now()
+		*p = now.Sub(lap).Seconds()
+		lap = now
+	}
+	phase(&res.Phases.PreData)
 
 	// A target that proves as it loads reads each table back on the
 	// connection that loaded it, while the other connections load the
@@ -192,6 +221,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	phase(&res.Phases.Load)
 	var loCheck *TableCheck
 	if ls, ok := m.Stream(backup.LargeObjectsStream); ok {
 		lt, ok := capability[source.LargeObjectTarget](target)
@@ -211,6 +241,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 			return nil, fmt.Errorf("large objects: %w", err)
 		}
 		loCheck.LoadSeconds = time.Since(t0).Seconds()
+		phase(&res.Phases.LargeObjects)
 	}
 	if pd, ok := capability[source.ProvingTarget](target); ok {
 		rd := r.StreamReader(ctx, post)
@@ -223,6 +254,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	} else if err := applySchema(ctx, r, target, post); err != nil {
 		return nil, fmt.Errorf("post-data schema: %w", err)
 	}
+	phase(&res.Phases.PostData)
 	if ps, ok := m.Stream(backup.PrivilegesStream); ok {
 		mode := opts.Roles
 		if mode == "" {
@@ -248,6 +280,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 			return nil, fmt.Errorf("owners and privileges: %w", err)
 		}
 		res.Privileges = rep
+		phase(&res.Phases.Privileges)
 	}
 	// Every table read back and fingerprinted, opts.Parallel at a time —
 	// unless each was read back as it loaded and nothing since changed a
@@ -306,6 +339,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 			res.Schema = source.CompareSchema(want, got, mode)
 		}
 	}
+	phase(&res.Phases.Proof)
 	for _, c := range checks {
 		res.Bytes += c.Bytes
 		res.Rows += c.RowsRestored
