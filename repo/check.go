@@ -202,8 +202,8 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 		m := mv.(*Manifest)
 		for _, s := range m.StreamsAndDictionary() {
 			parts := s.Parts()
-			if s.RowIndex != nil {
-				parts = append(parts, StreamPart{What: "row index", Blobs: s.RowIndex.Blobs})
+			for _, ri := range s.RowIndexes() {
+				parts = append(parts, StreamPart{What: "row index", Blobs: ri.Blobs})
 			}
 			for _, part := range parts {
 				where := "stream " + s.Name
