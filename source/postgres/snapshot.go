@@ -203,3 +203,31 @@ func (t *teeWriter) Write(p []byte) (int, error) {
 	}
 	return t.fp.Write(p)
 }
+
+// SampleTable writes the first rows rows a scan of t finds, in the
+// stream's encoding (source.Sampler): a LIMIT stops the scan after a few
+// pages, in the snapshot's transaction.
+func (s *snapshot) SampleTable(ctx context.Context, t source.Table, w io.Writer, rows int) error {
+	s.mu.Lock()
+	idle := s.idle
+	s.mu.Unlock()
+	if idle == nil {
+		return errors.New("postgres: snapshot is closed")
+	}
+	if t.Schema == "" || t.Table == "" || rows <= 0 {
+		return errors.New("postgres: sample of a table without schema or name, or of no rows")
+	}
+	var conn *pgx.Conn
+	select {
+	case conn = <-idle:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { idle <- conn }()
+	q := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s LIMIT %d) TO STDOUT",
+		columnList(t.Columns), pgx.Identifier{t.Schema, t.Table}.Sanitize(), rows)
+	if _, err := conn.PgConn().CopyTo(ctx, w, q); err != nil {
+		return redactError(fmt.Errorf("sample of table %s: %w", t.Name, err), s.password)
+	}
+	return nil
+}
