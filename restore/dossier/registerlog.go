@@ -168,7 +168,7 @@ func LoadLog(stateDir, log, appliance string, ring *keyring.Ring) (*LocalLog, er
 		if c, _, err := evidence.OpenCheckpoint(cp, Origin(log, appliance), ring.Current()); err == nil && c.Size > 0 {
 			label := filepath.Join(stateDir, CheckpointFileOf(log))
 			if c.Size > t.Size() {
-				return nil, fmt.Errorf("%s signs a log of %d lines, but %s holds %d: lines %d to %d were removed (the log was truncated, or rolled back to an older state): %w", label, c.Size, path, t.Size(), t.Size()+1, c.Size, ErrInconsistent)
+				return nil, fmt.Errorf("%s signs a log of %d lines, but %s holds %d: lines %d to %d were removed (the log was deleted, truncated or rolled back to an older state: run kluis erasure recover to rebuild it from its anchors in the tenants' repositories): %w", label, c.Size, path, t.Size(), t.Size()+1, c.Size, ErrInconsistent)
 			}
 			root, err := t.Root(c.Size)
 			if err != nil {
