@@ -308,6 +308,21 @@ func TestOIDCEmailClaim(t *testing.T) {
 	if len(f.Log.Refused("not verified")) != 3 {
 		t.Fatalf("unverified addresses not logged: %+v", f.Log.Events())
 	}
+	// Only ASCII case is folded: a verified address that equals a bound
+	// one under Unicode folding (long s U+017F for s, Kelvin sign U+212A
+	// for k) is another address, not the bound user's.
+	f.AddOIDCUser("jos", portal.RoleApprover, "jos@praktijk.example")
+	f.AddOIDCUser("kim", portal.RoleApprover, "kim@praktijk.example")
+	for _, email := range []string{"jo\u017f@praktijk.example", "\u212aim@praktijk.example", "JO\u017f@PRAKTIJK.EXAMPLE"} {
+		f.IDP.SignIn(map[string]any{"sub": "attacker", "email": email, "email_verified": true})
+		if r := f.FinishOIDC(f.StartOIDC()); r.Status == 200 || r.Ticket != "" {
+			t.Fatalf("%q signed in as a bound user: %s", email, portaltest.Status(r))
+		}
+	}
+	f.IDP.SignIn(map[string]any{"sub": "x2", "email": "KIM@praktijk.EXAMPLE", "email_verified": true})
+	if r := f.FinishOIDC(f.StartOIDC()); r.Status != 200 {
+		t.Fatalf("ASCII case: %s", portaltest.Status(r))
+	}
 }
 
 // TestOIDCNoTokenFromTheWebProcess: the socket API takes no ID token: a
