@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -279,6 +280,36 @@ func TestOIDCClientRateLimit(t *testing.T) {
 	f.Clock.Advance(11 * time.Minute)
 	if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: "203.0.113.10"}); r.Status != 200 {
 		t.Fatalf("after the open sign-ins expired: %s", portaltest.Status(r))
+	}
+}
+
+// TestOIDCFlowExhaustion: sign-ins begun and never finished from many
+// addresses do not lock everyone out: when the store is full the oldest
+// gives way. The addresses of one IPv6 /64 count as one client.
+func TestOIDCFlowExhaustion(t *testing.T) {
+	f := portaltest.NewOIDC(t, origin)
+	for i := 0; i < 300; i++ {
+		for j := 0; j < 16; j++ {
+			if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: fmt.Sprintf("10.%d.%d.1", i/256, i%256)}); r.Status != 200 {
+				t.Fatalf("%d/%d: %s", i, j, portaltest.Status(r))
+			}
+		}
+	}
+	f.IDP.SignIn(map[string]any{"sub": "jos-at-idp"})
+	f.AddOIDCUser("jos", portal.RoleApprover, "jos-at-idp")
+	if r := f.FinishOIDC(f.StartOIDC()); r.Status != 200 {
+		t.Fatalf("a sign-in after the flood: %s", portaltest.Status(r))
+	}
+	for i := 0; i < 16; i++ {
+		if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: fmt.Sprintf("2001:db8:0:7::%x", i+1)}); r.Status != 200 {
+			t.Fatalf("begin %d: %s", i, portaltest.Status(r))
+		}
+	}
+	if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: "2001:db8:0:7:ffff::1"}); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("the 17th open sign-in of one /64: %s", portaltest.Status(r))
+	}
+	if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: "2001:db8:0:8::1"}); r.Status != 200 {
+		t.Fatalf("another /64: %s", portaltest.Status(r))
 	}
 }
 
