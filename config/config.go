@@ -111,6 +111,10 @@ type Policy struct {
 	Retry             Retry    `yaml:"retry"`
 	RPOTarget         Duration `yaml:"rpo_target"`
 	ShutdownGrace     Duration `yaml:"shutdown_grace"`
+	// RetentionShortenDelay is how long an approved retention change
+	// that shortens a tenant's retention waits before it takes effect
+	// (an admin can cancel it meanwhile: kluis retention cancel).
+	RetentionShortenDelay Duration `yaml:"retention_shorten_delay"`
 	// Time limits that keep one tenant's trouble from stalling the others
 	// (config/daemon.go): how long a backup waits for a table lock on the
 	// source, how long one job may run, and how long one location

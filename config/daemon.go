@@ -67,7 +67,11 @@ const (
 	DefaultRetryBackoff      = Duration(5 * time.Minute)
 	DefaultRPOTarget         = Duration(26 * time.Hour)
 	DefaultShutdownGrace     = Duration(5 * time.Minute)
-	DefaultIDTemplate        = "{db}"
+	// DefaultRetentionShortenDelay is policy.retention_shorten_delay's
+	// default; MinRetentionShortenDelay its least value.
+	DefaultRetentionShortenDelay = Duration(24 * time.Hour)
+	MinRetentionShortenDelay     = Duration(time.Hour)
+	DefaultIDTemplate            = "{db}"
 	// DefaultLockTimeout is how long a backup waits for a lock on a source
 	// table (another session's ALTER TABLE, VACUUM FULL, LOCK TABLE) before
 	// it gives up, frees its job slot and is retried later.
@@ -151,6 +155,9 @@ func (c *Config) applyDaemonDefaults() {
 	if p.ShutdownGrace == 0 {
 		p.ShutdownGrace = DefaultShutdownGrace
 	}
+	if p.RetentionShortenDelay == 0 {
+		p.RetentionShortenDelay = DefaultRetentionShortenDelay
+	}
 	if p.LockTimeout == 0 {
 		p.LockTimeout = DefaultLockTimeout
 	}
@@ -188,6 +195,9 @@ func (c *Config) validateDaemon(p *Problems) {
 	}
 	if pol.RPOTarget.D() < time.Hour {
 		p.addf("policy.rpo_target", "%s: must be at least 1h", pol.RPOTarget.D())
+	}
+	if pol.RetentionShortenDelay < MinRetentionShortenDelay {
+		p.addf("policy.retention_shorten_delay", "%s: must be at least %s", pol.RetentionShortenDelay.D(), MinRetentionShortenDelay.D())
 	}
 	if d := pol.LockTimeout.D(); d < time.Second || d > 24*time.Hour {
 		p.addf("policy.lock_timeout", "%s: must be between 1s and 24h", d)

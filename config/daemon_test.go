@@ -23,6 +23,7 @@ func TestDaemonSettings(t *testing.T) {
 		{"bad rpo duration", pol + "  rpo_target: 26 hours\n", "policy.rpo_target"},
 		{"rpo too small", pol + "  rpo_target: 10m\n", "policy.rpo_target"},
 		{"bad shutdown grace", pol + "  shutdown_grace: -5m\n", "policy.shutdown_grace"},
+		{"retention shorten delay below 1h", pol + "  retention_shorten_delay: 30m\n", "policy.retention_shorten_delay"},
 		{"unknown retry key", pol + "  retry: {tries: 3}\n", "policy.retry"},
 		{"discover unknown engine", "discover:\n  - {engine: oracle, pattern: \"p_*\"}\n", "discover[0].engine"},
 		{"discover without dsn file", "discover:\n  - {engine: postgres, pattern: \"p_*\"}\n", "discover[0].dsn_file"},
@@ -64,7 +65,7 @@ func TestDaemonSettings(t *testing.T) {
 	}
 	p := c.Policy
 	if p.BackupWindow != DefaultBackupWindow || p.MaxConcurrentJobs != 2 || p.RPOTarget.D() != 30*time.Hour ||
-		p.Retry.Backoff.D() != 90*time.Second || p.ShutdownGrace.D() != 5*time.Minute || c.Discover[0].IDTemplate != "{db}" {
+		p.Retry.Backoff.D() != 90*time.Second || p.ShutdownGrace.D() != 5*time.Minute || p.RetentionShortenDelay.D() != 24*time.Hour || c.Discover[0].IDTemplate != "{db}" {
 		t.Errorf("defaults: %+v %+v", p, c.Discover)
 	}
 	if st, l, err := ParseWindow("23:00-03:00"); err != nil || st != 23*time.Hour || l != 4*time.Hour {

@@ -112,21 +112,24 @@ func (d *Daemon) setJobs() {
 	if retErr != nil {
 		d.log.Error("retention not scheduled", "err", retErr)
 	}
-	changes, chErr := a.RetentionChanges()
+	rlog, chErr := a.ReadRetentionLog()
 	if chErr != nil {
 		// Retention is scheduled for every tenant then, and each job
 		// fails on the log, forgetting nothing.
 		d.log.Error("the approved retention changes do not verify: retention forgets nothing until they do", "err", chErr)
+		rlog = &appliance.RetentionLog{}
 	}
+	d.metrics.setRetentionPending(rlog.Pending)
 	// retains: tenant's retention forgets something (policy.retention or
-	// an approved change, docs/ops.md "Retention").
+	// an approved change, docs/ops.md "Retention"), or will when its
+	// pending change takes effect: the job runs then, no restart needed.
 	retains := func(tenant string) bool {
-		if c := changes[tenant]; c != nil || chErr != nil {
+		if rlog.InForce[tenant] != nil || rlog.Pending[tenant] != nil || chErr != nil {
 			return true
 		}
 		return !policyRetention(a.Cfg.Policy.Retention).Empty()
 	}
-	if policyRetention(a.Cfg.Policy.Retention).Empty() && len(changes) == 0 && chErr == nil {
+	if policyRetention(a.Cfg.Policy.Retention).Empty() && len(rlog.InForce)+len(rlog.Pending) == 0 && chErr == nil {
 		d.log.Info("retention not scheduled: policy.retention keeps everything (no keep_* set)")
 	}
 	rtSpec := d.opts.Hooks.RestoreTestSchedule
@@ -488,10 +491,17 @@ func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
 		return err
 	}
 	// policy.retention, or the tenant's approved change; a change log
-	// that does not verify fails the job before anything is forgotten.
-	eff, err := a.Retention(tenant)
+	// that does not verify fails the job before anything is forgotten. A
+	// change that shortens retention counts from its effective time on
+	// (policy.retention_shorten_delay), read at every run.
+	rlog, err := a.ReadRetentionLog()
 	if err != nil {
 		return err
+	}
+	d.metrics.setRetentionPending(rlog.Pending)
+	eff := a.RetentionOf(rlog.InForce, tenant)
+	if p := rlog.Pending[tenant]; p != nil {
+		d.log.Info("a retention change that shortens retention is pending", "tenant", tenant, "request", p.Request, "effective", p.Effective.UTC())
 	}
 	pol := policyRetention(eff.Retention)
 	if pol.Empty() {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/repo/deadline"
 )
 
@@ -28,6 +29,7 @@ type Metrics struct {
 	restoreTest *prometheus.GaugeVec
 	rtRunnable  *prometheus.GaugeVec
 	gone        *prometheus.GaugeVec
+	retPending  *prometheus.GaugeVec
 	tenants     prometheus.Gauge
 	hist        *historyMetrics // metrics_history.go
 	disc        *discoveryMetrics
@@ -60,6 +62,7 @@ func newMetrics(now func() time.Time, running func() float64) *Metrics {
 	m.restoreTest = g("kluis_restore_test_ok", "Result of the tenant's last restore test: 1 passed, 0 failed.", "tenant")
 	m.rtRunnable = g("kluis_restore_test_runnable", "1 when the config lets the tenant's scheduled restore test run, 0 when it cannot (no restore-test server for its engine; the log says which field to set).", "tenant")
 	m.gone = g("kluis_tenant_gone", "1 for a tenant that was backed up and is no longer declared or discovered, until `kluis tenants retire` acknowledges it. Its other series are removed.", "tenant")
+	m.retPending = g("kluis_retention_change_pending_effective_timestamp_seconds", "Unix time a pending retention change that shortens the tenant's retention takes effect (policy.retention_shorten_delay); cancel it with `kluis retention cancel`. Refreshed when the jobs are rebuilt and at each retention run.", "tenant")
 	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kluis_job_failures_total", Help: "Failed job attempts."}, []string{"tenant", "job"})
 	m.hist = newHistoryMetrics(m.reg)
 	m.tenants = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kluis_tenants", Help: "Tenants the daemon schedules (declared and discovered)."})
@@ -131,6 +134,14 @@ func (m *Metrics) forget(tenant string) {
 		v.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
 	}
 	m.failures.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
+}
+
+// setRetentionPending shows the pending (delayed) retention changes.
+func (m *Metrics) setRetentionPending(pending map[string]*appliance.RetentionChange) {
+	m.retPending.Reset()
+	for t, c := range pending {
+		m.retPending.WithLabelValues(t).Set(float64(c.Effective.UnixMilli()) / 1e3)
+	}
 }
 
 // setRestoreTestRunnable records whether the config lets the tenant's

@@ -125,3 +125,111 @@ func TestRetentionFollowsApprovedChange(t *testing.T) {
 		t.Fatalf("%d snapshots after a failed retention, want the 3 there were", n)
 	}
 }
+
+// A change that shortens retention (recorded with a delay, as the portal
+// backend does for one) is not applied before its effective time, is
+// applied after it by the next run (no restart), and one cancelled on
+// the appliance first never is; status shows it pending. A line whose
+// effective time was moved earlier on disk fails verification and the
+// job forgets nothing.
+func TestRetentionShorteningWaits(t *testing.T) {
+	start := time.Date(2026, 6, 1, 12, 0, 0, 0, ams)
+	f := newFixture(t, start, "", "", "", Options{})
+	_, a := f.oneTenant()
+	d := New(a, Options{Clock: f.clk})
+	f.d = d
+	ctx := context.Background()
+	backups := func(n int) {
+		for i := 0; i < n; i++ {
+			if err := d.runBackup(ctx, "praktijk-a"); err != nil {
+				t.Fatal(err)
+			}
+			f.clk.Advance(time.Hour)
+		}
+	}
+	retain := func(want int, when string) {
+		t.Helper()
+		if err := d.runRetention(ctx, "praktijk-a"); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if n := len(f.snapshots("praktijk-a")); n != want {
+			t.Fatalf("%s: %d snapshots, want %d", when, n, want)
+		}
+	}
+	shorten := func(req string) {
+		t.Helper()
+		if err := a.RecordRetention(appliance.RetentionChange{Tenant: "praktijk-a", Retention: &config.Retention{KeepLast: 1}, Reason: "r", Requester: "portal:ada", Approver: "bert", Request: req, Delay: "24h"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backups(4)
+	// Cancelled: never applied, even long after its effective time.
+	shorten("req1")
+	f.clk.Advance(time.Hour)
+	if _, err := a.CancelRetention("praktijk-a", "req1", "", "r"); err == nil {
+		t.Fatal("a cancel without an operator was accepted")
+	}
+	if _, err := a.CancelRetention("praktijk-a", "nope", "carol", "r"); err == nil {
+		t.Fatal("a cancel of a request that is not pending was accepted")
+	}
+	if _, err := a.CancelRetention("praktijk-a", "req1", "carol", "tricked"); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Advance(48 * time.Hour)
+	retain(2, "48h after a cancelled change (policy keep_last 2)")
+	l, err := a.ReadRetentionLog()
+	if err != nil || l.Pending["praktijk-a"] != nil || l.Cancelled["praktijk-a"].Cancel.Operator != "carol" || l.Cancelled["praktijk-a"].Change.Request != "req1" {
+		t.Fatalf("log after the cancel: %+v %v", l, err)
+	}
+	// Pending: the old counts hold until the effective time.
+	backups(2)
+	shorten("req2")
+	rep := Status(ctx, a, f.clk.Now())
+	if p := rep.Tenants[0].RetentionPending; p == nil || p.Request != "req2" || !p.Effective.Equal(f.clk.Now().Add(24*time.Hour)) || rep.Tenants[0].RetentionSource != "policy.retention" {
+		t.Fatalf("status of a pending change: %+v", rep.Tenants[0])
+	}
+	f.clk.Advance(23 * time.Hour)
+	retain(2, "23h after a shortening change")
+	if _, err := a.CancelRetention("praktijk-a", "req1", "carol", "again"); err == nil {
+		t.Fatal("cancelling a cancelled change again was accepted")
+	}
+	f.clk.Advance(2 * time.Hour)
+	retain(1, "25h after a shortening change")
+	if _, err := a.CancelRetention("praktijk-a", "req2", "carol", "late"); err == nil {
+		t.Fatal("a change already in effect was cancelled")
+	}
+	if rep := Status(ctx, a, f.clk.Now()); rep.Tenants[0].RetentionPending != nil || !strings.Contains(rep.Tenants[0].RetentionSource, "req2") {
+		t.Fatalf("status after the effective time: %+v", rep.Tenants[0])
+	}
+	// Back to policy (longer: at once), then a pending shortening whose
+	// effective time is moved earlier on disk.
+	if err := a.RecordRetention(appliance.RetentionChange{Tenant: "praktijk-a", Reason: "back", Requester: "portal:ada", Approver: "bert", Request: "req3"}); err != nil {
+		t.Fatal(err)
+	}
+	backups(3)
+	retain(2, "after the change back to policy")
+	backups(1)
+	shorten("req4")
+	p := filepath.Join(a.StateDir(), appliance.RetentionFileName)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err = a.ReadRetentionLog()
+	if err != nil || l.Pending["praktijk-a"] == nil {
+		t.Fatalf("req4 not pending: %v", err)
+	}
+	eff, _ := l.Pending["praktijk-a"].Effective.MarshalJSON()
+	early, _ := f.clk.Now().Add(-time.Hour).UTC().MarshalJSON()
+	edited := strings.Replace(string(b), `"effective":`+string(eff), `"effective":`+string(early), 1)
+	if edited == string(b) {
+		t.Fatal("effective time not found in the log")
+	}
+	os.WriteFile(p, []byte(edited), 0o600)
+	if err := d.runRetention(ctx, "praktijk-a"); err == nil || !strings.Contains(err.Error(), appliance.RetentionFileName) {
+		t.Fatalf("retention with an effective time moved earlier: %v", err)
+	}
+	if n := len(f.snapshots("praktijk-a")); n != 3 {
+		t.Fatalf("%d snapshots after a failed retention, want the 3 there were", n)
+	}
+}

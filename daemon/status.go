@@ -62,6 +62,11 @@ type TenantStatus struct {
 	// request (docs/ops.md, "Retention").
 	Retention       *config.Retention `json:"retention,omitempty"`
 	RetentionSource string            `json:"retention_source,omitempty"`
+	// RetentionPending is an approved change that shortens the tenant's
+	// retention and takes effect at its Effective time
+	// (policy.retention_shorten_delay) unless cancelled first with
+	// `kluis retention cancel`; until then Retention holds.
+	RetentionPending *appliance.RetentionChange `json:"retention_pending,omitempty"`
 	// Problems make the status fail (exit 1); empty when all is well.
 	Problems []string `json:"problems,omitempty"`
 	// Warnings need attention but do not fail the status: the tenant's
@@ -124,15 +129,16 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 	} else {
 		reg = &restore.Register{StateDir: a.StateDir(), Key: key, Appliance: a.Cfg.Appliance.ID}
 	}
-	changes, chErr := a.RetentionChanges()
+	rlog, chErr := a.ReadRetentionLog()
 	if chErr != nil {
 		rep.Errors = append(rep.Errors, fmt.Sprintf("approved retention changes: %v (retention forgets nothing until they verify)", chErr))
 	}
 	for i := range a.Cfg.Tenants {
 		st := tenantStatus(ctx, a, &a.Cfg.Tenants[i], now, reg)
 		if chErr == nil {
-			eff := a.RetentionOf(changes, st.Tenant)
+			eff := a.RetentionOf(rlog.InForce, st.Tenant)
 			st.Retention, st.RetentionSource = &eff.Retention, eff.Source()
+			st.RetentionPending = rlog.Pending[st.Tenant]
 		}
 		if r, ok := lastBackup[st.Tenant]; ok && !r.OK && r.Time.After(st.LastSuccess) {
 			st.LastBackupError = r.Error

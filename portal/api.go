@@ -290,10 +290,26 @@ type RetentionView struct {
 	Requester string    `json:"requester,omitempty"`
 	Approver  string    `json:"approver,omitempty"`
 	Since     time.Time `json:"since,omitzero"`
+	// Pending is an approved change that shortens retention and waits
+	// for policy.retention_shorten_delay; Cancelled the last such change
+	// an admin cancelled on the appliance (kluis retention cancel).
+	Pending   *DelayedRetention `json:"pending,omitempty"`
+	Cancelled *DelayedRetention `json:"cancelled,omitempty"`
 	// Snapshots is how many the tenant has now, Forgets how many of them
 	// a proposed retention forgets (Backend.Retention with a proposal).
 	Snapshots int `json:"snapshots"`
 	Forgets   int `json:"forgets"`
+}
+
+// DelayedRetention is a retention change that waits before it takes
+// effect (Effective), or was cancelled (CancelledBy, CancelReason) first.
+type DelayedRetention struct {
+	Request      string     `json:"request"`
+	Retention    *Retention `json:"retention,omitempty"` // nil: policy.retention
+	Effective    time.Time  `json:"effective"`
+	CancelledBy  string     `json:"cancelled_by,omitempty"`
+	CancelReason string     `json:"cancel_reason,omitempty"`
+	Cancelled    time.Time  `json:"cancelled,omitzero"`
 }
 
 // EvidenceView is the auditor's evidence summary of one tenant (or all

@@ -540,6 +540,10 @@ func (s *Service) approveFinish(ctx context.Context, u *User, c Call) Reply {
 			return refusal(500, "recording the retention change: %v", err)
 		}
 		r.State, r.Result = StateUsed, "retention of "+r.Core.Tenant+" is now "+r.Core.RetentionTo.String()
+		if v, err := s.opts.Backend.Retention(ctx, r.Core.Tenant, nil); err == nil && v.Pending != nil && v.Pending.Request == r.Core.ID {
+			r.Result = "retention of " + r.Core.Tenant + " becomes " + r.Core.RetentionTo.String() + " at " + v.Pending.Effective.UTC().Format(time.RFC3339) +
+				" (a shortening waits policy.retention_shorten_delay; an admin can cancel it on the appliance)"
+		}
 		msg = r.Result
 	case KindDossierRelease, KindErasureOverride:
 		if r.Core.Delivery != DeliveryInto {

@@ -103,6 +103,14 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 			if t.Retention != nil && t.RetentionSource != "policy.retention" {
 				fmt.Fprintf(g.stdout, "retention: tenant %s: %s, from %s\n", t.Tenant, portalRetention(*t.Retention), display.Escape(t.RetentionSource))
 			}
+			if p := t.RetentionPending; p != nil {
+				to := "policy.retention"
+				if p.Retention != nil {
+					to = portalRetention(*p.Retention).String()
+				}
+				fmt.Fprintf(g.stdout, "retention: tenant %s: PENDING shorter retention %s from request %s (asked by %s, approved by %s) takes effect at %s; cancel with `kluis retention cancel --tenant %s --request %s`\n",
+					t.Tenant, to, display.Escape(p.Request), display.Escape(p.Requester), display.Escape(p.Approver), p.Effective.UTC().Format(time.RFC3339), t.Tenant, display.Escape(p.Request))
+			}
 		}
 		for _, e := range rep.Errors {
 			fmt.Fprintln(g.stdout, "error:", display.Escape(e))

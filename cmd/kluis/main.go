@@ -68,6 +68,9 @@ func init() {
 			{name: "init", summary: "create a witness key and print its public key line", run: cmdWitnessInit},
 			{name: "serve", summary: "cosign checkpoints that extend the ones seen before", run: cmdWitnessServe},
 		}},
+		{name: "retention", summary: "approved retention changes", sub: []*command{
+			{name: "cancel", summary: "cancel a pending retention change that shortens retention (before it takes effect)", run: cmdRetentionCancel},
+		}},
 		{name: "tenants", summary: "manage tenants that are gone", sub: []*command{
 			{name: "retire", summary: "acknowledge a tenant that is no longer declared or discovered (its snapshots stay under retention)", run: cmdTenantsRetire},
 		}},

@@ -277,13 +277,21 @@ func (b portalBackend) Retention(ctx context.Context, tenant string, proposed *p
 	if err := requireTenant(a, tenant); err != nil {
 		return nil, err
 	}
-	eff, err := a.Retention(tenant)
+	l, err := a.ReadRetentionLog()
 	if err != nil {
 		return nil, err
 	}
+	eff := a.RetentionOf(l.InForce, tenant)
 	v := &portal.RetentionView{Tenant: tenant, Effective: portalRetention(eff.Retention), Policy: portalRetention(a.Cfg.Policy.Retention), Source: portal.SourcePolicy}
 	if c := eff.Change; c != nil {
 		v.Source, v.Request, v.Requester, v.Approver, v.Since = "request "+c.Request, c.Request, c.Requester, c.Approver, c.Time
+	}
+	if p := l.Pending[tenant]; p != nil {
+		v.Pending = delayedRetention(p)
+	}
+	if c, ok := l.Cancelled[tenant]; ok {
+		v.Cancelled = delayedRetention(&c.Change)
+		v.Cancelled.CancelledBy, v.Cancelled.CancelReason, v.Cancelled.Cancelled = c.Cancel.Operator, c.Cancel.Reason, c.Cancel.Time
 	}
 	if proposed == nil {
 		return v, nil
@@ -317,6 +325,15 @@ func (b portalBackend) Retention(ctx context.Context, tenant string, proposed *p
 	return v, nil
 }
 
+func delayedRetention(c *appliance.RetentionChange) *portal.DelayedRetention {
+	d := &portal.DelayedRetention{Request: c.Request, Effective: *c.Effective}
+	if c.Retention != nil {
+		r := portalRetention(*c.Retention)
+		d.Retention = &r
+	}
+	return d
+}
+
 func daemonRetention(p config.Retention) repo.Retention {
 	return repo.Retention{KeepLast: p.KeepLast, KeepDaily: p.KeepDaily, KeepWeekly: p.KeepWeekly, KeepMonthly: p.KeepMonthly}
 }
@@ -329,9 +346,24 @@ func (b portalBackend) SetRetention(ctx context.Context, c portal.RetentionSet) 
 		return err
 	}
 	ch := appliance.RetentionChange{Tenant: c.Tenant, Reason: c.Reason, Requester: "portal:" + c.Requester, Approver: c.Approver, Request: c.Request, Digest: c.Digest}
+	to := a.Cfg.Policy.Retention
 	if c.Retention != nil {
 		r := config.Retention(*c.Retention)
-		ch.Retention = &r
+		ch.Retention, to = &r, r
+	}
+	// A change that shortens retention waits (the appliance decides, not
+	// the request): an approver tricked into signing it can still have
+	// it cancelled on the appliance before it forgets anything.
+	eff, err := a.Retention(c.Tenant)
+	if err != nil {
+		return err
+	}
+	if portalRetention(eff.Retention).Shorter(portalRetention(to)) {
+		d := a.Cfg.Policy.RetentionShortenDelay
+		if d < config.MinRetentionShortenDelay {
+			d = config.DefaultRetentionShortenDelay
+		}
+		ch.Delay = d.D().String()
 	}
 	if err := a.RecordRetention(ch); err != nil {
 		return err
