@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -468,13 +469,68 @@ func TestPortalOverrideAndRetention(t *testing.T) {
 	if rr == nil || !rr.Shortens || rr.Forgets != 2 || *rr.RetentionFrom != (portal.Retention{KeepDaily: 7, KeepWeekly: 4}) {
 		t.Fatalf("retention request: %+v", rr)
 	}
+	// It shortens retention: it waits policy.retention_shorten_delay
+	// (24h), shown pending, until an admin cancels it on the appliance.
 	if rep := h.approve(bert, auth, rr.ID); rep.Status != 200 {
 		t.Fatalf("approve the retention change: %+v", rep)
 	}
+	if r := h.do(portal.OpRequest, portal.Call{Session: ada.Token, Request: rr.ID}).Req; r == nil || !strings.Contains(r.Result, "becomes keep_last 1") || !strings.Contains(r.Result, "can cancel") {
+		t.Errorf("the shortening request's result: %+v", r)
+	}
 	log := e.path("state", appliance.RetentionFileName)
 	e.mustRun(0, "access-log", "verify", "--file", log)
+	if r := e.run("status"); !strings.Contains(r.stdout, "retention: tenant "+dossierTenant+": PENDING shorter retention keep_last 1") || !strings.Contains(r.stdout, "kluis retention cancel --tenant "+dossierTenant+" --request "+rr.ID) {
+		t.Errorf("status does not show the pending change: %v", r)
+	}
+	var st struct {
+		Tenants []struct {
+			RetentionSource  string `json:"retention_source"`
+			RetentionPending *struct {
+				Request   string    `json:"request"`
+				Delay     string    `json:"delay"`
+				Effective time.Time `json:"effective"`
+			} `json:"retention_pending"`
+		} `json:"tenants"`
+	}
+	if r := e.run("status", "--json"); json.Unmarshal([]byte(r.stdout), &st) != nil {
+		t.Errorf("status --json: %v", r)
+	}
+	if len(st.Tenants) != 1 || st.Tenants[0].RetentionSource != "policy.retention" || st.Tenants[0].RetentionPending == nil || st.Tenants[0].RetentionPending.Request != rr.ID ||
+		st.Tenants[0].RetentionPending.Delay != "24h0m0s" || time.Until(st.Tenants[0].RetentionPending.Effective) < 23*time.Hour {
+		t.Errorf("status --json of the pending change: %+v", st)
+	}
+	if v := h.do(portal.OpRetention, portal.Call{Session: bert.Token}).Retention; len(v) != 1 || v[0].Pending == nil || v[0].Pending.Request != rr.ID || v[0].Effective.KeepLast != 0 {
+		t.Errorf("the portal's retention list with a pending change: %+v", v)
+	}
+	e.mustRun(2, "retention", "cancel", "--tenant", dossierTenant, "--request", rr.ID)
+	if r := e.run("retention", "cancel", "--tenant", dossierTenant, "--request", "nope", "--operator", "carol", "--reason", "r"); r.code == 0 {
+		t.Errorf("cancel of a request that is not pending: %v", r)
+	}
+	if r := e.mustRun(0, "retention", "cancel", "--tenant", dossierTenant, "--request", rr.ID, "--operator", "carol", "--reason", "bert did not mean this"); !strings.Contains(r.stdout, "cancelled") {
+		t.Errorf("cancel: %v", r)
+	}
+	e.mustRun(0, "access-log", "verify", "--file", log)
+	if r := e.run("retention", "cancel", "--tenant", dossierTenant, "--request", rr.ID, "--operator", "carol", "--reason", "again"); r.code == 0 {
+		t.Errorf("a second cancel: %v", r)
+	}
+	if r := e.run("status"); strings.Contains(r.stdout, "PENDING") {
+		t.Errorf("status after the cancel: %v", r)
+	}
+	if v := h.do(portal.OpRetention, portal.Call{Session: bert.Token}).Retention; len(v) != 1 || v[0].Pending != nil || v[0].Cancelled == nil || v[0].Cancelled.Request != rr.ID || v[0].Cancelled.CancelledBy != "carol" {
+		t.Errorf("the portal's retention list after the cancel: %+v", v)
+	}
+
+	// A change that does not shorten retention takes effect at once.
+	rr = raw(ada, portal.OpRetentionRequest, portal.Call{Tenant: dossierTenant, Reason: "also the newest", Retention: &portal.Retention{KeepLast: 1, KeepDaily: 7, KeepWeekly: 4}}).Req
+	if rr == nil || rr.Shortens {
+		t.Fatalf("lengthening retention request: %+v", rr)
+	}
+	if rep := h.approve(bert, auth, rr.ID); rep.Status != 200 {
+		t.Fatalf("approve the retention change: %+v", rep)
+	}
+	e.mustRun(0, "access-log", "verify", "--file", log)
 	src := "portal request " + rr.ID + " (asked by portal:ada, approved by bert"
-	if r := e.run("status"); !strings.Contains(r.stdout, "retention: tenant "+dossierTenant+": keep_last 1, keep_daily 0, keep_weekly 0, keep_monthly 0, from "+src) {
+	if r := e.run("status"); !strings.Contains(r.stdout, "retention: tenant "+dossierTenant+": keep_last 1, keep_daily 7, keep_weekly 4, keep_monthly 0, from "+src) {
 		t.Errorf("status does not show the retention and its source: %v", r)
 	}
 	if r := e.mustRun(0, "config", "check"); !strings.Contains(r.stdout, "retention of tenant "+dossierTenant+": keep_last 1") || !strings.Contains(r.stdout, src) {
@@ -489,7 +545,7 @@ func TestPortalOverrideAndRetention(t *testing.T) {
 	if len(fg.Snapshots) != 3 || !fg.Snapshots[0].Keep || fg.Snapshots[1].Keep || fg.Snapshots[2].Keep {
 		t.Errorf("forget --dry-run under the change: %+v", fg)
 	}
-	if v := h.do(portal.OpRetention, portal.Call{Session: bert.Token}).Retention; len(v) != 1 || v[0].Request != rr.ID || v[0].Effective.KeepLast != 1 {
+	if v := h.do(portal.OpRetention, portal.Call{Session: bert.Token}).Retention; len(v) != 1 || v[0].Request != rr.ID || v[0].Effective.KeepLast != 1 || v[0].Pending != nil {
 		t.Errorf("the portal's retention list: %+v", v)
 	}
 
