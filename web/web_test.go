@@ -725,9 +725,17 @@ func TestOverrideAndRetentionPages(t *testing.T) {
 	if p = pb.get("/retention"); p.status != http.StatusForbidden {
 		t.Errorf("a practice user's retention page: %d", p.status)
 	}
-	if p = ab.get("/retention"); p.status != 200 || !strings.Contains(p.body, `id="retention-a"`) || strings.Contains(p.body, `id="retention-form"`) {
+	if p = ab.get("/retention"); p.status != 200 || !strings.Contains(p.body, `id="retention-a"`) || strings.Contains(p.body, `id="retention-form"`) || strings.Contains(p.body, `id="retention-pending-`) {
 		t.Errorf("the approver's retention page: %d %s", p.status, p.body)
 	}
+	// A pending shortening and a cancelled one, as the appliance reports
+	// them.
+	s.f.Backend.Pending = map[string]*portal.DelayedRetention{"a": {Request: "r1", Retention: &portal.Retention{KeepLast: 1}, Effective: time.Date(2026, 6, 2, 3, 0, 0, 0, time.UTC)}}
+	s.f.Backend.Cancelled = map[string]*portal.DelayedRetention{"a": {Request: "r0", Effective: time.Date(2026, 6, 1, 3, 0, 0, 0, time.UTC), CancelledBy: "carol", CancelReason: "not asked", Cancelled: time.Date(2026, 5, 31, 9, 0, 0, 0, time.UTC)}}
+	if p = ab.get("/retention"); !strings.Contains(p.body, `id="retention-pending-a"`) || !strings.Contains(p.body, "2026-06-02 03:00 UTC") || !strings.Contains(p.body, `id="retention-cancelled-a"`) || !strings.Contains(p.body, "carol") {
+		t.Errorf("the retention page with a pending and a cancelled change: %s", p.body)
+	}
+	s.f.Backend.Pending, s.f.Backend.Cancelled = nil, nil
 	if p = admin.get("/retention"); !strings.Contains(p.body, `id="retention-form"`) {
 		t.Fatalf("the admin's retention page: %s", p.body)
 	}

@@ -62,6 +62,9 @@ type Backend struct {
 	Erased map[string]time.Time
 	// Retentions are the recorded retention changes, in order.
 	Retentions []portal.RetentionSet
+	// Pending and Cancelled are the delayed (shortening) changes per
+	// tenant the fake appliance reports, set by a test.
+	Pending, Cancelled map[string]*portal.DelayedRetention
 	// policy overrides Policy (SetPolicy: a config reload).
 	policy *portal.Retention
 }
@@ -119,6 +122,7 @@ func (b *Backend) Retention(ctx context.Context, tenant string, proposed *portal
 			v.Effective, v.Source, v.Request, v.Requester, v.Approver = *c.Retention, "request "+c.Request, c.Request, c.Requester, c.Approver
 		}
 	}
+	v.Pending, v.Cancelled = b.Pending[tenant], b.Cancelled[tenant]
 	b.mu.Unlock()
 	if p := proposed; p != nil {
 		if p.KeepLast < 0 || p.KeepDaily < 0 || p.KeepWeekly < 0 || p.KeepMonthly < 0 {
