@@ -191,35 +191,53 @@ func probeLocation(ctx context.Context, c *config.Config, lc config.Location) er
 }
 
 // retentionChange is one tenant's retention from an approved change, as
-// config check shows it.
+// config check shows it; Pending a change that shortens it and waits
+// (policy.retention_shorten_delay).
 type retentionChange struct {
-	Tenant    string           `json:"tenant"`
-	Retention config.Retention `json:"retention"`
-	Source    string           `json:"source"`
+	Tenant    string                     `json:"tenant"`
+	Retention config.Retention           `json:"retention"`
+	Source    string                     `json:"source"`
+	Pending   *appliance.RetentionChange `json:"pending,omitempty"`
 }
 
 // retentionChanges lists the approved retention changes of c's tenants
 // (printing them) and the problems: a change log that does not verify,
-// a change the config would now refuse.
+// a change (in force or pending) the config would now refuse.
 func retentionChanges(c *config.Config, g *globals) ([]retentionChange, []string) {
 	a := appliance.New(c, g.log)
-	changes, err := a.RetentionChanges()
+	l, err := a.ReadRetentionLog()
 	if err != nil {
 		return []retentionChange{}, []string{fmt.Sprintf("approved retention changes: %v", err)}
 	}
 	out := []retentionChange{}
 	var problems []string
 	for _, t := range c.Tenants {
-		if changes[t.ID] == nil {
+		p := l.Pending[t.ID]
+		if l.InForce[t.ID] == nil && p == nil {
 			continue
 		}
-		eff := a.RetentionOf(changes, t.ID)
-		out = append(out, retentionChange{Tenant: t.ID, Retention: eff.Retention, Source: eff.Source()})
-		if !g.jsonOut {
+		eff := a.RetentionOf(l.InForce, t.ID)
+		out = append(out, retentionChange{Tenant: t.ID, Retention: eff.Retention, Source: eff.Source(), Pending: p})
+		if !g.jsonOut && eff.Change != nil {
 			fmt.Fprintf(g.stdout, "retention of tenant %s: %s, from %s (in place of policy.retention)\n", t.ID, portalRetention(eff.Retention), display.Escape(eff.Source()))
 		}
-		if err := c.CheckRetention(eff.Retention); err != nil {
-			problems = append(problems, fmt.Sprintf("tenants.%s: approved retention change: %v", t.ID, err))
+		if eff.Change != nil {
+			if err := c.CheckRetention(eff.Retention); err != nil {
+				problems = append(problems, fmt.Sprintf("tenants.%s: approved retention change: %v", t.ID, err))
+			}
+		}
+		if p == nil {
+			continue
+		}
+		to := c.Policy.Retention
+		if p.Retention != nil {
+			to = *p.Retention
+		}
+		if !g.jsonOut {
+			fmt.Fprintf(g.stdout, "retention of tenant %s: PENDING %s from request %s, takes effect at %s (kluis retention cancel)\n", t.ID, portalRetention(to), display.Escape(p.Request), p.Effective.UTC().Format(time.RFC3339))
+		}
+		if err := c.CheckRetention(to); err != nil {
+			problems = append(problems, fmt.Sprintf("tenants.%s: pending retention change: %v", t.ID, err))
 		}
 	}
 	return out, problems

@@ -482,6 +482,9 @@ func TestPortalOverrideAndRetention(t *testing.T) {
 	if r := e.run("status"); !strings.Contains(r.stdout, "retention: tenant "+dossierTenant+": PENDING shorter retention keep_last 1") || !strings.Contains(r.stdout, "kluis retention cancel --tenant "+dossierTenant+" --request "+rr.ID) {
 		t.Errorf("status does not show the pending change: %v", r)
 	}
+	if r := e.mustRun(0, "config", "check"); !strings.Contains(r.stdout, "retention of tenant "+dossierTenant+": PENDING keep_last 1") || strings.Contains(r.stdout, "in place of policy.retention") {
+		t.Errorf("config check does not show the pending change: %v", r)
+	}
 	var st struct {
 		Tenants []struct {
 			RetentionSource  string `json:"retention_source"`
