@@ -1,12 +1,12 @@
 package restoretest
 
 import (
-	"hash"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"os"
