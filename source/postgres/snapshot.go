@@ -133,11 +133,20 @@ func (s *snapshot) Close() error {
 // copyOutSQL is the COPY statement that streams t. The snapshot orders rows
 // by primary key; a fingerprint does not need order.
 func copyOutSQL(t source.Table, ordered bool) string {
+	return copyOutWhereSQL(t, ordered, "")
+}
+
+// copyOutWhereSQL is copyOutSQL with a WHERE clause (where, when not "").
+func copyOutWhereSQL(t source.Table, ordered bool, where string) string {
 	var b strings.Builder
 	b.WriteString("COPY (SELECT ")
 	b.WriteString(columnList(t.Columns))
 	b.WriteString(" FROM ONLY ")
 	b.WriteString(pgx.Identifier{t.Schema, t.Table}.Sanitize())
+	if where != "" {
+		b.WriteString(" WHERE ")
+		b.WriteString(where)
+	}
 	if ordered && len(t.PrimaryKey) > 0 {
 		b.WriteString(" ORDER BY ")
 		for i, c := range t.PrimaryKey {
@@ -161,6 +170,11 @@ func columnList(cols []source.Column) string {
 
 // copyOut runs t's COPY TO on conn into w (nil: fingerprint only).
 func copyOut(ctx context.Context, conn *pgx.Conn, t source.Table, ordered bool, w io.Writer, key []byte) (source.TableResult, error) {
+	return copyOutWhere(ctx, conn, t, ordered, "", w, key)
+}
+
+// copyOutWhere is copyOut of the rows where holds ("": all).
+func copyOutWhere(ctx context.Context, conn *pgx.Conn, t source.Table, ordered bool, where string, w io.Writer, key []byte) (source.TableResult, error) {
 	if t.Schema == "" || t.Table == "" {
 		return source.TableResult{}, errors.New("table without schema or name")
 	}
@@ -168,7 +182,7 @@ func copyOut(ctx context.Context, conn *pgx.Conn, t source.Table, ordered bool, 
 	if w != nil {
 		tee.bw = bufio.NewWriterSize(w, 256<<10)
 	}
-	tag, err := conn.PgConn().CopyTo(ctx, tee, copyOutSQL(t, ordered))
+	tag, err := conn.PgConn().CopyTo(ctx, tee, copyOutWhereSQL(t, ordered, where))
 	if err != nil {
 		return source.TableResult{}, err
 	}
