@@ -124,12 +124,14 @@ func (t *Target) LoadAndFingerprint(ctx context.Context, tb source.Table, rows i
 	return res, stale, nil
 }
 
-// splitReadBackPages is the size, in pages, from which LoadAndFingerprint
-// reads a table back on two connections (tests lower it).
-var splitReadBackPages int64 = 8192 // 64 MiB of 8 KiB pages
+// splitReadBackBytes is the size (pg_table_size: heap and TOAST) from
+// which LoadAndFingerprint reads a table back on two connections (tests
+// lower it).
+var splitReadBackBytes int64 = 16 << 20
 
 // readBack fingerprints table oid (tb) as the server holds it. A table of
-// splitReadBackPages or more, on PostgreSQL 14 or later (TID range scans),
+// splitReadBackBytes or more (of at least two heap pages), on PostgreSQL
+// 14 or later (TID range scans),
 // is read in two halves by ctid, the first on a connection of its own,
 // side by side: every row has exactly one ctid, so it is in exactly one
 // half (ctid < '(mid,0)' or ctid >= '(mid,0)'), and the fingerprint, a
@@ -138,11 +140,11 @@ var splitReadBackPages int64 = 8192 // 64 MiB of 8 KiB pages
 // so both halves see the same rows. Without a second connection the
 // table is read whole.
 func (t *Target) readBack(ctx context.Context, conn *pgx.Conn, tb source.Table, oid int64) (source.TableResult, error) {
-	var pages, version int64
-	if err := conn.QueryRow(ctx, "SELECT (pg_catalog.pg_relation_size($1::pg_catalog.int8::pg_catalog.oid) / pg_catalog.current_setting('block_size')::pg_catalog.int8)::pg_catalog.int8, pg_catalog.current_setting('server_version_num')::pg_catalog.int8", oid).Scan(&pages, &version); err != nil {
+	var size, pages, version int64
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_table_size($1::pg_catalog.int8::pg_catalog.oid)::pg_catalog.int8, (pg_catalog.pg_relation_size($1::pg_catalog.int8::pg_catalog.oid) / pg_catalog.current_setting('block_size')::pg_catalog.int8)::pg_catalog.int8, pg_catalog.current_setting('server_version_num')::pg_catalog.int8", oid).Scan(&size, &pages, &version); err != nil {
 		return source.TableResult{}, err
 	}
-	if pages < splitReadBackPages || version < 140000 {
+	if size < splitReadBackBytes || pages < 2 || version < 140000 {
 		return copyOut(ctx, conn, tb, false, nil, t.key)
 	}
 	other, err := connect(ctx, t.cfg)

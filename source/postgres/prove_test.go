@@ -80,14 +80,14 @@ func TestPostDataChangingRowsIsStale(t *testing.T) {
 	}
 }
 
-// A table at or over splitReadBackPages is read back in two ctid halves on
+// A table at or over splitReadBackBytes is read back in two ctid halves on
 // two connections: the fingerprint is still that of every row, once; a
 // row missing from either half (deleted where it lies: a delete does not
 // move other rows) shows as a mismatch, and the halves' sum is exactly
 // the fingerprint of the rows left.
 func TestReadBackByCtidHalves(t *testing.T) {
-	defer func(n int64) { splitReadBackPages = n }(splitReadBackPages)
-	splitReadBackPages = 2
+	defer func(n int64) { splitReadBackBytes = n }(splitReadBackBytes)
+	splitReadBackBytes = 1
 	ctx := testContext(t)
 	srv := pgtest.Start(t)
 	tg, err := NewTarget(ctx, srv.CreateDB(t, "halves"), testKey, TargetOptions{})
