@@ -131,10 +131,10 @@ type Policy struct {
 
 // Retention says which snapshots forget keeps.
 type Retention struct {
-	KeepLast    int `yaml:"keep_last"`
-	KeepDaily   int `yaml:"keep_daily"`
-	KeepWeekly  int `yaml:"keep_weekly"`
-	KeepMonthly int `yaml:"keep_monthly"`
+	KeepLast    int `yaml:"keep_last" json:"keep_last"`
+	KeepDaily   int `yaml:"keep_daily" json:"keep_daily"`
+	KeepWeekly  int `yaml:"keep_weekly" json:"keep_weekly"`
+	KeepMonthly int `yaml:"keep_monthly" json:"keep_monthly"`
 }
 
 // Residency constrains where locations may be.

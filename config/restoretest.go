@@ -85,6 +85,29 @@ func (r Retention) DailyHorizon() Duration {
 	return Duration(time.Duration(max(r.KeepDaily-1, 1)) * 24 * time.Hour)
 }
 
+func (r Retention) negative() bool {
+	return r.KeepLast < 0 || r.KeepDaily < 0 || r.KeepWeekly < 0 || r.KeepMonthly < 0
+}
+
+// rpoWithin checks that the restore tests' RPO window stays within the
+// days r keeps a snapshot of every day.
+func (c *Config) rpoWithin(r Retention) error {
+	if h := r.DailyHorizon(); h > 0 && c.Policy.RestoreTest.RPOWindow > h {
+		return fmt.Errorf("rpo_window %s reaches past the %s in which retention keeps a snapshot of every day (keep_daily: %d, with weekly or monthly snapshots beyond): the largest gap would measure retention, not backups",
+			c.Policy.RestoreTest.RPOWindow.D(), h.D(), r.KeepDaily)
+	}
+	return nil
+}
+
+// CheckRetention checks a tenant's retention (an approved change in
+// place of policy.retention) as config check checks policy.retention.
+func (c *Config) CheckRetention(r Retention) error {
+	if r.negative() {
+		return fmt.Errorf("keep counts cannot be negative")
+	}
+	return c.rpoWithin(r)
+}
+
 func (c *Config) validateRestoreTest(p *Problems) {
 	rt := c.Policy.RestoreTest
 	if _, err := CronParser.Parse(rt.Schedule); err != nil {
@@ -96,9 +119,8 @@ func (c *Config) validateRestoreTest(p *Problems) {
 	if rt.RPOWindow.D() < time.Hour {
 		p.addf("policy.restore_test.rpo_window", "%s: must be at least 1h", rt.RPOWindow.D())
 	}
-	if h := c.Policy.Retention.DailyHorizon(); h > 0 && rt.RPOWindow > h {
-		p.addf("policy.restore_test.rpo_window", "%s reaches past the %s in which retention keeps a snapshot of every day (keep_daily: %d, with weekly or monthly snapshots beyond): the largest gap would measure retention, not backups; set rpo_window to at most %s or raise keep_daily",
-			rt.RPOWindow.D(), h.D(), c.Policy.Retention.KeepDaily, h.D())
+	if err := c.rpoWithin(c.Policy.Retention); err != nil {
+		p.addf("policy.restore_test.rpo_window", "%v; set rpo_window to at most %s or raise keep_daily", err, c.Policy.Retention.DailyHorizon().D())
 	}
 	if rt.ServerDSNFile != "" && rt.ServerDSNFile == rt.MariaDBServerDSNFile {
 		p.addf("policy.restore_test.mariadb_server_dsn_file", "is the same file as server_dsn_file: a PostgreSQL and a MariaDB server need a connection string each")

@@ -188,8 +188,7 @@ func (c *Config) Validate() error {
 	} else if pol.RequiredCopies > len(c.Locations) && len(c.Locations) > 0 {
 		p.addf("policy.required_copies", "%d copies required but only %s configured", pol.RequiredCopies, plural(len(c.Locations), "location", "locations"))
 	}
-	r := pol.Retention
-	if r.KeepLast < 0 || r.KeepDaily < 0 || r.KeepWeekly < 0 || r.KeepMonthly < 0 {
+	if pol.Retention.negative() {
 		p.addf("policy.retention", "keep counts cannot be negative")
 	}
 

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -45,6 +46,55 @@ type Web struct {
 	// practice's live database that an approved restore goes into
 	// (--on-conflict skip). Without one, the practice can only download.
 	RestoreTargets map[string]string `yaml:"restore_targets"`
+	// OIDC, when set, lets users bound to an identity at the vendor's
+	// identity provider sign in there instead of with a kluis password;
+	// the second factor of the kluis account is still required.
+	OIDC *OIDC `yaml:"oidc"`
+}
+
+// OIDC is the web.oidc section: an OpenID Connect identity provider
+// (authorization code flow with PKCE). The daemon talks to the provider
+// and verifies its ID tokens; `kluis web` only relays the browser.
+type OIDC struct {
+	// Issuer is the provider's issuer URL (https; http only on a
+	// loopback address), as its discovery document names it.
+	Issuer string `yaml:"issuer"`
+	// ClientID is kluis's client at the provider; ClientSecretFile the
+	// file holding its secret (mode 0600, read by the daemon only).
+	ClientID         string `yaml:"client_id"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// RedirectURL is registered at the provider (default: web.origin +
+	// /login/oidc/callback; when given, it must be that URL).
+	RedirectURL string `yaml:"redirect_url"`
+	// Claim of the ID token that names the user: sub (default) or
+	// email (only with email_verified true), or another claim that the
+	// provider's users cannot change themselves.
+	Claim string `yaml:"claim"`
+	// Label is the provider's name on the login button (default
+	// "single sign-on").
+	Label string `yaml:"label"`
+}
+
+// OIDCCallbackPath is where the provider sends the browser back.
+const OIDCCallbackPath = "/login/oidc/callback"
+
+// OIDCWithDefaults returns w.OIDC with its defaults filled in (nil when
+// OIDC is not configured).
+func (w Web) OIDCWithDefaults() *OIDC {
+	if w.OIDC == nil {
+		return nil
+	}
+	o := *w.OIDC
+	if o.Claim == "" {
+		o.Claim = "sub"
+	}
+	if o.RedirectURL == "" {
+		o.RedirectURL = strings.TrimSuffix(w.Origin, "/") + OIDCCallbackPath
+	}
+	if o.Label == "" {
+		o.Label = "single sign-on"
+	}
+	return &o
 }
 
 // Enabled reports whether the portal is configured.
@@ -91,6 +141,12 @@ func (c *Config) validateWeb(p *Problems) {
 			p.addf("web.restore_targets."+id, "no such tenant")
 		}
 		c.checkSecretFile(p, "web.restore_targets."+id, w.RestoreTargets[id])
+	}
+	if w.OIDC != nil {
+		if w.OIDC.ClientSecretFile == "" {
+			p.addf("web.oidc.client_secret_file", "required (the file holding the client secret; never the secret itself in the config)")
+		}
+		c.checkSecretFile(p, "web.oidc.client_secret_file", w.OIDC.ClientSecretFile)
 	}
 }
 
@@ -184,5 +240,39 @@ func (c *Config) validateWebServe(p *Problems) {
 	}
 	if w.LockAfter < 0 || w.LockAfter > 100 {
 		p.addf("web.lock_after", "%d: want 1..100", w.LockAfter)
+	}
+	if w.OIDC != nil {
+		validateOIDC(p, w)
+	}
+}
+
+var oidcClaimRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// validateOIDC checks web.oidc (all but the secret file, which the web
+// process cannot read).
+func validateOIDC(p *Problems, w Web) {
+	o := w.OIDCWithDefaults()
+	u, err := url.Parse(o.Issuer)
+	switch {
+	case o.Issuer == "":
+		p.addf("web.oidc.issuer", "required (the identity provider's issuer URL)")
+	case err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		p.addf("web.oidc.issuer", "%q: want https://host[/path]", o.Issuer)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		p.addf("web.oidc.issuer", "%q: the identity provider must be reached over https (http only on a loopback address)", o.Issuer)
+	case u.Scheme != "http" && u.Scheme != "https":
+		p.addf("web.oidc.issuer", "scheme %q: want https", u.Scheme)
+	}
+	if strings.TrimSpace(o.ClientID) == "" {
+		p.addf("web.oidc.client_id", "required")
+	}
+	if want := strings.TrimSuffix(w.Origin, "/") + OIDCCallbackPath; o.RedirectURL != want {
+		p.addf("web.oidc.redirect_url", "%q: the portal receives the provider's answer at %s (leave redirect_url out)", o.RedirectURL, want)
+	}
+	if !oidcClaimRE.MatchString(o.Claim) {
+		p.addf("web.oidc.claim", "%q: want a claim name such as sub or email", o.Claim)
+	}
+	if len(o.Label) > 64 {
+		p.addf("web.oidc.label", "at most 64 characters")
 	}
 }

@@ -112,8 +112,21 @@ func (d *Daemon) setJobs() {
 	if retErr != nil {
 		d.log.Error("retention not scheduled", "err", retErr)
 	}
-	retention := policyRetention(a)
-	if retention.Empty() {
+	changes, chErr := a.RetentionChanges()
+	if chErr != nil {
+		// Retention is scheduled for every tenant then, and each job
+		// fails on the log, forgetting nothing.
+		d.log.Error("the approved retention changes do not verify: retention forgets nothing until they do", "err", chErr)
+	}
+	// retains: tenant's retention forgets something (policy.retention or
+	// an approved change, docs/ops.md "Retention").
+	retains := func(tenant string) bool {
+		if c := changes[tenant]; c != nil || chErr != nil {
+			return true
+		}
+		return !policyRetention(a.Cfg.Policy.Retention).Empty()
+	}
+	if policyRetention(a.Cfg.Policy.Retention).Empty() && len(changes) == 0 && chErr == nil {
 		d.log.Info("retention not scheduled: policy.retention keeps everything (no keep_* set)")
 	}
 	rtSpec := d.opts.Hooks.RestoreTestSchedule
@@ -140,7 +153,7 @@ func (d *Daemon) setJobs() {
 		jobs = append(jobs, schedule.Job{Name: name, Tenant: id, Kind: KindBackup, Spec: spec,
 			CatchUp: true, LastSuccess: last[name], MaxAge: DailyMaxAge,
 			Run: func(ctx context.Context) error { return d.runBackup(ctx, id) }})
-		if retErr == nil && !retention.Empty() {
+		if retErr == nil && retains(id) {
 			name := JobName(KindRetention, id)
 			// Retention missed while the appliance was down is caught up
 			// like a backup, the first one too; a tenant never backed up
@@ -205,7 +218,7 @@ func (d *Daemon) setJobs() {
 	// Tenants that are gone keep their snapshots under retention.
 	for _, g := range d.updateGone(a) {
 		id := g.Tenant
-		if retErr == nil && !retention.Empty() {
+		if retErr == nil && retains(id) {
 			name := JobName(KindRetention, id)
 			jobs = append(jobs, schedule.Job{Name: name, Tenant: id, Kind: KindRetention, Spec: retSpec,
 				CatchUp: true, LastSuccess: last[name], MaxAge: 2 * DailyMaxAge,
@@ -262,8 +275,11 @@ func tenantIDs(a *appliance.Appliance) string {
 	return strings.Join(ids, "\n")
 }
 
-func policyRetention(a *appliance.Appliance) repo.Retention {
-	p := a.Cfg.Policy.Retention
+// RetentionChanged rebuilds the jobs after an approved retention change
+// (a tenant whose retention kept everything gets its retention job).
+func (d *Daemon) RetentionChanged() { d.setJobs() }
+
+func policyRetention(p config.Retention) repo.Retention {
 	return repo.Retention{KeepLast: p.KeepLast, KeepDaily: p.KeepDaily, KeepWeekly: p.KeepWeekly, KeepMonthly: p.KeepMonthly}
 }
 
@@ -445,8 +461,9 @@ func (d *Daemon) runSync(ctx context.Context, tenant string) (err error) {
 	return nil
 }
 
-// runRetention forgets snapshots by policy.retention and prunes, holding
-// the tenant's lock exclusively.
+// runRetention forgets snapshots by the tenant's retention
+// (policy.retention or an approved change) and prunes, holding the
+// tenant's lock exclusively.
 func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
 	a := d.Appliance()
 	if _, err := a.Cfg.Tenant(tenant); err != nil && !d.isGone(tenant) {
@@ -470,7 +487,18 @@ func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
 	if err != nil {
 		return err
 	}
-	ds, err := repo.ApplyRetention(snaps, policyRetention(a), a.TimeZone())
+	// policy.retention, or the tenant's approved change; a change log
+	// that does not verify fails the job before anything is forgotten.
+	eff, err := a.Retention(tenant)
+	if err != nil {
+		return err
+	}
+	pol := policyRetention(eff.Retention)
+	if pol.Empty() {
+		d.log.Info("retention keeps everything", "tenant", tenant, "job", KindRetention, "source", eff.Source())
+		return nil
+	}
+	ds, err := repo.ApplyRetention(snaps, pol, a.TimeZone())
 	if err != nil {
 		return err
 	}
@@ -490,7 +518,7 @@ func (d *Daemon) runRetention(ctx context.Context, tenant string) (err error) {
 		return fmt.Errorf("prune: %w", err)
 	}
 	rec.Extra["forgotten"], rec.Extra["packs_deleted"], rec.Extra["bytes_freed"] = len(remove), pr.PacksDeleted, pr.BytesFreed
-	d.log.Info("retention applied", "tenant", tenant, "job", KindRetention, "forgotten", len(remove), "kept", len(ds)-len(remove), "packs_deleted", pr.PacksDeleted)
+	d.log.Info("retention applied", "tenant", tenant, "job", KindRetention, "forgotten", len(remove), "kept", len(ds)-len(remove), "packs_deleted", pr.PacksDeleted, "retention", eff.Source())
 	return nil
 }
 

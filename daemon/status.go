@@ -57,6 +57,11 @@ type TenantStatus struct {
 	// (policy.lock_timeout): it freed its job slot and is retried.
 	LastBackupError string `json:"last_backup_error,omitempty"`
 	WaitingOnLock   bool   `json:"waiting_on_lock,omitempty"`
+	// Retention is the tenant's effective retention and RetentionSource
+	// where it comes from: policy.retention, or an approved portal
+	// request (docs/ops.md, "Retention").
+	Retention       *config.Retention `json:"retention,omitempty"`
+	RetentionSource string            `json:"retention_source,omitempty"`
 	// Problems make the status fail (exit 1); empty when all is well.
 	Problems []string `json:"problems,omitempty"`
 	// Warnings need attention but do not fail the status: the tenant's
@@ -117,10 +122,18 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 	if key, err := a.SigningKey(); err != nil {
 		rep.Errors = append(rep.Errors, fmt.Sprintf("erasure register and access log cannot be verified: %v", err))
 	} else {
-		reg = &restore.Register{StateDir: a.StateDir(), Key: key}
+		reg = &restore.Register{StateDir: a.StateDir(), Key: key, Appliance: a.Cfg.Appliance.ID}
+	}
+	changes, chErr := a.RetentionChanges()
+	if chErr != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("approved retention changes: %v (retention forgets nothing until they verify)", chErr))
 	}
 	for i := range a.Cfg.Tenants {
 		st := tenantStatus(ctx, a, &a.Cfg.Tenants[i], now, reg)
+		if chErr == nil {
+			eff := a.RetentionOf(changes, st.Tenant)
+			st.Retention, st.RetentionSource = &eff.Retention, eff.Source()
+		}
 		if r, ok := lastBackup[st.Tenant]; ok && !r.OK && r.Time.After(st.LastSuccess) {
 			st.LastBackupError = r.Error
 			when := r.Time.UTC().Format(time.RFC3339)

@@ -395,7 +395,7 @@ func restoreDossier(ctx context.Context, a *appliance.Appliance, tenant, snapsho
 	if err != nil {
 		result = "failed: " + err.Error()
 	}
-	reg := &restore.Register{StateDir: a.StateDir(), Key: key}
+	reg := &restore.Register{StateDir: a.StateDir(), Key: key, Appliance: a.Cfg.Appliance.ID}
 	if lerr := reg.LogAccess(ctx, r, dossier.Access{
 		Time: a.Now().UTC(), Operator: "kluis-demo", Tenant: tenant, ID: id, Snapshot: snap.ID.String(),
 		Action: "restore-sql", Reason: "demo", Result: result,

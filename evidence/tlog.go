@@ -177,7 +177,13 @@ func (s signer) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, ms
 
 // LogVerifier is the note verifier of an appliance's log key.
 func LogVerifier(appliance string, pub ed25519.PublicKey) (note.Verifier, error) {
-	vkey, err := note.NewEd25519VerifierKey(Origin(appliance), pub)
+	return NoteVerifier(Origin(appliance), pub)
+}
+
+// NoteVerifier is the note verifier of the checkpoints of the log named
+// origin, signed with pub (the signature name is the origin).
+func NoteVerifier(origin string, pub ed25519.PublicKey) (note.Verifier, error) {
+	vkey, err := note.NewEd25519VerifierKey(origin, pub)
 	if err != nil {
 		return nil, err
 	}
@@ -210,10 +216,24 @@ var ErrCheckpoint = errors.New("checkpoint not signed as required")
 // witnesses whose cosignature verifies); unknown signatures are ignored.
 // Errors wrap ErrMalformed or ErrCheckpoint.
 func OpenLogCheckpoint(data []byte, appliance string, pub ed25519.PublicKey, witnesses ...note.Verifier) (LogCheckpoint, []string, error) {
+	return openCheckpoint(data, Origin(appliance), "appliance "+appliance+"'s", "appliance", pub, witnesses)
+}
+
+// OpenCheckpoint is OpenLogCheckpoint of any log: the note's origin must
+// be origin and the note signed by pub under that name (SignLogCheckpoint).
+// The dossier access log and the erasure register use it with their own
+// origins (package dossier).
+func OpenCheckpoint(data []byte, origin string, pub ed25519.PublicKey, witnesses ...note.Verifier) (LogCheckpoint, []string, error) {
+	return openCheckpoint(data, origin, origin, "log's", pub, witnesses)
+}
+
+// openCheckpoint is OpenCheckpoint; its errors name the log (owner) and
+// the key (whose) as the caller's reader knows them.
+func openCheckpoint(data []byte, origin, owner, whose string, pub ed25519.PublicKey, witnesses []note.Verifier) (LogCheckpoint, []string, error) {
 	if len(data) > maxNote {
 		return LogCheckpoint{}, nil, fmt.Errorf("checkpoint: larger than %d bytes: %w", maxNote, ErrMalformed)
 	}
-	lv, err := LogVerifier(appliance, pub)
+	lv, err := NoteVerifier(origin, pub)
 	if err != nil {
 		return LogCheckpoint{}, nil, fmt.Errorf("checkpoint: %v: %w", err, ErrCheckpoint)
 	}
@@ -222,10 +242,10 @@ func OpenLogCheckpoint(data []byte, appliance string, pub ed25519.PublicKey, wit
 	switch {
 	case errors.As(err, &unverified):
 		c, perr := ParseCheckpointText(unverified.Note.Text)
-		if perr == nil && c.Origin != Origin(appliance) {
-			return c, nil, fmt.Errorf("checkpoint of another log (%.80q), not appliance %s's: %w", c.Origin, appliance, ErrCheckpoint)
+		if perr == nil && c.Origin != origin {
+			return c, nil, fmt.Errorf("checkpoint of another log (%.80q), not %s: %w", c.Origin, owner, ErrCheckpoint)
 		}
-		return c, nil, fmt.Errorf("checkpoint not signed by the appliance key given: %w", ErrCheckpoint)
+		return c, nil, fmt.Errorf("checkpoint not signed by the %s key given: %w", whose, ErrCheckpoint)
 	case err != nil && strings.Contains(err.Error(), "invalid signature"):
 		return LogCheckpoint{}, nil, fmt.Errorf("checkpoint: a signature does not verify (%v): edited or forged: %w", err, ErrCheckpoint)
 	case err != nil:
@@ -235,8 +255,8 @@ func OpenLogCheckpoint(data []byte, appliance string, pub ed25519.PublicKey, wit
 	if err != nil {
 		return c, nil, err
 	}
-	if c.Origin != Origin(appliance) {
-		return c, nil, fmt.Errorf("checkpoint of log %.80q, not appliance %s's: %w", c.Origin, appliance, ErrCheckpoint)
+	if c.Origin != origin {
+		return c, nil, fmt.Errorf("checkpoint of log %.80q, not %s: %w", c.Origin, owner, ErrCheckpoint)
 	}
 	own := false
 	var cosigned []string
@@ -248,10 +268,14 @@ func OpenLogCheckpoint(data []byte, appliance string, pub ed25519.PublicKey, wit
 		cosigned = append(cosigned, s.Name)
 	}
 	if !own {
-		return c, nil, fmt.Errorf("checkpoint not signed by the appliance key given: %w", ErrCheckpoint)
+		return c, nil, fmt.Errorf("checkpoint not signed by the %s key given: %w", whose, ErrCheckpoint)
 	}
 	return c, cosigned, nil
 }
+
+// NoteText is the signed text of a note (up to and with the line feed
+// before the blank line), nil when it has none.
+func NoteText(n []byte) []byte { return noteText(n) }
 
 // Cosignatures (C2SP tlog-cosignature/v1): a witness signs
 // "cosignature/v1\ntime T\n" followed by the checkpoint body with Ed25519;

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -29,6 +30,13 @@ const (
 	KindDossierRelease = "dossier-release"
 	// KindUserReset issues a new enrolment link for a user.
 	KindUserReset = "user-reset"
+	// KindErasureOverride releases an erased dossier (AVG art. 17
+	// register) to the practice that asked, for a lawful ground: the
+	// portal's --override-erasure, a download only.
+	KindErasureOverride = "erasure-override"
+	// KindRetentionChange changes one tenant's retention (which snapshots
+	// the nightly retention forgets), or puts it back to policy.retention.
+	KindRetentionChange = "retention-change"
 )
 
 // Deliveries of a dossier release.
@@ -44,6 +52,8 @@ const (
 	OpLoginTOTP          = "login-totp"
 	OpLoginPasskeyBegin  = "login-passkey-begin"
 	OpLoginPasskeyFinish = "login-passkey-finish"
+	OpOIDCBegin          = "oidc-begin"
+	OpOIDCFinish         = "oidc-finish"
 	OpLogout             = "logout"
 	OpWhoami             = "whoami"
 	OpEnrolInfo          = "enrol-info"
@@ -65,6 +75,8 @@ const (
 	OpEvidenceExport     = "evidence-export"
 	OpUsers              = "users"
 	OpUserResetRequest   = "user-reset-request"
+	OpRetention          = "retention"
+	OpRetentionRequest   = "retention-request"
 )
 
 // Call is one request to the daemon. Session is the browser's session
@@ -84,6 +96,11 @@ type Call struct {
 	Token    string `json:"token,omitempty"`
 	// Credential is a WebAuthn response (PublicKeyCredential as JSON).
 	Credential json.RawMessage `json:"credential,omitempty"`
+	// State and Binding end an identity provider's sign-in: the state
+	// the provider sent back and the value of the browser's cookie that
+	// was set when the sign-in began.
+	State   string `json:"state,omitempty"`
+	Binding string `json:"binding,omitempty"`
 
 	Tenant   string `json:"tenant,omitempty"`
 	Snapshot string `json:"snapshot,omitempty"`
@@ -91,8 +108,15 @@ type Call struct {
 	Reason   string `json:"reason,omitempty"`
 	Delivery string `json:"delivery,omitempty"`
 	Request  string `json:"request,omitempty"`
-	From     string `json:"from,omitempty"`
-	To       string `json:"to,omitempty"`
+	// Kind of a request-create: "" or dossier-release, or
+	// erasure-override.
+	Kind string `json:"kind,omitempty"`
+	// Retention is a retention-request's new retention; ToPolicy asks to
+	// go back to policy.retention instead.
+	Retention *Retention `json:"retention,omitempty"`
+	ToPolicy  bool       `json:"to_policy,omitempty"`
+	From      string     `json:"from,omitempty"`
+	To        string     `json:"to,omitempty"`
 }
 
 // Reply is the daemon's answer. Status is an HTTP-like status: 200,
@@ -109,16 +133,21 @@ type Reply struct {
 	Session *Session `json:"session,omitempty"`
 	// Options are WebAuthn options for navigator.credentials.
 	Options json.RawMessage `json:"options,omitempty"`
+	// Redirect is the identity provider's authorization URL and Binding
+	// the value the browser keeps in a cookie until it comes back.
+	Redirect string `json:"redirect,omitempty"`
+	Binding  string `json:"binding,omitempty"`
 
-	Enrol     *Enrol        `json:"enrol,omitempty"`
-	Tenants   []string      `json:"tenants,omitempty"`
-	Snapshots []Snapshot    `json:"snapshots,omitempty"`
-	Dossier   *DossierView  `json:"dossier,omitempty"`
-	Requests  []RequestView `json:"requests,omitempty"`
-	Req       *RequestView  `json:"req,omitempty"`
-	Evidence  *EvidenceView `json:"evidence,omitempty"`
-	Users     []UserView    `json:"users,omitempty"`
-	Message   string        `json:"message,omitempty"`
+	Enrol     *Enrol          `json:"enrol,omitempty"`
+	Tenants   []string        `json:"tenants,omitempty"`
+	Snapshots []Snapshot      `json:"snapshots,omitempty"`
+	Dossier   *DossierView    `json:"dossier,omitempty"`
+	Requests  []RequestView   `json:"requests,omitempty"`
+	Req       *RequestView    `json:"req,omitempty"`
+	Evidence  *EvidenceView   `json:"evidence,omitempty"`
+	Users     []UserView      `json:"users,omitempty"`
+	Retention []RetentionView `json:"retention,omitempty"`
+	Message   string          `json:"message,omitempty"`
 }
 
 // Session is a logged-in browser. Token is only in the login's reply.
@@ -139,6 +168,9 @@ type Enrol struct {
 	Role       string `json:"role"`
 	TOTPSecret string `json:"totp_secret"`
 	TOTPURI    string `json:"totp_uri"`
+	// OIDC: the account signs in at the identity provider, so the
+	// enrolment sets no password.
+	OIDC bool `json:"oidc,omitempty"`
 }
 
 // Snapshot is one snapshot of a tenant.
@@ -156,7 +188,11 @@ type DossierView struct {
 	ID       string       `json:"dossier_id"`
 	Rows     int64        `json:"rows"`
 	Tables   []TableCount `json:"tables"`
-	Erased   bool         `json:"erased,omitempty"`
+	// Erased: the dossier is in the erasure register (since ErasedOn,
+	// YYYY-MM-DD in the appliance's time zone, as `erasure list` says):
+	// nothing of it is shown; an erasure-override request may be made.
+	Erased   bool   `json:"erased,omitempty"`
+	ErasedOn string `json:"erased_on,omitempty"`
 }
 
 // TableCount is one table of a dossier.
@@ -191,8 +227,73 @@ type RequestView struct {
 	Taken  time.Time    `json:"taken,omitzero"`
 	Rows   int64        `json:"rows,omitempty"`
 	Tables []TableCount `json:"tables,omitempty"`
+	// ErasedOn: the day the dossier of an erasure override was erased.
+	ErasedOn string `json:"erased_on,omitempty"`
+	// A retention change: the tenant's retention when it was asked
+	// (From) and the one asked for (To; ToPolicy: back to
+	// policy.retention), whether it keeps fewer snapshots, and how many
+	// of the snapshots there were then it forgets.
+	RetentionFrom *Retention `json:"retention_from,omitempty"`
+	RetentionTo   *Retention `json:"retention_to,omitempty"`
+	ToPolicy      bool       `json:"to_policy,omitempty"`
+	Shortens      bool       `json:"shortens,omitempty"`
+	Forgets       int        `json:"forgets,omitempty"`
 	// Mine: the caller asked for it (and so cannot approve it).
 	Mine bool `json:"mine"`
+	// CanApprove: the caller's role approves it, it is not theirs and it
+	// is pending (the daemon checks again at approval).
+	CanApprove bool `json:"can_approve"`
+}
+
+// Retention is which snapshots a tenant's retention keeps
+// (policy.retention's keep_* counts; all zero keeps everything).
+type Retention struct {
+	KeepLast    int `json:"keep_last"`
+	KeepDaily   int `json:"keep_daily"`
+	KeepWeekly  int `json:"keep_weekly"`
+	KeepMonthly int `json:"keep_monthly"`
+}
+
+// KeepsAll reports whether r keeps every snapshot (no retention runs).
+func (r Retention) KeepsAll() bool {
+	return r.KeepLast <= 0 && r.KeepDaily <= 0 && r.KeepWeekly <= 0 && r.KeepMonthly <= 0
+}
+
+// Shorter reports whether to keeps fewer snapshots than from in some
+// respect: a count lowered, or a retention where from kept everything.
+func (from Retention) Shorter(to Retention) bool {
+	if to.KeepsAll() {
+		return false
+	}
+	return from.KeepsAll() || to.KeepLast < from.KeepLast || to.KeepDaily < from.KeepDaily ||
+		to.KeepWeekly < from.KeepWeekly || to.KeepMonthly < from.KeepMonthly
+}
+
+// String is r as in kluis.yaml.
+func (r Retention) String() string {
+	if r.KeepsAll() {
+		return "keep everything"
+	}
+	return fmt.Sprintf("keep_last %d, keep_daily %d, keep_weekly %d, keep_monthly %d", r.KeepLast, r.KeepDaily, r.KeepWeekly, r.KeepMonthly)
+}
+
+// RetentionView is a tenant's effective retention and where it comes
+// from: policy.retention, or an approved retention-change request.
+type RetentionView struct {
+	Tenant    string    `json:"tenant"`
+	Effective Retention `json:"effective"`
+	Policy    Retention `json:"policy"`
+	// Source is "policy.retention" or "request ID" (then Approver,
+	// Requester and Since say who and when).
+	Source    string    `json:"source"`
+	Request   string    `json:"request,omitempty"`
+	Requester string    `json:"requester,omitempty"`
+	Approver  string    `json:"approver,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+	// Snapshots is how many the tenant has now, Forgets how many of them
+	// a proposed retention forgets (Backend.Retention with a proposal).
+	Snapshots int `json:"snapshots"`
+	Forgets   int `json:"forgets"`
 }
 
 // EvidenceView is the auditor's evidence summary of one tenant (or all
@@ -229,4 +330,7 @@ type UserView struct {
 	Passkeys int       `json:"passkeys"`
 	Locked   bool      `json:"locked"`
 	Created  time.Time `json:"created"`
+	// OIDCSubject is the identity at the provider the user signs in
+	// with (instead of a password).
+	OIDCSubject string `json:"oidc_subject,omitempty"`
 }

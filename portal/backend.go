@@ -35,7 +35,41 @@ type Backend interface {
 	// tar to w (every report of the period; the summary of tenant, or of
 	// all when empty).
 	EvidenceExport(ctx context.Context, tenant string, from, to time.Time, w io.Writer) error
+	// Retention is tenant's effective retention and its source; with
+	// proposed, also how many of its snapshots proposed would forget
+	// now. A proposal the config check would refuse (a negative count, a
+	// restore-test RPO window beyond what it keeps daily) is an error.
+	Retention(ctx context.Context, tenant string, proposed *Retention) (*RetentionView, error)
+	// SetRetention records an approved retention change durably (signed,
+	// in the state directory) and makes the daemon's retention use it.
+	SetRetention(ctx context.Context, c RetentionSet) error
 }
+
+// RetentionSet is an approved retention change.
+type RetentionSet struct {
+	Tenant string
+	// Retention is the new retention; nil: back to policy.retention.
+	Retention *Retention
+	Reason    string
+	Requester string
+	Approver  string
+	Request   string
+	// Digest is the request's digest the approver's passkey signed.
+	Digest string
+}
+
+// ErasedError is a dossier method's error for a dossier in the erasure
+// register (AVG art. 17) when no override was given.
+type ErasedError struct {
+	Snapshot string
+	// On is the day of the erasure (YYYY-MM-DD, the appliance's time
+	// zone).
+	On  string
+	Err error
+}
+
+func (e *ErasedError) Error() string { return e.Err.Error() }
+func (e *ErasedError) Unwrap() error { return e.Err }
 
 // Access is who reaches which dossier, for the access log.
 type Access struct {
@@ -47,6 +81,9 @@ type Access struct {
 	ID       string
 	Reason   string
 	Action   string // show, restore-sql, restore-json, restore-into
+	// Override is set only for an approved erasure-override request: the
+	// lawful ground, recorded as the access's override_erasure.
+	Override string
 }
 
 // Event is one record of the portal log: logins, refusals, requests and

@@ -271,11 +271,53 @@ func approveWith(f *portaltest.Fixture, s *portal.Session, id string, cred json.
 	return f.Do(portal.OpApproveFinish, portal.Call{Session: s.Token, CSRF: s.CSRF, Request: id, Credential: cred})
 }
 
+// TestApprovalAttacks: every four-eyes kind whose approval acts (a
+// dossier release, an erasure override, a retention change) refuses a
+// forged approval injected straight into the daemon's socket, the
+// requester's own authenticator, a signature over another challenge or
+// from another origin, a replayed and an expired approval; every
+// refusal is logged with both identities.
 func TestApprovalAttacks(t *testing.T) {
-	r := newRelease(t, portal.DeliverySQL)
-	f := r.f
+	for _, kind := range []string{portal.KindDossierRelease, portal.KindErasureOverride, portal.KindRetentionChange} {
+		t.Run(kind, func(t *testing.T) {
+			f := portaltest.New(t, origin)
+			bert := f.AddUser("bert", portal.RoleApprover)
+			bertS := f.Login(bert)
+			f.AddPasskey(bertS, bert)
+			var asker *portaltest.User
+			var newReq func() string
+			switch kind {
+			case portal.KindRetentionChange:
+				asker = f.AddUser("ada", portal.RoleAdmin)
+				askerS := f.Login(asker)
+				n := 0
+				newReq = func() string {
+					n++
+					return retentionRequest(t, f, askerS, "a", portal.Retention{KeepLast: n}).ID
+				}
+			default:
+				asker = f.AddUser("anna", portal.RolePractice, "a")
+				askerS := f.Login(asker)
+				if kind == portal.KindErasureOverride {
+					f.Backend.Erase("a", "17", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+				}
+				newReq = func() string {
+					rep := f.Do(portal.OpRequestCreate, portal.Call{Session: askerS.Token, CSRF: askerS.CSRF, Tenant: "a", Snapshot: "latest", ID: "17", Reason: "lawful ground", Delivery: portal.DeliverySQL, Kind: kind})
+					if rep.Status != 200 || rep.Req.Kind != kind {
+						t.Fatalf("request: %s", portaltest.Status(rep))
+					}
+					return rep.Req.ID
+				}
+			}
+			approvalAttacks(t, f, asker, bert, bertS, newReq)
+		})
+	}
+}
+
+func approvalAttacks(t *testing.T, f *portaltest.Fixture, asker, bert *portaltest.User, bertS *portal.Session, newReq func() string) {
+	id := newReq()
 	digest := func(id string) []byte {
-		rep := f.Do(portal.OpRequest, portal.Call{Session: r.bertS.Token, Request: id})
+		rep := f.Do(portal.OpRequest, portal.Call{Session: bertS.Token, Request: id})
 		b, err := hexDecode(rep.Req.Digest)
 		if err != nil {
 			t.Fatal(err)
@@ -285,72 +327,81 @@ func TestApprovalAttacks(t *testing.T) {
 	rpID := "kluis.example.test"
 	pending := func(id string) {
 		t.Helper()
-		rep := f.Do(portal.OpRequest, portal.Call{Session: r.annaS.Token, Request: id})
+		rep := f.Do(portal.OpRequest, portal.Call{Session: bertS.Token, Request: id})
 		if rep.Req.State != portal.StatePending {
 			t.Fatalf("request is %s", rep.Req.State)
 		}
 	}
+	acted := func() int { return len(f.Backend.Retentions) }
+	before := acted()
 
 	// 1. The web process compromised: it has bert's session token and
 	// CSRF token, but not his authenticator. Its own key signs the
 	// request's digest, for the right relying party and origin.
 	forger := softauthn.New(origin)
-	forger.Create(mustOptions(t, f, r.bertS)) // bert's options, but the daemon never registers this key
-	forged, _ := forger.Sign(rpID, origin, digest(r.req.ID))
-	if rep := approveWith(f, r.bertS, r.req.ID, forged); rep.Status != 403 {
+	forger.Create(mustOptions(t, f, bertS)) // bert's options, but the daemon never registers this key
+	forged, _ := forger.Sign(rpID, origin, digest(id))
+	if rep := approveWith(f, bertS, id, forged); rep.Status != 403 {
 		t.Fatalf("forged approval: %s", portaltest.Status(rep))
 	}
 	// Straight into the socket without begin, with garbage.
-	if rep := f.Do(portal.OpApproveFinish, portal.Call{Session: r.bertS.Token, CSRF: r.bertS.CSRF, Request: r.req.ID, Credential: json.RawMessage(`{"id":"x"}`)}); rep.Status != 403 {
+	if rep := f.Do(portal.OpApproveFinish, portal.Call{Session: bertS.Token, CSRF: bertS.CSRF, Request: id, Credential: json.RawMessage(`{"id":"x"}`)}); rep.Status != 403 {
 		t.Fatalf("garbage approval: %s", portaltest.Status(rep))
 	}
-	pending(r.req.ID)
+	pending(id)
 
-	// 2. The requester's own authenticator: anna registers a passkey and
+	// 2. The requester's own authenticator: she registers a passkey and
 	// signs her own request; submitted in bert's session.
-	f.AddPasskey(r.annaS, r.anna)
-	own, _ := r.anna.Auth.Sign(rpID, origin, digest(r.req.ID))
-	if rep := approveWith(f, r.bertS, r.req.ID, own); rep.Status != 403 {
+	askerS := f.Login(asker)
+	f.AddPasskey(askerS, asker)
+	own, _ := asker.Auth.Sign(rpID, origin, digest(id))
+	if rep := approveWith(f, bertS, id, own); rep.Status != 403 {
 		t.Fatalf("approval by the requester's authenticator in the approver's session: %s", portaltest.Status(rep))
 	}
-	// In her own session (a practice user cannot approve at all).
-	if rep := approveWith(f, r.annaS, r.req.ID, own); rep.Status == 200 {
+	// In her own session.
+	if rep := approveWith(f, askerS, id, own); rep.Status == 200 {
 		t.Fatalf("requester approved her own request: %s", portaltest.Status(rep))
 	}
-	pending(r.req.ID)
+	if rep := f.Do(portal.OpRequest, portal.Call{Session: askerS.Token, Request: id}); rep.Req.CanApprove {
+		t.Fatal("the requester is told she may approve")
+	}
+	pending(id)
 
 	// 3. A signature by bert's authenticator over another challenge (an
 	// older request, or anything the web process made up).
-	other, _ := r.bert.Auth.Sign(rpID, origin, []byte("some other challenge, 32 bytes.."))
-	if rep := approveWith(f, r.bertS, r.req.ID, other); rep.Status != 403 {
+	other, _ := bert.Auth.Sign(rpID, origin, []byte("some other challenge, 32 bytes.."))
+	if rep := approveWith(f, bertS, id, other); rep.Status != 403 {
 		t.Fatalf("approval over another challenge: %s", portaltest.Status(rep))
 	}
 	// For another origin (a phishing site) or relying party.
-	phish, _ := r.bert.Auth.Sign(rpID, "https://kluis.example.evil", digest(r.req.ID))
-	if rep := approveWith(f, r.bertS, r.req.ID, phish); rep.Status != 403 {
+	phish, _ := bert.Auth.Sign(rpID, "https://kluis.example.evil", digest(id))
+	if rep := approveWith(f, bertS, id, phish); rep.Status != 403 {
 		t.Fatalf("approval from another origin: %s", portaltest.Status(rep))
 	}
-	pending(r.req.ID)
+	pending(id)
+	if acted() != before {
+		t.Fatal("a refused approval changed the retention")
+	}
 
 	// 4. The real approval, then its replay on the same and on another
 	// request.
-	good, _ := r.bert.Auth.Sign(rpID, origin, digest(r.req.ID))
-	if rep := approveWith(f, r.bertS, r.req.ID, good); rep.Status != 200 {
+	good, _ := bert.Auth.Sign(rpID, origin, digest(id))
+	if rep := approveWith(f, bertS, id, good); rep.Status != 200 {
 		t.Fatalf("real approval: %s", portaltest.Status(rep))
 	}
-	if rep := approveWith(f, r.bertS, r.req.ID, good); rep.Status != http.StatusConflict {
+	if rep := approveWith(f, bertS, id, good); rep.Status != http.StatusConflict {
 		t.Fatalf("replayed on the same request: %s", portaltest.Status(rep))
 	}
-	second := r.request(t, portal.DeliverySQL)
-	if rep := approveWith(f, r.bertS, second.ID, good); rep.Status != 403 {
+	second := newReq()
+	if rep := approveWith(f, bertS, second, good); rep.Status != 403 {
 		t.Fatalf("replayed on another request: %s", portaltest.Status(rep))
 	}
-	pending(second.ID)
+	pending(second)
 
 	// 5. Expired.
 	f.Clock.Advance(25 * time.Hour)
-	late := f.Login(r.bert)
-	if rep := f.Approve(late, r.bert, second.ID); rep.Status != http.StatusConflict {
+	late := f.Login(bert)
+	if rep := f.Approve(late, bert, second); rep.Status != http.StatusConflict {
 		t.Fatalf("expired request approved: %s", portaltest.Status(rep))
 	}
 
@@ -358,10 +409,10 @@ func TestApprovalAttacks(t *testing.T) {
 	refused := f.Log.Refused("")
 	var forgedLogged, ownLogged, expiredLogged bool
 	for _, e := range refused {
-		if e.Event == "approve" && e.Approver == "bert" && e.User == "anna" && strings.Contains(e.Result, "does not verify") {
+		if e.Event == "approve" && e.Approver == "bert" && e.User == asker.Name && strings.Contains(e.Result, "does not verify") {
 			forgedLogged = true
 		}
-		if strings.Contains(e.Result, "role practice") || strings.Contains(e.Result, "own request") {
+		if strings.Contains(e.Result, "does not approve") || strings.Contains(e.Result, "own request") {
 			ownLogged = true
 		}
 		if strings.Contains(e.Result, "expired") {
@@ -441,7 +492,10 @@ func TestIsolation(t *testing.T) {
 	anna := f.AddUser("anna", portal.RolePractice, "a")
 	bea := f.AddUser("bea", portal.RolePractice, "b")
 	aud := f.AddUser("audrey", portal.RoleAuditor, "a")
-	annaS, beaS, audS := f.Login(anna), f.Login(bea), f.Login(aud)
+	vera := f.AddUser("vera", portal.RoleApprover)
+	annaS, beaS, audS, veraS := f.Login(anna), f.Login(bea), f.Login(aud), f.Login(vera)
+	f.Backend.Erase("b", "6", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	f.Backend.Erase("a", "6", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 	// bea's request in tenant b.
 	rep := f.Do(portal.OpRequestCreate, portal.Call{Session: beaS.Token, CSRF: beaS.CSRF, Tenant: "b", ID: "5", Reason: "r", Delivery: "sql"})
 	if rep.Status != 200 {
@@ -465,6 +519,10 @@ func TestIsolation(t *testing.T) {
 		{annaS, portal.OpEvidence, portal.Call{}},
 		{annaS, portal.OpUsers, portal.Call{}},
 		{annaS, portal.OpUserResetRequest, portal.Call{User: "bea", Reason: "r"}},
+		{annaS, portal.OpRequestCreate, portal.Call{Tenant: "b", ID: "6", Reason: "r", Delivery: "sql", Kind: portal.KindErasureOverride}},
+		{annaS, portal.OpDossierShow, portal.Call{Tenant: "b", ID: "6"}},
+		{annaS, portal.OpRetention, portal.Call{}},
+		{annaS, portal.OpRetentionRequest, portal.Call{Tenant: "a", Reason: "r", Retention: &portal.Retention{KeepLast: 1}}},
 		{annaS, portal.OpSnapshots, portal.Call{Tenant: "../b"}},
 		{annaS, portal.OpSnapshots, portal.Call{Tenant: ""}},
 		{audS, portal.OpSnapshots, portal.Call{Tenant: "a"}},
@@ -473,6 +531,14 @@ func TestIsolation(t *testing.T) {
 		{audS, portal.OpRequest, portal.Call{Request: bReq}},
 		{audS, portal.OpEvidence, portal.Call{Tenant: "b"}},
 		{audS, portal.OpUsers, portal.Call{}},
+		{audS, portal.OpRetention, portal.Call{}},
+		{audS, portal.OpRetentionRequest, portal.Call{Tenant: "a", Reason: "r", Retention: &portal.Retention{KeepLast: 1}}},
+		{audS, portal.OpRequestCreate, portal.Call{Tenant: "a", ID: "6", Reason: "r", Delivery: "sql", Kind: portal.KindErasureOverride}},
+		{veraS, portal.OpRetentionRequest, portal.Call{Tenant: "a", Reason: "r", Retention: &portal.Retention{KeepLast: 1}}},
+		{veraS, portal.OpRequestCreate, portal.Call{Tenant: "a", ID: "6", Reason: "r", Delivery: "sql", Kind: portal.KindErasureOverride}},
+		{veraS, portal.OpDossierShow, portal.Call{Tenant: "a", ID: "6"}},
+		{nil, portal.OpRetention, portal.Call{}},
+		{nil, portal.OpRetentionRequest, portal.Call{Tenant: "a", Reason: "r", Retention: &portal.Retention{KeepLast: 1}}},
 		{nil, portal.OpTenants, portal.Call{}},
 		{nil, portal.OpSnapshots, portal.Call{Tenant: "a"}},
 		{nil, portal.OpDossierShow, portal.Call{Tenant: "a", ID: "5"}},
@@ -486,7 +552,7 @@ func TestIsolation(t *testing.T) {
 			call.Session, call.CSRF, who = c.who.Token, c.who.CSRF, c.who.User
 		}
 		rep := f.Do(c.op, call)
-		if rep.Status < 400 || rep.Snapshots != nil || rep.Dossier != nil || rep.Req != nil || rep.Evidence != nil || rep.Users != nil || rep.Options != nil {
+		if rep.Status < 400 || rep.Snapshots != nil || rep.Dossier != nil || rep.Req != nil || rep.Evidence != nil || rep.Users != nil || rep.Options != nil || rep.Retention != nil {
 			t.Errorf("%s %s %+v: %s", who, c.op, c.call, portaltest.Status(rep))
 		}
 	}
@@ -502,6 +568,9 @@ func TestIsolation(t *testing.T) {
 	}
 	if n := len(f.Backend.AccessLog()); n != before {
 		t.Errorf("the backend was reached %d times by refused calls", n-before)
+	}
+	if len(f.Backend.Retentions) != 0 {
+		t.Errorf("a refused call changed the retention")
 	}
 	if rep := f.Do(portal.OpRequest, portal.Call{Session: beaS.Token, Request: bReq}); rep.Status != 200 {
 		t.Errorf("bea's own request: %s", portaltest.Status(rep))
@@ -559,5 +628,195 @@ func TestRequestShowsDaemonCounts(t *testing.T) {
 	}
 	if v.Requester != "anna" || v.Reason != "client asked for their file" || v.Tenant != "a" {
 		t.Fatalf("approver's view: %+v", v)
+	}
+}
+
+func retentionRequest(t *testing.T, f *portaltest.Fixture, s *portal.Session, tenant string, r portal.Retention) *portal.RequestView {
+	t.Helper()
+	rep := f.Do(portal.OpRetentionRequest, portal.Call{Session: s.Token, CSRF: s.CSRF, Tenant: tenant, Retention: &r, Reason: "contract changed"})
+	if rep.Status != 200 || rep.Req.Kind != portal.KindRetentionChange || rep.Req.State != portal.StatePending {
+		t.Fatalf("retention request: %s", portaltest.Status(rep))
+	}
+	return rep.Req
+}
+
+// TestErasureOverride: an erased dossier is neither shown nor released;
+// an erasure-override request, approved by another person with their
+// passkey, releases it once as a download, with the lawful ground and
+// both identities in the access record.
+func TestErasureOverride(t *testing.T) {
+	r := newRelease(t, portal.DeliverySQL) // a pending release of 17
+	f := r.f
+	erasedAt := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	f.Backend.Erase("a", "42", erasedAt)
+	call := func(op string, c portal.Call) portal.Reply {
+		c.Session, c.CSRF = r.annaS.Token, r.annaS.CSRF
+		return f.Do(op, c)
+	}
+	show := call(portal.OpDossierShow, portal.Call{Tenant: "a", ID: " 42", Snapshot: "latest"})
+	if show.Status != http.StatusConflict || show.Dossier == nil || !show.Dossier.Erased || show.Dossier.ErasedOn != "2026-06-01" || len(show.Dossier.Tables) != 0 || show.Dossier.Rows != 0 {
+		t.Fatalf("show of an erased dossier: %s", portaltest.Status(show))
+	}
+	// A release of it is refused; so is an override of a dossier that is
+	// not erased, an override into the live database, and one without a
+	// lawful ground.
+	for _, c := range []portal.Call{
+		{Tenant: "a", ID: "42", Reason: "r", Delivery: portal.DeliverySQL},
+		{Tenant: "a", ID: "42", Reason: "r", Delivery: portal.DeliverySQL, Kind: portal.KindDossierRelease},
+		{Tenant: "a", ID: "43", Reason: "r", Delivery: portal.DeliverySQL, Kind: portal.KindErasureOverride},
+		{Tenant: "a", ID: "42", Reason: "r", Delivery: portal.DeliveryInto, Kind: portal.KindErasureOverride},
+		{Tenant: "a", ID: "42", Reason: " ", Delivery: portal.DeliverySQL, Kind: portal.KindErasureOverride},
+		{Tenant: "a", ID: "42", Reason: "r", Delivery: portal.DeliverySQL, Kind: portal.KindUserReset},
+	} {
+		if rep := call(portal.OpRequestCreate, c); rep.Status != 400 || rep.Req != nil {
+			t.Errorf("%+v: %s", c, portaltest.Status(rep))
+		}
+	}
+	rep := call(portal.OpRequestCreate, portal.Call{Tenant: "a", ID: "42", Snapshot: "latest", Reason: "court order 2026/123", Delivery: portal.DeliveryJSON, Kind: portal.KindErasureOverride})
+	if rep.Status != 200 || rep.Req.Kind != portal.KindErasureOverride || rep.Req.ErasedOn != "2026-06-01" || rep.Req.Rows != 0 || len(rep.Req.Tables) != 0 {
+		t.Fatalf("override request: %s", portaltest.Status(rep))
+	}
+	id := rep.Req.ID
+	// The approver sees it, with the erasure date, and may approve it.
+	if v := f.Do(portal.OpRequest, portal.Call{Session: r.bertS.Token, Request: id}).Req; v == nil || !v.CanApprove || v.ErasedOn != "2026-06-01" || v.Reason != "court order 2026/123" {
+		t.Fatalf("approver's view %+v", v)
+	}
+	// Before the approval: nothing.
+	dl := func(tok string) (portal.Reply, string) {
+		var b strings.Builder
+		rep, err := f.Client.Download(context.Background(), portal.Call{Session: r.annaS.Token, CSRF: r.annaS.CSRF, Request: id, Token: tok}, func(string) io.Writer { return &b })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep, b.String()
+	}
+	if rep, body := dl("x"); rep.Status == 200 || body != "" {
+		t.Fatalf("download before approval: %s", portaltest.Status(rep))
+	}
+	if rep := f.Approve(r.bertS, r.bert, id); rep.Status != 200 {
+		t.Fatalf("approve: %s", portaltest.Status(rep))
+	}
+	tok := call(portal.OpRequest, portal.Call{Request: id}).Req.Download
+	if tok == "" {
+		t.Fatal("no download after approval")
+	}
+	got, body := dl(tok)
+	acc := f.Backend.AccessLog()
+	last := acc[len(acc)-1]
+	if got.Status != 200 || body != portaltest.Dossier(last, "json") {
+		t.Fatalf("download: %s %q", portaltest.Status(got), body)
+	}
+	if last.User != "anna" || last.Approver != "bert" || last.Request != id || !strings.Contains(last.Override, "court order 2026/123") || !strings.Contains(last.Override, "bert") {
+		t.Fatalf("access record %+v", last)
+	}
+	if rep, body := dl(tok); rep.Status != http.StatusConflict || body != "" {
+		t.Fatalf("second download: %s", portaltest.Status(rep))
+	}
+	// A release approved before the dossier was erased is not delivered
+	// after: the erasure holds without an override.
+	if rep := f.Approve(r.bertS, r.bert, r.req.ID); rep.Status != 200 {
+		t.Fatalf("approve the release: %s", portaltest.Status(rep))
+	}
+	f.Backend.Erase("a", "17", f.Clock.Now())
+	rel := call(portal.OpRequest, portal.Call{Request: r.req.ID}).Req
+	if rep, body := r.download(rel.Download); rep.Status == 200 || body != "" {
+		t.Fatalf("release of a dossier erased after approval: %s %q", portaltest.Status(rep), body)
+	}
+	if last := f.Backend.AccessLog(); last[len(last)-1].Override != "" {
+		t.Fatalf("a release carried an override: %+v", last[len(last)-1])
+	}
+}
+
+// TestRetentionChange: an admin asks, an approver approves with their
+// passkey; the daemon states the old and new retention and what it
+// forgets in the signed request, records the change with both
+// identities, and refuses an approval of a request whose starting point
+// changed meanwhile.
+func TestRetentionChange(t *testing.T) {
+	f := portaltest.New(t, origin)
+	ada, bob, bert := f.AddUser("ada", portal.RoleAdmin), f.AddUser("bob", portal.RoleAdmin), f.AddUser("bert", portal.RoleApprover)
+	adaS, bobS, bertS := f.Login(ada), f.Login(bob), f.Login(bert)
+	f.AddPasskey(bertS, bert)
+	f.AddPasskey(adaS, ada)
+	for _, c := range []struct {
+		call   portal.Call
+		status int
+	}{
+		{portal.Call{Tenant: "a", Retention: &portal.Retention{KeepLast: 1}}, 400},                              // no reason
+		{portal.Call{Tenant: "a", Reason: "r"}, 400},                                                            // nothing asked
+		{portal.Call{Tenant: "a", Reason: "r", Retention: &portal.Retention{KeepLast: 1}, ToPolicy: true}, 400}, // both
+		{portal.Call{Tenant: "a", Reason: "r", Retention: &portal.Retention{KeepDaily: -1}}, 400},
+		{portal.Call{Tenant: "a", Reason: "r", Retention: &portaltest.Policy}, 400}, // no change
+		{portal.Call{Tenant: "a", Reason: "r", ToPolicy: true}, 400},                // already policy
+		{portal.Call{Tenant: "c", Reason: "r", Retention: &portal.Retention{KeepLast: 1}}, 404},
+	} {
+		c.call.Session, c.call.CSRF = adaS.Token, adaS.CSRF
+		if rep := f.Do(portal.OpRetentionRequest, c.call); rep.Status != c.status {
+			t.Errorf("%+v: %s, want %d", c.call, portaltest.Status(rep), c.status)
+		}
+	}
+	req := retentionRequest(t, f, adaS, "a", portal.Retention{KeepLast: 1})
+	if *req.RetentionFrom != portaltest.Policy || *req.RetentionTo != (portal.Retention{KeepLast: 1}) || !req.Shortens || req.Forgets != 1 || req.Tenant != "a" {
+		t.Fatalf("request %+v", req)
+	}
+	// bob asks too; his is approved first, so ada's no longer starts
+	// from the retention in force.
+	bobReq := retentionRequest(t, f, bobS, "a", portal.Retention{KeepDaily: 30, KeepWeekly: 8, KeepMonthly: 12})
+	if bobReq.Shortens {
+		t.Fatalf("a longer retention marked shorter: %+v", bobReq)
+	}
+	if rep := f.Approve(adaS, ada, req.ID); rep.Status != 403 {
+		t.Fatalf("requester approved: %s", portaltest.Status(rep))
+	}
+	if rep := f.Approve(bertS, bert, bobReq.ID); rep.Status != 200 {
+		t.Fatalf("approve: %s", portaltest.Status(rep))
+	}
+	if n := len(f.Backend.Retentions); n != 1 {
+		t.Fatalf("%d retention changes", n)
+	}
+	got := f.Backend.Retentions[0]
+	if got.Tenant != "a" || got.Requester != "bob" || got.Approver != "bert" || got.Request != bobReq.ID || got.Digest != bobReq.Digest || *got.Retention != (portal.Retention{KeepDaily: 30, KeepWeekly: 8, KeepMonthly: 12}) {
+		t.Fatalf("recorded %+v", got)
+	}
+	if v := f.Do(portal.OpRequest, portal.Call{Session: bobS.Token, Request: bobReq.ID}).Req; v.State != portal.StateUsed || !strings.Contains(v.Result, "keep_daily 30") {
+		t.Fatalf("bob's request after approval: %+v", v)
+	}
+	if rep := f.Approve(bertS, bert, req.ID); rep.Status != http.StatusConflict || !strings.Contains(rep.Error, "changed since") {
+		t.Fatalf("approval of a stale request: %s", portaltest.Status(rep))
+	}
+	if len(f.Backend.Retentions) != 1 || len(f.Log.Refused("changed since")) != 1 {
+		t.Fatal("the stale approval acted, or is not logged")
+	}
+	// The list shows the source; back to policy is a request too.
+	rep := f.Do(portal.OpRetention, portal.Call{Session: bertS.Token})
+	if rep.Status != 200 || len(rep.Retention) != 2 || rep.Retention[0].Request != bobReq.ID || rep.Retention[0].Approver != "bert" || rep.Retention[1].Source != portal.SourcePolicy {
+		t.Fatalf("retention list: %s", portaltest.Status(rep))
+	}
+	back := f.Do(portal.OpRetentionRequest, portal.Call{Session: adaS.Token, CSRF: adaS.CSRF, Tenant: "a", ToPolicy: true, Reason: "contract ended"})
+	if back.Status != 200 || !back.Req.ToPolicy || *back.Req.RetentionTo != portaltest.Policy || !back.Req.Shortens {
+		t.Fatalf("back to policy: %s", portaltest.Status(back))
+	}
+	if rep := f.Approve(bobS, bob, back.Req.ID); rep.Status != 403 {
+		t.Fatalf("bob has no passkey but approved: %s", portaltest.Status(rep))
+	}
+	// policy.retention changed by a config reload: back to policy is no
+	// longer what the approver would sign.
+	f.Backend.SetPolicy(portal.Retention{KeepLast: 3})
+	if rep := f.Approve(bertS, bert, back.Req.ID); rep.Status != http.StatusConflict {
+		t.Fatalf("approval of back to a policy that changed: %s", portaltest.Status(rep))
+	}
+	f.Backend.SetPolicy(portaltest.Policy)
+	if rep := f.Approve(bertS, bert, back.Req.ID); rep.Status != 200 {
+		t.Fatalf("approve back to policy: %s", portaltest.Status(rep))
+	}
+	if last := f.Backend.Retentions[len(f.Backend.Retentions)-1]; last.Retention != nil || last.Requester != "ada" {
+		t.Fatalf("back to policy recorded as %+v", last)
+	}
+	var logged bool
+	for _, e := range f.Log.Events() {
+		logged = logged || e.Event == "retention-change" && e.User == "ada" && e.Approver == "bert" && e.Tenant == "a" && e.Result == "ok"
+	}
+	if !logged {
+		t.Fatal("the retention change is not in the portal log with both identities")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kluis-nl/kluis/durable"
 	"io"
 	"net/http"
 	"os"
@@ -66,6 +67,19 @@ type requestCore struct {
 	Taken  time.Time    `json:"taken,omitzero"`
 	Rows   int64        `json:"rows,omitempty"`
 	Tables []TableCount `json:"tables,omitempty"`
+	// ErasedOn is the day (YYYY-MM-DD, the appliance's time zone) the
+	// dossier of an erasure override was erased, as
+	// the daemon read the register when the request was made.
+	ErasedOn string `json:"erased_on,omitempty"`
+	// A retention change: the tenant's effective retention when it was
+	// asked (approval is refused when it changed meanwhile), the new one
+	// (ToPolicy: back to policy.retention, whose values To holds then),
+	// and what the daemon worked out for the approver.
+	RetentionFrom *Retention `json:"retention_from,omitempty"`
+	RetentionTo   *Retention `json:"retention_to,omitempty"`
+	ToPolicy      bool       `json:"to_policy,omitempty"`
+	Shortens      bool       `json:"shortens,omitempty"`
+	Forgets       int        `json:"forgets,omitempty"`
 }
 
 // digest is SHA-256 of the core's JSON: what the approver's
@@ -125,11 +139,7 @@ func (b *requestBook) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := b.path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, b.path)
+	return durable.WriteFile(b.path, data, durable.Options{})
 }
 
 // view returns r as u may see it (the download token only to its
@@ -143,17 +153,20 @@ func (r *fourEyes) view(u *User, now time.Time) RequestView {
 		DossierID: r.Core.DossierID, Subject: r.Core.Subject, Reason: r.Core.Reason, Delivery: r.Core.Delivery,
 		Requester: r.Core.Requester, Approver: r.Approver, Created: r.Core.Created, Expires: r.Core.Expires,
 		Digest: r.Digest, Result: r.Result, Mine: r.Core.Requester == u.Name,
-		Taken: r.Core.Taken, Rows: r.Core.Rows, Tables: slices.Clone(r.Core.Tables)}
+		Taken: r.Core.Taken, Rows: r.Core.Rows, Tables: slices.Clone(r.Core.Tables), ErasedOn: r.Core.ErasedOn,
+		RetentionFrom: r.Core.RetentionFrom, RetentionTo: r.Core.RetentionTo, ToPolicy: r.Core.ToPolicy,
+		Shortens: r.Core.Shortens, Forgets: r.Core.Forgets}
 	if v.Mine && st == StateApproved {
 		v.Download = r.Download
 	}
+	v.CanApprove = !v.Mine && st == StatePending && mayApprove(u, r.Core.Kind) && r.Core.Subject != u.Name
 	return v
 }
 
 // mayApprove reports whether u's role approves requests of kind.
 func mayApprove(u *User, kind string) bool {
 	switch kind {
-	case KindDossierRelease:
+	case KindDossierRelease, KindErasureOverride, KindRetentionChange:
 		return u.Role == RoleApprover || u.Role == RoleAdmin
 	case KindUserReset:
 		return u.Role == RoleAdmin
@@ -180,8 +193,16 @@ func (s *Service) requestCreate(ctx context.Context, u *User, c Call) Reply {
 	if strings.TrimSpace(c.Reason) == "" {
 		return refusal(http.StatusBadRequest, "give a reason (it is recorded and the approver reads it)")
 	}
+	if c.Kind != "" && c.Kind != KindDossierRelease && c.Kind != KindErasureOverride {
+		return refusal(http.StatusBadRequest, "kind %q: want %s or %s", c.Kind, KindDossierRelease, KindErasureOverride)
+	}
 	if !slices.Contains([]string{DeliverySQL, DeliveryJSON, DeliveryInto}, c.Delivery) {
 		return refusal(http.StatusBadRequest, "delivery %q: want sql, json or restore-into", c.Delivery)
+	}
+	// An erased dossier goes back into a live database only by ops on
+	// the CLI: through the portal it is a download for the lawful ground.
+	if c.Kind == KindErasureOverride && c.Delivery == DeliveryInto {
+		return refusal(http.StatusBadRequest, "an erased dossier is released as a download only (sql or json)")
 	}
 	if c.Delivery == DeliveryInto && s.web.RestoreTargets[c.Tenant] == "" {
 		return refusal(http.StatusBadRequest, "no live database is configured for this tenant: ask for a download")
@@ -196,6 +217,20 @@ func (s *Service) requestCreate(ctx context.Context, u *User, c Call) Reply {
 	// the counts the approver sees are part of the signed core, so
 	// neither the web process nor the requester's form can change them.
 	dv, err := s.opts.Backend.DossierShow(ctx, Access{User: u.Name, Tenant: c.Tenant, Snapshot: snap.ID, ID: id, Reason: strings.TrimSpace(c.Reason), Action: "show"})
+	var erased *ErasedError
+	if c.Kind == KindErasureOverride {
+		// An override is asked for a dossier the daemon finds in the
+		// erasure register now; nothing of it is counted or shown before
+		// the approval.
+		if !errors.As(err, &erased) {
+			if err == nil {
+				return refusal(http.StatusBadRequest, "dossier %s is not erased: ask for a release", id)
+			}
+			return refusal(http.StatusBadRequest, "%v", err)
+		}
+		return s.addRequest(u, c, requestCore{Kind: KindErasureOverride, Tenant: c.Tenant, Snapshot: snap.ID, DossierID: id,
+			Reason: strings.TrimSpace(c.Reason), Delivery: c.Delivery, ErasedOn: erased.On})
+	}
 	if err != nil {
 		return refusal(http.StatusBadRequest, "%v", err)
 	}
@@ -214,6 +249,71 @@ func (s *Service) userResetRequest(u *User, c Call) Reply {
 		return refusal(http.StatusBadRequest, "give a reason")
 	}
 	return s.addRequest(u, c, requestCore{Kind: KindUserReset, Subject: c.User, Reason: strings.TrimSpace(c.Reason)})
+}
+
+// retentionRequest asks for a retention change of one tenant: an admin
+// asks, an approver or another admin approves. The daemon states the
+// current retention and what the new one forgets in the signed core.
+func (s *Service) retentionRequest(ctx context.Context, u *User, c Call) Reply {
+	if u.Role != RoleAdmin {
+		return s.refuse(u, c, OpRetentionRequest, c.Tenant)
+	}
+	if strings.TrimSpace(c.Reason) == "" {
+		return refusal(http.StatusBadRequest, "give a reason (it is recorded and the approver reads it)")
+	}
+	if (c.Retention == nil) == !c.ToPolicy {
+		return refusal(http.StatusBadRequest, "give the new retention, or ask to go back to policy.retention")
+	}
+	all, err := s.opts.Backend.Tenants(ctx)
+	if err != nil {
+		return refusal(500, "listing tenants: %v", err)
+	}
+	if !slices.Contains(all, c.Tenant) {
+		return refusal(http.StatusNotFound, "no such tenant")
+	}
+	cur, err := s.opts.Backend.Retention(ctx, c.Tenant, nil)
+	if err != nil {
+		return refusal(500, "%v", err)
+	}
+	to := cur.Policy
+	if c.Retention != nil {
+		to = *c.Retention
+	}
+	// Back to policy is a change when a request's retention holds, even
+	// with the same counts (a later config change then applies).
+	if to == cur.Effective && !(c.ToPolicy && cur.Source != SourcePolicy) {
+		return refusal(http.StatusBadRequest, "tenant %s already has this retention (%s)", c.Tenant, to)
+	}
+	prop, err := s.opts.Backend.Retention(ctx, c.Tenant, &to)
+	if err != nil {
+		return refusal(http.StatusBadRequest, "%v", err)
+	}
+	from := cur.Effective
+	return s.addRequest(u, c, requestCore{Kind: KindRetentionChange, Tenant: c.Tenant, Reason: strings.TrimSpace(c.Reason),
+		RetentionFrom: &from, RetentionTo: &to, ToPolicy: c.ToPolicy, Shortens: from.Shorter(to), Forgets: prop.Forgets})
+}
+
+// SourcePolicy is a RetentionView's Source when no approved change holds.
+const SourcePolicy = "policy.retention"
+
+// retention lists the tenants' effective retention (admin and approver).
+func (s *Service) retention(ctx context.Context, u *User, c Call) Reply {
+	if u.Role != RoleAdmin && u.Role != RoleApprover {
+		return s.refuse(u, c, OpRetention, c.Tenant)
+	}
+	all, err := s.opts.Backend.Tenants(ctx)
+	if err != nil {
+		return refusal(500, "listing tenants: %v", err)
+	}
+	out := []RetentionView{}
+	for _, t := range all {
+		v, err := s.opts.Backend.Retention(ctx, t, nil)
+		if err != nil {
+			return refusal(500, "%v", err)
+		}
+		out = append(out, *v)
+	}
+	return Reply{Status: 200, Retention: out}
 }
 
 func (s *Service) addRequest(u *User, c Call, core requestCore) Reply {
@@ -327,7 +427,7 @@ func (s *Service) approveBegin(u *User, c Call) Reply {
 	return Reply{Status: 200, Options: b}
 }
 
-func (s *Service) approveFinish(u *User, c Call) Reply {
+func (s *Service) approveFinish(ctx context.Context, u *User, c Call) Reply {
 	r, rep := s.find(u, c, OpApproveFinish)
 	if r == nil {
 		return rep
@@ -362,10 +462,40 @@ func (s *Service) approveFinish(u *User, c Call) Reply {
 	if _, err := s.updateCredential(u.Name, cred); err != nil {
 		return refusal(500, "%v", err)
 	}
+	if r.Core.Kind == KindRetentionChange {
+		// What the approver signed must still be what it changes: the
+		// tenant's retention has not changed since the request.
+		cur, err := s.opts.Backend.Retention(ctx, r.Core.Tenant, nil)
+		if err != nil {
+			return refusal(500, "%v", err)
+		}
+		// Back to policy is what the approver saw as policy.retention.
+		if r.Core.RetentionFrom == nil || r.Core.RetentionTo == nil || cur.Effective != *r.Core.RetentionFrom || r.Core.ToPolicy && cur.Policy != *r.Core.RetentionTo {
+			s.event(Event{Event: "approve", User: r.Core.Requester, Approver: u.Name, Client: c.Client, Tenant: r.Core.Tenant, Request: r.Core.ID, Result: "refused: the retention changed since the request"})
+			return refusal(http.StatusConflict, "cannot approve: the tenant's retention changed since the request (now %s): ask again", cur.Effective)
+		}
+	}
 	r.State, r.Approver, r.Approved, r.Credential = StateApproved, u.Name, s.now().UTC(), cred.ID
 	msg := "approved"
 	switch r.Core.Kind {
-	case KindDossierRelease:
+	case KindRetentionChange:
+		set := RetentionSet{Tenant: r.Core.Tenant, Reason: r.Core.Reason, Requester: r.Core.Requester, Approver: u.Name, Request: r.Core.ID, Digest: r.Digest}
+		if !r.Core.ToPolicy {
+			set.Retention = r.Core.RetentionTo
+		}
+		err := s.opts.Backend.SetRetention(ctx, set)
+		res := "ok"
+		if err != nil {
+			res = "failed: " + err.Error()
+		}
+		s.event(Event{Event: "retention-change", User: r.Core.Requester, Approver: u.Name, Client: c.Client, Tenant: r.Core.Tenant, Request: r.Core.ID, Result: res})
+		if err != nil {
+			r.State, r.Approver, r.Approved, r.Credential = StatePending, "", time.Time{}, nil
+			return refusal(500, "recording the retention change: %v", err)
+		}
+		r.State, r.Result = StateUsed, "retention of "+r.Core.Tenant+" is now "+r.Core.RetentionTo.String()
+		msg = r.Result
+	case KindDossierRelease, KindErasureOverride:
 		if r.Core.Delivery != DeliveryInto {
 			tok := randomToken()
 			r.Download, r.DownloadHash = tok, tokenHash(tok)
@@ -430,7 +560,7 @@ func (s *Service) released(u *User, c Call, op, delivery string) (*fourEyes, Rep
 	defer s.reqs.mu.Unlock()
 	why := ""
 	switch {
-	case r.Core.Kind != KindDossierRelease || r.Core.Requester != u.Name || u.Role != RolePractice:
+	case r.Core.Kind != KindDossierRelease && r.Core.Kind != KindErasureOverride || r.Core.Requester != u.Name || u.Role != RolePractice:
 		why = "only the practice user who asked receives a release"
 	case r.State != StateApproved:
 		why = "request is " + r.State
@@ -457,8 +587,14 @@ func (s *Service) released(u *User, c Call, op, delivery string) (*fourEyes, Rep
 }
 
 func (r *fourEyes) access(u *User, action string) Access {
-	return Access{User: u.Name, Approver: r.Approver, Request: r.Core.ID, Tenant: r.Core.Tenant, Snapshot: r.Core.Snapshot,
+	a := Access{User: u.Name, Approver: r.Approver, Request: r.Core.ID, Tenant: r.Core.Tenant, Snapshot: r.Core.Snapshot,
 		ID: r.Core.DossierID, Reason: r.Core.Reason, Action: action}
+	if r.Core.Kind == KindErasureOverride && r.State == StateUsed && r.Approver != "" {
+		// Only an approved override request (taken just now by its
+		// requester, released marks it used) lifts the erasure.
+		a.Override = "four-eyes request " + r.Core.ID + ", approved by " + r.Approver + ": " + r.Core.Reason
+	}
+	return a
 }
 
 // Download checks the call like any other and, when the release may be

@@ -38,6 +38,11 @@ type Options struct {
 	RequestsPath string
 	Now          func() time.Time
 	Log          *slog.Logger
+	// OIDCClientSecret is the contents of web.oidc.client_secret_file
+	// (with web.oidc set); OIDCHTTPClient reaches the provider (default:
+	// a client with a 15 s timeout).
+	OIDCClientSecret string
+	OIDCHTTPClient   *http.Client
 }
 
 // Service makes every portal decision. It is safe for concurrent use.
@@ -45,6 +50,7 @@ type Service struct {
 	opts Options
 	web  config.Web
 	wa   *webauthn.WebAuthn
+	oidc *oidcClient // nil without web.oidc
 	now  func() time.Time
 	log  *slog.Logger
 
@@ -54,6 +60,7 @@ type Service struct {
 	regs      map[string]*webauthn.SessionData
 	approvals map[string]*webauthn.SessionData // by session hash + request id
 	clients   map[string][]time.Time           // failed attempts per client address
+	flows     map[string]*oidcFlow             // started OIDC sign-ins, by state hash
 	reqs      *requestBook
 }
 
@@ -100,7 +107,10 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{opts: opts, web: w, wa: wa, now: opts.Now, log: opts.Log,
 		sessions: map[string]*session{}, tickets: map[string]*ticket{}, regs: map[string]*webauthn.SessionData{},
-		approvals: map[string]*webauthn.SessionData{}, clients: map[string][]time.Time{}}
+		approvals: map[string]*webauthn.SessionData{}, clients: map[string][]time.Time{}, flows: map[string]*oidcFlow{}}
+	if s.oidc, err = newOIDCClient(w, opts.OIDCClientSecret, opts.OIDCHTTPClient); err != nil {
+		return nil, err
+	}
 	if s.reqs, err = loadRequests(opts.RequestsPath); err != nil {
 		return nil, err
 	}
@@ -135,6 +145,10 @@ func (s *Service) Handle(ctx context.Context, op string, c Call) Reply {
 		return s.loginPasskeyBegin(c)
 	case OpLoginPasskeyFinish:
 		return s.loginPasskeyFinish(c)
+	case OpOIDCBegin:
+		return s.oidcBegin(c)
+	case OpOIDCFinish:
+		return s.oidcFinish(ctx, c)
 	case OpEnrolInfo:
 		return s.enrolInfo(c)
 	case OpEnrol:
@@ -147,7 +161,7 @@ func (s *Service) Handle(ctx context.Context, op string, c Call) Reply {
 	}
 	// Everything else needs a session; operations that change or reveal
 	// something also the session's CSRF token.
-	needCSRF := !slices.Contains([]string{OpWhoami, OpTenants, OpSnapshots, OpRequests, OpRequest, OpPasskeyAddBegin, OpApproveBegin, OpEvidence, OpUsers}, op)
+	needCSRF := !slices.Contains([]string{OpWhoami, OpTenants, OpSnapshots, OpRequests, OpRequest, OpPasskeyAddBegin, OpApproveBegin, OpEvidence, OpUsers, OpRetention}, op)
 	u, sess, rep := s.auth(c, needCSRF, op)
 	if u == nil {
 		return rep
@@ -165,6 +179,10 @@ func (s *Service) Handle(ctx context.Context, op string, c Call) Reply {
 		return s.requestCreate(ctx, u, c)
 	case OpUserResetRequest:
 		return s.userResetRequest(u, c)
+	case OpRetentionRequest:
+		return s.retentionRequest(ctx, u, c)
+	case OpRetention:
+		return s.retention(ctx, u, c)
 	case OpRequests:
 		return s.requestList(u)
 	case OpRequest:
@@ -172,7 +190,7 @@ func (s *Service) Handle(ctx context.Context, op string, c Call) Reply {
 	case OpApproveBegin:
 		return s.approveBegin(u, c)
 	case OpApproveFinish:
-		return s.approveFinish(u, c)
+		return s.approveFinish(ctx, u, c)
 	case OpReject:
 		return s.reject(u, c)
 	case OpRestoreInto:
@@ -278,10 +296,16 @@ func (s *Service) login(c Call) Reply {
 	}
 	now := s.now()
 	u, err := s.opts.Store.Get(c.User)
-	if err != nil || u.Disabled || u.Password == "" {
+	if err != nil || u.Disabled || u.Password == "" || u.OIDCSubject != "" {
 		CheckPassword(dummyHash, c.Password)
 		s.clientFailed(c.Client)
-		s.event(Event{Event: "login", User: safeName(c.User), Client: c.Client, Result: "refused: unknown, disabled or not enrolled user"})
+		why := "unknown, disabled or not enrolled user"
+		if err == nil && u.OIDCSubject != "" {
+			// The provider is this user's first factor: a user it no
+			// longer lets in must not fall back to a password.
+			why = "the user signs in at the identity provider, not with a password"
+		}
+		s.event(Event{Event: "login", User: safeName(c.User), Client: c.Client, Result: "refused: " + why})
 		return refusal(http.StatusUnauthorized, loginFailed)
 	}
 	if now.Before(u.LockedUntil) {
@@ -292,6 +316,13 @@ func (s *Service) login(c Call) Reply {
 		s.failed(u.Name, c, "login", "wrong password")
 		return refusal(http.StatusUnauthorized, loginFailed)
 	}
+	return s.halfLogin(u, c, "login-password", "ok")
+}
+
+// halfLogin issues a ticket for u's second factor after the first
+// (password or identity provider) and logs ev with result.
+func (s *Service) halfLogin(u *User, c Call, ev, result string) Reply {
+	now := s.now()
 	tok := randomToken()
 	s.mu.Lock()
 	s.tickets[tokenHash(tok)] = &ticket{user: u.Name, expires: now.Add(ticketTTL)}
@@ -303,7 +334,7 @@ func (s *Service) login(c Call) Reply {
 	if len(u.Credentials) > 0 {
 		factors = append(factors, "passkey")
 	}
-	s.event(Event{Event: "login-password", User: u.Name, Client: c.Client, Result: "ok"})
+	s.event(Event{Event: ev, User: u.Name, Client: c.Client, Result: result})
 	return Reply{Status: 200, Ticket: tok, Factors: factors}
 }
 
@@ -538,7 +569,7 @@ func (s *Service) enrolInfo(c Call) Reply {
 	if err != nil {
 		return refusal(500, "%v", err)
 	}
-	return Reply{Status: 200, Enrol: &Enrol{User: u.Name, Role: u.Role, TOTPSecret: u.TOTPPending, TOTPURI: k.URL()}}
+	return Reply{Status: 200, Enrol: &Enrol{User: u.Name, Role: u.Role, TOTPSecret: u.TOTPPending, TOTPURI: k.URL(), OIDC: u.OIDCSubject != ""}}
 }
 
 func (s *Service) enrol(c Call) Reply {
@@ -551,10 +582,14 @@ func (s *Service) enrol(c Call) Reply {
 		s.clientFailed(c.Client)
 		return refusal(http.StatusNotFound, "this enrolment link is not valid (used or expired): ask for a new one")
 	}
-	if len([]rune(c.Password)) < MinPasswordLength {
+	oidcUser := u.OIDCSubject != ""
+	switch {
+	case oidcUser && c.Password != "":
+		return refusal(http.StatusBadRequest, "this account signs in at the identity provider and has no password")
+	case oidcUser:
+	case len([]rune(c.Password)) < MinPasswordLength:
 		return refusal(http.StatusBadRequest, "the password needs at least %d characters", MinPasswordLength)
-	}
-	if strings.Contains(strings.ToLower(c.Password), u.Name) {
+	case strings.Contains(strings.ToLower(c.Password), u.Name):
 		return refusal(http.StatusBadRequest, "the password must not contain the user name")
 	}
 	step := totpStep(u.TOTPPending, c.Code, now)
@@ -563,7 +598,10 @@ func (s *Service) enrol(c Call) Reply {
 		s.event(Event{Event: "enrol", User: u.Name, Client: c.Client, Result: "refused: wrong code"})
 		return refusal(http.StatusBadRequest, "wrong code: check the authenticator app's clock and the secret")
 	}
-	hash := HashPassword(c.Password)
+	hash := ""
+	if !oidcUser {
+		hash = HashPassword(c.Password)
+	}
 	_, err = s.opts.Store.Update(u.Name, func(u *User) error {
 		u.Password, u.TOTP, u.TOTPPending, u.LastTOTPStep = hash, u.TOTPPending, "", step
 		u.EnrolHash, u.EnrolExpires = "", time.Time{}
@@ -683,6 +721,14 @@ func (s *Service) dossierShow(ctx context.Context, u *User, c Call) Reply {
 		return refusal(http.StatusBadRequest, "client id: %v", err)
 	}
 	v, err := s.opts.Backend.DossierShow(ctx, Access{User: u.Name, Tenant: c.Tenant, Snapshot: c.Snapshot, ID: id, Reason: c.Reason, Action: "show"})
+	var erased *ErasedError
+	if errors.As(err, &erased) {
+		// Nothing of an erased dossier is shown: only that it is erased,
+		// so that the practice can ask for an erasure override.
+		rep := refusal(http.StatusConflict, "%v", err)
+		rep.Dossier = &DossierView{Tenant: c.Tenant, Snapshot: erased.Snapshot, ID: id, Erased: true, ErasedOn: erased.On, Tables: []TableCount{}}
+		return rep
+	}
 	if err != nil {
 		return refusal(http.StatusBadRequest, "%v", err)
 	}

@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kluis-nl/kluis/durable"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,10 +53,18 @@ type User struct {
 
 	Failures    int       `json:"failures,omitempty"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
+
+	// OIDCSubject binds the user to an identity at the identity provider
+	// (the value of web.oidc.claim in its ID tokens): such a user signs
+	// in there instead of with a password, then with the second factor.
+	OIDCSubject string `json:"oidc_subject,omitempty"`
 }
 
-// Enrolled reports whether the user has a password and a second factor.
-func (u *User) Enrolled() bool { return u.Password != "" && (u.TOTP != "" || len(u.Credentials) > 0) }
+// Enrolled reports whether the user has a first factor (a password, or
+// an identity at the provider) and a second factor.
+func (u *User) Enrolled() bool {
+	return (u.Password != "" || u.OIDCSubject != "") && (u.TOTP != "" || len(u.Credentials) > 0)
+}
 
 // MayTenant reports whether u may see tenant t: a practice user its own
 // tenants; an auditor its listed tenants (all when none are listed);
@@ -74,7 +84,7 @@ func (u *User) MayTenant(t string) bool {
 // View returns u without secrets.
 func (u *User) View(now time.Time) UserView {
 	return UserView{Name: u.Name, Role: u.Role, Tenants: u.Tenants, Disabled: u.Disabled, Enrolled: u.Enrolled(),
-		TOTP: u.TOTP != "", Passkeys: len(u.Credentials), Locked: now.Before(u.LockedUntil), Created: u.Created}
+		TOTP: u.TOTP != "", Passkeys: len(u.Credentials), Locked: now.Before(u.LockedUntil), Created: u.Created, OIDCSubject: u.OIDCSubject}
 }
 
 // webauthn.User.
@@ -112,6 +122,11 @@ var ErrNoUser = errors.New("no such user")
 
 func (s *Store) lock() (func(), error) {
 	s.mu.Lock()
+	// A fresh appliance (no backup yet) has no state directory.
+	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	f, err := os.OpenFile(s.Path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		s.mu.Unlock()
@@ -148,25 +163,7 @@ func (s *Store) write(f *usersFile) error {
 	if err != nil {
 		return err
 	}
-	tmp := s.Path + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = out.Write(append(b, '\n'))
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.Path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return durable.WriteFile(s.Path, append(b, '\n'), durable.Options{})
 }
 
 // List returns every user.
@@ -244,9 +241,19 @@ func (s *Store) Add(u *User, now time.Time, ttl time.Duration) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if u.OIDCSubject != "" {
+		if err := ValidOIDCSubject(u.OIDCSubject); err != nil {
+			return "", fmt.Errorf("--oidc-subject: %v", err)
+		}
+	}
 	for _, o := range f.Users {
 		if o.Name == u.Name {
 			return "", fmt.Errorf("user %s exists", u.Name)
+		}
+		// One identity, one account: else the provider's one login
+		// would be a choice of accounts.
+		if u.OIDCSubject != "" && strings.EqualFold(o.OIDCSubject, u.OIDCSubject) {
+			return "", fmt.Errorf("the identity %q is already bound to user %s", u.OIDCSubject, o.Name)
 		}
 	}
 	u.Created = now.UTC()
@@ -274,6 +281,68 @@ func (s *Store) Reset(name string, now time.Time, ttl time.Duration) (string, er
 		return nil
 	})
 	return tok, err
+}
+
+// Bind binds the user called name to the identity subject at the
+// identity provider, which then replaces the password (cleared); an
+// empty subject unbinds, after which the user has no first factor until
+// a reset.
+func (s *Store) Bind(name, subject string) error {
+	if subject != "" {
+		if err := ValidOIDCSubject(subject); err != nil {
+			return err
+		}
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	f, err := s.read()
+	if err != nil {
+		return err
+	}
+	var u *User
+	for _, o := range f.Users {
+		switch {
+		case o.Name == name:
+			u = o
+		case subject != "" && strings.EqualFold(o.OIDCSubject, subject):
+			return fmt.Errorf("the identity %q is already bound to user %s", subject, o.Name)
+		}
+	}
+	if u == nil {
+		return ErrNoUser
+	}
+	u.OIDCSubject = subject
+	if subject != "" {
+		u.Password = ""
+	}
+	return s.write(f)
+}
+
+// FindOIDC returns the user bound to the identity subject (compared
+// without regard to case when fold: e-mail addresses). More than one
+// match is refused.
+func (s *Store) FindOIDC(subject string, fold bool) (*User, error) {
+	us, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var found *User
+	for _, u := range us {
+		if u.OIDCSubject == "" || !(u.OIDCSubject == subject || fold && strings.EqualFold(u.OIDCSubject, subject)) {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("users %s and %s are bound to one identity", found.Name, u.Name)
+		}
+		found = u
+	}
+	if found == nil {
+		return nil, ErrNoUser
+	}
+	return found, nil
 }
 
 // FindEnrolment returns the user whose unexpired enrolment token is tok.

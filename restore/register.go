@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/evidence/chain"
 	"github.com/kluis-nl/kluis/keyring"
 	"github.com/kluis-nl/kluis/repo"
@@ -15,12 +16,14 @@ import (
 )
 
 // Register is the appliance's erasure register and dossier access log
-// (files in StateDir, signed with Key), each line also sealed into the
+// (files in StateDir, signed with Key): transparency logs, each line a
+// leaf of a Merkle tree whose checkpoint the appliance signs after every
+// append (dossier.SignCheckpoint). Each line is also sealed into the
 // repository of the tenant it concerns at every location: an encrypted
-// replica and an anchor of the log's length and head (dossier.Record). A
-// missing, truncated or replaced log is then an error wherever the
-// register is read, and a replacement appliance rebuilds it from the
-// locations (Recover).
+// replica and an anchor of the log's length, head and signed checkpoint
+// (dossier.Record). A missing, truncated, rolled back or replaced log is
+// then an error wherever the register is read, and a replacement
+// appliance rebuilds it from the locations (Recover).
 //
 // Lines and records verify with the appliance's key ring
 // (keyring.Load(StateDir, Key's public key)): after a disaster recovery
@@ -30,6 +33,12 @@ import (
 type Register struct {
 	StateDir string
 	Key      ed25519.PrivateKey
+	// Appliance is the appliance id: the logs' checkpoints are signed
+	// under origins that name it (dossier.Origin).
+	Appliance string
+	// Witnesses, when set, are asked to cosign each log's newest
+	// checkpoint after an append (as the evidence log's are).
+	Witnesses []evidence.WitnessClient
 	// Now is the time of the key rotation lines Recover appends
 	// (default time.Now).
 	Now func() time.Time
@@ -86,7 +95,7 @@ func (g *Register) Erasures(ctx context.Context, r *repo.Repo) ([]dossier.Erasur
 	if err != nil {
 		return nil, err
 	}
-	if err := dossier.CheckAnchored(g.StateDir, ring, recs); err != nil {
+	if err := dossier.CheckAnchored(g.StateDir, g.Appliance, ring, recs); err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", r.Tenant(), err)
 	}
 	all, err := dossier.Erasures(g.StateDir, ring)
@@ -122,7 +131,11 @@ func (g *Register) AddErasure(ctx context.Context, r *repo.Repo, e dossier.Erasu
 	if err != nil {
 		return nil, err
 	}
-	return g.anchor(ctx, r, dossier.LogNameErasures, ens...)
+	cps, err := g.sign(ctx, dossier.LogNameErasures, ring, ens)
+	if err != nil {
+		return nil, err
+	}
+	return g.anchor(ctx, r, dossier.LogNameErasures, ens, cps)
 }
 
 // LogAccess appends a to the access log and, when r is not nil, seals its
@@ -139,19 +152,24 @@ func (g *Register) LogAccess(ctx context.Context, r *repo.Repo, a dossier.Access
 		return err
 	}
 	ens, err := dossier.LogAccess(g.StateDir, g.Key, ring, a)
+	if err != nil {
+		return err
+	}
+	cps, err := g.sign(ctx, dossier.LogNameAccess, ring, ens)
 	if err != nil || r == nil {
 		return err
 	}
-	_, err = g.anchor(ctx, r, dossier.LogNameAccess, ens...)
+	_, err = g.anchor(ctx, r, dossier.LogNameAccess, ens, cps)
 	return err
 }
 
-// anchor seals the record of each entry just appended to log into r at
-// every location; the results are those of the last.
-func (g *Register) anchor(ctx context.Context, r *repo.Repo, log string, ens ...chain.Entry) ([]repo.LocationResult, error) {
+// anchor seals the record of each entry just appended to log, with its
+// checkpoint (cps, in the same order), into r at every location; the
+// results are those of the last.
+func (g *Register) anchor(ctx context.Context, r *repo.Repo, log string, ens []chain.Entry, cps [][]byte) ([]repo.LocationResult, error) {
 	var rs []repo.LocationResult
-	for _, en := range ens {
-		_, b, err := dossier.NewRecord(log, g.Key, en)
+	for i, en := range ens {
+		_, b, err := dossier.NewCheckpointedRecord(log, g.Key, en, cps[i])
 		if err != nil {
 			return nil, err
 		}
@@ -195,7 +213,7 @@ func (g *Register) Recover(ctx context.Context, repos []*repo.Repo) (map[string]
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	n, err := dossier.Rebuild(g.StateDir, ring, all)
+	n, err := dossier.Rebuild(g.StateDir, g.Appliance, ring, all)
 	if err != nil {
 		return nil, err
 	}
@@ -204,8 +222,12 @@ func (g *Register) Recover(ctx context.Context, repos []*repo.Repo) (map[string]
 		if err != nil {
 			return n, fmt.Errorf("%s log: key rotation: %w", log, err)
 		}
+		cps, err := g.sign(ctx, log, ring, ens)
+		if err != nil {
+			return n, err
+		}
 		for _, r := range repos {
-			if _, err := g.anchor(ctx, r, log, ens...); err != nil {
+			if _, err := g.anchor(ctx, r, log, ens, cps); err != nil {
 				return n, err
 			}
 		}

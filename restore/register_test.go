@@ -40,7 +40,7 @@ func drRegister(t *testing.T, withRecords bool) (*repo.Repo, ed25519.PrivateKey,
 		t.Fatal(err)
 	}
 	old := newSigningKey(t)
-	lost := &Register{StateDir: t.TempDir(), Key: old}
+	lost := &Register{StateDir: t.TempDir(), Key: old, Appliance: "ams-1"}
 	if withRecords {
 		if _, err := lost.AddErasure(ctx, r, dossier.Erasure{Tenant: "praktijk", ID: "3", Time: time.Now().UTC(), Reason: "AVG"}); err != nil {
 			t.Fatal(err)
@@ -50,7 +50,7 @@ func drRegister(t *testing.T, withRecords bool) (*repo.Repo, ed25519.PrivateKey,
 		}
 	}
 	cur := newSigningKey(t)
-	g := &Register{StateDir: t.TempDir(), Key: cur}
+	g := &Register{StateDir: t.TempDir(), Key: cur, Appliance: "ams-1"}
 	// Before the previous key is trusted, its records are refused.
 	if _, err := g.Recover(ctx, []*repo.Repo{r}); withRecords && !errors.Is(err, keyring.ErrUntrusted) {
 		t.Fatalf("recover without the previous key: want ErrUntrusted, got %v", err)
@@ -133,7 +133,7 @@ func TestRegisterAfterKeyRotationRefusesPlantedRecords(t *testing.T) {
 				t.Fatal("an append after a planted record succeeded")
 			}
 			// A replacement appliance's rebuild refuses too.
-			fresh := &Register{StateDir: t.TempDir(), Key: g.Key}
+			fresh := &Register{StateDir: t.TempDir(), Key: g.Key, Appliance: "ams-1"}
 			ring, _ := g.Ring()
 			for _, p := range ring.Previous() {
 				keyring.AddPrevious(fresh.StateDir, g.Key, p, time.Now())

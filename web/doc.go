@@ -7,5 +7,7 @@
 // user secret, and decides nothing about who may do what: the daemon
 // does (package portal). What it adds is web hardening: secure, HttpOnly,
 // SameSite=Strict cookies, an Origin check on every POST, no-store on
-// every page, and a new cookie at every login.
+// every page, and a new cookie at every login. For a sign-in at an
+// identity provider it only sends the browser there and relays the
+// answer: it holds no client secret and verifies no token.
 package web

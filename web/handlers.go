@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,14 +31,14 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.render(w, r, http.StatusOK, "login", nil, nil, "")
+	s.renderLogin(w, r, http.StatusOK, "")
 }
 
 func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	q := s.anon(w, r)
 	rep := q.call(portal.OpLogin, portal.Call{User: strings.TrimSpace(r.PostFormValue("user")), Password: r.PostFormValue("password")})
 	if rep.Status != http.StatusOK {
-		s.render(w, r, rep.Status, "login", nil, nil, rep.Error)
+		s.renderLogin(w, r, rep.Status, rep.Error)
 		return
 	}
 	s.setCookie(w, s.ticket, rep.Ticket, 300)
@@ -86,7 +87,7 @@ func (s *Server) loginTOTP(w http.ResponseWriter, r *http.Request) {
 	if rep.Status != http.StatusOK {
 		if rep.Status == http.StatusTooManyRequests || strings.Contains(rep.Error, "expired") {
 			s.clearCookie(w, s.ticket)
-			s.render(w, r, rep.Status, "login", nil, nil, rep.Error)
+			s.renderLogin(w, r, rep.Status, rep.Error)
 			return
 		}
 		s.render(w, r, rep.Status, "second", nil, factors(r), rep.Error)
@@ -237,6 +238,11 @@ func (s *Server) tenant(q *req) {
 func (s *Server) dossierShow(q *req) {
 	t := q.r.PathValue("tenant")
 	rep := q.call(portal.OpDossierShow, portal.Call{Tenant: t, Snapshot: q.r.PostFormValue("snapshot"), ID: q.r.PostFormValue("dossier_id")})
+	if rep.Dossier != nil && rep.Dossier.Erased {
+		// Erased: nothing of it, only the way to ask for an override.
+		q.render(http.StatusOK, "dossier", tenantData{Tenant: t, Dossier: rep.Dossier}, rep.Error)
+		return
+	}
 	if rep.Status != http.StatusOK {
 		if rep.Status == http.StatusBadRequest {
 			snaps := q.call(portal.OpSnapshots, portal.Call{Tenant: t})
@@ -252,7 +258,7 @@ func (s *Server) dossierShow(q *req) {
 func (s *Server) requestCreate(q *req) {
 	t := q.r.PathValue("tenant")
 	rep := q.call(portal.OpRequestCreate, portal.Call{Tenant: t, Snapshot: q.r.PostFormValue("snapshot"), ID: q.r.PostFormValue("dossier_id"),
-		Reason: q.r.PostFormValue("reason"), Delivery: q.r.PostFormValue("delivery")})
+		Reason: q.r.PostFormValue("reason"), Delivery: q.r.PostFormValue("delivery"), Kind: q.r.PostFormValue("kind")})
 	if rep.Status != http.StatusOK {
 		q.fail(rep)
 		return
@@ -270,8 +276,7 @@ func (s *Server) requests(q *req) {
 }
 
 type requestData struct {
-	Req        *portal.RequestView
-	CanApprove bool
+	Req *portal.RequestView
 }
 
 func (s *Server) request(q *req) {
@@ -280,9 +285,9 @@ func (s *Server) request(q *req) {
 		q.fail(rep)
 		return
 	}
-	r := rep.Req
-	can := !r.Mine && r.State == portal.StatePending && (q.sess.Role == portal.RoleAdmin || q.sess.Role == portal.RoleApprover && r.Kind == portal.KindDossierRelease)
-	q.render(http.StatusOK, "request", requestData{Req: r, CanApprove: can}, "")
+	// The daemon says whether this user may approve it (and checks
+	// again when they do).
+	q.render(http.StatusOK, "request", requestData{Req: rep.Req}, "")
 }
 
 func (s *Server) approveBegin(q *req) {
@@ -390,6 +395,41 @@ func (s *Server) users(q *req) {
 
 func (s *Server) userReset(q *req) {
 	rep := q.call(portal.OpUserResetRequest, portal.Call{User: q.r.PathValue("name"), Reason: q.r.PostFormValue("reason")})
+	if rep.Status != http.StatusOK {
+		q.fail(rep)
+		return
+	}
+	http.Redirect(q.w, q.r, "/requests/"+rep.Req.ID, http.StatusSeeOther)
+}
+
+func (s *Server) retention(q *req) {
+	rep := q.call(portal.OpRetention, portal.Call{})
+	if rep.Status != http.StatusOK {
+		q.fail(rep)
+		return
+	}
+	q.render(http.StatusOK, "retention", rep.Retention, "")
+}
+
+// retentionRequest asks for a retention change; the daemon checks it.
+func (s *Server) retentionRequest(q *req) {
+	c := portal.Call{Tenant: q.r.PostFormValue("tenant"), Reason: q.r.PostFormValue("reason"), ToPolicy: q.r.PostFormValue("to_policy") != ""}
+	if !c.ToPolicy {
+		var r portal.Retention
+		for _, f := range []struct {
+			name string
+			dst  *int
+		}{{"keep_last", &r.KeepLast}, {"keep_daily", &r.KeepDaily}, {"keep_weekly", &r.KeepWeekly}, {"keep_monthly", &r.KeepMonthly}} {
+			n, err := strconv.Atoi(strings.TrimSpace(q.r.PostFormValue(f.name)))
+			if err != nil || n < 0 {
+				q.render(http.StatusBadRequest, "error", nil, f.name+": "+texts[q.lang]["bad_number"])
+				return
+			}
+			*f.dst = n
+		}
+		c.Retention = &r
+	}
+	rep := q.call(portal.OpRetentionRequest, c)
 	if rep.Status != http.StatusOK {
 		q.fail(rep)
 		return

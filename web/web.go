@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/portal"
 )
 
@@ -36,6 +37,9 @@ type Options struct {
 	// TrustProxy takes the client address from X-Forwarded-For (behind
 	// a reverse proxy on loopback); for logs and rate limits only.
 	TrustProxy bool
+	// OIDCLabel is the identity provider's name on the login page when
+	// web.oidc is configured ("": no sign-in at a provider).
+	OIDCLabel string
 }
 
 // Server is the portal's HTTP handler.
@@ -44,8 +48,11 @@ type Server struct {
 	secure bool
 	cookie string // session cookie name
 	ticket string // half-login cookie name
-	tmpl   *template.Template
-	mux    *http.ServeMux
+	// oidcCookie binds a sign-in at the identity provider to the browser
+	// that began it.
+	oidcCookie string
+	tmpl       *template.Template
+	mux        *http.ServeMux
 }
 
 // New returns a Server.
@@ -57,9 +64,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, secure: u.Scheme == "https", cookie: "kluis_session", ticket: "kluis_login"}
+	s := &Server{opts: opts, secure: u.Scheme == "https", cookie: "kluis_session", ticket: "kluis_login", oidcCookie: "kluis_oidc"}
 	if s.secure {
-		s.cookie, s.ticket = "__Host-kluis_session", "__Host-kluis_login"
+		s.cookie, s.ticket, s.oidcCookie = "__Host-kluis_session", "__Host-kluis_login", "__Host-kluis_oidc"
 	}
 	s.tmpl, err = template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.tmpl")
 	if err != nil {
@@ -160,6 +167,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /login/totp", s.loginTOTP)
 	m.HandleFunc("POST /login/passkey/begin", s.loginPasskeyBegin)
 	m.HandleFunc("POST /login/passkey/finish", s.loginPasskeyFinish)
+	m.HandleFunc("GET /login/oidc", s.oidcBegin)
+	m.HandleFunc("GET "+config.OIDCCallbackPath, s.oidcCallback)
 	m.HandleFunc("GET /enrol/{token}", s.enrolPage)
 	m.HandleFunc("POST /enrol/{token}", s.enrolPost)
 	m.HandleFunc("GET /enrol/{token}/qr.png", s.enrolQR)
@@ -183,6 +192,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /evidence/export", s.page(s.evidenceExport))
 	m.HandleFunc("GET /users", s.page(s.users))
 	m.HandleFunc("POST /users/{name}/reset", s.page(s.userReset))
+	m.HandleFunc("GET /retention", s.page(s.retention))
+	m.HandleFunc("POST /retention/request", s.page(s.retentionRequest))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := s.session(r); !ok {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pquerna/otp"
 
+	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/internal/portaltest"
 	"github.com/kluis-nl/kluis/internal/softauthn"
@@ -31,11 +32,15 @@ type site struct {
 }
 
 func newSite(t *testing.T) *site {
+	return newSiteWith(t, portaltest.New, "")
+}
+
+func newSiteWith(t *testing.T, fixture func(testing.TB, string, ...func(*config.Web)) *portaltest.Fixture, oidcLabel string) *site {
 	ts := httptest.NewUnstartedServer(nil)
 	// WebAuthn wants a domain, not an IP address, as relying party id.
 	origin := "http://localhost:" + strings.TrimPrefix(ts.Listener.Addr().String(), "127.0.0.1:")
-	f := portaltest.New(t, origin)
-	w, err := web.New(web.Options{Client: f.Client, Origin: origin})
+	f := fixture(t, origin)
+	w, err := web.New(web.Options{Client: f.Client, Origin: origin, OIDCLabel: oidcLabel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,14 +246,14 @@ func TestUnauthenticatedGetsLoginPageOnly(t *testing.T) {
 	s := newSite(t)
 	s.f.AddUser("anna", portal.RolePractice, "a")
 	b := s.browser(t)
-	gets := []string{"/", "/account", "/t/a", "/requests", "/requests/x", "/evidence", "/users", "/nonexistent", "/t/a/dossier"}
+	gets := []string{"/", "/account", "/t/a", "/requests", "/requests/x", "/evidence", "/users", "/nonexistent", "/t/a/dossier", "/retention"}
 	for _, path := range gets {
 		p := b.get(path)
 		if p.status != http.StatusSeeOther || p.loc != "/login" {
 			t.Errorf("GET %s: %d %q", path, p.status, p.loc)
 		}
 	}
-	posts := []string{"/t/a/dossier", "/t/a/request", "/requests/x/approve/begin", "/requests/x/approve/finish", "/requests/x/reject", "/requests/x/restore", "/download", "/account/passkey/begin", "/users/anna/reset"}
+	posts := []string{"/t/a/dossier", "/t/a/request", "/requests/x/approve/begin", "/requests/x/approve/finish", "/requests/x/reject", "/requests/x/restore", "/download", "/account/passkey/begin", "/users/anna/reset", "/retention/request"}
 	for _, path := range posts {
 		p := b.post(path, url.Values{"tenant": {"a"}, "dossier_id": {"1"}, "csrf": {"x"}})
 		if p.status != http.StatusSeeOther || p.loc != "/login" {
@@ -338,6 +343,10 @@ func TestRouteIsolation(t *testing.T) {
 		{"GET", "/evidence?tenant=b", nil},
 		{"GET", "/users", nil},
 		{"POST", "/users/bea/reset", url.Values{"reason": {"r"}}},
+		{"POST", "/t/b/request", url.Values{"snapshot": {"latest"}, "dossier_id": {"6"}, "reason": {"r"}, "delivery": {"sql"}, "kind": {"erasure-override"}}},
+		{"GET", "/retention", nil},
+		{"POST", "/retention/request", url.Values{"tenant": {"a"}, "keep_last": {"1"}, "keep_daily": {"0"}, "keep_weekly": {"0"}, "keep_monthly": {"0"}, "reason": {"r"}}},
+		{"POST", "/retention/request", url.Values{"tenant": {"b"}, "to_policy": {"1"}, "reason": {"r"}}},
 	}
 	for _, who := range []*portaltest.User{anna, audrey} {
 		b := s.browser(t)
@@ -372,6 +381,9 @@ func TestRouteIsolation(t *testing.T) {
 	if p := b.get("/evidence?tenant=a"); p.status != 200 || !strings.Contains(p.body, `id="ev-reports"`) {
 		t.Errorf("auditor's own evidence: %d", p.status)
 	}
+	if len(s.f.Backend.Retentions) != 0 {
+		t.Error("a refused route changed the retention")
+	}
 	// Tenant a's route with b's snapshot reaches tenant a's repository
 	// (where no such snapshot exists), never b's.
 	for _, a := range s.f.Backend.AccessLog()[before:] {
@@ -400,7 +412,7 @@ func TestTextsComplete(t *testing.T) {
 	// Every value the daemon sends that a page shows through tr.
 	for prefix, vals := range map[string][]string{
 		"state":    {portal.StatePending, portal.StateApproved, portal.StateRejected, portal.StateUsed, portal.StateExpired},
-		"kind":     {portal.KindDossierRelease, portal.KindUserReset},
+		"kind":     {portal.KindDossierRelease, portal.KindUserReset, portal.KindErasureOverride, portal.KindRetentionChange},
 		"delivery": {portal.DeliverySQL, portal.DeliveryJSON, portal.DeliveryInto},
 		"verdict":  {evidence.Pass, evidence.Fail, evidence.Error},
 		"role":     {portal.RolePractice, portal.RoleApprover, portal.RoleAuditor, portal.RoleAdmin},
@@ -641,5 +653,105 @@ func TestEvidenceDates(t *testing.T) {
 	b.get("/lang?l=en&next=/evidence")
 	if p = b.get("/evidence?tenant=a&to=1/2/2026"); p.status != 400 || !strings.Contains(p.body, "YYYY-MM-DD, for example") || !strings.Contains(p.body, `placeholder="YYYY-MM-DD"`) {
 		t.Fatalf("English: %d %s", p.status, p.body)
+	}
+}
+
+// approveInPages approves the request at reqPath in b's session with u's
+// passkey, through the pages' script endpoints.
+func approveInPages(t *testing.T, b *browser, u *portaltest.User, reqPath string) page {
+	t.Helper()
+	b.get(reqPath)
+	p := b.script(reqPath+"/approve/begin", nil)
+	assertion, err := u.Auth.Get([]byte(p.body))
+	if err != nil {
+		t.Fatalf("%v: %s", err, p.body)
+	}
+	return b.script(reqPath+"/approve/finish", url.Values{"credential": {string(assertion)}})
+}
+
+// TestOverrideAndRetentionPages: an erased dossier's page shows nothing
+// of it but the override form; the override request and a retention
+// change are approved through the pages, each showing the approver what
+// the daemon put into the signed request.
+func TestOverrideAndRetentionPages(t *testing.T) {
+	s := newSite(t)
+	anna := s.f.AddUser("anna", portal.RolePractice, "a")
+	bert := s.f.AddUser("bert", portal.RoleApprover)
+	ada := s.f.AddUser("ada", portal.RoleAdmin)
+	s.f.AddPasskey(s.f.Login(bert), bert)
+	s.f.Backend.Erase("a", "42", time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC))
+	pb, ab, admin := s.browser(t), s.browser(t), s.browser(t)
+	pb.login(anna)
+	ab.login(bert)
+	admin.login(ada)
+
+	pb.get("/t/a")
+	p := pb.post("/t/a/dossier", url.Values{"snapshot": {"latest"}, "dossier_id": {"42"}})
+	if p.status != 200 || !strings.Contains(p.body, `id="override-form"`) || !strings.Contains(p.body, `data-erased="2026-06-01"`) || strings.Contains(p.body, `id="dossier-tables"`) || strings.Contains(p.body, `id="request-form"`) {
+		t.Fatalf("erased dossier page: %d %s", p.status, p.body)
+	}
+	if strings.Contains(p.body, `value="restore-into"`) {
+		t.Error("the override form offers a restore into the live database")
+	}
+	form := url.Values{}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)"`).FindAllStringSubmatch(p.body[strings.Index(p.body, `id="override-form"`):], -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	form.Set("reason", "court order 2026/123")
+	form.Set("delivery", "sql")
+	if p = pb.post("/t/a/request", form); p.status != http.StatusSeeOther {
+		t.Fatalf("override request: %d %s", p.status, p.body)
+	}
+	reqPath := p.loc
+	if p = ab.get(reqPath); !strings.Contains(p.body, `data-kind="erasure-override"`) || !strings.Contains(p.body, `id="req-erased">2026-06-01<`) || !strings.Contains(p.body, `id="approve"`) {
+		t.Fatalf("approver's page of the override: %s", p.body)
+	}
+	if p = approveInPages(t, ab, bert, reqPath); p.status != 200 {
+		t.Fatalf("approve the override: %d %s", p.status, p.body)
+	}
+	p = pb.get(reqPath)
+	m := regexp.MustCompile(`name="token" value="([^"]+)"`).FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("no download after the override's approval: %s", p.body)
+	}
+	p = pb.post("/download", url.Values{"request": {strings.TrimPrefix(reqPath, "/requests/")}, "token": {m[1]}})
+	acc := s.f.Backend.AccessLog()
+	if last := acc[len(acc)-1]; p.status != 200 || p.body != portaltest.Dossier(last, "sql") || !strings.Contains(last.Override, "court order 2026/123") {
+		t.Fatalf("override download: %d %q %+v", p.status, p.body, last)
+	}
+
+	// Retention: the admin's page lists the tenants and asks; the
+	// approver sees old and new and that it is shorter.
+	if p = pb.get("/retention"); p.status != http.StatusForbidden {
+		t.Errorf("a practice user's retention page: %d", p.status)
+	}
+	if p = ab.get("/retention"); p.status != 200 || !strings.Contains(p.body, `id="retention-a"`) || strings.Contains(p.body, `id="retention-form"`) {
+		t.Errorf("the approver's retention page: %d %s", p.status, p.body)
+	}
+	if p = admin.get("/retention"); !strings.Contains(p.body, `id="retention-form"`) {
+		t.Fatalf("the admin's retention page: %s", p.body)
+	}
+	if p = admin.post("/retention/request", url.Values{"tenant": {"a"}, "keep_last": {"x"}, "keep_daily": {"0"}, "keep_weekly": {"0"}, "keep_monthly": {"0"}, "reason": {"r"}}); p.status != http.StatusBadRequest {
+		t.Errorf("a retention form with a bad number: %d", p.status)
+	}
+	p = admin.post("/retention/request", url.Values{"tenant": {"a"}, "keep_last": {"1"}, "keep_daily": {"0"}, "keep_weekly": {"0"}, "keep_monthly": {"0"}, "reason": {"contract"}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("retention request: %d %s", p.status, p.body)
+	}
+	reqPath = p.loc
+	if p = admin.get(reqPath); strings.Contains(p.body, `id="approve"`) {
+		t.Error("the admin is offered to approve her own retention change")
+	}
+	if p = ab.get(reqPath); !strings.Contains(p.body, `id="req-shortens"`) || !strings.Contains(p.body, `id="req-forgets">1<`) || !strings.Contains(p.body, `id="approve"`) || !strings.Contains(p.body, `>Wijziging van de bewaartermijn<`) {
+		t.Fatalf("approver's page of the retention change: %s", p.body)
+	}
+	if p = approveInPages(t, ab, bert, reqPath); p.status != 200 {
+		t.Fatalf("approve the retention change: %d %s", p.status, p.body)
+	}
+	if n := len(s.f.Backend.Retentions); n != 1 || s.f.Backend.Retentions[0].Approver != "bert" {
+		t.Fatalf("retention changes %+v", s.f.Backend.Retentions)
+	}
+	if p = admin.get("/retention"); !strings.Contains(p.body, `href="`+reqPath+`"`) {
+		t.Errorf("the retention page does not name the request in force: %s", p.body)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/display"
 	"github.com/kluis-nl/kluis/restore/restoretest"
 )
 
@@ -69,6 +70,12 @@ func cmdConfigCheck(ctx context.Context, g *globals, args []string) error {
 	for _, p := range rtProblems {
 		tenantProblems = append(tenantProblems, p.Path+": "+p.Message)
 	}
+	// Approved retention changes (portal four-eyes requests) replace
+	// policy.retention for their tenants: say so, and check them against
+	// this config as policy.retention is checked.
+	retention, problems := retentionChanges(c, g)
+	out["retention_changes"] = retention
+	tenantProblems = append(tenantProblems, problems...)
 	if len(tenantProblems) > 0 {
 		out["tenant_problems"] = tenantProblems
 		if !g.jsonOut {
@@ -181,4 +188,39 @@ func probeLocation(ctx context.Context, c *config.Config, lc config.Location) er
 		}
 	}
 	return nil
+}
+
+// retentionChange is one tenant's retention from an approved change, as
+// config check shows it.
+type retentionChange struct {
+	Tenant    string           `json:"tenant"`
+	Retention config.Retention `json:"retention"`
+	Source    string           `json:"source"`
+}
+
+// retentionChanges lists the approved retention changes of c's tenants
+// (printing them) and the problems: a change log that does not verify,
+// a change the config would now refuse.
+func retentionChanges(c *config.Config, g *globals) ([]retentionChange, []string) {
+	a := appliance.New(c, g.log)
+	changes, err := a.RetentionChanges()
+	if err != nil {
+		return []retentionChange{}, []string{fmt.Sprintf("approved retention changes: %v", err)}
+	}
+	out := []retentionChange{}
+	var problems []string
+	for _, t := range c.Tenants {
+		if changes[t.ID] == nil {
+			continue
+		}
+		eff := a.RetentionOf(changes, t.ID)
+		out = append(out, retentionChange{Tenant: t.ID, Retention: eff.Retention, Source: eff.Source()})
+		if !g.jsonOut {
+			fmt.Fprintf(g.stdout, "retention of tenant %s: %s, from %s (in place of policy.retention)\n", t.ID, portalRetention(eff.Retention), display.Escape(eff.Source()))
+		}
+		if err := c.CheckRetention(eff.Retention); err != nil {
+			problems = append(problems, fmt.Sprintf("tenants.%s: approved retention change: %v", t.ID, err))
+		}
+	}
+	return out, problems
 }

@@ -53,7 +53,7 @@ func cmdDaemon(ctx context.Context, g *globals, args []string) error {
 	d := daemon.New(a, daemon.Options{Log: g.log, Hooks: daemon.Hooks{RestoreTest: restoreTestHook, EvidenceSync: evidenceSyncHook}})
 	// The portal's socket (web: configured): kluis web asks, the daemon
 	// decides (docs/practice.md).
-	stopPortal, err := startPortal(ctx, g, a, d.Appliance)
+	stopPortal, err := startPortal(ctx, g, a, d.Appliance, d.RetentionChanged)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,11 @@ func openDossier(ctx context.Context, g *globals, a *appliance.Appliance, tenant
 	if err != nil {
 		return nil, err
 	}
-	s := &dossierSession{a: a, key: key, reg: &restore.Register{StateDir: a.StateDir(), Key: key}, rec: dossier.Access{
+	reg, err := applianceRegister(a)
+	if err != nil {
+		return nil, err
+	}
+	s := &dossierSession{a: a, key: key, reg: reg, rec: dossier.Access{
 		Time: a.Now().UTC(), Operator: operatorName(operator), Tenant: tenant, ID: id, Snapshot: snapshot, Action: action,
 	}}
 	if s.r, err = a.OpenRepo(ctx, tenant); err != nil {

@@ -141,13 +141,18 @@ func cmdErasureList(ctx context.Context, g *globals, args []string) error {
 	return nil
 }
 
-// applianceRegister is the appliance's erasure register and access log.
+// applianceRegister is the appliance's erasure register and access log,
+// whose checkpoints the configured witnesses cosign.
 func applianceRegister(a *appliance.Appliance) (*restore.Register, error) {
 	key, err := signingKey(a)
 	if err != nil {
 		return nil, err
 	}
-	return &restore.Register{StateDir: a.StateDir(), Key: key, Now: a.Now}, nil
+	ws, err := witnessClients(a)
+	if err != nil {
+		return nil, err
+	}
+	return &restore.Register{StateDir: a.StateDir(), Key: key, Appliance: a.Cfg.Appliance.ID, Witnesses: ws, Now: a.Now}, nil
 }
 
 func cmdErasureRecover(ctx context.Context, g *globals, args []string) error {

@@ -351,7 +351,7 @@ func cmdCheck(ctx context.Context, g *globals, args []string) error {
 func cmdForget(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("forget", "--tenant T [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-last N] [--prune] [--dry-run]")
 	tenant := fs.String("tenant", "", "tenant `id`")
-	keepLast := fs.Int("keep-last", -1, "keep the newest `N` snapshots (default: policy.retention)")
+	keepLast := fs.Int("keep-last", -1, "keep the newest `N` snapshots (default: the tenant's retention, policy.retention or an approved change)")
 	keepDaily := fs.Int("keep-daily", -1, "keep the newest snapshot of each of the last `N` days")
 	keepWeekly := fs.Int("keep-weekly", -1, "keep the newest snapshot of each of the last `N` weeks")
 	keepMonthly := fs.Int("keep-monthly", -1, "keep the newest snapshot of each of the last `N` months")
@@ -366,8 +366,12 @@ func cmdForget(ctx context.Context, g *globals, args []string) error {
 	if *lost {
 		return acknowledgeLost(ctx, g, a, *tenant, *dryRun)
 	}
-	pol := a.Cfg.Policy.Retention
-	policy := repo.Retention{KeepLast: pol.KeepLast, KeepDaily: pol.KeepDaily, KeepWeekly: pol.KeepWeekly, KeepMonthly: pol.KeepMonthly}
+	// The tenant's retention: policy.retention or an approved change.
+	eff, err := a.Retention(*tenant)
+	if err != nil {
+		return err
+	}
+	policy := daemonRetention(eff.Retention)
 	for _, o := range []struct {
 		flag *int
 		dst  *int

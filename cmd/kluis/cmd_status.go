@@ -31,6 +31,10 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 		rep.Errors = append(rep.Errors, msg)
 		rep.OK = false
 	}
+	if msg := registerWitnessProblem(a); msg != "" {
+		rep.Errors = append(rep.Errors, msg)
+		rep.OK = false
+	}
 	if msg := evidenceContinuationProblem(ctx, a); msg != "" {
 		rep.Errors = append(rep.Errors, msg)
 		rep.OK = false
@@ -93,6 +97,11 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 		for _, t := range rep.Tenants {
 			for _, w := range t.Warnings {
 				fmt.Fprintf(g.stdout, "warning: tenant %s: %s\n", t.Tenant, display.Escape(w))
+			}
+		}
+		for _, t := range rep.Tenants {
+			if t.Retention != nil && t.RetentionSource != "policy.retention" {
+				fmt.Fprintf(g.stdout, "retention: tenant %s: %s, from %s\n", t.Tenant, portalRetention(*t.Retention), display.Escape(t.RetentionSource))
 			}
 		}
 		for _, e := range rep.Errors {

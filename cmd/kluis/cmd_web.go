@@ -32,7 +32,11 @@ func cmdWeb(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return &configError{err}
 	}
-	srv, err := web.New(web.Options{Client: portal.NewClient(w.Socket), Origin: w.Origin, Log: g.log, TrustProxy: *trust})
+	opts := web.Options{Client: portal.NewClient(w.Socket), Origin: w.Origin, Log: g.log, TrustProxy: *trust}
+	if o := w.OIDCWithDefaults(); o != nil {
+		opts.OIDCLabel = o.Label
+	}
+	srv, err := web.New(opts)
 	if err != nil {
 		return &configError{err}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/kluis-nl/kluis/durable"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/restore/dossier"
 )
 
 // listFlag is a repeatable flag.
@@ -133,6 +134,15 @@ func openWitness(keyFile, name, state string, logs []string) (*evidence.Witness,
 			return nil, "", usageErrorf("--log %s: %v", id, err)
 		}
 		wl = append(wl, evidence.WitnessLog{Origin: evidence.Origin(id), Verifier: v})
+		// The appliance's erasure register and access log, signed with
+		// the same key under their own origins.
+		for _, log := range []string{dossier.LogNameErasures, dossier.LogNameAccess} {
+			v, err := evidence.NoteVerifier(dossier.Origin(log, id), pub)
+			if err != nil {
+				return nil, "", usageErrorf("--log %s: %v", id, err)
+			}
+			wl = append(wl, evidence.WitnessLog{Origin: dossier.Origin(log, id), Verifier: v})
+		}
 	}
 	w, err := evidence.NewWitness(state, signer, wl)
 	if err != nil {
@@ -192,4 +202,32 @@ func evidenceWitnessProblem(a *appliance.Appliance) string {
 		return fmt.Sprintf("evidence: the newest checkpoint of the evidence log is not cosigned by witness %s: run kluis evidence cosign (is the witness reachable? did it refuse a rewritten history?)", strings.Join(missing, ", "))
 	}
 	return ""
+}
+
+// registerWitnessProblem is status's line for the erasure register and
+// the access log: the newest checkpoint of one lacks the cosignature of a
+// configured witness ("": none configured, or every one cosigned).
+func registerWitnessProblem(a *appliance.Appliance) string {
+	reg, err := applianceRegister(a)
+	if err != nil || len(reg.Witnesses) == 0 {
+		return "" // a key or witness problem is reported elsewhere
+	}
+	vs := make([]note.Verifier, len(reg.Witnesses))
+	for i, w := range reg.Witnesses {
+		vs[i] = w.Verifier
+	}
+	missing, err := reg.Uncosigned(vs)
+	if err != nil {
+		return "erasure register and access log: the checkpoints cannot be checked: " + err.Error()
+	}
+	var parts []string
+	for _, log := range []string{dossier.LogNameErasures, dossier.LogNameAccess} {
+		if len(missing[log]) > 0 {
+			parts = append(parts, fmt.Sprintf("the %s log by witness %s", log, strings.Join(missing[log], ", ")))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "the newest checkpoint of " + strings.Join(parts, " and of ") + " is not cosigned: the next append asks again (is the witness reachable, and does it know this appliance's register logs? did it refuse a rewritten history?)"
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -192,6 +193,15 @@ func TestDisasterRecoveryNewSigningKey(t *testing.T) {
 	}
 	if r := e.run("evidence", "verify", "--public-key", e.path("new-signing.pub"), e.path("export")); r.code != 1 || !strings.Contains(r.stdout, "--previous-key") {
 		t.Errorf("verify without the previous key: %v", r)
+	}
+	// The auditor's download from the portal carries the previous key's
+	// log too, and verifies the same way.
+	web := portalExport(t, e, "", time.Now().AddDate(0, 0, -90), time.Now().AddDate(0, 0, 1))
+	if subs, _ := filepath.Glob(filepath.Join(web, "previous-*")); len(subs) != 1 {
+		t.Errorf("the portal's export after the recovery holds %d previous logs", len(subs))
+	}
+	if r := e.mustRun(0, "evidence", "verify", "--public-key", e.path("new-signing.pub"), "--previous-key", e.path("old-signing.pub"), web); !strings.Contains(r.stdout, "the link holds") {
+		t.Errorf("verify the portal's export across the fork: %v", r)
 	}
 	// The auditor's kept checkpoint of the lost appliance's log: its
 	// checkpoint.note is checked against the previous log; its

@@ -29,6 +29,23 @@ dossiers:
 policy: {pack_size: 1MiB}
 `
 
+// newErasureEnv is an appliance with erasureConfig: keys, the SQLite
+// tenant praktijk-s initialised and backed up once.
+func newErasureEnv(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t)
+	if err := os.WriteFile(e.cfg, []byte(erasureConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := synth.GenerateSQLiteFile(context.Background(), e.path("praktijk.db"), synth.Tiny, 5); err != nil {
+		t.Fatal(err)
+	}
+	e.keysInit()
+	e.mustRun(0, "init", "--tenant", "praktijk-s")
+	e.mustRun(0, "backup", "--tenant", "praktijk-s")
+	return e
+}
+
 func clientRows(t *testing.T, path string, id int) int {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
@@ -51,16 +68,7 @@ func clientRows(t *testing.T, path string, id int) int {
 // encrypted at both locations and a replacement appliance recovers them.
 func TestErasureRegisterEverywhere(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	if err := os.WriteFile(e.cfg, []byte(erasureConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := synth.GenerateSQLiteFile(context.Background(), e.path("praktijk.db"), synth.Tiny, 5); err != nil {
-		t.Fatal(err)
-	}
-	e.keysInit()
-	e.mustRun(0, "init", "--tenant", "praktijk-s")
-	e.mustRun(0, "backup", "--tenant", "praktijk-s")
+	e := newErasureEnv(t)
 
 	// Today's date (appliance time zone), a padded integer id: stored as "3".
 	today := time.Now().In(mustLoc(t, "Europe/Amsterdam")).Format("2006-01-02")

@@ -51,8 +51,8 @@ func init() {
 		{name: "status", summary: "every tenant's last backup, copies and next run; exit 1 when one is stale or degraded", run: cmdStatus},
 		{name: "demo", summary: "run the whole product on synthetic tenants in a temporary directory", run: cmdDemo},
 		{name: "dossier", summary: "show or restore one client's dossier from a snapshot", sub: []*command{{name: "show", summary: "list a dossier's tables and row counts (logged)", run: cmdDossierShow}, {name: "restore", summary: "restore a dossier to a file or into a live database (logged)", run: cmdDossierRestore}}},
-		{name: "erasure", summary: "the AVG art. 17 erasure register", sub: []*command{{name: "add", summary: "record that a dossier was erased", run: cmdErasureAdd}, {name: "list", summary: "list recorded erasures", run: cmdErasureList}, {name: "recover", summary: "rebuild the erasure register and access log from the locations (replacement appliance)", run: cmdErasureRecover}}},
-		{name: "access-log", summary: "the dossier access log", sub: []*command{{name: "verify", summary: "verify the hash chain and signatures of the access log", run: cmdAccessLogVerify}}},
+		{name: "erasure", summary: "the AVG art. 17 erasure register", sub: []*command{{name: "add", summary: "record that a dossier was erased", run: cmdErasureAdd}, {name: "list", summary: "list recorded erasures", run: cmdErasureList}, {name: "recover", summary: "rebuild the erasure register and access log from the locations (replacement appliance)", run: cmdErasureRecover}, {name: "verify", summary: "verify the erasure register: signatures, links, checkpoints, anchors", run: cmdErasureVerify}}},
+		{name: "access-log", summary: "the dossier access log", sub: []*command{{name: "verify", summary: "verify the access log: signatures, links, checkpoints, anchors", run: cmdAccessLogVerify}}},
 		{name: "restore-test", summary: "prove a snapshot restores: verify, restore to scratch, compare, probe; write signed evidence; exit 1 on FAIL", run: cmdRestoreTest},
 		{name: "evidence", summary: "the signed restore-test reports (for auditors)", sub: []*command{
 			{name: "list", summary: "list restore-test reports", run: cmdEvidenceList},
@@ -77,6 +77,7 @@ func init() {
 			{name: "disable", summary: "stop a user from logging in", run: cmdUsersDisable},
 			{name: "enable", summary: "let a disabled or locked-out user log in again", run: cmdUsersEnable},
 			{name: "reset", summary: "clear a user's password and second factors; print a new enrolment link", run: cmdUsersReset},
+			{name: "bind", summary: "bind a user to an identity at the identity provider (web.oidc), which replaces the password; --clear unbinds", run: cmdUsersBind},
 		}},
 		{name: "web", summary: "serve the practice and auditor portal (talks to the daemon's socket; holds no keys)", run: cmdWeb},
 		{name: "version", summary: "print the version", run: cmdVersion},

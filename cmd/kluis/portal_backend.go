@@ -11,12 +11,17 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kluis-nl/kluis/appliance"
+	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/display"
 	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/portal"
+	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/restore/dossier"
+	"github.com/kluis-nl/kluis/secretfile"
 )
 
 // portalBackend is what the daemon does for the portal (portal.Backend):
@@ -24,6 +29,9 @@ import (
 // list`, with the portal user (and approver) in the access log.
 type portalBackend struct {
 	app func() *appliance.Appliance
+	// retentionChanged is called after an approved retention change is
+	// recorded (the daemon rebuilds its jobs); nil in tests.
+	retentionChanged func()
 }
 
 func (b portalBackend) Tenants(ctx context.Context) ([]string, error) {
@@ -86,9 +94,23 @@ func (b portalBackend) open(ctx context.Context, acc portal.Access) (*dossierSes
 	// --allow-partial in the portal: the operator decides that).
 	s, err := openDossier(ctx, nil, b.app(), acc.Tenant, snap, acc.ID, "portal:"+acc.User, acc.Action, false)
 	if s != nil {
-		s.rec.Reason, s.rec.Approver, s.rec.Request = acc.Reason, acc.Approver, acc.Request
+		s.rec.Reason, s.rec.Approver, s.rec.Request, s.rec.Override = acc.Reason, acc.Approver, acc.Request, acc.Override
 	}
 	return s, err
+}
+
+// portalErased is the portal's erasure check: an erased dossier is
+// refused (as a portal.ErasedError, so that the practice can ask for an
+// override) unless acc carries the override of an approved
+// erasure-override request.
+func (s *dossierSession) portalErased(ctx context.Context, acc portal.Access) error {
+	e, erased, err := s.erased(ctx, s.rec.ID)
+	if err != nil || !erased || strings.TrimSpace(acc.Override) != "" {
+		return err
+	}
+	day := e.Time.In(s.a.TimeZone()).Format("2006-01-02")
+	return &portal.ErasedError{Snapshot: s.snap.ID.String(), On: day, Err: fmt.Errorf("dossier %s of tenant %s was erased on %s (AVG art. 17 register): nothing of it is shown or released without an erasure override approved by another person",
+		display.Escape(s.rec.ID), s.rec.Tenant, day)}
 }
 
 func (b portalBackend) DossierShow(ctx context.Context, acc portal.Access) (*portal.DossierView, error) {
@@ -98,10 +120,9 @@ func (b portalBackend) DossierShow(ctx context.Context, acc portal.Access) (*por
 	}
 	var res *dossier.Result
 	if err == nil {
-		// An erased dossier is never shown in the portal: an erasure
-		// override is for ops with a lawful ground (dossier show
-		// --override-erasure).
-		err = s.refuseErased(ctx, s.rec.ID, "")
+		// An erased dossier is never shown in the portal, not even with
+		// an override (that releases it as a download).
+		err = s.portalErased(ctx, portal.Access{})
 	}
 	if err == nil {
 		res, err = dossier.Extract(ctx, s.r, s.snap.Manifest, s.plan, s.rec.ID, nil)
@@ -122,7 +143,7 @@ func (b portalBackend) DossierWrite(ctx context.Context, acc portal.Access, form
 		return err
 	}
 	if err == nil {
-		err = s.refuseErased(ctx, s.rec.ID, "")
+		err = s.portalErased(ctx, acc)
 	}
 	if err == nil {
 		_, err = writeDossier(ctx, s, s.rec.ID, format, dossier.ConflictFail, w)
@@ -178,7 +199,7 @@ func (b portalBackend) DossierInto(ctx context.Context, acc portal.Access) (stri
 		var warn warnBuffer
 		opts := dossier.IntoOptions{OnConflict: dossier.ConflictSkip, Triggers: dossier.TriggersCheck}
 		opts.CheckTarget = targetGuard(a, s, &warn)
-		msg, err = dossierRestore(ctx, s, s.rec.ID, "", "", "", a.Cfg.Resolve(file), opts, "")
+		msg, err = dossierRestore(ctx, s, s.rec.ID, "", "", "", a.Cfg.Resolve(file), opts, acc.Override)
 	}
 	return msg, s.logAccess(err)
 }
@@ -246,8 +267,84 @@ func (b portalBackend) EvidenceExport(ctx context.Context, tenant string, from, 
 	return gz.Close()
 }
 
-// startPortal serves the portal's socket API when web: is configured.
-func startPortal(ctx context.Context, g *globals, a *appliance.Appliance, app func() *appliance.Appliance) (func(), error) {
+func portalRetention(r config.Retention) portal.Retention { return portal.Retention(r) }
+
+// Retention is the tenant's effective retention (policy.retention or an
+// approved change) and, for a proposal, how many of its snapshots the
+// proposal would forget now (as `kluis forget --dry-run` would say).
+func (b portalBackend) Retention(ctx context.Context, tenant string, proposed *portal.Retention) (*portal.RetentionView, error) {
+	a := b.app()
+	if err := requireTenant(a, tenant); err != nil {
+		return nil, err
+	}
+	eff, err := a.Retention(tenant)
+	if err != nil {
+		return nil, err
+	}
+	v := &portal.RetentionView{Tenant: tenant, Effective: portalRetention(eff.Retention), Policy: portalRetention(a.Cfg.Policy.Retention), Source: portal.SourcePolicy}
+	if c := eff.Change; c != nil {
+		v.Source, v.Request, v.Requester, v.Approver, v.Since = "request "+c.Request, c.Request, c.Requester, c.Approver, c.Time
+	}
+	if proposed == nil {
+		return v, nil
+	}
+	if err := a.Cfg.CheckRetention(config.Retention(*proposed)); err != nil {
+		return nil, err
+	}
+	r, err := a.OpenRepo(ctx, tenant)
+	if errors.Is(err, repo.ErrNotFound) {
+		return v, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.Snapshots = len(snaps)
+	if p := daemonRetention(config.Retention(*proposed)); !p.Empty() {
+		ds, err := repo.ApplyRetention(snaps, p, a.TimeZone())
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if !d.Keep {
+				v.Forgets++
+			}
+		}
+	}
+	return v, nil
+}
+
+func daemonRetention(p config.Retention) repo.Retention {
+	return repo.Retention{KeepLast: p.KeepLast, KeepDaily: p.KeepDaily, KeepWeekly: p.KeepWeekly, KeepMonthly: p.KeepMonthly}
+}
+
+// SetRetention records an approved retention change in the signed log
+// of the state directory; the daemon's retention reads it at every run.
+func (b portalBackend) SetRetention(ctx context.Context, c portal.RetentionSet) error {
+	a := b.app()
+	if err := requireTenant(a, c.Tenant); err != nil {
+		return err
+	}
+	ch := appliance.RetentionChange{Tenant: c.Tenant, Reason: c.Reason, Requester: "portal:" + c.Requester, Approver: c.Approver, Request: c.Request, Digest: c.Digest}
+	if c.Retention != nil {
+		r := config.Retention(*c.Retention)
+		ch.Retention = &r
+	}
+	if err := a.RecordRetention(ch); err != nil {
+		return err
+	}
+	if b.retentionChanged != nil {
+		b.retentionChanged()
+	}
+	return nil
+}
+
+// startPortal serves the portal's socket API when web: is configured;
+// retentionChanged is called after an approved retention change.
+func startPortal(ctx context.Context, g *globals, a *appliance.Appliance, app func() *appliance.Appliance, retentionChanged func()) (func(), error) {
 	if !a.Cfg.Web.Enabled() {
 		return func() {}, nil
 	}
@@ -255,11 +352,20 @@ func startPortal(ctx context.Context, g *globals, a *appliance.Appliance, app fu
 	if err != nil {
 		return nil, err
 	}
+	// The OIDC client secret is the daemon's: kluis web never reads it.
+	var oidcSecret string
+	if o := a.Cfg.Web.OIDC; o != nil {
+		b, err := secretfile.Read(a.Cfg.Resolve(o.ClientSecretFile), 64<<10)
+		if err != nil {
+			return nil, &configError{fmt.Errorf("web.oidc.client_secret_file: %w", err)}
+		}
+		oidcSecret = string(b)
+	}
 	svc, err := portal.New(portal.Options{
-		Store: portal.NewStore(a.StateDir()), Backend: portalBackend{app: app},
+		Store: portal.NewStore(a.StateDir()), Backend: portalBackend{app: app, retentionChanged: retentionChanged},
 		Events: &portal.ChainLog{Path: filepath.Join(a.StateDir(), portal.EventsFileName), Key: key},
 		Web:    a.Cfg.Web, RequestsPath: filepath.Join(a.StateDir(), "portal-requests.json"),
-		Now: a.Now, Log: g.log,
+		Now: a.Now, Log: g.log, OIDCClientSecret: oidcSecret,
 	})
 	if err != nil {
 		return nil, &configError{err}

@@ -30,7 +30,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/internal/browsertest"
+	"github.com/kluis-nl/kluis/internal/idptest"
 	"github.com/kluis-nl/kluis/internal/pgtest"
 	"github.com/kluis-nl/kluis/internal/testenv"
 	"github.com/kluis-nl/kluis/synth"
@@ -46,6 +48,9 @@ type portalEnv struct {
 	base       string // the portal's origin, http://localhost:PORT
 	daemonLogs *lockedBuffer
 	webLogs    *lockedBuffer
+	// idp is the vendor's identity provider (web.oidc), on 127.0.0.1: a
+	// site other than the portal's localhost.
+	idp *idptest.Provider
 }
 
 // startPortalEnv sets the appliance up, backs both practices up and starts
@@ -82,13 +87,17 @@ func startPortalEnv(t *testing.T) *portalEnv {
 	}
 	// localhost, not 127.0.0.1: an IP address cannot be a WebAuthn RP id.
 	p.base = "http://localhost:" + strconv.Itoa(port)
+	p.idp = idptest.New(t, p.base+config.OIDCCallbackPath, time.Now)
+	writeFile(t, p.path("oidc.secret"), p.idp.ClientSecret)
+	p.secrets["OIDC client secret"] = p.idp.ClientSecret
 	cfg := twoTenantConfig("postgres") + fmt.Sprintf(`web:
   listen: 127.0.0.1:%d
   origin: %s
   socket: %s
   lock_after: 3
   restore_targets: {praktijk-a: ./a-live.dsn}
-`, port, p.base, filepath.Join(sockDir, "web.sock"))
+  oidc: {issuer: '%s', client_id: %s, client_secret_file: ./oidc.secret, label: Test IdP}
+`, port, p.base, filepath.Join(sockDir, "web.sock"), p.idp.Issuer, p.idp.ClientID)
 	writeFile(t, p.cfg, cfg)
 	p.keysInit()
 	for _, tn := range []string{"praktijk-a", "praktijk-b"} {
@@ -355,7 +364,10 @@ func waitRequestState(t *testing.T, pg *browsertest.Page, states ...string) stri
 // with their passkey in another browser context, and the practice user
 // downloads it — byte for byte what `kluis dossier restore --format sql`
 // writes — and has another restored into the practice's live database,
-// with the same rows the CLI's restore writes. Attacks from the browser
+// with the same rows the CLI's restore writes; an erased dossier shows
+// nothing but the override form, and its approved erasure override
+// downloads what `dossier restore --override-erasure` writes, recorded
+// with both identities. Attacks from the browser
 // (a form posted from another origin, a hostile client id and reason, a
 // practice user's URLs into another practice, approving one's own
 // request, a reused enrolment link or download, a planted session id,
@@ -423,6 +435,68 @@ func TestPortalInBrowser(t *testing.T) {
 	}) {
 		t.FailNow()
 	}
+
+	t.Run("sign-in at the identity provider", func(t *testing.T) {
+		defer p.in(t)()
+		olga := &portalUser{name: "olga", page: b.NewPage("olga")}
+		defer olga.page.Use(t)()
+		var out struct {
+			Link string `json:"enrol_link"`
+		}
+		p.mustJSON(0, &out, "users", "add", "--name", olga.name, "--role", "auditor", "--oidc-subject", "idp-olga", "--operator", "ops-test", "--json")
+		// The enrolment sets the second factor only: no password.
+		olga.page.Go(out.Link)
+		if olga.page.Count("#enrol-oidc") != 1 || olga.page.Count("#password") != 0 {
+			t.Fatalf("olga's enrolment page asks for a password:\n%s", olga.page.Body())
+		}
+		olga.app = browsertest.NewTOTP(strings.TrimSpace(olga.page.Text("#totp-secret")))
+		olga.page.Fill(map[string]string{"#code": olga.app.Code(t)})
+		olga.page.Click("#enrol-submit")
+		if olga.page.Count("#enrolled") != 1 {
+			t.Fatalf("olga's enrolment did not complete:\n%s", olga.page.Body())
+		}
+		// Login page → the provider (another site) → back at the portal's
+		// second step, whose Strict cookie must come with the TOTP form.
+		p.idp.SignIn(map[string]any{"sub": "idp-olga"})
+		p.idp.LoginPage(true)
+		olga.page.Go(p.base + "/login")
+		olga.page.Click("#oidc-login")
+		if !strings.HasPrefix(olga.page.Location(), p.idp.Issuer+"/authorize") {
+			t.Fatalf("the login page's link went to %s, not the provider", olga.page.Location())
+		}
+		if st := olga.page.Click("#idp-sign-in"); st != http.StatusOK || !strings.Contains(olga.page.Location(), config.OIDCCallbackPath) || olga.page.Count("#totp-form") != 1 {
+			t.Fatalf("back from the provider: HTTP %d at %s:\n%s", st, olga.page.Location(), olga.page.Body())
+		}
+		if olga.page.Count("#who") != 0 {
+			t.Fatal("logged in before the second factor")
+		}
+		olga.page.Fill(map[string]string{"#code": olga.app.Code(t)})
+		olga.page.Click("#totp-submit")
+		assertLoggedInBrowser(t, olga)
+		for _, c := range olga.page.Cookies(p.base + "/") {
+			if c.Name == "kluis_oidc" || c.Name == "kluis_login" {
+				t.Errorf("cookie %s outlives the login", c.Name)
+			}
+		}
+		logoutInBrowser(t, olga)
+		// A provider's answer to a sign-in the portal never began: refused.
+		eve := b.NewPage("eve")
+		defer eve.Use(t)()
+		p.idp.LoginPage(false)
+		at := p.idp.Issuer + "/authorize?" + url.Values{"client_id": {p.idp.ClientID}, "redirect_uri": {p.base + config.OIDCCallbackPath},
+			"response_type": {"code"}, "state": {"made-up"}, "code_challenge": {"x"}, "code_challenge_method": {"S256"}}.Encode()
+		eve.Go(at)
+		if eve.Count("#totp-form") != 0 || eve.Count("#login-form") != 1 {
+			t.Errorf("an answer to a sign-in nobody began:\n%s", eve.Body())
+		}
+		// No password for an account bound to the provider.
+		olga.page.Go(p.base + "/login")
+		olga.page.Fill(map[string]string{"#user": olga.name, "#password": "any-password-at-all"})
+		olga.page.Click("#login-submit")
+		if olga.page.Count("#error") != 1 || strings.Contains(olga.page.Location(), "/login/second") {
+			t.Errorf("password login of olga: at %s", olga.page.Location())
+		}
+	})
 
 	t.Run("session fixation and cookie flags", func(t *testing.T) {
 		defer use(t, p, ada, vera)()
@@ -615,6 +689,65 @@ func TestPortalInBrowser(t *testing.T) {
 	}) {
 		t.FailNow()
 	}
+
+	t.Run("erasure override", func(t *testing.T) {
+		defer use(t, p, ada, vera)()
+		// Client 5 asked to be forgotten (AVG art. 17): the vendor records
+		// the erasure; the practice later needs the file for a court case.
+		p.mustRun(0, "erasure", "add", "--tenant", "praktijk-a", "--id", "5", "--reason", "browser test: client asked")
+		if st := ada.page.Go(p.base + "/t/praktijk-a"); st != http.StatusOK {
+			t.Fatalf("tenant page: HTTP %d", st)
+		}
+		snap := ada.page.Attr("#snapshot option", "value")
+		ada.page.Fill(map[string]string{"#dossier-id": "5"})
+		ada.page.Click("#dossier-show")
+		if ada.page.Count("#dossier-erased") != 1 || ada.page.Count("#dossier-tables, #request-form") != 0 {
+			t.Fatalf("the erased dossier's page (at %s):\n%s", ada.page.Location(), ada.page.Body())
+		}
+		// One day of the erasure, the register's (the appliance's time
+		// zone), in the message and on the page alike.
+		var list []struct {
+			Time time.Time `json:"erased_at"`
+		}
+		p.mustJSON(0, &list, "erasure", "list", "--tenant", "praktijk-a", "--json")
+		ams, err := time.LoadLocation("Europe/Amsterdam") // appliance.time_zone's default
+		if err != nil {
+			t.Fatal(err)
+		}
+		day := list[len(list)-1].Time.In(ams).Format("2006-01-02")
+		if got := ada.page.Attr("#dossier-erased", "data-erased"); got != day || !strings.Contains(ada.page.Text("#error"), "erased on "+day) {
+			t.Errorf("the erased dossier's page says %q, its message %q; the register's day is %s", got, ada.page.Text("#error"), day)
+		}
+		if ada.page.Count(`#override-form option[value="restore-into"]`) != 0 {
+			t.Error("the override form offers a restore into the live database")
+		}
+		ada.page.Fill(map[string]string{"#reason": "Vordering rechtbank, zaak 2026/123"})
+		docShot(t, ada.page, "practice-erased")
+		ada.page.SetValue("#delivery", "sql")
+		ada.page.Click("#override-submit")
+		rid := requestIDOf(t, ada.page)
+		if st := ada.page.Attr("#req-state", "data-state"); st != "pending" || ada.page.Count("#req-erased") != 1 || ada.page.Count("#approve") != 0 {
+			t.Fatalf("the override request as its requester sees it (state %q):\n%s", st, ada.page.Body())
+		}
+		vera.page.Go(p.base + "/requests/" + rid)
+		if k := vera.page.Attr("#req-kind", "data-kind"); k != "erasure-override" {
+			t.Errorf("the approver sees kind %q", k)
+		}
+		approveInBrowser(t, p, vera, rid)
+		ada.page.Go(p.base + "/requests/" + rid)
+		got, _ := ada.page.Download("#download")
+		out := p.path("cli-override.sql")
+		p.mustRun(0, "dossier", "restore", "--tenant", "praktijk-a", "--snapshot", snap, "--id", "5", "--reason", "browser test: the CLI's copy", "--override-erasure", "browser test", "--format", "sql", "--out", out)
+		want, _ := os.ReadFile(out)
+		if len(want) == 0 || string(got) != string(want) {
+			t.Errorf("the override's download (%d bytes) differs from dossier restore --override-erasure --format sql (%d bytes)", len(got), len(want))
+		}
+		b, _ := os.ReadFile(p.path("state", "dossier-access.jsonl"))
+		if !strings.Contains(string(b), `"override_erasure":"four-eyes request `+rid+`, approved by vera: Vordering rechtbank, zaak 2026/123"`) {
+			t.Errorf("the access log lacks the override with both identities")
+		}
+		p.mustRun(0, "access-log", "verify")
+	})
 
 	t.Run("restore into the live database", func(t *testing.T) {
 		defer use(t, p, ada, vera)()

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/kluis-nl/kluis/config"
+	"github.com/kluis-nl/kluis/internal/idptest"
 	"github.com/kluis-nl/kluis/internal/softauthn"
 	"github.com/kluis-nl/kluis/portal"
 )
@@ -50,11 +52,95 @@ func (c *Clock) Advance(d time.Duration) {
 }
 
 // Backend is a fake portal.Backend: tenants "a" and "b", two snapshots
-// each, a dossier of every id, recorded accesses.
+// each, a dossier of every id but the erased ones, recorded accesses,
+// retention changes.
 type Backend struct {
 	mu       sync.Mutex
 	Accesses []portal.Access
 	Into     []portal.Access
+	// Erased holds "tenant/id" of erased dossiers.
+	Erased map[string]time.Time
+	// Retentions are the recorded retention changes, in order.
+	Retentions []portal.RetentionSet
+	// policy overrides Policy (SetPolicy: a config reload).
+	policy *portal.Retention
+}
+
+// SetPolicy changes the fake appliance's policy.retention, as a config
+// reload does.
+func (b *Backend) SetPolicy(p portal.Retention) {
+	b.mu.Lock()
+	b.policy = &p
+	b.mu.Unlock()
+}
+
+// Policy is the fake appliance's policy.retention.
+var Policy = portal.Retention{KeepDaily: 7, KeepWeekly: 4}
+
+// Erase puts a dossier into the fake erasure register.
+func (b *Backend) Erase(tenant, id string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.Erased == nil {
+		b.Erased = map[string]time.Time{}
+	}
+	b.Erased[tenant+"/"+id] = at
+}
+
+// erased is the error for an erased dossier without an override.
+func (b *Backend) erased(ctx context.Context, a portal.Access) error {
+	b.mu.Lock()
+	at, ok := b.Erased[a.Tenant+"/"+a.ID]
+	b.mu.Unlock()
+	if !ok || a.Override != "" {
+		return nil
+	}
+	s, _ := b.Snapshot(ctx, a.Tenant, a.Snapshot)
+	return &portal.ErasedError{Snapshot: s.ID, On: at.Format("2006-01-02"), Err: fmt.Errorf("dossier %s of tenant %s was erased", a.ID, a.Tenant)}
+}
+
+// Retention is policy or the last change of the tenant.
+func (b *Backend) Retention(ctx context.Context, tenant string, proposed *portal.Retention) (*portal.RetentionView, error) {
+	if !slices.Contains(Tenants, tenant) {
+		return nil, fmt.Errorf("no tenant %q", tenant)
+	}
+	b.mu.Lock()
+	pol := Policy
+	if b.policy != nil {
+		pol = *b.policy
+	}
+	v := &portal.RetentionView{Tenant: tenant, Effective: pol, Policy: pol, Source: portal.SourcePolicy, Snapshots: 2}
+	for _, c := range b.Retentions {
+		if c.Tenant != tenant {
+			continue
+		}
+		v.Effective, v.Source, v.Request, v.Requester, v.Approver = pol, portal.SourcePolicy, "", "", ""
+		if c.Retention != nil {
+			v.Effective, v.Source, v.Request, v.Requester, v.Approver = *c.Retention, "request "+c.Request, c.Request, c.Requester, c.Approver
+		}
+	}
+	b.mu.Unlock()
+	if p := proposed; p != nil {
+		if p.KeepLast < 0 || p.KeepDaily < 0 || p.KeepWeekly < 0 || p.KeepMonthly < 0 {
+			return nil, fmt.Errorf("keep counts cannot be negative")
+		}
+		if !p.KeepsAll() {
+			kept := max(p.KeepLast, p.KeepDaily)
+			if p.KeepWeekly > 0 || p.KeepMonthly > 0 {
+				kept = max(kept, 1)
+			}
+			v.Forgets = 2 - min(2, kept)
+		}
+	}
+	return v, nil
+}
+
+// SetRetention records the change.
+func (b *Backend) SetRetention(ctx context.Context, c portal.RetentionSet) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.Retentions = append(b.Retentions, c)
+	return nil
 }
 
 // Tenants of the fake appliance.
@@ -116,6 +202,9 @@ func (b *Backend) DossierShow(ctx context.Context, a portal.Access) (*portal.Dos
 	if err != nil {
 		return nil, err
 	}
+	if err := b.erased(ctx, a); err != nil {
+		return nil, err
+	}
 	return &portal.DossierView{Tenant: a.Tenant, Snapshot: s.ID, Taken: s.Started, ID: a.ID, Rows: 3,
 		Tables: []portal.TableCount{{Table: "clients", Rows: 1, Via: "root"}, {Table: "notes", Rows: 2, Via: "client_id"}}}, nil
 }
@@ -128,6 +217,9 @@ func Dossier(a portal.Access, format string) string {
 // DossierWrite writes Dossier.
 func (b *Backend) DossierWrite(ctx context.Context, a portal.Access, format string, w io.Writer) error {
 	b.record(a)
+	if err := b.erased(ctx, a); err != nil {
+		return err
+	}
 	_, err := io.WriteString(w, Dossier(a, format))
 	return err
 }
@@ -135,6 +227,9 @@ func (b *Backend) DossierWrite(ctx context.Context, a portal.Access, format stri
 // DossierInto records the restore.
 func (b *Backend) DossierInto(ctx context.Context, a portal.Access) (string, error) {
 	b.record(a)
+	if err := b.erased(ctx, a); err != nil {
+		return "", err
+	}
 	b.mu.Lock()
 	b.Into = append(b.Into, a)
 	b.mu.Unlock()
@@ -208,11 +303,29 @@ type Fixture struct {
 	Log     *Log
 	Key     ed25519.PrivateKey
 	Web     config.Web
+	// IDP is the identity provider of a fixture made by NewOIDC.
+	IDP *idptest.Provider
 }
 
 // New starts a service for origin (e.g. http://127.0.0.1:8080); mod
 // changes the web: config before it starts.
 func New(t testing.TB, origin string, mod ...func(*config.Web)) *Fixture {
+	return newFixture(t, origin, false, nil, "", mod)
+}
+
+// NewOIDC starts a service whose web.oidc is a test identity provider
+// (f.IDP) on the fixture's clock.
+func NewOIDC(t testing.TB, origin string, mod ...func(*config.Web)) *Fixture {
+	return newFixture(t, origin, true, nil, "", mod)
+}
+
+// NewOIDCAt starts a service whose web.oidc is o, another provider,
+// with its client secret.
+func NewOIDCAt(t testing.TB, origin string, o config.OIDC, secret string) *Fixture {
+	return newFixture(t, origin, false, &o, secret, nil)
+}
+
+func newFixture(t testing.TB, origin string, withOIDC bool, o *config.OIDC, secret string, mod []func(*config.Web)) *Fixture {
 	dir := t.TempDir()
 	// Unix socket paths are short: TempDir can be too long.
 	sockDir, err := os.MkdirTemp("", "kp")
@@ -225,11 +338,17 @@ func New(t testing.TB, origin string, mod ...func(*config.Web)) *Fixture {
 		Store: portal.NewStore(dir), Backend: &Backend{}, Socket: filepath.Join(sockDir, "p.sock"), Key: key}
 	f.Log = &Log{chain: &portal.ChainLog{Path: filepath.Join(dir, portal.EventsFileName), Key: key}}
 	f.Web = config.Web{Socket: f.Socket, Origin: origin, RestoreTargets: map[string]string{"a": "/nonexistent/dsn-a"}}
+	f.Web.OIDC = o
+	if withOIDC {
+		f.IDP = idptest.New(t, strings.TrimSuffix(origin, "/")+config.OIDCCallbackPath, f.Clock.Now)
+		f.Web.OIDC = &config.OIDC{Issuer: f.IDP.Issuer, ClientID: f.IDP.ClientID, ClientSecretFile: "(given directly)", Label: "Test IdP"}
+		secret = f.IDP.ClientSecret
+	}
 	for _, m := range mod {
 		m(&f.Web)
 	}
 	f.Service, err = portal.New(portal.Options{Store: f.Store, Backend: f.Backend, Events: f.Log, Web: f.Web,
-		RequestsPath: filepath.Join(dir, "requests.json"), Now: f.Clock.Now})
+		RequestsPath: filepath.Join(dir, "requests.json"), Now: f.Clock.Now, OIDCClientSecret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +392,63 @@ func (f *Fixture) AddUser(name, role string, tenants ...string) *User {
 		f.T.Fatalf("enrol: %+v", rep)
 	}
 	return u
+}
+
+// AddOIDCUser adds a user bound to the identity subject at f.IDP and
+// enrols it (TOTP, no password).
+func (f *Fixture) AddOIDCUser(name, role, subject string, tenants ...string) *User {
+	f.T.Helper()
+	tok, err := f.Store.Add(&portal.User{Name: name, Role: role, Tenants: tenants, OIDCSubject: subject}, f.Clock.Now(), time.Hour)
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	rep := f.Do(portal.OpEnrolInfo, portal.Call{Token: tok})
+	if rep.Status != 200 || !rep.Enrol.OIDC {
+		f.T.Fatalf("enrol-info: %+v", rep)
+	}
+	u := &User{Name: name, Secret: rep.Enrol.TOTPSecret}
+	if rep = f.Do(portal.OpEnrol, portal.Call{Token: tok, Code: f.Code(u)}); rep.Status != 200 {
+		f.T.Fatalf("enrol: %+v", rep)
+	}
+	return u
+}
+
+// OIDCFlow is a sign-in at f.IDP up to the provider's answer: what the
+// browser brings back to the portal.
+type OIDCFlow struct {
+	Begin   portal.Reply
+	Code    string
+	State   string
+	Binding string
+	// Error is the provider's error parameter, if it sent one.
+	Error string
+}
+
+// StartOIDC begins a sign-in at the daemon and follows its redirect to
+// f.IDP (signing in whoever the test chose with f.IDP.SignIn).
+func (f *Fixture) StartOIDC() OIDCFlow {
+	f.T.Helper()
+	rep := f.Do(portal.OpOIDCBegin, portal.Call{Client: "test"})
+	if rep.Status != 200 || rep.Redirect == "" || rep.Binding == "" {
+		f.T.Fatalf("oidc-begin: %s", Status(rep))
+	}
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Get(rep.Redirect)
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil {
+		f.T.Fatalf("the provider answered %s (Location %q)", resp.Status, resp.Header.Get("Location"))
+	}
+	q := loc.Query()
+	return OIDCFlow{Begin: rep, Code: q.Get("code"), State: q.Get("state"), Binding: rep.Binding, Error: q.Get("error")}
+}
+
+// FinishOIDC hands the provider's answer to the daemon.
+func (f *Fixture) FinishOIDC(fl OIDCFlow) portal.Reply {
+	return f.Do(portal.OpOIDCFinish, portal.Call{Code: fl.Code, State: fl.State, Binding: fl.Binding, Client: "test"})
 }
 
 // Code returns u's TOTP code of the next time step (moving the clock 30

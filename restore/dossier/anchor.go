@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kluis-nl/kluis/durable"
+	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/evidence/chain"
 	"github.com/kluis-nl/kluis/keyring"
 )
@@ -38,39 +39,70 @@ var ErrUnanchored = errors.New("log does not match its anchor in the repository"
 // a log line concerns (repo.PutRegisterRecord) at every location at each
 // append (docs/format.md, "Register records"). It is at once the encrypted
 // replica of the line and an anchor of the whole log: Count is the log's
-// length and Head the hash of its last line right after the append. A
-// later log shape (a Merkle tree, with Head its root) keeps the same
-// record: Line stays the leaf, Count the tree size.
+// length and Head the hash of its last line right after the append, and
+// (version 2) Checkpoint the appliance's signed checkpoint of the log's
+// Merkle tree at that length (registerlog.go), so a location holds a
+// signed tree head the local log must stay consistent with. Line is leaf
+// Count-1 of that tree. Version 1 records (before the tree) have no
+// checkpoint and are still read.
 type Record struct {
-	Version int    `json:"v"`
-	Log     string `json:"log"`
-	Count   uint64 `json:"count"`
-	Head    string `json:"head"`
-	Line    string `json:"line"`
+	Version    int    `json:"v"`
+	Log        string `json:"log"`
+	Count      uint64 `json:"count"`
+	Head       string `json:"head"`
+	Line       string `json:"line"`
+	Checkpoint string `json:"checkpoint,omitempty"`
 }
 
-// NewRecord is the record of e, just appended to log with key.
+// NewRecord is the version 1 record of e, just appended to log with key
+// (no checkpoint): what kluis wrote before the register logs were Merkle
+// trees.
 func NewRecord(log string, key ed25519.PrivateKey, e chain.Entry) (Record, []byte, error) {
+	return NewCheckpointedRecord(log, key, e, nil)
+}
+
+// NewCheckpointedRecord is the record of e, just appended to log with
+// key, with cp the signed checkpoint of the log at e's length (version 2;
+// nil: a version 1 record).
+func NewCheckpointedRecord(log string, key ed25519.PrivateKey, e chain.Entry, cp []byte) (Record, []byte, error) {
 	raw, err := chain.Sign(key, e)
 	if err != nil {
 		return Record{}, nil, err
 	}
 	r := Record{Version: 1, Log: log, Count: e.Seq, Head: chain.Hash(raw), Line: string(raw)}
+	if cp != nil {
+		r.Version, r.Checkpoint = 2, string(cp)
+	}
 	b, err := json.Marshal(r)
 	return r, b, err
 }
 
 // ParseRecord decodes a record strictly and checks that it is consistent:
 // a known log, its line signed by a key of ring, the line's seq equal to
-// Count and its hash equal to Head. Where in its log a key may sign is
-// CheckAnchored's and Rebuild's to check (keyring.Ring.Verify).
+// Count and its hash equal to Head, and a version 2 record's checkpoint
+// signed by the line's key under the log's origin for a tree of Count
+// lines. Where in its log a key may sign, and whether the checkpoint's
+// root is the log's, is CheckAnchored's and Rebuild's to check
+// (keyring.Ring.Verify, CheckCheckpoint).
 func ParseRecord(b []byte, ring *keyring.Ring) (Record, error) {
 	r, l, err := decodeRecord(b)
 	if err != nil {
 		return Record{}, err
 	}
-	if _, ok := ring.Signer(l); !ok {
+	k, ok := ring.Signer(l)
+	if !ok {
 		return Record{}, fmt.Errorf("register record: the line is %w (record %d of the %s log): it was planted, or it is the lost appliance's and its public key was not given (kluis keys recover --signing-public-key, or kluis keys previous --add)", keyring.ErrUntrusted, r.Count, r.Log)
+	}
+	if r.Version == 2 {
+		text, _, _ := strings.Cut(r.Checkpoint, "\n\n")
+		head, err := evidence.ParseCheckpointText(text + "\n")
+		if err != nil || !strings.HasPrefix(head.Origin, originPrefix(r.Log)) {
+			return Record{}, fmt.Errorf("register record %d of the %s log: its checkpoint is not one of this log (%v)", r.Count, r.Log, err)
+		}
+		c, _, err := evidence.OpenCheckpoint([]byte(r.Checkpoint), head.Origin, k)
+		if err != nil || c.Size != int64(r.Count) {
+			return Record{}, fmt.Errorf("register record %d of the %s log: its checkpoint is not signed by the key of its line for %d lines (forged or edited): %v", r.Count, r.Log, r.Count, err)
+		}
 	}
 	return r, nil
 }
@@ -111,7 +143,7 @@ func decodeRecord(b []byte) (Record, chain.Line, error) {
 	if dec.More() {
 		return Record{}, chain.Line{}, errors.New("register record: trailing data")
 	}
-	if r.Version != 1 || (r.Log != LogNameErasures && r.Log != LogNameAccess) {
+	if (r.Version != 1 && r.Version != 2) || (r.Log != LogNameErasures && r.Log != LogNameAccess) || (r.Version == 2) != (r.Checkpoint != "") {
 		return Record{}, chain.Line{}, fmt.Errorf("register record: version %d log %q unknown", r.Version, r.Log)
 	}
 	l, err := chain.ParseLine([]byte(r.Line))
@@ -126,41 +158,84 @@ func decodeRecord(b []byte) (Record, chain.Line, error) {
 
 // CheckAnchored verifies both logs in stateDir with ring and checks them
 // against records: each log must hold, at position Count, exactly the line
-// a record anchored. A deleted, truncated, rolled back or replaced log
-// fails with ErrUnanchored, naming what is missing; `kluis erasure
-// recover` rebuilds it from the repositories. A record signed by another
-// key than the log's line at its position (a key the log was rotated away
-// from: a holder of the lost appliance's key planting records) fails the
-// same way, and says so.
-func CheckAnchored(stateDir string, ring *keyring.Ring, recs []Record) error {
+// a record anchored, and be consistent with the checkpoint a version 2
+// record carries (a consistency proof from it to the log's Merkle tree,
+// CheckCheckpoint; it must be appliance's). A deleted, truncated, rolled
+// back or replaced log fails with ErrUnanchored, naming what is missing;
+// `kluis erasure recover` rebuilds it from the repositories. A record
+// signed by another key than the log's line at its position (a key the
+// log was rotated away from: a holder of the lost appliance's key
+// planting records) fails the same way, and says so. The newest
+// checkpoint kept in stateDir must be consistent with its log too
+// (ErrInconsistent).
+func CheckAnchored(stateDir, appliance string, ring *keyring.Ring, recs []Record) error {
 	byLog := map[string][]Record{}
 	for _, r := range recs {
 		byLog[r.Log] = append(byLog[r.Log], r)
 	}
 	for _, log := range []string{LogNameErasures, LogNameAccess} {
 		path := filepath.Join(stateDir, FileOf(log))
-		head, err := ring.VerifyFile(path)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		rs := byLog[log]
-		if len(rs) == 0 {
-			continue
-		}
-		sort.Slice(rs, func(i, j int) bool { return rs[i].Count < rs[j].Count })
-		if last := rs[len(rs)-1]; last.Count > head.Count {
-			return fmt.Errorf("%s holds %d records but the repository anchored record %d of it: the log was deleted, truncated or rolled back (run kluis erasure recover)%s: %w", path, head.Count, last.Count, plantedHint(last, ring), ErrUnanchored)
-		}
-		lines, err := rawLines(path)
+		lines, signers, err := LogLines(path, ring)
 		if err != nil {
 			return err
 		}
-		if uint64(len(lines)) < rs[len(rs)-1].Count {
-			return fmt.Errorf("%s changed while it was checked: %w", path, ErrUnanchored)
+		rs := byLog[log]
+		sort.Slice(rs, func(i, j int) bool { return rs[i].Count < rs[j].Count })
+		if len(rs) > 0 {
+			if last := rs[len(rs)-1]; last.Count > uint64(len(lines)) {
+				return fmt.Errorf("%s holds %d records but the repository anchored record %d of it: the log was deleted, truncated or rolled back (run kluis erasure recover)%s: %w", path, len(lines), last.Count, plantedHint(last, ring), ErrUnanchored)
+			}
 		}
 		for _, r := range rs {
 			if chain.Hash(lines[r.Count-1]) != r.Head {
 				return fmt.Errorf("%s: record %d differs from the one the repository anchored (the log was replaced)%s: %w", path, r.Count, plantedHint(r, ring), ErrUnanchored)
+			}
+		}
+		t, err := Tree(lines)
+		if err != nil {
+			return err
+		}
+		origin := Origin(log, appliance)
+		// The newest anchored checkpoint gets the whole check (signature
+		// and consistency proof); the signatures of the others were
+		// checked by ParseRecord with their line's key, which signed the
+		// same local line: their origin and root are compared here.
+		newest := -1
+		for i, r := range rs {
+			if r.Version >= 2 {
+				newest = i
+			}
+		}
+		for i, r := range rs {
+			if r.Version < 2 {
+				continue
+			}
+			label := fmt.Sprintf("the checkpoint anchored with record %d of %s", r.Count, path)
+			if i == newest {
+				if _, _, err := CheckCheckpoint([]byte(r.Checkpoint), label, origin, ring, signers, t); err != nil {
+					return fmt.Errorf("%w: %w", err, ErrUnanchored)
+				}
+				continue
+			}
+			text, _, _ := strings.Cut(r.Checkpoint, "\n\n")
+			c, err := evidence.ParseCheckpointText(text + "\n")
+			if err != nil {
+				return fmt.Errorf("%s: %w: %w", label, err, ErrUnanchored)
+			}
+			if c.Origin != origin {
+				return fmt.Errorf("%s: checkpoint of log %.80q, not %s: %w: %w", label, c.Origin, origin, evidence.ErrCheckpoint, ErrUnanchored)
+			}
+			if root, err := t.Root(c.Size); err != nil || root != c.Root {
+				return fmt.Errorf("%s (a log of %d lines) is not a prefix of the log of %d lines: lines up to %d were edited, removed, inserted or reordered since, or the log was replaced: %w: %w", label, c.Size, t.Size(), c.Size, ErrInconsistent, ErrUnanchored)
+			}
+		}
+		cp, err := ReadCheckpoint(stateDir, log)
+		if err != nil {
+			return err
+		}
+		if cp != nil {
+			if _, _, err := CheckCheckpoint(cp, filepath.Join(stateDir, CheckpointFileOf(log)), origin, ring, signers, t); err != nil {
+				return err
 			}
 		}
 	}
@@ -201,14 +276,20 @@ func rawLines(path string) ([][]byte, error) {
 // repositories of every tenant: the records of a log must hold every line
 // from 1 to the highest count, and the result must verify with ring (a
 // lost appliance's lines with its key, given as a previous key, up to the
-// rotation line that follows them). A log
-// that exists locally is only replaced when it is a prefix of the rebuilt
-// one (never shortened, never forked). It returns the number of lines per
-// log written.
-func Rebuild(stateDir string, ring *keyring.Ring, recs []Record) (map[string]uint64, error) {
+// rotation line that follows them), and be consistent with the
+// checkpoint of every version 2 record (which must be appliance's); the
+// newest of them becomes the log's checkpoint in stateDir. A log that
+// exists locally is only replaced when it is a prefix of the rebuilt one
+// (never shortened, never forked). It returns the number of lines per log
+// written.
+func Rebuild(stateDir, appliance string, ring *keyring.Ring, recs []Record) (map[string]uint64, error) {
 	out := map[string]uint64{}
 	byLog := map[string]map[uint64]string{}
+	newest := map[string]Record{}
 	for _, r := range recs {
+		if r.Version >= 2 && r.Count > newest[r.Log].Count {
+			newest[r.Log] = r
+		}
 		if byLog[r.Log] == nil {
 			byLog[r.Log] = map[uint64]string{}
 		}
@@ -243,6 +324,9 @@ func Rebuild(stateDir string, ring *keyring.Ring, recs []Record) (map[string]uin
 		if _, err := ring.Verify(bytes.NewReader(buf.Bytes())); err != nil {
 			return nil, fmt.Errorf("%s: rebuilt log: %w", log, err)
 		}
+		if err := checkRebuilt(buf.Bytes(), log, appliance, ring, recs); err != nil {
+			return nil, err
+		}
 		path := filepath.Join(stateDir, FileOf(log))
 		cur, err := os.ReadFile(path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -257,9 +341,44 @@ func Rebuild(stateDir string, ring *keyring.Ring, recs []Record) (map[string]uin
 		if err := writeFileDurable(path, buf.Bytes()); err != nil {
 			return nil, err
 		}
+		if r, ok := newest[log]; ok {
+			if err := WriteCheckpoint(stateDir, log, []byte(r.Checkpoint)); err != nil {
+				return nil, err
+			}
+		}
 		out[log] = n
 	}
 	return out, nil
+}
+
+// checkRebuilt checks a rebuilt log (verified) against the checkpoints
+// of the version 2 records of it.
+func checkRebuilt(data []byte, log, appliance string, ring *keyring.Ring, recs []Record) error {
+	raw := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	lines := make([]chain.Line, len(raw))
+	for i, r := range raw {
+		var err error
+		if lines[i], err = chain.ParseLine(r); err != nil {
+			return err
+		}
+	}
+	signers, err := ring.Signers(lines)
+	if err != nil {
+		return err
+	}
+	t, err := Tree(raw)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Log != log || r.Version < 2 {
+			continue
+		}
+		if _, _, err := CheckCheckpoint([]byte(r.Checkpoint), fmt.Sprintf("%s: the checkpoint anchored with record %d", log, r.Count), Origin(log, appliance), ring, signers, t); err != nil {
+			return fmt.Errorf("%w: %w", err, ErrUnanchored)
+		}
+	}
+	return nil
 }
 
 // writeFileDurable replaces path with data (mode 0600): temp file, fsync,

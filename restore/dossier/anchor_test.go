@@ -6,9 +6,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/kluis-nl/kluis/evidence"
 	"github.com/kluis-nl/kluis/evidence/chain"
 	"github.com/kluis-nl/kluis/keyring"
 )
@@ -39,7 +41,7 @@ func TestAnchors(t *testing.T) {
 		}
 		recs = append(recs, r)
 	}
-	if err := CheckAnchored(dir, pub, recs); err != nil {
+	if err := CheckAnchored(dir, "ams-1", pub, recs); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, ErasureFileName)
@@ -49,10 +51,10 @@ func TestAnchors(t *testing.T) {
 		"truncated": func() { os.WriteFile(path, whole[:bytes.LastIndexByte(whole[:len(whole)-1], '\n')+1], 0o600) },
 	} {
 		damage()
-		if err := CheckAnchored(dir, pub, recs); !errors.Is(err, ErrUnanchored) {
+		if err := CheckAnchored(dir, "ams-1", pub, recs); !errors.Is(err, ErrUnanchored) {
 			t.Errorf("%s: %v", name, err)
 		}
-		if _, err := Rebuild(dir, pub, recs); err != nil {
+		if _, err := Rebuild(dir, "ams-1", pub, recs); err != nil {
 			t.Fatalf("%s: rebuild: %v", name, err)
 		}
 		if b, _ := os.ReadFile(path); !bytes.Equal(b, whole) {
@@ -66,15 +68,15 @@ func TestAnchors(t *testing.T) {
 	}
 	b, _ := os.ReadFile(filepath.Join(other, ErasureFileName))
 	os.WriteFile(path, b, 0o600)
-	if err := CheckAnchored(dir, pub, recs); !errors.Is(err, ErrUnanchored) {
+	if err := CheckAnchored(dir, "ams-1", pub, recs); !errors.Is(err, ErrUnanchored) {
 		t.Errorf("replaced: %v", err)
 	}
-	if _, err := Rebuild(dir, pub, recs); !errors.Is(err, ErrUnanchored) {
+	if _, err := Rebuild(dir, "ams-1", pub, recs); !errors.Is(err, ErrUnanchored) {
 		t.Errorf("rebuild over a forked log: %v", err)
 	}
 	// A gap: the middle record is in no repository.
 	os.Remove(path)
-	if _, err := Rebuild(dir, pub, []Record{recs[0], recs[2]}); err == nil {
+	if _, err := Rebuild(dir, "ams-1", pub, []Record{recs[0], recs[2]}); err == nil {
 		t.Errorf("rebuild with a gap succeeded")
 	}
 	// A record signed by another key is refused.
@@ -91,6 +93,12 @@ func FuzzParseRecord(f *testing.F) {
 	_, b, _ := NewRecord(LogNameAccess, key, chain.Entry{Seq: 1, Prev: chain.ZeroHash, Time: time.Unix(1, 0).UTC(), Body: []byte(`{"kind":"dossier-access"}`)})
 	f.Add(b)
 	f.Add([]byte(`{"v":1,"log":"erasures","count":1,"head":"","line":""}`))
+	e := chain.Entry{Seq: 1, Prev: chain.ZeroHash, Time: time.Unix(1, 0).UTC(), Body: []byte(`{"kind":"dossier-access"}`)}
+	raw, _ := chain.Sign(key, e)
+	tr, _ := Tree([][]byte{raw})
+	cp, _ := SignCheckpoint(key, LogNameAccess, "ams-1", tr, 1)
+	_, b, _ = NewCheckpointedRecord(LogNameAccess, key, e, cp)
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseRecord(b, ring)
 		if err != nil {
@@ -99,6 +107,16 @@ func FuzzParseRecord(f *testing.F) {
 		l, err := chain.ParseLine([]byte(r.Line))
 		if err != nil || !l.Verify(pub) || l.Entry.Seq != r.Count || chain.Hash(l.Raw) != r.Head {
 			t.Fatalf("ParseRecord accepted an inconsistent record %q", b)
+		}
+		if r.Version == 2 {
+			text, _, _ := strings.Cut(r.Checkpoint, "\n\n")
+			c, perr := evidence.ParseCheckpointText(text + "\n")
+			if perr != nil || c.Size != int64(r.Count) || !strings.HasPrefix(c.Origin, originPrefix(r.Log)) {
+				t.Fatalf("ParseRecord accepted a record with a checkpoint of another log or size %q", b)
+			}
+			if _, _, err := evidence.OpenCheckpoint([]byte(r.Checkpoint), c.Origin, pub); err != nil {
+				t.Fatalf("ParseRecord accepted a record whose checkpoint the key did not sign %q: %v", b, err)
+			}
 		}
 	})
 }

@@ -37,7 +37,7 @@ func TestPostgresScratchHonoursErasures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := &restore.Register{StateDir: e.a.StateDir(), Key: key}
+	reg := &restore.Register{StateDir: e.a.StateDir(), Key: key, Appliance: e.a.Cfg.Appliance.ID}
 	day := e.clk.Now().Truncate(24 * time.Hour)
 	if _, err := reg.AddErasure(ctx, r, dossier.Erasure{Tenant: "praktijk-pg", ID: "3", Time: day, Reason: "art. 17", Operator: "test"}); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ func (rt *run) applyErasures(ctx context.Context, sc scratch) error {
 	if err != nil {
 		return fmt.Errorf("erasure register: %w", err)
 	}
-	reg := &restore.Register{StateDir: rt.a.StateDir(), Key: key}
+	reg := &restore.Register{StateDir: rt.a.StateDir(), Key: key, Appliance: rt.a.Cfg.Appliance.ID}
 	list, err := reg.Erasures(ctx, rt.r)
 	if err != nil {
 		return fmt.Errorf("erasure register: %w", err)
