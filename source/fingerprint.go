@@ -64,26 +64,6 @@ func (f *Fingerprinter) Result() TableResult {
 	return TableResult{Rows: f.rows, Fingerprint: Fingerprint(hex.EncodeToString(b[:]))}
 }
 
-// Plus returns the result of two disjoint sets of rows together: their
-// row counts and fingerprints added (the fingerprint is a sum, modulo
-// 2^256, so the rows of a table read in parts add up to the table's).
-func (r TableResult) Plus(o TableResult) (TableResult, error) {
-	a, err := hex.DecodeString(string(r.Fingerprint))
-	if err != nil || len(a) != sha256.Size {
-		return TableResult{}, fmt.Errorf("fingerprint %q: not 64 hex digits", r.Fingerprint)
-	}
-	b, err := hex.DecodeString(string(o.Fingerprint))
-	if err != nil || len(b) != sha256.Size {
-		return TableResult{}, fmt.Errorf("fingerprint %q: not 64 hex digits", o.Fingerprint)
-	}
-	var carry uint16
-	for i := sha256.Size - 1; i >= 0; i-- {
-		s := uint16(a[i]) + uint16(b[i]) + carry
-		a[i], carry = byte(s), s>>8
-	}
-	return TableResult{Rows: r.Rows + o.Rows, Fingerprint: Fingerprint(hex.EncodeToString(a))}, nil
-}
-
 // FingerprintWriter is an io.Writer that splits what it is given into lines
 // and fingerprints each one, for engines whose stream is produced elsewhere
 // (e.g. PostgreSQL's COPY). Call Result after the last Write.

@@ -111,7 +111,7 @@ func (t *Target) LoadAndFingerprint(ctx context.Context, tb source.Table, rows i
 	if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_relation_filenode($1::pg_catalog.int8::pg_catalog.oid)::pg_catalog.int8", oid).Scan(&node); err != nil {
 		return source.TableResult{}, false, redactError(fmt.Errorf("table %s: %w", tb.Name, err), t.cfg.Password)
 	}
-	res, err = t.readBack(ctx, conn, tb, oid)
+	res, err = copyOut(ctx, conn, tb, false, nil, t.key)
 	if err != nil {
 		return source.TableResult{}, false, redactError(fmt.Errorf("fingerprinting table %s: %w", tb.Name, err), t.cfg.Password)
 	}
@@ -122,56 +122,6 @@ func (t *Target) LoadAndFingerprint(ctx context.Context, tb source.Table, rows i
 	t.proved[oid] = node
 	t.mu.Unlock()
 	return res, stale, nil
-}
-
-// splitReadBackBytes is the size (pg_table_size: heap and TOAST) from
-// which LoadAndFingerprint reads a table back on two connections (tests
-// lower it).
-var splitReadBackBytes int64 = 16 << 20
-
-// readBack fingerprints table oid (tb) as the server holds it. A table of
-// splitReadBackBytes or more (of at least two heap pages), on PostgreSQL
-// 14 or later (TID range scans),
-// is read in two halves by ctid, the first on a connection of its own,
-// side by side: every row has exactly one ctid, so it is in exactly one
-// half (ctid < '(mid,0)' or ctid >= '(mid,0)'), and the fingerprint, a
-// sum over rows, is the sum of the halves' (source.TableResult.Plus). The
-// load committed and nothing else writes to the table until post-data,
-// so both halves see the same rows. Without a second connection the
-// table is read whole.
-func (t *Target) readBack(ctx context.Context, conn *pgx.Conn, tb source.Table, oid int64) (source.TableResult, error) {
-	var size, pages, version int64
-	if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_table_size($1::pg_catalog.int8::pg_catalog.oid)::pg_catalog.int8, (pg_catalog.pg_relation_size($1::pg_catalog.int8::pg_catalog.oid) / pg_catalog.current_setting('block_size')::pg_catalog.int8)::pg_catalog.int8, pg_catalog.current_setting('server_version_num')::pg_catalog.int8", oid).Scan(&size, &pages, &version); err != nil {
-		return source.TableResult{}, err
-	}
-	if size < splitReadBackBytes || pages < 2 || version < 140000 {
-		return copyOut(ctx, conn, tb, false, nil, t.key)
-	}
-	other, err := connect(ctx, t.cfg)
-	if err != nil {
-		return copyOut(ctx, conn, tb, false, nil, t.key)
-	}
-	defer other.Close(context.Background())
-	lo, hi := ctidHalves(pages / 2)
-	var first source.TableResult
-	var ferr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		first, ferr = copyOutWhere(ctx, other, tb, false, lo, nil, t.key)
-	}()
-	second, err := copyOutWhere(ctx, conn, tb, false, hi, nil, t.key)
-	<-done
-	if err = errors.Join(ferr, err); err != nil {
-		return source.TableResult{}, err
-	}
-	return first.Plus(second)
-}
-
-// ctidHalves returns the two WHERE clauses that split a table at page mid.
-func ctidHalves(mid int64) (lo, hi string) {
-	tid := fmt.Sprintf("'(%d,0)'::pg_catalog.tid", mid)
-	return "ctid < " + tid, "ctid >= " + tid
 }
 
 // rowWrites returns, per table oid, the rows this session inserted,

@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"bytes"
-	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -77,91 +75,5 @@ func TestPostDataChangingRowsIsStale(t *testing.T) {
 				t.Errorf("stale %v, want %v for\n%s", stale, want, post)
 			}
 		})
-	}
-}
-
-// A table at or over splitReadBackBytes is read back in two ctid halves on
-// two connections: the fingerprint is still that of every row, once; a
-// row missing from either half (deleted where it lies: a delete does not
-// move other rows) shows as a mismatch, and the halves' sum is exactly
-// the fingerprint of the rows left.
-func TestReadBackByCtidHalves(t *testing.T) {
-	defer func(n int64) { splitReadBackBytes = n }(splitReadBackBytes)
-	splitReadBackBytes = 1
-	ctx := testContext(t)
-	srv := pgtest.Start(t)
-	tg, err := NewTarget(ctx, srv.CreateDB(t, "halves"), testKey, TargetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tg.Close() })
-	if err := tg.ApplySchema(ctx, strings.NewReader("CREATE TABLE public.big (id int, s text);")); err != nil {
-		t.Fatal(err)
-	}
-	tb := source.Table{Name: "public.big", Schema: "public", Table: "big", Encoding: Encoding,
-		Columns: []source.Column{{Name: "id", Type: "integer"}, {Name: "s", Type: "text"}}}
-	var rows []string
-	for i := range 3000 {
-		rows = append(rows, fmt.Sprintf("%d\t%s", i, strings.Repeat(strconv.Itoa(i%10), 90)))
-	}
-	stream := func(skip map[int]bool) source.TableResult {
-		var b strings.Builder
-		for i, r := range rows {
-			if !skip[i] {
-				b.WriteString(r + "\n")
-			}
-		}
-		res, err := source.FingerprintStream(testKey, strings.NewReader(b.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	all := stream(nil)
-	got, _, err := tg.LoadAndFingerprint(ctx, tb, strings.NewReader(strings.Join(rows, "\n")+"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != all {
-		t.Fatalf("read back in halves: %+v, the rows loaded: %+v", got, all)
-	}
-	conn, err := tg.acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.release(conn, nil)
-	var oid, pages int64
-	if err := conn.QueryRow(ctx, "SELECT 'public.big'::regclass::oid::int8, (pg_relation_size('public.big') / 8192)::int8").Scan(&oid, &pages); err != nil {
-		t.Fatal(err)
-	}
-	lo, hi := ctidHalves(pages / 2)
-	for _, where := range []string{lo, hi} {
-		var n, id int64
-		if err := conn.QueryRow(ctx, "SELECT count(*), min(id) FROM public.big WHERE "+where).Scan(&n, &id); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 || n == int64(len(rows)) {
-			t.Fatalf("%d pages: %d rows where %s: not a split", pages, n, where)
-		}
-		// Delete one row of this half; the read-back must miss exactly it.
-		if err := execSimple(ctx, conn, fmt.Sprintf("DELETE FROM public.big WHERE id = %d", id)); err != nil {
-			t.Fatal(err)
-		}
-		res, err := tg.readBack(ctx, conn, tb, oid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res == all {
-			t.Errorf("a row deleted where %s: the read-back still matches", where)
-		}
-		if want := stream(map[int]bool{int(id): true}); res != want {
-			t.Errorf("a row deleted where %s: read back %+v, want %+v", where, res, want)
-		}
-		if err := execSimple(ctx, conn, fmt.Sprintf("INSERT INTO public.big VALUES (%d, %s)", id, sqlLiteral(strings.Repeat(strconv.Itoa(int(id)%10), 90)))); err != nil {
-			t.Fatal(err)
-		}
-		if res, err := tg.readBack(ctx, conn, tb, oid); err != nil || res != all {
-			t.Fatalf("row put back: %+v, %v; want %+v", res, err, all)
-		}
 	}
 }

@@ -133,20 +133,11 @@ func (s *snapshot) Close() error {
 // copyOutSQL is the COPY statement that streams t. The snapshot orders rows
 // by primary key; a fingerprint does not need order.
 func copyOutSQL(t source.Table, ordered bool) string {
-	return copyOutWhereSQL(t, ordered, "")
-}
-
-// copyOutWhereSQL is copyOutSQL with a WHERE clause (where, when not "").
-func copyOutWhereSQL(t source.Table, ordered bool, where string) string {
 	var b strings.Builder
 	b.WriteString("COPY (SELECT ")
 	b.WriteString(columnList(t.Columns))
 	b.WriteString(" FROM ONLY ")
 	b.WriteString(pgx.Identifier{t.Schema, t.Table}.Sanitize())
-	if where != "" {
-		b.WriteString(" WHERE ")
-		b.WriteString(where)
-	}
 	if ordered && len(t.PrimaryKey) > 0 {
 		b.WriteString(" ORDER BY ")
 		for i, c := range t.PrimaryKey {
@@ -170,11 +161,6 @@ func columnList(cols []source.Column) string {
 
 // copyOut runs t's COPY TO on conn into w (nil: fingerprint only).
 func copyOut(ctx context.Context, conn *pgx.Conn, t source.Table, ordered bool, w io.Writer, key []byte) (source.TableResult, error) {
-	return copyOutWhere(ctx, conn, t, ordered, "", w, key)
-}
-
-// copyOutWhere is copyOut of the rows where holds ("": all).
-func copyOutWhere(ctx context.Context, conn *pgx.Conn, t source.Table, ordered bool, where string, w io.Writer, key []byte) (source.TableResult, error) {
 	if t.Schema == "" || t.Table == "" {
 		return source.TableResult{}, errors.New("table without schema or name")
 	}
@@ -182,7 +168,7 @@ func copyOutWhere(ctx context.Context, conn *pgx.Conn, t source.Table, ordered b
 	if w != nil {
 		tee.bw = bufio.NewWriterSize(w, 256<<10)
 	}
-	tag, err := conn.PgConn().CopyTo(ctx, tee, copyOutWhereSQL(t, ordered, where))
+	tag, err := conn.PgConn().CopyTo(ctx, tee, copyOutSQL(t, ordered))
 	if err != nil {
 		return source.TableResult{}, err
 	}
@@ -216,4 +202,32 @@ func (t *teeWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return t.fp.Write(p)
+}
+
+// SampleTable writes the first rows rows a scan of t finds, in the
+// stream's encoding (source.Sampler): a LIMIT stops the scan after a few
+// pages, in the snapshot's transaction.
+func (s *snapshot) SampleTable(ctx context.Context, t source.Table, w io.Writer, rows int) error {
+	s.mu.Lock()
+	idle := s.idle
+	s.mu.Unlock()
+	if idle == nil {
+		return errors.New("postgres: snapshot is closed")
+	}
+	if t.Schema == "" || t.Table == "" || rows <= 0 {
+		return errors.New("postgres: sample of a table without schema or name, or of no rows")
+	}
+	var conn *pgx.Conn
+	select {
+	case conn = <-idle:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { idle <- conn }()
+	q := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s LIMIT %d) TO STDOUT",
+		columnList(t.Columns), pgx.Identifier{t.Schema, t.Table}.Sanitize(), rows)
+	if _, err := conn.PgConn().CopyTo(ctx, w, q); err != nil {
+		return redactError(fmt.Errorf("sample of table %s: %w", t.Name, err), s.password)
+	}
+	return nil
 }
