@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/rowdelta"
 	"github.com/kluis-nl/kluis/rowindex"
 	"github.com/kluis-nl/kluis/source"
 )
@@ -132,6 +133,9 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 	}
 	b, err := r.NewBackup(ctx, opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := sampleForDictionary(ctx, b, snap); err != nil {
 		return nil, err
 	}
 	var pre, post bytes.Buffer
@@ -259,11 +263,22 @@ type indexing struct {
 }
 
 // writer returns the stream writer of table t: with a row index when
-// the table is to be indexed (a row delta never is: its stream holds
-// records, not the table's rows).
+// the table is to be indexed.
 func (ix indexing) writer(ctx context.Context, b *repo.Backup, t source.Table) *repo.StreamWriter {
 	if bl := ix.builder(t); bl != nil {
 		return b.IndexedStreamWriter(ctx, TableStream(t.Name), repo.KindTable, bl)
+	}
+	return b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+}
+
+// recordsWriter returns the stream writer of a row delta of table t,
+// keyed by key: with a records index (rowindex.NewRecordsBuilder) when
+// the table is to be indexed.
+func (ix indexing) recordsWriter(ctx context.Context, b *repo.Backup, t source.Table, key rowdelta.Key) *repo.StreamWriter {
+	if sets := ix.cols[t.Name]; len(sets) > 0 {
+		if bl, err := rowindex.NewRecordsBuilder(ix.key, t, sets, key); err == nil {
+			return b.IndexedStreamWriter(ctx, TableStream(t.Name), repo.KindTable, bl)
+		}
 	}
 	return b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
 }
@@ -289,7 +304,7 @@ func table(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.T
 		return plainTable(ctx, b, snap, t, ix)
 	}
 	if ps := deltaParent(b, t, key, maxSteps); ps != nil {
-		done, err := deltaTable(ctx, b, snap, t, key, ps)
+		done, err := deltaTable(ctx, b, snap, t, key, ps, ix)
 		if done || err != nil {
 			return err
 		}

@@ -134,11 +134,11 @@ func keyedTable(ctx context.Context, b *repo.Backup, snap source.Snapshot, t sou
 // and stores only the records. done is false when the delta was given up
 // (the parent could not be read, or the fresh rows were not in key
 // order): the caller then writes the table whole.
-func deltaTable(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, key rowdelta.Key, ps *repo.Stream) (done bool, err error) {
+func deltaTable(ctx context.Context, b *repo.Backup, snap source.Snapshot, t source.Table, key rowdelta.Key, ps *repo.Stream, ix indexing) (done bool, err error) {
 	parent := b.Repo().StreamReader(ctx, ps)
 	defer parent.Close()
 	pr, pw := io.Pipe()
-	sw := b.StreamWriter(ctx, TableStream(t.Name), repo.KindTable)
+	sw := ix.recordsWriter(ctx, b, t, key)
 	type diffResult struct {
 		st  rowdelta.Stats
 		err error
@@ -184,7 +184,7 @@ func deltaTable(ctx context.Context, b *repo.Backup, snap source.Snapshot, t sou
 	if ps.IsDelta() {
 		own = ps.Keyed.DeltaSize
 	}
-	chain = append(chain, repo.Link{Snapshot: b.Parent().ID.String(), Size: own, Blobs: ps.Blobs})
+	chain = append(chain, repo.Link{Snapshot: b.Parent().ID.String(), Size: own, Blobs: ps.Blobs, RowIndex: ps.RowIndex})
 	b.AddRead(d.st.Size - d.st.DeltaSize)
 	return true, sw.CloseKeyed(meta, &repo.Keyed{Key: key, Chain: chain}, d.st.Size)
 }

@@ -36,17 +36,7 @@ func TestDictionaryStudy(t *testing.T) {
 	if mb <= 0 {
 		t.Skip("set KLUIS_STUDY_DICT_MB (e.g. 50) to run the dictionary study")
 	}
-	ctx := context.Background()
-	srv := pgtest.Start(t)
-	dsn := srv.CreateDB(t, "dict")
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := synth.Generate(ctx, db, synth.Postgres, synth.ScaleForBytes(int64(mb)<<20), 11); err != nil {
-		t.Fatal(err)
-	}
+	srv, dsn, _ := studyPractice(t, "dict", mb)
 	cfg, _ := pgx.ParseConfig(dsn)
 	cmd := exec.Command(srv.Tool(t, "pg_dump"), "--data-only", "-h", cfg.Host, "-p", fmt.Sprint(cfg.Port), "-U", cfg.User, cfg.Database)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+cfg.Password)
@@ -58,22 +48,8 @@ func TestDictionaryStudy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cut := func(p chunk.Params) [][]byte {
-		var out [][]byte
-		c := chunk.NewChunker(bytes.NewReader(data), pol, p)
-		for {
-			b, err := c.Next()
-			if err == io.EOF {
-				return out
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, append([]byte(nil), b...))
-		}
-	}
-	small := cut(chunk.DefaultParams)
-	large := cut(chunk.Params{Min: 512 << 10, Avg: 1 << 20, Max: 8 << 20})
+	small := cutChunks(t, data, pol, chunk.DefaultParams)
+	large := cutChunks(t, data, pol, chunk.Params{Min: 512 << 10, Avg: 1 << 20, Max: 8 << 20})
 
 	// The dictionary: 112 KiB of history (1 KiB slices of chunks spread
 	// over the whole night) and the statistics of up to 2,000 chunks.
@@ -96,21 +72,6 @@ func TestDictionaryStudy(t *testing.T) {
 			t.Fatal(err)
 		}
 		return e
-	}
-	padme := func(n int) int {
-		if n < 2 {
-			return n
-		}
-		e := 63
-		for n>>e == 0 {
-			e--
-		}
-		s := 0
-		for x := e; x > 0; x >>= 1 {
-			s++
-		}
-		mask := (1 << (e - s)) - 1
-		return (n + mask) &^ mask
 	}
 	total := func(chunks [][]byte, e *zstd.Encoder, perBlob bool) int64 {
 		var n int64
@@ -156,4 +117,53 @@ func dictHistory(chunks [][]byte, n int) []byte {
 		hist = append(hist, c[off:min(len(c), off+1<<10)]...)
 	}
 	return hist
+}
+
+// studyPractice starts a throwaway server holding the synthetic practice
+// of mb MB (seed 11) for the studies.
+func studyPractice(t *testing.T, name string, mb int) (*pgtest.Server, string, *sql.DB) {
+	srv := pgtest.Start(t)
+	dsn := srv.CreateDB(t, name)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := synth.Generate(context.Background(), db, synth.Postgres, synth.ScaleForBytes(int64(mb)<<20), 11); err != nil {
+		t.Fatal(err)
+	}
+	return srv, dsn, db
+}
+
+// padme is chunk's Padmé rounding (docs/format.md, "Sealed blob").
+func padme(n int) int {
+	if n < 2 {
+		return n
+	}
+	e := 63
+	for n>>e == 0 {
+		e--
+	}
+	s := 0
+	for x := e; x > 0; x >>= 1 {
+		s++
+	}
+	mask := (1 << (e - s)) - 1
+	return (n + mask) &^ mask
+}
+
+// cutChunks cuts data into chunks with polynomial pol and parameters p.
+func cutChunks(t *testing.T, data []byte, pol chunk.Pol, p chunk.Params) [][]byte {
+	var out [][]byte
+	c := chunk.NewChunker(bytes.NewReader(data), pol, p)
+	for {
+		b, err := c.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, append([]byte(nil), b...))
+	}
 }

@@ -8,7 +8,8 @@
 //   - A blob ID is the keyed MAC of a chunk's plaintext under the tenant's ID
 //     key (never a bare hash: whoever holds a repository cannot test whether a
 //     known plaintext is stored without that key).
-//   - A sealed blob is the chunk compressed with zstd when that pays, padded
+//   - A sealed blob is the chunk compressed with zstd when that pays (with
+//     the tenant's dictionary when one is given: Dict, SealDict), padded
 //     (Padmé) so its length does not reveal the chunk length, and encrypted
 //     with XChaCha20-Poly1305 under the tenant's data key with a random nonce
 //     and the blob ID as associated data.

@@ -127,7 +127,7 @@ func seedCorpus(t *testing.T) map[string]map[string][]any {
 		"zeros":  {make([]byte, 600)},
 		"random": {randomBytes(40, 200)},
 	}
-	return map[string]map[string][]any{"FuzzOpen": open, "FuzzSealRoundTrip": round}
+	return map[string]map[string][]any{"FuzzOpen": open, "FuzzSealRoundTrip": round, "FuzzOpenDict": dictSeeds(t)}
 }
 
 // TestFuzzSeedCorpus checks that the seed corpora under testdata/fuzz exist
@@ -161,6 +161,7 @@ func TestFuzzSeedCorpus(t *testing.T) {
 	}{
 		{"FuzzOpen", "[]byte byte", 10},
 		{"FuzzSealRoundTrip", "[]byte", 3},
+		{"FuzzOpenDict", "[]byte byte", 5},
 	}
 	for _, target := range targets {
 		t.Run(target.name, func(t *testing.T) {

@@ -62,6 +62,9 @@ const KeySize = 32
 type Sealer struct {
 	aead    aeadCipher
 	macPool sync.Pool
+
+	dictMu sync.RWMutex
+	dicts  map[uint32]*Dict // by zstd ID
 }
 
 type aeadCipher interface {
@@ -135,15 +138,25 @@ func additionalData(id ID) []byte {
 // Seal compresses (when that pays), pads and encrypts plaintext whose ID is
 // id, appending the sealed blob to dst.
 func (s *Sealer) Seal(dst []byte, id ID, plaintext []byte) ([]byte, error) {
+	return s.SealDict(dst, id, plaintext, nil)
+}
+
+// SealDict is Seal compressing with dictionary d (when not nil). Blobs
+// sealed so open only where d is loaded (AddDict).
+func (s *Sealer) SealDict(dst []byte, id ID, plaintext []byte, d *Dict) ([]byte, error) {
 	if len(plaintext) > MaxChunkSize {
 		return nil, fmt.Errorf("chunk: plaintext of %d bytes exceeds %d", len(plaintext), MaxChunkSize)
 	}
 	kind := byte(kindRaw)
 	payload := plaintext
-	compressed := encoder.EncodeAll(plaintext, make([]byte, 0, len(plaintext)/2+64))
+	zkind, enc := byte(kindZstd), encoder
+	if d != nil {
+		zkind, enc = kindZstdDict, d.enc
+	}
+	compressed := enc.EncodeAll(plaintext, make([]byte, 0, len(plaintext)/2+64))
 	// Compression pays only when it saves at least 1/16 of the chunk.
 	if len(compressed) < len(plaintext)-len(plaintext)/16 {
-		kind, payload = kindZstd, compressed
+		kind, payload = zkind, compressed
 	}
 	padded := padme(innerHeader + len(payload))
 	inner := make([]byte, padded)
@@ -178,6 +191,16 @@ func (s *Sealer) Open(dst []byte, id ID, sealed []byte) ([]byte, error) {
 	}
 	payload := inner[innerHeader : innerHeader+int(n)]
 	var plain []byte
+	if kind == kindZstdDict {
+		out, err := s.openDict(payload, dst[len(dst):])
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: %w", id, err)
+		}
+		if len(out) > MaxChunkSize {
+			return nil, fmt.Errorf("blob %s: plaintext exceeds %d bytes: %w", id, MaxChunkSize, ErrCorrupt)
+		}
+		kind, payload = kindRaw, out // checked below like a stored plaintext
+	}
 	switch kind {
 	case kindRaw:
 		if len(payload) > MaxChunkSize {

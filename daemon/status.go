@@ -219,8 +219,10 @@ func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant,
 			st.Problems = append(st.Problems, fmt.Sprintf("erasure register and access log cannot be verified, so every restore of this tenant is refused: %v", err))
 		}
 	}
-	snaps, err := r.Snapshots(ctx)
-	if err != nil {
+	// The newest snapshot only: one manifest, however long the history
+	// (the snapshot time cache, docs/format.md).
+	newest, err := r.FindSnapshot(ctx, "latest")
+	if err != nil && !errors.Is(err, repo.ErrNotFound) {
 		st.Problems = append(st.Problems, err.Error())
 		return st
 	}
@@ -229,11 +231,10 @@ func tenantStatus(ctx context.Context, a *appliance.Appliance, t *config.Tenant,
 	} else {
 		presenceStatus(&st, p, pol.RequiredCopies)
 	}
-	if len(snaps) == 0 {
+	if err != nil {
 		st.Problems = append(st.Problems, "no snapshot")
 		return st
 	}
-	newest := snaps[len(snaps)-1]
 	st.LastSuccess, st.Snapshot, st.Locations = newest.Manifest.Finished, newest.ID.Short(), newest.Locations
 	if spec != nil {
 		// The daemon runs an "@every" job its interval after the last

@@ -86,6 +86,7 @@ type Backup struct {
 	streamMu sync.Mutex
 
 	parent *SnapshotInfo
+	dict   backupDict
 }
 
 // Parent returns the newest snapshot when the backup started (the
@@ -137,6 +138,7 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 		b.parent = &latest
 		b.m.Parent = latest.ID.String()
 	}
+	b.setupDict(ctx)
 	return b, nil
 }
 
@@ -462,7 +464,8 @@ func (b *Backup) identifyAndSeal(j chunkJob) chunkResult {
 	if !mine {
 		return res
 	}
-	sealed, err := b.r.sealer.Seal(nil, id, j.data)
+	b.sample(j.data)
+	sealed, err := b.r.sealer.SealDict(nil, id, j.data, b.dict.cur.Load())
 	if err != nil {
 		res.err = err
 		return res
@@ -604,6 +607,9 @@ func (res *Result) Degraded(want int) bool { return len(res.Committed) < want }
 // and then the manifest at every healthy location. Each location commits
 // on its own; Commit fails only when none does.
 func (b *Backup) Commit(ctx context.Context) (*Result, error) {
+	if b.err() == nil {
+		b.train(b.ctx)
+	}
 	b.flushPack(ctx)
 	b.uploads.Wait()
 	if err := b.err(); err != nil {
@@ -698,7 +704,7 @@ func (b *Backup) referencedPacks() map[Hash]bool {
 		}
 	}
 	out := map[Hash]bool{}
-	for _, s := range b.m.Streams {
+	for _, s := range b.m.StreamsAndDictionary() {
 		for _, id := range s.AllBlobs() { // a delta's chain too
 			if h, ok := local[id]; ok {
 				out[h] = true

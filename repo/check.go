@@ -199,10 +199,11 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 		}
 		missing := 0
 		var example string
-		for _, s := range mv.(*Manifest).Streams {
+		m := mv.(*Manifest)
+		for _, s := range m.StreamsAndDictionary() {
 			parts := s.Parts()
-			if s.RowIndex != nil {
-				parts = append(parts, StreamPart{What: "row index", Blobs: s.RowIndex.Blobs})
+			for _, ri := range s.RowIndexes() {
+				parts = append(parts, StreamPart{What: "row index", Blobs: ri.Blobs})
 			}
 			for _, part := range parts {
 				where := "stream " + s.Name
@@ -332,7 +333,7 @@ func (r *Repo) checkPackData(ctx context.Context, l Location, c *LocationCheck, 
 			if w, ok := want[e.ID]; ok && (w.Offset != e.Offset || w.Length != e.Length) {
 				c.errorf("%s: blob %s: index and pack header disagree", name, e.ID)
 			}
-			buf, err = r.sealer.Open(buf[:0], e.ID, data[e.Offset:e.Offset+e.Length])
+			buf, err = r.open(ctx, buf[:0], e.ID, data[e.Offset:e.Offset+e.Length])
 			if err != nil {
 				c.errorf("%s: %v", name, err)
 				r.noteCheckDamage(l, c, name, errors.Join(err, ErrCorrupt))

@@ -32,6 +32,9 @@ type Manifest struct {
 	// the snapshot is found by looking (Repo.Snapshots).
 	Locations []string `json:"locations"`
 	Streams   []Stream `json:"streams"`
+	// Dictionary names the zstd dictionary blobs of the snapshot may be
+	// compressed with (dict.go); absent in snapshots without one.
+	Dictionary *DictRef `json:"dictionary,omitempty"`
 }
 
 // Stream is one named byte stream in a snapshot: a file, a schema part or a
@@ -80,6 +83,9 @@ type Link struct {
 	Snapshot string     `json:"snapshot"`
 	Size     int64      `json:"size"`
 	Blobs    []chunk.ID `json:"blobs"`
+	// RowIndex is the link's row index (Stream.RowIndex of the stream
+	// that wrote it), when it has one.
+	RowIndex *RowIndexRef `json:"row_index,omitempty"`
 }
 
 // MaxChain bounds a delta chain's length in a manifest.
@@ -129,8 +135,25 @@ func (s *Stream) AllBlobs() []chunk.ID {
 	for _, p := range s.Parts() {
 		out = append(out, p.Blobs...)
 	}
+	for _, ri := range s.RowIndexes() {
+		out = append(out, ri.Blobs...) // the row indexes too
+	}
+	return out
+}
+
+// RowIndexes returns the row indexes the stream carries: its chain's,
+// oldest first, then its own.
+func (s *Stream) RowIndexes() []*RowIndexRef {
+	var out []*RowIndexRef
+	if s.IsDelta() {
+		for _, l := range s.Keyed.Chain {
+			if l.RowIndex != nil {
+				out = append(out, l.RowIndex)
+			}
+		}
+	}
 	if s.RowIndex != nil {
-		out = append(out, s.RowIndex.Blobs...) // the row index too
+		out = append(out, s.RowIndex)
 	}
 	return out
 }
@@ -143,7 +166,7 @@ func (k *Keyed) validate() error {
 		return fmt.Errorf("row delta: chain of %d links (at most %d), delta size %d", len(k.Chain), MaxChain, k.DeltaSize)
 	}
 	for _, l := range k.Chain {
-		if _, err := ParseHash(l.Snapshot); err != nil || l.Size < 0 {
+		if _, err := ParseHash(l.Snapshot); err != nil || l.Size < 0 || l.RowIndex != nil && (l.RowIndex.Size < 0 || l.RowIndex.Size > maxRowIndex) {
 			return fmt.Errorf("row delta: link %q invalid", l.Snapshot)
 		}
 	}
@@ -213,6 +236,9 @@ func decodeManifest(plain []byte, tenant string) (*Manifest, error) {
 	}
 	if m.Tenant != tenant {
 		return nil, fmt.Errorf("manifest belongs to tenant %q, not %q: %w", m.Tenant, tenant, ErrCorrupt)
+	}
+	if m.Dictionary != nil && m.Dictionary.ZstdID == 0 {
+		return nil, fmt.Errorf("manifest: zstd dictionary with ID 0: %w", ErrCorrupt)
 	}
 	seen := map[string]bool{}
 	for _, s := range m.Streams {

@@ -97,7 +97,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 	idx := st.idx
 	keep := map[Hash]bool{}
 	for _, s := range ss.snaps {
-		for _, stream := range s.Manifest.Streams {
+		for _, stream := range s.Manifest.StreamsAndDictionary() {
 			for _, id := range stream.AllBlobs() { // a delta needs its chain
 				cands := idx.Candidates(id)
 				if len(cands) == 0 {

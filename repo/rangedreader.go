@@ -338,7 +338,7 @@ func (r *Repo) readRanged(ctx context.Context, s *segment, raw []uint32, locs []
 				if raw != nil {
 					dst = make([]byte, 0, raw[i])
 				}
-				p, err := r.sealer.Open(dst, s.ids[i], data[start:end])
+				p, err := r.open(ctx, dst, s.ids[i], data[start:end])
 				if err == nil {
 					plain[i] = p
 					left--

@@ -92,6 +92,10 @@ type Repo struct {
 
 	damageMu sync.Mutex
 	damage   map[string]Damage // by location and object name
+
+	// dicts maps the zstd ID of a dictionary to the blob holding it, from
+	// the manifests read (dict.go).
+	dicts sync.Map
 }
 
 // Tenant returns the tenant id.

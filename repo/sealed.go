@@ -59,7 +59,13 @@ func (r *Repo) spec(kind string) sealedSpec {
 			decode: func(b []byte) (any, error) { return decodeIndex(b) }}
 	case kindSnapshot:
 		return sealedSpec{kind: kindSnapshot, max: maxManifest, ads: []string{r.adManifest, adManifest},
-			decode: func(b []byte) (any, error) { return decodeManifest(b, r.tenant) }}
+			decode: func(b []byte) (any, error) {
+				m, err := decodeManifest(b, r.tenant)
+				if err == nil {
+					r.noteDict(m)
+				}
+				return m, err
+			}}
 	}
 	panic("repo: no sealed spec for " + kind)
 }

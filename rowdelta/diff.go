@@ -68,7 +68,7 @@ func Diff(k Key, parent, fresh io.Reader, w io.Writer) (Stats, error) {
 				return fmt.Errorf("%w: row %d: %w", ErrParent, pr.n, ErrNotAscending)
 			}
 		}
-		prevP, prevPB = copyKey(prevP, prevPB, pKey)
+		prevP, prevPB = CopyKey(prevP, prevPB, pKey)
 		havePrevP = true
 		return nil
 	}
@@ -95,7 +95,7 @@ func Diff(k Key, parent, fresh io.Reader, w io.Writer) (Stats, error) {
 				return fmt.Errorf("fresh row %d: %w", st.Rows, ErrNotAscending)
 			}
 		}
-		prevF, prevFB = copyKey(prevF, prevFB, fKey)
+		prevF, prevFB = CopyKey(prevF, prevFB, fKey)
 		havePrevF = true
 		return nil
 	}

@@ -3,6 +3,7 @@ package rowdelta
 import (
 	"fmt"
 	"io"
+	"strconv"
 )
 
 // Source is one input of Merge: the base table stream (the first) or a
@@ -71,22 +72,7 @@ func (m *Merger) advance(h *head) error {
 		return fmt.Errorf("%s: %w", h.name, err)
 	}
 	h.line = line
-	if !h.delta {
-		h.row = line
-		h.key, err = m.k.rowKey(h.key, line)
-	} else {
-		switch {
-		case len(line) > 0 && line[0] == '+':
-			h.row = line[1:]
-			h.key, err = m.k.rowKey(h.key, h.row)
-		case len(line) > 0 && line[0] == '-':
-			h.row = nil
-			h.key, err = m.k.recordKey(h.key, line[1:])
-		default:
-			err = fmt.Errorf("%w: a record starts with neither + nor -", ErrBadRecord)
-		}
-	}
-	if err != nil {
+	if h.row, h.key, err = m.k.ParseLine(h.key, line, h.delta); err != nil {
 		return fmt.Errorf("%s: line %d: %w", h.name, h.lr.n, err)
 	}
 	if h.hasPrv {
@@ -100,7 +86,7 @@ func (m *Merger) advance(h *head) error {
 	} else if err := m.checkKey(h); err != nil {
 		return err
 	}
-	h.prev, h.prevB = copyKey(h.prev, h.prevB, h.key)
+	h.prev, h.prevB = CopyKey(h.prev, h.prevB, h.key)
 	h.hasPrv = true
 	return nil
 }
@@ -206,4 +192,40 @@ func (m *Merger) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return 0, m.err
+}
+
+// ParseLine splits a line of a merge source: of a base (delta false) a
+// row line, which is also the row; of a delta a record, whose row is nil
+// for a deletion. key holds the key fields (slices of line, reusing dst).
+func (k Key) ParseLine(dst [][]byte, line []byte, delta bool) (row []byte, key [][]byte, err error) {
+	switch {
+	case !delta:
+		row = line
+		key, err = k.rowKey(dst, line)
+	case len(line) > 0 && line[0] == '+':
+		row = line[1:]
+		key, err = k.rowKey(dst, row)
+	case len(line) > 0 && line[0] == '-':
+		key, err = k.recordKey(dst, line[1:])
+	default:
+		err = fmt.Errorf("%w: a record starts with neither + nor -", ErrBadRecord)
+	}
+	return row, key, err
+}
+
+// Compare compares two keys from ParseLine under k's orders; an int field
+// that is not a canonical integer is an error (ErrBadRecord), so equal
+// keys are equal bytes.
+func (k Key) Compare(a, b [][]byte) (int, error) { return k.compare(a, b) }
+
+// KeyForm appends to dst the comparable form of a key from ParseLine:
+// each field as its length in decimal, ":", its bytes. Two keys have the
+// same form exactly when they have the same fields.
+func KeyForm(dst []byte, key [][]byte) []byte {
+	for _, f := range key {
+		dst = strconv.AppendInt(dst, int64(len(f)), 10)
+		dst = append(dst, ':')
+		dst = append(dst, f...)
+	}
+	return dst
 }

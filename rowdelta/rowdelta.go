@@ -275,9 +275,9 @@ func (lr *lineReader) next() ([]byte, error) {
 	}
 }
 
-// copyKey copies key fields into one buffer, for remembering the previous
+// CopyKey copies key fields into one buffer, for remembering the previous
 // key after the line it came from is gone.
-func copyKey(dst [][]byte, buf []byte, key [][]byte) ([][]byte, []byte) {
+func CopyKey(dst [][]byte, buf []byte, key [][]byte) ([][]byte, []byte) {
 	buf = buf[:0]
 	for _, f := range key {
 		buf = append(buf, f...)
@@ -358,7 +358,7 @@ func (c *OrderCheck) line(line []byte) {
 		c.bad = true
 		return
 	}
-	c.prev, c.prevB = copyKey(c.prev, c.prevB, c.key)
+	c.prev, c.prevB = CopyKey(c.prev, c.prevB, c.key)
 	c.hasPrev = true
 }
 

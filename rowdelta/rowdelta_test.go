@@ -178,3 +178,35 @@ func FuzzMerge(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKeyForm: two lines' keys have the same KeyForm exactly when Compare
+// finds them equal (what a dossier reading a chain through its indexes
+// relies on to match a row with its later change or deletion), and
+// Compare refuses what is not a canonical integer in an int field.
+func FuzzKeyForm(f *testing.F) {
+	f.Add([]byte("+7\tab\tx"), []byte("-7\tab"))
+	f.Add([]byte("+07\tab\tx"), []byte("-7\tab"))
+	f.Add([]byte("+-0\t\t"), []byte("-0\t"))
+	f.Add([]byte("+1\ta\\tb"), []byte("+1\ta\\tb\tz"))
+	k := Key{Fields: []int{0, 1}, Order: []string{OrderInt, OrderBytes}}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		_, ka, err := k.ParseLine(nil, a, true)
+		if err != nil {
+			return
+		}
+		_, kb, err := k.ParseLine(nil, b, true)
+		if err != nil {
+			return
+		}
+		c, err := k.Compare(ka, kb)
+		if err != nil {
+			if canonicalInt(ka[0]) && canonicalInt(kb[0]) {
+				t.Fatalf("canonical keys refused: %v", err)
+			}
+			return
+		}
+		if same := bytes.Equal(KeyForm(nil, ka), KeyForm(nil, kb)); same != (c == 0) {
+			t.Fatalf("%q / %q: same form %v, compare %d", a, b, same, c)
+		}
+	})
+}

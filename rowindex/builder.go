@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/kluis-nl/kluis/chunk"
+	"github.com/kluis-nl/kluis/rowdelta"
 	"github.com/kluis-nl/kluis/source"
 )
 
@@ -41,6 +42,13 @@ type Builder struct {
 	inRow bool
 	long  bool
 	err   error
+
+	// records: the stream is a row delta's kluis-row-delta-v1 records,
+	// keyed by rk (NewRecordsBuilder).
+	records bool
+	rk      rowdelta.Key
+	rkey    [][]byte
+	kform   []byte
 }
 
 type openChunk struct {
@@ -94,6 +102,30 @@ func NewBuilder(key []byte, t source.Table, sets [][]string) (*Builder, error) {
 	return b, nil
 }
 
+// NewRecordsBuilder returns a builder for the records of a row delta of
+// table t (docs/format.md, "Row deltas") whose rows are keyed by key: a
+// "+" record's row is indexed as NewBuilder indexes a row, and every
+// record's key under KeySet, so that a dossier finds both the rows it
+// wants and every later change or deletion of a row it holds.
+func NewRecordsBuilder(key []byte, t source.Table, sets [][]string, rk rowdelta.Key) (*Builder, error) {
+	if err := rk.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := NewBuilder(key, t, sets)
+	if err != nil {
+		return nil, err
+	}
+	b.records, b.rk = true, rk
+	for _, f := range rk.Fields {
+		if f >= len(t.Columns) {
+			return nil, fmt.Errorf("table %s: key field %d of %d columns", t.Name, f, len(t.Columns))
+		}
+		b.upto = max(b.upto, f)
+	}
+	b.need = append(b.need, make([]bool, b.upto+1-len(b.need))...)
+	return b, nil
+}
+
 // Chunk takes the stream's next chunk.
 func (b *Builder) Chunk(data []byte) {
 	if b.err != nil {
@@ -131,11 +163,38 @@ func (b *Builder) keep(p []byte) {
 
 // row indexes the row in carry in every open chunk.
 func (b *Builder) row() {
-	line := FieldPrefix(b.carry, b.upto+1)
-	if b.long && len(line) == len(b.carry) {
+	line := b.carry
+	if b.records {
+		if len(line) == 0 || line[0] != '+' && line[0] != '-' {
+			b.err = fmt.Errorf("a record starts with neither + nor -: %w", ErrBadIndex)
+			return
+		}
+		line = line[1:]
+	}
+	prefix := FieldPrefix(line, b.upto+1)
+	if b.long && len(prefix) == len(line) {
 		b.err = fmt.Errorf("a row's indexed columns lie beyond its first %d bytes", maxPrefix)
 		return
 	}
+	if b.records {
+		del := b.carry[0] == '-'
+		var err error
+		// ParseLine wants the record: its sign, then the prefix.
+		if _, b.rkey, err = b.rk.ParseLine(b.rkey, b.carry[:1+len(prefix)], true); err != nil {
+			b.err = err
+			return
+		}
+		b.kform = rowdelta.KeyForm(b.kform[:0], b.rkey)
+		h := b.h.Hash(KeySet, string(b.kform))
+		for _, c := range b.open {
+			c.hashes[h] = struct{}{}
+		}
+		if del {
+			b.carry, b.inRow, b.long = b.carry[:0], false, false
+			return
+		}
+	}
+	line = prefix
 	b.carry, b.inRow, b.long = b.carry[:0], false, false
 	var row []source.Value
 	var err error
@@ -194,7 +253,7 @@ func (b *Builder) Finish(ids []chunk.ID) ([]byte, error) {
 	if len(b.done) != len(ids) {
 		return nil, fmt.Errorf("%d chunks indexed, the stream has %d", len(b.done), len(ids))
 	}
-	x := &Index{Sets: b.sets, Chunks: b.done}
+	x := &Index{Sets: b.sets, Chunks: b.done, Records: b.records}
 	for i := range x.Chunks {
 		x.Chunks[i].ID = ids[i]
 	}

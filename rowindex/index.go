@@ -27,7 +27,16 @@ type Index struct {
 	Sets [][]string
 	// Chunks are the stream's chunks, in order.
 	Chunks []Chunk
+	// Records is set on the index of a row delta (version 2): the
+	// stream's lines are kluis-row-delta-v1 records, a "+" record's row
+	// is in the filters like a table row, and every record's primary key
+	// (rowdelta.KeyForm of its key fields) is in them under set KeySet.
+	Records bool
 }
+
+// KeySet is the set position a records index hashes primary keys under:
+// one past the last set a column list can have.
+const KeySet = maxSets
 
 // Chunk is one chunk's entry.
 type Chunk struct {
@@ -47,16 +56,18 @@ type Chunk struct {
 // Format bounds, checked by Decode.
 const (
 	magic = "kluis-row-index\n"
-	// Version is the format version written.
-	Version     = 1
-	maxSets     = 64
-	maxSetCols  = 32
-	maxColName  = 1024
-	maxK        = 32
-	maxFilter   = 16 << 20
-	bitsPerKey  = 28
-	hashesPerKy = 19
-	minFilter   = 8
+	// Version is the format version of a table stream's index.
+	Version = 1
+	// VersionRecords is the format version of a row delta's index.
+	VersionRecords = 2
+	maxSets        = 64
+	maxSetCols     = 32
+	maxColName     = 1024
+	maxK           = 32
+	maxFilter      = 16 << 20
+	bitsPerKey     = 28
+	hashesPerKy    = 19
+	minFilter      = 8
 )
 
 // ErrBadIndex is wrapped by every decoding error.
@@ -147,7 +158,11 @@ func (h *Hasher) Hash(set int, k string) uint64 {
 // Encode returns the index's bytes.
 func (x *Index) Encode() []byte {
 	out := []byte(magic)
-	out = binary.AppendUvarint(out, Version)
+	if x.Records {
+		out = binary.AppendUvarint(out, VersionRecords)
+	} else {
+		out = binary.AppendUvarint(out, Version)
+	}
 	out = binary.AppendUvarint(out, uint64(len(x.Sets)))
 	for _, s := range x.Sets {
 		out = binary.AppendUvarint(out, uint64(len(s)))
@@ -185,10 +200,11 @@ func Decode(b []byte) (*Index, error) {
 	}
 	d := decoder{b: body}
 	d.b = d.b[len(magic):]
-	if v := d.uvarint(); d.err == nil && v != Version {
+	v := d.uvarint()
+	if d.err == nil && v != Version && v != VersionRecords {
 		return nil, fmt.Errorf("row index version %d is not supported by this kluis: %w", v, ErrBadIndex)
 	}
-	x := &Index{}
+	x := &Index{Records: v == VersionRecords}
 	nsets := d.count(maxSets)
 	for range nsets {
 		ncols := d.count(maxSetCols)
@@ -250,7 +266,9 @@ func Decode(b []byte) (*Index, error) {
 }
 
 // Verify checks that x is the index of the stream whose blobs are ids
-// and that holds rows rows.
+// and that holds rows rows (lines: records of a delta); rows < 0 leaves
+// the count unchecked (a chain's links do not record theirs: ReadRun
+// still checks every run read).
 func (x *Index) Verify(ids []chunk.ID, rows int64) error {
 	if len(x.Chunks) != len(ids) {
 		return fmt.Errorf("row index has %d chunks, the stream %d: %w", len(x.Chunks), len(ids), ErrBadIndex)
@@ -265,7 +283,7 @@ func (x *Index) Verify(ids []chunk.ID, rows int64) error {
 		}
 		n += c.Rows
 	}
-	if n != rows {
+	if rows >= 0 && n != rows {
 		return fmt.Errorf("row index counts %d rows, the table %d: %w", n, rows, ErrBadIndex)
 	}
 	return nil

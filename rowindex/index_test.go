@@ -66,6 +66,12 @@ func build(t *testing.T, chunks [][]byte, sets [][]string) *Index {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return finish(t, b, chunks)
+}
+
+// finish feeds chunks to b and decodes the index it builds.
+func finish(t *testing.T, b *Builder, chunks [][]byte) *Index {
+	t.Helper()
 	for _, c := range chunks {
 		b.Chunk(c)
 	}
@@ -241,6 +247,14 @@ func FuzzDecode(f *testing.F) {
 	}
 	enc, _ := b.Finish(ids(chunks))
 	f.Add(enc)
+	rdata, _, _ := records(rng, 30, 5)
+	rb, _ := NewRecordsBuilder(testKey, testTable(), [][]string{{"client_id"}}, recordsKey)
+	rchunks := cut(rng, rdata, 200)
+	for _, c := range rchunks {
+		rb.Chunk(c)
+	}
+	renc, _ := rb.Finish(ids(rchunks))
+	f.Add(renc)
 	f.Add([]byte(magic))
 	f.Add(enc[:len(enc)-sha256.Size]) // a body: the fuzzer adds the checksum
 	f.Fuzz(func(t *testing.T, in []byte) {

@@ -134,3 +134,12 @@ type TableMeta struct {
 	Table
 	TableResult
 }
+
+// Sampler is a Snapshot that can read a few rows of a table cheaply, in
+// the table's stream encoding and in no particular order: material to
+// train the tenant's compression dictionary on before the first backup
+// streams its tables (docs/format.md, "Zstd dictionary").
+type Sampler interface {
+	// SampleTable writes up to rows rows of t to w.
+	SampleTable(ctx context.Context, t Table, w io.Writer, rows int) error
+}

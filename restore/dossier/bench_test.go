@@ -222,6 +222,7 @@ func benchHistory(b *testing.B, engine string, sc synth.Scale, nights []int) {
 			})
 		}
 		var chunks, all int64
+		full := map[string]string{} // tables read whole, and why
 		extract := func(r *repo.Repo, i int, sink func() Sink) {
 			snap, err := r.FindSnapshot(ctx, "latest")
 			if err != nil {
@@ -240,13 +241,28 @@ func benchHistory(b *testing.B, engine string, sc synth.Scale, nights []int) {
 			if err != nil {
 				b.Fatalf("dossier %s: %v", id, err)
 			}
+			if i == 0 {
+				// What the member tables' row indexes (and their chains')
+				// weigh: each is read whole.
+				var ix int64
+				for _, tc := range res.Tables {
+					s, _ := snap.Manifest.Stream(backup.TableStream(tc.Table))
+					for _, ri := range s.RowIndexes() {
+						ix += ri.Size
+					}
+				}
+				b.Logf("row indexes of the member tables: %d bytes (plaintext)", ix)
+			}
 			for _, tc := range res.Tables {
 				chunks += int64(tc.ChunksRead)
 				all += int64(tc.Chunks)
+				if tc.Read != "index" {
+					full[tc.Table] = tc.ReadReason
+				}
 			}
 		}
 		op(b, "show", func(r *repo.Repo, i int) { extract(r, i, func() Sink { return nil }) })
-		b.Logf("nights=%d: show read %d of %d chunks of the member tables", n, chunks, all)
+		b.Logf("nights=%d: show read %d of %d chunks of the member tables (with their delta chains); read whole: %v", n, chunks, all, full)
 		op(b, "restore-sql", func(r *repo.Repo, i int) {
 			extract(r, i, func() Sink {
 				w, err := NewSQLWriter(io.Discard, engine, nil, ConflictFail)
@@ -257,8 +273,36 @@ func benchHistory(b *testing.B, engine string, sc synth.Scale, nights []int) {
 			})
 		})
 		// The same dossier as kluis read it before the row index: every
-		// member table whole, through whole packs.
-		op(b, "show-fullscan", func(r *repo.Repo, i int) {
+		// member table whole, through whole packs
+		// (KLUIS_BENCH_DOSSIER_FULLSCAN=0 leaves it out).
+		// The same dossier as kluis read it before delta chains had
+		// indexes: every table stored as a row delta read whole, merged.
+		op(b, "show-deltas-whole", func(r *repo.Repo, i int) {
+			snap, err := r.FindSnapshot(ctx, "latest")
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := *snap.Manifest
+			m.Streams = slices.Clone(m.Streams)
+			for j := range m.Streams {
+				if m.Streams[j].IsDelta() {
+					m.Streams[j].RowIndex = nil
+				}
+			}
+			tables, _ := backup.Tables(&m)
+			plan, err := NewPlan(engine, tables, profile)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := Extract(ctx, r, &m, plan, strconv.Itoa(1+(i*7919)%sc.Clients), nil); err != nil {
+				b.Fatal(err)
+			}
+		})
+		fullscan := op
+		if os.Getenv("KLUIS_BENCH_DOSSIER_FULLSCAN") == "0" {
+			fullscan = func(*testing.B, string, func(*repo.Repo, int)) {}
+		}
+		fullscan(b, "show-fullscan", func(r *repo.Repo, i int) {
 			snap, err := r.FindSnapshot(ctx, "latest")
 			if err != nil {
 				b.Fatal(err)

@@ -71,7 +71,10 @@ var ErrNotFound = errors.New("no dossier with this id in the snapshot")
 // Extract streams the plan's tables of snapshot m from src, passes every
 // dossier row of the dossier whose root key is id to sink (which may be
 // nil), and reports counts and shared references. Only key values of
-// dossier rows are kept in memory.
+// dossier rows are kept in memory, but for a table stored as a row delta
+// read through its chain's indexes: its dossier rows are held until every
+// link has been read (the newest link holding a key decides), then passed
+// on in key order.
 func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, id string, sink Sink) (*Result, error) {
 	keys := map[string]map[string]struct{}{} // group|cols -> dossier key set
 	type refSet struct {
@@ -157,14 +160,16 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 			}
 		}
 		var n, scanned int64
-		visit := func(line []byte) error {
+		// isMember reads a row's key columns and says whether the row
+		// belongs to the dossier; take reads it whole and keeps it.
+		isMember := func(line []byte) (bool, error) {
 			scanned++
 			row, err := dec(rowindex.FieldPrefix(line, upto+1))
 			if err != nil {
-				return fmt.Errorf("table %s row %d: %w", t.Name, scanned, err)
+				return false, fmt.Errorf("table %s row %d: %w", t.Name, scanned, err)
 			}
 			if len(row) != min(upto+1, len(t.Columns)) {
-				return fmt.Errorf("table %s row %d: %d fields for %d columns: %w", t.Name, scanned, len(row), len(t.Columns), repo.ErrCorrupt)
+				return false, fmt.Errorf("table %s row %d: %d fields for %d columns: %w", t.Name, scanned, len(row), len(t.Columns), repo.ErrCorrupt)
 			}
 			in := false
 			if st.Root {
@@ -179,10 +184,11 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 					_, in = e.set[k]
 				}
 			}
-			if !in {
-				return nil
-			}
-			if row, err = dec(line); err != nil {
+			return in, nil
+		}
+		take := func(line []byte) error {
+			row, err := dec(line)
+			if err != nil {
 				return fmt.Errorf("table %s row %d: %w", t.Name, scanned, err)
 			}
 			if len(row) != len(t.Columns) {
@@ -214,6 +220,12 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 			}
 			return nil
 		}
+		visit := func(line []byte) error {
+			if in, err := isMember(line); err != nil || !in {
+				return err
+			}
+			return take(line)
+		}
 		tc := TableCount{Table: t.Name, Via: st.Reason, Chunks: len(s.Blobs)}
 		var probes []probe
 		if st.Root {
@@ -222,8 +234,22 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 		for _, e := range member {
 			probes = append(probes, probe{cols: e.edge.Columns, keys: e.set})
 		}
-		x, sel, why := ix.choose(ctx, s, t, probes)
-		if x == nil {
+		var x *rowindex.Index
+		var sel []bool
+		var links []chainLink
+		why := ""
+		if s.IsDelta() {
+			links, why = ix.chooseChain(ctx, s, probes)
+		} else {
+			x, sel, why = ix.choose(ctx, s, t, probes)
+		}
+		if links != nil {
+			tc.Read = "index"
+			err = ix.readChain(ctx, s, links, isMember, take, &tc)
+			if err != nil {
+				err = fmt.Errorf("table %s: %w", t.Name, err)
+			}
+		} else if x == nil {
 			tc.Read, tc.ReadReason, tc.ChunksRead = "full", why, len(s.Blobs)
 			rd := ix.reader(ctx, src, s.Blobs, s)
 			err = eachLine(rd, visit)

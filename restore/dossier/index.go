@@ -85,35 +85,75 @@ func (u *indexUse) choose(ctx context.Context, s *repo.Stream, t source.TableMet
 	if u.src == nil {
 		return nil, nil, "the source has no row indexes"
 	}
-	if s.IsDelta() {
-		return nil, nil, "a row delta: read whole, merged with its chain"
-	}
 	if s.RowIndex == nil {
 		return nil, nil, "the snapshot has no row index for this table"
 	}
-	data, err := u.src.RowIndex(ctx, s)
+	x, why := u.load(ctx, s, s.RowIndex, s.Blobs, t.Rows, false)
+	if x == nil {
+		return nil, nil, why
+	}
+	hashes, why := u.probeHashes(x, probes)
+	if why != "" {
+		return nil, nil, why
+	}
+	return x, selectChunks(x, hashes, nil), ""
+}
+
+// load reads, decodes and binds the row index ri of blobs (a stream or a
+// chain link) holding rows lines (< 0: not recorded); records says
+// whether it must be a row delta's records index. On failure it returns
+// why the stream must be read whole.
+func (u *indexUse) load(ctx context.Context, s *repo.Stream, ri *repo.RowIndexRef, blobs []chunk.ID, rows int64, records bool) (*rowindex.Index, string) {
+	data, err := u.src.RowIndex(ctx, &repo.Stream{Name: s.Name, RowIndex: ri})
 	if err != nil {
-		return nil, nil, "row index unreadable: " + err.Error()
+		return nil, "row index unreadable: " + err.Error()
 	}
 	x, err := rowindex.Decode(data)
 	if err == nil {
-		err = x.Verify(s.Blobs, t.Rows)
+		err = x.Verify(blobs, rows)
+	}
+	if err == nil && x.Records != records {
+		err = fmt.Errorf("a %s index where a %s index belongs: %w", indexKind(x.Records), indexKind(records), rowindex.ErrBadIndex)
 	}
 	if err != nil {
-		return nil, nil, "row index damaged: " + err.Error()
+		return nil, "row index damaged: " + err.Error()
 	}
+	return x, ""
+}
+
+func indexKind(records bool) string {
+	if records {
+		return "row delta's"
+	}
+	return "table's"
+}
+
+// probeHashes returns the keyed hashes of every probe's keys in x's
+// sets, or why x cannot answer (it lacks a column list).
+func (u *indexUse) probeHashes(x *rowindex.Index, probes []probe) ([]uint64, string) {
 	var hashes []uint64
 	for _, pr := range probes {
 		set := x.Set(pr.cols)
 		if set < 0 {
-			return nil, nil, fmt.Sprintf("the row index does not cover (%s): the dossier profile changed since the snapshot", strings.Join(pr.cols, ", "))
+			return nil, fmt.Sprintf("the row index does not cover (%s): the dossier profile changed since the snapshot", strings.Join(pr.cols, ", "))
 		}
 		for k := range pr.keys {
 			hashes = append(hashes, u.h.Hash(set, k))
 		}
 	}
-	sel := make([]bool, len(x.Chunks))
+	return hashes, ""
+}
+
+// selectChunks marks in sel (nil: a fresh one) the chunks of x whose
+// filter may hold one of hashes.
+func selectChunks(x *rowindex.Index, hashes []uint64, sel []bool) []bool {
+	if sel == nil {
+		sel = make([]bool, len(x.Chunks))
+	}
 	for c := range x.Chunks {
+		if sel[c] {
+			continue
+		}
 		for _, h := range hashes {
 			if x.MayContain(c, h) {
 				sel[c] = true
@@ -121,13 +161,14 @@ func (u *indexUse) choose(ctx context.Context, s *repo.Stream, t source.TableMet
 			}
 		}
 	}
-	return x, sel, ""
+	return sel
 }
 
-// reader returns the plaintext of blobs, a part of stream s.
+// reader returns the plaintext of blobs, a part of stream s (a delta:
+// the table's rows, its chain merged).
 func (u *indexUse) reader(ctx context.Context, src StreamSource, blobs []chunk.ID, s *repo.Stream) io.ReadCloser {
 	if s.IsDelta() {
-		return src.StreamReader(ctx, s) // the chain merged: the table's rows
+		return src.StreamReader(ctx, s)
 	}
 	if u.src != nil {
 		return u.src.SparseReader(ctx, blobs)

@@ -101,15 +101,6 @@ func sameDossier(t *testing.T, r *repo.Repo, snap repo.SnapshotInfo, plan *Plan,
 		if tc.Rows != rf.Tables[i].Rows {
 			t.Fatalf("dossier %s: %s: %d rows via the index, %d by a full scan", id, tc.Table, tc.Rows, rf.Tables[i].Rows)
 		}
-		s, _ := snap.Manifest.Stream(backup.TableStream(tc.Table))
-		if s.IsDelta() {
-			// A row delta holds records, not rows: read whole, merged
-			// with its chain.
-			if tc.Read != "full" || tc.ReadReason != "a row delta: read whole, merged with its chain" {
-				t.Fatalf("dossier %s: delta %s read %s (%s)", id, tc.Table, tc.Read, tc.ReadReason)
-			}
-			continue
-		}
 		if tc.Read != "index" {
 			t.Fatalf("dossier %s: %s read %s (%s)", id, tc.Table, tc.Read, tc.ReadReason)
 		}

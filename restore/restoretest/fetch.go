@@ -39,8 +39,10 @@ func fetchAll(ctx context.Context, r *repo.Repo, m *repo.Manifest, progress func
 	seen := map[chunk.ID]bool{}
 	byPack := map[repo.Hash][]chunk.ID{}
 	var total int64
-	for _, s := range m.Streams {
-		st.streams++
+	for _, s := range m.StreamsAndDictionary() {
+		if s.Kind != repo.KindDictionary {
+			st.streams++
+		}
 		for _, id := range s.AllBlobs() { // a row delta's chain too
 			if seen[id] {
 				continue
