@@ -99,7 +99,7 @@ func (r *Repo) streamPack(ctx context.Context, l Location, name string, h Hash, 
 		sealed = sealed[:n]
 		_, err := io.ReadFull(src, sealed)
 		if err == nil {
-			plain, err = r.sealer.Open(plain[:0], w.id, sealed)
+			plain, err = r.open(ctx, plain[:0], w.id, sealed)
 		}
 		r.budget.release(charge, nil)
 		if err != nil {
