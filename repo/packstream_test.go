@@ -3,7 +3,9 @@ package repo_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kluis-nl/kluis/chunk"
@@ -112,6 +114,56 @@ func TestVerifyPackBlobs(t *testing.T) {
 		}
 		if err != nil && (!errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), p.String())) {
 			t.Errorf("damaged pack: %v", err)
+		}
+	}
+}
+
+// countingGets counts whole-object reads per name.
+type countingGets struct {
+	repo.Location
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingGets) Get(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
+	c.mu.Lock()
+	c.n[name]++
+	c.mu.Unlock()
+	return c.Location.Get(ctx, name, off, length)
+}
+
+// Blobs compressed with the tenant's dictionary open as the pack streams
+// (through the dictionary loader): every pack of the snapshot is read
+// once, none a second time by the whole-pack fallback.
+func TestVerifyPackBlobsDictionary(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	backup(t, f.init(), tableStream("table/clients", 12<<20, nil))
+	backup(t, f.open(), tableStream("table/clients", 13<<20, map[int]bool{7: true, 70000: true}))
+	c := &countingGets{Location: f.locs[0], n: map[string]int{}}
+	r, err := repo.Open(ctx, f.tenant, []repo.Location{c}, repo.Options{Master: f.master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := r.FindSnapshot(ctx, "latest")
+	if err != nil || si.Manifest.Dictionary == nil {
+		t.Fatalf("no dictionary: %v", err)
+	}
+	byPack, total := snapshotPacks(t, r)
+	var got int64
+	for h, ids := range byPack {
+		n, err := r.VerifyPackBlobs(ctx, h, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += n
+	}
+	if got != total {
+		t.Fatalf("verified %d plaintext bytes, the index says %d", got, total)
+	}
+	for h := range byPack {
+		if n := c.n[dataName(f, h)]; n != 1 {
+			t.Errorf("pack %s read %d times", h.Short(), n)
 		}
 	}
 }
