@@ -42,6 +42,23 @@ func snapshotPacks(t *testing.T, r *repo.Repo) (map[repo.Hash][]chunk.ID, int64)
 	return byPack, total
 }
 
+// verifyPacks verifies every pack of byPack, which must hold total
+// plaintext bytes.
+func verifyPacks(t *testing.T, r *repo.Repo, byPack map[repo.Hash][]chunk.ID, total int64) {
+	t.Helper()
+	var got int64
+	for h, ids := range byPack {
+		n, err := r.VerifyPackBlobs(context.Background(), h, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += n
+	}
+	if got != total {
+		t.Fatalf("verified %d plaintext bytes, the index says %d", got, total)
+	}
+}
+
 // VerifyPackBlobs streams each pack whole under a one-byte read budget
 // and opens every blob; a byte flipped where no snapshot blob lies (the
 // pack header) is found, as is a damaged blob, each naming the pack, at
@@ -55,17 +72,7 @@ func TestVerifyPackBlobs(t *testing.T) {
 	if len(byPack) < 2 {
 		t.Fatalf("only %d packs", len(byPack))
 	}
-	var got int64
-	for h, ids := range byPack {
-		n, err := r.VerifyPackBlobs(ctx, h, ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got += n
-	}
-	if got != total {
-		t.Fatalf("verified %d plaintext bytes, the index says %d", got, total)
-	}
+	verifyPacks(t, r, byPack, total)
 
 	flipTail := func(h repo.Hash, locs ...int) {
 		for _, i := range locs {
@@ -150,17 +157,7 @@ func TestVerifyPackBlobsDictionary(t *testing.T) {
 		t.Fatalf("no dictionary: %v", err)
 	}
 	byPack, total := snapshotPacks(t, r)
-	var got int64
-	for h, ids := range byPack {
-		n, err := r.VerifyPackBlobs(ctx, h, ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got += n
-	}
-	if got != total {
-		t.Fatalf("verified %d plaintext bytes, the index says %d", got, total)
-	}
+	verifyPacks(t, r, byPack, total)
 	for h := range byPack {
 		if n := c.n[dataName(f, h)]; n != 1 {
 			t.Errorf("pack %s read %d times", h.Short(), n)
