@@ -185,37 +185,48 @@ var ErrUntrusted = errors.New("signed by a key this appliance does not trust")
 // the segment before it, which must sign every line of it; no key signs
 // two segments. It returns the head.
 func (r *Ring) Verify(rd io.Reader) (chain.Head, error) {
-	var lines []chain.Line
-	h := chain.Head{Hash: chain.ZeroHash}
-	data, err := io.ReadAll(io.LimitReader(rd, maxLog+1))
-	switch {
-	case err != nil:
+	lines, h, err := ReadLines(rd)
+	if err != nil {
 		return h, err
-	case len(data) > maxLog:
-		return h, fmt.Errorf("log larger than %d bytes: %w", maxLog, chain.ErrBroken)
-	case len(data) == 0:
-		return h, nil
-	case data[len(data)-1] != '\n':
-		return h, fmt.Errorf("last record is cut off (no line feed): %w", chain.ErrBroken)
-	}
-	for i, raw := range bytes.Split(data[:len(data)-1], []byte("\n")) {
-		l, err := chain.ParseLine(raw)
-		if err != nil {
-			return h, fmt.Errorf("line %d: %w", i+1, err)
-		}
-		if l.Entry.Seq != h.Count+1 {
-			return h, fmt.Errorf("line %d: sequence number %d, expected %d (a record was removed, inserted or reordered): %w", i+1, l.Entry.Seq, h.Count+1, chain.ErrBroken)
-		}
-		if l.Entry.Prev != h.Hash {
-			return h, fmt.Errorf("line %d: does not chain to line %d (a record was removed, inserted, reordered or edited): %w", i+1, i, chain.ErrBroken)
-		}
-		h = chain.Head{Count: h.Count + 1, Hash: chain.Hash(raw)}
-		lines = append(lines, l)
 	}
 	if _, err := r.Signers(lines); err != nil {
 		return chain.Head{}, err
 	}
 	return h, nil
+}
+
+// ReadLines reads a whole log from rd and decodes every line strictly,
+// checking the numbering and the hash chain but no signature (Signers
+// does). It returns the lines and the head.
+func ReadLines(rd io.Reader) ([]chain.Line, chain.Head, error) {
+	var lines []chain.Line
+	h := chain.Head{Hash: chain.ZeroHash}
+	data, err := io.ReadAll(io.LimitReader(rd, maxLog+1))
+	switch {
+	case err != nil:
+		return nil, h, err
+	case len(data) > maxLog:
+		return nil, h, fmt.Errorf("log larger than %d bytes: %w", maxLog, chain.ErrBroken)
+	case len(data) == 0:
+		return nil, h, nil
+	case data[len(data)-1] != '\n':
+		return nil, h, fmt.Errorf("last record is cut off (no line feed): %w", chain.ErrBroken)
+	}
+	for i, raw := range bytes.Split(data[:len(data)-1], []byte("\n")) {
+		l, err := chain.ParseLine(raw)
+		if err != nil {
+			return nil, h, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		if l.Entry.Seq != h.Count+1 {
+			return nil, h, fmt.Errorf("line %d: sequence number %d, expected %d (a record was removed, inserted or reordered): %w", i+1, l.Entry.Seq, h.Count+1, chain.ErrBroken)
+		}
+		if l.Entry.Prev != h.Hash {
+			return nil, h, fmt.Errorf("line %d: does not chain to line %d (a record was removed, inserted, reordered or edited): %w", i+1, i, chain.ErrBroken)
+		}
+		h = chain.Head{Count: h.Count + 1, Hash: chain.Hash(raw)}
+		lines = append(lines, l)
+	}
+	return lines, h, nil
 }
 
 // maxLog bounds a log Verify reads into memory.
@@ -237,6 +248,16 @@ func (r *Ring) VerifyFile(path string) (chain.Head, error) {
 // Signers returns the key that signed each of lines (a whole log, line 1
 // first), by the rules of Verify, or the first line that breaks them.
 func (r *Ring) Signers(lines []chain.Line) ([]ed25519.PublicKey, error) {
+	return r.SignersFrom(lines, 0)
+}
+
+// SignersFrom is Signers for a log whose first verified lines are
+// already proven to be lines the appliance verified and signed off (a
+// checkpoint signed by the ring's current key whose Merkle root they
+// hash to): their signatures are not checked again, every other rule
+// is (segments, rotation lines, the last segment's key in the ring, no
+// key signing twice), and every later line's signature is.
+func (r *Ring) SignersFrom(lines []chain.Line, verified int) ([]ed25519.PublicKey, error) {
 	out := make([]ed25519.PublicKey, len(lines))
 	if len(lines) == 0 {
 		return out, nil
@@ -268,7 +289,7 @@ func (r *Ring) Signers(lines []chain.Line) ([]ed25519.PublicKey, error) {
 		}
 		used[ID(key)] = to
 		for i := from; i < to; i++ {
-			if !lines[i].Verify(key) {
+			if i >= verified && !lines[i].Verify(key) {
 				return nil, fmt.Errorf("line %d: signature does not verify with key %s, which signs lines %d to %d (edited, or %w): %w", i+1, ID(key), from+1, to, ErrUntrusted, chain.ErrBroken)
 			}
 			out[i] = key

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -34,8 +35,10 @@ import (
 const (
 	// oidcFlowTTL is how long a started sign-in waits for the provider.
 	oidcFlowTTL = 10 * time.Minute
-	// oidcMaxFlows bounds the started sign-ins kept in memory, and
-	// oidcClientFlows those of one client address, so that one address
+	// oidcMaxFlows bounds the started sign-ins kept in memory (when it
+	// is reached the oldest is dropped, so that many addresses together
+	// cannot block every sign-in), and oidcClientFlows those of one
+	// client address (an IPv6 /64 counts as one), so that one address
 	// cannot crowd out everyone else's.
 	oidcMaxFlows    = 4096
 	oidcClientFlows = 16
@@ -124,19 +127,30 @@ func (s *Service) oidcBegin(c Call) Reply {
 	state, nonce, binding, verifier := randomToken(), randomToken(), randomToken(), oauth2.GenerateVerifier()
 	now := s.now()
 	s.mu.Lock()
-	mine := 0
+	client := flowClient(c.Client)
+	mine, oldest := 0, ""
 	for h, f := range s.flows {
 		if now.After(f.expires) {
 			delete(s.flows, h)
-		} else if f.client == c.Client {
+			continue
+		}
+		if f.client == client {
 			mine++
 		}
+		if oldest == "" || f.expires.Before(s.flows[oldest].expires) {
+			oldest = h
+		}
 	}
-	if len(s.flows) >= oidcMaxFlows || mine >= oidcClientFlows {
+	if mine >= oidcClientFlows {
 		s.mu.Unlock()
 		return refusal(http.StatusTooManyRequests, "too many sign-ins under way: try again later")
 	}
-	s.flows[tokenHash(state)] = &oidcFlow{nonce: nonce, verifier: verifier, binding: tokenHash(binding), client: c.Client, expires: now.Add(oidcFlowTTL)}
+	if len(s.flows) >= oidcMaxFlows {
+		// The oldest started sign-in gives way: its browser has to
+		// start again, nobody is locked out.
+		delete(s.flows, oldest)
+	}
+	s.flows[tokenHash(state)] = &oidcFlow{nonce: nonce, verifier: verifier, binding: tokenHash(binding), client: client, expires: now.Add(oidcFlowTTL)}
 	s.mu.Unlock()
 	u := s.oidc.oauth(p).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
 	return Reply{Status: http.StatusOK, Redirect: u, Binding: binding}
@@ -279,4 +293,19 @@ func clip(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// flowClient is the client address a started sign-in counts against:
+// the address itself, or for IPv6 its /64 (one host usually has a whole
+// /64 to pick addresses from).
+func flowClient(client string) string {
+	ip, err := netip.ParseAddr(client)
+	if err != nil || ip.Unmap().Is4() {
+		return client
+	}
+	p, err := ip.WithZone("").Prefix(64)
+	if err != nil {
+		return client
+	}
+	return p.String()
 }

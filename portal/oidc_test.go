@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -282,6 +283,36 @@ func TestOIDCClientRateLimit(t *testing.T) {
 	}
 }
 
+// TestOIDCFlowExhaustion: sign-ins begun and never finished from many
+// addresses do not lock everyone out: when the store is full the oldest
+// gives way. The addresses of one IPv6 /64 count as one client.
+func TestOIDCFlowExhaustion(t *testing.T) {
+	f := portaltest.NewOIDC(t, origin)
+	for i := 0; i < 300; i++ {
+		for j := 0; j < 16; j++ {
+			if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: fmt.Sprintf("10.%d.%d.1", i/256, i%256)}); r.Status != 200 {
+				t.Fatalf("%d/%d: %s", i, j, portaltest.Status(r))
+			}
+		}
+	}
+	f.IDP.SignIn(map[string]any{"sub": "jos-at-idp"})
+	f.AddOIDCUser("jos", portal.RoleApprover, "jos-at-idp")
+	if r := f.FinishOIDC(f.StartOIDC()); r.Status != 200 {
+		t.Fatalf("a sign-in after the flood: %s", portaltest.Status(r))
+	}
+	for i := 0; i < 16; i++ {
+		if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: fmt.Sprintf("2001:db8:0:7::%x", i+1)}); r.Status != 200 {
+			t.Fatalf("begin %d: %s", i, portaltest.Status(r))
+		}
+	}
+	if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: "2001:db8:0:7:ffff::1"}); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("the 17th open sign-in of one /64: %s", portaltest.Status(r))
+	}
+	if r := f.Do(portal.OpOIDCBegin, portal.Call{Client: "2001:db8:0:8::1"}); r.Status != 200 {
+		t.Fatalf("another /64: %s", portaltest.Status(r))
+	}
+}
+
 // TestOIDCEmailClaim: with claim email, the address counts only when the
 // provider verified it, and its case does not matter.
 func TestOIDCEmailClaim(t *testing.T) {
@@ -307,6 +338,21 @@ func TestOIDCEmailClaim(t *testing.T) {
 	}
 	if len(f.Log.Refused("not verified")) != 3 {
 		t.Fatalf("unverified addresses not logged: %+v", f.Log.Events())
+	}
+	// Only ASCII case is folded: a verified address that equals a bound
+	// one under Unicode folding (long s U+017F for s, Kelvin sign U+212A
+	// for k) is another address, not the bound user's.
+	f.AddOIDCUser("jos", portal.RoleApprover, "jos@praktijk.example")
+	f.AddOIDCUser("kim", portal.RoleApprover, "kim@praktijk.example")
+	for _, email := range []string{"jo\u017f@praktijk.example", "\u212aim@praktijk.example", "JO\u017f@PRAKTIJK.EXAMPLE"} {
+		f.IDP.SignIn(map[string]any{"sub": "attacker", "email": email, "email_verified": true})
+		if r := f.FinishOIDC(f.StartOIDC()); r.Status == 200 || r.Ticket != "" {
+			t.Fatalf("%q signed in as a bound user: %s", email, portaltest.Status(r))
+		}
+	}
+	f.IDP.SignIn(map[string]any{"sub": "x2", "email": "KIM@praktijk.EXAMPLE", "email_verified": true})
+	if r := f.FinishOIDC(f.StartOIDC()); r.Status != 200 {
+		t.Fatalf("ASCII case: %s", portaltest.Status(r))
 	}
 }
 

@@ -385,8 +385,19 @@ func approvalAttacks(t *testing.T, f *portaltest.Fixture, asker, bert *portaltes
 
 	// 4. The real approval, then its replay on the same and on another
 	// request.
-	good, _ := bert.Auth.Sign(rpID, origin, digest(id))
-	if rep := approveWith(f, bertS, id, good); rep.Status != 200 {
+	// The bare digest is no longer the challenge: each attempt has its
+	// own nonce (approve-begin), so a signature over the digest alone
+	// does not verify.
+	bare, _ := bert.Auth.Sign(rpID, origin, digest(id))
+	if rep := approveWith(f, bertS, id, bare); rep.Status != 403 {
+		t.Fatalf("approval over the digest without the attempt's nonce: %s", portaltest.Status(rep))
+	}
+	pending(id)
+	good, err := bert.Auth.Get(f.Do(portal.OpApproveBegin, portal.Call{Session: bertS.Token, Request: id}).Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := f.Do(portal.OpApproveFinish, portal.Call{Session: bertS.Token, CSRF: bertS.CSRF, Request: id, Credential: good}); rep.Status != 200 {
 		t.Fatalf("real approval: %s", portaltest.Status(rep))
 	}
 	if rep := approveWith(f, bertS, id, good); rep.Status != http.StatusConflict {
@@ -818,5 +829,90 @@ func TestRetentionChange(t *testing.T) {
 	}
 	if !logged {
 		t.Fatal("the retention change is not in the portal log with both identities")
+	}
+}
+
+// TestRefusedApprovalReplay: an approval the daemon refused after the
+// signature (here: the tenant's retention changed since the request)
+// cannot be sent again later, when the refusal no longer holds, with a
+// synced passkey whose sign counter is always 0: every attempt has its
+// own single-use challenge (approve-begin), approve-finish without one
+// is refused, and the stale check runs before the signature is
+// verified, in approve-begin too.
+func TestRefusedApprovalReplay(t *testing.T) {
+	f := portaltest.New(t, origin)
+	ada, bob, bert := f.AddUser("ada", portal.RoleAdmin), f.AddUser("bob", portal.RoleAdmin), f.AddUser("bert", portal.RoleApprover)
+	adaS, bobS, bertS := f.Login(ada), f.Login(bob), f.Login(bert)
+	bert.Auth = softauthn.New(f.Origin)
+	bert.Auth.ZeroCount = true
+	f.AddPasskey(bertS, bert)
+	evil := retentionRequest(t, f, adaS, "a", portal.Retention{KeepLast: 1})
+	other := retentionRequest(t, f, bobS, "a", portal.Retention{KeepDaily: 30, KeepWeekly: 8, KeepMonthly: 12})
+	// bert opens an approval of evil, then other is approved first.
+	b := f.Do(portal.OpApproveBegin, portal.Call{Session: bertS.Token, Request: evil.ID})
+	if b.Status != 200 {
+		t.Fatalf("approve-begin: %s", portaltest.Status(b))
+	}
+	a, err := bert.Auth.Get(b.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := f.Approve(bertS, bert, other.ID); rep.Status != 200 {
+		t.Fatalf("approve other: %s", portaltest.Status(rep))
+	}
+	// Stale now: approve-begin refuses, approve-finish refuses (before
+	// verifying the signature) and uses up the attempt.
+	if rep := f.Do(portal.OpApproveBegin, portal.Call{Session: bertS.Token, Request: evil.ID}); rep.Status != http.StatusConflict {
+		t.Fatalf("approve-begin of a stale request: %s", portaltest.Status(rep))
+	}
+	if rep := f.Do(portal.OpApproveFinish, portal.Call{Session: bertS.Token, CSRF: bertS.CSRF, Request: evil.ID, Credential: a}); rep.Status != http.StatusConflict {
+		t.Fatalf("approve-finish of a stale request: %s", portaltest.Status(rep))
+	}
+	// The retention goes back to what evil was asked against.
+	back := f.Do(portal.OpRetentionRequest, portal.Call{Session: bobS.Token, CSRF: bobS.CSRF, Tenant: "a", ToPolicy: true, Reason: "back"})
+	if rep := f.Approve(bertS, bert, back.Req.ID); rep.Status != 200 {
+		t.Fatalf("back to policy: %s", portaltest.Status(rep))
+	}
+	n := len(f.Backend.Retentions)
+	// Replayed without approve-begin, and after a fresh approve-begin
+	// (another nonce): both refused, evil stays pending.
+	if rep := f.Do(portal.OpApproveFinish, portal.Call{Session: bertS.Token, CSRF: bertS.CSRF, Request: evil.ID, Credential: a}); rep.Status != http.StatusForbidden {
+		t.Fatalf("replay without approve-begin: %s", portaltest.Status(rep))
+	}
+	if rep := approveWith(f, bertS, evil.ID, a); rep.Status != http.StatusForbidden {
+		t.Fatalf("replay after a new approve-begin: %s", portaltest.Status(rep))
+	}
+	if len(f.Backend.Retentions) != n {
+		t.Fatalf("a replayed approval changed the retention: %+v", f.Backend.Retentions[n:])
+	}
+	if rep := f.Do(portal.OpRequest, portal.Call{Session: bertS.Token, Request: evil.ID}); rep.Req.State != portal.StatePending {
+		t.Fatalf("request is %s", rep.Req.State)
+	}
+	// An attempt is used once, by whatever finish comes first: a garbage
+	// finish uses it up, the real assertion after it is refused.
+	b = f.Do(portal.OpApproveBegin, portal.Call{Session: bertS.Token, Request: evil.ID})
+	a2, err := bert.Auth.Get(b.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := f.Do(portal.OpApproveFinish, portal.Call{Session: bertS.Token, CSRF: bertS.CSRF, Request: evil.ID, Credential: json.RawMessage(`{"id":"x"}`)}); rep.Status != http.StatusForbidden {
+		t.Fatalf("garbage finish: %s", portaltest.Status(rep))
+	}
+	if rep := f.Do(portal.OpApproveFinish, portal.Call{Session: bertS.Token, CSRF: bertS.CSRF, Request: evil.ID, Credential: a2}); rep.Status != http.StatusForbidden {
+		t.Fatalf("second finish of one attempt: %s", portaltest.Status(rep))
+	}
+	// An attempt expires.
+	b = f.Do(portal.OpApproveBegin, portal.Call{Session: bertS.Token, Request: evil.ID})
+	a3, err := bert.Auth.Get(b.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Advance(6 * time.Minute)
+	if rep := f.Do(portal.OpApproveFinish, portal.Call{Session: bertS.Token, CSRF: bertS.CSRF, Request: evil.ID, Credential: a3}); rep.Status != http.StatusForbidden {
+		t.Fatalf("expired attempt: %s", portaltest.Status(rep))
+	}
+	// A fresh attempt, finished at once, approves.
+	if rep := f.Approve(bertS, bert, evil.ID); rep.Status != 200 {
+		t.Fatalf("fresh approval: %s", portaltest.Status(rep))
 	}
 }

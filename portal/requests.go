@@ -30,7 +30,7 @@ const (
 )
 
 // fourEyes is a stored request. Core is what the approver signs (its
-// digest is the WebAuthn challenge).
+// digest is part of the WebAuthn challenge, see approvalChallenge).
 type fourEyes struct {
 	Core     requestCore `json:"core"`
 	Digest   string      `json:"digest"`
@@ -83,7 +83,7 @@ type requestCore struct {
 }
 
 // digest is SHA-256 of the core's JSON: what the approver's
-// authenticator signs as the WebAuthn challenge.
+// authenticator signs, within the WebAuthn challenge (approvalChallenge).
 func (c requestCore) digest() []byte {
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -403,28 +403,80 @@ func (s *Service) approvable(u *User, r *fourEyes, c Call, op string) (Reply, bo
 
 func approvalKey(session, id string) string { return tokenHash(session) + "/" + id }
 
-func (s *Service) approveBegin(u *User, c Call) Reply {
+// approvalChallenge is the WebAuthn challenge of one approval attempt:
+// SHA-256 of the request's digest and a single-use nonce the daemon
+// made in approve-begin. The assertion still signs the request (its
+// digest is in the challenge), and it signs one attempt only: an
+// assertion the daemon refused cannot be sent again later.
+func approvalChallenge(digest, nonce []byte) []byte {
+	return sha(append(append([]byte("kluis approval v1\n"), digest...), nonce...))
+}
+
+// pendingApproval is what approve-begin keeps for approve-finish, by
+// session and request: the WebAuthn session data, the nonce of the
+// challenge and when the attempt expires.
+type pendingApproval struct {
+	sd      webauthn.SessionData
+	nonce   []byte
+	expires time.Time
+}
+
+// approvalTTL is how long an approval attempt (approve-begin to
+// approve-finish) stays open.
+const approvalTTL = 5 * time.Minute
+
+func (s *Service) approveBegin(ctx context.Context, u *User, c Call) Reply {
 	r, rep := s.find(u, c, OpApproveBegin)
 	if r == nil {
 		return rep
 	}
 	s.reqs.mu.Lock()
 	rep, ok := s.approvable(u, r, c, OpApproveBegin)
+	if ok {
+		rep, ok = s.stillCurrent(ctx, u, r, c)
+	}
 	s.reqs.mu.Unlock()
 	if !ok {
 		return rep
 	}
-	// The challenge is the request's digest: the assertion is a
-	// signature over exactly this request.
-	opts, sd, err := s.wa.BeginLogin(waUser{u}, webauthn.WithChallenge(r.Core.digest()))
+	nonce := randomBytes(32)
+	opts, sd, err := s.wa.BeginLogin(waUser{u}, webauthn.WithChallenge(approvalChallenge(r.Core.digest(), nonce)))
 	if err != nil {
 		return refusal(500, "passkey: %v", err)
 	}
+	now := s.now()
 	s.mu.Lock()
-	s.approvals[approvalKey(c.Session, r.Core.ID)] = sd
+	for k, pa := range s.approvals { // drop attempts never finished
+		if !now.Before(pa.expires) {
+			delete(s.approvals, k)
+		}
+	}
+	s.approvals[approvalKey(c.Session, r.Core.ID)] = &pendingApproval{sd: *sd, nonce: nonce, expires: now.Add(approvalTTL)}
 	s.mu.Unlock()
 	b, _ := json.Marshal(opts)
 	return Reply{Status: 200, Options: b}
+}
+
+// stillCurrent refuses an approval of what no longer holds: a
+// retention change whose tenant's retention changed since the request.
+// It runs in approve-begin and again before the signature is verified.
+// The caller holds s.reqs.mu.
+func (s *Service) stillCurrent(ctx context.Context, u *User, r *fourEyes, c Call) (Reply, bool) {
+	if r.Core.Kind != KindRetentionChange {
+		return okReply, true
+	}
+	// What the approver signs must still be what it changes: the
+	// tenant's retention has not changed since the request.
+	cur, err := s.opts.Backend.Retention(ctx, r.Core.Tenant, nil)
+	if err != nil {
+		return refusal(500, "%v", err), false
+	}
+	// Back to policy is what the approver saw as policy.retention.
+	if r.Core.RetentionFrom == nil || r.Core.RetentionTo == nil || cur.Effective != *r.Core.RetentionFrom || r.Core.ToPolicy && cur.Policy != *r.Core.RetentionTo {
+		s.event(Event{Event: "approve", User: r.Core.Requester, Approver: u.Name, Client: c.Client, Tenant: r.Core.Tenant, Request: r.Core.ID, Result: "refused: the retention changed since the request"})
+		return refusal(http.StatusConflict, "cannot approve: the tenant's retention changed since the request (now %s): ask again", cur.Effective), false
+	}
+	return okReply, true
 }
 
 func (s *Service) approveFinish(ctx context.Context, u *User, c Call) Reply {
@@ -432,9 +484,12 @@ func (s *Service) approveFinish(ctx context.Context, u *User, c Call) Reply {
 	if r == nil {
 		return rep
 	}
+	// The attempt approve-begin made for this session and request is
+	// used up here, before anything is verified: one attempt, one
+	// assertion.
 	s.mu.Lock()
 	k := approvalKey(c.Session, c.Request)
-	sd := s.approvals[k]
+	pa := s.approvals[k]
 	delete(s.approvals, k)
 	s.mu.Unlock()
 	s.reqs.mu.Lock()
@@ -442,13 +497,17 @@ func (s *Service) approveFinish(ctx context.Context, u *User, c Call) Reply {
 	if rep, ok := s.approvable(u, r, c, OpApproveFinish); !ok {
 		return rep
 	}
-	// The challenge verified is the digest of the stored request, never
-	// one the caller chose.
-	want := webauthn.SessionData{}
-	if sd != nil {
-		want = *sd
+	if pa == nil || !s.now().Before(pa.expires) {
+		s.event(Event{Event: "approve", User: r.Core.Requester, Approver: u.Name, Client: c.Client, Tenant: r.Core.Tenant, Request: r.Core.ID, Result: "refused: no open approval (approve-begin missing, used or expired); the passkey's signature does not verify"})
+		return refusal(http.StatusForbidden, "the approval was not accepted: the passkey's signature does not verify for this request (start the approval again)")
 	}
-	want.Challenge = b64url(r.Core.digest())
+	if rep, ok := s.stillCurrent(ctx, u, r, c); !ok {
+		return rep
+	}
+	// The challenge verified is made of the digest of the stored request
+	// and this attempt's nonce, never one the caller chose.
+	want := pa.sd
+	want.Challenge = b64url(approvalChallenge(r.Core.digest(), pa.nonce))
 	want.UserID = u.WebAuthnID
 	want.RelyingPartyID = s.web.RPID
 	if want.Expires.IsZero() || want.Expires.After(r.Core.Expires) {
@@ -461,19 +520,6 @@ func (s *Service) approveFinish(ctx context.Context, u *User, c Call) Reply {
 	}
 	if _, err := s.updateCredential(u.Name, cred); err != nil {
 		return refusal(500, "%v", err)
-	}
-	if r.Core.Kind == KindRetentionChange {
-		// What the approver signed must still be what it changes: the
-		// tenant's retention has not changed since the request.
-		cur, err := s.opts.Backend.Retention(ctx, r.Core.Tenant, nil)
-		if err != nil {
-			return refusal(500, "%v", err)
-		}
-		// Back to policy is what the approver saw as policy.retention.
-		if r.Core.RetentionFrom == nil || r.Core.RetentionTo == nil || cur.Effective != *r.Core.RetentionFrom || r.Core.ToPolicy && cur.Policy != *r.Core.RetentionTo {
-			s.event(Event{Event: "approve", User: r.Core.Requester, Approver: u.Name, Client: c.Client, Tenant: r.Core.Tenant, Request: r.Core.ID, Result: "refused: the retention changed since the request"})
-			return refusal(http.StatusConflict, "cannot approve: the tenant's retention changed since the request (now %s): ask again", cur.Effective)
-		}
 	}
 	r.State, r.Approver, r.Approved, r.Credential = StateApproved, u.Name, s.now().UTC(), cred.ID
 	msg := "approved"

@@ -58,9 +58,9 @@ type Service struct {
 	sessions  map[string]*session // by token hash
 	tickets   map[string]*ticket  // half logins (password done), by token hash
 	regs      map[string]*webauthn.SessionData
-	approvals map[string]*webauthn.SessionData // by session hash + request id
-	clients   map[string][]time.Time           // failed attempts per client address
-	flows     map[string]*oidcFlow             // started OIDC sign-ins, by state hash
+	approvals map[string]*pendingApproval // by session hash + request id
+	clients   map[string][]time.Time      // failed attempts per client address
+	flows     map[string]*oidcFlow        // started OIDC sign-ins, by state hash
 	reqs      *requestBook
 }
 
@@ -107,7 +107,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{opts: opts, web: w, wa: wa, now: opts.Now, log: opts.Log,
 		sessions: map[string]*session{}, tickets: map[string]*ticket{}, regs: map[string]*webauthn.SessionData{},
-		approvals: map[string]*webauthn.SessionData{}, clients: map[string][]time.Time{}, flows: map[string]*oidcFlow{}}
+		approvals: map[string]*pendingApproval{}, clients: map[string][]time.Time{}, flows: map[string]*oidcFlow{}}
 	if s.oidc, err = newOIDCClient(w, opts.OIDCClientSecret, opts.OIDCHTTPClient); err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func (s *Service) Handle(ctx context.Context, op string, c Call) Reply {
 	case OpRequest:
 		return s.requestOne(u, c)
 	case OpApproveBegin:
-		return s.approveBegin(u, c)
+		return s.approveBegin(ctx, u, c)
 	case OpApproveFinish:
 		return s.approveFinish(ctx, u, c)
 	case OpReject:

@@ -322,8 +322,8 @@ func (s *Store) Bind(name, subject string) error {
 }
 
 // FindOIDC returns the user bound to the identity subject (compared
-// without regard to case when fold: e-mail addresses). More than one
-// match is refused.
+// without regard to ASCII case when fold: e-mail addresses). More than
+// one match is refused.
 func (s *Store) FindOIDC(subject string, fold bool) (*User, error) {
 	us, err := s.List()
 	if err != nil {
@@ -331,7 +331,7 @@ func (s *Store) FindOIDC(subject string, fold bool) (*User, error) {
 	}
 	var found *User
 	for _, u := range us {
-		if u.OIDCSubject == "" || !(u.OIDCSubject == subject || fold && strings.EqualFold(u.OIDCSubject, subject)) {
+		if u.OIDCSubject == "" || !(u.OIDCSubject == subject || fold && equalASCIIFold(u.OIDCSubject, subject)) {
 			continue
 		}
 		if found != nil {
@@ -434,3 +434,25 @@ func splitDollar(s string) []string {
 const MinPasswordLength = 12
 
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// equalASCIIFold reports whether a and b are equal with only A-Z folded
+// to a-z. Unicode folding (strings.EqualFold) would take "jo\u017f@" (long
+// s) or a Kelvin sign for another person's address.
+func equalASCIIFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -98,7 +98,7 @@ func (g *Register) Erasures(ctx context.Context, r *repo.Repo) ([]dossier.Erasur
 	if err := dossier.CheckAnchored(g.StateDir, g.Appliance, ring, recs); err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", r.Tenant(), err)
 	}
-	all, err := dossier.Erasures(g.StateDir, ring)
+	all, err := dossier.Erasures(g.StateDir, g.Appliance, ring)
 	if err != nil {
 		return nil, err
 	}

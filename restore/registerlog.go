@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -27,14 +26,14 @@ const witnessTimeout = 30 * time.Second
 // without a checkpoint yet, written before the register logs were trees,
 // still gets one).
 func (g *Register) sign(ctx context.Context, log string, ring *keyring.Ring, ens []chain.Entry) ([][]byte, error) {
-	lines, _, err := dossier.LogLines(filepath.Join(g.StateDir, dossier.FileOf(log)), ring)
+	// The lines up to the checkpoint kept beside the log are proven by
+	// it, every later one's signature is checked (dossier.LoadLog): the
+	// appliance signs no checkpoint of a line it did not verify.
+	l, err := dossier.LoadLog(g.StateDir, log, g.Appliance, ring)
 	if err != nil {
 		return nil, err
 	}
-	t, err := dossier.Tree(lines)
-	if err != nil {
-		return nil, err
-	}
+	t := l.Tree
 	cps := make([][]byte, len(ens))
 	for i, en := range ens {
 		if en.Seq > uint64(t.Size()) {
@@ -113,25 +112,18 @@ func (g *Register) Uncosigned(witnesses []note.Verifier) (map[string][]string, e
 		return nil, err
 	}
 	for _, log := range []string{dossier.LogNameErasures, dossier.LogNameAccess} {
-		lines, signers, err := dossier.LogLines(filepath.Join(g.StateDir, dossier.FileOf(log)), ring)
+		l, err := dossier.LoadLog(g.StateDir, log, g.Appliance, ring)
 		if err != nil {
 			return nil, err
 		}
-		if len(lines) == 0 {
+		if len(l.Lines) == 0 {
 			continue
 		}
-		cp, err := dossier.ReadCheckpoint(g.StateDir, log)
-		if err != nil {
-			return nil, err
-		}
 		var cosigned []string
-		if cp != nil {
-			t, err := dossier.Tree(lines)
-			if err != nil {
-				return nil, err
-			}
+		if cp := l.Checkpoint; cp != nil {
+			t := l.Tree
 			var c evidence.LogCheckpoint
-			c, cosigned, err = dossier.CheckCheckpoint(cp, dossier.CheckpointFileOf(log), dossier.Origin(log, g.Appliance), ring, signers, t, witnesses...)
+			c, cosigned, err = dossier.CheckCheckpoint(cp, dossier.CheckpointFileOf(log), dossier.Origin(log, g.Appliance), ring, l.Signers, t, witnesses...)
 			if err != nil {
 				return nil, err
 			}

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kluis-nl/kluis/evidence"
+	"github.com/kluis-nl/kluis/evidence/chain"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/repo/local"
 	"github.com/kluis-nl/kluis/restore/dossier"
@@ -137,5 +139,42 @@ func copyRegisterFiles(t *testing.T, from, to string) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestRegisterAppendDetectsEditedLine: root on the appliance (without
+// its key) edits the newest line of the access log, which the kept
+// checkpoint signs: an append refuses before it writes, with the
+// checkpoint beside the log (its root) and without it (the line's
+// signature, every line checked).
+func TestRegisterAppendDetectsEditedLine(t *testing.T) {
+	ctx := context.Background()
+	r, g, _ := registerWithWitness(t)
+	for i, id := range []string{"3", "5"} {
+		if err := g.LogAccess(ctx, r, dossier.Access{Time: time.Unix(int64(i), 0).UTC(), Tenant: "praktijk", ID: id, Action: "show", Result: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(g.StateDir, dossier.AccessLogFileName)
+	b, _ := os.ReadFile(path)
+	edited := bytes.Replace(b, []byte(`"dossier_id":"5"`), []byte(`"dossier_id":"6"`), 1)
+	if bytes.Equal(edited, b) {
+		t.Fatal("nothing edited")
+	}
+	if err := os.WriteFile(path, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next := dossier.Access{Time: time.Unix(9, 0).UTC(), Tenant: "praktijk", ID: "8", Action: "show", Result: "ok"}
+	if err := g.LogAccess(ctx, r, next); !errors.Is(err, dossier.ErrInconsistent) {
+		t.Fatalf("append after a line under the checkpoint was edited: %v, want ErrInconsistent", err)
+	}
+	if err := os.Remove(filepath.Join(g.StateDir, dossier.CheckpointFileOf(dossier.LogNameAccess))); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.LogAccess(ctx, r, next); !errors.Is(err, chain.ErrBroken) {
+		t.Fatalf("append after an edited line and its checkpoint removed: %v, want ErrBroken", err)
+	}
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, edited) {
+		t.Fatal("a refused append wrote to the log")
 	}
 }

@@ -34,8 +34,9 @@ type Options struct {
 	// Secure with the __Host- prefix.
 	Origin string
 	Log    *slog.Logger
-	// TrustProxy takes the client address from X-Forwarded-For (behind
-	// a reverse proxy on loopback); for logs and rate limits only.
+	// TrustProxy takes the client address from the rightmost
+	// X-Forwarded-For entry (behind a reverse proxy on loopback that
+	// appends it); for logs and rate limits only.
 	TrustProxy bool
 	// OIDCLabel is the identity provider's name on the login page when
 	// web.oidc is configured ("": no sign-in at a provider).
@@ -145,8 +146,13 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 
 func (s *Server) client(r *http.Request) string {
 	if s.opts.TrustProxy {
-		if f := r.Header.Get("X-Forwarded-For"); f != "" {
-			return strings.TrimSpace(strings.Split(f, ",")[0])
+		// The rightmost entry is the one the trusted proxy appended; the
+		// ones before it are whatever the client sent.
+		if fs := r.Header.Values("X-Forwarded-For"); len(fs) > 0 {
+			last := fs[len(fs)-1]
+			if c := strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:]); c != "" {
+				return c
+			}
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

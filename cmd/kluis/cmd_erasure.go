@@ -119,7 +119,7 @@ func cmdErasureList(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	list, err := dossier.Erasures(a.StateDir(), ring)
+	list, err := dossier.Erasures(a.StateDir(), reg.Appliance, ring)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,10 @@ import (
 type Authenticator struct {
 	// Origin is what the "browser" puts into clientDataJSON.
 	Origin string
-	creds  map[string]*cred
+	// ZeroCount makes it a synced passkey that keeps no sign counter:
+	// every assertion reports 0, so the counter stops no replay.
+	ZeroCount bool
+	creds     map[string]*cred
 }
 
 type cred struct {
@@ -155,7 +158,9 @@ func (a *Authenticator) assert(c *cred, rpID string, chal []byte, origin string)
 	if rpID == "" {
 		rpID = c.rpID
 	}
-	c.count++
+	if !a.ZeroCount {
+		c.count++
+	}
 	cd := clientData("webauthn.get", chal, origin)
 	ad := authData(rpID, 0x01|0x04, c.count)
 	h := sha256.Sum256(cd)

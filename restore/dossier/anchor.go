@@ -156,7 +156,7 @@ func decodeRecord(b []byte) (Record, chain.Line, error) {
 	return r, l, nil
 }
 
-// CheckAnchored verifies both logs in stateDir with ring and checks them
+// CheckAnchored verifies both logs in stateDir with ring (LoadLog) and checks them
 // against records: each log must hold, at position Count, exactly the line
 // a record anchored, and be consistent with the checkpoint a version 2
 // record carries (a consistency proof from it to the log's Merkle tree,
@@ -175,10 +175,11 @@ func CheckAnchored(stateDir, appliance string, ring *keyring.Ring, recs []Record
 	}
 	for _, log := range []string{LogNameErasures, LogNameAccess} {
 		path := filepath.Join(stateDir, FileOf(log))
-		lines, signers, err := LogLines(path, ring)
+		ll, err := LoadLog(stateDir, log, appliance, ring)
 		if err != nil {
 			return err
 		}
+		lines, signers, t := ll.Raw(), ll.Signers, ll.Tree
 		rs := byLog[log]
 		sort.Slice(rs, func(i, j int) bool { return rs[i].Count < rs[j].Count })
 		if len(rs) > 0 {
@@ -190,10 +191,6 @@ func CheckAnchored(stateDir, appliance string, ring *keyring.Ring, recs []Record
 			if chain.Hash(lines[r.Count-1]) != r.Head {
 				return fmt.Errorf("%s: record %d differs from the one the repository anchored (the log was replaced)%s: %w", path, r.Count, plantedHint(r, ring), ErrUnanchored)
 			}
-		}
-		t, err := Tree(lines)
-		if err != nil {
-			return err
 		}
 		origin := Origin(log, appliance)
 		// The newest anchored checkpoint gets the whole check (signature
@@ -229,11 +226,7 @@ func CheckAnchored(stateDir, appliance string, ring *keyring.Ring, recs []Record
 				return fmt.Errorf("%s (a log of %d lines) is not a prefix of the log of %d lines: lines up to %d were edited, removed, inserted or reordered since, or the log was replaced: %w: %w", label, c.Size, t.Size(), c.Size, ErrInconsistent, ErrUnanchored)
 			}
 		}
-		cp, err := ReadCheckpoint(stateDir, log)
-		if err != nil {
-			return err
-		}
-		if cp != nil {
+		if cp := ll.Checkpoint; cp != nil {
 			if _, _, err := CheckCheckpoint(cp, filepath.Join(stateDir, CheckpointFileOf(log)), origin, ring, signers, t); err != nil {
 				return err
 			}
@@ -257,19 +250,6 @@ func plantedHint(r Record, ring *keyring.Ring) string {
 		return fmt.Sprintf("; the record is signed by the previous key %s: if the log rotated away from that key before record %d, a holder of the lost appliance's key planted it (investigate before you rebuild)", keyring.ID(k), r.Count)
 	}
 	return ""
-}
-
-// rawLines returns the lines of a verified log without their LF.
-func rawLines(path string) ([][]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	if len(b) == 0 {
-		return nil, nil
-	}
-	return bytes.Split(b, []byte("\n")), nil
 }
 
 // Rebuild writes the logs in stateDir back from records gathered from the

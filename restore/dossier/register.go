@@ -135,20 +135,19 @@ func (p *Plan) Erased(list []Erasure, tenant, id string) (Erasure, bool) {
 	return Erasure{}, false
 }
 
-// Erasures verifies the erasure register with ring and returns its
-// entries (key rotation lines are not erasures). A register that does not
-// verify is an error: a refusal must not rest on a list someone edited.
-func Erasures(stateDir string, ring *keyring.Ring) ([]Erasure, error) {
+// Erasures verifies the erasure register of appliance with ring
+// (LoadLog) and returns its entries (key rotation lines are not
+// erasures). A register that does not verify is an error: a refusal
+// must not rest on a list someone edited.
+func Erasures(stateDir, appliance string, ring *keyring.Ring) ([]Erasure, error) {
 	path := filepath.Join(stateDir, ErasureFileName)
-	if _, err := ring.VerifyFile(path); err != nil {
-		return nil, fmt.Errorf("erasure register %s: %w", path, err)
-	}
-	entries, err := chain.Read(path)
+	l, err := LoadLog(stateDir, LogNameErasures, appliance, ring)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("erasure register: %w", err)
 	}
-	out := make([]Erasure, 0, len(entries))
-	for _, en := range entries {
+	out := make([]Erasure, 0, len(l.Lines))
+	for _, line := range l.Lines {
+		en := line.Entry
 		if _, _, ok, _ := keyring.ParseRotation(en.Body); ok {
 			continue
 		}

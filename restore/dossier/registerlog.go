@@ -68,27 +68,122 @@ func Tree(lines [][]byte) (*evidence.Tree, error) {
 	return evidence.NewTree(leaves)
 }
 
-// LogLines verifies the log at path with ring (keyring.Ring.Verify) and
-// returns its lines (without LF) and the key that signed each.
+// LogLines verifies the log at path with ring (every line's signature,
+// number and link: keyring.Ring.Verify) and returns its lines (without
+// LF) and the key that signed each. It is the full check (VerifyLog);
+// LoadLog is the cheap one every append and anchor check runs.
 func LogLines(path string, ring *keyring.Ring) ([][]byte, []ed25519.PublicKey, error) {
-	if _, err := ring.VerifyFile(path); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	raw, err := rawLines(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	lines, err := readLog(path)
+	if err != nil {
 		return nil, nil, err
-	}
-	lines := make([]chain.Line, len(raw))
-	for i, r := range raw {
-		if lines[i], err = chain.ParseLine(r); err != nil {
-			return nil, nil, fmt.Errorf("%s line %d: %w", path, i+1, err)
-		}
 	}
 	signers, err := ring.Signers(lines)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s changed while it was read: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return raw, signers, nil
+	return raws(lines), signers, nil
+}
+
+// readLog reads and decodes the log at path (a missing file is an empty
+// log), checking numbering and hash chain but no signature.
+func readLog(path string) ([]chain.Line, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	lines, _, err := keyring.ReadLines(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return lines, nil
+}
+
+func raws(lines []chain.Line) [][]byte {
+	out := make([][]byte, len(lines))
+	for i, l := range lines {
+		out[i] = l.Raw
+	}
+	return out
+}
+
+// LocalLog is a register log in the state directory as LoadLog proved it.
+type LocalLog struct {
+	// Lines are the decoded lines, Signers the key that signed each,
+	// Tree their Merkle tree.
+	Lines   []chain.Line
+	Signers []ed25519.PublicKey
+	Tree    *evidence.Tree
+	// Checkpoint is the newest checkpoint kept beside the log (nil:
+	// none); Proven the number of lines it proved (0: it proved none,
+	// and every line's signature was checked).
+	Checkpoint []byte
+	Proven     int64
+}
+
+// Raw returns the lines without their LF.
+func (l *LocalLog) Raw() [][]byte { return raws(l.Lines) }
+
+// LoadLog reads the register log (LogNameErasures or LogNameAccess) of
+// appliance in stateDir and verifies it with ring as LogLines does, but
+// in time that grows with the log by hashing only: when the checkpoint
+// kept beside it (CheckpointFileOf) opens under the log's origin with
+// the ring's current key, the Merkle root of the log's first lines must
+// be the one it signs, which proves them to be the lines the appliance
+// verified before it signed that checkpoint (it signs one only of lines
+// so verified: the lines it proved, plus later lines whose signatures
+// it checked); their signatures are not checked again. Numbering, hash
+// chain and key rotation rules are checked for every line, and the
+// signature of every line after the checkpoint. A checkpoint of the
+// current key that signs more lines than the log holds, or another
+// root, is an error (ErrInconsistent: the log was cut off, rolled back
+// or edited). A missing checkpoint, one of another key (a rebuilt log
+// before its next append) or one that does not open falls back to
+// checking every line's signature, never to trusting the lines; whether
+// the checkpoint itself is sound is CheckAnchored's to say. The full
+// check of every signature is VerifyLog's (kluis access-log verify,
+// erasure verify).
+func LoadLog(stateDir, log, appliance string, ring *keyring.Ring) (*LocalLog, error) {
+	// The checkpoint first: a concurrent append grows the log before it
+	// replaces the checkpoint, so the log read after it holds every line
+	// it signs.
+	cp, err := ReadCheckpoint(stateDir, log)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(stateDir, FileOf(log))
+	lines, err := readLog(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := Tree(raws(lines))
+	if err != nil {
+		return nil, err
+	}
+	l := &LocalLog{Lines: lines, Tree: t, Checkpoint: cp}
+	if cp != nil && appliance != "" {
+		if c, _, err := evidence.OpenCheckpoint(cp, Origin(log, appliance), ring.Current()); err == nil && c.Size > 0 {
+			label := filepath.Join(stateDir, CheckpointFileOf(log))
+			if c.Size > t.Size() {
+				return nil, fmt.Errorf("%s signs a log of %d lines, but %s holds %d: lines %d to %d were removed (the log was deleted, truncated or rolled back to an older state: run kluis erasure recover to rebuild it from its anchors in the tenants' repositories): %w", label, c.Size, path, t.Size(), t.Size()+1, c.Size, ErrInconsistent)
+			}
+			root, err := t.Root(c.Size)
+			if err != nil {
+				return nil, err
+			}
+			if root != c.Root {
+				return nil, fmt.Errorf("%s, signed by this appliance's key, signs other lines than the first %d of %s: a line up to %d was edited, removed, inserted or reordered, or the log was replaced: %w", label, c.Size, path, c.Size, ErrInconsistent)
+			}
+			l.Proven = c.Size
+		}
+	}
+	if l.Signers, err = ring.SignersFrom(lines, int(l.Proven)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return l, nil
 }
 
 // SignCheckpoint signs the checkpoint of the first size leaves of t, the
