@@ -42,9 +42,22 @@ func newReadBudget(max int64) *readBudget {
 // acquire charges n bytes for the segment seq of a reader whose consumer
 // has read every segment before *consumed.
 func (b *readBudget) acquire(ctx context.Context, n, seq int64, consumed *int64) error {
+	return b.take(ctx, n, func() bool { return *consumed >= seq })
+}
+
+// hold charges n bytes for a reader with nothing else in flight: it
+// waits until they fit, or until nothing at all is held (so a blob larger
+// than the budget still goes through).
+func (b *readBudget) hold(ctx context.Context, n int64) error {
+	return b.take(ctx, n, func() bool { return b.used == 0 })
+}
+
+// take charges n bytes once they fit in the budget or anyway (called
+// under b.mu) says to take them over it.
+func (b *readBudget) take(ctx context.Context, n int64, anyway func() bool) error {
 	for {
 		b.mu.Lock()
-		if b.used+n <= b.max || *consumed >= seq {
+		if b.used+n <= b.max || anyway() {
 			b.used += n
 			b.mu.Unlock()
 			return nil

@@ -130,7 +130,7 @@ func registerVerify(ctx context.Context, g *globals, name, log string, args []st
 		if len(v.Cosigned) > 0 {
 			cos = ", cosigned by " + strings.Join(v.Cosigned, ", ")
 		}
-		fmt.Fprintf(g.stdout, "checkpoint %s (log of %d records%s) verifies and is consistent with the log: keep a copy, and give it later as --checkpoint\n", filepath.Join(filepath.Dir(path), dossier.CheckpointFileOf(log)), v.CheckpointSize, cos)
+		fmt.Fprintf(g.stdout, "checkpoint %s (log of %s%s) verifies and is consistent with the log: keep a copy, and give it later as --checkpoint\n", filepath.Join(filepath.Dir(path), dossier.CheckpointFileOf(log)), plural(int(v.CheckpointSize), "record", "records"), cos)
 	}
 	for _, n := range v.Notes {
 		fmt.Fprintf(g.stdout, "note: %s\n", n)

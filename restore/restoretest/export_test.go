@@ -25,3 +25,7 @@ func SetWrapTarget(o *Options, f func(tg source.Target, db *sql.DB) source.Targe
 
 // SetBeforeCheck makes Run call f as each check starts.
 func SetBeforeCheck(o *Options, f func(check string)) { o.beforeCheck = f }
+
+// SetReadBudget makes Run read the repository under a read budget of n
+// bytes.
+func SetReadBudget(o *Options, n int64) { o.readBudget = n }

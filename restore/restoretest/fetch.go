@@ -12,8 +12,8 @@ import (
 	"github.com/kluis-nl/kluis/repo"
 )
 
-// fetchWorkers is the number of packs read at once. The repository's pack
-// cache holds four packs; more workers would evict packs still in use.
+// fetchWorkers is the number of packs read at once (each streamed, one
+// blob held at a time under the repository's read budget).
 const fetchWorkers = 3
 
 // maxPackErrors bounds how many bad packs a fetch failure lists.
@@ -25,10 +25,11 @@ type fetchStats struct {
 }
 
 // fetchAll reads every distinct blob of a manifest through r (opened at
-// the tested location alone): pack by pack, each pack read once and
-// verified against its name (repo.Repo.LoadBlob), each blob decrypted and
-// checked against its keyed ID. It goes on past a bad pack so that the
-// error says how many are bad.
+// the tested location alone): pack by pack, each pack streamed once,
+// whole, and verified against its name, each blob decrypted and checked
+// against its keyed ID as it passes (repo.Repo.VerifyPackBlobs), so memory
+// does not grow with the pack size. It goes on past a bad pack so that
+// the error says how many are bad.
 func fetchAll(ctx context.Context, r *repo.Repo, m *repo.Manifest, progress func(done, total int64)) (fetchStats, error) {
 	var st fetchStats
 	idx, err := r.Index(ctx)
@@ -82,21 +83,16 @@ func fetchAll(ctx context.Context, r *repo.Repo, m *repo.Manifest, progress func
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var buf []byte
 			for h := range next {
-				for _, id := range byPack[h] {
-					plain, err := r.LoadBlob(ctx, id, buf[:0])
-					if err != nil {
-						mu.Lock()
-						errs = append(errs, err)
-						mu.Unlock()
-						if ctx.Err() != nil {
-							stopN.Store(true)
-						}
-						break // the rest of this pack is as bad
+				n, err := r.VerifyPackBlobs(ctx, h, byPack[h])
+				done.Add(n)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					if ctx.Err() != nil {
+						stopN.Store(true)
 					}
-					buf = plain
-					done.Add(int64(len(plain)))
 				}
 				report()
 			}

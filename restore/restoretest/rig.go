@@ -1,12 +1,12 @@
 package restoretest
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"os"
@@ -111,30 +111,55 @@ func (l *rigLocation) firstFault() error {
 func (l *rigLocation) Get(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
 	m := packName.FindStringSubmatch(name)
 	whole := m != nil && offset == 0 && length < 0
-	if whole && l.dir != "" {
-		l.mu.Lock()
-		file, ok := l.cached[name]
-		l.mu.Unlock()
-		if ok {
-			if f, err := os.Open(file); err == nil {
-				if fi, err := f.Stat(); err == nil {
-					l.hits.Add(1)
-					l.hitBytes.Add(fi.Size())
-				}
-				return f, nil
-			}
+	if m != nil && l.dir != "" {
+		if rc := l.fromCache(name, offset, length); rc != nil {
+			return rc, nil
 		}
 	}
 	rc, err := l.Location.Get(ctx, name, offset, length)
 	l.note(ctx, err)
-	if err != nil || !whole {
+	if err != nil || m == nil {
 		return rc, err
 	}
 	l.misses.Add(1)
-	if l.dir == "" {
+	if !whole || l.dir == "" {
 		return &countingReader{ReadCloser: rc, n: &l.missBytes}, nil
 	}
 	return &teeCache{ReadCloser: rc, l: l, name: name, want: m[1], h: sha256.New()}, nil
+}
+
+// fromCache returns the cached pack's bytes from offset (length < 0: to
+// its end), or nil when it is not cached.
+func (l *rigLocation) fromCache(name string, offset, length int64) io.ReadCloser {
+	l.mu.Lock()
+	file, ok := l.cached[name]
+	l.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || offset > fi.Size() {
+		f.Close()
+		return nil
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil
+	}
+	n := fi.Size() - offset
+	if length >= 0 {
+		n = min(n, length)
+	}
+	l.hits.Add(1)
+	l.hitBytes.Add(n)
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(f, n), f}
 }
 
 func (l *rigLocation) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
@@ -149,28 +174,27 @@ func (l *rigLocation) List(ctx context.Context, prefix string, fn func(repo.Obje
 	return err
 }
 
-// keep writes a verified pack to the cache while the budget allows.
-func (l *rigLocation) keep(name string, data []byte) {
+// reserve takes n bytes of the cache's room, if there is room.
+func (l *rigLocation) reserve(n int64) bool {
 	l.mu.Lock()
-	if _, ok := l.cached[name]; ok || l.used+int64(len(data)) > l.max {
-		l.mu.Unlock()
-		return
+	defer l.mu.Unlock()
+	if l.used+n > l.max {
+		return false
 	}
-	l.used += int64(len(data))
+	l.used += n
+	return true
+}
+
+func (l *rigLocation) unreserve(n int64) {
+	l.mu.Lock()
+	l.used -= n
 	l.mu.Unlock()
+}
+
+// cacheFile is where the cache keeps the object name.
+func (l *rigLocation) cacheFile(name string) string {
 	sum := sha256.Sum256([]byte(name))
-	file := filepath.Join(l.dir, hex.EncodeToString(sum[:16]))
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil || os.Rename(tmp, file) != nil {
-		os.Remove(tmp)
-		l.mu.Lock()
-		l.used -= int64(len(data))
-		l.mu.Unlock()
-		return
-	}
-	l.mu.Lock()
-	l.cached[name] = file
-	l.mu.Unlock()
+	return filepath.Join(l.dir, hex.EncodeToString(sum[:16]))
 }
 
 // remove deletes the cache (it holds ciphertext only, but is scratch).
@@ -180,18 +204,17 @@ func (l *rigLocation) remove() {
 	}
 }
 
-// teeCache passes a pack through and, when it was read to its end and its
-// bytes match its name, keeps it.
+// teeCache passes a pack through, writing it to a temporary file in the
+// cache (never holding it in memory) while the cache has room; when it
+// was read to its end and its bytes match its name, the file is kept.
 type teeCache struct {
 	io.ReadCloser
 	l    *rigLocation
 	name string
 	want string
-	h    interface {
-		io.Writer
-		Sum([]byte) []byte
-	}
-	buf  bytes.Buffer
+	h    hash.Hash
+	f    *os.File // nil: not (or no longer) being kept
+	n    int64    // bytes written to f, reserved in the cache
 	over bool
 	done bool
 }
@@ -201,22 +224,73 @@ func (t *teeCache) Read(p []byte) (int, error) {
 	if n > 0 {
 		t.l.missBytes.Add(int64(n))
 		t.h.Write(p[:n])
-		if !t.over {
-			if int64(t.buf.Len()+n) > t.l.max {
-				t.over, t.buf = true, bytes.Buffer{}
-			} else {
-				t.buf.Write(p[:n])
-			}
-		}
+		t.write(p[:n])
 	}
-	if err == io.EOF && !t.done && !t.over {
+	if err == io.EOF && !t.done {
 		t.done = true
-		if hex.EncodeToString(t.h.Sum(nil)) == t.want {
-			t.l.keep(t.name, t.buf.Bytes())
+		if t.f != nil && hex.EncodeToString(t.h.Sum(nil)) == t.want {
+			t.keep()
 		}
-		t.buf = bytes.Buffer{}
+		t.drop()
 	}
 	return n, err
+}
+
+// write adds b to the temporary file, if the cache has room for it.
+func (t *teeCache) write(b []byte) {
+	if t.over {
+		return
+	}
+	if t.f == nil {
+		f, err := os.CreateTemp(t.l.dir, "pack-*.tmp")
+		if err != nil {
+			t.over = true
+			return
+		}
+		t.f = f
+	}
+	if !t.l.reserve(int64(len(b))) {
+		t.over = true
+		t.drop()
+		return
+	}
+	t.n += int64(len(b))
+	if _, err := t.f.Write(b); err != nil {
+		t.over = true
+		t.drop()
+	}
+}
+
+// keep moves the verified file into place.
+func (t *teeCache) keep() {
+	file := t.l.cacheFile(t.name)
+	if t.f.Close() != nil || os.Rename(t.f.Name(), file) != nil {
+		return
+	}
+	t.l.mu.Lock()
+	if _, ok := t.l.cached[t.name]; ok { // another read kept it first
+		t.l.mu.Unlock()
+		return
+	}
+	t.l.cached[t.name] = file
+	t.l.mu.Unlock()
+	t.f, t.n = nil, 0
+}
+
+// drop removes a temporary file not kept and gives back its room.
+func (t *teeCache) drop() {
+	if t.f == nil {
+		return
+	}
+	t.f.Close()
+	os.Remove(t.f.Name())
+	t.l.unreserve(t.n)
+	t.f, t.n = nil, 0
+}
+
+func (t *teeCache) Close() error {
+	t.drop()
+	return t.ReadCloser.Close()
 }
 
 type countingReader struct {

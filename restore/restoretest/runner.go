@@ -67,6 +67,9 @@ type Options struct {
 	// beforeCheck, set by tests (export_test.go), runs as each check
 	// starts: tests take the location away there.
 	beforeCheck func(check string)
+	// readBudget, set by tests (export_test.go), is the repository's
+	// read budget (0: repo.DefaultReadBudget).
+	readBudget int64
 }
 
 // dropTimeout bounds the removal of the scratch database, which runs even
@@ -382,6 +385,7 @@ func (rt *run) checkSnapshot(ctx context.Context) {
 		rt.fail(name, t0, err)
 		return
 	}
+	rt.r.SetReadBudget(rt.opts.readBudget)
 	if rt.snaps, err = rt.r.Snapshots(ctx); err != nil {
 		rt.fail(name, t0, err)
 		return

@@ -429,3 +429,31 @@ func TestRunAndRecord(t *testing.T) {
 		t.Errorf("%d records after a refused test", len(recs))
 	}
 }
+
+// Issue 19: the fetch streams each pack whole and holds one blob at a
+// time under the repository's read budget. Under a one-byte budget a
+// restore test passes as it does under the default one, and a damaged
+// pack still fails the fetch, naming the pack, with the same checks
+// failed as under the default budget.
+func TestSQLiteTinyReadBudget(t *testing.T) {
+	e := sqliteEnv(t)
+	var tiny restoretest.Options
+	restoretest.SetReadBudget(&tiny, 1)
+	tiny.Location = "amsterdam"
+	wantVerdict(t, e.run(tiny), evidence.Pass)
+
+	packs, _ := filepath.Glob(e.path("loc-a", "praktijk-a", "data", "*", "*"))
+	if len(packs) == 0 {
+		t.Fatal("no packs at loc-a")
+	}
+	sort.Strings(packs)
+	flipByte(t, packs[len(packs)-1])
+	failed := []string{evidence.CheckFetch, evidence.CheckRestore, evidence.CheckFingerprints, restoretest.CheckSchema, evidence.CheckProbes, evidence.CheckRTO}
+	for _, opts := range []restoretest.Options{tiny, {Location: "amsterdam"}} {
+		rep := e.run(opts)
+		wantVerdict(t, rep, evidence.Fail, failed...)
+		if d := checkOf(t, rep, evidence.CheckFetch).Detail; !strings.Contains(d, filepath.Base(packs[len(packs)-1])) || !strings.Contains(d, "does not match its name") {
+			t.Errorf("fetch detail does not name the bad pack: %q", d)
+		}
+	}
+}
