@@ -64,26 +64,32 @@ func TestFirstRetentionCaughtUp(t *testing.T) {
 	}
 }
 
+// retentionFixture is a daemon of one tenant, praktijk-a, on the
+// fixture's clock, and backups(n) that takes n backups an hour apart.
+func retentionFixture(t *testing.T) (*fixture, *appliance.Appliance, *Daemon, func(int)) {
+	f := newFixture(t, time.Date(2026, 6, 1, 12, 0, 0, 0, ams), "", "", "", Options{})
+	_, a := f.oneTenant()
+	d := New(a, Options{Clock: f.clk})
+	f.d = d
+	return f, a, d, func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if err := d.runBackup(context.Background(), "praktijk-a"); err != nil {
+				t.Fatal(err)
+			}
+			f.clk.Advance(time.Hour)
+		}
+	}
+}
+
 // The nightly retention follows a tenant's approved retention change (a
 // portal four-eyes request, appliance.RecordRetention) in place of
 // policy.retention, and policy.retention again after a change back; a
 // change log edited on disk fails the job before anything is forgotten
 // (never a silent fall back to policy.retention).
 func TestRetentionFollowsApprovedChange(t *testing.T) {
-	start := time.Date(2026, 6, 1, 12, 0, 0, 0, ams)
-	f := newFixture(t, start, "", "", "", Options{})
-	_, a := f.oneTenant()
-	d := New(a, Options{Clock: f.clk})
-	f.d = d
+	f, a, d, backups := retentionFixture(t)
 	ctx := context.Background()
-	backups := func(n int) {
-		for i := 0; i < n; i++ {
-			if err := d.runBackup(ctx, "praktijk-a"); err != nil {
-				t.Fatal(err)
-			}
-			f.clk.Advance(time.Hour)
-		}
-	}
 	backups(4)
 	if err := a.RecordRetention(appliance.RetentionChange{Tenant: "praktijk-a", Retention: &config.Retention{KeepLast: 1}, Reason: "r", Requester: "portal:ada", Approver: "bert", Request: "req1"}); err != nil {
 		t.Fatal(err)
@@ -133,20 +139,8 @@ func TestRetentionFollowsApprovedChange(t *testing.T) {
 // effective time was moved earlier on disk fails verification and the
 // job forgets nothing.
 func TestRetentionShorteningWaits(t *testing.T) {
-	start := time.Date(2026, 6, 1, 12, 0, 0, 0, ams)
-	f := newFixture(t, start, "", "", "", Options{})
-	_, a := f.oneTenant()
-	d := New(a, Options{Clock: f.clk})
-	f.d = d
+	f, a, d, backups := retentionFixture(t)
 	ctx := context.Background()
-	backups := func(n int) {
-		for i := 0; i < n; i++ {
-			if err := d.runBackup(ctx, "praktijk-a"); err != nil {
-				t.Fatal(err)
-			}
-			f.clk.Advance(time.Hour)
-		}
-	}
 	retain := func(want int, when string) {
 		t.Helper()
 		if err := d.runRetention(ctx, "praktijk-a"); err != nil {
