@@ -10,6 +10,7 @@ import (
 
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/evidence/chain"
+	"github.com/kluis-nl/kluis/keyring"
 )
 
 // RetentionFileName is the log of approved retention changes in the
@@ -104,20 +105,29 @@ func (a *Appliance) RetentionChanges() (map[string]*RetentionChange, error) {
 // a.Now(): the changes in force, the pending and the cancelled ones.
 func (a *Appliance) ReadRetentionLog() (*RetentionLog, error) {
 	l := &RetentionLog{InForce: map[string]*RetentionChange{}, Pending: map[string]*RetentionChange{}, Cancelled: map[string]CancelledRetention{}}
-	path := a.retentionFile()
-	if _, err := os.Stat(path); os.IsNotExist(err) {
+	f, err := os.Open(a.retentionFile())
+	if os.IsNotExist(err) {
 		return l, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	ring, err := a.KeyRing()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ring.VerifyFile(path); err != nil {
-		return nil, fmt.Errorf("%s: %w", RetentionFileName, err)
+	// One read: the lines verified are the lines read.
+	lines, _, err := keyring.ReadLines(f)
+	if err == nil {
+		_, err = ring.Signers(lines)
 	}
-	entries, err := chain.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", RetentionFileName, err)
+	}
+	entries := make([]chain.Entry, len(lines))
+	for i, ln := range lines {
+		entries[i] = ln.Entry
 	}
 	// A cancel counts when it comes before its change takes effect.
 	cancels := map[string]RetentionCancel{}
