@@ -27,6 +27,7 @@ import (
 //	KLUIS_BENCH_PG_MB=50,150,500 KLUIS_BENCH_NIGHTS=30 \
 //	  go test ./backup -run '^$' -bench PostgresSideBySide -benchtime 1x -timeout 3h -v
 //
+// KLUIS_BENCH_CHUNK_AVG sets policy.chunk_average (e.g. 65536).
 // KLUIS_BENCH_KLUIS_BEFORE names another kluis binary whose restore is
 // timed too (before/after a change). KLUIS_BENCH_PG_MB lists database sizes (the growth table over data);
 // KLUIS_BENCH_NIGHTS the number of nights (default 2; the growth table over
@@ -112,6 +113,16 @@ func findRestic(b *testing.B) string {
 	return filepath.Join(dir, "restic")
 }
 
+// benchPolicy returns a policy section for the benchmark's kluis.yaml:
+// KLUIS_BENCH_CHUNK_AVG sets policy.chunk_average (bytes, a power of two),
+// to compare chunk sizes on the same data.
+func benchPolicy() string {
+	if avg := os.Getenv("KLUIS_BENCH_CHUNK_AVG"); avg != "" {
+		return "policy: {chunk_average: " + avg + "}\n"
+	}
+	return ""
+}
+
 type benchRow struct {
 	name  string
 	secs  float64
@@ -148,7 +159,7 @@ locations:
   - {name: b, type: dir, path: ./loc-b, country: NL, site: B, provider: p2}
 tenants:
   - {id: bench, engine: postgres, dsn_file: ./src.dsn}
-`), 0o644)
+`+benchPolicy()), 0o644)
 	run := func(args ...string) (float64, int64) {
 		b.Helper()
 		// GNU time reports the peak RSS of the command (the largest of a
