@@ -56,6 +56,13 @@ type postJob struct {
 	sql    string
 	tables []qname // tables it locks (parallel entries)
 	share  bool    // only CREATE INDEX: runs beside other index builds on its table
+	// early: only CREATE INDEX statements. It may start once its tables'
+	// loads committed, beside their read-back (an index build takes a
+	// SHARE lock, which the read-back's ACCESS SHARE does not conflict
+	// with), and need not wait for an earlier primary key, unique or check
+	// constraint of its table: it only never runs beside one.
+	early bool
+	kind  string
 	// serial: runs alone, in order, on the first connection, after every
 	// table is loaded and every entry before it finished.
 	serial bool
@@ -99,6 +106,7 @@ type postRun struct {
 
 type postEvent struct {
 	loaded     *qname
+	committed  *qname
 	loaderDone bool
 	finish     bool
 }
@@ -178,7 +186,8 @@ func (t *Target) startPostData(ctx context.Context, ddl io.Reader, parallel int,
 		// A name the catalog does not know cannot be matched with the
 		// loads: the entry runs alone, after them.
 		tables, known := locks.expand(named)
-		job := postJob{sql: entrySQL(e), tables: tables, share: e.kind == "INDEX", serial: serial || !par || !known}
+		job := postJob{sql: entrySQL(e), tables: tables, share: e.kind == "INDEX", kind: e.kind, serial: serial || !par || !known}
+		job.early = job.share && onlyCreateIndex(e)
 		if job.serial {
 			job.tables = nil
 			for _, st := range e.stmts {
@@ -192,8 +201,46 @@ func (t *Target) startPostData(ctx context.Context, ddl io.Reader, parallel int,
 			p.stale = true // it runs user code on later DDL
 		}
 	}
+	if len(pending) > 0 {
+		t.mu.Lock()
+		t.post = p
+		t.mu.Unlock()
+	}
 	go p.loop(pending, loaders)
 	return p, nil
+}
+
+// onlyCreateIndex reports whether every statement of e is CREATE [UNIQUE]
+// INDEX.
+func onlyCreateIndex(e ddlEntry) bool {
+	for _, s := range e.stmts {
+		if s.isEmpty() {
+			continue
+		}
+		t := s.tokens
+		word := func(i int, w string) bool { return i < len(t) && !t[i].quoted && !t[i].punct && t[i].s == w }
+		if !word(0, "create") || !(word(1, "index") || (word(1, "unique") && word(2, "index"))) {
+			return false
+		}
+	}
+	return true
+}
+
+// committed tells the post-data running beside the loads, if any, that
+// tb's load committed (LoadAndFingerprint, before the read-back).
+func (t *Target) committed(tb source.Table) {
+	t.mu.Lock()
+	p := t.post
+	t.mu.Unlock()
+	if p == nil {
+		return
+	}
+	q := qname{tb.Schema, tb.Table}
+	select {
+	case p.events <- postEvent{committed: &q}:
+	case <-p.failed:
+	case <-p.done:
+	}
 }
 
 // lockCatalog maps the relations a post-data entry names to the tables it
@@ -347,6 +394,11 @@ type postResult struct {
 func (p *postRun) loop(pending map[qname]bool, loaders int) {
 	conns := []*pgx.Conn{p.first}
 	defer func() {
+		p.t.mu.Lock()
+		if p.t.post == p {
+			p.t.post = nil
+		}
+		p.t.mu.Unlock()
 		p.cancel()
 		for _, c := range conns {
 			c.Close(context.Background())
@@ -356,6 +408,8 @@ func (p *postRun) loop(pending map[qname]bool, loaders int) {
 	n := len(p.jobs)
 	started := make([]bool, n)
 	done := make([]bool, n)
+	active := make([]bool, n) // started and not returned
+	committed := map[qname]bool{}
 	deferred := make([]bool, n) // gave way to a load: waits for Finish
 	free := []*pgx.Conn{p.first}
 	results := make(chan postResult)
@@ -377,14 +431,25 @@ func (p *postRun) loop(pending map[qname]bool, loaders int) {
 			return false
 		}
 		for _, q := range p.jobs[i].tables {
-			if pending[q] {
+			if pending[q] && !(p.jobs[i].early && committed[q]) {
+				return false
+			}
+		}
+		return true
+	}
+	// waits reports whether job i must wait for an earlier job j it
+	// conflicts with to finish, rather than only not run beside it.
+	waits := func(j, i int) bool {
+		if p.jobs[i].early {
+			switch p.jobs[j].kind {
+			case "CONSTRAINT", "CHECK CONSTRAINT":
 				return false
 			}
 		}
 		return true
 	}
 	start := func(i int, c *pgx.Conn) {
-		started[i] = true
+		started[i], active[i] = true, true
 		running++
 		overlaps := !finished
 		go func() {
@@ -424,8 +489,11 @@ func (p *postRun) loop(pending map[qname]bool, loaders int) {
 				continue
 			}
 			blocked := false
-			for j := 0; j < i && !blocked; j++ {
-				blocked = !done[j] && p.jobs[j].conflicts(p.jobs[i])
+			for j := 0; j < n && !blocked; j++ {
+				if !p.jobs[j].conflicts(p.jobs[i]) || j == i {
+					continue
+				}
+				blocked = active[j] || (j < i && !done[j] && waits(j, i))
 			}
 			if blocked {
 				continue
@@ -454,6 +522,8 @@ func (p *postRun) loop(pending map[qname]bool, loaders int) {
 			switch {
 			case ev.loaded != nil:
 				delete(pending, *ev.loaded)
+			case ev.committed != nil:
+				committed[*ev.committed] = true
 			case ev.loaderDone:
 				loaders--
 			case ev.finish:
@@ -464,6 +534,7 @@ func (p *postRun) loop(pending map[qname]bool, loaders int) {
 			}
 		case r := <-results:
 			running--
+			active[r.i] = false
 			free = append(free, r.c)
 			var pgErr *pgconn.PgError
 			switch {

@@ -180,7 +180,12 @@ func TestPostDataOverlapFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	load(t, tg, p, "a", "1\n")
+	if _, _, err := tg.LoadAndFingerprint(testContext(t), intTable("a"), strings.NewReader("1\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The index may start, and fail, as soon as a's load commits: before
+	// or after this Loaded.
+	p.Loaded(intTable("a"))
 	eventually(t, "the failure to reach the loads", func() bool { return p.Loaded(intTable("b")) != nil })
 	stale, err := p.Finish()
 	if err == nil || stale || !strings.Contains(err.Error(), "no_such_column") {
@@ -315,5 +320,51 @@ CREATE TABLE public.x (id int);`)
 	})
 	if stale, err := p.Finish(); err != nil || stale {
 		t.Fatalf("finish: %v (stale %v)", err, stale)
+	}
+}
+
+// An index build starts as soon as its table's load committed (beside the
+// read-back) and before the table's earlier primary key, but the key does
+// not start beside it (it would only wait for the index build's lock).
+func TestPostDataIndexBesideTheReadBack(t *testing.T) {
+	tg, watch := overlapTarget(t, `CREATE TABLE public.a (id int NOT NULL); CREATE TABLE public.b (id int);
+CREATE FUNCTION public.slow(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM pg_catalog.pg_sleep(0.3); RETURN x; END $$;`)
+	post := postPreamble +
+		entry("CONSTRAINT", "ALTER TABLE ONLY public.a ADD CONSTRAINT a_pkey PRIMARY KEY (id);") +
+		entry("INDEX", "CREATE INDEX a_idx ON public.a USING btree (public.slow(id));")
+	ctx := testContext(t)
+	p, err := tg.startPostData(ctx, strings.NewReader(post), 2, []source.Table{intTable("a"), intTable("b")}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.LoadTable(ctx, intTable("a"), strings.NewReader("1\n2\n3\n")); err != nil {
+		t.Fatal(err)
+	}
+	tg.committed(intTable("a")) // as LoadAndFingerprint does before its read-back
+	eventually(t, "a_idx to build", func() bool {
+		var n int
+		watch.QueryRow(ctx, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE '%CREATE INDEX a_idx%' AND state = 'active' AND pid <> pg_catalog.pg_backend_pid()").Scan(&n)
+		return n > 0
+	})
+	if exists(t, watch, "a_pkey") {
+		t.Fatal("a_pkey built before a was proven")
+	}
+	if err := p.Loaded(intTable("a")); err != nil {
+		t.Fatal(err)
+	}
+	// The key waits for the index build instead of queueing on its lock.
+	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var n int
+		watch.QueryRow(ctx, "SELECT count(*) FROM pg_catalog.pg_locks WHERE relation = 'public.a'::regclass AND NOT granted").Scan(&n)
+		if n > 0 {
+			t.Fatal("a_pkey started beside a_idx")
+		}
+	}
+	eventually(t, "a_pkey", func() bool { return exists(t, watch, "a_pkey") })
+	if stale, err := p.Finish(); err != nil || stale {
+		t.Fatalf("finish: %v (stale %v)", err, stale)
+	}
+	if !exists(t, watch, "a_idx") {
+		t.Error("a_idx missing")
 	}
 }

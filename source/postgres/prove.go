@@ -106,6 +106,7 @@ func (t *Target) LoadAndFingerprint(ctx context.Context, tb source.Table, rows i
 	if err != nil {
 		return source.TableResult{}, false, err
 	}
+	t.committed(tb)
 	var node int64
 	if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_relation_filenode($1::pg_catalog.int8::pg_catalog.oid)::pg_catalog.int8", oid).Scan(&node); err != nil {
 		return source.TableResult{}, false, redactError(fmt.Errorf("table %s: %w", tb.Name, err), t.cfg.Password)
