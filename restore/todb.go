@@ -179,10 +179,9 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	close(next)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	loaders := min(opts.Parallel, len(tables))
 	// A target that can starts the post-data section now: an index or a
-	// constraint is built as soon as its tables are loaded, on the
-	// connections the loads leave free, as pg_restore -j does.
+	// constraint is built as soon as its tables are loaded, beside the
+	// loads of the others, as pg_restore -j does.
 	var postData source.PostData
 	if pd, ok := capability[source.ProvingTarget](target); ok {
 		rd := r.StreamReader(lctx, post)
@@ -190,7 +189,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 		for i, t := range tables {
 			load[i] = t.Table
 		}
-		postData, err = pd.StartPostData(lctx, rd, opts.Parallel, load, loaders)
+		postData, err = pd.StartPostData(lctx, rd, opts.Parallel, load)
 		rd.Close()
 		if err != nil {
 			return nil, fmt.Errorf("post-data schema: %w", err)
@@ -203,11 +202,8 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 			postData.Finish()
 		}
 	}()
-	for range loaders {
+	for range min(opts.Parallel, len(tables)) {
 		wg.Go(func() {
-			if postData != nil {
-				defer postData.LoaderDone()
-			}
 			for i := range next {
 				if lctx.Err() != nil {
 					return

@@ -128,12 +128,11 @@ type ProvingTarget interface {
 	ApplyPostData(ctx context.Context, ddl io.Reader, parallel int) (stale bool, err error)
 	// StartPostData begins post-data DDL before the tables are loaded, as
 	// pg_restore -j does: an index or a constraint starts as soon as every
-	// table it needs is loaded (PostData.Loaded), on the connections the
-	// loads no longer use, while other tables still load. load lists the
-	// tables that will be loaded; loaders is how many connections the
-	// loads use until PostData.LoaderDone. Everything else waits for
+	// table it needs is loaded (PostData.Loaded), on up to parallel
+	// connections of its own, while other tables still load. load lists
+	// the tables that will be loaded. Everything else waits for
 	// PostData.Finish.
-	StartPostData(ctx context.Context, ddl io.Reader, parallel int, load []Table, loaders int) (PostData, error)
+	StartPostData(ctx context.Context, ddl io.Reader, parallel int, load []Table) (PostData, error)
 }
 
 // PostData is post-data DDL started by ProvingTarget.StartPostData,
@@ -144,9 +143,6 @@ type PostData interface {
 	// the error of a post-data entry that already failed, so that the
 	// loads can stop.
 	Loaded(t Table) error
-	// LoaderDone says one loader has no more tables: its connection's
-	// share goes to post-data.
-	LoaderDone()
 	// Finish says every table is loaded, runs the remaining entries and
 	// waits for all of them; stale is as for ApplyPostData. Finish must be
 	// called once, also after a failed load (cancel ctx first).

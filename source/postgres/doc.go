@@ -121,8 +121,9 @@
 // tables still load waits at most 200 ms for a lock (its code reading a
 // table a load holds): it then rolls back and runs after the loads, rather
 // than deadlock with a load that waits on it. ApplyPostData runs a section
-// after the loads, the same way. Each entry is a transaction whose row writes to user
-// tables are counted (pg_stat_xact_all_tables, before and after); a write,
+// after the loads, the same way. Each entry is a transaction whose row
+// writes to user tables are counted (pg_stat_xact_all_tables, before and
+// after), wherever they land (a table proven, or one still to load); a write,
 // a table with a new storage file (TRUNCATE, a rewrite) or an event trigger
 // in the section makes the load-time fingerprints stale, and the restore
 // then reads every table back at the end, as it always did. What is not

@@ -14,8 +14,11 @@ import (
 
 // This file runs a post-data section beside the table loads, as pg_restore
 // -j does (StartPostData): an index or a constraint starts once every table
-// it locks is loaded and read back, on a connection the loads no longer
-// use, while the other tables still load. What it may not do:
+// it locks is loaded and read back, on one of up to parallel connections of
+// its own, while the other tables still load (so up to twice parallel
+// server sessions work at once: on the shared 2-core machine that was
+// faster than letting post-data wait for a loader's connection, see
+// docs/benchmarks.md). What it may not do:
 //
 //   - start before its tables are loaded: an index or a foreign key built
 //     on a table that a later COPY fills would be maintained row by row
@@ -83,7 +86,8 @@ func (a postJob) conflicts(b postJob) bool {
 }
 
 // postRun is a post-data section running (StartPostData). One goroutine
-// (loop) owns the schedule; Loaded, LoaderDone and Finish send it events.
+// (loop) owns the schedule; Loaded, Finish and the loads' commits send it
+// events.
 type postRun struct {
 	t        *Target
 	parent   context.Context // the caller's
@@ -105,10 +109,9 @@ type postRun struct {
 }
 
 type postEvent struct {
-	loaded     *qname
-	committed  *qname
-	loaderDone bool
-	finish     bool
+	loaded    *qname
+	committed *qname
+	finish    bool
 }
 
 var _ source.PostData = (*postRun)(nil)
@@ -116,11 +119,11 @@ var _ source.PostData = (*postRun)(nil)
 // StartPostData starts a post-data section (DDL from Snapshot.Schema) that
 // runs beside the loads of the tables in load (see the top of this file
 // and ApplyPostData). The pre-data section must be applied.
-func (t *Target) StartPostData(ctx context.Context, ddl io.Reader, parallel int, load []source.Table, loaders int) (source.PostData, error) {
-	return t.startPostData(ctx, ddl, parallel, load, loaders)
+func (t *Target) StartPostData(ctx context.Context, ddl io.Reader, parallel int, load []source.Table) (source.PostData, error) {
+	return t.startPostData(ctx, ddl, parallel, load)
 }
 
-func (t *Target) startPostData(ctx context.Context, ddl io.Reader, parallel int, load []source.Table, loaders int) (*postRun, error) {
+func (t *Target) startPostData(ctx context.Context, ddl io.Reader, parallel int, load []source.Table) (*postRun, error) {
 	text, err := io.ReadAll(ddl)
 	if err != nil {
 		return nil, fmt.Errorf("reading schema: %w", err)
@@ -162,7 +165,7 @@ func (t *Target) startPostData(ctx context.Context, ddl io.Reader, parallel int,
 		// loads, and the restore reads every table back.
 		p.jobs = []postJob{{sql: string(text), serial: true}}
 		p.stale = true
-		go p.loop(pending, loaders)
+		go p.loop(pending)
 		return p, nil
 	}
 	p.pre = strings.Join(preamble, ";\n")
@@ -206,7 +209,7 @@ func (t *Target) startPostData(ctx context.Context, ddl io.Reader, parallel int,
 		t.post = p
 		t.mu.Unlock()
 	}
-	go p.loop(pending, loaders)
+	go p.loop(pending)
 	return p, nil
 }
 
@@ -357,15 +360,6 @@ func (p *postRun) Loaded(tb source.Table) error {
 	}
 }
 
-// LoaderDone implements source.PostData.
-func (p *postRun) LoaderDone() {
-	select {
-	case p.events <- postEvent{loaderDone: true}:
-	case <-p.failed:
-	case <-p.done:
-	}
-}
-
 // Finish implements source.PostData.
 func (p *postRun) Finish() (bool, error) {
 	select {
@@ -387,11 +381,11 @@ type postResult struct {
 
 // loop schedules the jobs until Finish and every job started has
 // returned. A parallel job starts when its tables are loaded (or every
-// load is done), every earlier job it conflicts with has finished, no
-// serial job before it is pending, and fewer jobs run than the loads leave
-// room for; a serial job starts alone once every table is loaded and every
-// job before it finished.
-func (p *postRun) loop(pending map[qname]bool, loaders int) {
+// load is done), every earlier job it conflicts with has finished (see
+// waits), none it conflicts with runs, no serial job before it is pending,
+// and fewer than parallel jobs run; a serial job starts alone once every
+// table is loaded and every job before it finished.
+func (p *postRun) loop(pending map[qname]bool) {
 	conns := []*pgx.Conn{p.first}
 	defer func() {
 		p.t.mu.Lock()
@@ -458,10 +452,6 @@ func (p *postRun) loop(pending map[qname]bool, loaders int) {
 		}()
 	}
 	schedule := func() {
-		room := p.parallel
-		if !finished {
-			room -= loaders
-		}
 		for i := 0; i < n && firstErr == nil; i++ {
 			if done[i] || started[i] {
 				if !done[i] && p.jobs[i].serial {
@@ -482,7 +472,7 @@ func (p *postRun) loop(pending map[qname]bool, loaders int) {
 				}
 				return // nothing after it starts before it finished
 			}
-			if running >= room {
+			if running >= p.parallel {
 				return
 			}
 			if !ready(i) {
@@ -524,8 +514,6 @@ func (p *postRun) loop(pending map[qname]bool, loaders int) {
 				delete(pending, *ev.loaded)
 			case ev.committed != nil:
 				committed[*ev.committed] = true
-			case ev.loaderDone:
-				loaders--
 			case ev.finish:
 				finished = true
 				if err := p.ctx.Err(); err != nil {

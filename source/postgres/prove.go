@@ -167,7 +167,7 @@ func rowWrites(ctx context.Context, conn *pgx.Conn) (map[int64]int64, error) {
 // does cannot be told): fingerprints read at load time then no longer
 // prove the final contents, and the caller reads them again.
 func (t *Target) ApplyPostData(ctx context.Context, ddl io.Reader, parallel int) (stale bool, err error) {
-	p, err := t.startPostData(ctx, ddl, parallel, nil, 0)
+	p, err := t.startPostData(ctx, ddl, parallel, nil)
 	if err != nil {
 		return false, err
 	}
