@@ -3,6 +3,7 @@ package dossier
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/kluis-nl/kluis/durable"
 	"github.com/kluis-nl/kluis/evidence"
@@ -214,6 +216,10 @@ func checkRecords(stateDir, appliance string, ring *keyring.Ring, raw [][]byte) 
 			continue
 		}
 		k := a.Logs[r.Log].Signers[r.Count-1]
+		seen := opened.key(k, r)
+		if opened.has(seen) {
+			continue
+		}
 		text, _, _ := strings.Cut(r.Checkpoint, "\n\n")
 		head, err := evidence.ParseCheckpointText(text + "\n")
 		if err != nil {
@@ -223,8 +229,58 @@ func checkRecords(stateDir, appliance string, ring *keyring.Ring, raw [][]byte) 
 		if err != nil || c.Size != int64(r.Count) {
 			return nil, fmt.Errorf("register record %d of the %s log: its checkpoint is not signed by the key of its line for %d lines (forged or edited): %v", r.Count, r.Log, r.Count, err)
 		}
+		opened.add(seen)
 	}
 	return a, nil
+}
+
+// opened remembers, for the life of the process, the record checkpoints
+// CheckRecords has verified, by the SHA-256 of the key, the record's
+// count and the checkpoint's note: a dossier command checks the same records twice
+// (the erasure refusal, then the append), and the daemon's portal at
+// every access. Only this process's memory says so; nothing is kept on
+// disk, where whoever can edit the state directory could add to it.
+var opened = &openedCheckpoints{m: map[[32]byte]struct{}{}}
+
+// ForgetOpenedCheckpoints empties the process's memory of verified
+// record checkpoints: what a new process starts with (for benchmarks).
+func ForgetOpenedCheckpoints() {
+	opened.mu.Lock()
+	defer opened.mu.Unlock()
+	opened.m = map[[32]byte]struct{}{}
+}
+
+// maxOpened bounds what opened holds (32 bytes each); when full it
+// starts again.
+const maxOpened = 1 << 20
+
+type openedCheckpoints struct {
+	mu sync.Mutex
+	m  map[[32]byte]struct{}
+}
+
+func (o *openedCheckpoints) key(k ed25519.PublicKey, r Record) [32]byte {
+	h := sha256.New()
+	h.Write(k)
+	fmt.Fprintf(h, "\n%d\n", r.Count)
+	h.Write([]byte(r.Checkpoint))
+	return [32]byte(h.Sum(nil))
+}
+
+func (o *openedCheckpoints) has(k [32]byte) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.m[k]
+	return ok
+}
+
+func (o *openedCheckpoints) add(k [32]byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.m) >= maxOpened {
+		o.m = map[[32]byte]struct{}{}
+	}
+	o.m[k] = struct{}{}
 }
 
 // decodeRecordFields decodes a record strictly, without its line.
