@@ -250,9 +250,9 @@ func ForgetOpenedCheckpoints() {
 	opened.m = map[[32]byte]struct{}{}
 }
 
-// maxOpened bounds what opened holds (32 bytes each); when full it
-// starts again.
-const maxOpened = 1 << 20
+// maxOpened bounds what opened holds (keys of 32 bytes: some 15 MB
+// with the map at most); when full it starts again.
+const maxOpened = 1 << 18
 
 type openedCheckpoints struct {
 	mu sync.Mutex
