@@ -348,10 +348,10 @@ func checkAnchored(stateDir, appliance string, ring *keyring.Ring, recs []Record
 		}
 		origin := Origin(log, appliance)
 		// The newest anchored checkpoint gets the whole check (signature
-		// and consistency proof); the others are compared with the local
-		// log (origin and root), which is all they can say about it
-		// (ParseRecord also checks their signatures; CheckRecords need
-		// not).
+		// and consistency proof); the signatures of the others are
+		// checked with their line's key, which signed the same local
+		// line (by ParseRecord, or by CheckRecords after this): their
+		// origin and root are compared here.
 		newest := -1
 		for i, r := range rs {
 			if r.Version >= 2 {
