@@ -1,10 +1,13 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sort"
+	"sync"
 )
 
 // kindRegister holds the tenant's register records: sealed copies of the
@@ -38,6 +41,9 @@ func (r *Repo) PutRegisterRecord(ctx context.Context, plain []byte) ([]LocationR
 	if countOK(rs) == 0 {
 		return rs, fmt.Errorf("tenant %s: register record written at no location: %s", r.tenant, joinErrors(rs))
 	}
+	// The next command need not read back what this one wrote.
+	r.regs.opened(Hash(sha256.Sum256(sealed)), bytes.Clone(plain), sealed)
+	r.regs.save(nil)
 	return rs, nil
 }
 
@@ -46,6 +52,12 @@ func (r *Repo) PutRegisterRecord(ctx context.Context, plain []byte) ([]LocationR
 // copy verifies and opens). A record that no location holds intact is an
 // error: a refusal must not rest on a partial register. A location that
 // cannot be listed is skipped when another one could be.
+//
+// The listing decides which records there are; what each holds comes
+// from the register record cache (registercache.go) when it has a copy
+// whose SHA-256 is the listed name and that opens under the tenant's key,
+// and otherwise from the locations (read in parallel, then cached). So
+// a command reads from the locations only the records it has not seen.
 func (r *Repo) RegisterRecords(ctx context.Context) ([][]byte, error) {
 	union := map[Hash]bool{}
 	listed := 0
@@ -68,20 +80,88 @@ func (r *Repo) RegisterRecords(ctx context.Context) ([][]byte, error) {
 	for h := range union {
 		names = append(names, h)
 	}
-	sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() })
-	out := make([][]byte, 0, len(names))
-	for _, h := range names {
-		data, err := r.readVerified(ctx, kindRegister, h, maxRegisterObject)
-		if err != nil {
-			return nil, fmt.Errorf("tenant %s: register record: %w", r.tenant, err)
+	sort.Slice(names, func(i, j int) bool { return bytes.Compare(names[i][:], names[j][:]) < 0 })
+	r.regs.load(union)
+	out := make([][]byte, len(names))
+	var missing []int
+	for i, h := range names {
+		plain, sealed := r.regs.get(h)
+		if plain == nil && sealed != nil {
+			var err error
+			if plain, err = r.meta.open(adRegister, sealed); err != nil {
+				r.log.Warn("cached register record does not open: reading it from the locations", "record", h.Short())
+				r.regs.drop(h)
+			} else {
+				r.regs.opened(h, plain, nil)
+			}
 		}
-		plain, err := r.meta.open(adRegister, data)
-		if err != nil {
-			return nil, fmt.Errorf("tenant %s: register record %s does not open under the tenant key: %w", r.tenant, h.Short(), err)
+		if plain == nil {
+			missing = append(missing, i)
 		}
-		out = append(out, plain)
+		out[i] = plain
 	}
+	if err := r.readRegisters(ctx, names, missing, out); err != nil {
+		return nil, err
+	}
+	r.regs.save(union)
 	return out, nil
+}
+
+// readRegisterWorkers bounds the register records read at once: the first
+// command after an upgrade (or a lost cache) reads every one.
+const readRegisterWorkers = 8
+
+// readRegisters reads the records names[i] for i in missing from the
+// locations, in parallel, into out[i], and caches them.
+func (r *Repo) readRegisters(ctx context.Context, names []Hash, missing []int, out [][]byte) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(missing))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(readRegisterWorkers, len(missing)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				h := names[missing[j]]
+				data, err := r.readVerified(ctx, kindRegister, h, maxRegisterObject)
+				if err != nil {
+					errs[j] = fmt.Errorf("tenant %s: register record: %w", r.tenant, err)
+					cancel()
+					continue
+				}
+				plain, err := r.meta.open(adRegister, data)
+				if err != nil {
+					errs[j] = fmt.Errorf("tenant %s: register record %s does not open under the tenant key: %w", r.tenant, h.Short(), err)
+					cancel()
+					continue
+				}
+				r.regs.opened(h, plain, data)
+				out[missing[j]] = plain
+			}
+		}()
+	}
+	for j := range missing {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+	// The first error in name order, not a cancellation it caused.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // readRegisterForCopy reads a register record for Sync: only a copy that

@@ -35,7 +35,9 @@ type Options struct {
 	Signer ed25519.PrivateKey
 	// CacheDir, when set, keeps the snapshot time cache (snaptimes.go)
 	// there, so FindSnapshot("latest") opens one manifest however many
-	// there are. Without it the cache lives as long as the Repo.
+	// there are, and the register record cache (registercache.go), so
+	// RegisterRecords reads only the records it has not seen. Without it
+	// the caches live as long as the Repo.
 	CacheDir string
 }
 
@@ -81,6 +83,7 @@ type Repo struct {
 
 	packs *packCache
 	times *snapTimes
+	regs  *registerCache
 	// budget bounds what stream readers hold ahead (SetReadBudget);
 	// readDown names locations whose last ranged read failed (readOrder).
 	budget   *readBudget
@@ -215,6 +218,7 @@ func newRepo(tenant string, cfg *Config, key *TenantKey, locs []Location, opts O
 	r.packs = newPackCache(r, 4*cfg.PackSize)
 	r.budget = newReadBudget(DefaultReadBudget)
 	r.times = newSnapTimes(opts.CacheDir, tenant, cfg.ID, key.IDKey, r.log)
+	r.regs = newRegisterCache(opts.CacheDir, tenant, r.log)
 	r.adIndex = boundAD(adIndexV2, tenant, cfg.ID)
 	r.adManifest = boundAD(adManifestV2, tenant, cfg.ID)
 	return r, nil

@@ -91,14 +91,11 @@ func (g *Register) Erasures(ctx context.Context, r *repo.Repo) ([]dossier.Erasur
 	if err != nil {
 		return nil, err
 	}
-	recs, err := g.records(ctx, r, ring)
+	a, err := g.check(ctx, r, ring)
 	if err != nil {
 		return nil, err
 	}
-	if err := dossier.CheckAnchored(g.StateDir, g.Appliance, ring, recs); err != nil {
-		return nil, fmt.Errorf("tenant %s: %w", r.Tenant(), err)
-	}
-	all, err := dossier.Erasures(g.StateDir, g.Appliance, ring)
+	all, err := a.Erasures()
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +108,20 @@ func (g *Register) Erasures(ctx context.Context, r *repo.Repo) ([]dossier.Erasur
 	return out, nil
 }
 
+// check reads the register records in r and checks the local logs
+// against them (dossier.CheckRecords), returning the logs it loaded.
+func (g *Register) check(ctx context.Context, r *repo.Repo, ring *keyring.Ring) (*dossier.Anchored, error) {
+	raw, err := r.RegisterRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := dossier.CheckRecords(g.StateDir, g.Appliance, ring, raw)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: %w", r.Tenant(), err)
+	}
+	return a, nil
+}
+
 // AddErasure appends e to the register and seals its record into r (e's
 // tenant) at every location. The local append is the record; a location
 // that failed is in the results and gets the record at the next sync.
@@ -118,20 +129,24 @@ func (g *Register) AddErasure(ctx context.Context, r *repo.Repo, e dossier.Erasu
 	if e.Tenant != r.Tenant() {
 		return nil, fmt.Errorf("erasure of tenant %s anchored in the repository of %s", e.Tenant, r.Tenant())
 	}
-	// The register must be whole before it grows: an append to a
-	// truncated log would anchor the truncation.
-	if _, err := g.Erasures(ctx, r); err != nil {
-		return nil, err
-	}
 	ring, err := g.Ring()
 	if err != nil {
+		return nil, err
+	}
+	// The register must be whole before it grows: an append to a
+	// truncated log would anchor the truncation.
+	a, err := g.check(ctx, r, ring)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.Erasures(); err != nil {
 		return nil, err
 	}
 	ens, err := dossier.AddErasure(g.StateDir, g.Key, ring, e)
 	if err != nil {
 		return nil, err
 	}
-	cps, err := g.sign(ctx, dossier.LogNameErasures, ring, ens)
+	cps, err := g.sign(ctx, dossier.LogNameErasures, ring, ens, g.grown(a.Logs[dossier.LogNameErasures], ens))
 	if err != nil {
 		return nil, err
 	}
@@ -142,25 +157,60 @@ func (g *Register) AddErasure(ctx context.Context, r *repo.Repo, e dossier.Erasu
 // record into r at every location. With r, the logs are first checked
 // against their anchors: an append to a truncated log would fork it.
 func (g *Register) LogAccess(ctx context.Context, r *repo.Repo, a dossier.Access) error {
-	if r != nil {
-		if _, err := g.Erasures(ctx, r); err != nil {
-			return err
-		}
-	}
 	ring, err := g.Ring()
 	if err != nil {
 		return err
+	}
+	var checked *dossier.LocalLog
+	if r != nil {
+		anc, err := g.check(ctx, r, ring)
+		if err != nil {
+			return err
+		}
+		if _, err := anc.Erasures(); err != nil {
+			return err
+		}
+		checked = anc.Logs[dossier.LogNameAccess]
 	}
 	ens, err := dossier.LogAccess(g.StateDir, g.Key, ring, a)
 	if err != nil {
 		return err
 	}
-	cps, err := g.sign(ctx, dossier.LogNameAccess, ring, ens)
+	cps, err := g.sign(ctx, dossier.LogNameAccess, ring, ens, g.grown(checked, ens))
 	if err != nil || r == nil {
 		return err
 	}
 	_, err = g.anchor(ctx, r, dossier.LogNameAccess, ens, cps)
 	return err
+}
+
+// grown is the tree of l, a log as the check before an append loaded and
+// verified it, with the lines ens just appended to it (signed by g's
+// key: their bytes are chain.Sign's), or nil when they do not follow its
+// last line (another append came between, or the file changed: sign
+// then loads the log again).
+func (g *Register) grown(l *dossier.LocalLog, ens []chain.Entry) *evidence.Tree {
+	if l == nil || len(ens) == 0 {
+		return nil
+	}
+	head := chain.ZeroHash
+	if n := len(l.Lines); n > 0 {
+		head = chain.Hash(l.Lines[n-1].Raw)
+	}
+	if ens[0].Seq != uint64(len(l.Lines))+1 || ens[0].Prev != head {
+		return nil
+	}
+	t := l.Tree
+	for _, en := range ens {
+		raw, err := chain.Sign(g.Key, en)
+		if err != nil {
+			return nil
+		}
+		if err := t.Add(dossier.LeafHash(raw)); err != nil {
+			return nil
+		}
+	}
+	return t
 }
 
 // anchor seals the record of each entry just appended to log, with its
@@ -222,7 +272,7 @@ func (g *Register) Recover(ctx context.Context, repos []*repo.Repo) (map[string]
 		if err != nil {
 			return n, fmt.Errorf("%s log: key rotation: %w", log, err)
 		}
-		cps, err := g.sign(ctx, log, ring, ens)
+		cps, err := g.sign(ctx, log, ring, ens, nil)
 		if err != nil {
 			return n, err
 		}

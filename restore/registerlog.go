@@ -24,16 +24,20 @@ const witnessTimeout = 30 * time.Second
 // directory, cosigned by the witnesses that answered. It returns the
 // checkpoints in the order of ens (nil when ens is empty but a log
 // without a checkpoint yet, written before the register logs were trees,
-// still gets one).
-func (g *Register) sign(ctx context.Context, log string, ring *keyring.Ring, ens []chain.Entry) ([][]byte, error) {
+// still gets one). t is the log's tree with ens, from the check before
+// the append (Register.grown); nil: the log is loaded again.
+func (g *Register) sign(ctx context.Context, log string, ring *keyring.Ring, ens []chain.Entry, t *evidence.Tree) ([][]byte, error) {
 	// The lines up to the checkpoint kept beside the log are proven by
 	// it, every later one's signature is checked (dossier.LoadLog): the
 	// appliance signs no checkpoint of a line it did not verify.
-	l, err := dossier.LoadLog(g.StateDir, log, g.Appliance, ring)
-	if err != nil {
-		return nil, err
+	if t == nil {
+		l, err := dossier.LoadLog(g.StateDir, log, g.Appliance, ring)
+		if err != nil {
+			return nil, err
+		}
+		t = l.Tree
 	}
-	t := l.Tree
+	var err error
 	cps := make([][]byte, len(ens))
 	for i, en := range ens {
 		if en.Seq > uint64(t.Size()) {

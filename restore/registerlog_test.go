@@ -178,3 +178,53 @@ func TestRegisterAppendDetectsEditedLine(t *testing.T) {
 		t.Fatal("a refused append wrote to the log")
 	}
 }
+
+// TestGrownTreeIsTheLoadedOne: the tree an anchored append signs from
+// the log its check loaded (Register.grown) is the tree of the log as
+// loaded afresh, and none is made when another append came between.
+func TestGrownTreeIsTheLoadedOne(t *testing.T) {
+	g := &Register{StateDir: t.TempDir(), Key: newSigningKey(t), Appliance: "ams-1"}
+	ring, err := g.Ring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dossier.Access{Time: time.Now().UTC(), Tenant: "praktijk", ID: "4", Action: "show", Result: "ok"}
+	for range 3 {
+		if err := g.LogAccess(context.Background(), nil, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func() *dossier.LocalLog {
+		l, err := dossier.LoadLog(g.StateDir, dossier.LogNameAccess, g.Appliance, ring)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	checked := load()
+	ens, err := dossier.LogAccess(g.StateDir, g.Key, ring, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown := g.grown(checked, ens)
+	fresh := load().Tree
+	if grown == nil || grown.Size() != fresh.Size() {
+		t.Fatalf("grown tree: %v, want %d leaves", grown, fresh.Size())
+	}
+	want, _ := fresh.Root(fresh.Size())
+	if got, _ := grown.Root(grown.Size()); got != want {
+		t.Fatal("the grown tree's root is not the log's")
+	}
+	// Another append between the check and this one: load again.
+	checked = load()
+	if _, err := dossier.LogAccess(g.StateDir, g.Key, ring, a); err != nil {
+		t.Fatal(err)
+	}
+	ens, err = dossier.LogAccess(g.StateDir, g.Key, ring, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.grown(checked, ens) != nil {
+		t.Fatal("a tree grown over an append it did not see")
+	}
+}

@@ -3,6 +3,7 @@ package dossier
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/kluis-nl/kluis/durable"
 	"github.com/kluis-nl/kluis/evidence"
@@ -134,17 +136,9 @@ func ParseRecords(raw [][]byte, ring *keyring.Ring) ([]Record, error) {
 // decodeRecord decodes a record and its line without checking a
 // signature.
 func decodeRecord(b []byte) (Record, chain.Line, error) {
-	var r Record
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return Record{}, chain.Line{}, fmt.Errorf("register record: %w", err)
-	}
-	if dec.More() {
-		return Record{}, chain.Line{}, errors.New("register record: trailing data")
-	}
-	if (r.Version != 1 && r.Version != 2) || (r.Log != LogNameErasures && r.Log != LogNameAccess) || (r.Version == 2) != (r.Checkpoint != "") {
-		return Record{}, chain.Line{}, fmt.Errorf("register record: version %d log %q unknown", r.Version, r.Log)
+	r, err := decodeRecordFields(b)
+	if err != nil {
+		return Record{}, chain.Line{}, err
 	}
 	l, err := chain.ParseLine([]byte(r.Line))
 	if err != nil {
@@ -154,6 +148,156 @@ func decodeRecord(b []byte) (Record, chain.Line, error) {
 		return Record{}, chain.Line{}, errors.New("register record: count or head does not match its line")
 	}
 	return r, l, nil
+}
+
+// Anchored is what CheckRecords proved: the register records of a
+// tenant's repository, and the local logs they anchor as LoadLog read
+// and verified them (by log name), for the caller to use rather than
+// read again.
+type Anchored struct {
+	StateDir string
+	Records  []Record
+	Logs     map[string]*LocalLog
+}
+
+// CheckRecords decodes raw, a repository's register records, and checks
+// the logs in stateDir against them: what ParseRecords and then
+// CheckAnchored check, with the same errors, loading each log once, and
+// without the one check that cannot fail once the others passed: the
+// signature of each record's line. A record passes only when its line is
+// byte for byte (its head is the line's SHA-256) the line at position
+// count of the local log, whose signature LoadLog proved (checked, or
+// covered by the appliance's own checkpoint of lines it checked before).
+// The checkpoint of a version 2 record must still be signed by that
+// line's key for count lines (as ParseRecord requires), and name this
+// appliance's log with the root of the local log's first count lines (as
+// CheckAnchored requires). When anything fails, the records are given to
+// ParseRecords first, so that the error says what it would (a line
+// signed by no key of the ring: keyring.ErrUntrusted).
+func CheckRecords(stateDir, appliance string, ring *keyring.Ring, raw [][]byte) (*Anchored, error) {
+	a, err := checkRecords(stateDir, appliance, ring, raw)
+	if err != nil {
+		if _, perr := ParseRecords(raw, ring); perr != nil {
+			return nil, perr
+		}
+		return nil, err
+	}
+	return a, nil
+}
+
+func checkRecords(stateDir, appliance string, ring *keyring.Ring, raw [][]byte) (*Anchored, error) {
+	a := &Anchored{StateDir: stateDir, Records: make([]Record, 0, len(raw)), Logs: map[string]*LocalLog{}}
+	for _, b := range raw {
+		// The line is not parsed: checkAnchored requires it to be the
+		// local line its head names, which LoadLog parsed.
+		r, err := decodeRecordFields(b)
+		if err != nil {
+			return nil, err
+		}
+		if r.Count == 0 || chain.Hash([]byte(r.Line)) != r.Head {
+			return nil, errors.New("register record: count or head does not match its line")
+		}
+		a.Records = append(a.Records, r)
+	}
+	for _, log := range []string{LogNameErasures, LogNameAccess} {
+		l, err := LoadLog(stateDir, log, appliance, ring)
+		if err != nil {
+			return nil, err
+		}
+		a.Logs[log] = l
+	}
+	if err := checkAnchored(stateDir, appliance, ring, a.Records, a.Logs); err != nil {
+		return nil, err
+	}
+	// Every record is now its log's line at count: its checkpoint must
+	// be signed by the key that signed that line.
+	for _, r := range a.Records {
+		if r.Version < 2 {
+			continue
+		}
+		k := a.Logs[r.Log].Signers[r.Count-1]
+		seen := opened.key(k, r)
+		if opened.has(seen) {
+			continue
+		}
+		text, _, _ := strings.Cut(r.Checkpoint, "\n\n")
+		head, err := evidence.ParseCheckpointText(text + "\n")
+		if err != nil {
+			return nil, err
+		}
+		c, _, err := evidence.OpenCheckpoint([]byte(r.Checkpoint), head.Origin, k)
+		if err != nil || c.Size != int64(r.Count) {
+			return nil, fmt.Errorf("register record %d of the %s log: its checkpoint is not signed by the key of its line for %d lines (forged or edited): %v", r.Count, r.Log, r.Count, err)
+		}
+		opened.add(seen)
+	}
+	return a, nil
+}
+
+// opened remembers, for the life of the process, the record checkpoints
+// CheckRecords has verified, by the SHA-256 of the key, the record's
+// count and the checkpoint's note: a dossier command checks the same records twice
+// (the erasure refusal, then the append), and the daemon's portal at
+// every access. Only this process's memory says so; nothing is kept on
+// disk, where whoever can edit the state directory could add to it.
+var opened = &openedCheckpoints{m: map[[32]byte]struct{}{}}
+
+// ForgetOpenedCheckpoints empties the process's memory of verified
+// record checkpoints: what a new process starts with (for benchmarks).
+func ForgetOpenedCheckpoints() {
+	opened.mu.Lock()
+	defer opened.mu.Unlock()
+	opened.m = map[[32]byte]struct{}{}
+}
+
+// maxOpened bounds what opened holds (keys of 32 bytes: some 15 MB
+// with the map at most); when full it starts again.
+const maxOpened = 1 << 18
+
+type openedCheckpoints struct {
+	mu sync.Mutex
+	m  map[[32]byte]struct{}
+}
+
+func (o *openedCheckpoints) key(k ed25519.PublicKey, r Record) [32]byte {
+	h := sha256.New()
+	h.Write(k)
+	fmt.Fprintf(h, "\n%d\n", r.Count)
+	h.Write([]byte(r.Checkpoint))
+	return [32]byte(h.Sum(nil))
+}
+
+func (o *openedCheckpoints) has(k [32]byte) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.m[k]
+	return ok
+}
+
+func (o *openedCheckpoints) add(k [32]byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.m) >= maxOpened {
+		o.m = map[[32]byte]struct{}{}
+	}
+	o.m[k] = struct{}{}
+}
+
+// decodeRecordFields decodes a record strictly, without its line.
+func decodeRecordFields(b []byte) (Record, error) {
+	var r Record
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, fmt.Errorf("register record: %w", err)
+	}
+	if dec.More() {
+		return Record{}, errors.New("register record: trailing data")
+	}
+	if (r.Version != 1 && r.Version != 2) || (r.Log != LogNameErasures && r.Log != LogNameAccess) || (r.Version == 2) != (r.Checkpoint != "") {
+		return Record{}, fmt.Errorf("register record: version %d log %q unknown", r.Version, r.Log)
+	}
+	return r, nil
 }
 
 // CheckAnchored verifies both logs in stateDir with ring (LoadLog) and checks them
@@ -169,16 +313,26 @@ func decodeRecord(b []byte) (Record, chain.Line, error) {
 // checkpoint kept in stateDir must be consistent with its log too
 // (ErrInconsistent).
 func CheckAnchored(stateDir, appliance string, ring *keyring.Ring, recs []Record) error {
+	logs := map[string]*LocalLog{}
+	for _, log := range []string{LogNameErasures, LogNameAccess} {
+		l, err := LoadLog(stateDir, log, appliance, ring)
+		if err != nil {
+			return err
+		}
+		logs[log] = l
+	}
+	return checkAnchored(stateDir, appliance, ring, recs, logs)
+}
+
+// checkAnchored is CheckAnchored of the logs loaded.
+func checkAnchored(stateDir, appliance string, ring *keyring.Ring, recs []Record, logs map[string]*LocalLog) error {
 	byLog := map[string][]Record{}
 	for _, r := range recs {
 		byLog[r.Log] = append(byLog[r.Log], r)
 	}
 	for _, log := range []string{LogNameErasures, LogNameAccess} {
 		path := filepath.Join(stateDir, FileOf(log))
-		ll, err := LoadLog(stateDir, log, appliance, ring)
-		if err != nil {
-			return err
-		}
+		ll := logs[log]
 		lines, signers, t := ll.Raw(), ll.Signers, ll.Tree
 		rs := byLog[log]
 		sort.Slice(rs, func(i, j int) bool { return rs[i].Count < rs[j].Count })
@@ -194,9 +348,10 @@ func CheckAnchored(stateDir, appliance string, ring *keyring.Ring, recs []Record
 		}
 		origin := Origin(log, appliance)
 		// The newest anchored checkpoint gets the whole check (signature
-		// and consistency proof); the signatures of the others were
-		// checked by ParseRecord with their line's key, which signed the
-		// same local line: their origin and root are compared here.
+		// and consistency proof); the signatures of the others are
+		// checked with their line's key, which signed the same local
+		// line (by ParseRecord, or by CheckRecords after this): their
+		// origin and root are compared here.
 		newest := -1
 		for i, r := range rs {
 			if r.Version >= 2 {

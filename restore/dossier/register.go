@@ -140,11 +140,20 @@ func (p *Plan) Erased(list []Erasure, tenant, id string) (Erasure, bool) {
 // erasures). A register that does not verify is an error: a refusal
 // must not rest on a list someone edited.
 func Erasures(stateDir, appliance string, ring *keyring.Ring) ([]Erasure, error) {
-	path := filepath.Join(stateDir, ErasureFileName)
 	l, err := LoadLog(stateDir, LogNameErasures, appliance, ring)
 	if err != nil {
 		return nil, fmt.Errorf("erasure register: %w", err)
 	}
+	return erasures(filepath.Join(stateDir, ErasureFileName), l)
+}
+
+// Erasures returns the entries of the erasure register CheckRecords
+// loaded (as the function Erasures does, without reading it again).
+func (a *Anchored) Erasures() ([]Erasure, error) {
+	return erasures(filepath.Join(a.StateDir, ErasureFileName), a.Logs[LogNameErasures])
+}
+
+func erasures(path string, l *LocalLog) ([]Erasure, error) {
 	out := make([]Erasure, 0, len(l.Lines))
 	for _, line := range l.Lines {
 		en := line.Entry
