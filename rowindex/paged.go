@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/kluis-nl/kluis/chunk"
 )
@@ -435,27 +436,29 @@ func (p *PagedIndex) Set(cols []string) int { return (&Index{Sets: p.Sets}).Set(
 // PagesRead returns how many pages have been read.
 func (p *PagedIndex) PagesRead() int { return len(p.pages) }
 
-// Select reads the pages of hashes it has not read yet and marks the
-// chunks their postings name. Postings that disagree about a chunk (its
-// rows, whether it begins a row), or a first chunk said not to begin a
-// row, fail with ErrBadIndex.
+// pageFetches bounds the pages Select reads at once (each is a ranged
+// read, a round trip to a remote location).
+const pageFetches = 4
+
+// Select reads the pages of hashes it has not read yet, up to
+// pageFetches at once, and marks the chunks their postings name. Pages
+// that disagree about a chunk (its rows, whether it begins a row) fail
+// with ErrBadIndex.
 func (p *PagedIndex) Select(hashes []uint64, sel []bool) ([]bool, error) {
 	if sel == nil {
 		sel = make([]bool, p.Chunks)
 	}
+	var need []int
 	for _, h := range hashes {
-		n := PageOf(h, p.Pages)
-		pg := p.pages[n]
-		if pg == nil {
-			b, err := p.page(n)
-			if err != nil {
-				return nil, fmt.Errorf("page %d: %w: %w", n, ErrPageUnreadable, err)
-			}
-			if pg, err = p.DecodePage(n, b); err != nil {
-				return nil, err
-			}
-			p.pages[n] = pg
+		if n := PageOf(h, p.Pages); p.pages[n] == nil && !slices.Contains(need, n) {
+			need = append(need, n)
 		}
+	}
+	if err := p.fetch(need); err != nil {
+		return nil, err
+	}
+	for _, h := range hashes {
+		pg := p.pages[PageOf(h, p.Pages)]
 		for _, ps := range pg.Lookup(h, p.Pages) {
 			if k, ok := p.known[ps.Chunk]; ok && k != ps {
 				return nil, fmt.Errorf("chunk %d: pages disagree: %w", ps.Chunk, ErrBadIndex)
@@ -465,6 +468,36 @@ func (p *PagedIndex) Select(hashes []uint64, sel []bool) ([]bool, error) {
 		}
 	}
 	return sel, nil
+}
+
+// fetch reads and decodes the pages ns, pageFetches at once; the error is
+// that of the first page in ns that failed.
+func (p *PagedIndex) fetch(ns []int) error {
+	got := make([]*Page, len(ns))
+	errs := make([]error, len(ns))
+	sem := make(chan struct{}, pageFetches)
+	var wg sync.WaitGroup
+	for i, n := range ns {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b, err := p.page(n)
+			if err != nil {
+				errs[i] = fmt.Errorf("page %d: %w: %w", n, ErrPageUnreadable, err)
+				return
+			}
+			got[i], errs[i] = p.DecodePage(n, b)
+		}()
+	}
+	wg.Wait()
+	for i, n := range ns {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		p.pages[n] = got[i]
+	}
+	return nil
 }
 
 // ReadRun reads the rows of the run a..b as Index.ReadRun does; every
@@ -487,7 +520,7 @@ func (p *PagedIndex) ReadRun(r io.Reader, a, b int, fn func(line []byte) error) 
 // Open returns the index of the stream whose blobs are ids and that holds
 // rows rows (< 0: unchecked) from its bytes (a version 1 or 2 index, or
 // a paged index's head), checking that it fits the stream. page reads a
-// paged index's page n.
+// paged index's page n; Select calls it from several goroutines at once.
 func Open(b []byte, ids []chunk.ID, rows int64, page func(n int) ([]byte, error)) (Lookup, error) {
 	_, v, err := checked(b)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kluis-nl/kluis/chunk"
@@ -22,6 +23,7 @@ var update = flag.Bool("update", false, "rewrite the golden files and seed corpo
 type paged struct {
 	head  []byte
 	pages [][]byte
+	mu    sync.Mutex
 	reads []int
 }
 
@@ -40,6 +42,8 @@ func buildPaged(t testing.TB, b *Builder, chunks [][]byte) *paged {
 func (p *paged) open(t testing.TB, ids []chunk.ID, rows int64) *PagedIndex {
 	t.Helper()
 	lk, err := Open(p.head, ids, rows, func(n int) ([]byte, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		p.reads = append(p.reads, n)
 		return p.pages[n], nil
 	})
@@ -253,6 +257,39 @@ func TestPagedReadsOnlyItsPages(t *testing.T) {
 		t.Fatalf("page read again: %v, %v", p.reads, err)
 	}
 	t.Logf("%d pages, %d bytes in all; a probe read %d bytes of them and a %d-byte head", len(p.pages), total, len(p.pages[p.reads[0]]), len(p.head))
+}
+
+// TestPagedSelectReadsEachPageOnce: one Select over many hashes reads
+// each page they need once (several at once), and the selection is the
+// union of the hashes' one by one.
+func TestPagedSelectReadsEachPageOnce(t *testing.T) {
+	chunks, p := bigStream(t)
+	x := p.open(t, ids(chunks), 20000)
+	h := NewHasher(testKey)
+	var hs []uint64
+	pages := map[int]bool{}
+	for i := range 40 {
+		hv := h.Hash(x.Set([]string{"id"}), fmt.Sprint(i*397))
+		hs = append(hs, hv)
+		pages[PageOf(hv, x.Pages)] = true
+	}
+	sel, err := x.Select(hs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.reads) != len(pages) {
+		t.Fatalf("%d page reads for %d pages", len(p.reads), len(pages))
+	}
+	y := p.open(t, ids(chunks), 20000)
+	var one []bool
+	for _, hv := range hs {
+		if one, err = y.Select([]uint64{hv}, one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(sel, one) {
+		t.Fatal("a Select of many hashes differs from one by one")
+	}
 }
 
 // TestPagedDamageDetected: a head that does not fit the stream, a page

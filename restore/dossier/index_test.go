@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kluis-nl/kluis/backup"
@@ -399,16 +400,19 @@ func tamperedIndexAtRest(t *testing.T, pick func(*repo.RowIndexRef) []chunk.ID) 
 type pageServer struct {
 	*repo.Repo
 	fn    func(ri *repo.RowIndexRef, n int, b []byte, err error) ([]byte, error)
+	mu    sync.Mutex
 	reads map[*repo.RowIndexRef]int
 	bytes int // plaintext bytes of the pages read
 }
 
 func (p *pageServer) RowIndexPage(ctx context.Context, ri *repo.RowIndexRef, n int) ([]byte, error) {
+	b, err := p.Repo.RowIndexPage(ctx, ri, n)
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.reads == nil {
 		p.reads = map[*repo.RowIndexRef]int{}
 	}
 	p.reads[ri]++
-	b, err := p.Repo.RowIndexPage(ctx, ri, n)
 	p.bytes += len(b)
 	if p.fn != nil {
 		return p.fn(ri, n, b, err)
