@@ -189,11 +189,13 @@ func (b *Backup) StreamWriter(ctx context.Context, name, kind string) *StreamWri
 
 // StreamIndexer builds a stream's row index while the backup cuts it: it
 // sees every chunk, in stream order, before the next is cut, and at the
-// end the stream's blob list. An indexer that fails costs only the index:
-// the stream is stored without one (and read whole).
+// end the stream's blob list. Finish returns the index (a paged index's
+// head) and its pages (none for an index read whole). An indexer that
+// fails costs only the index: the stream is stored without one (and read
+// whole).
 type StreamIndexer interface {
 	Chunk(data []byte)
-	Finish(blobs []chunk.ID) ([]byte, error)
+	Finish(blobs []chunk.ID) (index []byte, pages [][]byte, err error)
 }
 
 // IndexedStreamWriter is StreamWriter with a row index built by ix (nil:
@@ -244,9 +246,17 @@ func (b *Backup) IndexedStreamWriter(ctx context.Context, name, kind string, ix 
 // indexer that failed, or an index over the size bound, is logged and
 // left out.
 func (b *Backup) storeRowIndex(ctx context.Context, name string, ix StreamIndexer, blobs []chunk.ID) (*RowIndexRef, error) {
-	data, err := ix.Finish(blobs)
+	data, pages, err := ix.Finish(blobs)
 	if err == nil && len(data) > maxRowIndex {
 		err = fmt.Errorf("%d bytes, more than %d", len(data), maxRowIndex)
+	}
+	if err == nil && len(pages) > maxRowIndexPages {
+		err = fmt.Errorf("%d pages, more than %d", len(pages), maxRowIndexPages)
+	}
+	for _, p := range pages {
+		if err == nil && len(p) > chunk.MaxChunkSize {
+			err = fmt.Errorf("a page of %d bytes, more than %d", len(p), chunk.MaxChunkSize)
+		}
 	}
 	if err != nil {
 		b.r.log.Warn("stream stored without a row index: dossiers from it read the whole table", "stream", name, "err", err)
@@ -256,7 +266,49 @@ func (b *Backup) storeRowIndex(ctx context.Context, name string, ix StreamIndexe
 	if err != nil {
 		return nil, err
 	}
-	return &RowIndexRef{Size: isize, Blobs: ib}, nil
+	ref := &RowIndexRef{Size: isize, Blobs: ib}
+	for _, p := range pages {
+		id, err := b.storeBlob(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		ref.Pages = append(ref.Pages, id)
+	}
+	return ref, nil
+}
+
+// storeBlob stores data as one blob (a row index page: read alone, so
+// never cut) and returns its ID. Like chunkStream, a failure means the
+// snapshot cannot be committed.
+func (b *Backup) storeBlob(ctx context.Context, data []byte) (chunk.ID, error) {
+	id := b.r.sealer.ID(data)
+	res := chunkResult{id: id, raw: len(data)}
+	b.stateMu.Lock()
+	b.stats.Blobs++
+	b.stateMu.Unlock()
+	b.claimMu.Lock()
+	mine := !b.idx.Has(id) && !b.claimed[id]
+	b.claimed[id] = true
+	b.claimMu.Unlock()
+	var err error
+	if mine {
+		// Not sampled for the dictionary: pages are keyed hashes.
+		if res.sealed, err = b.r.sealer.SealDict(nil, id, data, b.dict.cur.Load()); err == nil {
+			b.addToPack(ctx, res)
+		}
+	}
+	if err == nil {
+		err = b.err()
+	}
+	if err != nil {
+		b.stateMu.Lock()
+		if b.fatal == nil {
+			b.fatal = fmt.Errorf("a row index page failed, so the snapshot cannot be committed: %w", err)
+		}
+		b.stateMu.Unlock()
+		return chunk.ID{}, err
+	}
+	return id, nil
 }
 
 // StreamWriter is a stream being written by its producer.

@@ -204,6 +204,9 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 			parts := s.Parts()
 			for _, ri := range s.RowIndexes() {
 				parts = append(parts, StreamPart{What: "row index", Blobs: ri.Blobs})
+				if len(ri.Pages) > 0 {
+					parts = append(parts, StreamPart{What: "row index pages", Blobs: ri.Pages})
+				}
 			}
 			for _, part := range parts {
 				where := "stream " + s.Name

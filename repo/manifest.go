@@ -61,10 +61,20 @@ type Stream struct {
 	Keyed *Keyed `json:"keyed,omitempty"`
 }
 
-// RowIndexRef locates a stream's row index: its size and blobs.
+// RowIndexRef locates a stream's row index: its size and blobs, and for
+// a paged index (docs/format.md, "Row index") its pages, one blob each,
+// read one at a time (Repo.RowIndexPage).
 type RowIndexRef struct {
 	Size  int64      `json:"size"`
 	Blobs []chunk.ID `json:"blobs"`
+	Pages []chunk.ID `json:"pages,omitempty"`
+}
+
+// maxRowIndexPages bounds a paged index's page count.
+const maxRowIndexPages = 1 << 16
+
+func (ri *RowIndexRef) valid() bool {
+	return ri == nil || ri.Size >= 0 && ri.Size <= maxRowIndex && len(ri.Pages) <= maxRowIndexPages
 }
 
 // Keyed describes a key-ordered table stream and, for a delta, its chain.
@@ -136,7 +146,7 @@ func (s *Stream) AllBlobs() []chunk.ID {
 		out = append(out, p.Blobs...)
 	}
 	for _, ri := range s.RowIndexes() {
-		out = append(out, ri.Blobs...) // the row indexes too
+		out = append(append(out, ri.Blobs...), ri.Pages...) // the row indexes too
 	}
 	return out
 }
@@ -166,7 +176,7 @@ func (k *Keyed) validate() error {
 		return fmt.Errorf("row delta: chain of %d links (at most %d), delta size %d", len(k.Chain), MaxChain, k.DeltaSize)
 	}
 	for _, l := range k.Chain {
-		if _, err := ParseHash(l.Snapshot); err != nil || l.Size < 0 || l.RowIndex != nil && (l.RowIndex.Size < 0 || l.RowIndex.Size > maxRowIndex) {
+		if _, err := ParseHash(l.Snapshot); err != nil || l.Size < 0 || !l.RowIndex.valid() {
 			return fmt.Errorf("row delta: link %q invalid", l.Snapshot)
 		}
 	}
@@ -242,7 +252,7 @@ func decodeManifest(plain []byte, tenant string) (*Manifest, error) {
 	}
 	seen := map[string]bool{}
 	for _, s := range m.Streams {
-		if s.Name == "" || seen[s.Name] || s.Size < 0 || s.RowIndex != nil && (s.RowIndex.Size < 0 || s.RowIndex.Size > maxRowIndex) {
+		if s.Name == "" || seen[s.Name] || s.Size < 0 || !s.RowIndex.valid() {
 			return nil, fmt.Errorf("manifest: stream %q invalid or repeated: %w", s.Name, ErrCorrupt)
 		}
 		seen[s.Name] = true

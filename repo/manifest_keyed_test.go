@@ -42,17 +42,18 @@ func TestManifestRowDeltaValidation(t *testing.T) {
 // TestChainRowIndexesAreTheStreams: the row indexes of a delta's links
 // are among the blobs the stream needs (AllBlobs: what prune keeps, sync
 // copies and restore tests fetch) and among the row indexes check reads,
-// so forgetting the snapshot that wrote a link never loses its index.
+// so forgetting the snapshot that wrote a link never loses its index —
+// nor the pages of a paged index.
 func TestChainRowIndexesAreTheStreams(t *testing.T) {
 	id := func(b byte) chunk.ID { return chunk.ID{b} }
-	s := Stream{Name: "table/t", Kind: KindTable, Blobs: []chunk.ID{id(5)}, RowIndex: &RowIndexRef{Size: 1, Blobs: []chunk.ID{id(6)}},
+	s := Stream{Name: "table/t", Kind: KindTable, Blobs: []chunk.ID{id(5)}, RowIndex: &RowIndexRef{Size: 1, Blobs: []chunk.ID{id(6)}, Pages: []chunk.ID{id(9)}},
 		Keyed: &Keyed{Chain: []Link{
-			{Snapshot: "a", Blobs: []chunk.ID{id(1)}, RowIndex: &RowIndexRef{Size: 1, Blobs: []chunk.ID{id(2)}}},
+			{Snapshot: "a", Blobs: []chunk.ID{id(1)}, RowIndex: &RowIndexRef{Size: 1, Blobs: []chunk.ID{id(2)}, Pages: []chunk.ID{id(8), id(10)}}},
 			{Snapshot: "b", Blobs: []chunk.ID{id(3)}},
 			{Snapshot: "c", Blobs: []chunk.ID{id(4)}, RowIndex: &RowIndexRef{Size: 1, Blobs: []chunk.ID{id(7)}}},
 		}}}
 	all := s.AllBlobs()
-	for b := range byte(8) {
+	for b := range byte(11) {
 		if b > 0 && !slices.Contains(all, id(b)) {
 			t.Errorf("AllBlobs lacks blob %d", b)
 		}

@@ -343,6 +343,25 @@ func (r *Repo) RowIndex(ctx context.Context, s *Stream) ([]byte, error) {
 	return out, nil
 }
 
+// RowIndexPage returns page n of a paged row index (RowIndexRef.Pages),
+// one blob, authenticated like every blob; what it holds is the caller's
+// to check.
+func (r *Repo) RowIndexPage(ctx context.Context, ri *RowIndexRef, n int) ([]byte, error) {
+	if ri == nil {
+		return nil, fmt.Errorf("no row index: %w", ErrNotFound)
+	}
+	if n < 0 || n >= len(ri.Pages) {
+		return nil, fmt.Errorf("row index page %d of %d: %w", n, len(ri.Pages), ErrCorrupt)
+	}
+	rd := r.SparseReader(ctx, ri.Pages[n:n+1])
+	defer rd.Close()
+	out, err := io.ReadAll(io.LimitReader(rd, chunk.MaxChunkSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("row index page %d: %w", n, err)
+	}
+	return out, nil
+}
+
 // maxSegment bounds one ranged read of adjacent blobs.
 const maxSegment = 8 << 20
 

@@ -32,7 +32,10 @@ type Builder struct {
 	vals     []source.Value
 	arena    []byte
 
-	done []Chunk
+	// done holds the finished chunks (without filters), pairs the
+	// distinct keyed hashes of each.
+	done  []Chunk
+	pairs pairs
 	// open are the chunks whose filters are not final: the first is where
 	// the row being read began (when one is open), the last the newest.
 	open []*openChunk
@@ -231,31 +234,67 @@ func (b *Builder) row() {
 	}
 }
 
-// finalize turns the open chunks before open[n] into filters.
+// finalize closes the open chunks before open[n]: their rows and keyed
+// hashes are final.
 func (b *Builder) finalize(n int) {
 	for _, c := range b.open[:n] {
-		fc := newChunk(c.hashes)
-		fc.StartsLine, fc.Rows = c.startsLine, c.rows
-		b.done = append(b.done, fc)
+		o := uint32(len(b.done))
+		b.done = append(b.done, Chunk{StartsLine: c.startsLine, Rows: c.rows})
+		for h := range c.hashes {
+			b.pairs.add(h, o)
+		}
 	}
 	b.open = append(b.open[:0], b.open[n:]...)
 }
 
-// Finish returns the index of the stream whose blobs, in order, are ids.
-func (b *Builder) Finish(ids []chunk.ID) ([]byte, error) {
+// finish closes the stream whose blobs, in order, are ids.
+func (b *Builder) finish(ids []chunk.ID) error {
 	if b.err != nil {
-		return nil, b.err
+		return b.err
 	}
 	if b.inRow {
-		return nil, errors.New("the stream's last row has no line feed")
+		return errors.New("the stream's last row has no line feed")
 	}
 	b.finalize(len(b.open))
 	if len(b.done) != len(ids) {
-		return nil, fmt.Errorf("%d chunks indexed, the stream has %d", len(b.done), len(ids))
+		return fmt.Errorf("%d chunks indexed, the stream has %d", len(b.done), len(ids))
 	}
-	x := &Index{Sets: b.sets, Chunks: b.done, Records: b.records}
-	for i := range x.Chunks {
-		x.Chunks[i].ID = ids[i]
+	return nil
+}
+
+// Finish returns the paged index (version 3) of the stream whose blobs,
+// in order, are ids: its head and its pages (repo.StreamIndexer).
+func (b *Builder) Finish(ids []chunk.ID) (head []byte, pages [][]byte, err error) {
+	if err := b.finish(ids); err != nil {
+		return nil, nil, err
+	}
+	var rows int64
+	for _, c := range b.done {
+		rows += c.Rows
+	}
+	hd := &Head{Sets: b.sets, Records: b.records, Chunks: len(ids), Rows: rows, Stream: StreamSum(ids)}
+	return paginate(hd, b.done, &b.pairs)
+}
+
+// FinishFilters returns the index of the stream whose blobs, in order,
+// are ids in the format kluis wrote before paged indexes (version 1, or
+// 2 for records): a Bloom filter per chunk, read whole. Readers still
+// read it; tests use it to write it.
+func (b *Builder) FinishFilters(ids []chunk.ID) ([]byte, error) {
+	if err := b.finish(ids); err != nil {
+		return nil, err
+	}
+	x := &Index{Sets: b.sets, Chunks: make([]Chunk, len(b.done)), Records: b.records}
+	per := make([]map[uint64]struct{}, len(b.done))
+	for c := range per {
+		per[c] = map[uint64]struct{}{}
+	}
+	for i, h := range b.pairs.h {
+		per[b.pairs.c[i]][h] = struct{}{}
+	}
+	for c := range x.Chunks {
+		x.Chunks[c] = newChunk(per[c])
+		x.Chunks[c].ID, x.Chunks[c].StartsLine, x.Chunks[c].Rows = ids[c], b.done[c].StartsLine, b.done[c].Rows
 	}
 	return x.Encode(), nil
 }

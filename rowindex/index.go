@@ -2,7 +2,6 @@ package rowindex
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -10,7 +9,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"strings"
 
 	"github.com/kluis-nl/kluis/chunk"
 	"github.com/kluis-nl/kluis/source"
@@ -163,14 +161,7 @@ func (x *Index) Encode() []byte {
 	} else {
 		out = binary.AppendUvarint(out, Version)
 	}
-	out = binary.AppendUvarint(out, uint64(len(x.Sets)))
-	for _, s := range x.Sets {
-		out = binary.AppendUvarint(out, uint64(len(s)))
-		for _, c := range s {
-			out = binary.AppendUvarint(out, uint64(len(c)))
-			out = append(out, c...)
-		}
-	}
+	out = appendSets(out, x.Sets)
 	out = binary.AppendUvarint(out, uint64(len(x.Chunks)))
 	for _, c := range x.Chunks {
 		out = append(out, c.ID[:]...)
@@ -191,36 +182,17 @@ func (x *Index) Encode() []byte {
 // Decode parses an index written by Encode. It checks the trailing
 // SHA-256 and the format's bounds; whether the index belongs to a stream is Verify's question.
 func Decode(b []byte) (*Index, error) {
-	if !bytes.HasPrefix(b, []byte(magic)) || len(b) < len(magic)+sha256.Size {
-		return nil, fmt.Errorf("no row index magic: %w", ErrBadIndex)
+	body, v, err := checked(b)
+	if err != nil {
+		return nil, err
 	}
-	body := b[:len(b)-sha256.Size]
-	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], b[len(body):]) {
-		return nil, fmt.Errorf("checksum does not match: %w", ErrBadIndex)
+	if v != Version && v != VersionRecords {
+		return nil, fmt.Errorf("row index version %d is not a filter index: %w", v, ErrBadIndex)
 	}
-	d := decoder{b: body}
-	d.b = d.b[len(magic):]
-	v := d.uvarint()
-	if d.err == nil && v != Version && v != VersionRecords {
-		return nil, fmt.Errorf("row index version %d is not supported by this kluis: %w", v, ErrBadIndex)
-	}
+	d := decoder{b: body[len(magic):]}
+	d.uvarint()
 	x := &Index{Records: v == VersionRecords}
-	nsets := d.count(maxSets)
-	for range nsets {
-		ncols := d.count(maxSetCols)
-		if d.err == nil && ncols == 0 {
-			d.fail("empty column list")
-		}
-		var set []string
-		for range ncols {
-			n := d.count(maxColName)
-			set = append(set, string(d.bytes(n)))
-		}
-		if d.err == nil && x.Set(set) >= 0 {
-			d.fail("column list " + strings.Join(set, ",") + " repeated")
-		}
-		x.Sets = append(x.Sets, set)
-	}
+	x.Sets = d.sets()
 	// Each chunk takes at least 32+1+1+1+1+8 bytes: the count cannot ask
 	// for more entries than the input holds.
 	nchunks := d.count(len(d.b) / 44)
@@ -292,6 +264,7 @@ func (x *Index) Verify(ids []chunk.ID, rows int64) error {
 type decoder struct {
 	b   []byte
 	err error
+	tmp [binary.MaxVarintLen64]byte
 }
 
 func (d *decoder) fail(what string) {
@@ -307,6 +280,11 @@ func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.fail("truncated")
+		return 0
+	}
+	if n != len(binary.AppendUvarint(d.tmp[:0], v)) {
+		// One value, one encoding: what decodes encodes back.
+		d.fail("non-minimal varint")
 		return 0
 	}
 	d.b = d.b[n:]
@@ -346,13 +324,18 @@ func (d *decoder) bytes(n int) []byte {
 // the run is what the index says, so an index that does not fit its
 // stream fails rather than drops rows.
 func (x *Index) ReadRun(r io.Reader, a, b int, fn func(line []byte) error) error {
-	br := bufio.NewReaderSize(r, 256<<10)
-	skip := !x.Chunks[a].StartsLine
-	last := b == len(x.Chunks)-1
-	var begun, want int64
+	var want int64
 	for _, c := range x.Chunks[a : b+1] {
 		want += c.Rows
 	}
+	return readRun(r, !x.Chunks[a].StartsLine, b == len(x.Chunks)-1, want, a, b, fn)
+}
+
+// readRun reads the run a..b from r: skip says it begins inside a row,
+// last that it ends the stream, want how many rows begin in it.
+func readRun(r io.Reader, skip, last bool, want int64, a, b int, fn func(line []byte) error) error {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var begun int64
 	var long []byte
 	partial := false // bytes read since the last line feed
 	for {

@@ -75,7 +75,7 @@ func finish(t *testing.T, b *Builder, chunks [][]byte) *Index {
 	for _, c := range chunks {
 		b.Chunk(c)
 	}
-	enc, err := b.Finish(ids(chunks))
+	enc, err := b.FinishFilters(ids(chunks))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestBuilderRefusesWhatItCannotRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.Chunk([]byte(in))
-		if _, err := b.Finish(ids([][]byte{[]byte(in)})); err == nil {
+		if _, _, err := b.Finish(ids([][]byte{[]byte(in)})); err == nil {
 			t.Errorf("%q: index built", in)
 		}
 	}
@@ -245,7 +245,7 @@ func FuzzDecode(f *testing.F) {
 	for _, c := range chunks {
 		b.Chunk(c)
 	}
-	enc, _ := b.Finish(ids(chunks))
+	enc, _ := b.FinishFilters(ids(chunks))
 	f.Add(enc)
 	rdata, _, _ := records(rng, 30, 5)
 	rb, _ := NewRecordsBuilder(testKey, testTable(), [][]string{{"client_id"}}, recordsKey)
@@ -253,7 +253,7 @@ func FuzzDecode(f *testing.F) {
 	for _, c := range rchunks {
 		rb.Chunk(c)
 	}
-	renc, _ := rb.Finish(ids(rchunks))
+	renc, _ := rb.FinishFilters(ids(rchunks))
 	f.Add(renc)
 	f.Add([]byte(magic))
 	f.Add(enc[:len(enc)-sha256.Size]) // a body: the fuzzer adds the checksum
@@ -295,11 +295,16 @@ func BenchmarkBuilder(b *testing.B) {
 		for _, c := range chunks {
 			bl.Chunk(c)
 		}
-		enc, err := bl.Finish(ids(chunks))
+		head, pages, err := bl.Finish(ids(chunks))
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(float64(len(enc))/float64(buf.Len())*100, "index_%")
+		n := len(head)
+		for _, p := range pages {
+			n += len(p)
+		}
+		b.ReportMetric(float64(n)/float64(buf.Len())*100, "index_%")
+		b.ReportMetric(float64(len(pages)), "pages")
 	}
 }
 

@@ -145,7 +145,7 @@ func TestRecordsBuilderRefusesWhatItCannotRead(t *testing.T) {
 		for _, c := range chunks {
 			b.Chunk(c)
 		}
-		if _, err := b.Finish(ids(chunks)); err == nil {
+		if _, _, err := b.Finish(ids(chunks)); err == nil {
 			t.Errorf("%s: indexed", name)
 		}
 	}

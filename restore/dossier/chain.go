@@ -14,15 +14,23 @@ import (
 
 // chainLink is one part of a row delta's chain (docs/format.md, "Row
 // deltas"), oldest first — the base, the earlier deltas, the stream's own
-// records — with its row index and the hashes of the dossier's probes in
-// it.
+// records — with its row index and the chunks that may hold the
+// dossier's probes.
 type chainLink struct {
-	what   string // for errors: "delta base written by snapshot 1a2b3c4d"
-	delta  bool
-	blobs  []chunk.ID
-	x      *rowindex.Index
-	probes []uint64
+	what  string // for errors: "delta base written by snapshot 1a2b3c4d"
+	delta bool
+	blobs []chunk.ID
+	x     rowindex.Lookup
+	// sel marks the chunks whose index may hold a probe of the dossier.
+	sel []bool
 }
+
+// chainIndexError is readChain's failure to look up the keys of rows found
+// in older links in a later link's index (a page unreadable or damaged):
+// nothing has been passed on yet, so the table is read whole instead.
+type chainIndexError struct{ why string }
+
+func (e *chainIndexError) Error() string { return e.why }
 
 // chooseChain returns the links of delta stream s with their row
 // indexes, or none and why the table must be read whole (merged): a link
@@ -56,14 +64,18 @@ func (u *indexUse) chooseChain(ctx context.Context, s *repo.Stream, probes []pro
 		if why != "" {
 			return nil, why
 		}
-		links[i] = chainLink{what: what, delta: i > 0, blobs: p.Blobs, x: x, probes: hashes}
+		sel, err := x.Select(hashes, nil)
+		if err != nil {
+			return nil, what + ": " + indexFailure(err)
+		}
+		links[i] = chainLink{what: what, delta: i > 0, blobs: p.Blobs, x: x, sel: sel}
 	}
 	return links, ""
 }
 
 // readChain reads the dossier's rows of delta stream s from its links'
 // chosen chunks and passes them, ascending by key as the merged table
-// would, to take. A link is read where its filters may hold a probe (a
+// would, to take. A link is read where its index may hold a probe (a
 // row or "+" record of the dossier) or the primary key of a row found in
 // an older link (its change or deletion), so for every key the newest
 // link that holds it decides, as rowdelta.Merge decides; member says
@@ -80,13 +92,16 @@ func (u *indexUse) readChain(ctx context.Context, s *repo.Stream, links []chainL
 	tc.Chunks = 0
 	for _, l := range links {
 		tc.Chunks += len(l.blobs)
-		sel := selectChunks(l.x, l.probes, nil)
+		sel := l.sel
 		if l.delta && len(found) > 0 {
 			pk := make([]uint64, 0, len(found))
 			for f := range found {
 				pk = append(pk, u.h.Hash(rowindex.KeySet, f))
 			}
-			sel = selectChunks(l.x, pk, sel)
+			var err error
+			if sel, err = l.x.Select(pk, slices.Clone(sel)); err != nil {
+				return &chainIndexError{why: l.what + ": " + indexFailure(err)}
+			}
 		}
 		hasPrev := false
 		err := eachRun(sel, func(a, b int) error {

@@ -234,7 +234,7 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 		for _, e := range member {
 			probes = append(probes, probe{cols: e.edge.Columns, keys: e.set})
 		}
-		var x *rowindex.Index
+		var x rowindex.Lookup
 		var sel []bool
 		var links []chainLink
 		why := ""
@@ -243,13 +243,23 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 		} else {
 			x, sel, why = ix.choose(ctx, s, t, probes)
 		}
+		chained := false
 		if links != nil {
-			tc.Read = "index"
+			tc.Read, chained = "index", true
 			err = ix.readChain(ctx, s, links, isMember, take, &tc)
-			if err != nil {
+			var ce *chainIndexError
+			if errors.As(err, &ce) {
+				// Nothing was passed on: read the table whole instead.
+				chained, why, scanned, err = false, ce.why, 0, nil
+				tc.Chunks = len(s.Blobs)
+			} else if err != nil {
 				err = fmt.Errorf("table %s: %w", t.Name, err)
 			}
-		} else if x == nil {
+		}
+		switch {
+		case chained || err != nil:
+			// Read through the chain's indexes, or failed.
+		case x == nil:
 			tc.Read, tc.ReadReason, tc.ChunksRead = "full", why, len(s.Blobs)
 			rd := ix.reader(ctx, src, s.Blobs, s)
 			err = eachLine(rd, visit)
@@ -260,7 +270,7 @@ func Extract(ctx context.Context, src StreamSource, m *repo.Manifest, p *Plan, i
 			if err == nil && scanned != t.Rows {
 				err = fmt.Errorf("table %s: stream has %d rows, manifest says %d: %w", t.Name, scanned, t.Rows, repo.ErrCorrupt)
 			}
-		} else {
+		default:
 			tc.Read = "index"
 			err = eachRun(sel, func(a, b int) error {
 				tc.ChunksRead += b - a + 1

@@ -2,6 +2,7 @@ package dossier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -50,6 +51,7 @@ func IndexColumns(engine string, p *config.Dossier) backup.IndexColumns {
 type IndexSource interface {
 	StreamSource
 	RowIndex(ctx context.Context, s *repo.Stream) ([]byte, error)
+	RowIndexPage(ctx context.Context, ri *repo.RowIndexRef, n int) ([]byte, error)
 	RowIndexKey() []byte
 	SparseReader(ctx context.Context, blobs []chunk.ID) io.ReadCloser
 }
@@ -80,8 +82,9 @@ func newIndexUse(src StreamSource) *indexUse {
 // whole: the snapshot has none (older kluis, no profile at backup time, a
 // table it could not index), the index does not cover a column list the
 // plan follows now (the profile changed since the snapshot), or the index
-// is damaged or does not fit the stream. A damaged index is never used.
-func (u *indexUse) choose(ctx context.Context, s *repo.Stream, t source.TableMeta, probes []probe) (*rowindex.Index, []bool, string) {
+// (or a page of it the probes need) is unreadable, damaged or does not fit
+// the stream. A damaged index is never used.
+func (u *indexUse) choose(ctx context.Context, s *repo.Stream, t source.TableMeta, probes []probe) (rowindex.Lookup, []bool, string) {
 	if u.src == nil {
 		return nil, nil, "the source has no row indexes"
 	}
@@ -96,24 +99,47 @@ func (u *indexUse) choose(ctx context.Context, s *repo.Stream, t source.TableMet
 	if why != "" {
 		return nil, nil, why
 	}
-	return x, selectChunks(x, hashes, nil), ""
+	sel, err := x.Select(hashes, nil)
+	if err != nil {
+		return nil, nil, indexFailure(err)
+	}
+	return x, sel, ""
+}
+
+// indexFailure says why an index Select failed is not used.
+func indexFailure(err error) string {
+	if errors.Is(err, rowindex.ErrPageUnreadable) {
+		return "row index unreadable: " + err.Error()
+	}
+	return "row index damaged: " + err.Error()
 }
 
 // load reads, decodes and binds the row index ri of blobs (a stream or a
 // chain link) holding rows lines (< 0: not recorded); records says
-// whether it must be a row delta's records index. On failure it returns
-// why the stream must be read whole.
-func (u *indexUse) load(ctx context.Context, s *repo.Stream, ri *repo.RowIndexRef, blobs []chunk.ID, rows int64, records bool) (*rowindex.Index, string) {
+// whether it must be a row delta's records index. A paged index's pages
+// are read when Select first needs them. On failure it returns why the
+// stream must be read whole.
+func (u *indexUse) load(ctx context.Context, s *repo.Stream, ri *repo.RowIndexRef, blobs []chunk.ID, rows int64, records bool) (rowindex.Lookup, string) {
 	data, err := u.src.RowIndex(ctx, &repo.Stream{Name: s.Name, RowIndex: ri})
 	if err != nil {
 		return nil, "row index unreadable: " + err.Error()
 	}
-	x, err := rowindex.Decode(data)
+	x, err := rowindex.Open(data, blobs, rows, func(n int) ([]byte, error) {
+		return u.src.RowIndexPage(ctx, ri, n)
+	})
 	if err == nil {
-		err = x.Verify(blobs, rows)
+		// The manifest lists a paged index's pages; it must list as
+		// many as the head says, and an index read whole has none.
+		want := 0
+		if p, ok := x.(*rowindex.PagedIndex); ok {
+			want = p.Pages
+		}
+		if len(ri.Pages) != want {
+			err = fmt.Errorf("%d pages listed, the index has %d: %w", len(ri.Pages), want, rowindex.ErrBadIndex)
+		}
 	}
-	if err == nil && x.Records != records {
-		err = fmt.Errorf("a %s index where a %s index belongs: %w", indexKind(x.Records), indexKind(records), rowindex.ErrBadIndex)
+	if err == nil && x.IsRecords() != records {
+		err = fmt.Errorf("a %s index where a %s index belongs: %w", indexKind(x.IsRecords()), indexKind(records), rowindex.ErrBadIndex)
 	}
 	if err != nil {
 		return nil, "row index damaged: " + err.Error()
@@ -130,7 +156,7 @@ func indexKind(records bool) string {
 
 // probeHashes returns the keyed hashes of every probe's keys in x's
 // sets, or why x cannot answer (it lacks a column list).
-func (u *indexUse) probeHashes(x *rowindex.Index, probes []probe) ([]uint64, string) {
+func (u *indexUse) probeHashes(x rowindex.Lookup, probes []probe) ([]uint64, string) {
 	var hashes []uint64
 	for _, pr := range probes {
 		set := x.Set(pr.cols)
@@ -142,26 +168,6 @@ func (u *indexUse) probeHashes(x *rowindex.Index, probes []probe) ([]uint64, str
 		}
 	}
 	return hashes, ""
-}
-
-// selectChunks marks in sel (nil: a fresh one) the chunks of x whose
-// filter may hold one of hashes.
-func selectChunks(x *rowindex.Index, hashes []uint64, sel []bool) []bool {
-	if sel == nil {
-		sel = make([]bool, len(x.Chunks))
-	}
-	for c := range x.Chunks {
-		if sel[c] {
-			continue
-		}
-		for _, h := range hashes {
-			if x.MayContain(c, h) {
-				sel[c] = true
-				break
-			}
-		}
-	}
-	return sel
 }
 
 // reader returns the plaintext of blobs, a part of stream s (a delta:

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kluis-nl/kluis/backup"
@@ -314,6 +315,17 @@ func TestDamagedIndexNeverYieldsAWrongDossier(t *testing.T) {
 // read without that index (and equal to a full scan's) or fails as
 // corrupt — never a dossier with rows missing.
 func TestTamperedIndexAtRestIsDetected(t *testing.T) {
+	t.Run("head", func(t *testing.T) {
+		tamperedIndexAtRest(t, func(ri *repo.RowIndexRef) []chunk.ID { return ri.Blobs[:1] })
+	})
+	t.Run("page", func(t *testing.T) {
+		tamperedIndexAtRest(t, func(ri *repo.RowIndexRef) []chunk.ID { return ri.Pages })
+	})
+}
+
+// tamperedIndexAtRest changes, at every location, a byte of each blob
+// pick names in the last member table's row index.
+func tamperedIndexAtRest(t *testing.T, pick func(*repo.RowIndexRef) []chunk.ID) {
 	ctx := testCtx(t)
 	src := filepath.Join(t.TempDir(), "praktijk.db")
 	if err := synth.GenerateSQLiteFile(ctx, src, synth.Tiny, 23); err != nil {
@@ -347,20 +359,22 @@ func TestTamperedIndexAtRestIsDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := snap.Manifest.Stream(backup.TableStream(plan.Steps[len(plan.Steps)-1].Table.Name))
-	bl, ok := idx.Lookup(s.RowIndex.Blobs[0])
-	if !ok {
-		t.Fatal("index blob not in the index")
-	}
-	h := bl.Pack.String()
-	for _, d := range dirs {
-		p := filepath.Join(d, "praktijk", "data", h[:2], h)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
+	for _, id := range pick(s.RowIndex) {
+		bl, ok := idx.Lookup(id)
+		if !ok {
+			t.Fatal("index blob not in the index")
 		}
-		b[bl.Offset+bl.Length/2] ^= 0x40
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
+		h := bl.Pack.String()
+		for _, d := range dirs {
+			p := filepath.Join(d, "praktijk", "data", h[:2], h)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[bl.Offset+bl.Length/2] ^= 0x40
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	var got collector
@@ -378,5 +392,159 @@ func TestTamperedIndexAtRestIsDetected(t *testing.T) {
 	last := res.Tables[len(res.Tables)-1]
 	if last.Read != "full" || !strings.HasPrefix(last.ReadReason, "row index unreadable") {
 		t.Fatalf("%s: read %s (%s)", last.Table, last.Read, last.ReadReason)
+	}
+}
+
+// pageServer serves a repository whose row index pages pass through fn (nil:
+// as stored), counting the page reads per index.
+type pageServer struct {
+	*repo.Repo
+	fn    func(ri *repo.RowIndexRef, n int, b []byte, err error) ([]byte, error)
+	mu    sync.Mutex
+	reads map[*repo.RowIndexRef]int
+	bytes int // plaintext bytes of the pages read
+}
+
+func (p *pageServer) RowIndexPage(ctx context.Context, ri *repo.RowIndexRef, n int) ([]byte, error) {
+	b, err := p.Repo.RowIndexPage(ctx, ri, n)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reads == nil {
+		p.reads = map[*repo.RowIndexRef]int{}
+	}
+	p.reads[ri]++
+	p.bytes += len(b)
+	if p.fn != nil {
+		return p.fn(ri, n, b, err)
+	}
+	return b, err
+}
+
+// TestDossierReadsOnlyItsPages: a dossier reads, of each member table's
+// paged index, the pages its keys fall in — the root table's (one key)
+// exactly one — and of all the member tables' pages fewer than all.
+func TestDossierReadsOnlyItsPages(t *testing.T) {
+	ctx := testCtx(t)
+	src := filepath.Join(t.TempDir(), "praktijk.db")
+	sc := synth.ScaleForBytes(3 << 20)
+	if err := synth.GenerateSQLiteFile(ctx, src, sc, 29); err != nil {
+		t.Fatal(err)
+	}
+	r := newRepoChunks(t, "praktijk", smallChunks)
+	snap, plan := indexedSnapshot(t, r, sqlite.New(src, r.FingerprintKey()), "sqlite", practiceProfile())
+	total, multi, root := 0, 0, ""
+	for _, st := range plan.Steps {
+		if st.Root {
+			root = st.Table.Name
+		}
+		s, _ := snap.Manifest.Stream(backup.TableStream(st.Table.Name))
+		if s.RowIndex == nil || len(s.RowIndex.Pages) == 0 {
+			t.Fatalf("%s has no paged index", st.Table.Name)
+		}
+		total += len(s.RowIndex.Pages)
+		if len(s.RowIndex.Pages) > 1 {
+			multi++
+		}
+	}
+	if multi < 2 {
+		t.Fatalf("only %d member tables have more than one page: the test proves nothing", multi)
+	}
+	for _, id := range []string{"1", "17", strconv.Itoa(sc.Clients)} {
+		var want, got collector
+		if _, err := Extract(ctx, fullScan{r}, snap.Manifest, plan, id, &want); err != nil {
+			t.Fatal(err)
+		}
+		p := &pageServer{Repo: r}
+		res, err := Extract(ctx, p, snap.Manifest, plan, id, &got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.sorted(), want.sorted()) {
+			t.Fatalf("dossier %s differs from the full scan's", id)
+		}
+		read := 0
+		for _, tc := range res.Tables {
+			s, _ := snap.Manifest.Stream(backup.TableStream(tc.Table))
+			n := p.reads[s.RowIndex]
+			read += n
+			if tc.Read != "index" || n > len(s.RowIndex.Pages) {
+				t.Fatalf("%s: read %s, %d of %d pages", tc.Table, tc.Read, n, len(s.RowIndex.Pages))
+			}
+			if tc.Table == root && n != 1 {
+				t.Errorf("root table %s: %d pages read for one key", tc.Table, n)
+			}
+		}
+		t.Logf("dossier %s: %d of %d pages read", id, read, total)
+		if read >= total {
+			t.Errorf("dossier %s read every page (%d)", id, read)
+		}
+	}
+}
+
+// TestDamagedPageNeverYieldsAWrongDossier: a page that is missing, not
+// the one asked for (another table's), truncated or damaged is read
+// around: the table read whole, the reason given, the dossier the full
+// scan's.
+func TestDamagedPageNeverYieldsAWrongDossier(t *testing.T) {
+	ctx := testCtx(t)
+	src := filepath.Join(t.TempDir(), "praktijk.db")
+	if err := synth.GenerateSQLiteFile(ctx, src, synth.Tiny, 31); err != nil {
+		t.Fatal(err)
+	}
+	r := newRepoChunks(t, "praktijk", smallChunks)
+	snap, plan := indexedSnapshot(t, r, sqlite.New(src, r.FingerprintKey()), "sqlite", practiceProfile())
+	var want collector
+	if _, err := Extract(ctx, fullScan{r}, snap.Manifest, plan, "5", &want); err != nil {
+		t.Fatal(err)
+	}
+	var root *repo.Stream
+	for _, st := range plan.Steps {
+		if st.Root {
+			root, _ = snap.Manifest.Stream(backup.TableStream(st.Table.Name))
+		}
+	}
+	rootPage, err := r.RowIndexPage(ctx, root.RowIndex, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		fn     func(ri *repo.RowIndexRef, n int, b []byte, err error) ([]byte, error)
+		reason string
+	}{
+		"missing": {func(*repo.RowIndexRef, int, []byte, error) ([]byte, error) {
+			return nil, repo.ErrNotFound
+		}, "row index unreadable: "},
+		"another table's": {func(ri *repo.RowIndexRef, _ int, b []byte, _ error) ([]byte, error) {
+			if ri == root.RowIndex {
+				return b, nil
+			}
+			return rootPage, nil
+		}, "row index damaged: "},
+		"truncated": {func(_ *repo.RowIndexRef, _ int, b []byte, _ error) ([]byte, error) {
+			return b[:len(b)-1], nil
+		}, "row index damaged: "},
+		"flipped byte": {func(_ *repo.RowIndexRef, _ int, b []byte, _ error) ([]byte, error) {
+			b = append([]byte(nil), b...)
+			b[len(b)/2] ^= 8
+			return b, nil
+		}, "row index damaged: "},
+	}
+	for name, c := range cases {
+		var got collector
+		res, err := Extract(ctx, &pageServer{Repo: r, fn: c.fn}, snap.Manifest, plan, "5", &got)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got.sorted(), want.sorted()) {
+			t.Errorf("%s: a damaged page gave a different dossier", name)
+		}
+		for _, tc := range res.Tables {
+			if name == "another table's" && backup.TableStream(tc.Table) == root.Name {
+				continue
+			}
+			if tc.Read != "full" || !strings.HasPrefix(tc.ReadReason, c.reason) {
+				t.Errorf("%s: %s read %s (%s)", name, tc.Table, tc.Read, tc.ReadReason)
+			}
+		}
 	}
 }
