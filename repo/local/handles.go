@@ -11,10 +11,10 @@ import (
 // a table's blobs one ranged read each, most from a few packs. Opening the
 // file for each read (open, fstat, close) cost as much CPU as the read, so
 // recently opened objects are kept open for a moment and read with pread.
-// A handle is used for at most handleTTL after it was opened, so a file
-// replaced behind this process's back (a repair by another kluis) is seen
-// within that time; Replace and Delete through this Location drop it at
-// once.
+// A handle is used and kept for at most handleTTL after it was opened, so
+// a file replaced behind this process's back (a repair by another kluis)
+// is seen, and a deleted one's space freed, within that time; Replace and
+// Delete through this Location drop it at once.
 const (
 	handleTTL  = time.Second
 	maxHandles = 16
@@ -51,6 +51,10 @@ func (hs *handles) get(path string, open func() (*os.File, error)) (*handle, err
 		return nil, err
 	}
 	h := &handle{f: f, opened: now, used: now, refs: 1}
+	// Closed at handleTTL whether or not it is used again (at the last
+	// reader's put if one is reading): a file deleted by another process
+	// (prune) does not keep its disk space.
+	time.AfterFunc(handleTTL, func() { hs.expire(path, h) })
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if hs.m == nil {
@@ -73,6 +77,15 @@ func (hs *handles) put(h *handle) {
 	h.refs--
 	if h.refs == 0 && h.gone {
 		h.f.Close()
+	}
+}
+
+// expire drops h if it is still path's handle.
+func (hs *handles) expire(path string, h *handle) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.m[path] == h {
+		hs.dropLocked(path, h)
 	}
 }
 

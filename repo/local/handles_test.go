@@ -27,6 +27,12 @@ func readRange(t *testing.T, l *Location, name string, off, n int64) ([]byte, er
 	return buf, err
 }
 
+func cached(l *Location) int {
+	l.open.mu.Lock()
+	defer l.open.mu.Unlock()
+	return len(l.open.m)
+}
+
 // TestRangedReadsShareHandles: ranged reads go through a few cached
 // handles, see what Replace and Delete did at once, and see a file
 // replaced behind the Location's back once the handle expires.
@@ -54,7 +60,7 @@ func TestRangedReadsShareHandles(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := len(l.open.m); n != 1 {
+	if n := cached(l); n > 1 {
 		t.Fatalf("%d cached handles for one object", n)
 	}
 	// Past the end: a short read.
@@ -96,7 +102,12 @@ func TestRangedReadsShareHandles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(l.open.m); n > maxHandles {
+	if n := cached(l); n > maxHandles {
 		t.Fatalf("%d handles cached, at most %d", n, maxHandles)
+	}
+	// Idle handles are closed after handleTTL without any further use.
+	time.Sleep(handleTTL + 100*time.Millisecond)
+	if n := cached(l); n != 0 {
+		t.Fatalf("%d handles still open after handleTTL", n)
 	}
 }
