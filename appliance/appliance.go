@@ -107,23 +107,39 @@ func (a *Appliance) repoOptions() (repo.Options, error) {
 	if err != nil {
 		return repo.Options{}, err
 	}
-	params := chunk.DefaultParams
-	if avg := uint(a.Cfg.Policy.ChunkAverage); avg != 0 {
-		params = chunk.Params{Min: avg / 4, Avg: avg, Max: min(avg*8, chunk.MaxChunkSize)}
-	}
 	signer, err := a.keyFileSigner()
 	if err != nil {
 		return repo.Options{}, err
 	}
 	return repo.Options{
 		Master: mk, RecoveryRecipient: a.Cfg.Appliance.RecoveryRecipient,
-		Chunker: params, PackSize: int64(a.Cfg.Policy.PackSize), Logger: a.Log, Now: a.Now,
+		PackSize: int64(a.Cfg.Policy.PackSize), Logger: a.Log, Now: a.Now,
 		Ledger: a.Ledger(),
 		Signer: signer,
 		// Snapshot start times, so that finding the latest snapshot opens
 		// one manifest however long the history (repo/snaptimes.go).
 		CacheDir: filepath.Join(a.StateDir(), "cache"),
 	}, nil
+}
+
+// ChunkParams returns the chunker parameters a new repository of tenant t
+// gets; the repository's config records them, so an existing repository
+// keeps its own (docs/format.md, "Chunk size"). policy.chunk_average, when
+// set, decides for every tenant (min avg/4, max avg×8). Otherwise a
+// PostgreSQL tenant, whose tables with a primary key are stored as row
+// deltas after the first night, gets chunk.RowDeltaParams: there the
+// chunk size no longer decides the increment, and larger chunks compress
+// better and cost less metadata. Every other engine stores whole tables
+// every night and keeps chunk.DefaultParams, as does a PostgreSQL tenant
+// under policy.delta_max_steps -1 (no row deltas).
+func (a *Appliance) ChunkParams(t *config.Tenant) chunk.Params {
+	if avg := uint(a.Cfg.Policy.ChunkAverage); avg != 0 {
+		return chunk.Params{Min: avg / 4, Avg: avg, Max: min(avg*8, chunk.MaxChunkSize)}
+	}
+	if t.Engine == "postgres" && a.Cfg.Policy.DeltaMaxSteps >= 0 {
+		return chunk.RowDeltaParams
+	}
+	return chunk.DefaultParams
 }
 
 // OpenRepo opens a tenant's repository.
@@ -151,13 +167,15 @@ func (a *Appliance) OpenGoneRepo(ctx context.Context, tenant string) (*repo.Repo
 
 // InitRepo creates a tenant's repository at every location.
 func (a *Appliance) InitRepo(ctx context.Context, tenant string) (*repo.Repo, []repo.LocationResult, error) {
-	if _, err := a.Cfg.Tenant(tenant); err != nil {
+	t, err := a.Cfg.Tenant(tenant)
+	if err != nil {
 		return nil, nil, err
 	}
 	opts, err := a.repoOptions()
 	if err != nil {
 		return nil, nil, err
 	}
+	opts.Chunker = a.ChunkParams(t)
 	locs, err := a.Locations()
 	if err != nil {
 		return nil, nil, err

@@ -26,8 +26,11 @@ import (
 // to a loaded machine than wall time, so before/after comparisons of the
 // backup path hold on a shared machine.
 //
-//	KLUIS_BENCH_NIGHTS_MB=500 KLUIS_BENCH_CHUNK_AVG=65536 KLUIS_BENCH_REPS=3 \
+//	KLUIS_BENCH_NIGHTS_MB=500 KLUIS_BENCH_REPS=3 \
 //	  go test ./backup -run BenchNightsCPU -v -timeout 60m
+//
+// KLUIS_BENCH_CHUNK_AVG sets another chunk average than a PostgreSQL
+// repository's (chunk.RowDeltaParams), e.g. 16384.
 //
 // KLUIS_BENCH_CPUPROFILE=prefix writes prefix1.pprof and prefix2.pprof
 // (the first repository's nights).
@@ -50,7 +53,7 @@ func TestBenchNightsCPU(t *testing.T) {
 	if _, err := db.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {
 		t.Fatal(err)
 	}
-	params := chunk.DefaultParams
+	params := chunk.RowDeltaParams // what a PostgreSQL repository gets
 	if avg > 0 {
 		params = chunk.Params{Min: uint(avg) / 4, Avg: uint(avg), Max: min(uint(avg)*8, chunk.MaxChunkSize)}
 	}

@@ -3,6 +3,7 @@ package backup_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
@@ -32,6 +33,14 @@ import (
 // the same table streams would take cut into restic's 1 MiB chunks.
 //
 //	KLUIS_STUDY_BYTES_MB=50 go test ./backup -run StoredBytesStudy -v
+//
+// KLUIS_STUDY_BYTES_CHUNK_AVG creates the repository with another chunk
+// average (bytes, a power of two; min avg/4, max avg×8, as
+// policy.chunk_average does). KLUIS_STUDY_BYTES_SIZES (averages in bytes,
+// e.g. 16384,32768,65536) compares chunk averages and zstd levels on
+// identical data (chunkSizeStudy): night 1, night 2 after a working day,
+// and the fresh base a table gets after a week of row deltas;
+// KLUIS_STUDY_BYTES_POLS=N repeats night 1 under N-1 more polynomials.
 func TestStoredBytesStudy(t *testing.T) {
 	mb, _ := strconv.Atoi(os.Getenv("KLUIS_STUDY_BYTES_MB"))
 	if mb <= 0 {
@@ -44,7 +53,11 @@ func TestStoredBytesStudy(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	r, _, err := repo.Init(ctx, "bytes", []repo.Location{local.New("a", dir)}, repo.Options{Master: mk})
+	opts := repo.Options{Master: mk}
+	if avg, _ := strconv.Atoi(os.Getenv("KLUIS_STUDY_BYTES_CHUNK_AVG")); avg > 0 {
+		opts.Chunker = chunk.Params{Min: uint(avg) / 4, Avg: uint(avg), Max: uint(avg) * 8}
+	}
+	r, _, err := repo.Init(ctx, "bytes", []repo.Location{local.New("a", dir)}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +161,32 @@ func TestStoredBytesStudy(t *testing.T) {
 		}
 		fmt.Fprintf(&out, "night 2 (row deltas) stored %d bytes of packs and %d of index\n", res2.Stats.Stored, res2.Stats.IndexSize)
 		out.WriteString(resealed(t, r, snap2.Manifest, d.Blob, seen))
+		if sizes := studySizes(); len(sizes) > 0 {
+			// A week of working days (nights 3 to 7 would be row deltas),
+			// then the tables whole, as the fresh base of night 8.
+			for day := 2; day <= 7; day++ {
+				if _, err := synth.WorkingDay(ctx, db, synth.Postgres, synth.ScaleForBytes(int64(mb)<<20), 11, day); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res8, err := backup.Database(ctx, r, postgres.New(dsn, r.FingerprintKey(), postgres.Options{}), repo.BackupOptions{DeltaMaxSteps: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap8, err := r.FindSnapshot(ctx, res8.Snapshot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dict, err := r.LoadBlob(ctx, d.Blob, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Metadata per blob of night 1: pack header, index and
+			// manifest entries (the schema streams' share is small).
+			perBlob := float64(files["data"]-blobLen+files["index"]+files["snapshots"]) / float64(len(seen))
+			out.WriteString(chunkSizeStudy(t, sizes, dict, perBlob,
+				tableStreams(t, r, snap.Manifest), tableStreams(t, r, snap2.Manifest), tableStreams(t, r, snap8.Manifest)))
+		}
 	}
 	fmt.Fprintf(&out, "%-16s %7s %6s %10s %10s %9s %9s %10s %6s\n", "part", "streams", "blobs", "raw MB", "zstd MB", "pad MB", "seal MB", "sealed MB", "share")
 	names := make([]string, 0, len(parts))
@@ -273,6 +312,147 @@ func resealed(t *testing.T, r *repo.Repo, m *repo.Manifest, dict chunk.ID, skip 
 		}
 		el := time.Since(start)
 		fmt.Fprintf(&out, "%d new table blobs (%.2f MB) sealed again, dictionary %-5v: %.3f MB (%.0f MB/s on one core)\n", len(blobs), float64(raw)/1e6, with != nil, float64(n)/1e6, float64(raw)/1e6/el.Seconds())
+	}
+	return out.String()
+}
+
+// studySizes returns the chunk averages KLUIS_STUDY_BYTES_SIZES lists.
+func studySizes() []uint {
+	var out []uint
+	for _, f := range strings.Split(os.Getenv("KLUIS_STUDY_BYTES_SIZES"), ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n >= 4<<10 {
+			out = append(out, uint(n))
+		}
+	}
+	return out
+}
+
+// studyStream is a table stream's own plaintext in a snapshot: the whole
+// table, or a row delta's records.
+type studyStream struct {
+	name  string
+	delta bool
+	data  []byte
+}
+
+// tableStreams returns the snapshot's table streams' own plaintexts.
+func tableStreams(t *testing.T, r *repo.Repo, m *repo.Manifest) []studyStream {
+	var out []studyStream
+	for _, s := range m.Streams {
+		if s.Kind != "table" {
+			continue
+		}
+		var data []byte
+		for _, id := range s.Blobs {
+			b, err := r.LoadBlob(context.Background(), id, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, b...)
+		}
+		out = append(out, studyStream{name: s.Name, delta: s.IsDelta(), data: data})
+	}
+	return out
+}
+
+// chunkSizeStudy cuts the same table streams at each chunk average with
+// one polynomial and seals every new chunk alone (Padmé padding and seal
+// included, plus perBlob bytes of metadata per blob) with the tenant's
+// dictionary at zstd fastest (kluis now), default and better: night 1 (every
+// table whole), night 2 (row-delta records, and the tables stored whole:
+// only the chunks night 1 did not store), and night 8, every table
+// whole as a fresh base after a week of working days (only the chunks
+// nights 1 and 2 did not store). Identical data for every size, so the
+// random polynomial's noise between repositories does not enter.
+func chunkSizeStudy(t *testing.T, sizes []uint, dict []byte, perBlob float64, nights ...[]studyStream) string {
+	var out strings.Builder
+	fmt.Fprintf(&out, "chunk averages on identical data, one polynomial, metadata %.0f B per blob (measured on night 1):\n", perBlob)
+	fmt.Fprintf(&out, "%-8s %-16s %8s %10s %8s %10s %8s %10s %10s %10s %12s\n", "avg", "zstd", "n1 blobs", "n1 MB", "n2 blobs", "n2 MB", "n8 blobs", "n8 MB", "n2 no-key", "MB/s", "n1 no dict")
+	pol, _ := chunk.RandomPol()
+	levels := []struct {
+		name  string
+		level zstd.EncoderLevel
+	}{{"fastest", zstd.SpeedFastest}, {"default", zstd.SpeedDefault}, {"better", zstd.SpeedBetterCompression}}
+	plain, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	sealed := func(c []byte, e *zstd.Encoder) int64 {
+		z := len(e.EncodeAll(c, nil))
+		if z >= len(c)-len(c)/16 {
+			z = len(c)
+		}
+		return int64(padme(5+z) + chunk.Overhead - 5)
+	}
+	for _, avg := range sizes {
+		p := chunk.Params{Min: avg / 4, Avg: avg, Max: min(avg*8, chunk.MaxChunkSize)}
+		for _, lv := range levels {
+			e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lv.level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderDict(dict))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored := map[[32]byte]bool{}
+			var line strings.Builder
+			var raw int64
+			var took time.Duration
+			var noDict, noKey int64
+			for n, streams := range nights {
+				var blobs, bytes int64
+				for _, s := range streams {
+					for _, c := range cutChunks(t, s.data, pol, p) {
+						h := sha256.Sum256(c)
+						if stored[h] {
+							continue
+						}
+						stored[h] = true
+						start := time.Now()
+						z := sealed(c, e)
+						took += time.Since(start)
+						raw += int64(len(c))
+						blobs++
+						bytes += z
+						if n == 0 && lv.level == zstd.SpeedFastest {
+							noDict += sealed(c, plain) + int64(perBlob)
+						}
+						if n == 1 && !s.delta {
+							noKey += z + int64(perBlob)
+						}
+					}
+				}
+				fmt.Fprintf(&line, " %8d %10.3f", blobs, (float64(bytes)+perBlob*float64(blobs))/1e6)
+			}
+			nd := "—"
+			if noDict > 0 {
+				nd = fmt.Sprintf("%.3f", float64(noDict)/1e6)
+			}
+			fmt.Fprintf(&out, "%-8s %-16s%s %10.3f %10.0f %12s\n", fmt.Sprintf("%d KiB", avg>>10), lv.name+" + dict", line.String(), float64(noKey)/1e6, float64(raw)/1e6/took.Seconds(), nd)
+			e.Close()
+		}
+	}
+	// The chunk count swings with the random polynomial: night 1 again
+	// under KLUIS_STUDY_BYTES_POLS-1 other polynomials (zstd fastest with
+	// the dictionary, as kluis seals).
+	pols, _ := strconv.Atoi(os.Getenv("KLUIS_STUDY_BYTES_POLS"))
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderDict(dict))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for k := 1; k < pols; k++ {
+		pol, _ := chunk.RandomPol()
+		fmt.Fprintf(&out, "night 1, polynomial %d:", k+1)
+		for _, avg := range sizes {
+			p := chunk.Params{Min: avg / 4, Avg: avg, Max: min(avg*8, chunk.MaxChunkSize)}
+			stored := map[[32]byte]bool{}
+			var bytes float64
+			for _, s := range nights[0] {
+				for _, c := range cutChunks(t, s.data, pol, p) {
+					if h := sha256.Sum256(c); !stored[h] {
+						stored[h] = true
+						bytes += float64(sealed(c, e)) + perBlob
+					}
+				}
+			}
+			fmt.Fprintf(&out, "  %d KiB %d blobs %.3f MB;", avg>>10, len(stored), bytes/1e6)
+		}
+		out.WriteString("\n")
 	}
 	return out.String()
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/backup"
+	"github.com/kluis-nl/kluis/chunk"
 	"github.com/kluis-nl/kluis/internal/pgtest"
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/repo/local"
@@ -124,6 +125,8 @@ func envInts(name, def string) []int {
 //	KLUIS_BENCH_DOSSIER_ENGINE=postgres go test ./restore/dossier -run '^$' -bench Dossier -benchtime 5x
 //
 // Defaults: a 2 MB practice, scales 1 and 5, nights 1 and 7, SQLite.
+// KLUIS_BENCH_DOSSIER_CHUNK_AVG creates the repository with another chunk
+// average (bytes; min avg/4, max avg×8, as policy.chunk_average does).
 func BenchmarkDossier(b *testing.B) {
 	mb := envInt("KLUIS_BENCH_DOSSIER_MB", 2)
 	engine := os.Getenv("KLUIS_BENCH_DOSSIER_ENGINE")
@@ -194,7 +197,11 @@ func benchHistory(b *testing.B, engine string, sc synth.Scale, nights []int) {
 		}
 		return r
 	}
-	r := open(repo.Options{}, true)
+	initOpts := repo.Options{}
+	if avg := envInt("KLUIS_BENCH_DOSSIER_CHUNK_AVG", 0); avg > 0 {
+		initOpts.Chunker = chunk.Params{Min: uint(avg) / 4, Avg: uint(avg), Max: uint(avg) * 8}
+	}
+	r := open(initOpts, true)
 	profile := practiceProfile()
 	done := 0
 	for _, n := range nights {
