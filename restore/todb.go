@@ -54,11 +54,13 @@ type Phases struct {
 	// PreData is the schema before the data (tables, types, functions).
 	PreData float64 `json:"pre_data_seconds"`
 	// Load is every table loaded, and read back and fingerprinted where
-	// the target proves as it loads, DBOptions.Parallel at a time.
+	// the target proves as it loads, DBOptions.Parallel at a time; and
+	// the post-data entries that ran beside the loads.
 	Load float64 `json:"load_seconds"`
 	// LargeObjects loads the large objects.
 	LargeObjects float64 `json:"large_objects_seconds,omitempty"`
-	// PostData is indexes, constraints, triggers, sequence values.
+	// PostData is indexes, constraints, triggers, sequence values: what
+	// was left of them when the last table was loaded.
 	PostData float64 `json:"post_data_seconds"`
 	// Privileges applies owners and privileges.
 	Privileges float64 `json:"privileges_seconds,omitempty"`
@@ -110,7 +112,11 @@ var ErrSchemaMismatch = errors.New("restored schema differs from the snapshot")
 // difference fails the restore. A source.ProvingTarget given directly
 // reads each table back as soon as its load commits, beside the other
 // loads, and the end-of-restore pass is skipped unless the target reports
-// that something changed rows since (source/postgres, "Target").
+// that something changed rows since (source/postgres, "Target"). A
+// ProvingTarget, given directly or decorated, also starts the post-data
+// section before the loads: an index or a constraint is built as soon as
+// its tables are loaded, beside the loads of the others, as pg_restore -j
+// does (source.ProvingTarget.StartPostData).
 func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, target source.Target, opts DBOptions) (*DBResult, error) {
 	m := snap.Manifest
 	if m.Engine == "files" {
@@ -173,6 +179,29 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	close(next)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// A target that can starts the post-data section now: an index or a
+	// constraint is built as soon as its tables are loaded, beside the
+	// loads of the others, as pg_restore -j does.
+	var postData source.PostData
+	if pd, ok := capability[source.ProvingTarget](target); ok {
+		rd := r.StreamReader(lctx, post)
+		load := make([]source.Table, len(tables))
+		for i, t := range tables {
+			load[i] = t.Table
+		}
+		postData, err = pd.StartPostData(lctx, rd, opts.Parallel, load)
+		rd.Close()
+		if err != nil {
+			return nil, fmt.Errorf("post-data schema: %w", err)
+		}
+	}
+	postDataFinished := postData == nil
+	defer func() {
+		if !postDataFinished {
+			cancel()
+			postData.Finish()
+		}
+	}()
 	for range min(opts.Parallel, len(tables)) {
 		wg.Go(func() {
 			for i := range next {
@@ -194,6 +223,10 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 					err = target.LoadTable(lctx, t.Table, rd)
 				}
 				rd.Close()
+				var perr error
+				if err == nil && postData != nil {
+					perr = postData.Loaded(t.Table)
+				}
 				mu.Lock()
 				c := &checks[i]
 				c.LoadSeconds = time.Since(t0).Seconds()
@@ -204,6 +237,10 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 				}
 				if err != nil && firstEr == nil {
 					firstEr = fmt.Errorf("table %s: %w", t.Name, err)
+					cancel()
+				}
+				if perr != nil && firstEr == nil {
+					firstEr = fmt.Errorf("post-data schema: %w", perr)
 					cancel()
 				}
 				done++
@@ -243,10 +280,9 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 		loCheck.LoadSeconds = time.Since(t0).Seconds()
 		phase(&res.Phases.LargeObjects)
 	}
-	if pd, ok := capability[source.ProvingTarget](target); ok {
-		rd := r.StreamReader(ctx, post)
-		s, err := pd.ApplyPostData(ctx, rd, opts.Parallel)
-		rd.Close()
+	if postData != nil {
+		postDataFinished = true
+		s, err := postData.Finish()
 		if err != nil {
 			return nil, fmt.Errorf("post-data schema: %w", err)
 		}

@@ -126,6 +126,27 @@ type ProvingTarget interface {
 	// DDL changed rows of a table, or the storage of a table read back by
 	// LoadAndFingerprint: its fingerprint must then be read again.
 	ApplyPostData(ctx context.Context, ddl io.Reader, parallel int) (stale bool, err error)
+	// StartPostData begins post-data DDL before the tables are loaded, as
+	// pg_restore -j does: an index or a constraint starts as soon as every
+	// table it needs is loaded (PostData.Loaded), on up to parallel
+	// connections of its own, while other tables still load. load lists
+	// the tables that will be loaded. Everything else waits for
+	// PostData.Finish.
+	StartPostData(ctx context.Context, ddl io.Reader, parallel int, load []Table) (PostData, error)
+}
+
+// PostData is post-data DDL started by ProvingTarget.StartPostData,
+// running beside the table loads. Its methods may be called concurrently.
+type PostData interface {
+	// Loaded says t is loaded (and, by LoadAndFingerprint, read back):
+	// entries that need only tables loaded so far may start. It returns
+	// the error of a post-data entry that already failed, so that the
+	// loads can stop.
+	Loaded(t Table) error
+	// Finish says every table is loaded, runs the remaining entries and
+	// waits for all of them; stale is as for ApplyPostData. Finish must be
+	// called once, also after a failed load (cancel ctx first).
+	Finish() (stale bool, err error)
 }
 
 // TableMeta is what a snapshot manifest records for a table stream: the

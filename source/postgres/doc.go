@@ -103,22 +103,34 @@
 // table back on its own connection right after its load commits, while the
 // other connections load the next tables: the fingerprint is of what the
 // server holds (a value its input function changes shows as a mismatch),
-// not of the stream sent to it. ApplyPostData splits the post-data section
-// into pg_dump's entries with a lexer that knows every quoting form
-// (postdata.go) and builds indexes and constraints on several connections;
-// an entry that shares a table with an earlier one waits for it (index
-// builds on one table run side by side), and everything else (triggers,
-// rules, policies, index attachments, anything on a table of an
-// inheritance or partition tree, kluis's sequence values and materialized
-// view refreshes) runs alone, in order. Text the lexer is not sure of runs
-// whole, as before. Each entry is a transaction whose row writes to user
-// tables are counted (pg_stat_xact_all_tables, before and after); a write,
+// not of the stream sent to it. The post-data section is split into
+// pg_dump's entries by a lexer that knows every quoting form
+// (postdata.go), and StartPostData runs it beside the loads (postrun.go):
+// an index, a primary key, unique, check or foreign key constraint, a
+// trigger or an index attachment starts once every table it locks (for a
+// table in an inheritance or partition tree: the whole tree) is loaded and
+// read back, on a connection the loads no longer use, and once every
+// earlier entry it shares a table with finished (index builds on one table
+// run side by side); an index build may also start as soon as its table's
+// load committed, beside the read-back, and before an earlier key or check
+// constraint of its table (never beside one). Everything else (rules,
+// policies, comments, kluis's sequence values and materialized view
+// refreshes) and every entry after it waits until every table is loaded
+// and runs alone, in order; text the lexer cannot split runs whole and
+// makes the restore read every table back. An entry that starts while
+// tables still load waits at most 200 ms for a lock (its code reading a
+// table a load holds): it then rolls back and runs after the loads, rather
+// than deadlock with a load that waits on it. ApplyPostData runs a section
+// after the loads, the same way. Each entry is a transaction whose row
+// writes to user tables are counted (pg_stat_xact_all_tables, before and
+// after), wherever they land (a table proven, or one still to load); a write,
 // a table with a new storage file (TRUNCATE, a rewrite) or an event trigger
 // in the section makes the load-time fingerprints stale, and the restore
 // then reads every table back at the end, as it always did. What is not
 // seen: writes made through another session (dblink, a background worker)
 // by code the restore runs. Restore tests keep reading back at the end
-// (their RTO and fingerprint checks are timed apart).
+// (their RTO and fingerprint checks are timed apart); their post-data runs
+// beside the loads too.
 //
 // # Secrets
 //

@@ -262,14 +262,16 @@ func (s ddlStmt) isEmpty() bool { return len(s.tokens) == 0 }
 // qname is a schema-qualified table name, as stored in the catalog.
 type qname struct{ schema, name string }
 
-// entryTables returns the tables an entry locks when every statement in it
-// is one that may run beside others on another connection: an index, a
+// entryTables returns the relations an entry locks when every statement in
+// it is one that may run beside others on another connection: an index, a
 // primary key, unique, exclusion, check or foreign key constraint, CLUSTER
-// ON or REPLICA IDENTITY. ok is false for anything else (such an entry runs
-// alone, after everything before it).
+// ON or REPLICA IDENTITY, a trigger (CREATE TRIGGER … ON table), or the
+// attachment of a partition's index to its parent's (the two indexes are
+// returned; the caller maps them to their tables). ok is false for
+// anything else (such an entry runs alone, after everything before it).
 func entryTables(e ddlEntry) (tables []qname, ok bool) {
 	switch e.kind {
-	case "INDEX", "CONSTRAINT", "FK CONSTRAINT", "CHECK CONSTRAINT":
+	case "INDEX", "CONSTRAINT", "FK CONSTRAINT", "CHECK CONSTRAINT", "TRIGGER", "INDEX ATTACH":
 	default:
 		return nil, false
 	}
@@ -298,6 +300,14 @@ func entryTables(e ddlEntry) (tables []qname, ok bool) {
 			return false
 		}
 		switch {
+		case e.kind == "TRIGGER" || e.kind == "INDEX ATTACH":
+			q, ok := triggerOrAttach(t, kw)
+			if !ok {
+				return nil, false
+			}
+			for _, x := range q {
+				add(x)
+			}
 		case kw(0, "create") && (kw(1, "index") || (kw(1, "unique") && kw(2, "index"))):
 			i := 2
 			if kw(1, "unique") {
@@ -373,6 +383,88 @@ func entryTables(e ddlEntry) (tables []qname, ok bool) {
 	return tables, len(tables) > 0
 }
 
+// entryIndexes returns the indexes an entry creates, with their tables: a
+// CREATE INDEX (in its table's schema) or a primary key, unique or
+// exclusion constraint (an index of the constraint's name). An index
+// attachment later in the section names them.
+func entryIndexes(e ddlEntry) map[qname]qname {
+	out := map[qname]qname{}
+	for _, s := range e.stmts {
+		t := s.tokens
+		kw := func(i int, w string) bool { return i < len(t) && !t[i].quoted && !t[i].punct && t[i].s == w }
+		switch {
+		case kw(0, "create") && (kw(1, "index") || (kw(1, "unique") && kw(2, "index"))):
+			i := 2
+			if kw(1, "unique") {
+				i = 3
+			}
+			if i+1 >= len(t) || t[i].punct || !kw(i+1, "on") {
+				continue
+			}
+			j := i + 2
+			if kw(j, "only") {
+				j++
+			}
+			if q, _, ok := parseQName(t, j); ok {
+				out[qname{q.schema, t[i].s}] = q
+			}
+		case kw(0, "alter") && kw(1, "table"):
+			i := 2
+			if kw(i, "only") {
+				i++
+			}
+			q, next, ok := parseQName(t, i)
+			if !ok || !kw(next, "add") || !kw(next+1, "constraint") || next+2 >= len(t) || t[next+2].punct {
+				continue
+			}
+			if j := next + 3; (kw(j, "primary") && kw(j+1, "key")) || kw(j, "unique") || kw(j, "exclude") {
+				out[qname{q.schema, t[next+2].s}] = q
+			}
+		}
+	}
+	return out
+}
+
+// triggerOrAttach reads CREATE TRIGGER name … ON table … (not a constraint
+// trigger, which names a second table) or ALTER INDEX parent ATTACH
+// PARTITION child.
+func triggerOrAttach(t []ddlToken, kw func(int, ...string) bool) ([]qname, bool) {
+	switch {
+	case kw(0, "create") && kw(1, "trigger"):
+		if len(t) < 3 || t[2].punct {
+			return nil, false
+		}
+		for i := 3; i < len(t); i++ {
+			if kw(i, "from") {
+				return nil, false
+			}
+			if kw(i, "on") {
+				q, _, ok := parseQName(t, i+1)
+				if !ok {
+					return nil, false
+				}
+				for j := i + 1; j < len(t); j++ {
+					if kw(j, "from") {
+						return nil, false
+					}
+				}
+				return []qname{q}, true
+			}
+		}
+	case kw(0, "alter") && kw(1, "index"):
+		parent, next, ok := parseQName(t, 2)
+		if !ok || !kw(next, "attach") || !kw(next+1, "partition") {
+			return nil, false
+		}
+		child, end, ok := parseQName(t, next+2)
+		if !ok || end != len(t) {
+			return nil, false
+		}
+		return []qname{parent, child}, true
+	}
+	return nil, false
+}
+
 // parseQName reads schema.name at t[i]; pg_dump qualifies every table in
 // the post-data section.
 func parseQName(t []ddlToken, i int) (q qname, next int, ok bool) {
@@ -398,9 +490,19 @@ const filenodesSQL = `SELECT c.oid::pg_catalog.int8, pg_catalog.pg_relation_file
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'`
 
-// inheritedSQL lists the tables in an inheritance or partition tree: a
-// statement on one of them may lock the others, so such entries run alone.
-const inheritedSQL = `SELECT n.nspname, c.relname
+// relationsSQL lists every relation in a user schema and, for an index,
+// its table.
+const relationsSQL = `SELECT n.nspname, c.relname, COALESCE(tn.nspname, ''), COALESCE(t.relname, '')
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'p' OR c.relispartition
-   OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid OR i.inhrelid = c.oid)`
+LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+LEFT JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
+LEFT JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'`
+
+// inheritsSQL lists the edges of every inheritance and partition tree: a
+// statement on one member may lock the others, so an entry locks the
+// whole tree of each table it names.
+const inheritsSQL = `SELECT cn.nspname, c.relname, pn.nspname, p.relname
+FROM pg_catalog.pg_inherits h
+JOIN pg_catalog.pg_class c ON c.oid = h.inhrelid JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+JOIN pg_catalog.pg_class p ON p.oid = h.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace`

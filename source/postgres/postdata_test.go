@@ -92,7 +92,7 @@ func TestSplitDDL(t *testing.T) {
 		{1, []qname{{"public", "clients"}}, true},
 		{2, []qname{{"public", "appointments"}}, true},
 		{3, []qname{{`Sch"ema`, "Tä ble"}}, true},
-		{4, nil, false},
+		{4, []qname{{"public", "clients"}}, true},
 		// The last entry also holds kluis's trailer: not parallel.
 		{5, nil, false},
 	}
@@ -106,6 +106,34 @@ func TestSplitDDL(t *testing.T) {
 	fk.stmts = fk.stmts[:1]
 	if got, ok := entryTables(fk); !ok || !reflect.DeepEqual(got, []qname{{"public", "appointments"}, {"public", "clients"}}) {
 		t.Errorf("foreign key locks %v %v, want both tables", got, ok)
+	}
+}
+
+func TestEntryTablesTriggersAndAttachments(t *testing.T) {
+	for _, c := range []struct {
+		kind, sql string
+		tables    []qname
+	}{
+		{"TRIGGER", `CREATE TRIGGER t AFTER INSERT OR UPDATE OF "on", b ON public.x REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION public.f('on')`, []qname{{"public", "x"}}},
+		{"TRIGGER", `CREATE TRIGGER "T" BEFORE DELETE ON "S"."X y" FOR EACH ROW WHEN ((old.a > 1)) EXECUTE FUNCTION public.f()`, []qname{{"S", "X y"}}},
+		{"TRIGGER", `CREATE CONSTRAINT TRIGGER t AFTER INSERT ON public.x FROM public.y FOR EACH ROW EXECUTE FUNCTION public.f()`, nil},
+		{"TRIGGER", `CREATE TRIGGER t AFTER INSERT ON x FOR EACH ROW EXECUTE FUNCTION public.f()`, nil},
+		{"TRIGGER", `ALTER TABLE public.x DISABLE TRIGGER t`, nil},
+		{"INDEX ATTACH", `ALTER INDEX public.p_pkey ATTACH PARTITION public.p_2020_pkey`, []qname{{"public", "p_pkey"}, {"public", "p_2020_pkey"}}},
+		{"INDEX ATTACH", `ALTER INDEX public.p_pkey ATTACH PARTITION public.p_2020_pkey RENAME TO x`, nil},
+		{"INDEX ATTACH", `ALTER INDEX public.p_pkey RENAME TO x`, nil},
+		{"COMMENT", `CREATE TRIGGER t AFTER INSERT ON public.x FOR EACH ROW EXECUTE FUNCTION public.f()`, nil},
+	} {
+		entries, ok := splitDDL([]byte(c.sql + ";\n"))
+		if !ok || len(entries) != 1 {
+			t.Fatalf("%s: split %v", c.sql, ok)
+		}
+		e := entries[0]
+		e.kind = c.kind
+		got, ok := entryTables(e)
+		if ok != (c.tables != nil) || !reflect.DeepEqual(got, c.tables) {
+			t.Errorf("%s %s: %v %v, want %v", c.kind, c.sql, got, ok, c.tables)
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -107,6 +106,7 @@ func (t *Target) LoadAndFingerprint(ctx context.Context, tb source.Table, rows i
 	if err != nil {
 		return source.TableResult{}, false, err
 	}
+	t.committed(tb)
 	var node int64
 	if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_relation_filenode($1::pg_catalog.int8::pg_catalog.oid)::pg_catalog.int8", oid).Scan(&node); err != nil {
 		return source.TableResult{}, false, redactError(fmt.Errorf("table %s: %w", tb.Name, err), t.cfg.Password)
@@ -157,225 +157,21 @@ func rowWrites(ctx context.Context, conn *pgx.Conn) (map[int64]int64, error) {
 // materialized view refreshes, anything on a table in an inheritance or
 // partition tree) alone and in order. Each entry is one transaction. A
 // section the splitter cannot read with certainty runs whole, in one
-// transaction, as ApplySchema does.
+// transaction, as ApplySchema does. StartPostData runs the same section
+// beside the loads.
 //
 // stale is true when any statement wrote rows to a user table, or any
 // table fingerprinted by LoadAndFingerprint got a new storage file
 // (TRUNCATE, a rewrite), or the section creates event triggers (which run
-// user code on later DDL): fingerprints read at load time then no longer
+// user code on later DDL), or the section could not be split (what it
+// does cannot be told): fingerprints read at load time then no longer
 // prove the final contents, and the caller reads them again.
 func (t *Target) ApplyPostData(ctx context.Context, ddl io.Reader, parallel int) (stale bool, err error) {
-	text, err := io.ReadAll(ddl)
-	if err != nil {
-		return false, fmt.Errorf("reading schema: %w", err)
-	}
-	text = stripRestrict(text)
-	if parallel < 1 {
-		parallel = 1
-	}
-	entries, ok := splitDDL(text)
-	var preamble []string
-	if ok && len(entries) > 0 && entries[0].kind == "" {
-		for _, s := range entries[0].stmts {
-			if !isSet(s) {
-				ok = false
-			}
-			preamble = append(preamble, s.text)
-		}
-		entries = entries[1:]
-	}
-	first, err := connect(ctx, t.cfg)
+	p, err := t.startPostData(ctx, ddl, parallel, nil)
 	if err != nil {
 		return false, err
 	}
-	conns := []*pgx.Conn{first}
-	defer func() {
-		for _, c := range conns {
-			c.Close(context.Background())
-		}
-	}()
-	if !ok {
-		return t.runEntry(ctx, first, string(text))
-	}
-	for _, e := range entries {
-		if e.kind == "EVENT TRIGGER" {
-			stale = true
-		}
-	}
-	pre := strings.Join(preamble, ";\n")
-	if pre != "" {
-		if err := execSimple(ctx, first, pre); err != nil {
-			return false, redactError(fmt.Errorf("applying schema: %w", err), t.cfg.Password)
-		}
-	}
-	inherited := map[qname]bool{}
-	rows, err := first.Query(ctx, inheritedSQL)
-	if err != nil {
-		return false, redactError(err, t.cfg.Password)
-	}
-	for rows.Next() {
-		var q qname
-		if err := rows.Scan(&q.schema, &q.name); err != nil {
-			rows.Close()
-			return false, err
-		}
-		inherited[q] = true
-	}
-	if err := rows.Err(); err != nil {
-		return false, redactError(err, t.cfg.Password)
-	}
-	more := func() (*pgx.Conn, error) {
-		c, err := connect(ctx, t.cfg)
-		if err != nil {
-			return nil, err
-		}
-		if pre != "" {
-			if err := execSimple(ctx, c, pre); err != nil {
-				c.Close(context.Background())
-				return nil, redactError(err, t.cfg.Password)
-			}
-		}
-		conns = append(conns, c)
-		return c, nil
-	}
-
-	serial := false // after an entry that changes a session setting, everything runs on first
-	var segment []postJob
-	runSegment := func() error {
-		s, err := t.runParallel(ctx, segment, conns, parallel, more)
-		segment = nil
-		stale = stale || s
-		return err
-	}
-	for _, e := range entries {
-		tables, par := entryTables(e)
-		for _, q := range tables {
-			if inherited[q] {
-				par = false
-			}
-		}
-		if par && !serial {
-			segment = append(segment, postJob{entry: e, tables: tables, share: e.kind == "INDEX"})
-			continue
-		}
-		if err := runSegment(); err != nil {
-			return false, err
-		}
-		s, err := t.runEntry(ctx, first, entrySQL(e))
-		if err != nil {
-			return false, err
-		}
-		stale = stale || s
-		for _, st := range e.stmts {
-			if isSet(st) {
-				serial = true
-			}
-		}
-	}
-	if err := runSegment(); err != nil {
-		return false, err
-	}
-	changed, err := t.filenodesChanged(ctx, first)
-	if err != nil {
-		return false, err
-	}
-	return stale || changed, nil
-}
-
-type postJob struct {
-	entry  ddlEntry
-	tables []qname
-	share  bool // only CREATE INDEX: runs beside other index builds on its table
-}
-
-func (a postJob) conflicts(b postJob) bool {
-	if a.share && b.share {
-		return false
-	}
-	for _, x := range a.tables {
-		for _, y := range b.tables {
-			if x == y {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// runParallel runs jobs on up to parallel connections; a job starts once
-// every earlier job it conflicts with has finished.
-func (t *Target) runParallel(ctx context.Context, jobs []postJob, conns []*pgx.Conn, parallel int, more func() (*pgx.Conn, error)) (bool, error) {
-	if len(jobs) == 0 {
-		return false, nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		i     int
-		c     *pgx.Conn
-		stale bool
-		err   error
-	}
-	free := append([]*pgx.Conn(nil), conns...)
-	done := make([]bool, len(jobs))
-	started := make([]bool, len(jobs))
-	results := make(chan result)
-	running, stale := 0, false
-	var errs []error
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for finished := 0; finished < len(jobs); {
-		if len(errs) == 0 {
-			for i := range jobs {
-				if started[i] || running >= parallel {
-					continue
-				}
-				ready := true
-				for j := 0; j < i && ready; j++ {
-					if !done[j] && jobs[j].conflicts(jobs[i]) {
-						ready = false
-					}
-				}
-				if !ready {
-					continue
-				}
-				if len(free) == 0 {
-					c, err := more()
-					if err != nil {
-						errs = append(errs, err)
-						cancel()
-						break
-					}
-					free = append(free, c)
-				}
-				c := free[len(free)-1]
-				free = free[:len(free)-1]
-				started[i] = true
-				running++
-				wg.Go(func() {
-					s, err := t.runEntry(ctx, c, entrySQL(jobs[i].entry))
-					results <- result{i, c, s, err}
-				})
-			}
-		}
-		if running == 0 {
-			break
-		}
-		r := <-results
-		running--
-		finished++
-		done[r.i] = true
-		free = append(free, r.c)
-		stale = stale || r.stale
-		if r.err != nil {
-			errs = append(errs, r.err)
-			cancel()
-		}
-	}
-	if len(errs) > 0 {
-		return false, errs[0]
-	}
-	return stale, nil
+	return p.Finish()
 }
 
 func entrySQL(e ddlEntry) string {
@@ -391,8 +187,9 @@ func entrySQL(e ddlEntry) string {
 }
 
 // runEntry executes sql in one transaction on conn and reports whether it
-// wrote rows to any user table.
-func (t *Target) runEntry(ctx context.Context, conn *pgx.Conn, sql string) (stale bool, err error) {
+// wrote rows to any user table. An entry that overlaps the loads waits for
+// a lock at most overlapLockTimeout.
+func (t *Target) runEntry(ctx context.Context, conn *pgx.Conn, sql string, overlaps bool) (stale bool, err error) {
 	if strings.TrimSpace(sql) == "" {
 		return false, nil
 	}
@@ -407,6 +204,11 @@ func (t *Target) runEntry(ctx context.Context, conn *pgx.Conn, sql string) (stal
 	}
 	if err := execSimple(ctx, conn, "BEGIN"); err != nil {
 		return fail(err)
+	}
+	if overlaps {
+		if err := execSimple(ctx, conn, "SET LOCAL lock_timeout = '"+overlapLockTimeout+"'"); err != nil {
+			return fail(err)
+		}
 	}
 	before, err := rowWrites(ctx, conn)
 	if err != nil {

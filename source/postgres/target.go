@@ -43,6 +43,9 @@ type Target struct {
 	// proved holds the storage file of every table LoadAndFingerprint
 	// read back, by table oid.
 	proved map[int64]int64
+	// post is the post-data section running beside the loads, told when
+	// a load commits (StartPostData).
+	post *postRun
 }
 
 var _ source.Target = (*Target)(nil)
