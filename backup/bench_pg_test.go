@@ -28,8 +28,9 @@ import (
 //	  go test ./backup -run '^$' -bench PostgresSideBySide -benchtime 1x -timeout 3h -v
 //
 // KLUIS_BENCH_CHUNK_AVG sets policy.chunk_average (e.g. 65536).
-// KLUIS_BENCH_KLUIS_BEFORE names another kluis binary whose restore is
-// timed too (before/after a change). KLUIS_BENCH_PG_MB lists database sizes (the growth table over data);
+// KLUIS_BENCH_KLUIS_BEFORE names another kluis binary whose backups (into
+// a repository of its own, right after or before kluis's, the order
+// turning each night) and restore are timed too (before/after a change). KLUIS_BENCH_PG_MB lists database sizes (the growth table over data);
 // KLUIS_BENCH_NIGHTS the number of nights (default 2; the growth table over
 // history reports nights 1, 7 and 30 when reached). Without
 // KLUIS_BENCH_PG_MB nothing runs, so CI pays nothing. restic 0.18.1 is
@@ -126,6 +127,7 @@ func benchPolicy() string {
 type benchRow struct {
 	name  string
 	secs  float64
+	cpu   float64 // user + system seconds of the command
 	rssKB int64
 	bytes int64 // stored after the command; 0 when not applicable
 }
@@ -152,20 +154,26 @@ func sideBySide(b *testing.B, bin, restic string, mb, nights int) {
 	env := append(os.Environ(), "PGPASSWORD="+cfg.Password, "KLUIS_CONFIG="+filepath.Join(dir, "kluis.yaml"),
 		"RESTIC_PASSWORD=bench", "RESTIC_FROM_PASSWORD=bench", "RESTIC_CACHE_DIR="+filepath.Join(dir, "restic-cache"))
 	os.WriteFile(filepath.Join(dir, "src.dsn"), []byte(fmt.Sprintf("host=%s port=%s user=%s dbname=%s password=%s\n", host, port, cfg.User, cfg.Database, cfg.Password)), 0o600)
-	os.WriteFile(filepath.Join(dir, "kluis.yaml"), []byte(`
-appliance: {id: bench, state_dir: ./state, master_key_file: ./master.key, signing_key_file: ./signing.key}
+	// The before binary (KLUIS_BENCH_KLUIS_BEFORE) backs up into its own
+	// appliance: own keys, state and locations, the same database.
+	for _, a := range []struct{ file, suffix, locs string }{{"kluis.yaml", "", "a"}, {"kluis-before.yaml", "-before", "c"}} {
+		other := string(rune(a.locs[0] + 1))
+		os.WriteFile(filepath.Join(dir, a.file), []byte(`
+appliance: {id: bench, state_dir: ./state`+a.suffix+`, master_key_file: ./master`+a.suffix+`.key, signing_key_file: ./signing`+a.suffix+`.key}
 locations:
-  - {name: a, type: dir, path: ./loc-a, country: NL, site: A, provider: p1}
-  - {name: b, type: dir, path: ./loc-b, country: NL, site: B, provider: p2}
+  - {name: a, type: dir, path: ./loc-`+a.locs+`, country: NL, site: A, provider: p1}
+  - {name: b, type: dir, path: ./loc-`+other+`, country: NL, site: B, provider: p2}
 tenants:
   - {id: bench, engine: postgres, dsn_file: ./src.dsn}
 `+benchPolicy()), 0o644)
-	run := func(args ...string) (float64, int64) {
+	}
+	beforeEnv := append(slices.Clone(env), "KLUIS_CONFIG="+filepath.Join(dir, "kluis-before.yaml"))
+	runEnv := func(env []string, args ...string) (float64, float64, int64) {
 		b.Helper()
 		// GNU time reports the peak RSS of the command (the largest of a
-		// pipeline's processes).
+		// pipeline's processes) and its CPU seconds.
 		rssFile := filepath.Join(dir, "rss")
-		cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rssFile}, args...)...)
+		cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M %U %S", "-o", rssFile}, args...)...)
 		cmd.Env, cmd.Dir = env, dir
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
@@ -175,25 +183,45 @@ tenants:
 		}
 		d := time.Since(start)
 		out, _ := os.ReadFile(rssFile)
-		kb, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
-		return d.Seconds(), kb
+		f := strings.Fields(string(out))
+		var kb int64
+		var cpu float64
+		if len(f) == 3 {
+			kb, _ = strconv.ParseInt(f[0], 10, 64)
+			u, _ := strconv.ParseFloat(f[1], 64)
+			s, _ := strconv.ParseFloat(f[2], 64)
+			cpu = u + s
+		}
+		return d.Seconds(), cpu, kb
+	}
+	run := func(args ...string) (float64, int64) {
+		s, _, kb := runEnv(env, args...)
+		return s, kb
 	}
 	var rows []benchRow
-	add := func(name string, stored func() int64, args ...string) benchRow {
-		s, rss := run(args...)
-		r := benchRow{name: name, secs: s, rssKB: rss}
+	addEnv := func(env []string, name string, stored func() int64, args ...string) benchRow {
+		s, cpu, rss := runEnv(env, args...)
+		r := benchRow{name: name, secs: s, cpu: cpu, rssKB: rss}
 		if stored != nil {
 			r.bytes = stored()
 		}
 		rows = append(rows, r)
 		return r
 	}
+	add := func(name string, stored func() int64, args ...string) benchRow {
+		return addEnv(env, name, stored, args...)
+	}
+	beforeBin := os.Getenv("KLUIS_BENCH_KLUIS_BEFORE")
 	pgDump, pgRestore := srv.Tool(b, "pg_dump"), srv.Tool(b, "pg_restore")
 	conn := []string{"-h", host, "-p", port, "-U", cfg.User}
 	kluisBytes := func() int64 { return duBytes(b, filepath.Join(dir, "loc-a")) }
 	resticBytes := func() int64 { return duBytes(b, filepath.Join(dir, "restic-a")) }
 	run(bin, "keys", "init")
 	run(bin, "init", "--tenant", "bench")
+	if beforeBin != "" {
+		runEnv(beforeEnv, beforeBin, "keys", "init")
+		runEnv(beforeEnv, beforeBin, "init", "--tenant", "bench")
+	}
 	if restic != "" {
 		run(restic, "init", "-q", "-r", filepath.Join(dir, "restic-a"))
 		run(restic, "init", "-q", "-r", filepath.Join(dir, "restic-b"), "--from-repo", filepath.Join(dir, "restic-a"), "--copy-chunker-params")
@@ -233,11 +261,12 @@ tenants:
 					rr.kluis = add(fmt.Sprintf("after night %d: kluis restore --parallel 2 (proof)", n), nil, bin, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "dst.dsn", "--parallel", "2")
 				},
 			}
-			if old := os.Getenv("KLUIS_BENCH_KLUIS_BEFORE"); old != "" {
-				// The same restore with another kluis binary (before a change).
+			if beforeBin != "" {
+				// The same restore with another kluis binary (before a change),
+				// of its own repository (the same nights).
 				trio = append(trio, func() {
 					into("kluisbefore", "before.dsn")
-					rr.before = add(fmt.Sprintf("after night %d: kluis restore, BEFORE binary", n), nil, old, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "before.dsn", "--parallel", "2")
+					rr.before = addEnv(beforeEnv, fmt.Sprintf("after night %d: kluis restore, BEFORE binary", n), nil, beforeBin, "restore", "--tenant", "bench", "--snapshot", "latest", "--target-dsn-file", "before.dsn", "--parallel", "2")
 				})
 			}
 			for j := range trio {
@@ -249,7 +278,7 @@ tenants:
 
 	type night struct {
 		n                               int
-		dump, kluis, restic             benchRow
+		dump, kluis, restic, before     benchRow
 		kluisStored, resticStored       int64
 		kluisIncrement, resticIncrement int64
 	}
@@ -263,7 +292,19 @@ tenants:
 		nt := night{n: n}
 		nt.dump = add(fmt.Sprintf("night %d: pg_dump > /dev/null", n), nil, append([]string{pgDump, "-f", "/dev/null"}, append(conn, cfg.Database)...)...)
 		before := kluisBytes()
-		nt.kluis = add(fmt.Sprintf("night %d: kluis backup (2 locations)", n), kluisBytes, bin, "backup", "--tenant", "bench")
+		backups := []func(){func() {
+			nt.kluis = add(fmt.Sprintf("night %d: kluis backup (2 locations)", n), kluisBytes, bin, "backup", "--tenant", "bench")
+		}}
+		if beforeBin != "" {
+			// The order turns each night, so that neither always runs
+			// right after pg_dump.
+			backups = append(backups, func() {
+				nt.before = addEnv(beforeEnv, fmt.Sprintf("night %d: kluis backup, BEFORE binary", n), nil, beforeBin, "backup", "--tenant", "bench")
+			})
+		}
+		for j := range backups {
+			backups[(j+n-1)%len(backups)]()
+		}
 		nt.kluisStored, nt.kluisIncrement = nt.kluis.bytes, nt.kluis.bytes-before
 		if restic != "" {
 			before := resticBytes()
@@ -283,13 +324,13 @@ tenants:
 	load, _ := os.ReadFile("/proc/loadavg")
 	var out strings.Builder
 	fmt.Fprintf(&out, "\n%d MB synthetic practice (%d clients), %d nights; load average %s\n", mb, scale.Clients, nights, strings.Join(strings.Fields(string(load))[:3], " "))
-	fmt.Fprintf(&out, "%-46s %9s %10s %12s\n", "command", "seconds", "RSS MiB", "stored MB")
+	fmt.Fprintf(&out, "%-46s %9s %8s %10s %12s\n", "command", "seconds", "CPU s", "RSS MiB", "stored MB")
 	for _, r := range rows {
 		stored := ""
 		if r.bytes > 0 {
 			stored = fmt.Sprintf("%.1f", float64(r.bytes)/1e6)
 		}
-		fmt.Fprintf(&out, "%-46s %9.2f %10.1f %12s\n", r.name, r.secs, float64(r.rssKB)/1024, stored)
+		fmt.Fprintf(&out, "%-46s %9.2f %8.2f %10.1f %12s\n", r.name, r.secs, r.cpu, float64(r.rssKB)/1024, stored)
 	}
 	fmt.Fprintf(&out, "\nnight  kluis s  /pg_dump  restic s  /pg_dump  kluis stored MB  restic stored MB  kluis incr MB  restic incr MB  incr ratio\n")
 	for _, h := range history {
@@ -303,6 +344,13 @@ tenants:
 		fmt.Fprintf(&out, "%5d %8.2f %9.2f %9.2f %9.2f %16.1f %17.1f %14.2f %15.2f %11s\n", h.n,
 			h.kluis.secs, h.kluis.secs/h.dump.secs, h.restic.secs, h.restic.secs/h.dump.secs,
 			float64(h.kluisStored)/1e6, float64(h.resticStored)/1e6, float64(h.kluisIncrement)/1e6, float64(h.resticIncrement)/1e6, ratio)
+	}
+	if beforeBin != "" {
+		fmt.Fprintf(&out, "\nnight  pg_dump s  kluis s (÷)  kluis CPU s  before s (÷)  before CPU s\n")
+		for _, h := range history {
+			fmt.Fprintf(&out, "%5d %9.2f %7.2f (%.2f×) %11.2f %8.2f (%.2f×) %12.2f\n", h.n, h.dump.secs,
+				h.kluis.secs, h.kluis.secs/h.dump.secs, h.kluis.cpu, h.before.secs, h.before.secs/h.dump.secs, h.before.cpu)
+		}
 	}
 	fmt.Fprintf(&out, "\nafter night  load  pg_restore -j 2 s  kluis restore s (÷)  RSS MiB  before s (÷)  before RSS MiB\n")
 	for _, rr := range restores {

@@ -84,16 +84,27 @@ func NewChunker(r io.Reader, pol Pol, p Params) *Chunker {
 // Next returns the next chunk. The slice is only valid until the next call.
 // At the end of the stream it returns io.EOF.
 func (c *Chunker) Next() ([]byte, error) {
+	data, err := c.NextInto(c.buf)
+	if err == nil {
+		c.buf = data[:0]
+	}
+	return data, err
+}
+
+// NextInto is Next writing the chunk into buf's storage (from its start;
+// grown if it is shorter than the chunk) instead of the Chunker's own, so
+// that a caller that keeps chunks need not copy them. At the end of the
+// stream it returns io.EOF.
+func (c *Chunker) NextInto(buf []byte) ([]byte, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	ch, err := c.c.Next(c.buf)
+	ch, err := c.c.Next(buf)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, io.EOF
 		}
 		return nil, err
 	}
-	c.buf = ch.Data[:0]
 	return ch.Data, nil
 }

@@ -87,18 +87,11 @@ func LoadDict(plain []byte) (d *Dict, err error) {
 			d, err = nil, fmt.Errorf("zstd dictionary %08x: %v", zid, p)
 		}
 	}()
-	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(0),
-		zstd.WithLowerEncoderMem(true),
-		zstd.WithEncoderDict(plain))
+	enc, err := zstd.NewWriter(nil, encoderOptions(zstd.WithEncoderDict(plain))...)
 	if err != nil {
 		return nil, fmt.Errorf("zstd dictionary %08x: %v", zid, err)
 	}
-	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(0),
-		zstd.WithDecoderMaxMemory(MaxChunkSize+1),
-		zstd.WithDecoderDicts(plain))
+	dec, err := zstd.NewReader(nil, decoderOptions(zstd.WithDecoderDicts(plain))...)
 	if err != nil {
 		enc.Close()
 		return nil, fmt.Errorf("zstd dictionary %08x: %v", zid, err)

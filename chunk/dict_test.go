@@ -87,6 +87,11 @@ func TestDictSealOpen(t *testing.T) {
 		if err != nil || !bytes.Equal(got, c) {
 			t.Fatalf("open with the dictionary: %v", err)
 		}
+		// Into a destination with room (decoded in place) and after a prefix.
+		roomy := append(make([]byte, 0, 3+len(c)), "pre"...)
+		if got, err := s.Open(roomy, id, a); err != nil || string(got[:3]) != "pre" || !bytes.Equal(got[3:], c) {
+			t.Fatalf("open with the dictionary after a prefix: %v", err)
+		}
 		s = newTestSealer(t)
 	}
 	if with >= without {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"math/bits"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -118,15 +119,29 @@ const Overhead = nonceSize + innerHeader + tagSize
 // encoder and decoder are shared by every Sealer; EncodeAll and DecodeAll
 // are safe for concurrent use and run at most GOMAXPROCS calls at once
 // (concurrency 0). A concurrency of 1 would serialise all sealing.
+//
+// Frames carry no zstd checksum (an xxhash of the plaintext), and one in
+// an older blob is not checked: the AEAD authenticates the frame and Open
+// checks the plaintext's keyed ID, which the checksum could only repeat.
 var (
-	encoder, _ = zstd.NewWriter(nil,
+	encoder, _ = zstd.NewWriter(nil, encoderOptions()...)
+	decoder, _ = zstd.NewReader(nil, decoderOptions()...)
+)
+
+func encoderOptions(more ...zstd.EOption) []zstd.EOption {
+	return append([]zstd.EOption{
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(0),
-		zstd.WithLowerEncoderMem(true))
-	decoder, _ = zstd.NewReader(nil,
+		zstd.WithLowerEncoderMem(true),
+		zstd.WithEncoderCRC(false)}, more...)
+}
+
+func decoderOptions(more ...zstd.DOption) []zstd.DOption {
+	return append([]zstd.DOption{
 		zstd.WithDecoderConcurrency(0),
-		zstd.WithDecoderMaxMemory(MaxChunkSize+1))
-)
+		zstd.WithDecoderMaxMemory(MaxChunkSize + 1),
+		zstd.IgnoreChecksum(true)}, more...)
+}
 
 var blobAD = []byte("kluis blob v1\x00")
 
@@ -147,30 +162,52 @@ func (s *Sealer) SealDict(dst []byte, id ID, plaintext []byte, d *Dict) ([]byte,
 	if len(plaintext) > MaxChunkSize {
 		return nil, fmt.Errorf("chunk: plaintext of %d bytes exceeds %d", len(plaintext), MaxChunkSize)
 	}
-	kind := byte(kindRaw)
-	payload := plaintext
 	zkind, enc := byte(kindZstd), encoder
 	if d != nil {
 		zkind, enc = kindZstdDict, d.enc
 	}
-	compressed := enc.EncodeAll(plaintext, make([]byte, 0, len(plaintext)/2+64))
+	sc := getScratch()
+	defer putScratch(sc)
+	compressed := enc.EncodeAll(plaintext, sc.b[:0])
+	sc.b = compressed[:0] // keep a buffer zstd had to grow
+	kind, payload := byte(kindRaw), plaintext
 	// Compression pays only when it saves at least 1/16 of the chunk.
 	if len(compressed) < len(plaintext)-len(plaintext)/16 {
 		kind, payload = zkind, compressed
 	}
+	// The blob is built in place at the end of dst: nonce, then the inner
+	// plaintext, which the AEAD encrypts onto itself (exact overlap is
+	// allowed) and follows with its tag.
 	padded := padme(innerHeader + len(payload))
-	inner := make([]byte, padded)
-	inner[0] = kind
-	binary.LittleEndian.PutUint32(inner[1:5], uint32(len(payload)))
-	copy(inner[innerHeader:], payload)
-
 	start := len(dst)
-	dst = append(dst, make([]byte, nonceSize)...)
-	nonce := dst[start : start+nonceSize]
+	dst = slices.Grow(dst, nonceSize+padded+tagSize)
+	out := dst[start : start+nonceSize+padded]
+	nonce, inner := out[:nonceSize], out[nonceSize:]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return s.aead.Seal(dst, nonce, inner, additionalData(id)), nil
+	inner[0] = kind
+	binary.LittleEndian.PutUint32(inner[1:5], uint32(len(payload)))
+	n := copy(inner[innerHeader:], payload)
+	clear(inner[innerHeader+n:]) // zero padding: dst's spare capacity may hold old bytes
+	return s.aead.Seal(dst[:start+nonceSize], nonce, inner, additionalData(id)), nil
+}
+
+// scratch is a reusable buffer for a compressed payload on its way into
+// the AEAD, or a decrypted one on its way out of zstd: it lives only
+// during one Seal or Open.
+type scratch struct{ b []byte }
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{b: make([]byte, 0, 64<<10)} }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+// putScratch returns sc to the pool unless it grew past what a chunk of
+// the default size needs, so that one large blob does not pin its buffer.
+func putScratch(sc *scratch) {
+	if cap(sc.b) <= 1<<20 {
+		scratchPool.Put(sc)
+	}
 }
 
 // Open decrypts and decompresses a sealed blob and checks that the
@@ -180,10 +217,15 @@ func (s *Sealer) Open(dst []byte, id ID, sealed []byte) ([]byte, error) {
 	if len(sealed) < Overhead || len(sealed) > MaxSealedSize {
 		return nil, fmt.Errorf("blob %s: sealed length %d out of range: %w", id, len(sealed), ErrCorrupt)
 	}
-	inner, err := s.aead.Open(nil, sealed[:nonceSize], sealed[nonceSize:], additionalData(id))
+	// The inner plaintext is needed only until it is decompressed or
+	// copied into dst.
+	sc := getScratch()
+	defer putScratch(sc)
+	inner, err := s.aead.Open(sc.b[:0], sealed[:nonceSize], sealed[nonceSize:], additionalData(id))
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", id, ErrCorrupt)
 	}
+	sc.b = inner[:0]
 	kind := inner[0]
 	n := binary.LittleEndian.Uint32(inner[1:5]) // compared unconverted: int may be 32 bits
 	if uint64(n) > uint64(len(inner)-innerHeader) {
@@ -191,7 +233,8 @@ func (s *Sealer) Open(dst []byte, id ID, sealed []byte) ([]byte, error) {
 	}
 	payload := inner[innerHeader : innerHeader+int(n)]
 	var plain []byte
-	if kind == kindZstdDict {
+	switch kind {
+	case kindZstdDict:
 		out, err := s.openDict(payload, dst[len(dst):])
 		if err != nil {
 			return nil, fmt.Errorf("blob %s: %w", id, err)
@@ -199,9 +242,7 @@ func (s *Sealer) Open(dst []byte, id ID, sealed []byte) ([]byte, error) {
 		if len(out) > MaxChunkSize {
 			return nil, fmt.Errorf("blob %s: plaintext exceeds %d bytes: %w", id, MaxChunkSize, ErrCorrupt)
 		}
-		kind, payload = kindRaw, out // checked below like a stored plaintext
-	}
-	switch kind {
+		plain = appendDecoded(dst, out)
 	case kindRaw:
 		if len(payload) > MaxChunkSize {
 			return nil, fmt.Errorf("blob %s: plaintext exceeds %d bytes: %w", id, MaxChunkSize, ErrCorrupt)
@@ -218,7 +259,7 @@ func (s *Sealer) Open(dst []byte, id ID, sealed []byte) ([]byte, error) {
 		if len(out) > MaxChunkSize {
 			return nil, fmt.Errorf("blob %s: plaintext exceeds %d bytes: %w", id, MaxChunkSize, ErrCorrupt)
 		}
-		plain = append(dst, out...) // a copy onto itself when out fitted in dst's capacity
+		plain = appendDecoded(dst, out)
 	default:
 		return nil, fmt.Errorf("blob %s: unknown encoding %d: %w", id, kind, ErrCorrupt)
 	}
@@ -226,6 +267,16 @@ func (s *Sealer) Open(dst []byte, id ID, sealed []byte) ([]byte, error) {
 		return nil, fmt.Errorf("blob %s: plaintext does not match its id: %w", id, ErrCorrupt)
 	}
 	return plain, nil
+}
+
+// appendDecoded returns dst followed by out, which zstd decoded into dst's
+// spare capacity when it fitted there: then nothing is copied.
+func appendDecoded(dst, out []byte) []byte {
+	n := len(dst)
+	if len(out) > 0 && len(out) <= cap(dst)-n && &dst[:n+1][n] == &out[0] {
+		return dst[:n+len(out)]
+	}
+	return append(dst, out...)
 }
 
 // MaxSealedSize bounds the length of any sealed blob.

@@ -115,9 +115,23 @@ func TestSealAppendsAndOpenAppends(t *testing.T) {
 			t.Fatal("Seal did not keep dst")
 		}
 		sealed = sealed[len(prefix):]
+		// Seal builds the blob in dst's spare capacity: old bytes there
+		// must not leak into the padding.
+		dirty := bytes.Repeat([]byte{0xa5}, 2*len(plain)+1024)
+		again, err := s.Seal(dirty[:len(prefix)], id, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kind, payload := peekInner(t, s, id, again[len(prefix):]); kind > kindZstd {
+			t.Fatalf("kind %d", kind)
+		} else if inner, _ := s.aead.Open(nil, again[len(prefix):][:nonceSize], again[len(prefix)+nonceSize:], additionalData(id)); !bytes.Equal(inner[innerHeader+payload:], make([]byte, len(inner)-innerHeader-payload)) {
+			t.Fatal("padding of a blob sealed into used capacity is not zero")
+		}
 		// A destination longer than MaxChunkSize must not count against the
-		// decompression limit.
-		for _, dst := range [][]byte{prefix, make([]byte, MaxChunkSize+10, MaxChunkSize+20)} {
+		// decompression limit; one with room decodes in place.
+		roomy := make([]byte, len(prefix), len(prefix)+len(plain)+10)
+		copy(roomy, prefix)
+		for _, dst := range [][]byte{prefix, roomy, make([]byte, MaxChunkSize+10, MaxChunkSize+20)} {
 			got, err := s.Open(bytes.Clone(dst), id, sealed)
 			if err != nil {
 				t.Fatalf("dst of %d bytes: %v", len(dst), err)

@@ -405,7 +405,10 @@ func (b *Backup) chunkStream(parent context.Context, rd io.Reader, onChunk func(
 		defer close(jobs)
 		c := chunk.NewChunker(rd, b.r.key.Pol, b.r.cfg.Chunker)
 		for seq := 0; ; seq++ {
-			data, err := c.Next()
+			// Each chunk is cut straight into a buffer of its own, which
+			// the worker that seals it gives back.
+			buf := bufPool.Get().([]byte)
+			data, err := c.NextInto(buf)
 			if err == io.EOF {
 				return
 			}
@@ -417,9 +420,8 @@ func (b *Backup) chunkStream(parent context.Context, rd io.Reader, onChunk func(
 			if onChunk != nil {
 				onChunk(data)
 			}
-			buf := append(bufPool.Get().([]byte)[:0], data...)
 			select {
-			case jobs <- chunkJob{seq: seq, data: buf}:
+			case jobs <- chunkJob{seq: seq, data: data}:
 			case <-ctx.Done():
 				return
 			}

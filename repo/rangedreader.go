@@ -255,7 +255,11 @@ func (r *Repo) readOrder() []Location {
 }
 
 func (rr *rangedReader) Read(p []byte) (int, error) {
-	for rr.cur == nil || rr.next == len(rr.cur.plain) {
+	// A cancelled read stops here, however much was read ahead.
+	if err := rr.ctx.Err(); err != nil && rr.err == nil {
+		rr.err = err
+	}
+	for rr.cur == nil || rr.next == len(rr.cur.plain) || rr.err != nil {
 		if rr.err != nil {
 			return 0, rr.err
 		}

@@ -46,6 +46,12 @@ func Diff(k Key, parent, fresh io.Reader, w io.Writer) (Stats, error) {
 		havePrevP      bool
 		pEOF, fEOF     bool
 		err            error
+		// fIsP: the fresh row's key is the parent row's (an unchanged
+		// row, the common case), so prevF is not copied: it is prevP
+		// until the parent moves on alone.
+		fIsP bool
+		// same: the current rows are byte-equal (so their keys are).
+		same bool
 	)
 	nextP := func() error {
 		pLine, err = pr.next()
@@ -68,11 +74,21 @@ func Diff(k Key, parent, fresh io.Reader, w io.Writer) (Stats, error) {
 				return fmt.Errorf("%w: row %d: %w", ErrParent, pr.n, ErrNotAscending)
 			}
 		}
+		if fIsP {
+			// prevP is about to move on: it becomes prevF (a swap, not a copy).
+			prevF, prevP, prevFB, prevPB = prevP, prevF, prevPB, prevFB
+			fIsP = false
+		}
 		prevP, prevPB = CopyKey(prevP, prevPB, pKey)
 		havePrevP = true
 		return nil
 	}
-	nextF := func() error {
+	// nextF reads the next fresh row. After a row both sides had
+	// (afterMatch), a fresh row byte-equal to the current parent row has
+	// the parent row's key, which the parent's order check has found above
+	// the previous one: it is not compared or copied again.
+	nextF := func(afterMatch bool) error {
+		same = false
 		fLine, err = fr.next()
 		if err == io.EOF {
 			fEOF = true
@@ -86,8 +102,16 @@ func Diff(k Key, parent, fresh io.Reader, w io.Writer) (Stats, error) {
 		if fKey, err = k.rowKey(fKey, fLine); err != nil {
 			return fmt.Errorf("fresh row %d: %w", st.Rows, err)
 		}
+		if afterMatch && !pEOF && bytes.Equal(fLine, pLine) {
+			fIsP, same, havePrevF = true, true, true
+			return nil
+		}
 		if havePrevF {
-			c, err := k.compare(prevF, fKey)
+			prev := prevF
+			if fIsP {
+				prev = prevP
+			}
+			c, err := k.compare(prev, fKey)
 			if err != nil {
 				return fmt.Errorf("fresh row %d: %w", st.Rows, err)
 			}
@@ -96,6 +120,7 @@ func Diff(k Key, parent, fresh io.Reader, w io.Writer) (Stats, error) {
 			}
 		}
 		prevF, prevFB = CopyKey(prevF, prevFB, fKey)
+		fIsP = false
 		havePrevF = true
 		return nil
 	}
@@ -116,7 +141,7 @@ func Diff(k Key, parent, fresh io.Reader, w io.Writer) (Stats, error) {
 	if err := nextP(); err != nil {
 		return st, err
 	}
-	if err := nextF(); err != nil {
+	if err := nextF(false); err != nil {
 		return st, err
 	}
 	for !pEOF || !fEOF {
@@ -126,6 +151,7 @@ func Diff(k Key, parent, fresh io.Reader, w io.Writer) (Stats, error) {
 			c = 1
 		case pEOF:
 			c = -1
+		case same:
 		default:
 			if c, err = k.compare(fKey, pKey); err != nil {
 				return st, fmt.Errorf("fresh row %d: %w", st.Rows, err)
@@ -135,7 +161,7 @@ func Diff(k Key, parent, fresh io.Reader, w io.Writer) (Stats, error) {
 		case c < 0: // a key the parent lacks
 			put('+', fLine)
 			st.Inserted++
-			if err := nextF(); err != nil {
+			if err := nextF(false); err != nil {
 				return st, err
 			}
 		case c > 0: // a parent key the fresh table lacks
@@ -145,14 +171,15 @@ func Diff(k Key, parent, fresh io.Reader, w io.Writer) (Stats, error) {
 				return st, err
 			}
 		default:
-			if !bytes.Equal(fLine, pLine) {
+			if !same && !bytes.Equal(fLine, pLine) {
 				put('+', fLine)
 				st.Changed++
 			}
-			if err := nextF(); err != nil {
+			// The parent first: nextF compares the fresh row with it.
+			if err := nextP(); err != nil {
 				return st, err
 			}
-			if err := nextP(); err != nil {
+			if err := nextF(true); err != nil {
 				return st, err
 			}
 		}

@@ -210,3 +210,58 @@ func FuzzKeyForm(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDiff: for any ascending parent and any fresh stream (ordered or
+// not, with rows equal to the parent's or not), Diff fails with
+// ErrNotAscending exactly when the fresh keys are not strictly ascending,
+// and otherwise its records turn the parent into the fresh stream.
+func FuzzDiff(f *testing.F) {
+	f.Add([]byte{1, 2, 3}, []byte{1, 2, 3})
+	f.Add([]byte{1, 2, 3}, []byte{1, 2, 2})
+	f.Add([]byte{1, 3}, []byte{1, 3, 3})
+	f.Add([]byte{5, 6}, []byte{5, 4, 6})
+	f.Add([]byte{}, []byte{2, 1})
+	f.Fuzz(func(t *testing.T, p, q []byte) {
+		k := Key{Fields: []int{0}, Order: []string{OrderInt}}
+		// A byte b is row b/4 with value b%4: rows repeat, change or not.
+		line := func(b byte) string { return fmt.Sprintf("%d\tv%d\n", int(b/4)-20, b%4) }
+		keys := map[int]byte{}
+		for _, b := range p {
+			keys[int(b/4)] = b
+		}
+		var ps []int
+		for kk := range keys {
+			ps = append(ps, kk)
+		}
+		sort.Ints(ps)
+		var parent, fresh strings.Builder
+		for _, kk := range ps {
+			parent.WriteString(line(keys[kk]))
+		}
+		ascending := true
+		for i, b := range q {
+			fresh.WriteString(line(b))
+			if i > 0 && b/4 <= q[i-1]/4 {
+				ascending = false
+			}
+		}
+		var d bytes.Buffer
+		st, err := Diff(k, strings.NewReader(parent.String()), strings.NewReader(fresh.String()), &d)
+		if !ascending {
+			if !errors.Is(err, ErrNotAscending) {
+				t.Fatalf("unordered fresh %q: %v", fresh.String(), err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("parent %q fresh %q: %v", parent.String(), fresh.String(), err)
+		}
+		if st.Rows != int64(len(q)) {
+			t.Fatalf("rows %d, want %d", st.Rows, len(q))
+		}
+		got, err := io.ReadAll(Merge(k, []Source{{Name: "base", R: strings.NewReader(parent.String())}, {Name: "d", R: &d}}))
+		if err != nil || string(got) != fresh.String() {
+			t.Fatalf("merged %q (%v), want %q", got, err, fresh.String())
+		}
+	})
+}

@@ -28,6 +28,7 @@ const tmpPrefix = ".tmp-"
 type Location struct {
 	name string
 	root string
+	open handles // files kept open for ranged reads (handles.go)
 }
 
 // New returns a Location rooted at dir. The directory must exist when the
@@ -113,6 +114,7 @@ func (l *Location) Replace(ctx context.Context, name string, data []byte) error 
 	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
 		return l.wrap(name, fmt.Errorf("not a regular file (%s); remove it by hand", fi.Mode().Type()))
 	}
+	defer l.open.drop(p)
 	return l.writeDurable(name, p, data, durable.Rename)
 }
 
@@ -143,6 +145,31 @@ func (l *Location) Get(ctx context.Context, name string, offset, length int64) (
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if offset >= 0 && length >= 0 {
+		h, err := l.open.get(p, func() (*os.File, error) { return l.openObject(name, p) })
+		if err != nil {
+			return nil, err
+		}
+		return &rangeReader{hs: &l.open, h: h, off: offset, end: offset + length}, nil
+	}
+	f, err := l.openObject(name, p)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		f.Close()
+		return nil, fmt.Errorf("location %s: %s: negative offset", l.name, name)
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, l.wrap(name, err)
+	}
+	return f, nil
+}
+
+// openObject opens the file of object name at path p: ErrNotFound when
+// there is none (or a directory: a prefix of names, not an object).
+func (l *Location) openObject(name, p string) (*os.File, error) {
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := l.checkRoot(); err != nil {
@@ -161,21 +188,7 @@ func (l *Location) Get(ctx context.Context, name string, offset, length int64) (
 		}
 		return nil, fmt.Errorf("location %s: %s: %w", l.name, name, repo.ErrNotFound)
 	}
-	if offset < 0 {
-		f.Close()
-		return nil, fmt.Errorf("location %s: %s: negative offset", l.name, name)
-	}
-	if length < 0 {
-		if _, err := f.Seek(offset, io.SeekStart); err != nil {
-			f.Close()
-			return nil, l.wrap(name, err)
-		}
-		return f, nil
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.NewSectionReader(f, offset, length), f}, nil
+	return f, nil
 }
 
 // Stat returns an object's size.
@@ -274,6 +287,7 @@ func (l *Location) Delete(ctx context.Context, name string) error {
 	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
 		return nil // a prefix of names, not an object: nothing to delete
 	}
+	l.open.drop(p)
 	err = os.Remove(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Missing, perhaps with its directory: nothing to do, unless the
