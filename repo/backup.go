@@ -529,14 +529,22 @@ func (b *Backup) identifyAndSeal(j chunkJob) chunkResult {
 }
 
 func (b *Backup) addToPack(ctx context.Context, r chunkResult) {
-	b.packMu.Lock()
-	b.packer.add(r.id, r.sealed, r.raw)
-	full := int64(b.packer.size) >= b.r.cfg.PackSize
-	b.packMu.Unlock()
 	b.stateMu.Lock()
 	b.stats.New += int64(r.raw)
 	b.stats.NewBlobs++
 	b.stateMu.Unlock()
+	b.addToPackUncounted(ctx, r)
+}
+
+// addToPackUncounted adds a blob that is not the source's data (the zstd
+// dictionary): Stats.New and NewBlobs count only what the streams read,
+// so that New ≤ Read and NewBlobs ≤ Blobs; its sealed bytes are in Stored
+// with its pack's.
+func (b *Backup) addToPackUncounted(ctx context.Context, r chunkResult) {
+	b.packMu.Lock()
+	b.packer.add(r.id, r.sealed, r.raw)
+	full := int64(b.packer.size) >= b.r.cfg.PackSize
+	b.packMu.Unlock()
 	if full {
 		b.flushPack(ctx)
 	}

@@ -140,7 +140,7 @@ func (b *Backup) trainLocked(ctx context.Context, samples [][]byte, least int) b
 	// In a pack of its own: every reader of a blob compressed with it
 	// fetches it, and should fetch nothing else.
 	b.flushPack(ctx)
-	b.addToPack(ctx, chunkResult{id: id, sealed: sealed, raw: len(plain)})
+	b.addToPackUncounted(ctx, chunkResult{id: id, sealed: sealed, raw: len(plain)})
 	b.flushPack(ctx)
 	b.r.sealer.AddDict(d)
 	b.r.dicts.LoadOrStore(d.ZstdID(), id)

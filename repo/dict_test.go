@@ -18,7 +18,7 @@ func TestDictionaryRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	r := f.init()
-	first := tableStream("table/clients", 12<<20, nil)
+	first := tableStream("table/clients", 24<<20, nil)
 	res1 := backup(t, r, first)
 	si1, err := f.open().FindSnapshot(ctx, res1.ID.String())
 	if err != nil {
@@ -26,9 +26,9 @@ func TestDictionaryRoundTrip(t *testing.T) {
 	}
 	d := si1.Manifest.Dictionary
 	if d == nil {
-		t.Fatal("the first backup of 12 MiB trained no dictionary")
+		t.Fatal("the first backup of 24 MiB (at least 128 chunks of the test params, 8 KiB sampled from each: 1 MiB) trained no dictionary")
 	}
-	second := tableStream("table/clients", 13<<20, map[int]bool{7: true, 70000: true})
+	second := tableStream("table/clients", 25<<20, map[int]bool{7: true, 70000: true})
 	res2 := backup(t, f.open(), second)
 	si2, err := f.open().FindSnapshot(ctx, res2.ID.String())
 	if err != nil {
@@ -67,8 +67,8 @@ func TestDictionaryMissingOrDamaged(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			ctx := context.Background()
 			f := newFixture(t)
-			backup(t, f.init(), tableStream("table/clients", 12<<20, nil))
-			s := tableStream("table/clients", 14<<20, map[int]bool{9: true})
+			backup(t, f.init(), tableStream("table/clients", 24<<20, nil))
+			s := tableStream("table/clients", 26<<20, map[int]bool{9: true})
 			res := backup(t, f.open(), s) // new blobs compressed with the dictionary
 			r := f.open()
 			si, err := r.FindSnapshot(ctx, res.ID.String())
@@ -152,8 +152,8 @@ func TestDictionaryEverySnapshotForgotten(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	r := f.init()
-	backup(t, r, tableStream("table/clients", 12<<20, nil))
-	s := tableStream("table/clients", 14<<20, map[int]bool{9: true})
+	backup(t, r, tableStream("table/clients", 24<<20, nil))
+	s := tableStream("table/clients", 26<<20, map[int]bool{9: true})
 	res := backup(t, f.open(), s) // blobs compressed with the dictionary
 	r = f.open()
 	snaps, err := r.Snapshots(ctx)

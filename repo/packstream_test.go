@@ -145,8 +145,8 @@ func (c *countingGets) Get(ctx context.Context, name string, off, length int64) 
 func TestVerifyPackBlobsDictionary(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	backup(t, f.init(), tableStream("table/clients", 12<<20, nil))
-	backup(t, f.open(), tableStream("table/clients", 13<<20, map[int]bool{7: true, 70000: true}))
+	backup(t, f.init(), tableStream("table/clients", 24<<20, nil))
+	backup(t, f.open(), tableStream("table/clients", 25<<20, map[int]bool{7: true, 70000: true}))
 	c := &countingGets{Location: f.locs[0], n: map[string]int{}}
 	r, err := repo.Open(ctx, f.tenant, []repo.Location{c}, repo.Options{Master: f.master})
 	if err != nil {
