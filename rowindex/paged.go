@@ -449,8 +449,10 @@ func (p *PagedIndex) Select(hashes []uint64, sel []bool) ([]bool, error) {
 		sel = make([]bool, p.Chunks)
 	}
 	var need []int
+	asked := map[int]bool{} // pages in need: linear in the hashes, however many
 	for _, h := range hashes {
-		if n := PageOf(h, p.Pages); p.pages[n] == nil && !slices.Contains(need, n) {
+		if n := PageOf(h, p.Pages); p.pages[n] == nil && !asked[n] {
+			asked[n] = true
 			need = append(need, n)
 		}
 	}

@@ -32,6 +32,9 @@ type handle struct {
 type handles struct {
 	mu sync.Mutex
 	m  map[string]*handle
+	// drops counts drop calls: a file opened while one ran may be the
+	// object before a Replace or Delete, so get does not cache it.
+	drops uint64
 }
 
 // get returns an open handle of path (a regular file), opening it with
@@ -45,18 +48,26 @@ func (hs *handles) get(path string, open func() (*os.File, error)) (*handle, err
 		hs.mu.Unlock()
 		return h, nil
 	}
+	drops := hs.drops
 	hs.mu.Unlock()
 	f, err := open()
 	if err != nil {
 		return nil, err
 	}
 	h := &handle{f: f, opened: now, used: now, refs: 1}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.drops != drops {
+		// A Replace or Delete ran while the file was opened: this read
+		// may see the object before it (it is authenticated, so at worst
+		// it fails and is read again), but later reads must not.
+		h.gone = true
+		return h, nil
+	}
 	// Closed at handleTTL whether or not it is used again (at the last
 	// reader's put if one is reading): a file deleted by another process
 	// (prune) does not keep its disk space.
 	time.AfterFunc(handleTTL, func() { hs.expire(path, h) })
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
 	if hs.m == nil {
 		hs.m = map[string]*handle{}
 	}
@@ -93,6 +104,7 @@ func (hs *handles) expire(path string, h *handle) {
 func (hs *handles) drop(path string) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
+	hs.drops++
 	if h, ok := hs.m[path]; ok {
 		hs.dropLocked(path, h)
 	}
