@@ -262,6 +262,12 @@ func reusableIndex(st *indexState, byPack map[Hash][]BlobEntry, keep map[Hash]bo
 		h = k
 	}
 	for _, names := range st.indexes {
+		// A prune killed while it wrote its compacted index may have
+		// written it at some locations only: reusing it would leave the
+		// others with no index once the superseded ones are deleted.
+		if _, here := names[h]; !here {
+			return Hash{}, false
+		}
 		for n := range names {
 			if n != h && !st.planted[n] && !st.superseded[n] {
 				return Hash{}, false

@@ -315,3 +315,57 @@ func TestPruneWaitsForLock(t *testing.T) {
 		verifyRestore(t, r, s.ID, a)
 	}
 }
+
+// A prune killed while it wrote its compacted index may leave it at some
+// locations only. The next prune must not take it as the one current
+// index and delete the superseded ones everywhere: the other locations
+// would be left with no index (found by cmd/kluis TestCrashPrune).
+func TestPruneAfterCompactedIndexAtOneLocation(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.init()
+	a, b := randomStream("a", 1, 1<<20), randomStream("b", 2, 1<<20)
+	s1 := backup(t, r, a)
+	s2 := backup(t, r, b)
+	old := map[string][]byte{}
+	for _, n := range f.names(1, "index") {
+		data, _ := f.mems[1].Bytes(n)
+		old[n] = data
+	}
+	if len(old) < 2 {
+		t.Fatalf("%d index objects before the prune, want 2", len(old))
+	}
+	if _, err := f.open().Prune(ctx, repo.PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	compacted := f.names(1, "index")
+	if len(compacted) != 1 {
+		t.Fatalf("index objects after prune: %v", compacted)
+	}
+	// The state a kill leaves after the compacted index reached amsterdam
+	// only: groningen still has only the indexes it supersedes.
+	for i := range f.mems {
+		for n, data := range old {
+			f.mems[i].Replace(n, data)
+		}
+	}
+	f.mems[1].Remove(compacted[0])
+
+	if _, err := f.open().Prune(ctx, repo.PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range f.mems {
+		if got := f.names(i, "index"); len(got) == 0 {
+			t.Fatalf("location %s has no index object after the prune", m.Name())
+		}
+	}
+	// Each location alone still restores both snapshots.
+	for i := range f.locs {
+		one, err := repo.Open(ctx, f.tenant, f.locs[i:i+1], repo.Options{Master: f.master})
+		if err != nil {
+			t.Fatal(err)
+		}
+		verifyRestore(t, one, s1.ID, a)
+		verifyRestore(t, one, s2.ID, b)
+	}
+}
