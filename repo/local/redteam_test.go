@@ -7,13 +7,14 @@ import (
 	"testing"
 )
 
-// TestRedteamReplaceDuringOpenLeavesStaleHandle (redteam, FAILS): a ranged
-// read whose open(2) races with a Replace of the same object caches the
-// old file's handle after Replace dropped the cache. get opens the file
-// outside the lock, then inserts the handle; Replace's drop can run in
-// between (here it runs inside open, which is exactly that interleaving),
-// so for up to handleTTL every ranged read after Replace returned still
-// reads the replaced (damaged) copy.
+// TestRedteamReplaceDuringOpenLeavesStaleHandle (found by the red-team
+// review): a ranged read whose open(2) races with a Replace of the same
+// object must not cache the old file's handle after Replace dropped the
+// cache. get opens the file outside the lock; Replace's drop can run in
+// between (here it runs inside open, which is exactly that interleaving).
+// Before the fix, every ranged read for up to handleTTL after Replace
+// returned still read the replaced (damaged) copy; now a handle opened
+// while a drop ran is used once and not cached.
 func TestRedteamReplaceDuringOpenLeavesStaleHandle(t *testing.T) {
 	ctx := context.Background()
 	l := New("dir", t.TempDir())
