@@ -536,10 +536,10 @@ func (b *Backup) addToPack(ctx context.Context, r chunkResult) {
 	b.addToPackUncounted(ctx, r)
 }
 
-// addToPackUncounted adds a blob that is not the source's data (the zstd
-// dictionary): Stats.New and NewBlobs count only what the streams read,
-// so that New ≤ Read and NewBlobs ≤ Blobs; its sealed bytes are in Stored
-// with its pack's.
+// addToPackUncounted adds a blob that no stream or index holds (the zstd
+// dictionary): Stats.Blobs does not count it, so neither do New and
+// NewBlobs (NewBlobs ≤ Blobs); its sealed bytes are in Stored with its
+// pack's.
 func (b *Backup) addToPackUncounted(ctx context.Context, r chunkResult) {
 	b.packMu.Lock()
 	b.packer.add(r.id, r.sealed, r.raw)
