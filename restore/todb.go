@@ -320,7 +320,8 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	}
 	// Every table read back and fingerprinted, opts.Parallel at a time —
 	// unless each was read back as it loaded and nothing since changed a
-	// row (ApplyPostData counts the rows every statement wrote).
+	// row (the post-data run counts the rows every statement wrote:
+	// PostData.Finish reports them stale).
 	fpErrs := make([]error, len(tables))
 	sem := make(chan struct{}, opts.Parallel)
 	for i, t := range tables {

@@ -434,22 +434,23 @@ func triggerOrAttach(t []ddlToken, kw func(int, ...string) bool) ([]qname, bool)
 		if len(t) < 3 || t[2].punct {
 			return nil, false
 		}
+		// FROM names a second table (a constraint trigger's): anywhere
+		// after the trigger's name, the entry is not one of these.
+		on := -1
 		for i := 3; i < len(t); i++ {
 			if kw(i, "from") {
 				return nil, false
 			}
-			if kw(i, "on") {
-				q, _, ok := parseQName(t, i+1)
-				if !ok {
-					return nil, false
-				}
-				for j := i + 1; j < len(t); j++ {
-					if kw(j, "from") {
-						return nil, false
-					}
-				}
-				return []qname{q}, true
+			if on < 0 && kw(i, "on") {
+				on = i
 			}
+		}
+		if on >= 0 {
+			q, _, ok := parseQName(t, on+1)
+			if !ok {
+				return nil, false
+			}
+			return []qname{q}, true
 		}
 	case kw(0, "alter") && kw(1, "index"):
 		parent, next, ok := parseQName(t, 2)

@@ -402,7 +402,6 @@ func (p *postRun) loop(pending map[qname]bool) {
 	n := len(p.jobs)
 	started := make([]bool, n)
 	done := make([]bool, n)
-	active := make([]bool, n) // started and not returned
 	committed := map[qname]bool{}
 	deferred := make([]bool, n) // gave way to a load: waits for Finish
 	free := []*pgx.Conn{p.first}
@@ -443,7 +442,7 @@ func (p *postRun) loop(pending map[qname]bool) {
 		return true
 	}
 	start := func(i int, c *pgx.Conn) {
-		started[i], active[i] = true, true
+		started[i] = true
 		running++
 		overlaps := !finished
 		go func() {
@@ -483,7 +482,9 @@ func (p *postRun) loop(pending map[qname]bool) {
 				if !p.jobs[j].conflicts(p.jobs[i]) || j == i {
 					continue
 				}
-				blocked = active[j] || (j < i && !done[j] && waits(j, i))
+				// Running now (started, not done: a job that gave way is not
+				// started again until it runs), or earlier and to wait for.
+				blocked = !done[j] && (started[j] || (j < i && waits(j, i)))
 			}
 			if blocked {
 				continue
@@ -522,7 +523,6 @@ func (p *postRun) loop(pending map[qname]bool) {
 			}
 		case r := <-results:
 			running--
-			active[r.i] = false
 			free = append(free, r.c)
 			var pgErr *pgconn.PgError
 			switch {
