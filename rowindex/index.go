@@ -72,8 +72,11 @@ const (
 var ErrBadIndex = errors.New("malformed row index")
 
 // Set returns the position of the column list cols in x.Sets, or -1.
-func (x *Index) Set(cols []string) int {
-	for i, s := range x.Sets {
+func (x *Index) Set(cols []string) int { return setPos(x.Sets, cols) }
+
+// setPos is the position of cols in sets, or -1.
+func setPos(sets [][]string, cols []string) int {
+	for i, s := range sets {
 		if equalCols(s, cols) {
 			return i
 		}
@@ -264,7 +267,6 @@ func (x *Index) Verify(ids []chunk.ID, rows int64) error {
 type decoder struct {
 	b   []byte
 	err error
-	tmp [binary.MaxVarintLen64]byte
 }
 
 func (d *decoder) fail(what string) {
@@ -282,8 +284,8 @@ func (d *decoder) uvarint() uint64 {
 		d.fail("truncated")
 		return 0
 	}
-	if n != len(binary.AppendUvarint(d.tmp[:0], v)) {
-		// One value, one encoding: what decodes encodes back.
+	if n > 1 && d.b[n-1] == 0 {
+		// One value, one encoding: a last byte of 0 adds nothing.
 		d.fail("non-minimal varint")
 		return 0
 	}
