@@ -132,14 +132,21 @@ func (a *Appliance) repoOptions() (repo.Options, error) {
 // better and cost less metadata. Every other engine stores whole tables
 // every night and keeps chunk.DefaultParams, as does a PostgreSQL tenant
 // under policy.delta_max_steps -1 (no row deltas).
+//
+// A PostgreSQL tenant's chunks end at row ends (chunk.CutRows, whatever
+// the size): its table streams are COPY text, one row per line.
 func (a *Appliance) ChunkParams(t *config.Tenant) chunk.Params {
-	if avg := uint(a.Cfg.Policy.ChunkAverage); avg != 0 {
-		return chunk.Params{Min: avg / 4, Avg: avg, Max: min(avg*8, chunk.MaxChunkSize)}
-	}
+	p := chunk.DefaultParams
 	if t.Engine == "postgres" && a.Cfg.Policy.DeltaMaxSteps >= 0 {
-		return chunk.RowDeltaParams
+		p = chunk.RowDeltaParams
 	}
-	return chunk.DefaultParams
+	if avg := uint(a.Cfg.Policy.ChunkAverage); avg != 0 {
+		p = chunk.Params{Min: avg / 4, Avg: avg, Max: min(avg*8, chunk.MaxChunkSize)}
+	}
+	if t.Engine == "postgres" {
+		p.Cut = chunk.CutRows
+	}
+	return p
 }
 
 // OpenRepo opens a tenant's repository.

@@ -38,7 +38,8 @@ tenants:
 // TestChunkParamsPerEngine: without policy.chunk_average a new PostgreSQL
 // repository gets the row-delta chunk size and every other engine 16 KiB;
 // with row deltas switched off PostgreSQL keeps 16 KiB too; an explicit
-// chunk_average wins for every engine.
+// chunk_average wins for every engine. PostgreSQL's chunks always end at
+// row ends (chunk.CutRows).
 func TestChunkParamsPerEngine(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := repo.InitApplianceKeys(filepath.Join(dir, "master.key"), filepath.Join(dir, "signing.key")); err != nil {
@@ -47,6 +48,7 @@ func TestChunkParamsPerEngine(t *testing.T) {
 	locs := [2]string{t.TempDir(), t.TempDir()}
 	k32 := chunk.Params{Min: 8 << 10, Avg: 32 << 10, Max: 256 << 10}
 	k16 := chunk.Params{Min: 4 << 10, Avg: 16 << 10, Max: 128 << 10}
+	rows := func(p chunk.Params) chunk.Params { p.Cut = chunk.CutRows; return p }
 	for _, tc := range []struct {
 		name   string
 		policy string
@@ -55,10 +57,10 @@ func TestChunkParamsPerEngine(t *testing.T) {
 		{"default", "", map[string]chunk.Params{"pg": chunk.RowDeltaParams, "lite": chunk.DefaultParams,
 			"maria": chunk.DefaultParams, "my": chunk.DefaultParams, "files": chunk.DefaultParams}},
 		{"delta steps set", "policy: {delta_max_steps: 3}\n", map[string]chunk.Params{"pg": chunk.RowDeltaParams, "lite": chunk.DefaultParams}},
-		{"no row deltas", "policy: {delta_max_steps: -1}\n", map[string]chunk.Params{"pg": chunk.DefaultParams, "lite": chunk.DefaultParams}},
-		{"explicit 32KiB", "policy: {chunk_average: 32KiB}\n", map[string]chunk.Params{"pg": k32, "lite": k32, "maria": k32, "files": k32}},
-		{"explicit 16KiB keeps PostgreSQL at 16 KiB", "policy: {chunk_average: 16KiB}\n", map[string]chunk.Params{"pg": k16, "lite": k16}},
-		{"explicit 1MiB", "policy: {chunk_average: 1MiB}\n", map[string]chunk.Params{"pg": {Min: 256 << 10, Avg: 1 << 20, Max: chunk.MaxChunkSize}}},
+		{"no row deltas", "policy: {delta_max_steps: -1}\n", map[string]chunk.Params{"pg": rows(chunk.DefaultParams), "lite": chunk.DefaultParams}},
+		{"explicit 32KiB", "policy: {chunk_average: 32KiB}\n", map[string]chunk.Params{"pg": rows(k32), "lite": k32, "maria": k32, "files": k32}},
+		{"explicit 16KiB keeps PostgreSQL at 16 KiB", "policy: {chunk_average: 16KiB}\n", map[string]chunk.Params{"pg": rows(k16), "lite": k16}},
+		{"explicit 1MiB", "policy: {chunk_average: 1MiB}\n", map[string]chunk.Params{"pg": {Min: 256 << 10, Avg: 1 << 20, Max: chunk.MaxChunkSize, Cut: chunk.CutRows}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := chunkAppliance(t, dir, locs, tc.policy)
@@ -101,12 +103,17 @@ func TestChunkParamsRecordedAtInit(t *testing.T) {
 	if _, _, err := old.InitRepo(ctx, "pg"); err != nil {
 		t.Fatal(err)
 	}
+	pgTenant, err := old.Cfg.Tenant("pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPG := old.ChunkParams(pgTenant)
 	now := chunkAppliance(t, dir, locs, "")
 	for _, tc := range []struct {
 		tenant string
 		want   chunk.Params
 	}{
-		{"pg", chunk.DefaultParams}, // existing: keeps 16 KiB
+		{"pg", oldPG}, // existing: keeps 16 KiB
 		{"lite", chunk.DefaultParams},
 		{"maria", chunk.DefaultParams},
 	} {

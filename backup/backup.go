@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"sort"
 	"sync"
 
 	"github.com/kluis-nl/kluis/repo"
@@ -218,7 +219,8 @@ func bind(ctx context.Context, r *repo.Repo, snap source.Snapshot, opts *repo.Ba
 // PostgreSQL, read them on as many connections in one snapshot).
 const TableParallel = 2
 
-// tables streams every table of the snapshot, TableParallel at a time. The
+// tables streams every table of the snapshot, TableParallel at a time,
+// the largest first when the snapshot knows sizes (source.TableSizer). The
 // first failure cancels the others.
 func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, maxSteps int, ix indexing) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -239,8 +241,13 @@ func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, maxSteps 
 			}
 		}()
 	}
+	list := snap.Tables()
+	if ts, ok := snap.(source.TableSizer); ok {
+		// Largest first: the last table to start should be a short one.
+		sort.SliceStable(list, func(i, j int) bool { return ts.TableSize(list[i].Name) > ts.TableSize(list[j].Name) })
+	}
 feed:
-	for _, t := range snap.Tables() {
+	for _, t := range list {
 		select {
 		case work <- t:
 		case <-ctx.Done():

@@ -201,3 +201,29 @@ func BenchmarkSealParts(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkChunkerTable compares the two ways of finding chunk ends on a
+// database-like table stream, at the row-delta sizes: the rolling hash
+// over every byte and row ends (CutRows).
+func BenchmarkChunkerTable(b *testing.B) {
+	data := tableStream(studySeed, 32<<20, false)
+	for _, cut := range []string{"rolling", CutRows} {
+		p := RowDeltaParams
+		if cut == "rolling" {
+			p.Cut = ""
+		}
+		b.Run(cut, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				c := NewChunker(bytes.NewReader(data), testPol, p)
+				for {
+					if _, err := c.Next(); err == io.EOF {
+						break
+					} else if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}

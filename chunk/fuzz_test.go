@@ -127,7 +127,7 @@ func seedCorpus(t *testing.T) map[string]map[string][]any {
 		"zeros":  {make([]byte, 600)},
 		"random": {randomBytes(40, 200)},
 	}
-	return map[string]map[string][]any{"FuzzOpen": open, "FuzzSealRoundTrip": round, "FuzzOpenDict": dictSeeds(t)}
+	return map[string]map[string][]any{"FuzzOpen": open, "FuzzSealRoundTrip": round, "FuzzOpenDict": dictSeeds(t), "FuzzRowCut": rowCutSeeds()}
 }
 
 // TestFuzzSeedCorpus checks that the seed corpora under testdata/fuzz exist
@@ -162,6 +162,7 @@ func TestFuzzSeedCorpus(t *testing.T) {
 		{"FuzzOpen", "[]byte byte", 10},
 		{"FuzzSealRoundTrip", "[]byte", 3},
 		{"FuzzOpenDict", "[]byte byte", 5},
+		{"FuzzRowCut", "[]byte byte byte byte", 6},
 	}
 	for _, target := range targets {
 		t.Run(target.name, func(t *testing.T) {

@@ -95,6 +95,14 @@ type Snapshot interface {
 	Close() error
 }
 
+// TableSizer is a Snapshot that knows each table's size on the server
+// (bytes, an estimate; 0 when unknown), so a backup streams the largest
+// tables first: a large table started last would stream alone at the end
+// while the other connections sit idle.
+type TableSizer interface {
+	TableSize(name string) int64
+}
+
 // Target is a database being restored into.
 type Target interface {
 	// ApplySchema executes DDL produced by Snapshot.Schema.

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
 	"syscall"
@@ -134,9 +136,46 @@ func main() {
 	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	endProfile := startProfiles(os.Stderr)
 	code := run(ctx, os.Args[1:])
+	endProfile()
 	stop()
 	os.Exit(code)
+}
+
+// startProfiles starts what KLUIS_CPUPROFILE and KLUIS_TRACE ask for (a
+// CPU profile for go tool pprof, an execution trace for go tool trace,
+// written to the named files) and returns the function that ends them.
+// They are for measuring a command as it runs in production (the
+// benchmarks in docs/benchmarks.md); a file that cannot be created is
+// reported and the command runs without it.
+func startProfiles(stderr io.Writer) (end func()) {
+	var ends []func()
+	if p := os.Getenv("KLUIS_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err != nil {
+			fmt.Fprintf(stderr, "kluis: KLUIS_CPUPROFILE: %v\n", err)
+		} else if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "kluis: KLUIS_CPUPROFILE: %v\n", err)
+			f.Close()
+		} else {
+			ends = append(ends, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if p := os.Getenv("KLUIS_TRACE"); p != "" {
+		if f, err := os.Create(p); err != nil {
+			fmt.Fprintf(stderr, "kluis: KLUIS_TRACE: %v\n", err)
+		} else if err := trace.Start(f); err != nil {
+			fmt.Fprintf(stderr, "kluis: KLUIS_TRACE: %v\n", err)
+			f.Close()
+		} else {
+			ends = append(ends, func() { trace.Stop(); f.Close() })
+		}
+	}
+	return func() {
+		for _, e := range ends {
+			e()
+		}
+	}
 }
 
 // run executes one command line and returns the process exit code.

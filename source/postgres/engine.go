@@ -133,6 +133,9 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 	if err := lockAndVerify(ctx, conn, cat.relations, e.opts.LockTimeout); err != nil {
 		return nil, err
 	}
+	if s.sizes, err = tableSizes(ctx, conn, cat.relations); err != nil {
+		return nil, err
+	}
 	if err := s.startWorkers(ctx, cfg, snapshotID, e.opts.parallel()); err != nil {
 		return nil, err
 	}
@@ -211,6 +214,32 @@ func lockAndVerify(ctx context.Context, conn *pgx.Conn, rels []relation, timeout
 		return fmt.Errorf("%w: %s was dropped, renamed, truncated or rewritten", ErrConcurrentDDL, strings.Join(changed, ", "))
 	}
 	return nil
+}
+
+// tableSizes returns the size of every table (heap, TOAST and their maps),
+// read under the snapshot's locks: pg_table_size takes an ACCESS SHARE lock
+// of its own, which this session already holds, so it never waits.
+func tableSizes(ctx context.Context, conn *pgx.Conn, rels []relation) (map[string]int64, error) {
+	oids := make([]uint32, len(rels))
+	for i, r := range rels {
+		oids[i] = r.oid
+	}
+	rows, err := conn.Query(ctx, `SELECT COALESCE(pg_catalog.pg_table_size(t.reloid), 0) FROM unnest($1::oid[]) WITH ORDINALITY AS t(reloid, n) ORDER BY t.n`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("reading table sizes: %w", err)
+	}
+	sizes, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("reading table sizes: %w", err)
+	}
+	if len(sizes) != len(rels) {
+		return nil, fmt.Errorf("reading table sizes: %d sizes for %d tables", len(sizes), len(rels))
+	}
+	out := make(map[string]int64, len(rels))
+	for i, r := range rels {
+		out[r.qualified()] = sizes[i]
+	}
+	return out, nil
 }
 
 // changedRelations returns the relations whose name no longer resolves to

@@ -35,9 +35,17 @@ type snapshot struct {
 
 	privileges   *source.Privileges
 	largeObjects []largeObject
+	sizes        map[string]int64 // table name → bytes on the server (pg_table_size)
 }
 
-var _ source.Snapshot = (*snapshot)(nil)
+var (
+	_ source.Snapshot   = (*snapshot)(nil)
+	_ source.TableSizer = (*snapshot)(nil)
+)
+
+// TableSize returns the size of table name's heap and TOAST data when the
+// snapshot locked it (pg_table_size), or 0.
+func (s *snapshot) TableSize(name string) int64 { return s.sizes[name] }
 
 func (s *snapshot) ServerVersion() string { return s.version }
 
