@@ -451,11 +451,15 @@ func TestRowDeltaDamagedBase(t *testing.T) {
 	if _, err := db.ExecContext(ctx, `DELETE FROM clients WHERE id % 7 = 0`); err != nil {
 		t.Fatal(err)
 	}
-	third, err := backup.Database(ctx, w.r, eng(), repo.BackupOptions{})
+	// A repository opened now: w.r's locations may still hold the removed
+	// pack open (repo/local keeps a read handle for up to a second), and
+	// a later command would not.
+	r3 := w.open(t, -1)
+	third, err := backup.Database(ctx, r3, eng(), repo.BackupOptions{})
 	if err != nil {
 		t.Fatalf("backup over a lost base: %v", err)
 	}
-	s3, err := w.r.FindSnapshot(ctx, third.Snapshot)
+	s3, err := r3.FindSnapshot(ctx, third.Snapshot)
 	if err != nil {
 		t.Fatal(err)
 	}
