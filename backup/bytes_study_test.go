@@ -2,6 +2,7 @@ package backup_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -40,7 +41,9 @@ import (
 // e.g. 16384,32768,65536) compares chunk averages and zstd levels on
 // identical data (chunkSizeStudy): night 1, night 2 after a working day,
 // and the fresh base a table gets after a week of row deltas;
-// KLUIS_STUDY_BYTES_POLS=N repeats night 1 under N-1 more polynomials.
+// KLUIS_STUDY_BYTES_POLS=N repeats night 1 under N-1 more polynomials;
+// KLUIS_STUDY_BYTES_CUTS=rolling,rows compares the rolling hash (the
+// default) with row ends (chunk.CutRows) on the same data.
 func TestStoredBytesStudy(t *testing.T) {
 	mb, _ := strconv.Atoi(os.Getenv("KLUIS_STUDY_BYTES_MB"))
 	if mb <= 0 {
@@ -211,7 +214,7 @@ func TestStoredBytesStudy(t *testing.T) {
 	// zstd default, no per-blob padding.
 	pol, _ := chunk.RandomPol()
 	def, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	c := chunk.NewChunker(bytes.NewReader(tables.Bytes()), pol, chunk.Params{Min: 512 << 10, Avg: 1 << 20, Max: 8 << 20})
+	c := chunk.NewChunker(bytes.NewReader(tables.Bytes()), pol, 0, chunk.Params{Min: 512 << 10, Avg: 1 << 20, Max: 8 << 20})
 	var big int64
 	for {
 		b, err := c.Next()
@@ -381,49 +384,55 @@ func chunkSizeStudy(t *testing.T, sizes []uint, dict []byte, perBlob float64, ni
 		}
 		return int64(padme(5+z) + chunk.Overhead - 5)
 	}
-	for _, avg := range sizes {
-		p := chunk.Params{Min: avg / 4, Avg: avg, Max: min(avg*8, chunk.MaxChunkSize)}
-		for _, lv := range levels {
-			e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lv.level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderDict(dict))
-			if err != nil {
-				t.Fatal(err)
+	cuts := strings.Split(cmp.Or(os.Getenv("KLUIS_STUDY_BYTES_CUTS"), "rolling"), ",")
+	for _, cut := range cuts {
+		for _, avg := range sizes {
+			p := chunk.Params{Min: avg / 4, Avg: avg, Max: min(avg*8, chunk.MaxChunkSize)}
+			if cut == chunk.CutRows {
+				p.Cut = cut
 			}
-			stored := map[[32]byte]bool{}
-			var line strings.Builder
-			var raw int64
-			var took time.Duration
-			var noDict, noKey int64
-			for n, streams := range nights {
-				var blobs, bytes int64
-				for _, s := range streams {
-					for _, c := range cutChunks(t, s.data, pol, p) {
-						h := sha256.Sum256(c)
-						if stored[h] {
-							continue
-						}
-						stored[h] = true
-						start := time.Now()
-						z := sealed(c, e)
-						took += time.Since(start)
-						raw += int64(len(c))
-						blobs++
-						bytes += z
-						if n == 0 && lv.level == zstd.SpeedFastest {
-							noDict += sealed(c, plain) + int64(perBlob)
-						}
-						if n == 1 && !s.delta {
-							noKey += z + int64(perBlob)
+			for _, lv := range levels {
+				e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lv.level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderDict(dict))
+				if err != nil {
+					t.Fatal(err)
+				}
+				stored := map[[32]byte]bool{}
+				var line strings.Builder
+				var raw int64
+				var took time.Duration
+				var noDict, noKey int64
+				for n, streams := range nights {
+					var blobs, bytes int64
+					for _, s := range streams {
+						for _, c := range cutChunks(t, s.data, pol, p) {
+							h := sha256.Sum256(c)
+							if stored[h] {
+								continue
+							}
+							stored[h] = true
+							start := time.Now()
+							z := sealed(c, e)
+							took += time.Since(start)
+							raw += int64(len(c))
+							blobs++
+							bytes += z
+							if n == 0 && lv.level == zstd.SpeedFastest {
+								noDict += sealed(c, plain) + int64(perBlob)
+							}
+							if n == 1 && !s.delta {
+								noKey += z + int64(perBlob)
+							}
 						}
 					}
+					fmt.Fprintf(&line, " %8d %10.3f", blobs, (float64(bytes)+perBlob*float64(blobs))/1e6)
 				}
-				fmt.Fprintf(&line, " %8d %10.3f", blobs, (float64(bytes)+perBlob*float64(blobs))/1e6)
+				nd := "—"
+				if noDict > 0 {
+					nd = fmt.Sprintf("%.3f", float64(noDict)/1e6)
+				}
+				fmt.Fprintf(&out, "%-8s %-16s%s %10.3f %10.0f %12s\n", fmt.Sprintf("%d KiB", avg>>10), cut+" "+lv.name+" + dict", line.String(), float64(noKey)/1e6, float64(raw)/1e6/took.Seconds(), nd)
+				e.Close()
 			}
-			nd := "—"
-			if noDict > 0 {
-				nd = fmt.Sprintf("%.3f", float64(noDict)/1e6)
-			}
-			fmt.Fprintf(&out, "%-8s %-16s%s %10.3f %10.0f %12s\n", fmt.Sprintf("%d KiB", avg>>10), lv.name+" + dict", line.String(), float64(noKey)/1e6, float64(raw)/1e6/took.Seconds(), nd)
-			e.Close()
 		}
 	}
 	// The chunk count swings with the random polynomial: night 1 again

@@ -155,7 +155,7 @@ func padme(n int) int {
 // cutChunks cuts data into chunks with polynomial pol and parameters p.
 func cutChunks(t *testing.T, data []byte, pol chunk.Pol, p chunk.Params) [][]byte {
 	var out [][]byte
-	c := chunk.NewChunker(bytes.NewReader(data), pol, p)
+	c := chunk.NewChunker(bytes.NewReader(data), pol, 0, p)
 	for {
 		b, err := c.Next()
 		if err == io.EOF {

@@ -54,7 +54,7 @@ func BenchmarkChunker(b *testing.B) {
 	data := randomBytes(52, 32<<20)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		c := NewChunker(bytes.NewReader(data), testPol, DefaultParams)
+		c := NewChunker(bytes.NewReader(data), testPol, 0, DefaultParams)
 		for {
 			if _, err := c.Next(); err == io.EOF {
 				break
@@ -144,7 +144,7 @@ func BenchmarkPipeline(b *testing.B) {
 	buf := make([]byte, 0, MaxSealedSize)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		c := NewChunker(bytes.NewReader(data), testPol, DefaultParams)
+		c := NewChunker(bytes.NewReader(data), testPol, 0, DefaultParams)
 		for {
 			ch, err := c.Next()
 			if err == io.EOF {
@@ -215,7 +215,7 @@ func BenchmarkChunkerTable(b *testing.B) {
 		b.Run(cut, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
-				c := NewChunker(bytes.NewReader(data), testPol, p)
+				c := NewChunker(bytes.NewReader(data), testPol, 0, p)
 				for {
 					if _, err := c.Next(); err == io.EOF {
 						break

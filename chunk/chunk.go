@@ -41,8 +41,8 @@ var DefaultParams = Params{Min: 4 << 10, Avg: 16 << 10, Max: 128 << 10}
 // week's scattered changes).
 //
 // They cut at row ends (CutRows): on the 500 MB practice the first night's
-// chunker took 1.1 CPU-s of kluis's 5.6 with the rolling hash, ≈ 0.3 with
-// row ends (docs/benchmarks.md, "Chunk boundaries at row ends").
+// chunker took 1.1 CPU-s of kluis's 5.6 with the rolling hash, ≈ 0.3 at
+// row ends (docs/benchmarks.md, "Chunk ends at row ends").
 var RowDeltaParams = Params{Min: 16 << 10, Avg: 64 << 10, Max: 512 << 10, Cut: CutRows}
 
 // MaxChunkSize bounds Params.Max, and therefore every plaintext this package
@@ -79,16 +79,19 @@ type Chunker struct {
 	err  error // invalid Params, reported by every Next
 }
 
-// NewChunker returns a Chunker reading r. p must have passed Validate;
-// if it has not, every call to Next returns the validation error (the
-// parameters come from a repository config, which is not authenticated,
-// and invalid ones would otherwise make chunks of unbounded size).
-func NewChunker(r io.Reader, pol Pol, p Params) *Chunker {
+// NewChunker returns a Chunker reading r that cuts as p says: with the
+// rolling hash under pol, or (Params.Cut CutRows) at row ends under rowSeed
+// (RowSeed of the tenant's blob-ID key). p must have passed Validate; if it
+// has not, every call to Next returns the validation error (a repository's
+// config is checked against the hash its key file records, but a chunker
+// must not trust its caller for that: invalid parameters would make chunks
+// of unbounded size).
+func NewChunker(r io.Reader, pol Pol, rowSeed uint64, p Params) *Chunker {
 	if err := p.Validate(); err != nil {
 		return &Chunker{err: err}
 	}
 	if p.Cut == CutRows {
-		return &Chunker{rows: newRowCutter(r, pol, p), buf: make([]byte, p.Max)}
+		return &Chunker{rows: newRowCutter(r, rowSeed, p), buf: make([]byte, p.Max)}
 	}
 	c := chunker.NewWithBoundaries(r, pol, p.Min, p.Max)
 	c.SetAverageBits(bits.TrailingZeros(p.Avg))

@@ -65,7 +65,7 @@ func TestParamsValidate(t *testing.T) {
 // concatenate back to data.
 func cut(t *testing.T, data []byte, pol Pol, p Params) []int {
 	t.Helper()
-	c := NewChunker(bytes.NewReader(data), pol, p)
+	c := NewChunker(bytes.NewReader(data), pol, 0, p)
 	var lens []int
 	var joined []byte
 	for {
@@ -147,12 +147,12 @@ func TestChunkResync(t *testing.T) {
 	copy(edited[1<<20:], "an edit in the middle of the stream")
 	s := newTestSealer(t)
 	ids := map[ID]bool{}
-	c := NewChunker(bytes.NewReader(data), testPol, p)
+	c := NewChunker(bytes.NewReader(data), testPol, 0, p)
 	for ch, err := c.Next(); err == nil; ch, err = c.Next() {
 		ids[s.ID(ch)] = true
 	}
 	var fresh, total int
-	c = NewChunker(bytes.NewReader(edited), testPol, p)
+	c = NewChunker(bytes.NewReader(edited), testPol, 0, p)
 	for ch, err := c.Next(); err == nil; ch, err = c.Next() {
 		total++
 		if !ids[s.ID(ch)] {
@@ -166,7 +166,7 @@ func TestChunkResync(t *testing.T) {
 
 func TestChunkerInvalidParams(t *testing.T) {
 	for _, p := range []Params{{}, {Min: 1, Avg: 64, Max: 1 << 20}, {Min: 64, Avg: 64, Max: 1 << 30}} {
-		c := NewChunker(bytes.NewReader(make([]byte, 1<<20)), testPol, p)
+		c := NewChunker(bytes.NewReader(make([]byte, 1<<20)), testPol, 0, p)
 		if _, err := c.Next(); err == nil || err == io.EOF {
 			t.Errorf("%+v: Next = %v, want the validation error", p, err)
 		}
@@ -175,7 +175,7 @@ func TestChunkerInvalidParams(t *testing.T) {
 
 func TestChunkerBadPolynomial(t *testing.T) {
 	for _, pol := range []Pol{0, 1, 0xff, 1 << 60} {
-		c := NewChunker(bytes.NewReader(make([]byte, 1<<16)), pol, DefaultParams)
+		c := NewChunker(bytes.NewReader(make([]byte, 1<<16)), pol, 0, DefaultParams)
 		if _, err := c.Next(); err == nil || err == io.EOF {
 			t.Errorf("polynomial %v: Next = %v, want an error", pol, err)
 		}
@@ -185,7 +185,7 @@ func TestChunkerBadPolynomial(t *testing.T) {
 func TestChunkerReadError(t *testing.T) {
 	boom := errors.New("disk on fire")
 	r := io.MultiReader(bytes.NewReader(randomBytes(30, 100<<10)), iotest.ErrReader(boom))
-	c := NewChunker(r, testPol, Params{Min: 1 << 10, Avg: 4 << 10, Max: 16 << 10})
+	c := NewChunker(r, testPol, 0, Params{Min: 1 << 10, Avg: 4 << 10, Max: 16 << 10})
 	for {
 		_, err := c.Next()
 		if err == nil {

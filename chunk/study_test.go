@@ -81,7 +81,7 @@ func runStudy(t *testing.T, s *Sealer, p Params, v1, v2 []byte) studyResult {
 	buf := make([]byte, 0, MaxSealedSize)
 	runtime.GC()
 	start, startCPU := time.Now(), processCPU()
-	c := NewChunker(bytes.NewReader(v1), testPol, p)
+	c := NewChunker(bytes.NewReader(v1), testPol, 0, p)
 	for {
 		ch, err := c.Next()
 		if err == io.EOF {
@@ -99,7 +99,7 @@ func runStudy(t *testing.T, s *Sealer, p Params, v1, v2 []byte) studyResult {
 		seen[id] = true
 	}
 	r.elapsed, r.cpu = time.Since(start), processCPU()-startCPU
-	c = NewChunker(bytes.NewReader(v2), testPol, p)
+	c = NewChunker(bytes.NewReader(v2), testPol, 0, p)
 	for {
 		ch, err := c.Next()
 		if err == io.EOF {

@@ -403,7 +403,7 @@ func (b *Backup) chunkStream(parent context.Context, rd io.Reader, onChunk func(
 	var chunkErr error
 	go func() {
 		defer close(jobs)
-		c := chunk.NewChunker(rd, b.r.key.Pol, b.r.cfg.Chunker)
+		c := chunk.NewChunker(rd, b.r.key.Pol, chunk.RowSeed(b.r.key.IDKey), b.r.cfg.Chunker)
 		for seq := 0; ; seq++ {
 			// Each chunk is cut straight into a buffer of its own, which
 			// the worker that seals it gives back.

@@ -439,8 +439,12 @@ func buildSeeds(t testing.TB) *seedSet {
 		s.keyFiles = append(s.keyFiles, kf)
 	}
 
-	for _, p := range []chunk.Params{chunk.DefaultParams, {Min: 64, Avg: 64, Max: 64}, {Min: 1 << 20, Avg: 4 << 20, Max: chunk.MaxChunkSize}} {
-		c := &Config{Version: configVersion, ID: fuzzRepoID, Tenant: fuzzTenant, Created: start, Chunker: p,
+	for _, p := range []chunk.Params{chunk.DefaultParams, {Min: 64, Avg: 64, Max: 64}, {Min: 1 << 20, Avg: 4 << 20, Max: chunk.MaxChunkSize}, chunk.RowDeltaParams} {
+		version := configVersion
+		if p.Cut != "" {
+			version = configVersionCut
+		}
+		c := &Config{Version: version, ID: fuzzRepoID, Tenant: fuzzTenant, Created: start, Chunker: p,
 			BlobID: blobIDName, AEAD: aeadName, Compression: compName, Padding: paddingName, PackSize: 16 << 20}
 		b, err := c.encode()
 		if err != nil {

@@ -29,11 +29,15 @@ type Config struct {
 }
 
 const (
-	configVersion = 1
-	maxConfig     = 64 << 10
-	blobIDName    = "hmac-sha256"
-	compName      = "zstd"
-	paddingName   = "padme"
+	// configVersion is what a config without chunker.cut records;
+	// configVersionCut what one with it records (kluis before it rejects
+	// the field, docs/format.md "config").
+	configVersion    = 1
+	configVersionCut = 2
+	maxConfig        = 64 << 10
+	blobIDName       = "hmac-sha256"
+	compName         = "zstd"
+	paddingName      = "padme"
 )
 
 func newConfig(tenant string, params chunk.Params, packSize int64, now time.Time) (*Config, error) {
@@ -41,8 +45,12 @@ func newConfig(tenant string, params chunk.Params, packSize int64, now time.Time
 	if _, err := rand.Read(id); err != nil {
 		return nil, err
 	}
+	version := configVersion
+	if params.Cut != "" {
+		version = configVersionCut
+	}
 	c := &Config{
-		Version: configVersion, ID: hex.EncodeToString(id), Tenant: tenant, Created: now.UTC(),
+		Version: version, ID: hex.EncodeToString(id), Tenant: tenant, Created: now.UTC(),
 		Chunker: params, BlobID: blobIDName, AEAD: aeadName, Compression: compName,
 		Padding: paddingName, PackSize: packSize,
 	}
@@ -69,8 +77,10 @@ func decodeConfig(data []byte, tenant string) (*Config, error) {
 
 func (c *Config) validate(tenant string) error {
 	switch {
-	case c.Version != configVersion:
-		return fmt.Errorf("repository format version %d is not supported by this kluis (want %d)", c.Version, configVersion)
+	case c.Version != configVersion && c.Version != configVersionCut:
+		return fmt.Errorf("repository format version %d is not supported by this kluis (want %d or %d)", c.Version, configVersion, configVersionCut)
+	case (c.Version == configVersionCut) != (c.Chunker.Cut != ""):
+		return fmt.Errorf("config: version %d with chunker cut %q: %w", c.Version, c.Chunker.Cut, ErrCorrupt)
 	case c.Tenant != tenant:
 		return fmt.Errorf("repository belongs to tenant %q, not %q: %w", c.Tenant, tenant, ErrWrongKey)
 	case len(c.ID) != 32:

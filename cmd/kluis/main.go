@@ -145,32 +145,34 @@ func main() {
 
 // startProfiles starts what KLUIS_CPUPROFILE and KLUIS_TRACE ask for (a
 // CPU profile for go tool pprof, an execution trace for go tool trace,
-// written to the named files) and returns the function that ends them.
-// They are for measuring a command as it runs in production (the
-// benchmarks in docs/benchmarks.md); a file that cannot be created is
-// reported and the command runs without it.
+// written to the named files, which must not exist yet) and returns the
+// function that ends them. They are for measuring a command as it runs in
+// production (docs/benchmarks.md, docs/ops.md "Profiling a command"); a
+// file that cannot be created is reported and the command runs without it.
 func startProfiles(stderr io.Writer) (end func()) {
 	var ends []func()
-	if p := os.Getenv("KLUIS_CPUPROFILE"); p != "" {
-		if f, err := os.Create(p); err != nil {
-			fmt.Fprintf(stderr, "kluis: KLUIS_CPUPROFILE: %v\n", err)
-		} else if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "kluis: KLUIS_CPUPROFILE: %v\n", err)
-			f.Close()
-		} else {
-			ends = append(ends, func() { pprof.StopCPUProfile(); f.Close() })
+	start := func(env string, begin func(io.Writer) error, stop func()) {
+		p := os.Getenv(env)
+		if p == "" {
+			return
 		}
-	}
-	if p := os.Getenv("KLUIS_TRACE"); p != "" {
-		if f, err := os.Create(p); err != nil {
-			fmt.Fprintf(stderr, "kluis: KLUIS_TRACE: %v\n", err)
-		} else if err := trace.Start(f); err != nil {
-			fmt.Fprintf(stderr, "kluis: KLUIS_TRACE: %v\n", err)
-			f.Close()
-		} else {
-			ends = append(ends, func() { trace.Stop(); f.Close() })
+		// A new file, mode 0600, never through a symlink: a profile holds
+		// function names and timings, a trace more; neither goes where
+		// someone else chose.
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if err == nil {
+			if err = begin(f); err != nil {
+				f.Close()
+			}
 		}
+		if err != nil {
+			fmt.Fprintf(stderr, "kluis: %s: %v\n", env, err)
+			return
+		}
+		ends = append(ends, func() { stop(); f.Close() })
 	}
+	start("KLUIS_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile)
+	start("KLUIS_TRACE", trace.Start, trace.Stop)
 	return func() {
 		for _, e := range ends {
 			e()
