@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/kluis-nl/kluis/repo"
 	"github.com/kluis-nl/kluis/rowdelta"
@@ -122,11 +124,17 @@ type IndexColumns func(tables []source.Table) map[string][][]string
 // that a dossier reads only the chunks that can hold its rows. cols may
 // be nil: no index.
 func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts repo.BackupOptions, cols IndexColumns) (*repo.Result, error) {
+	// The phases at debug level: where a slow backup spends its time.
+	start := time.Now()
+	phase := func(name string) {
+		slog.Debug("backup phase", "done", name, "at", time.Since(start).Round(time.Millisecond))
+	}
 	snap, err := eng.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer snap.Close()
+	phase("snapshot")
 	opts.Engine = eng.Name()
 	opts.ServerVersion = snap.ServerVersion()
 	if err := bind(ctx, r, snap, &opts); err != nil {
@@ -162,15 +170,19 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 	if cols != nil {
 		ix = indexing{key: r.RowIndexKey(), cols: cols(snap.Tables())}
 	}
+	phase("schema")
 	if err := tables(ctx, b, snap, opts.DeltaMaxSteps, ix); err != nil {
 		return nil, err
 	}
+	phase("tables")
 	if ls, ok := snap.(source.LargeObjectSnapshot); ok && ls.LargeObjects() > 0 {
 		if err := largeObjects(ctx, b, ls); err != nil {
 			return nil, err
 		}
 	}
-	return b.Commit(ctx)
+	res, err := b.Commit(ctx)
+	phase("commit")
+	return res, err
 }
 
 // ErrSourceChanged: the database a tenant's backup reads is not the one
@@ -233,7 +245,10 @@ func tables(ctx context.Context, b *repo.Backup, snap source.Snapshot, maxSteps 
 		go func() {
 			defer wg.Done()
 			for t := range work {
-				if err := table(ctx, b, snap, t, maxSteps, ix); err != nil {
+				start := time.Now()
+				err := table(ctx, b, snap, t, maxSteps, ix)
+				slog.Debug("table streamed", "table", t.Name, "took", time.Since(start).Round(time.Millisecond))
+				if err != nil {
 					errs <- err
 					cancel()
 					return

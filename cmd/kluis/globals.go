@@ -143,6 +143,13 @@ func (g *globals) parse(fs *flag.FlagSet, args []string) error {
 	default:
 		return usageErrorf("--log-format %q: want text or json", g.logFormat)
 	}
+	if g.stderr == os.Stderr {
+		// What the packages log (a row delta given up, the backup's
+		// phases at debug) follows --log-level and --log-format too. Only
+		// for the process's own stderr: tests run commands in process,
+		// each with its own buffer.
+		slog.SetDefault(g.log)
+	}
 	return nil
 }
 
