@@ -2,9 +2,11 @@
 //
 // Vocabulary:
 //
-//   - A chunk is a content-defined piece of a stream, cut by a Rabin
-//     fingerprint (github.com/restic/chunker) under a per-tenant secret
-//     polynomial, between Params.Min and Params.Max bytes long.
+//   - A chunk is a content-defined piece of a stream, between Params.Min
+//     and Params.Max bytes long, cut by a Rabin fingerprint
+//     (github.com/restic/chunker) under a per-tenant secret polynomial, or
+//     (Params.Cut CutRows, PostgreSQL tenants) at row ends chosen by a
+//     keyed hash of each row (rows.go; docs/format.md "Chunk boundaries").
 //   - A blob ID is the keyed MAC of a chunk's plaintext under the tenant's ID
 //     key (never a bare hash: whoever holds a repository cannot test whether a
 //     known plaintext is stored without that key).
