@@ -147,6 +147,16 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 	if err := sampleForDictionary(ctx, b, snap); err != nil {
 		return nil, err
 	}
+	var pre, post bytes.Buffer
+	if err := snap.Schema(ctx, &pre, &post); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	if err := b.Stream(ctx, SchemaPreStream, repo.KindSchemaPre, &pre, nil); err != nil {
+		return nil, err
+	}
+	if err := b.Stream(ctx, SchemaPostStream, repo.KindSchemaPost, &post, nil); err != nil {
+		return nil, err
+	}
 	if ps, ok := snap.(source.PrivilegeSnapshot); ok {
 		var priv bytes.Buffer
 		if err := ps.Privileges(ctx, &priv); err != nil {
@@ -160,6 +170,7 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 	if cols != nil {
 		ix = indexing{key: r.RowIndexKey(), cols: cols(snap.Tables())}
 	}
+	phase("schema")
 	if err := tables(ctx, b, snap, opts.DeltaMaxSteps, ix); err != nil {
 		return nil, err
 	}
@@ -169,19 +180,6 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 			return nil, err
 		}
 	}
-	// The schema last: an engine may still be reading it (PostgreSQL's
-	// pg_dump runs beside the table streams).
-	var pre, post bytes.Buffer
-	if err := snap.Schema(ctx, &pre, &post); err != nil {
-		return nil, fmt.Errorf("schema: %w", err)
-	}
-	if err := b.Stream(ctx, SchemaPreStream, repo.KindSchemaPre, &pre, nil); err != nil {
-		return nil, err
-	}
-	if err := b.Stream(ctx, SchemaPostStream, repo.KindSchemaPost, &post, nil); err != nil {
-		return nil, err
-	}
-	phase("schema")
 	res, err := b.Commit(ctx)
 	phase("commit")
 	return res, err

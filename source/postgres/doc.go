@@ -15,34 +15,19 @@
 //     of every user object with the roles they name (readPrivileges) are
 //     read in the snapshot.
 //  4. pg_dump --schema-only --snapshot=<exported>, once for --section=pre-data
-//     and once for post-data, concurrently, started right after the export
-//     (they connect while step 3 reads), each session named by an
-//     application_name unique to the snapshot; the snapshot waits until
-//     both hold their ACCESS SHARE locks on every table (pg_locks), or have
-//     ended (schemaRuns.waitLocked). Their catalog reads go on beside the
-//     table streams; Schema waits for their output.
+//     and once for post-data, concurrently, buffered in memory.
 //  5. LOCK TABLE ONLY … IN ACCESS SHARE MODE on every table (partitioned
 //     parents included), then a check that every table still has the OID
 //     and relfilenode the snapshot saw.
 //
-// pg_dump's locks come before our own on purpose. Were ours held first, a
-// concurrent DROP or ALTER TABLE would queue behind ours and pg_dump's lock
-// request behind that DDL: a three-party wait the server cannot see as a
-// deadlock (our session would be waiting for pg_dump, not for a lock). In
-// this order such DDL either waits for pg_dump and then makes our LOCK fail,
-// or is waited for by pg_dump and then fails it — an error, never a hang.
-// Once our locks are held, DROP, TRUNCATE and table-rewriting ALTER TABLE
-// wait until the Snapshot is closed. pg_dump takes no table lock after
-// that, but it may still lock a view it reads, held by a transaction (a
-// migration replacing the view) that then queues for a table behind our
-// locks and pg_dump's: the server sees pg_dump and that transaction wait
-// for each other and fails one of them after deadlock_timeout. Before
-// that, Schema, which waits for pg_dump, checks every 100 ms whether a
-// pg_dump session is blocked by one of the snapshot's sessions or by a
-// session they block (pg_blocking_pids), and if so ends pg_dump and fails
-// with ErrConcurrentDDL: retrying will do. A pg_dump whose locks are never
-// seen (a connection string with its own application_name) is waited for
-// until it ends, before our locks, as before.
+// pg_dump runs before our own locks on purpose. pg_dump takes ACCESS SHARE
+// locks of its own; were ours already held, a concurrent DROP or ALTER TABLE
+// would queue behind ours and pg_dump's lock request behind that DDL: a
+// three-party wait the server cannot see as a deadlock (our session is idle,
+// waiting for pg_dump). In this order such DDL either waits for pg_dump and
+// then makes our LOCK fail, or is waited for by pg_dump and then fails it —
+// an error, never a hang. Once our locks are held, DROP, TRUNCATE and
+// table-rewriting ALTER TABLE wait until the Snapshot is closed.
 //
 // Between the exported snapshot and our locks a TRUNCATE or a table rewrite
 // (neither is MVCC-safe) would make the snapshot see an empty or different

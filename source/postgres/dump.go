@@ -12,11 +12,32 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
 	"github.com/kluis-nl/kluis/source"
 )
+
+// dumpSections runs pg_dump for the pre-data and post-data sections of the
+// exported snapshot, concurrently, and returns their SQL text.
+func dumpSections(ctx context.Context, pgDump, dsn, password, snapshotID string, lockTimeout time.Duration) (pre, post []byte, err error) {
+	conninfo, err := conninfoWithoutPassword(dsn, password)
+	if err != nil {
+		return nil, nil, err
+	}
+	var wg sync.WaitGroup
+	var preErr, postErr error
+	wg.Go(func() { pre, preErr = runPgDump(ctx, pgDump, conninfo, password, snapshotID, "pre-data", lockTimeout) })
+	wg.Go(func() {
+		post, postErr = runPgDump(ctx, pgDump, conninfo, password, snapshotID, "post-data", lockTimeout)
+	})
+	wg.Wait()
+	if err := errors.Join(preErr, postErr); err != nil {
+		return nil, nil, err
+	}
+	return pre, post, nil
+}
 
 // pgDumpArgs are the arguments of one pg_dump run; what ps shows of it. The
 // password is never among them.
@@ -35,9 +56,7 @@ func pgDumpArgs(conninfo, snapshotID, section string) []string {
 	}
 }
 
-// runPgDump runs pg_dump for one section of the exported snapshot, its
-// session named appName (application_name), and returns its SQL text.
-func runPgDump(ctx context.Context, pgDump, conninfo, password, snapshotID, section string, lockTimeout time.Duration, appName string) ([]byte, error) {
+func runPgDump(ctx context.Context, pgDump, conninfo, password, snapshotID, section string, lockTimeout time.Duration) ([]byte, error) {
 	args := pgDumpArgs(conninfo, snapshotID, section)
 	if lockTimeout > 0 {
 		// pg_dump locks every table it dumps (ACCESS SHARE) and by default
@@ -45,7 +64,7 @@ func runPgDump(ctx context.Context, pgDump, conninfo, password, snapshotID, sect
 		args = append([]string{fmt.Sprintf("--lock-wait-timeout=%d", max(lockTimeout.Milliseconds(), 1))}, args...)
 	}
 	cmd := exec.CommandContext(ctx, pgDump, args...)
-	cmd.Env = append(pgDumpEnv(os.Environ(), password), "PGAPPNAME="+appName)
+	cmd.Env = pgDumpEnv(os.Environ(), password)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

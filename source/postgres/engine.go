@@ -109,10 +109,6 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 	if e.opts.afterExport != nil {
 		e.opts.afterExport()
 	}
-	// pg_dump starts (a process, a connection) while the catalog is read.
-	if s.dump, err = startSchemaRuns(ctx, pgDump, e.dsn, cfg.Password, snapshotID, e.opts.LockTimeout); err != nil {
-		return nil, err
-	}
 	if s.largeObjects, err = readLargeObjects(ctx, conn); err != nil {
 		return nil, fmt.Errorf("listing large objects: %w", err)
 	}
@@ -125,9 +121,9 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 		return nil, err
 	}
 
-	// pg_dump's locks before ours, its catalog reads beside the table
-	// streams: see the package documentation.
-	if err := s.dump.waitLocked(ctx, conn, cat.relations); err != nil {
+	// pg_dump before our locks: see the package documentation.
+	s.pre, s.post, err = dumpSections(ctx, pgDump, e.dsn, cfg.Password, snapshotID, e.opts.LockTimeout)
+	if err != nil {
 		// pg_dump fails on a table dropped since the snapshot: say so.
 		if changed, cerr := changedRelations(ctx, conn, cat.relations); cerr == nil && len(changed) > 0 {
 			return nil, fmt.Errorf("%w: %s was dropped, renamed, truncated or rewritten (%v)", ErrConcurrentDDL, strings.Join(changed, ", "), err)
@@ -152,14 +148,12 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 func (s *snapshot) startWorkers(ctx context.Context, cfg *pgx.ConnConfig, snapshotID string, n int) error {
 	s.idle = make(chan *pgx.Conn, n)
 	s.idle <- s.conn
-	s.pids = append(s.pids, s.conn.PgConn().PID())
 	for i := 1; i < n; i++ {
 		w, err := connect(ctx, cfg)
 		if err != nil {
 			return err
 		}
 		s.workers = append(s.workers, w)
-		s.pids = append(s.pids, w.PgConn().PID())
 		if err := execSimple(ctx, w, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT "+sqlLiteral(snapshotID)); err != nil {
 			return fmt.Errorf("importing the snapshot on a worker connection: %w", err)
 		}

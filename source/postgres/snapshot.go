@@ -31,8 +31,6 @@ type snapshot struct {
 	tables    []source.Table
 	sequences []sequenceValue
 	matviews  []string
-	dump      *schemaRuns // pg_dump's runs, until Schema has their output
-	pids      []uint32    // the backend of conn and of every worker
 	pre, post []byte
 
 	privileges   *source.Privileges
@@ -60,40 +58,13 @@ func (s *snapshot) Tables() []source.Table {
 
 // Schema writes pg_dump's pre-data section to pre, and its post-data
 // section plus sequence values and materialized view refreshes to post.
-//
-// pg_dump runs beside the table streams: Schema waits for it, so a caller
-// that streams the tables first waits least (backup.Database does).
 func (s *snapshot) Schema(ctx context.Context, pre, post io.Writer) error {
-	if err := s.awaitSchema(ctx); err != nil {
-		return redactError(err, s.password)
-	}
 	if _, err := pre.Write(s.pre); err != nil {
 		return fmt.Errorf("writing pre-data schema: %w", err)
 	}
 	if _, err := post.Write(s.postWithExtras()); err != nil {
 		return fmt.Errorf("writing post-data schema: %w", err)
 	}
-	return nil
-}
-
-// awaitSchema waits for pg_dump's output (once).
-func (s *snapshot) awaitSchema(ctx context.Context) error {
-	s.mu.Lock()
-	d, idle := s.dump, s.idle
-	s.mu.Unlock()
-	if d == nil {
-		return nil
-	}
-	if idle == nil {
-		return errors.New("postgres: snapshot is closed")
-	}
-	pre, post, err := d.await(ctx, idle, s.pids)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.pre, s.post, s.dump = pre, post, nil
-	s.mu.Unlock()
 	return nil
 }
 
@@ -156,10 +127,6 @@ func (s *snapshot) Close() error {
 	defer s.mu.Unlock()
 	if s.conn == nil {
 		return nil
-	}
-	if s.dump != nil {
-		s.dump.stop() // before the transaction whose snapshot pg_dump imported ends
-		s.dump = nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

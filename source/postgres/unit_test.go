@@ -209,7 +209,7 @@ func TestPgDumpMinimalEnvironment(t *testing.T) {
 	t.Setenv("KLUIS_MASTER_KEY", "kluis-secret-do-not-pass")
 	t.Setenv("PGPASSWORD", "stale-password")
 	t.Setenv("PGSSLROOTCERT", "/etc/ssl/root.crt")
-	out, err := runPgDump(t.Context(), script, "host=db dbname=t", secret, "00000003-00000002-1", "pre-data", 0, "kluis-pg_dump-test")
+	out, err := runPgDump(t.Context(), script, "host=db dbname=t", secret, "00000003-00000002-1", "pre-data", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestPgDumpMinimalEnvironment(t *testing.T) {
 			t.Errorf("pg_dump's environment holds %s:\n%s", bad, env)
 		}
 	}
-	for _, want := range []string{"PGSSLROOTCERT=/etc/ssl/root.crt", "PGPASSWORD=" + secret, "PGAPPNAME=kluis-pg_dump-test"} {
+	for _, want := range []string{"PGSSLROOTCERT=/etc/ssl/root.crt", "PGPASSWORD=" + secret} {
 		if !strings.Contains(env, want) {
 			t.Errorf("pg_dump's environment lacks %s:\n%s", want, env)
 		}
