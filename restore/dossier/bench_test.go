@@ -126,7 +126,8 @@ func envInts(name, def string) []int {
 //
 // Defaults: a 2 MB practice, scales 1 and 5, nights 1 and 7, SQLite.
 // KLUIS_BENCH_DOSSIER_CHUNK_AVG creates the repository with another chunk
-// average (bytes; min avg/4, max avg×8, as policy.chunk_average does).
+// average (bytes; min avg/4, max avg×8, as policy.chunk_average does; cut at
+// row ends for PostgreSQL, as a PostgreSQL tenant's repository is).
 func BenchmarkDossier(b *testing.B) {
 	mb := envInt("KLUIS_BENCH_DOSSIER_MB", 2)
 	engine := os.Getenv("KLUIS_BENCH_DOSSIER_ENGINE")
@@ -200,6 +201,9 @@ func benchHistory(b *testing.B, engine string, sc synth.Scale, nights []int) {
 	initOpts := repo.Options{}
 	if avg := envInt("KLUIS_BENCH_DOSSIER_CHUNK_AVG", 0); avg > 0 {
 		initOpts.Chunker = chunk.Params{Min: uint(avg) / 4, Avg: uint(avg), Max: uint(avg) * 8}
+		if engine == "postgres" {
+			initOpts.Chunker.Cut = chunk.CutRows // as appliance.ChunkParams gives
+		}
 	}
 	r := open(initOpts, true)
 	profile := practiceProfile()

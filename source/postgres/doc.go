@@ -15,7 +15,9 @@
 //     of every user object with the roles they name (readPrivileges) are
 //     read in the snapshot.
 //  4. pg_dump --schema-only --snapshot=<exported>, once for --section=pre-data
-//     and once for post-data, concurrently, buffered in memory.
+//     and once for post-data, concurrently, buffered in memory; started
+//     right after the export, so that they connect and read while step 3
+//     does, and waited for before step 5.
 //  5. LOCK TABLE ONLY … IN ACCESS SHARE MODE on every table (partitioned
 //     parents included), then a check that every table still has the OID
 //     and relfilenode the snapshot saw.

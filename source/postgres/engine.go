@@ -109,6 +109,29 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 	if e.opts.afterExport != nil {
 		e.opts.afterExport()
 	}
+	// pg_dump starts now (a process, a connection, its catalog reads)
+	// while this session reads the catalog; it ends before our locks.
+	type dumped struct {
+		pre, post []byte
+		err       error
+	}
+	dumpCtx, dumpCancel := context.WithCancel(ctx)
+	defer dumpCancel()
+	dumpDone := make(chan dumped, 1)
+	go func() {
+		var d dumped
+		d.pre, d.post, d.err = dumpSections(dumpCtx, pgDump, e.dsn, cfg.Password, snapshotID, e.opts.LockTimeout)
+		dumpDone <- d
+	}()
+	dumpWait := func() dumped { return <-dumpDone }
+	defer func() {
+		if dumpWait != nil {
+			// An error before pg_dump was waited for: end it, and wait,
+			// before the transaction whose snapshot it imported ends.
+			dumpCancel()
+			dumpWait()
+		}
+	}()
 	if s.largeObjects, err = readLargeObjects(ctx, conn); err != nil {
 		return nil, fmt.Errorf("listing large objects: %w", err)
 	}
@@ -122,7 +145,9 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 	}
 
 	// pg_dump before our locks: see the package documentation.
-	s.pre, s.post, err = dumpSections(ctx, pgDump, e.dsn, cfg.Password, snapshotID, e.opts.LockTimeout)
+	d := dumpWait()
+	dumpWait = nil
+	s.pre, s.post, err = d.pre, d.post, d.err
 	if err != nil {
 		// pg_dump fails on a table dropped since the snapshot: say so.
 		if changed, cerr := changedRelations(ctx, conn, cat.relations); cerr == nil && len(changed) > 0 {
