@@ -143,11 +143,13 @@ func (g *globals) parse(fs *flag.FlagSet, args []string) error {
 	default:
 		return usageErrorf("--log-format %q: want text or json", g.logFormat)
 	}
-	if g.stderr == os.Stderr {
-		// What the packages log (a row delta given up, the backup's
-		// phases at debug) follows --log-level and --log-format too. Only
-		// for the process's own stderr: tests run commands in process,
-		// each with its own buffer.
+	if level < slog.LevelInfo && g.stderr == os.Stderr {
+		// --log-level debug: what the packages log (the backup's phases,
+		// each table's time) goes through the same handler. Otherwise
+		// they keep Go's default logger, which shows their notices (a
+		// copy read from another location, a row delta given up) at any
+		// --log-level. Only for the process's own stderr: tests run
+		// commands in process, each with its own buffer.
 		slog.SetDefault(g.log)
 	}
 	return nil

@@ -338,7 +338,10 @@ func newFixture(t testing.TB, origin string, withOIDC bool, o *config.OIDC, secr
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	f := &Fixture{T: t, Dir: dir, Origin: origin, Clock: &Clock{t: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)},
+	// The clock starts at the real time: go-webauthn checks a session's
+	// expiry (the request's, from this clock) against time.Now, so a
+	// fixed start became a test that failed from the day after it.
+	f := &Fixture{T: t, Dir: dir, Origin: origin, Clock: &Clock{t: time.Now().UTC().Truncate(time.Second)},
 		Store: portal.NewStore(dir), Backend: &Backend{}, Socket: filepath.Join(sockDir, "p.sock"), Key: key}
 	f.Log = &Log{chain: &portal.ChainLog{Path: filepath.Join(dir, portal.EventsFileName), Key: key}}
 	f.Web = config.Web{Socket: f.Socket, Origin: origin, RestoreTargets: map[string]string{"a": "/nonexistent/dsn-a"}}
