@@ -147,6 +147,7 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 	if err := sampleForDictionary(ctx, b, snap); err != nil {
 		return nil, err
 	}
+	phase("dictionary")
 	var pre, post bytes.Buffer
 	if err := snap.Schema(ctx, &pre, &post); err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
@@ -170,7 +171,7 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 	if cols != nil {
 		ix = indexing{key: r.RowIndexKey(), cols: cols(snap.Tables())}
 	}
-	phase("schema")
+	phase("schema and privileges")
 	if err := tables(ctx, b, snap, opts.DeltaMaxSteps, ix); err != nil {
 		return nil, err
 	}
@@ -179,9 +180,12 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 		if err := largeObjects(ctx, b, ls); err != nil {
 			return nil, err
 		}
+		phase("large objects")
 	}
 	res, err := b.Commit(ctx)
-	phase("commit")
+	if err == nil {
+		phase("commit")
+	}
 	return res, err
 }
 

@@ -40,9 +40,10 @@ var DefaultParams = Params{Min: 4 << 10, Avg: 16 << 10, Max: 128 << 10}
 // after a week of deltas 10–12 % larger (fewer of its chunks survive the
 // week's scattered changes).
 //
-// They cut at row ends (CutRows): on the 500 MB practice the first night's
-// chunker took 1.1 CPU-s of kluis's 5.6 with the rolling hash, ≈ 0.3 at
-// row ends (docs/benchmarks.md, "Chunk ends at row ends").
+// They cut at row ends (CutRows): on the 500 MB practice the first night
+// used 4.27 CPU-s of kluis against 5.79 with the rolling hash, which took
+// about 1.1 of them (docs/benchmarks.md, "Idle machine, 500 MB, row ends
+// and largest first").
 var RowDeltaParams = Params{Min: 16 << 10, Avg: 64 << 10, Max: 512 << 10, Cut: CutRows}
 
 // MaxChunkSize bounds Params.Max, and therefore every plaintext this package

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode"
 
@@ -64,6 +65,12 @@ func runPgDump(ctx context.Context, pgDump, conninfo, password, snapshotID, sect
 		args = append([]string{fmt.Sprintf("--lock-wait-timeout=%d", max(lockTimeout.Milliseconds(), 1))}, args...)
 	}
 	cmd := exec.CommandContext(ctx, pgDump, args...)
+	// Ended early (an error elsewhere, a cancelled backup): SIGTERM, on
+	// which pg_dump cancels its query on the server before it exits. A
+	// killed pg_dump's session would go on waiting for a lock, holding
+	// its ACCESS SHARE locks on every table until it got it.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = pgDumpEnv(os.Environ(), password)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

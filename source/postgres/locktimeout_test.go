@@ -47,6 +47,24 @@ func TestSnapshotLockTimeout(t *testing.T) {
 	} else if errors.Is(err, source.ErrLockTimeout) {
 		t.Fatalf("no lock timeout set, yet %v", err)
 	}
+	// pg_dump, ended with the snapshot's context, took its server session
+	// with it: SIGTERM makes it cancel its query. (Killed, its session
+	// would wait on for the lock, holding the others.)
+	watcher := pgtest.ConnectDSN(t, dsn) // outside the holder's transaction: a fresh pg_stat_activity each time
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		if err := watcher.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = current_database()").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pg_dump sessions still waiting after the snapshot gave up", waiting)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// Released, the snapshot goes through with the timeout set.
 	if _, err := holder.Exec(ctx, "COMMIT"); err != nil {
