@@ -92,11 +92,11 @@ func NewChunker(r io.Reader, pol Pol, rowSeed uint64, p Params) *Chunker {
 		return &Chunker{err: err}
 	}
 	if p.Cut == CutRows {
-		return &Chunker{rows: newRowCutter(r, rowSeed, p), buf: make([]byte, p.Max)}
+		return &Chunker{rows: newRowCutter(r, rowSeed, p)}
 	}
 	c := chunker.NewWithBoundaries(r, pol, p.Min, p.Max)
 	c.SetAverageBits(bits.TrailingZeros(p.Avg))
-	return &Chunker{c: c, buf: make([]byte, p.Max)}
+	return &Chunker{c: c}
 }
 
 // Next returns the next chunk. The slice is only valid until the next call.

@@ -125,7 +125,7 @@ func (c *rowCutter) next(buf []byte) ([]byte, error) {
 // least Max bytes, or the rest of the stream.
 func rowCut(data []byte, seed uint64, gear *[256]uint64, p Params) int {
 	limit := min(len(data), int(p.Max))
-	min := int(p.Min)
+	minLen := int(p.Min)
 	avgBits := uint(bits.TrailingZeros(p.Avg))
 	for n := 0; n < limit; {
 		i := bytes.IndexByte(data[n:limit], '\n')
@@ -133,7 +133,7 @@ func rowCut(data []byte, seed uint64, gear *[256]uint64, p Params) int {
 			break
 		}
 		end := n + i + 1
-		if end >= min && rowChosen(seed, data[n:end], avgBits) {
+		if end >= minLen && rowChosen(seed, data[n:end], avgBits) {
 			return end
 		}
 		n = end
@@ -141,19 +141,19 @@ func rowCut(data []byte, seed uint64, gear *[256]uint64, p Params) int {
 	if limit < int(p.Max) {
 		return limit // the end of the stream
 	}
-	return gearCut(data[:limit], gear, min, avgBits)
+	return gearCut(data[:limit], gear, minLen, avgBits)
 }
 
-// gearCut returns the first position at or beyond min where the gear hash
+// gearCut returns the first position at or beyond minLen where the gear hash
 // of the 64 bytes before it has its top avgBits bits zero (one in Avg), or
 // len(data).
-func gearCut(data []byte, gear *[256]uint64, min int, avgBits uint) int {
+func gearCut(data []byte, gear *[256]uint64, minLen int, avgBits uint) int {
 	var h uint64
-	for _, b := range data[max(min-64, 0):min] {
+	for _, b := range data[max(minLen-64, 0):minLen] {
 		h = h<<1 + gear[b]
 	}
 	shift := 64 - avgBits
-	for i := min; i < len(data); i++ {
+	for i := minLen; i < len(data); i++ {
 		h = h<<1 + gear[data[i]]
 		if h>>shift == 0 {
 			return i + 1

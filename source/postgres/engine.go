@@ -123,13 +123,12 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 		d.pre, d.post, d.err = dumpSections(dumpCtx, pgDump, e.dsn, cfg.Password, snapshotID, e.opts.LockTimeout)
 		dumpDone <- d
 	}()
-	dumpWait := func() dumped { return <-dumpDone }
 	defer func() {
-		if dumpWait != nil {
+		if dumpDone != nil {
 			// An error before pg_dump was waited for: end it, and wait,
 			// before the transaction whose snapshot it imported ends.
 			dumpCancel()
-			dumpWait()
+			<-dumpDone
 		}
 	}()
 	if s.largeObjects, err = readLargeObjects(ctx, conn); err != nil {
@@ -145,8 +144,8 @@ func openSnapshot(ctx context.Context, e *Engine, cfg *pgx.ConnConfig) (_ *snaps
 	}
 
 	// pg_dump before our locks: see the package documentation.
-	d := dumpWait()
-	dumpWait = nil
+	d := <-dumpDone
+	dumpDone = nil
 	s.pre, s.post, err = d.pre, d.post, d.err
 	if err != nil {
 		// pg_dump fails on a table dropped since the snapshot: say so.
