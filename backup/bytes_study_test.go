@@ -361,11 +361,11 @@ func tableStreams(t *testing.T, r *repo.Repo, m *repo.Manifest) []studyStream {
 // chunkSizeStudy cuts the same table streams at each chunk average with
 // one polynomial and seals every new chunk alone (Padmé padding and seal
 // included, plus perBlob bytes of metadata per blob) with the tenant's
-// dictionary at zstd fastest (kluis now), default and better: night 1 (every
-// table whole), night 2 (row-delta records, and the tables stored whole:
-// only the chunks night 1 did not store), and night 8, every table
-// whole as a fresh base after a week of working days (only the chunks
-// nights 1 and 2 did not store). Identical data for every size, so the
+// dictionary at zstd fastest (kluis now), default, better and best:
+// night 1 (every table whole), night 2 (row-delta records, and the tables
+// stored whole: only the chunks night 1 did not store), and night 8, every
+// table whole as a fresh base after a week of working days (only the
+// chunks nights 1 and 2 did not store). Identical data for every size, so the
 // random polynomial's noise between repositories does not enter.
 func chunkSizeStudy(t *testing.T, sizes []uint, dict []byte, perBlob float64, nights ...[]studyStream) string {
 	var out strings.Builder
@@ -375,7 +375,7 @@ func chunkSizeStudy(t *testing.T, sizes []uint, dict []byte, perBlob float64, ni
 	levels := []struct {
 		name  string
 		level zstd.EncoderLevel
-	}{{"fastest", zstd.SpeedFastest}, {"default", zstd.SpeedDefault}, {"better", zstd.SpeedBetterCompression}}
+	}{{"fastest", zstd.SpeedFastest}, {"default", zstd.SpeedDefault}, {"better", zstd.SpeedBetterCompression}, {"best", zstd.SpeedBestCompression}}
 	plain, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	sealed := func(c []byte, e *zstd.Encoder) int64 {
 		z := len(e.EncodeAll(c, nil))
