@@ -281,21 +281,11 @@ func (b *Backup) storeRowIndex(ctx context.Context, name string, ix StreamIndexe
 // never cut) and returns its ID. Like chunkStream, a failure means the
 // snapshot cannot be committed.
 func (b *Backup) storeBlob(ctx context.Context, data []byte) (chunk.ID, error) {
-	id := b.r.sealer.ID(data)
-	res := chunkResult{id: id, raw: len(data)}
-	b.stateMu.Lock()
-	b.stats.Blobs++
-	b.stateMu.Unlock()
-	b.claimMu.Lock()
-	mine := !b.idx.Has(id) && !b.claimed[id]
-	b.claimed[id] = true
-	b.claimMu.Unlock()
-	var err error
-	if mine {
-		// Not sampled for the dictionary: pages are keyed hashes.
-		if res.sealed, err = b.r.sealer.SealDict(nil, id, data, b.dict.cur.Load()); err == nil {
-			b.addToPack(ctx, res)
-		}
+	// Not sampled for the dictionary: pages are keyed hashes.
+	res := b.sealNew(data, false)
+	err := res.err
+	if err == nil && res.sealed != nil {
+		b.addToPack(ctx, res)
 	}
 	if err == nil {
 		err = b.err()
@@ -308,7 +298,7 @@ func (b *Backup) storeBlob(ctx context.Context, data []byte) (chunk.ID, error) {
 		b.stateMu.Unlock()
 		return chunk.ID{}, err
 	}
-	return id, nil
+	return res.id, nil
 }
 
 // StreamWriter is a stream being written by its producer.
@@ -503,8 +493,18 @@ func (b *Backup) chunkStream(parent context.Context, rd io.Reader, onChunk func(
 }
 
 func (b *Backup) identifyAndSeal(j chunkJob) chunkResult {
-	id := b.r.sealer.ID(j.data)
-	res := chunkResult{seq: j.seq, id: id, raw: len(j.data)}
+	res := b.sealNew(j.data, true)
+	res.seq = j.seq
+	return res
+}
+
+// sealNew counts a blob of the snapshot and identifies it; unless the
+// index or another stream of this backup already holds it, it seals it
+// (res.sealed; nil when it is not this call's to store). sample lets the
+// blob train the tenant's zstd dictionary.
+func (b *Backup) sealNew(data []byte, sample bool) chunkResult {
+	id := b.r.sealer.ID(data)
+	res := chunkResult{id: id, raw: len(data)}
 	b.stateMu.Lock()
 	b.stats.Blobs++
 	b.stateMu.Unlock()
@@ -518,8 +518,10 @@ func (b *Backup) identifyAndSeal(j chunkJob) chunkResult {
 	if !mine {
 		return res
 	}
-	b.sample(j.data)
-	sealed, err := b.r.sealer.SealDict(nil, id, j.data, b.dict.cur.Load())
+	if sample {
+		b.sample(data)
+	}
+	sealed, err := b.r.sealer.SealDict(nil, id, data, b.dict.cur.Load())
 	if err != nil {
 		res.err = err
 		return res
