@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -144,12 +145,15 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 		return nil, fmt.Errorf("pre-data schema: %w", err)
 	}
 	lap := start
-	phase := func(p *float64) {
+	// Each phase, and each table's load, also at debug level (kluis
+	// restore --log-level debug): where a slow restore spends its time.
+	phase := func(name string, p *float64) {
 		now := time.Now()
 		*p = now.Sub(lap).Seconds()
 		lap = now
+		slog.Debug("restore phase", "done", name, "took", time.Duration(*p*float64(time.Second)).Round(time.Millisecond), "at", now.Sub(start).Round(time.Millisecond))
 	}
-	phase(&res.Phases.PreData)
+	phase("pre-data schema", &res.Phases.PreData)
 
 	// A target that proves as it loads reads each table back on the
 	// connection that loaded it, while the other connections load the
@@ -227,6 +231,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 				if err == nil && postData != nil {
 					perr = postData.Loaded(t.Table)
 				}
+				slog.Debug("table restored", "table", t.Name, "took", time.Since(t0).Round(time.Millisecond), "proved", fold && err == nil)
 				mu.Lock()
 				c := &checks[i]
 				c.LoadSeconds = time.Since(t0).Seconds()
@@ -258,7 +263,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	phase(&res.Phases.Load)
+	phase("tables", &res.Phases.Load)
 	var loCheck *TableCheck
 	if ls, ok := m.Stream(backup.LargeObjectsStream); ok {
 		lt, ok := capability[source.LargeObjectTarget](target)
@@ -278,7 +283,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 			return nil, fmt.Errorf("large objects: %w", err)
 		}
 		loCheck.LoadSeconds = time.Since(t0).Seconds()
-		phase(&res.Phases.LargeObjects)
+		phase("large objects", &res.Phases.LargeObjects)
 	}
 	if postData != nil {
 		postDataFinished = true
@@ -290,7 +295,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 	} else if err := applySchema(ctx, r, target, post); err != nil {
 		return nil, fmt.Errorf("post-data schema: %w", err)
 	}
-	phase(&res.Phases.PostData)
+	phase("post-data schema", &res.Phases.PostData)
 	if ps, ok := m.Stream(backup.PrivilegesStream); ok {
 		mode := opts.Roles
 		if mode == "" {
@@ -316,7 +321,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 			return nil, fmt.Errorf("owners and privileges: %w", err)
 		}
 		res.Privileges = rep
-		phase(&res.Phases.Privileges)
+		phase("owners and privileges", &res.Phases.Privileges)
 	}
 	// Every table read back and fingerprinted, opts.Parallel at a time —
 	// unless each was read back as it loaded and nothing since changed a
@@ -376,7 +381,7 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 			res.Schema = source.CompareSchema(want, got, mode)
 		}
 	}
-	phase(&res.Phases.Proof)
+	phase("proof", &res.Phases.Proof)
 	for _, c := range checks {
 		res.Bytes += c.Bytes
 		res.Rows += c.RowsRestored
