@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sort"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -229,6 +230,37 @@ func RedactError(err error, dsns ...string) error {
 		return nil
 	}
 	msg := Redact(err.Error(), dsns...)
+	if msg == err.Error() {
+		return err
+	}
+	return &redacted{msg: msg, err: err}
+}
+
+// RedactSecret returns text with secret removed in every spelling Redact
+// knows (raw, quoted, escaped, URL-escaped, URL userinfo, its pieces), for
+// a driver that knows the password but not the DSN it came from. An empty
+// secret removes nothing.
+func RedactSecret(text, secret string) string {
+	if secret == "" {
+		return text
+	}
+	forms := spellings(secret)
+	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	for _, f := range forms {
+		if f != "" {
+			text = strings.ReplaceAll(text, f, Mask)
+		}
+	}
+	return text
+}
+
+// RedactSecretError returns err with secret removed from its text (see
+// RedactSecret); it unwraps to err.
+func RedactSecretError(err error, secret string) error {
+	if err == nil || secret == "" {
+		return err
+	}
+	msg := RedactSecret(err.Error(), secret)
 	if msg == err.Error() {
 		return err
 	}

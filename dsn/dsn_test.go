@@ -2,6 +2,8 @@ package dsn
 
 import (
 	"errors"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -109,4 +111,31 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 	})
+}
+
+// RedactSecretError masks a password a driver knows, in every spelling a
+// connection string, URL or quoted value could carry it, and keeps the
+// error chain; an empty secret or a nil error change nothing.
+func TestRedactSecretError(t *testing.T) {
+	const secret = `p@ss wörd\'x/y`
+	base := errors.New("failed: postgres://u:" + url.UserPassword("", secret).String()[1:] + "@h/ password='" +
+		strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(secret) + "' q=" + url.QueryEscape(secret) + " path=" + url.PathEscape(secret) + " raw=" + secret)
+	err := RedactSecretError(fmt.Errorf("wrapped: %w", base), secret)
+	for _, piece := range []string{"p@ss", "wörd", secret, url.QueryEscape(secret), url.PathEscape(secret)} {
+		if strings.Contains(err.Error(), piece) {
+			t.Errorf("%q left in %q", piece, err.Error())
+		}
+	}
+	if !errors.Is(err, base) {
+		t.Fatal("the redacted error does not unwrap to the original")
+	}
+	if RedactSecretError(nil, secret) != nil {
+		t.Fatal("a nil error became non-nil")
+	}
+	if got := RedactSecretError(base, ""); got != base {
+		t.Fatalf("an empty secret changed the error: %v", got)
+	}
+	if got := RedactSecret("nothing to hide", secret); got != "nothing to hide" {
+		t.Fatalf("RedactSecret changed a text without the secret: %q", got)
+	}
 }

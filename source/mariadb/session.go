@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/kluis-nl/kluis/dsn"
 )
 
 // sessionSQL makes what the server prints a function of the data alone; the
@@ -113,40 +112,15 @@ type nopLogger struct{}
 
 func (nopLogger) Print(...any) {}
 
-// redacted is an error whose message has a password masked. It unwraps to
-// the original so that errors.Is (context.Canceled, …) keeps working.
-type redacted struct {
-	msg string
-	err error
-}
-
-func (e *redacted) Error() string { return e.msg }
-func (e *redacted) Unwrap() error { return e.err }
-
-// redactError masks password, in every spelling a DSN could carry it, in
-// err's message.
+// redactError masks password, in every spelling a connection string or
+// URL could carry it (dsn.RedactSecret), in err's message; the result
+// unwraps to err, so errors.Is (context.Canceled, …) keeps working.
 func redactError(err error, password string) error {
-	if err == nil || password == "" {
-		return err
-	}
-	msg := redactString(err.Error(), password)
-	if msg == err.Error() {
-		return err
-	}
-	return &redacted{msg: msg, err: err}
+	return dsn.RedactSecretError(err, password)
 }
 
-func redactString(s, password string) string {
-	if password == "" {
-		return s
-	}
-	for _, form := range []string{password, url.QueryEscape(password), url.PathEscape(password)} {
-		if form != "" {
-			s = strings.ReplaceAll(s, form, "xxxxx")
-		}
-	}
-	return s
-}
+// redactString masks password in s as redactError does.
+func redactString(s, password string) string { return dsn.RedactSecret(s, password) }
 
 // Server error numbers this package branches on.
 const (

@@ -3,10 +3,9 @@ package postgres
 import (
 	"context"
 	"errors"
-	"net/url"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/kluis-nl/kluis/dsn"
 )
 
 // sessionSettings make COPY's text output a function of the data alone: the
@@ -69,38 +68,12 @@ func execSimple(ctx context.Context, conn *pgx.Conn, sql string) error {
 	return err
 }
 
-// redacted is an error whose message has a password masked. It unwraps to
-// the original so that errors.Is (context.Canceled, …) keeps working; code
-// that digs the original out and prints it is on its own.
-type redacted struct {
-	msg string
-	err error
-}
-
-func (e *redacted) Error() string { return e.msg }
-func (e *redacted) Unwrap() error { return e.err }
-
-// redactError masks password, in every spelling a connection string or URL
-// could carry it, in err's message.
+// redactError masks password, in every spelling a connection string or
+// URL could carry it (dsn.RedactSecret), in err's message; the result
+// unwraps to err, so errors.Is (context.Canceled, …) keeps working.
 func redactError(err error, password string) error {
-	if err == nil || password == "" {
-		return err
-	}
-	msg := redactString(err.Error(), password)
-	if msg == err.Error() {
-		return err
-	}
-	return &redacted{msg: msg, err: err}
+	return dsn.RedactSecretError(err, password)
 }
 
-func redactString(s, password string) string {
-	if password == "" {
-		return s
-	}
-	for _, form := range []string{password, url.QueryEscape(password), url.PathEscape(password), url.UserPassword("", password).String()[1:]} {
-		if form != "" {
-			s = strings.ReplaceAll(s, form, "xxxxx")
-		}
-	}
-	return s
-}
+// redactString masks password in s as redactError does.
+func redactString(s, password string) string { return dsn.RedactSecret(s, password) }
