@@ -199,10 +199,9 @@ func Redact(text string, dsns ...string) string {
 	return text
 }
 
+// spellings are s's whole spellings and its pieces of four bytes or more.
 func spellings(s string) []string {
-	esc := strings.NewReplacer(`\`, `\\`, `'`, `\'`, " ", `\ `).Replace(s)
-	out := []string{s, esc, "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'",
-		url.QueryEscape(s), url.PathEscape(s), url.UserPassword("", s).String()[1:]}
+	out := wholeSpellings(s)
 	if len(s) >= 2 {
 		for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\\' || r == '\'' || r == '\t' }) {
 			if len(p) >= 4 {
@@ -211,6 +210,14 @@ func spellings(s string) []string {
 		}
 	}
 	return out
+}
+
+// wholeSpellings are the ways a DSN, a URL or a quoted value can carry s
+// whole: raw, backslash-escaped, quoted, URL-escaped and as URL userinfo.
+func wholeSpellings(s string) []string {
+	esc := strings.NewReplacer(`\`, `\\`, `'`, `\'`, " ", `\ `).Replace(s)
+	return []string{s, esc, "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'",
+		url.QueryEscape(s), url.PathEscape(s), url.UserPassword("", s).String()[1:]}
 }
 
 // redacted is an error whose text had secrets removed; it unwraps to the
@@ -236,15 +243,18 @@ func RedactError(err error, dsns ...string) error {
 	return &redacted{msg: msg, err: err}
 }
 
-// RedactSecret returns text with secret removed in every spelling Redact
-// knows (raw, quoted, escaped, URL-escaped, URL userinfo, its pieces), for
-// a driver that knows the password but not the DSN it came from. An empty
-// secret removes nothing.
+// RedactSecret returns text with secret removed in each of its whole
+// spellings (raw, quoted, backslash-escaped, URL-escaped, URL userinfo),
+// for a driver that knows the password but not the DSN it came from. An
+// empty secret removes nothing. Unlike Redact it leaves pieces of a
+// passphrase alone: an engine also uses it to check that a connection
+// string it built holds no password, and a word of the passphrase that is
+// also the user's or the database's name must not fail that check.
 func RedactSecret(text, secret string) string {
 	if secret == "" {
 		return text
 	}
-	forms := spellings(secret)
+	forms := wholeSpellings(secret)
 	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
 	for _, f := range forms {
 		if f != "" {

@@ -121,7 +121,7 @@ func TestRedactSecretError(t *testing.T) {
 	base := errors.New("failed: postgres://u:" + url.UserPassword("", secret).String()[1:] + "@h/ password='" +
 		strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(secret) + "' q=" + url.QueryEscape(secret) + " path=" + url.PathEscape(secret) + " raw=" + secret)
 	err := RedactSecretError(fmt.Errorf("wrapped: %w", base), secret)
-	for _, piece := range []string{"p@ss", "wörd", secret, url.QueryEscape(secret), url.PathEscape(secret)} {
+	for _, piece := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret), url.UserPassword("", secret).String()[1:]} {
 		if strings.Contains(err.Error(), piece) {
 			t.Errorf("%q left in %q", piece, err.Error())
 		}
@@ -137,5 +137,13 @@ func TestRedactSecretError(t *testing.T) {
 	}
 	if got := RedactSecret("nothing to hide", secret); got != "nothing to hide" {
 		t.Fatalf("RedactSecret changed a text without the secret: %q", got)
+	}
+	// A word of a passphrase that is also the user's name is not the
+	// password: the PostgreSQL engine checks with RedactSecret that the
+	// connection string it gives pg_dump holds no password, and a piece
+	// masked there refused every backup of such a tenant.
+	conninfo := "host=127.0.0.1 user=postgres dbname=praktijk"
+	if got := RedactSecret(conninfo, "my postgres pw"); got != conninfo {
+		t.Fatalf("a word of the passphrase was masked: %q", got)
 	}
 }

@@ -78,8 +78,11 @@ func runPgDump(ctx context.Context, pgDump, conninfo, password, snapshotID, sect
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("pg_dump --section=%s: %w", section, ctx.Err())
 		}
-		msg := redactString(strings.TrimSpace(stderr.String()), password)
-		if lockTimeout > 0 && (strings.Contains(msg, "could not obtain lock") || strings.Contains(msg, "lock timeout") || strings.Contains(msg, "statement timeout")) {
+		// Classified before the password is masked: a password that is
+		// one of these words would hide the timeout.
+		raw := strings.TrimSpace(stderr.String())
+		msg := redactString(raw, password)
+		if lockTimeout > 0 && (strings.Contains(raw, "could not obtain lock") || strings.Contains(raw, "lock timeout") || strings.Contains(raw, "statement timeout")) {
 			return nil, fmt.Errorf("pg_dump --section=%s: %w (lock_timeout %s): %s", section, source.ErrLockTimeout, lockTimeout, msg)
 		}
 		return nil, fmt.Errorf("pg_dump --section=%s: %v: %s", section, err, msg)

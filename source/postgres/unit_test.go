@@ -51,6 +51,10 @@ func TestConninfoWithoutPassword(t *testing.T) {
 		{name: "url multi-host", dsn: "postgres://kluis:pw123@h1:5432,h2:5433/t", password: "pw123",
 			want: "postgres://kluis@h1:5432,h2:5433/t"},
 		{name: "no password", dsn: "host=db dbname=t", want: "host='db' dbname='t'"},
+		// A passphrase one of whose words is the user's name: that word
+		// alone is not the password (a masked piece refused the backup).
+		{name: "passphrase sharing a word", dsn: "host=127.0.0.1 user=postgres dbname=praktijk password='my postgres pw'", password: "my postgres pw",
+			want: "host='127.0.0.1' user='postgres' dbname='praktijk'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := conninfoWithoutPassword(tc.dsn, tc.password)
