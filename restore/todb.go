@@ -231,7 +231,16 @@ func ToDatabase(ctx context.Context, r *repo.Repo, snap repo.SnapshotInfo, targe
 				if err == nil && postData != nil {
 					perr = postData.Loaded(t.Table)
 				}
-				slog.Debug("table restored", "table", t.Name, "took", time.Since(t0).Round(time.Millisecond), "proved", fold && err == nil)
+				took := time.Since(t0).Round(time.Millisecond)
+				switch {
+				case err != nil:
+					slog.Debug("table not restored", "table", t.Name, "took", took, "error", err)
+				case fold:
+					// Read back as loaded: whether it matches the snapshot.
+					slog.Debug("table restored", "table", t.Name, "took", took, "fingerprint_match", got.Fingerprint == t.Fingerprint && got.Rows == t.Rows)
+				default:
+					slog.Debug("table restored", "table", t.Name, "took", took)
+				}
 				mu.Lock()
 				c := &checks[i]
 				c.LoadSeconds = time.Since(t0).Seconds()
