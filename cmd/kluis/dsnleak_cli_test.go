@@ -2,11 +2,14 @@ package main
 
 import (
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kluis-nl/kluis/config"
 )
 
 // dsnLeakForms are valid libpq spellings of a password that pgx does not
@@ -86,5 +89,24 @@ discover:
 				t.Errorf("password %q printed by %s", s, name)
 			}
 		}
+	}
+}
+
+// At --log-level debug the packages log through slog's default logger;
+// once the config's connection strings are known it must scrub them too,
+// not only the command's own logger.
+func TestPackageLogsScrubbedAtDebug(t *testing.T) {
+	const secret = "Pkg-Debug-S3cret-Passw0rd"
+	var buf strings.Builder
+	g := &globals{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), packageLogs: true}
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(g.log)
+	g.redactSecretsOf(&config.Config{Tenants: []config.Tenant{{ID: "p", Engine: "postgres", DSN: "host=h user=u password=" + secret + " dbname=d"}}})
+	slog.Debug("a package's debug line", "err", "connecting with password="+secret)
+	if strings.Contains(buf.String(), secret) {
+		t.Fatalf("the password reached a package's debug log: %s", buf.String())
+	}
+	if !strings.Contains(buf.String(), "a package's debug line") {
+		t.Fatalf("the package's debug line is gone: %q", buf.String())
 	}
 }

@@ -62,6 +62,9 @@ type globals struct {
 	logFormat      string
 	jsonOut        bool
 	log            *slog.Logger
+	// packageLogs says slog's default logger is log (--log-level debug
+	// on the process's stderr), so it must follow log when log is wrapped.
+	packageLogs bool
 	// dsns are the config's connection strings, whose secrets the log
 	// and every error printed are scrubbed of (redact.go).
 	dsns []string
@@ -151,6 +154,7 @@ func (g *globals) parse(fs *flag.FlagSet, args []string) error {
 		// --log-level. Only for the process's own stderr: tests run
 		// commands in process, each with its own buffer.
 		slog.SetDefault(g.log)
+		g.packageLogs = true
 	}
 	return nil
 }

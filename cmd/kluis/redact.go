@@ -17,6 +17,10 @@ func (g *globals) redactSecretsOf(c *config.Config) {
 		if _, done := g.log.Handler().(*dsn.Handler); !done {
 			dsns := g.dsns
 			g.log = slog.New(dsn.NewHandler(g.log.Handler(), func() []string { return dsns }))
+			if g.packageLogs {
+				// What the packages log at debug level is scrubbed too.
+				slog.SetDefault(g.log)
+			}
 		}
 	}
 }
