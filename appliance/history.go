@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/source"
 )
 
 // Record is one line of the appliance's job history (state_dir/
@@ -28,12 +29,21 @@ type Record struct {
 	Extra     map[string]interface{} `json:"extra,omitempty"`
 }
 
+// ExtraLockTimeout marks, in Record.Extra, a backup that gave up waiting
+// for a table lock on the source (source.ErrLockTimeout).
+const ExtraLockTimeout = "lock_timeout"
+
 // RecordBackup appends a backup's outcome to the history. Errors writing
 // the history are logged, never fatal: the repository is the truth.
 func (a *Appliance) RecordBackup(tenant string, res *repo.Result, err error) {
 	rec := Record{Time: a.Now().UTC(), Tenant: tenant, Job: "backup", OK: err == nil}
 	if err != nil {
 		rec.Error = err.Error()
+		// Classified from the error, not from its text, which a masked
+		// password or a driver's wording can change.
+		if errors.Is(err, source.ErrLockTimeout) {
+			rec.Extra = map[string]interface{}{ExtraLockTimeout: true}
+		}
 	}
 	if res != nil {
 		rec.Snapshot, rec.Committed, rec.Locations = res.Snapshot, res.Committed, res.Locations

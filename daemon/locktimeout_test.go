@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
 	"github.com/kluis-nl/kluis/internal/pgtest"
+	"github.com/kluis-nl/kluis/source"
 )
 
 // TestLockedTenantDoesNotStallOthers (issue 21 point 3): with one job slot,
@@ -84,5 +86,31 @@ func TestLockedTenantDoesNotStallOthers(t *testing.T) {
 		if ts.WaitingOnLock {
 			t.Errorf("%s still reported waiting on a lock after its backup", ts.Tenant)
 		}
+	}
+}
+
+// maskedLockTimeout is a lock timeout whose text no longer says so (a
+// masked password, a driver's other wording): only errors.Is knows.
+type maskedLockTimeout struct{}
+
+func (maskedLockTimeout) Error() string        { return "pg_dump: xxxxx (lock_timeout 1s)" }
+func (maskedLockTimeout) Is(target error) bool { return target == source.ErrLockTimeout }
+
+// Status says a tenant is waiting on a table lock from what the backup's
+// history record says of its error, not from the error's text.
+func TestStatusLockTimeoutFromTheRecord(t *testing.T) {
+	start := time.Date(2026, 6, 1, 12, 0, 0, 0, ams)
+	f := newFixture(t, start, "", "", "", Options{})
+	f.writeConfig(fmt.Sprintf(`[{id: praktijk-a, engine: sqlite, path: %s}]`, f.sqliteDB("a", 5)), "", "")
+	cfg, err := config.Load(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := appliance.New(cfg, nil)
+	a.Now = f.clk.Now
+	a.RecordBackup("praktijk-a", nil, fmt.Errorf("backup: %w", maskedLockTimeout{}))
+	rep := Status(context.Background(), a, f.clk.Now())
+	if len(rep.Tenants) != 1 || !rep.Tenants[0].WaitingOnLock {
+		t.Fatalf("status after a lock timeout whose text does not say so: %+v", rep.Tenants)
 	}
 }
