@@ -40,10 +40,10 @@ func (a *Appliance) RecordBackup(tenant string, res *repo.Result, err error) {
 	if err != nil {
 		rec.Error = err.Error()
 		// Classified from the error, not from its text, which a masked
-		// password or a driver's wording can change.
-		if errors.Is(err, source.ErrLockTimeout) {
-			rec.Extra = map[string]interface{}{ExtraLockTimeout: true}
-		}
+		// password, a driver's wording or a hostile identifier can change;
+		// written for every failure, so that status falls back to the text
+		// only for records of older versions.
+		rec.Extra = map[string]interface{}{ExtraLockTimeout: errors.Is(err, source.ErrLockTimeout)}
 	}
 	if res != nil {
 		rec.Snapshot, rec.Committed, rec.Locations = res.Snapshot, res.Committed, res.Locations

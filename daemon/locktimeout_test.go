@@ -113,4 +113,12 @@ func TestStatusLockTimeoutFromTheRecord(t *testing.T) {
 	if len(rep.Tenants) != 1 || !rep.Tenants[0].WaitingOnLock {
 		t.Fatalf("status after a lock timeout whose text does not say so: %+v", rep.Tenants)
 	}
+	// Another failure whose text holds the lock timeout's sentence (a
+	// hostile identifier, a wrapped message) is not taken for one.
+	f.clk.Advance(time.Minute)
+	a.RecordBackup("praktijk-a", nil, fmt.Errorf("table %q: schema changed", source.ErrLockTimeout.Error()))
+	rep = Status(context.Background(), a, f.clk.Now())
+	if len(rep.Tenants) != 1 || rep.Tenants[0].WaitingOnLock || !strings.Contains(strings.Join(rep.Tenants[0].Problems, ";"), "schema changed") {
+		t.Fatalf("status after another failure quoting the lock timeout: %+v", rep.Tenants)
+	}
 }

@@ -143,8 +143,13 @@ func Status(ctx context.Context, a *appliance.Appliance, now time.Time) *Report 
 		if r, ok := lastBackup[st.Tenant]; ok && !r.OK && r.Time.After(st.LastSuccess) {
 			st.LastBackupError = r.Error
 			when := r.Time.UTC().Format(time.RFC3339)
-			// The record's flag; the text for records of older versions.
-			if lock, _ := r.Extra[appliance.ExtraLockTimeout].(bool); lock || strings.Contains(r.Error, source.ErrLockTimeout.Error()) {
+			// The record's flag; the text only for records of older
+			// versions, which have none.
+			lock, flagged := r.Extra[appliance.ExtraLockTimeout].(bool)
+			if !flagged {
+				lock = strings.Contains(r.Error, source.ErrLockTimeout.Error())
+			}
+			if lock {
 				st.WaitingOnLock = true
 				st.Problems = append(st.Problems, fmt.Sprintf("waiting on a table lock on the source: the backup at %s gave up after lock_timeout and will retry", when))
 			} else {
