@@ -80,7 +80,11 @@ func cmdDaemon(ctx context.Context, g *globals, args []string) error {
 				return
 			case <-hup:
 				g.log.Info("SIGHUP: reloading the config", "config", path)
-				d.ReloadFile(ctx, path)
+				if d.ReloadFile(ctx, path) == nil {
+					// The reloaded config's connection strings are
+					// scrubbed from the log too.
+					g.redactSecretsOf(d.Appliance().Cfg)
+				}
 			}
 		}
 	}()

@@ -41,11 +41,11 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	}
 	// Errors come from drivers and servers: no DSN secret gets printed.
 	for i := range rep.Errors {
-		rep.Errors[i] = dsn.Redact(rep.Errors[i], g.dsns...)
+		rep.Errors[i] = dsn.Redact(rep.Errors[i], g.knownDSNs()...)
 	}
 	for i := range rep.Tenants {
 		for j := range rep.Tenants[i].Problems {
-			rep.Tenants[i].Problems[j] = dsn.Redact(rep.Tenants[i].Problems[j], g.dsns...)
+			rep.Tenants[i].Problems[j] = dsn.Redact(rep.Tenants[i].Problems[j], g.knownDSNs()...)
 		}
 	}
 	if g.jsonOut {

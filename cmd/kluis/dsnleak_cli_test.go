@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -108,5 +109,27 @@ func TestPackageLogsScrubbedAtDebug(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "a package's debug line") {
 		t.Fatalf("the package's debug line is gone: %q", buf.String())
+	}
+}
+
+// A config the daemon reloads adds its connection strings to those
+// scrubbed from the log, also when the config it started with had none;
+// those of the config before stay scrubbed (its running jobs go on).
+func TestReloadedDSNsScrubbed(t *testing.T) {
+	const first, second = "First-Reload-S3cret", "Second-Reload-S3cret"
+	tenant := func(secret string) *config.Config {
+		return &config.Config{Tenants: []config.Tenant{{ID: "p", Engine: "postgres", DSN: "host=h user=u password=" + secret + " dbname=d"}}}
+	}
+	var buf strings.Builder
+	g := &globals{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	g.redactSecretsOf(&config.Config{}) // only SQLite tenants, or none: no DSN yet
+	g.redactSecretsOf(tenant(first))
+	g.redactSecretsOf(tenant(second))
+	g.log.Error("backup failed", "err", "connect password="+first+" and password="+second)
+	if strings.Contains(buf.String(), first) || strings.Contains(buf.String(), second) {
+		t.Fatalf("a reloaded config's password reached the log: %s", buf.String())
+	}
+	if err := g.redactError(errors.New("password=" + second)); strings.Contains(err.Error(), second) {
+		t.Fatalf("a reloaded config's password in a printed error: %v", err)
 	}
 }

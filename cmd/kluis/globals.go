@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/kluis-nl/kluis/appliance"
 	"github.com/kluis-nl/kluis/config"
@@ -67,7 +68,8 @@ type globals struct {
 	packageLogs bool
 	// dsns are the config's connection strings, whose secrets the log
 	// and every error printed are scrubbed of (redact.go).
-	dsns []string
+	dsns   []string
+	dsnsMu sync.Mutex // dsns grows when the daemon reloads its config
 
 	// ctx is the command's context (cancelled on SIGINT/SIGTERM).
 	ctx context.Context
