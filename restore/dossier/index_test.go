@@ -422,7 +422,11 @@ func (p *pageServer) RowIndexPage(ctx context.Context, ri *repo.RowIndexRef, n i
 
 // TestDossierReadsOnlyItsPages: a dossier reads, of each member table's
 // paged index, the pages its keys fall in — the root table's (one key)
-// exactly one — and of all the member tables' pages fewer than all.
+// exactly one — and of all the member tables' pages fewer than all. A key
+// falls in a page by its keyed hash, random per repository, and a member
+// table here has two or three pages: a dossier with many rows can fall in
+// every one of them (dossier 201 did in about one run in ten), so only
+// two of the three dossiers must read fewer than all pages.
 func TestDossierReadsOnlyItsPages(t *testing.T) {
 	ctx := testCtx(t)
 	src := filepath.Join(t.TempDir(), "praktijk.db")
@@ -449,6 +453,7 @@ func TestDossierReadsOnlyItsPages(t *testing.T) {
 	if multi < 2 {
 		t.Fatalf("only %d member tables have more than one page: the test proves nothing", multi)
 	}
+	fewer := 0
 	for _, id := range []string{"1", "17", strconv.Itoa(sc.Clients)} {
 		var want, got collector
 		if _, err := Extract(ctx, fullScan{r}, snap.Manifest, plan, id, &want); err != nil {
@@ -475,9 +480,12 @@ func TestDossierReadsOnlyItsPages(t *testing.T) {
 			}
 		}
 		t.Logf("dossier %s: %d of %d pages read", id, read, total)
-		if read >= total {
-			t.Errorf("dossier %s read every page (%d)", id, read)
+		if read < total {
+			fewer++
 		}
+	}
+	if fewer < 2 {
+		t.Errorf("%d of 3 dossiers read fewer than all %d pages, want at least 2", fewer, total)
 	}
 }
 
