@@ -29,22 +29,7 @@ import (
 func TestReapplyErasures(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	src := filepath.Join(dir, "praktijk.db")
-	if err := synth.GenerateSQLiteFile(ctx, src, synth.Tiny, 9); err != nil {
-		t.Fatal(err)
-	}
-	mk, _ := repo.GenerateMasterKey()
-	r, _, err := repo.Init(ctx, "praktijk", []repo.Location{local.New("a", t.TempDir()), local.New("b", t.TempDir())}, repo.Options{Master: mk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := backup.Database(ctx, r, sqlite.New(src, r.FingerprintKey()), repo.BackupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := r.FindSnapshot(ctx, "latest")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, snap := tinySnapshot(t, dir, 9, local.New("a", t.TempDir()), local.New("b", t.TempDir()))
 	started := snap.Manifest.Started
 	erasures := []dossier.Erasure{
 		{Tenant: "praktijk", ID: "4", Time: started.Add(-24 * time.Hour)}, // dated before the snapshot: still removed
@@ -111,22 +96,7 @@ func (f failingLoad) LoadTable(ctx context.Context, t source.Table, rows io.Read
 func TestFailedRestoreHonoursErasures(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	src := filepath.Join(dir, "praktijk.db")
-	if err := synth.GenerateSQLiteFile(ctx, src, synth.Tiny, 9); err != nil {
-		t.Fatal(err)
-	}
-	mk, _ := repo.GenerateMasterKey()
-	r, _, err := repo.Init(ctx, "praktijk", []repo.Location{local.New("a", t.TempDir())}, repo.Options{Master: mk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := backup.Database(ctx, r, sqlite.New(src, r.FingerprintKey()), repo.BackupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := r.FindSnapshot(ctx, "latest")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, snap := tinySnapshot(t, dir, 9)
 	erasures := []dossier.Erasure{{Tenant: "praktijk", ID: "3", Time: snap.Manifest.Started.Add(-time.Hour)}}
 	profile := &config.Dossier{Root: "clients", Key: "id"}
 	count := func(path string) int {
@@ -187,4 +157,32 @@ func TestFailedRestoreHonoursErasures(t *testing.T) {
 			t.Errorf("the target holding an erased dossier is still there: %v", err)
 		}
 	})
+}
+
+// tinySnapshot backs up a tiny synthetic SQLite practice (seed), made in
+// dir, to a new repository at locs (one local location when none) and
+// returns its snapshot.
+func tinySnapshot(t *testing.T, dir string, seed uint64, locs ...repo.Location) (*repo.Repo, repo.SnapshotInfo) {
+	t.Helper()
+	ctx := context.Background()
+	src := filepath.Join(dir, "praktijk.db")
+	if err := synth.GenerateSQLiteFile(ctx, src, synth.Tiny, seed); err != nil {
+		t.Fatal(err)
+	}
+	if len(locs) == 0 {
+		locs = []repo.Location{local.New("a", t.TempDir())}
+	}
+	mk, _ := repo.GenerateMasterKey()
+	r, _, err := repo.Init(ctx, "praktijk", locs, repo.Options{Master: mk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backup.Database(ctx, r, sqlite.New(src, r.FingerprintKey()), repo.BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := r.FindSnapshot(ctx, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, snap
 }

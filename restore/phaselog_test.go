@@ -7,33 +7,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/kluis-nl/kluis/backup"
-	"github.com/kluis-nl/kluis/repo"
-	"github.com/kluis-nl/kluis/repo/local"
 	"github.com/kluis-nl/kluis/source/sqlite"
-	"github.com/kluis-nl/kluis/synth"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the restore's concurrent loads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // At debug level (kluis restore --log-level debug) a restore logs each
 // phase in order and each table it restored: where a slow restore spends
@@ -41,27 +18,14 @@ func (l *lockedBuffer) String() string {
 func TestRestoreLogsPhasesAtDebug(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	src := filepath.Join(dir, "praktijk.db")
-	if err := synth.GenerateSQLiteFile(ctx, src, synth.Tiny, 3); err != nil {
-		t.Fatal(err)
-	}
-	mk, _ := repo.GenerateMasterKey()
-	r, _, err := repo.Init(ctx, "praktijk", []repo.Location{local.New("a", t.TempDir())}, repo.Options{Master: mk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := backup.Database(ctx, r, sqlite.New(src, r.FingerprintKey()), repo.BackupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := r.FindSnapshot(ctx, "latest")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, snap := tinySnapshot(t, dir, 3)
 	target, err := sqlite.NewTarget(filepath.Join(dir, "restored.db"), r.FingerprintKey(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
+	// slog's handlers write a record at a time, and the log is read
+	// once the restore's loads have ended.
+	var out bytes.Buffer
 	defer slog.SetDefault(slog.Default())
 	slog.SetDefault(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	res, err := ToDatabase(ctx, r, snap, target, DBOptions{})
