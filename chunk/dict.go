@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -37,9 +39,13 @@ const (
 
 // Dict is a loaded zstd dictionary.
 type Dict struct {
-	zid uint32
-	enc *zstd.Encoder
-	dec *zstd.Decoder
+	zid   uint32
+	plain []byte
+	enc   *zstd.Encoder
+	dec   *zstd.Decoder
+	// best is the encoder at zstd's best level (Sealer.SealBest), made on
+	// first use.
+	best func() (*zstd.Encoder, error)
 }
 
 // Close releases the dictionary's decoder; it must not be used after.
@@ -104,7 +110,15 @@ func LoadDict(plain []byte) (d *Dict, err error) {
 		dec.Close()
 		return nil, fmt.Errorf("zstd dictionary %08x does not round-trip", zid)
 	}
-	return &Dict{zid: zid, enc: enc, dec: dec}, nil
+	d = &Dict{zid: zid, plain: slices.Clone(plain), enc: enc, dec: dec}
+	d.best = sync.OnceValues(func() (*zstd.Encoder, error) {
+		e, err := zstd.NewWriter(nil, encoderOptions(zstd.WithEncoderDict(d.plain), zstd.WithEncoderLevel(zstd.SpeedBestCompression))...)
+		if err != nil {
+			return nil, fmt.Errorf("zstd dictionary %08x at the best level: %v", zid, err)
+		}
+		return e, nil
+	})
+	return d, nil
 }
 
 // TrainDict builds a dictionary from chunks of a tenant's data (at least

@@ -246,3 +246,40 @@ func BenchmarkSealDict(b *testing.B) {
 		})
 	}
 }
+
+// TestSealBest: a blob re-sealed at the best level opens as before, with
+// the same dictionary or none, and the best level stores less.
+func TestSealBest(t *testing.T) {
+	s := newTestSealer(t)
+	d, err := LoadDict(fixedDict(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AddDict(d)
+	for _, dict := range []*Dict{nil, d} {
+		var fast, best int
+		for _, c := range testDictRows(2000, 4) {
+			id := s.ID(c)
+			a, err := s.SealDict(nil, id, c, dict)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.SealBest(nil, id, c, dict)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fast, best = fast+len(a), best+len(b)
+			got, err := s.Open(nil, id, b)
+			if err != nil || !bytes.Equal(got, c) {
+				t.Fatalf("dict %v: a blob sealed at the best level does not open as it was: %v", dict != nil, err)
+			}
+			if k, _ := peekInner(t, s, id, b); dict != nil && k != kindZstdDict || dict == nil && k != kindZstd {
+				t.Fatalf("dict %v: kind %d", dict != nil, k)
+			}
+		}
+		if best >= fast {
+			t.Errorf("dict %v: best level stored %d bytes, fastest %d", dict != nil, best, fast)
+		}
+		t.Logf("dict %v: fastest %d bytes, best %d (%.3f)", dict != nil, fast, best, float64(best)/float64(fast))
+	}
+}
