@@ -216,6 +216,41 @@ func (a *Appliance) OpenOrInitRepo(ctx context.Context, tenant string) (*repo.Re
 	return r, err
 }
 
+// BackupOptions are the repo.BackupOptions the configuration sets, for
+// every backup the appliance takes (the CLI's, the daemon's, the demo's).
+func (a *Appliance) BackupOptions() repo.BackupOptions {
+	return repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps, ResealAbove: a.Cfg.Policy.ResealAbove()}
+}
+
+// FinishReseal deletes the old packs a committed backup's re-seal
+// superseded (repo.Repo.DropResealed), under the tenant's exclusive lock,
+// waiting at most a minute for it: the caller must have released its own.
+// What it did, or why not, goes into res.Reseal; the old packs it leaves
+// are unindexed, and prune removes them.
+func (a *Appliance) FinishReseal(ctx context.Context, r *repo.Repo, tenant string, res *repo.Result) {
+	if res == nil || !res.Reseal.HasOld() {
+		return
+	}
+	rs := res.Reseal
+	start := time.Now()
+	defer func() { rs.DropSeconds = time.Since(start).Seconds() }()
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	lock, err := a.Lock(lctx, tenant, true)
+	cancel()
+	if err != nil {
+		rs.DropError = fmt.Sprintf("%v: the old packs stay until prune", err)
+		a.Log.Warn("re-sealed packs: the old ones are left for prune", "tenant", tenant, "err", err)
+		return
+	}
+	defer lock.Unlock()
+	n, err := r.DropResealed(ctx, rs)
+	rs.Dropped = n
+	if err != nil {
+		rs.DropError = fmt.Sprintf("%v: the old packs stay until prune", err)
+		a.Log.Warn("re-sealed packs: the old ones are left for prune", "tenant", tenant, "err", err)
+	}
+}
+
 // Lock takes a tenant's lock (see repo.LockTenant).
 func (a *Appliance) Lock(ctx context.Context, tenant string, exclusive bool) (*repo.Lock, error) {
 	return repo.LockTenant(ctx, a.StateDir(), tenant, exclusive)

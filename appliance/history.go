@@ -33,6 +33,10 @@ type Record struct {
 // for a table lock on the source (source.ErrLockTimeout).
 const ExtraLockTimeout = "lock_timeout"
 
+// ExtraReseal holds, in Record.Extra, what re-sealing a backup's packs did
+// (repo.ResealResult) when it ran or failed.
+const ExtraReseal = "reseal"
+
 // RecordBackup appends a backup's outcome to the history. Errors writing
 // the history are logged, never fatal: the repository is the truth.
 func (a *Appliance) RecordBackup(tenant string, res *repo.Result, err error) {
@@ -50,6 +54,12 @@ func (a *Appliance) RecordBackup(tenant string, res *repo.Result, err error) {
 		st := res.Stats
 		rec.Stats = &st
 		rec.Duration = res.Finished.Sub(res.Started).Seconds()
+		if rs := res.Reseal; rs != nil && (rs.Skipped == "" || rs.Error != "") {
+			if rec.Extra == nil {
+				rec.Extra = map[string]interface{}{}
+			}
+			rec.Extra[ExtraReseal] = rs
+		}
 	}
 	if werr := a.AppendHistory(rec); werr != nil {
 		a.Log.Warn("cannot record job history", "tenant", tenant, "err", werr)

@@ -82,7 +82,27 @@ func Files(ctx context.Context, r *repo.Repo, inputs []Input, opts repo.BackupOp
 			return nil, err
 		}
 	}
-	return b.Commit(ctx)
+	return commit(ctx, b, func(string) {})
+}
+
+// commit commits the snapshot, then re-seals its packs when the options
+// ask for it (repo.Backup.Reseal: Result.Reseal says what it did). The
+// snapshot is committed whatever the re-seal does: its failure is in
+// Result.Reseal.Error and the log, not the backup's. phase marks the
+// steps done for the debug log.
+func commit(ctx context.Context, b *repo.Backup, phase func(string)) (*repo.Result, error) {
+	res, err := b.Commit(ctx)
+	if err != nil {
+		return res, err
+	}
+	phase("commit")
+	if rs, err := b.Reseal(ctx); err != nil {
+		rs.Error = err.Error()
+		slog.Warn("re-sealing the backup's packs failed; the snapshot stays as committed", "snapshot", res.ID.Short(), "err", err)
+	} else if rs.Skipped == "" {
+		phase("reseal")
+	}
+	return res, nil
 }
 
 // Stream names of a database snapshot.
@@ -182,11 +202,7 @@ func DatabaseIndexed(ctx context.Context, r *repo.Repo, eng source.Engine, opts 
 		}
 		phase("large objects")
 	}
-	res, err := b.Commit(ctx)
-	if err == nil {
-		phase("commit")
-	}
-	return res, err
+	return commit(ctx, b, phase)
 }
 
 // ErrSourceChanged: the database a tenant's backup reads is not the one

@@ -101,7 +101,12 @@ type Policy struct {
 	// with a primary key is stored as a row delta before it is stored
 	// whole again (docs/format.md, "Row deltas"): 0 (absent) is the
 	// default, 6; -1 never stores a delta.
-	DeltaMaxSteps  int       `yaml:"delta_max_steps"`
+	DeltaMaxSteps int `yaml:"delta_max_steps"`
+	// Reseal: a backup that stored at least this much (a first night, a
+	// night of fresh bases) seals its packs again at zstd's best level
+	// once committed (repo.Backup.Reseal); "off" never does. Absent:
+	// DefaultResealAbove.
+	Reseal         string    `yaml:"reseal"`
 	RequiredCopies int       `yaml:"required_copies"`
 	Residency      Residency `yaml:"residency"`
 	// Daemon settings (config/daemon.go).
@@ -144,6 +149,27 @@ type Retention struct {
 // Residency constrains where locations may be.
 type Residency struct {
 	Country string `yaml:"country"`
+}
+
+// DefaultResealAbove is policy.reseal's default: 16 MiB stored, which a
+// first night or a night of fresh bases reaches and an increment of a
+// working day does not.
+const DefaultResealAbove = 16 << 20
+
+// ResealAbove is policy.reseal in bytes (repo.BackupOptions.ResealAbove):
+// 0 when "off". Validate has refused anything else that does not parse.
+func (p *Policy) ResealAbove() int64 {
+	switch strings.TrimSpace(p.Reseal) {
+	case "":
+		return DefaultResealAbove
+	case "off":
+		return 0
+	}
+	n, err := ParseByteSize(p.Reseal)
+	if err != nil || n < 1 {
+		return DefaultResealAbove
+	}
+	return n
 }
 
 // ByteSize is a size in bytes, written in YAML as a number or with a unit

@@ -167,6 +167,12 @@ func TestValidate(t *testing.T) {
 		{"delta max steps below -1", func(t *testing.T, s string) string {
 			return edit(t, s, "chunk_average: 64KiB", "chunk_average: 64KiB\n  delta_max_steps: -2")
 		}, []string{"policy.delta_max_steps"}},
+		{"reseal neither off nor a size", func(t *testing.T, s string) string {
+			return edit(t, s, "chunk_average: 64KiB", "chunk_average: 64KiB\n  reseal: sometimes")
+		}, []string{"policy.reseal"}},
+		{"reseal of zero bytes", func(t *testing.T, s string) string {
+			return edit(t, s, "chunk_average: 64KiB", "chunk_average: 64KiB\n  reseal: 0")
+		}, []string{"policy.reseal"}},
 		{"negative retention", func(t *testing.T, s string) string { return edit(t, s, "keep_weekly: 4", "keep_weekly: -4") }, []string{"policy.retention"}},
 		{"bad time zone", func(t *testing.T, s string) string { return edit(t, s, "Europe/Amsterdam", "Europe/Atlantis") }, []string{"appliance.time_zone"}},
 		{"bad recovery recipient", func(t *testing.T, s string) string {
@@ -349,6 +355,15 @@ func TestParseNeverPanics(t *testing.T) {
 	} {
 		if _, err := Parse([]byte(in), t.TempDir()); err == nil {
 			t.Errorf("Parse(%q) succeeded", in)
+		}
+	}
+}
+
+func TestResealAbove(t *testing.T) {
+	for in, want := range map[string]int64{"": DefaultResealAbove, "off": 0, "64MiB": 64 << 20, " 1GB ": 1e9} {
+		p := Policy{Reseal: in}
+		if got := p.ResealAbove(); got != want {
+			t.Errorf("reseal %q: %d bytes, want %d", in, got, want)
 		}
 	}
 }

@@ -183,6 +183,11 @@ func (c *Config) Validate() error {
 	if pol.DeltaMaxSteps < -1 || pol.DeltaMaxSteps > 63 {
 		p.addf("policy.delta_max_steps", "%d: must be -1 (never), 0 (the default, 6) or 1 to 63", pol.DeltaMaxSteps)
 	}
+	if v := strings.TrimSpace(pol.Reseal); v != "" && v != "off" {
+		if n, err := ParseByteSize(v); err != nil || n < 1 {
+			p.addf("policy.reseal", "%q: must be \"off\" or a size such as 16MiB (a backup that stores at least that much is re-sealed at zstd's best level)", pol.Reseal)
+		}
+	}
 	if pol.RequiredCopies < 1 {
 		p.addf("policy.required_copies", "must be at least 1")
 	} else if pol.RequiredCopies > len(c.Locations) && len(c.Locations) > 0 {

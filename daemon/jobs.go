@@ -319,7 +319,12 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 	if err != nil {
 		return err
 	}
-	res, err = backup.DatabaseIndexed(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps}, dossier.BackupIndex(a.Cfg, tenant))
+	res, err = backup.DatabaseIndexed(ctx, r, eng, a.BackupOptions(), dossier.BackupIndex(a.Cfg, tenant))
+	if err == nil && res.Reseal.HasOld() {
+		// The re-sealed packs' old copies go under the exclusive lock.
+		lock.Unlock()
+		a.FinishReseal(ctx, r, tenant, res)
+	}
 	if res != nil {
 		a.RecordBackup(tenant, res, err)
 	}

@@ -330,7 +330,14 @@ func backupTenant(ctx context.Context, a *appliance.Appliance, tenant string, pr
 	if err != nil {
 		return nil, err
 	}
-	res, err := backup.DatabaseIndexed(ctx, r, eng, repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps, Progress: progress}, dossier.BackupIndex(a.Cfg, tenant))
+	opts := a.BackupOptions()
+	opts.Progress = progress
+	res, err := backup.DatabaseIndexed(ctx, r, eng, opts, dossier.BackupIndex(a.Cfg, tenant))
+	if err == nil && res.Reseal.HasOld() {
+		// The re-sealed packs' old copies go under the exclusive lock.
+		lock.Unlock()
+		a.FinishReseal(ctx, r, tenant, res)
+	}
 	if res != nil {
 		a.RecordBackup(tenant, res, err)
 	}

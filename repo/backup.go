@@ -37,6 +37,10 @@ type BackupOptions struct {
 	// Progress, when set, is called after every pack and stream with the
 	// running totals.
 	Progress func(Stats)
+	// ResealAbove: once committed, a backup that stored at least this
+	// many bytes (a first night, fresh bases) seals its packs again at
+	// zstd's best level (Backup.Reseal); 0 never does.
+	ResealAbove int64
 }
 
 // Stats are the running totals of a backup.
@@ -87,6 +91,12 @@ type Backup struct {
 
 	parent *SnapshotInfo
 	dict   backupDict
+
+	// index is the name of the index object Commit wrote (zero: none),
+	// and result what Commit returned; Reseal supersedes the one and
+	// reports into the other.
+	index  Hash
+	result *Result
 }
 
 // Parent returns the newest snapshot when the backup started (the
@@ -662,6 +672,8 @@ type Result struct {
 	Stats     Stats            `json:"stats"`
 	Started   time.Time        `json:"started"`
 	Finished  time.Time        `json:"finished"`
+	// Reseal is what Backup.Reseal did after the commit (nil: not run).
+	Reseal *ResealResult `json:"reseal,omitempty"`
 }
 
 // Degraded reports whether fewer than want locations hold the snapshot.
@@ -690,7 +702,8 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 	if len(b.newPacks) > 0 {
 		sort.Slice(b.newPacks, func(i, j int) bool { return b.newPacks[i].Pack.String() < b.newPacks[j].Pack.String() })
 		indexData = b.r.meta.seal(b.r.adIndex, encodeIndex(nil, b.newPacks))
-		indexName = objectName(b.r.tenant, kindIndex, sha256.Sum256(indexData))
+		b.index = sha256.Sum256(indexData)
+		indexName = objectName(b.r.tenant, kindIndex, b.index)
 		b.stateMu.Lock() // progress callbacks may be reading stats
 		b.stats.IndexSize = int64(len(indexData))
 		b.stateMu.Unlock()
@@ -750,6 +763,7 @@ func (b *Backup) Commit(ctx context.Context) (*Result, error) {
 	b.r.times.put(mid, b.m.Started)
 	b.r.times.save()
 	b.r.recordCommit(result)
+	b.result = result
 	return result, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kluis-nl/kluis/chunk"
 	"github.com/kluis-nl/kluis/rowdelta"
@@ -109,6 +110,7 @@ func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, e
 		return nil, fmt.Errorf("blob %s is not in the index of tenant %s: %w", id, r.tenant, ErrNotFound)
 	}
 	var firstErr error
+	missing := true
 	for _, bl := range cands {
 		plain, err := r.loadBlobAt(ctx, id, bl, dst)
 		if err == nil {
@@ -120,8 +122,54 @@ func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, e
 		if firstErr == nil {
 			firstErr = err
 		}
+		missing = missing && errors.Is(err, ErrNotFound)
+	}
+	// Every pack the index names is gone from every location: a re-seal
+	// (reseal.go) or a prune may have moved the blob since the index was
+	// read. The blob is read from where a fresh index says it is.
+	if !missing {
+		return nil, firstErr
+	}
+	if fresh := r.indexAfterMiss(ctx, idx); fresh != nil {
+		tried := map[Hash]bool{}
+		for _, bl := range cands {
+			tried[bl.Pack] = true
+		}
+		for _, bl := range fresh.Candidates(id) {
+			if tried[bl.Pack] {
+				continue
+			}
+			if plain, err := r.loadBlobAt(ctx, id, bl, dst); err == nil {
+				return plain, nil
+			}
+		}
 	}
 	return nil, firstErr
+}
+
+// indexAfterMiss returns the index to read a blob from after the packs
+// that used named for it were missing everywhere: the current one when
+// another reader has read it afresh since, or one read afresh now, at
+// most every ten seconds (a repository missing many packs is not listed
+// once per blob); nil when there is none newer.
+func (r *Repo) indexAfterMiss(ctx context.Context, used *Index) *Index {
+	r.missMu.Lock()
+	defer r.missMu.Unlock()
+	r.indexMu.Lock()
+	cur := r.index
+	r.indexMu.Unlock()
+	if cur != nil && cur != used {
+		return cur
+	}
+	if !r.missReloaded.IsZero() && time.Since(r.missReloaded) < 10*time.Second {
+		return nil
+	}
+	r.missReloaded = time.Now()
+	x, err := r.ReloadIndex(ctx)
+	if err != nil {
+		return nil
+	}
+	return x
 }
 
 func (r *Repo) loadBlobAt(ctx context.Context, id chunk.ID, bl BlobLocation, dst []byte) ([]byte, error) {

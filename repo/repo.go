@@ -80,6 +80,10 @@ type Repo struct {
 
 	indexMu sync.Mutex
 	index   *Index
+	// missMu and missReloaded pace the index reads after a miss
+	// (indexAfterMiss).
+	missMu       sync.Mutex
+	missReloaded time.Time
 
 	packs *packCache
 	times *snapTimes

@@ -102,9 +102,11 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 		return err
 	}
 	prog := newProgress(g, "backup "+t.ID)
-	opts := repo.BackupOptions{Appliance: a.Cfg.Appliance.ID, Rebind: *rebind, DeltaMaxSteps: a.Cfg.Policy.DeltaMaxSteps, Progress: func(s repo.Stats) {
+	opts := a.BackupOptions()
+	opts.Rebind = *rebind
+	opts.Progress = func(s repo.Stats) {
 		prog.update(s.Read, 0, fmt.Sprintf("%d streams, %s new", s.Streams, humanBytes(s.New)))
-	}}
+	}
 	switch t.Engine {
 	case "files":
 		res, err = backup.Files(ctx, r, inputs, opts)
@@ -116,6 +118,11 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 		res, err = backup.DatabaseIndexed(ctx, r, eng, opts, dossier.BackupIndex(a.Cfg, t.ID))
 	}
 	prog.done()
+	if err == nil && res.Reseal.HasOld() {
+		// The re-sealed packs' old copies go under the exclusive lock.
+		lock.Unlock()
+		a.FinishReseal(ctx, r, t.ID, res)
+	}
 	if res != nil {
 		a.RecordBackup(t.ID, res, err)
 	}
@@ -129,6 +136,16 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 		fmt.Fprintf(g.stdout, "snapshot %s of %s committed at %s\n", res.ID.Short(), t.ID, strings.Join(res.Committed, ", "))
 		fmt.Fprintf(g.stdout, "  read %s in %s, new %s, stored %s in %s, %s\n",
 			humanBytes(s.Read), plural(s.Streams, "stream", "streams"), humanBytes(s.New), humanBytes(s.Stored), plural(int(s.Packs), "pack", "packs"), humanDuration(res.Finished.Sub(res.Started)))
+		if rs := res.Reseal; rs != nil && rs.Error != "" {
+			fmt.Fprintf(g.stdout, "  re-seal failed (the snapshot is committed as stored): %s\n", rs.Error)
+		} else if rs != nil && rs.Skipped == "" {
+			fmt.Fprintf(g.stdout, "  re-sealed %s at zstd's best level: %s -> %s in %s", plural(rs.Packs, "pack", "packs"), humanBytes(rs.BytesBefore), humanBytes(rs.BytesAfter), humanDuration(time.Duration(rs.Seconds*float64(time.Second))))
+			if rs.DropError != "" {
+				fmt.Fprintf(g.stdout, "; old packs: %s\n", rs.DropError)
+			} else {
+				fmt.Fprintf(g.stdout, "; %s deleted\n", plural(rs.Dropped, "old pack", "old packs"))
+			}
+		}
 	}
 	if res.Degraded(a.Cfg.Policy.RequiredCopies) {
 		return &degradedError{fmt.Sprintf("snapshot %s is at %d of %d required locations (%s); %s",

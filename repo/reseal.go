@@ -1,0 +1,303 @@
+package repo
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/kluis-nl/kluis/chunk"
+)
+
+// Re-sealing (docs/format.md, "Re-sealed packs"). A backup seals at
+// zstd's fastest level so the night stays short; a first night or a night
+// of fresh bases stores most of a tenant at once, and zstd's best level
+// stores those bytes 8-12 % smaller. Once the snapshot is committed,
+// Backup.Reseal reads the backup's own packs back, seals every blob again
+// at the best level (same blob IDs, so the manifest does not change), and
+// writes the new packs, then one index object that lists them and
+// supersedes the backup's own. The old packs are then unindexed: under
+// the tenant's exclusive lock DropResealed deletes them (or prune does,
+// as it deletes any unindexed pack).
+//
+// Crash safety: the new packs reach every location before the index that
+// names them, and the old packs are deleted only when no live index names
+// them and every one of their blobs is in a pack the live index names at
+// every location. A crash or a failing location at any step leaves the
+// snapshot readable from either location alone: from the old packs with
+// the old index, or from the new packs with the new one.
+
+// ResealResult is what Backup.Reseal did.
+type ResealResult struct {
+	// Skipped says why nothing was re-sealed (empty: it ran).
+	Skipped string `json:"skipped,omitempty"`
+	// Packs is how many packs were re-sealed; BytesBefore and BytesAfter
+	// their sizes (per location) before and after.
+	Packs       int     `json:"packs"`
+	BytesBefore int64   `json:"bytes_before"`
+	BytesAfter  int64   `json:"bytes_after"`
+	Seconds     float64 `json:"seconds"`
+	// Index is the index object that supersedes the backup's.
+	Index string `json:"index,omitempty"`
+	// Dropped is how many old packs DropResealed deleted (per location
+	// count once), and DropError why it did not (prune will).
+	Dropped     int     `json:"old_packs_deleted"`
+	DropError   string  `json:"old_packs_error,omitempty"`
+	DropSeconds float64 `json:"drop_seconds,omitempty"`
+	// Error is why the re-seal failed (the caller's to set: the snapshot
+	// is committed either way).
+	Error string `json:"error,omitempty"`
+	// Old are the superseded packs and their blobs, and oldIndex the
+	// superseded index object, for DropResealed.
+	Old      []PackBlobs `json:"-"`
+	oldIndex Hash
+}
+
+// HasOld reports whether rs superseded packs that DropResealed is to
+// delete.
+func (rs *ResealResult) HasOld() bool { return rs != nil && len(rs.Old) > 0 }
+
+// Reseal seals the packs this committed backup wrote again at zstd's best
+// level when the backup stored at least BackupOptions.ResealAbove bytes.
+// It needs every location: a degraded backup, or one at a location with
+// Object Lock (whose old packs could not be deleted until their retention
+// ends, so re-sealing would store more, not less), is not re-sealed, and
+// Skipped says why. An error leaves the snapshot as committed and
+// readable; it is not the backup's failure. The result is also in the
+// Result Commit returned (Result.Reseal).
+func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
+	res := &ResealResult{}
+	if b.result != nil {
+		b.result.Reseal = res
+	}
+	switch {
+	case b.result == nil:
+		return res, errors.New("reseal: the backup is not committed")
+	case b.opts.ResealAbove <= 0:
+		res.Skipped = "off"
+	case b.index == (Hash{}) || b.Stats().Stored < b.opts.ResealAbove:
+		res.Skipped = fmt.Sprintf("stored %d bytes, under the %d that pay re-sealing", b.Stats().Stored, b.opts.ResealAbove)
+	case len(b.result.Committed) < len(b.r.locs):
+		res.Skipped = "the snapshot is not at every location"
+	}
+	for _, l := range b.r.locs {
+		if _, ok := As[retentionExtender](l); ok && res.Skipped == "" {
+			res.Skipped = "location " + l.Name() + " has Object Lock: the old packs would stay until their retention ends"
+		}
+	}
+	if res.Skipped != "" {
+		return res, nil
+	}
+	start := time.Now()
+
+	// The dictionary the snapshot names compresses every blob again (a
+	// first night that trained it at Commit gains it too); the
+	// dictionary's own pack stays as it is.
+	var dict *chunk.Dict
+	var dictBlob chunk.ID
+	if ref := b.m.Dictionary; ref != nil {
+		if b.r.sealer.Dict(ref.ZstdID) == nil {
+			if err := b.r.loadDictRef(ctx, *ref); err != nil {
+				return res, fmt.Errorf("reseal: %w", err)
+			}
+		}
+		dict, dictBlob = b.r.sealer.Dict(ref.ZstdID), ref.Blob
+	}
+	packs := append([]PackBlobs(nil), b.newPacks...)
+	type outcome struct {
+		old, new PackBlobs
+		before   int64
+		after    int64
+		err      error
+	}
+	out := make([]outcome, len(packs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				o := &out[i]
+				o.old = packs[i]
+				o.new, o.before, o.after, o.err = b.resealPack(ctx, packs[i], dict, dictBlob)
+			}
+		}()
+	}
+	for i := range packs {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("reseal: %w (nothing superseded; the new packs are unindexed and prune removes them)", err)
+	}
+
+	for _, o := range out {
+		if o.err != nil {
+			return res, fmt.Errorf("reseal: pack %s: %w (nothing superseded; the new packs written are unindexed and prune removes them)", o.old.Pack.Short(), o.err)
+		}
+	}
+	var list, old []PackBlobs
+	for _, o := range out {
+		if o.new.Pack == o.old.Pack {
+			list = append(list, o.old)
+			continue
+		}
+		list = append(list, o.new)
+		old = append(old, o.old)
+		res.Packs++
+		res.BytesBefore += o.before
+		res.BytesAfter += o.after
+	}
+	if res.Packs == 0 {
+		res.Skipped = "no pack got smaller"
+		return res, nil
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Pack.String() < list[j].Pack.String() })
+	indexData := b.r.meta.seal(b.r.adIndex, encodeIndex([]Hash{b.index}, list))
+	ih := Hash(sha256.Sum256(indexData))
+	put := b.r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
+		return l.Put(ctx, objectName(b.r.tenant, kindIndex, ih), indexData)
+	})
+	// The in-memory index is read afresh when next needed.
+	b.r.setIndex(nil)
+	if countOK(put) != len(put) {
+		return res, fmt.Errorf("reseal: the new index reached %d of %d locations (%s); the old packs stay, and the snapshot reads from either",
+			countOK(put), len(put), joinErrors(put))
+	}
+	res.Index = ih.String()
+	res.Old, res.oldIndex = old, b.index
+	res.Seconds = time.Since(start).Seconds()
+	b.r.log.Info("re-sealed the backup's packs at zstd's best level", "packs", res.Packs,
+		"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "seconds", res.Seconds)
+	return res, nil
+}
+
+// resealPack reads one of the backup's packs from a location whose copy
+// matches its name, opens every blob, seals it again at the best level
+// and writes the new pack at every location. A pack holding the
+// dictionary, or one that would not shrink, is returned unchanged.
+func (b *Backup) resealPack(ctx context.Context, pb PackBlobs, dict *chunk.Dict, dictBlob chunk.ID) (PackBlobs, int64, int64, error) {
+	for _, e := range pb.Blobs {
+		if e.ID == dictBlob {
+			return pb, 0, 0, nil
+		}
+	}
+	data, err := b.r.fetchPack(ctx, pb.Pack)
+	if err != nil {
+		return pb, 0, 0, err
+	}
+	var p packer
+	var plain []byte
+	for _, e := range pb.Blobs {
+		end := uint64(e.Offset) + uint64(e.Length)
+		if end > uint64(len(data)) {
+			return pb, 0, 0, fmt.Errorf("blob %s lies outside the pack: %w", e.ID, ErrCorrupt)
+		}
+		if plain, err = b.r.open(ctx, plain[:0], e.ID, data[e.Offset:end]); err != nil {
+			return pb, 0, 0, err
+		}
+		sealed, err := b.r.sealer.SealBest(nil, e.ID, plain, dict)
+		if err != nil {
+			return pb, 0, 0, err
+		}
+		p.add(e.ID, sealed, len(plain))
+	}
+	newData, h, entries := p.finish(b.r.meta)
+	if len(newData) >= len(data) {
+		return pb, 0, 0, nil
+	}
+	name := objectName(b.r.tenant, kindData, h)
+	put := b.r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
+		return l.Put(ctx, name, newData)
+	})
+	if countOK(put) != len(put) {
+		return pb, 0, 0, fmt.Errorf("writing its re-sealed pack %s: %s", h.Short(), joinErrors(put))
+	}
+	return PackBlobs{Pack: h, Blobs: entries}, int64(len(data)), int64(len(newData)), nil
+}
+
+// DropResealed deletes the old packs a Reseal superseded, and the index
+// object that named them, at every location, and returns how many packs
+// it deleted. The caller must hold the
+// tenant's lock exclusively (no backup or check is then reading the old
+// index). It works from a fresh index of every location and deletes a
+// pack only when no live index names it and each of its blobs is in a
+// pack the live index names and every location lists; otherwise it
+// deletes nothing and says why (prune decides later, as it does for any
+// unindexed pack). A delete Object Lock refuses leaves the pack.
+func (r *Repo) DropResealed(ctx context.Context, rs *ResealResult) (int, error) {
+	if rs == nil || len(rs.Old) == 0 {
+		return 0, nil
+	}
+	old := rs.Old
+	st, err := r.loadIndexState(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if !st.allListed() {
+		return 0, fmt.Errorf("a location's indexes or packs could not be listed: the old packs stay for prune")
+	}
+	if err := refuseUnopened("index object", st.unopened); err != nil {
+		return 0, err
+	}
+	byPack := st.idx.byPack()
+	everywhere := func(h Hash) bool {
+		for i := range r.locs {
+			if _, ok := st.packs[i][h]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	for _, pb := range old {
+		if _, indexed := byPack[pb.Pack]; indexed {
+			return 0, fmt.Errorf("old pack %s is still named by a live index: nothing deleted", pb.Pack.Short())
+		}
+		for _, e := range pb.Blobs {
+			ok := false
+			for _, c := range st.idx.Candidates(e.ID) {
+				if c.Pack != pb.Pack && everywhere(c.Pack) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				return 0, fmt.Errorf("blob %s of old pack %s is in no re-sealed pack every location lists: nothing deleted", e.ID, pb.Pack.Short())
+			}
+		}
+	}
+	var res PruneResult
+	if st.superseded[rs.oldIndex] {
+		for i, l := range r.locs {
+			if _, ok := st.indexes[i][rs.oldIndex]; !ok {
+				continue
+			}
+			if err := l.Delete(ctx, objectName(r.tenant, kindIndex, rs.oldIndex)); err != nil && !errors.Is(err, ErrNotFound) && !r.retained(&res, err) {
+				return 0, fmt.Errorf("deleting the superseded index %s at %s: %w", rs.oldIndex.Short(), l.Name(), err)
+			}
+		}
+	}
+	n := 0
+	for _, pb := range old {
+		for i, l := range r.locs {
+			if _, ok := st.packs[i][pb.Pack]; !ok {
+				continue
+			}
+			if err := l.Delete(ctx, objectName(r.tenant, kindData, pb.Pack)); err != nil && !errors.Is(err, ErrNotFound) && !r.retained(&res, err) {
+				return n, fmt.Errorf("deleting old pack %s at %s: %w", pb.Pack.Short(), l.Name(), err)
+			}
+		}
+		n++
+	}
+	r.setIndex(nil)
+	return n, nil
+}

@@ -1,0 +1,291 @@
+package repo_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kluis-nl/kluis/repo"
+	"github.com/kluis-nl/kluis/repo/faulty"
+)
+
+// backupAndReseal backs up streams, commits and re-seals (every backup
+// that stored a byte). The Reseal error is returned, not fatal.
+func backupAndReseal(t *testing.T, ctx context.Context, r *repo.Repo, streams ...stream) (*repo.Result, *repo.ResealResult, error) {
+	return backupAndResealHook(t, ctx, r, func() {}, streams...)
+}
+
+// backupAndResealHook calls committed between Commit and Reseal.
+func backupAndResealHook(t *testing.T, ctx context.Context, r *repo.Repo, committed func(), streams ...stream) (*repo.Result, *repo.ResealResult, error) {
+	t.Helper()
+	b, err := r.NewBackup(context.Background(), repo.BackupOptions{Engine: "files", ResealAbove: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range streams {
+		if err := b.Stream(context.Background(), s.name, repo.KindFile, s.open(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := b.Commit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed()
+	rs, err := b.Reseal(ctx)
+	if rs != nil && res.Reseal != rs {
+		t.Fatal("Result.Reseal is not what Reseal returned")
+	}
+	return res, rs, err
+}
+
+// restoresAtEach checks that the latest snapshot restores through every
+// location alone and through both.
+func (f *fixture) restoresAtEach(streams ...stream) {
+	f.t.Helper()
+	t := f.t.(*testing.T)
+	verifyRestore(t, f.open(), repo.Hash{}, streams...)
+	for i := range f.locs {
+		r, err := repo.Open(context.Background(), f.tenant, f.locs[i:i+1], repo.Options{Master: f.master})
+		if err != nil {
+			t.Fatalf("open at %s alone: %v", f.locs[i].Name(), err)
+		}
+		if err := tryRestore(t, r, repo.Hash{}, streams...); err != nil {
+			t.Fatalf("restore from %s alone: %v", f.locs[i].Name(), err)
+		}
+	}
+}
+
+func TestResealStoresLessAndRestoresTheSame(t *testing.T) {
+	f := newFixture(t)
+	r := f.init()
+	ctx := context.Background()
+	night1 := []stream{tableStream("patients", 6<<20, nil), textStream("notes", loremParagraph, 1<<20)}
+	// A reader (a restore test, a dossier) that read the index before the
+	// re-seal, and reads the snapshot after the old packs are gone.
+	var stale *repo.Repo
+	res, rs, err := backupAndResealHook(t, ctx, r, func() {
+		stale = f.open()
+		if _, err := stale.Index(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}, night1...)
+	if err != nil {
+		t.Fatalf("Reseal: %v", err)
+	}
+	if rs.Skipped != "" || rs.Packs == 0 || rs.BytesAfter >= rs.BytesBefore || rs.Index == "" {
+		t.Fatalf("reseal did not shrink the night: %+v", rs)
+	}
+	t.Logf("re-sealed %d packs: %d -> %d bytes (%.3f)", rs.Packs, rs.BytesBefore, rs.BytesAfter, float64(rs.BytesAfter)/float64(rs.BytesBefore))
+	before := len(f.names(0, "data"))
+	if int64(before) != res.Stats.Packs+int64(rs.Packs) {
+		t.Fatalf("%d packs at the first location, want the %d written and %d re-sealed", before, res.Stats.Packs, rs.Packs)
+	}
+	// Old and new packs both there, the new index supersedes the old.
+	f.restoresAtEach(night1...)
+
+	n, err := r.DropResealed(ctx, rs)
+	if err != nil || n != rs.Packs {
+		t.Fatalf("DropResealed: %d, %v; want %d", n, err, rs.Packs)
+	}
+	for i := range f.locs {
+		if got := len(f.names(i, "data")); got != int(res.Stats.Packs) {
+			t.Errorf("%s: %d packs after the drop, want %d", f.locs[i].Name(), got, res.Stats.Packs)
+		}
+		if got := f.names(i, "index"); len(got) != 1 || !strings.HasSuffix(got[0], rs.Index) {
+			t.Errorf("%s: index objects %v, want only the re-sealed one", f.locs[i].Name(), got)
+		}
+	}
+	f.restoresAtEach(night1...)
+	checkAll(t, f.open())
+	verifyRestore(t, stale, repo.Hash{}, night1...)
+
+	// The next night deduplicates against the re-sealed blobs, and prune
+	// keeps them.
+	night2 := []stream{tableStream("patients", 6<<20, map[int]bool{7: true, 40000: true}), textStream("notes", loremParagraph, 1<<20)}
+	r = f.open()
+	res2, rs2, err := backupAndReseal(t, ctx, r, night2...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Stats.New > res.Stats.New/10 {
+		t.Errorf("second night stored %d new bytes of %d: it did not deduplicate against the re-sealed packs", res2.Stats.New, res.Stats.New)
+	}
+	if _, err := r.DropResealed(ctx, rs2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.open().Prune(ctx, repo.PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.restoresAtEach(night2...)
+	verifyRestore(t, f.open(), res.ID, night1...)
+	checkAll(t, f.open())
+}
+
+// TestResealFailsSafe: a location that refuses the new packs or the new
+// index, a context that ends, a damaged copy: the snapshot stays readable
+// from each location alone, and what was written is cleaned up by prune.
+func TestResealFailsSafe(t *testing.T) {
+	night := []stream{tableStream("patients", 4<<20, nil)}
+	full := errors.New("disk full (injected)")
+	cases := []struct {
+		name    string
+		inject  func(f *fixture, res *repo.Result) context.Context
+		wantErr string
+	}{
+		{"second location refuses a new pack", func(f *fixture, res *repo.Result) context.Context {
+			f.faults[1].FailPutsAfter(faulty.NoLimit, 1, full)
+			return context.Background()
+		}, "disk full"},
+		{"second location refuses the new index", func(f *fixture, res *repo.Result) context.Context {
+			f.faults[1].FailPutsAfter(faulty.NoLimit, int(res.Stats.Packs), full)
+			return context.Background()
+		}, "the new index reached 1 of 2"},
+		{"the context ends mid-way", func(f *fixture, res *repo.Result) context.Context {
+			f.faults[0].SetDelay(20 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+			f.t.Cleanup(cancel)
+			return ctx
+		}, "deadline"},
+		{"first location's copy damaged", func(f *fixture, res *repo.Result) context.Context {
+			f.faults[0].SetCorrupt(faulty.Contains("/data/"))
+			return context.Background()
+		}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			r := f.init()
+			b, err := r.NewBackup(context.Background(), repo.BackupOptions{Engine: "files", ResealAbove: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Stream(context.Background(), night[0].name, repo.KindFile, night[0].open(), nil); err != nil {
+				t.Fatal(err)
+			}
+			res, err := b.Commit(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := b.Reseal(c.inject(f, res))
+			for _, fl := range f.faults {
+				fl.Reset()
+			}
+			if c.wantErr == "" {
+				if err != nil || rs.Packs == 0 {
+					t.Fatalf("Reseal: %+v, %v", rs, err)
+				}
+			} else {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("Reseal error %v, want one saying %q", err, c.wantErr)
+				}
+				if len(rs.Old) != 0 {
+					t.Fatal("a failed Reseal offers old packs to drop")
+				}
+			}
+			f.restoresAtEach(night...)
+			if _, err := f.open().DropResealed(context.Background(), rs); err != nil {
+				t.Fatal(err)
+			}
+			f.restoresAtEach(night...)
+			// Prune removes what a failed reseal left unindexed.
+			if _, err := f.open().Prune(context.Background(), repo.PruneOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range f.locs {
+				if got := len(f.names(i, "data")); got != int(res.Stats.Packs) {
+					t.Errorf("%s: %d packs after prune, want %d", f.locs[i].Name(), got, res.Stats.Packs)
+				}
+			}
+			f.restoresAtEach(night...)
+			checkAll(t, f.open())
+		})
+	}
+}
+
+// TestDropResealedRefuses: the old packs stay while a location lacks a
+// re-sealed pack or a live index still names them.
+func TestDropResealedRefuses(t *testing.T) {
+	night := []stream{tableStream("patients", 4<<20, nil)}
+	f := newFixture(t)
+	r := f.init()
+	ctx := context.Background()
+	_, rs, err := backupAndReseal(t, ctx, r, night...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A location loses one re-sealed pack (hostile or damaged).
+	newPacks := map[string]bool{}
+	for _, n := range f.names(1, "data") {
+		newPacks[n] = true
+	}
+	for _, pb := range rs.Old {
+		delete(newPacks, f.tenant+"/data/"+pb.Pack.String()[:2]+"/"+pb.Pack.String())
+	}
+	var lost string
+	for n := range newPacks {
+		lost = n
+		break
+	}
+	data, _ := f.mems[1].Bytes(lost)
+	if err := f.mems[1].Delete(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.names(0, "data"))
+	if n, err := f.open().DropResealed(ctx, rs); err == nil || n != 0 {
+		t.Fatalf("DropResealed with a re-sealed pack missing at a location: %d deleted, %v", n, err)
+	}
+	if got := len(f.names(0, "data")); got != before {
+		t.Fatalf("a refused drop deleted packs: %d -> %d", before, got)
+	}
+	verifyRestore(t, f.open(), repo.Hash{}, night...) // through the other location's copy
+	f.mems[1].Replace(lost, data)
+	if n, err := f.open().DropResealed(ctx, rs); err != nil || n != rs.Packs {
+		t.Fatalf("DropResealed once the pack is back: %d, %v", n, err)
+	}
+	f.restoresAtEach(night...)
+}
+
+// TestResealSkips: below the threshold, off, degraded: nothing happens.
+func TestResealSkips(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		above int64
+		down  bool
+		want  string
+	}{
+		{"off", 0, false, "off"},
+		{"small night", 1 << 40, false, "under the"},
+		{"degraded", 1, true, "not at every location"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			r := f.init()
+			if c.down {
+				f.faults[1].SetDown(faulty.ErrDown)
+			}
+			b, err := r.NewBackup(ctx, repo.BackupOptions{Engine: "files", ResealAbove: c.above})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := tableStream("patients", 2<<20, nil)
+			if err := b.Stream(ctx, s.name, repo.KindFile, s.open(), nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			packs := len(f.names(0, "data"))
+			rs, err := b.Reseal(ctx)
+			if err != nil || !strings.Contains(rs.Skipped, c.want) || rs.Packs != 0 {
+				t.Fatalf("Reseal: %+v, %v; want skipped %q", rs, err, c.want)
+			}
+			if got := len(f.names(0, "data")); got != packs {
+				t.Fatalf("a skipped reseal wrote packs: %d -> %d", packs, got)
+			}
+		})
+	}
+}
