@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -43,9 +42,6 @@ type Dict struct {
 	plain []byte
 	enc   *zstd.Encoder
 	dec   *zstd.Decoder
-	// best is the encoder at zstd's best level (Sealer.SealBest), made on
-	// first use.
-	best func() (*zstd.Encoder, error)
 }
 
 // Close releases the dictionary's decoder; it must not be used after.
@@ -110,15 +106,8 @@ func LoadDict(plain []byte) (d *Dict, err error) {
 		dec.Close()
 		return nil, fmt.Errorf("zstd dictionary %08x does not round-trip", zid)
 	}
-	d = &Dict{zid: zid, plain: slices.Clone(plain), enc: enc, dec: dec}
-	d.best = sync.OnceValues(func() (*zstd.Encoder, error) {
-		e, err := zstd.NewWriter(nil, encoderOptions(zstd.WithEncoderDict(d.plain), zstd.WithEncoderLevel(zstd.SpeedBestCompression))...)
-		if err != nil {
-			return nil, fmt.Errorf("zstd dictionary %08x at the best level: %v", zid, err)
-		}
-		return e, nil
-	})
-	return d, nil
+	// plain is kept for the encoders at the best level (BestEncoders).
+	return &Dict{zid: zid, plain: slices.Clone(plain), enc: enc, dec: dec}, nil
 }
 
 // TrainDict builds a dictionary from chunks of a tenant's data (at least

@@ -256,6 +256,7 @@ func TestSealBest(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.AddDict(d)
+	be := NewBestEncoders()
 	for _, dict := range []*Dict{nil, d} {
 		var fast, best int
 		for _, c := range testDictRows(2000, 4) {
@@ -264,7 +265,7 @@ func TestSealBest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := s.SealBest(nil, id, c, dict)
+			b, err := s.SealBest(nil, id, c, dict, be)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -166,28 +166,54 @@ func (s *Sealer) SealDict(dst []byte, id ID, plaintext []byte, d *Dict) ([]byte,
 	return s.seal(dst, id, plaintext, zkind, enc)
 }
 
-// SealBest is SealDict at zstd's best level: about 8 % smaller than a
-// backup's own level (the fastest) on table data and some twenty times
-// slower, for re-sealing what a backup stored once it is committed
-// (repo.Backup.Reseal). Open needs nothing new: the level is not recorded.
-func (s *Sealer) SealBest(dst []byte, id ID, plaintext []byte, d *Dict) ([]byte, error) {
-	zkind, enc := byte(kindZstd), bestEncoder()
+// SealBest is SealDict at zstd's best level, with be's encoders: about
+// 8 % smaller than a backup's own level (the fastest) on table data and
+// some twenty times slower, for re-sealing what a backup stored once it is
+// committed (repo.Backup.Reseal). Open needs nothing new: the level is not
+// recorded.
+func (s *Sealer) SealBest(dst []byte, id ID, plaintext []byte, d *Dict, be *BestEncoders) ([]byte, error) {
+	enc, err := be.encoder(d)
+	if err != nil {
+		return nil, err
+	}
+	zkind := byte(kindZstd)
 	if d != nil {
-		e, err := d.best()
-		if err != nil {
-			return nil, err
-		}
-		zkind, enc = kindZstdDict, e
+		zkind = kindZstdDict
 	}
 	return s.seal(dst, id, plaintext, zkind, enc)
 }
 
-// bestEncoder is the shared encoder at zstd's best level, made on first
-// use (it holds more memory than the fastest).
-var bestEncoder = sync.OnceValue(func() *zstd.Encoder {
-	e, _ := zstd.NewWriter(nil, encoderOptions(zstd.WithEncoderLevel(zstd.SpeedBestCompression))...)
-	return e
-})
+// BestEncoders are zstd encoders at the best level, one per dictionary
+// (and one for none), made on first use. Each holds some 70 MB of match
+// tables per concurrent call: make one for a re-seal and drop it after,
+// so that a long-running daemon does not keep them.
+type BestEncoders struct {
+	mu    sync.Mutex
+	byZID map[uint32]*zstd.Encoder // 0: no dictionary
+}
+
+// NewBestEncoders returns an empty set.
+func NewBestEncoders() *BestEncoders { return &BestEncoders{byZID: map[uint32]*zstd.Encoder{}} }
+
+func (be *BestEncoders) encoder(d *Dict) (*zstd.Encoder, error) {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	var zid uint32
+	opts := []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedBestCompression)}
+	if d != nil {
+		zid = d.zid
+		opts = append(opts, zstd.WithEncoderDict(d.plain))
+	}
+	if e, ok := be.byZID[zid]; ok {
+		return e, nil
+	}
+	e, err := zstd.NewWriter(nil, encoderOptions(opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder at the best level (dictionary %08x): %v", zid, err)
+	}
+	be.byZID[zid] = e
+	return e, nil
+}
 
 func (s *Sealer) seal(dst []byte, id ID, plaintext []byte, zkind byte, enc *zstd.Encoder) ([]byte, error) {
 	if len(plaintext) > MaxChunkSize {

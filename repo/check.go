@@ -263,7 +263,7 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 		}
 	}
 	if orphans > 0 {
-		c.warnf("%d packs are in no index (left by an interrupted backup; prune removes them)", orphans)
+		c.warnf("%d packs are in no index (left by an interrupted backup, or the old packs of a re-seal; prune removes them)", orphans)
 	}
 	for h := range byPack {
 		if _, ok := packs[h]; !ok && !referenced[h] {

@@ -63,12 +63,17 @@ func (p *packer) finish(ms *metaSealer) ([]byte, Hash, []BlobEntry) {
 		entries[i] = BlobEntry{ID: b.id, Offset: uint32(buf.Len()), Length: uint32(len(b.sealed)), RawLength: b.raw}
 		buf.Write(b.sealed)
 	}
-	hdr := ms.seal(adPackHeader, encodePackHeader(entries))
-	buf.Write(hdr)
-	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(hdr))))
-	data := buf.Bytes()
+	data := appendPackHeader(ms, buf.Bytes(), entries)
 	p.blobs, p.size = p.blobs[:0], 0
 	return data, sha256.Sum256(data), entries
+}
+
+// appendPackHeader ends a pack: the sealed header of entries, which
+// describe the blobs already in buf, and its length.
+func appendPackHeader(ms *metaSealer, buf []byte, entries []BlobEntry) []byte {
+	hdr := ms.seal(adPackHeader, encodePackHeader(entries))
+	buf = append(buf, hdr...)
+	return binary.LittleEndian.AppendUint32(buf, uint32(len(hdr)))
 }
 
 func encodePackHeader(entries []BlobEntry) []byte {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sort"
 	"sync"
@@ -55,6 +56,9 @@ type ResealResult struct {
 	// superseded index object, for DropResealed.
 	Old      []PackBlobs `json:"-"`
 	oldIndex Hash
+	// sizes are the new packs' sizes: DropResealed wants every location
+	// to list each at its size.
+	sizes map[Hash]int64
 }
 
 // HasOld reports whether rs superseded packs that DropResealed is to
@@ -108,6 +112,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 		dict, dictBlob = b.r.sealer.Dict(ref.ZstdID), ref.Blob
 	}
 	packs := append([]PackBlobs(nil), b.newPacks...)
+	be := chunk.NewBestEncoders() // dropped after: its tables are large
 	type outcome struct {
 		old, new PackBlobs
 		before   int64
@@ -124,7 +129,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 			for i := range work {
 				o := &out[i]
 				o.old = packs[i]
-				o.new, o.before, o.after, o.err = b.resealPack(ctx, packs[i], dict, dictBlob)
+				o.new, o.before, o.after, o.err = b.resealPack(ctx, packs[i], dict, dictBlob, be)
 			}
 		}()
 	}
@@ -146,6 +151,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 		}
 	}
 	var list, old []PackBlobs
+	sizes := map[Hash]int64{}
 	for _, o := range out {
 		if o.new.Pack == o.old.Pack {
 			list = append(list, o.old)
@@ -153,6 +159,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 		}
 		list = append(list, o.new)
 		old = append(old, o.old)
+		sizes[o.new.Pack] = o.after
 		res.Packs++
 		res.BytesBefore += o.before
 		res.BytesAfter += o.after
@@ -174,7 +181,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 			countOK(put), len(put), joinErrors(put))
 	}
 	res.Index = ih.String()
-	res.Old, res.oldIndex = old, b.index
+	res.Old, res.oldIndex, res.sizes = old, b.index, sizes
 	res.Seconds = time.Since(start).Seconds()
 	b.r.log.Info("re-sealed the backup's packs at zstd's best level", "packs", res.Packs,
 		"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "seconds", res.Seconds)
@@ -185,7 +192,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 // matches its name, opens every blob, seals it again at the best level
 // and writes the new pack at every location. A pack holding the
 // dictionary, or one that would not shrink, is returned unchanged.
-func (b *Backup) resealPack(ctx context.Context, pb PackBlobs, dict *chunk.Dict, dictBlob chunk.ID) (PackBlobs, int64, int64, error) {
+func (b *Backup) resealPack(ctx context.Context, pb PackBlobs, dict *chunk.Dict, dictBlob chunk.ID, be *chunk.BestEncoders) (PackBlobs, int64, int64, error) {
 	for _, e := range pb.Blobs {
 		if e.ID == dictBlob {
 			return pb, 0, 0, nil
@@ -195,9 +202,13 @@ func (b *Backup) resealPack(ctx context.Context, pb PackBlobs, dict *chunk.Dict,
 	if err != nil {
 		return pb, 0, 0, err
 	}
-	var p packer
+	// The new pack is built in place, its blobs in a new random order
+	// (as packer.finish does), so only the old and the new pack are held.
+	newData := make([]byte, 0, len(data))
+	entries := make([]BlobEntry, 0, len(pb.Blobs))
 	var plain []byte
-	for _, e := range pb.Blobs {
+	for _, i := range rand.Perm(len(pb.Blobs)) {
+		e := pb.Blobs[i]
 		end := uint64(e.Offset) + uint64(e.Length)
 		if end > uint64(len(data)) {
 			return pb, 0, 0, fmt.Errorf("blob %s lies outside the pack: %w", e.ID, ErrCorrupt)
@@ -205,16 +216,17 @@ func (b *Backup) resealPack(ctx context.Context, pb PackBlobs, dict *chunk.Dict,
 		if plain, err = b.r.open(ctx, plain[:0], e.ID, data[e.Offset:end]); err != nil {
 			return pb, 0, 0, err
 		}
-		sealed, err := b.r.sealer.SealBest(nil, e.ID, plain, dict)
-		if err != nil {
+		off := len(newData)
+		if newData, err = b.r.sealer.SealBest(newData, e.ID, plain, dict, be); err != nil {
 			return pb, 0, 0, err
 		}
-		p.add(e.ID, sealed, len(plain))
+		entries = append(entries, BlobEntry{ID: e.ID, Offset: uint32(off), Length: uint32(len(newData) - off), RawLength: uint32(len(plain))})
 	}
-	newData, h, entries := p.finish(b.r.meta)
+	newData = appendPackHeader(b.r.meta, newData, entries)
 	if len(newData) >= len(data) {
 		return pb, 0, 0, nil
 	}
+	h := Hash(sha256.Sum256(newData))
 	name := objectName(b.r.tenant, kindData, h)
 	put := b.r.forEachLocation(ctx, func(ctx context.Context, l Location) error {
 		return l.Put(ctx, name, newData)
@@ -250,9 +262,15 @@ func (r *Repo) DropResealed(ctx context.Context, rs *ResealResult) (int, error) 
 		return 0, err
 	}
 	byPack := st.idx.byPack()
+	// A pack counts when every location lists it, at the size written
+	// when it is a re-sealed one (a truncated upload is not a copy).
 	everywhere := func(h Hash) bool {
 		for i := range r.locs {
-			if _, ok := st.packs[i][h]; !ok {
+			size, ok := st.packs[i][h]
+			if !ok {
+				return false
+			}
+			if want, ok := rs.sizes[h]; ok && size != want {
 				return false
 			}
 		}

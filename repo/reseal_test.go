@@ -241,6 +241,11 @@ func TestDropResealedRefuses(t *testing.T) {
 		t.Fatalf("a refused drop deleted packs: %d -> %d", before, got)
 	}
 	verifyRestore(t, f.open(), repo.Hash{}, night...) // through the other location's copy
+	// Or holds it truncated.
+	f.mems[1].Replace(lost, data[:len(data)-1])
+	if n, err := f.open().DropResealed(ctx, rs); err == nil || n != 0 {
+		t.Fatalf("DropResealed with a re-sealed pack truncated at a location: %d deleted, %v", n, err)
+	}
 	f.mems[1].Replace(lost, data)
 	if n, err := f.open().DropResealed(ctx, rs); err != nil || n != rs.Packs {
 		t.Fatalf("DropResealed once the pack is back: %d, %v", n, err)
