@@ -400,7 +400,7 @@ tenants:
 	b.ReportMetric(first.kluis.secs/first.dump.secs, "first+reseal/pg_dump")
 	if len(history) > 1 {
 		last := history[len(history)-1]
-		b.ReportMetric(last.kluis.secs/last.dump.secs, "next/pg_dump")
+		b.ReportMetric((last.kluis.secs-last.kluis.after)/last.dump.secs, "next/pg_dump")
 		if last.resticIncrement > 0 {
 			b.ReportMetric(float64(last.kluisIncrement)/float64(last.resticIncrement), "incr/restic")
 		}
