@@ -34,7 +34,8 @@ type Record struct {
 const ExtraLockTimeout = "lock_timeout"
 
 // ExtraReseal holds, in Record.Extra, what re-sealing a backup's packs did
-// (repo.ResealResult) when it ran or failed.
+// (repo.ResealResult) when it ran, failed, or was skipped for another
+// reason than policy.reseal (repo.ResealResult.Notable).
 const ExtraReseal = "reseal"
 
 // RecordBackup appends a backup's outcome to the history. Errors writing
@@ -54,7 +55,7 @@ func (a *Appliance) RecordBackup(tenant string, res *repo.Result, err error) {
 		st := res.Stats
 		rec.Stats = &st
 		rec.Duration = res.Finished.Sub(res.Started).Seconds()
-		if rs := res.Reseal; rs != nil && (rs.Skipped == "" || rs.Error != "") {
+		if rs := res.Reseal; rs.Notable() {
 			if rec.Extra == nil {
 				rec.Extra = map[string]interface{}{}
 			}

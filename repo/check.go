@@ -166,7 +166,7 @@ func (r *Repo) checkLocation(ctx context.Context, l Location, opts CheckOptions)
 	}
 	for h, x := range idxObjs {
 		if superseded[h] {
-			c.warnf("index %s is superseded (put back, or kept by Object Lock) and ignored; prune removes it", h.Short())
+			c.warnf("index %s is superseded (put back, kept by Object Lock, or a re-sealed backup's old index not deleted yet) and ignored; prune removes it", h.Short())
 			continue
 		}
 		local.addAll(x.Packs)

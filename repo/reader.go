@@ -110,7 +110,6 @@ func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, e
 		return nil, fmt.Errorf("blob %s is not in the index of tenant %s: %w", id, r.tenant, ErrNotFound)
 	}
 	var firstErr error
-	missing := true
 	for _, bl := range cands {
 		plain, err := r.loadBlobAt(ctx, id, bl, dst)
 		if err == nil {
@@ -122,14 +121,11 @@ func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, e
 		if firstErr == nil {
 			firstErr = err
 		}
-		missing = missing && errors.Is(err, ErrNotFound)
 	}
-	// Every pack the index names is gone from every location: a re-seal
-	// (reseal.go) or a prune may have moved the blob since the index was
-	// read. The blob is read from where a fresh index says it is.
-	if !missing {
-		return nil, firstErr
-	}
+	// No place the index names gave the blob: a re-seal (reseal.go) or a
+	// prune may have moved it since the index was read, and a location
+	// may answer for the deleted pack with an error rather than "not
+	// found". The blob is read from where a fresh index says it is.
 	if fresh := r.indexAfterMiss(ctx, idx); fresh != nil {
 		tried := map[Hash]bool{}
 		for _, bl := range cands {
@@ -150,7 +146,7 @@ func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, e
 // indexAfterMiss returns the index to read a blob from after the packs
 // that used named for it were missing everywhere: the current one when
 // another reader has read it afresh since, or one read afresh now, at
-// most every ten seconds (a repository missing many packs is not listed
+// most every two seconds (a repository missing many packs is not listed
 // once per blob); nil when there is none newer.
 func (r *Repo) indexAfterMiss(ctx context.Context, used *Index) *Index {
 	r.missMu.Lock()
@@ -161,7 +157,7 @@ func (r *Repo) indexAfterMiss(ctx context.Context, used *Index) *Index {
 	if cur != nil && cur != used {
 		return cur
 	}
-	if !r.missReloaded.IsZero() && time.Since(r.missReloaded) < 10*time.Second {
+	if !r.missReloaded.IsZero() && time.Since(r.missReloaded) < 2*time.Second {
 		return nil
 	}
 	r.missReloaded = time.Now()

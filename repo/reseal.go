@@ -34,8 +34,11 @@ import (
 
 // ResealResult is what Backup.Reseal did.
 type ResealResult struct {
-	// Skipped says why nothing was re-sealed (empty: it ran).
-	Skipped string `json:"skipped,omitempty"`
+	// Skipped says why nothing was re-sealed (empty: it ran), and
+	// SkipCause the same for scripts: "off", "small" (the backup stored
+	// less than the threshold), "degraded", "object_lock", "no_gain".
+	Skipped   string `json:"skipped,omitempty"`
+	SkipCause string `json:"skip_cause,omitempty"`
 	// Packs is how many packs were re-sealed; BytesBefore and BytesAfter
 	// their sizes (per location) before and after.
 	Packs       int     `json:"packs"`
@@ -56,9 +59,22 @@ type ResealResult struct {
 	// superseded index object, for DropResealed.
 	Old      []PackBlobs `json:"-"`
 	oldIndex Hash
+	newIndex Hash
 	// sizes are the new packs' sizes: DropResealed wants every location
 	// to list each at its size.
 	sizes map[Hash]int64
+}
+
+// objectLocker is a Location that may write under Object Lock (repo/s3).
+type objectLocker interface {
+	ObjectLocked() bool
+}
+
+// Notable reports whether rs is worth a line in the job history and the
+// command's output: it ran, failed, or was skipped for another reason
+// than its policy (off, or a small backup).
+func (rs *ResealResult) Notable() bool {
+	return rs != nil && (rs.Error != "" || (rs.SkipCause != "off" && rs.SkipCause != "small"))
 }
 
 // HasOld reports whether rs superseded packs that DropResealed is to
@@ -82,15 +98,15 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 	case b.result == nil:
 		return res, errors.New("reseal: the backup is not committed")
 	case b.opts.ResealAbove <= 0:
-		res.Skipped = "off"
+		res.Skipped, res.SkipCause = "off", "off"
 	case b.index == (Hash{}) || b.Stats().Stored < b.opts.ResealAbove:
-		res.Skipped = fmt.Sprintf("stored %d bytes, under the %d that pay re-sealing", b.Stats().Stored, b.opts.ResealAbove)
+		res.Skipped, res.SkipCause = fmt.Sprintf("stored %d bytes, under the %d that pay re-sealing", b.Stats().Stored, b.opts.ResealAbove), "small"
 	case len(b.result.Committed) < len(b.r.locs):
-		res.Skipped = "the snapshot is not at every location"
+		res.Skipped, res.SkipCause = "the snapshot is not at every location", "degraded"
 	}
 	for _, l := range b.r.locs {
-		if _, ok := As[retentionExtender](l); ok && res.Skipped == "" {
-			res.Skipped = "location " + l.Name() + " has Object Lock: the old packs would stay until their retention ends"
+		if ol, ok := As[objectLocker](l); ok && ol.ObjectLocked() && res.Skipped == "" {
+			res.Skipped, res.SkipCause = "location "+l.Name()+" has Object Lock: the old packs would stay until their retention ends", "object_lock"
 		}
 	}
 	if res.Skipped != "" {
@@ -165,7 +181,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 		res.BytesAfter += o.after
 	}
 	if res.Packs == 0 {
-		res.Skipped = "no pack got smaller"
+		res.Skipped, res.SkipCause = "no pack got smaller", "no_gain"
 		return res, nil
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Pack.String() < list[j].Pack.String() })
@@ -181,7 +197,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 			countOK(put), len(put), joinErrors(put))
 	}
 	res.Index = ih.String()
-	res.Old, res.oldIndex, res.sizes = old, b.index, sizes
+	res.Old, res.oldIndex, res.newIndex, res.sizes = old, b.index, ih, sizes
 	res.Seconds = time.Since(start).Seconds()
 	b.r.log.Info("re-sealed the backup's packs at zstd's best level", "packs", res.Packs,
 		"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "seconds", res.Seconds)
@@ -206,7 +222,7 @@ func (b *Backup) resealPack(ctx context.Context, pb PackBlobs, dict *chunk.Dict,
 	// (as packer.finish does), so only the old and the new pack are held.
 	newData := make([]byte, 0, len(data))
 	entries := make([]BlobEntry, 0, len(pb.Blobs))
-	var plain []byte
+	var plain, check []byte
 	for _, i := range rand.Perm(len(pb.Blobs)) {
 		e := pb.Blobs[i]
 		end := uint64(e.Offset) + uint64(e.Length)
@@ -219,6 +235,11 @@ func (b *Backup) resealPack(ctx context.Context, pb PackBlobs, dict *chunk.Dict,
 		off := len(newData)
 		if newData, err = b.r.sealer.SealBest(newData, e.ID, plain, dict, be); err != nil {
 			return pb, 0, 0, err
+		}
+		// The old copies are deleted once the new ones are in place: each
+		// new blob must open to the same plaintext (its ID) first.
+		if check, err = b.r.sealer.Open(check[:0], e.ID, newData[off:]); err != nil {
+			return pb, 0, 0, fmt.Errorf("blob %s does not open once re-sealed: %w", e.ID, err)
 		}
 		entries = append(entries, BlobEntry{ID: e.ID, Offset: uint32(off), Length: uint32(len(newData) - off), RawLength: uint32(len(plain))})
 	}
@@ -261,6 +282,13 @@ func (r *Repo) DropResealed(ctx context.Context, rs *ResealResult) (int, error) 
 	if err := refuseUnopened("index object", st.unopened); err != nil {
 		return 0, err
 	}
+	// Where the new index is missing, the old index and packs are what a
+	// location alone restores from.
+	for i, l := range r.locs {
+		if _, ok := st.indexes[i][rs.newIndex]; !ok || !st.superseded[rs.oldIndex] {
+			return 0, fmt.Errorf("the re-seal's index %s is not in force at %s: nothing deleted", rs.newIndex.Short(), l.Name())
+		}
+	}
 	byPack := st.idx.byPack()
 	// A pack counts when every location lists it, at the size written
 	// when it is a re-sealed one (a truncated upload is not a copy).
@@ -294,14 +322,12 @@ func (r *Repo) DropResealed(ctx context.Context, rs *ResealResult) (int, error) 
 		}
 	}
 	var res PruneResult
-	if st.superseded[rs.oldIndex] {
-		for i, l := range r.locs {
-			if _, ok := st.indexes[i][rs.oldIndex]; !ok {
-				continue
-			}
-			if err := l.Delete(ctx, objectName(r.tenant, kindIndex, rs.oldIndex)); err != nil && !errors.Is(err, ErrNotFound) && !r.retained(&res, err) {
-				return 0, fmt.Errorf("deleting the superseded index %s at %s: %w", rs.oldIndex.Short(), l.Name(), err)
-			}
+	for i, l := range r.locs {
+		if _, ok := st.indexes[i][rs.oldIndex]; !ok {
+			continue
+		}
+		if err := l.Delete(ctx, objectName(r.tenant, kindIndex, rs.oldIndex)); err != nil && !errors.Is(err, ErrNotFound) && !r.retained(&res, err) {
+			return 0, fmt.Errorf("deleting the superseded index %s at %s: %w", rs.oldIndex.Short(), l.Name(), err)
 		}
 	}
 	n := 0

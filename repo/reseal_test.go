@@ -294,3 +294,60 @@ func TestResealSkips(t *testing.T) {
 		})
 	}
 }
+
+// TestResealStaleReaderLocationErroring: a reader that read the index
+// before the re-seal restores after the old packs are gone even when one
+// location answers for them with an error (down, or hostile) rather than
+// "not found" (attacker review).
+func TestResealStaleReaderLocationErroring(t *testing.T) {
+	night := []stream{tableStream("patients", 4<<20, nil)}
+	f := newFixture(t)
+	r := f.init()
+	ctx := context.Background()
+	var stale *repo.Repo
+	_, rs, err := backupAndResealHook(t, ctx, r, func() {
+		stale = f.open()
+		if _, err := stale.Index(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}, night...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DropResealed(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	f.faults[0].SetDown(faulty.ErrDown)
+	if err := tryRestore(t, stale, repo.Hash{}, night...); err != nil {
+		t.Fatalf("stale reader with the first location down: %v", err)
+	}
+}
+
+// TestDropResealedWantsTheNewIndexEverywhere: where the new index is
+// missing, the old index and packs are what that location alone restores
+// from, so they stay (attacker review).
+func TestDropResealedWantsTheNewIndexEverywhere(t *testing.T) {
+	night := []stream{tableStream("patients", 4<<20, nil)}
+	f := newFixture(t)
+	r := f.init()
+	ctx := context.Background()
+	_, rs, err := backupAndReseal(t, ctx, r, night...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range f.names(1, "index") {
+		if strings.HasSuffix(n, rs.Index) {
+			f.mems[1].Remove(n)
+		}
+	}
+	if n, err := f.open().DropResealed(ctx, rs); err == nil || n != 0 || !strings.Contains(err.Error(), "not in force at groningen") {
+		t.Fatalf("DropResealed without the new index at a location: %d deleted, %v", n, err)
+	}
+	r1, err := repo.Open(ctx, f.tenant, f.locs[1:2], repo.Options{Master: f.master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tryRestore(t, r1, repo.Hash{}, night...); err != nil {
+		t.Fatalf("the location without the new index, alone: %v", err)
+	}
+}

@@ -136,15 +136,19 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 		fmt.Fprintf(g.stdout, "snapshot %s of %s committed at %s\n", res.ID.Short(), t.ID, strings.Join(res.Committed, ", "))
 		fmt.Fprintf(g.stdout, "  read %s in %s, new %s, stored %s in %s, %s\n",
 			humanBytes(s.Read), plural(s.Streams, "stream", "streams"), humanBytes(s.New), humanBytes(s.Stored), plural(int(s.Packs), "pack", "packs"), humanDuration(res.Finished.Sub(res.Started)))
-		if rs := res.Reseal; rs != nil && rs.Error != "" {
+		switch rs := res.Reseal; {
+		case !rs.Notable():
+		case rs.Error != "":
 			fmt.Fprintf(g.stdout, "  re-seal failed (the snapshot is committed as stored): %s\n", rs.Error)
-		} else if rs != nil && rs.Skipped == "" {
-			fmt.Fprintf(g.stdout, "  re-sealed %s at zstd's best level: %s -> %s in %s", plural(rs.Packs, "pack", "packs"), humanBytes(rs.BytesBefore), humanBytes(rs.BytesAfter), humanDuration(time.Duration(rs.Seconds*float64(time.Second))))
+		case rs.Skipped != "":
+			fmt.Fprintf(g.stdout, "  not re-sealed: %s\n", rs.Skipped)
+		default:
+			fmt.Fprintf(g.stdout, "  re-sealed %s at zstd's best level: %s -> %s in %s; %s deleted", plural(rs.Packs, "pack", "packs"),
+				humanBytes(rs.BytesBefore), humanBytes(rs.BytesAfter), humanDuration(time.Duration(rs.Seconds*float64(time.Second))), plural(rs.Dropped, "old pack", "old packs"))
 			if rs.DropError != "" {
-				fmt.Fprintf(g.stdout, "; old packs: %s\n", rs.DropError)
-			} else {
-				fmt.Fprintf(g.stdout, "; %s deleted\n", plural(rs.Dropped, "old pack", "old packs"))
+				fmt.Fprintf(g.stdout, " (%s)", rs.DropError)
 			}
+			fmt.Fprintln(g.stdout)
 		}
 	}
 	if res.Degraded(a.Cfg.Policy.RequiredCopies) {
