@@ -98,7 +98,7 @@ func commit(ctx context.Context, b *repo.Backup, phase func(string)) (*repo.Resu
 	phase("commit")
 	if rs, err := b.Reseal(ctx); err != nil {
 		rs.Error = err.Error()
-		slog.Warn("re-sealing the backup's packs failed; the snapshot stays as committed", "snapshot", res.ID.Short(), "err", err)
+		slog.Warn("re-sealing the backup's packs failed; the snapshot stays as committed", "tenant", b.Repo().Tenant(), "snapshot", res.ID.Short(), "err", err)
 	} else if rs.Skipped == "" {
 		phase("reseal")
 	}

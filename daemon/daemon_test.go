@@ -560,3 +560,64 @@ func TestDegradedBackupIsSynced(t *testing.T) {
 		t.Errorf("metrics still degraded after sync")
 	}
 }
+
+// TestDaemonReseals: the daemon's backup job re-seals a backup that stored
+// more than policy.reseal, deletes the old packs once it has released its
+// shared lock (under the exclusive one), and records it in the history;
+// the repository then checks clean.
+func TestDaemonReseals(t *testing.T) {
+	start := time.Date(2026, 6, 1, 12, 0, 0, 0, ams)
+	f := newFixture(t, start, "", "", "", Options{})
+	// Notes of some variety (a table of one repeated line compresses as
+	// well at zstd's fastest level as at its best), in one transaction.
+	a := filepath.Join(f.dir, "a.db")
+	db, err := sql.Open("sqlite", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := strings.Fields("hoofdpijn rugpijn hoest vermoeidheid duizeligheid koorts rust vocht paracetamol controle verwijzing fysiotherapie bloeddruk")
+	tx, _ := db.Begin()
+	tx.Exec(`CREATE TABLE notes (id INTEGER PRIMARY KEY, client INTEGER NOT NULL, note TEXT NOT NULL)`)
+	for i := range 30000 {
+		note := fmt.Sprintf("%s, %s; advies %s (%d)", words[i*7%len(words)], words[(i*i+3)%len(words)], words[(i/5+i*13)%len(words)], i*7919%100003)
+		if _, err := tx.Exec(`INSERT INTO notes (client, note) VALUES (?, ?)`, i*31%5003, note); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	f.writeConfig(fmt.Sprintf(`[{id: praktijk-a, engine: sqlite, path: %s}]`, a), "reseal: 64KiB", "")
+	cfg, err := config.Load(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.d.Reload(context.Background(), cfg)
+	f.run()
+	f.settle()
+	hist, _ := f.d.Appliance().History()
+	var rs map[string]any
+	for _, r := range hist {
+		if r.Job == KindBackup && r.OK {
+			rs, _ = r.Extra[appliance.ExtraReseal].(map[string]any)
+		}
+	}
+	if rs == nil || rs["packs"] == float64(0) || rs["old_packs_deleted"] != rs["packs"] || rs["error"] != nil || rs["old_packs_error"] != nil {
+		t.Fatalf("backup history's reseal: %v", rs)
+	}
+	t.Logf("re-seal: %v", rs)
+	r, err := f.d.Appliance().OpenRepo(context.Background(), "praktijk-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := r.Check(context.Background(), repo.CheckOptions{ReadData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if !c.OK() || len(c.Warnings) > 0 {
+			t.Errorf("check at %s after the re-seal: errors %v, warnings %v", c.Location, c.Errors, c.Warnings)
+		}
+	}
+}

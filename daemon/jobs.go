@@ -320,12 +320,7 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 		return err
 	}
 	res, err = backup.DatabaseIndexed(ctx, r, eng, a.BackupOptions(), dossier.BackupIndex(a.Cfg, tenant))
-	if err == nil && res.Reseal.HasOld() {
-		// The re-sealed packs' old copies go under the exclusive lock.
-		lock.Unlock()
-		a.FinishReseal(ctx, r, tenant, res)
-	}
-	if res != nil {
+	if err != nil && res != nil {
 		a.RecordBackup(tenant, res, err)
 	}
 	if err != nil {
@@ -349,6 +344,12 @@ func (d *Daemon) runBackup(ctx context.Context, tenant string) (err error) {
 	// Degraded is what the listings say now (every snapshot, not only
 	// this one): see reconcile.go.
 	p := d.observe(ctx, a, tenant, r)
+	if res.Reseal.HasOld() {
+		// The re-sealed packs' old copies go under the exclusive lock.
+		lock.Unlock()
+		a.FinishReseal(ctx, r, tenant, res)
+	}
+	a.RecordBackup(tenant, res, nil)
 	if res.Degraded(a.Cfg.Policy.RequiredCopies) || (p != nil && needsSync(p)) {
 		// Sync of degraded snapshots: see docs/ops.md ("Daemon"). The next
 		// backup with the location back copies what it misses.

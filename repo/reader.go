@@ -135,9 +135,14 @@ func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, e
 			if tried[bl.Pack] {
 				continue
 			}
-			if plain, err := r.loadBlobAt(ctx, id, bl, dst); err == nil {
+			plain, err := r.loadBlobAt(ctx, id, bl, dst)
+			if err == nil {
 				return plain, nil
 			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			firstErr = err // where the blob is now: the error that matters
 		}
 	}
 	return nil, firstErr
@@ -160,8 +165,10 @@ func (r *Repo) indexAfterMiss(ctx context.Context, used *Index) *Index {
 	if !r.missReloaded.IsZero() && time.Since(r.missReloaded) < 2*time.Second {
 		return nil
 	}
-	r.missReloaded = time.Now()
 	x, err := r.ReloadIndex(ctx)
+	// Paced from the end of a read: one that takes longer than the pause
+	// (a large tenant at S3) does not start the next at once.
+	r.missReloaded = time.Now()
 	if err != nil {
 		return nil
 	}

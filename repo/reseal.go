@@ -50,6 +50,7 @@ type ResealResult struct {
 	// Dropped is how many old packs DropResealed deleted (per location
 	// count once), and DropError why it did not (prune will).
 	Dropped     int     `json:"old_packs_deleted"`
+	Retained    int     `json:"old_objects_retained,omitempty"` // deletes Object Lock refused
 	DropError   string  `json:"old_packs_error,omitempty"`
 	DropSeconds float64 `json:"drop_seconds,omitempty"`
 	// Error is why the re-seal failed (the caller's to set: the snapshot
@@ -60,9 +61,8 @@ type ResealResult struct {
 	Old      []PackBlobs `json:"-"`
 	oldIndex Hash
 	newIndex Hash
-	// sizes are the new packs' sizes: DropResealed wants every location
-	// to list each at its size.
-	sizes map[Hash]int64
+	// pairs maps each old pack to its re-sealed one, for DropResealed.
+	pairs map[Hash]Hash
 }
 
 // objectLocker is a Location that may write under Object Lock (repo/s3).
@@ -167,7 +167,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 		}
 	}
 	var list, old []PackBlobs
-	sizes := map[Hash]int64{}
+	pairs := map[Hash]Hash{}
 	for _, o := range out {
 		if o.new.Pack == o.old.Pack {
 			list = append(list, o.old)
@@ -175,7 +175,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 		}
 		list = append(list, o.new)
 		old = append(old, o.old)
-		sizes[o.new.Pack] = o.after
+		pairs[o.old.Pack] = o.new.Pack
 		res.Packs++
 		res.BytesBefore += o.before
 		res.BytesAfter += o.after
@@ -197,7 +197,7 @@ func (b *Backup) Reseal(ctx context.Context) (*ResealResult, error) {
 			countOK(put), len(put), joinErrors(put))
 	}
 	res.Index = ih.String()
-	res.Old, res.oldIndex, res.newIndex, res.sizes = old, b.index, ih, sizes
+	res.Old, res.oldIndex, res.newIndex, res.pairs = old, b.index, ih, pairs
 	res.Seconds = time.Since(start).Seconds()
 	b.r.log.Info("re-sealed the backup's packs at zstd's best level", "packs", res.Packs,
 		"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "seconds", res.Seconds)
@@ -260,64 +260,70 @@ func (b *Backup) resealPack(ctx context.Context, pb PackBlobs, dict *chunk.Dict,
 
 // DropResealed deletes the old packs a Reseal superseded, and the index
 // object that named them, at every location, and returns how many packs
-// it deleted. The caller must hold the
+// it deleted everywhere it held them (a delete Object Lock refuses leaves
+// the pack and counts in rs.Retained, not here). The caller must hold the
 // tenant's lock exclusively (no backup or check is then reading the old
-// index). It works from a fresh index of every location and deletes a
-// pack only when no live index names it and each of its blobs is in a
-// pack the live index names and every location lists; otherwise it
-// deletes nothing and says why (prune decides later, as it does for any
-// unindexed pack). A delete Object Lock refuses leaves the pack.
+// index).
+//
+// It works from a fresh index of every location and deletes nothing
+// unless every location lists everything and no index object fails to
+// open, the old index is superseded, and at **every** location the new
+// index and each re-sealed pack read back whole and match their names
+// (listing is not enough: a damaged copy there would leave that location
+// alone with nothing to restore from), the live index names each
+// re-sealed pack with every blob of the old pack it replaces, and names
+// no old pack. Otherwise it says why and prune decides later, as it does
+// for any unindexed pack.
 func (r *Repo) DropResealed(ctx context.Context, rs *ResealResult) (int, error) {
 	if rs == nil || len(rs.Old) == 0 {
 		return 0, nil
 	}
-	old := rs.Old
 	st, err := r.loadIndexState(ctx)
 	if err != nil {
 		return 0, err
 	}
 	if !st.allListed() {
-		return 0, fmt.Errorf("a location's indexes or packs could not be listed: the old packs stay for prune")
+		return 0, fmt.Errorf("a location's indexes or packs could not be listed: nothing deleted")
 	}
 	if err := refuseUnopened("index object", st.unopened); err != nil {
 		return 0, err
 	}
-	// Where the new index is missing, the old index and packs are what a
-	// location alone restores from.
-	for i, l := range r.locs {
-		if _, ok := st.indexes[i][rs.newIndex]; !ok || !st.superseded[rs.oldIndex] {
-			return 0, fmt.Errorf("the re-seal's index %s is not in force at %s: nothing deleted", rs.newIndex.Short(), l.Name())
-		}
+	if !st.superseded[rs.oldIndex] {
+		return 0, fmt.Errorf("no index in force supersedes the backup's index %s: nothing deleted", rs.oldIndex.Short())
 	}
 	byPack := st.idx.byPack()
-	// A pack counts when every location lists it, at the size written
-	// when it is a re-sealed one (a truncated upload is not a copy).
-	everywhere := func(h Hash) bool {
-		for i := range r.locs {
-			size, ok := st.packs[i][h]
-			if !ok {
-				return false
-			}
-			if want, ok := rs.sizes[h]; ok && size != want {
-				return false
-			}
-		}
-		return true
-	}
-	for _, pb := range old {
+	for _, pb := range rs.Old {
 		if _, indexed := byPack[pb.Pack]; indexed {
-			return 0, fmt.Errorf("old pack %s is still named by a live index: nothing deleted", pb.Pack.Short())
+			return 0, fmt.Errorf("old pack %s is still named by an index in force: nothing deleted", pb.Pack.Short())
+		}
+		np := rs.pairs[pb.Pack]
+		have := map[chunk.ID]bool{}
+		for _, e := range byPack[np] {
+			have[e.ID] = true
 		}
 		for _, e := range pb.Blobs {
-			ok := false
-			for _, c := range st.idx.Candidates(e.ID) {
-				if c.Pack != pb.Pack && everywhere(c.Pack) {
-					ok = true
-					break
-				}
+			if !have[e.ID] {
+				return 0, fmt.Errorf("blob %s of old pack %s is not in its re-sealed pack %s as the index in force has it: nothing deleted", e.ID, pb.Pack.Short(), np.Short())
 			}
-			if !ok {
-				return 0, fmt.Errorf("blob %s of old pack %s is in no re-sealed pack every location lists: nothing deleted", e.ID, pb.Pack.Short())
+		}
+	}
+	// Read back, at every location, what that location will restore from.
+	for i, l := range r.locs {
+		check := func(kind string, h Hash, max int64) error {
+			if _, ok := st.indexes[i][h]; kind == kindIndex && !ok {
+				return fmt.Errorf("the re-seal's index %s is not at %s: nothing deleted", h.Short(), l.Name())
+			}
+			if _, err := readContent(ctx, l, objectName(r.tenant, kind, h), max, h); err != nil {
+				return fmt.Errorf("the re-seal's %s %s at %s does not read back: %w: nothing deleted", kind, h.Short(), l.Name(), err)
+			}
+			return nil
+		}
+		if err := check(kindIndex, rs.newIndex, maxIndexObject); err != nil {
+			return 0, err
+		}
+		for _, pb := range rs.Old {
+			if err := check(kindData, rs.pairs[pb.Pack], r.maxPackObject()); err != nil {
+				return 0, err
 			}
 		}
 	}
@@ -331,17 +337,25 @@ func (r *Repo) DropResealed(ctx context.Context, rs *ResealResult) (int, error) 
 		}
 	}
 	n := 0
-	for _, pb := range old {
+	for _, pb := range rs.Old {
+		deleted := true
 		for i, l := range r.locs {
 			if _, ok := st.packs[i][pb.Pack]; !ok {
 				continue
 			}
-			if err := l.Delete(ctx, objectName(r.tenant, kindData, pb.Pack)); err != nil && !errors.Is(err, ErrNotFound) && !r.retained(&res, err) {
-				return n, fmt.Errorf("deleting old pack %s at %s: %w", pb.Pack.Short(), l.Name(), err)
+			if err := l.Delete(ctx, objectName(r.tenant, kindData, pb.Pack)); err != nil && !errors.Is(err, ErrNotFound) {
+				if !r.retained(&res, err) {
+					rs.Retained = res.Retained
+					return n, fmt.Errorf("deleting old pack %s at %s: %w", pb.Pack.Short(), l.Name(), err)
+				}
+				deleted = false
 			}
 		}
-		n++
+		if deleted {
+			n++
+		}
 	}
+	rs.Retained = res.Retained
 	r.setIndex(nil)
 	return n, nil
 }

@@ -3,6 +3,7 @@ package repo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -340,7 +341,7 @@ func TestDropResealedWantsTheNewIndexEverywhere(t *testing.T) {
 			f.mems[1].Remove(n)
 		}
 	}
-	if n, err := f.open().DropResealed(ctx, rs); err == nil || n != 0 || !strings.Contains(err.Error(), "not in force at groningen") {
+	if n, err := f.open().DropResealed(ctx, rs); err == nil || n != 0 || !strings.Contains(err.Error(), "is not at groningen") {
 		t.Fatalf("DropResealed without the new index at a location: %d deleted, %v", n, err)
 	}
 	r1, err := repo.Open(ctx, f.tenant, f.locs[1:2], repo.Options{Master: f.master})
@@ -350,4 +351,108 @@ func TestDropResealedWantsTheNewIndexEverywhere(t *testing.T) {
 	if err := tryRestore(t, r1, repo.Hash{}, night...); err != nil {
 		t.Fatalf("the location without the new index, alone: %v", err)
 	}
+}
+
+// TestDropResealedReadsBack: a location whose copy of the new index or of
+// a re-sealed pack is damaged (listed, even at the right size) keeps its
+// old index and packs, so it still restores alone (second review).
+func TestDropResealedReadsBack(t *testing.T) {
+	night := []stream{tableStream("patients", 4<<20, nil)}
+	for _, c := range []struct {
+		name string
+		pick func(f *fixture, rs *repo.ResealResult) string
+	}{
+		{"new index truncated", func(f *fixture, rs *repo.ResealResult) string {
+			for _, n := range f.names(1, "index") {
+				if strings.HasSuffix(n, rs.Index) {
+					return n
+				}
+			}
+			return ""
+		}},
+		{"re-sealed pack damaged at its size", func(f *fixture, rs *repo.ResealResult) string {
+			old := map[string]bool{}
+			for _, pb := range rs.Old {
+				old[pb.Pack.String()] = true
+			}
+			for _, n := range f.names(1, "data") {
+				if !old[n[strings.LastIndex(n, "/")+1:]] {
+					return n
+				}
+			}
+			return ""
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			r := f.init()
+			ctx := context.Background()
+			_, rs, err := backupAndReseal(t, ctx, r, night...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := c.pick(f, rs)
+			data, ok := f.mems[1].Bytes(name)
+			if !ok {
+				t.Fatalf("no object to damage (%q)", name)
+			}
+			bad := append([]byte(nil), data...)
+			if strings.Contains(name, "/index/") {
+				bad = bad[:len(bad)-1]
+			} else {
+				bad[len(bad)/2] ^= 1
+			}
+			f.mems[1].Replace(name, bad)
+			if n, err := f.open().DropResealed(ctx, rs); err == nil || n != 0 || !strings.Contains(err.Error(), "does not read back") {
+				t.Fatalf("DropResealed: %d deleted, %v; want a refusal naming the copy that does not read back", n, err)
+			}
+			for i := range f.locs {
+				if got := len(f.names(i, "data")); got != 2*rs.Packs {
+					t.Errorf("%s: %d packs after a refused drop, want the %d old and new", f.locs[i].Name(), got, 2*rs.Packs)
+				}
+			}
+			verifyRestore(t, f.open(), repo.Hash{}, night...)
+			if strings.Contains(name, "/index/") {
+				// That location alone still has the old index and packs.
+				r1, err := repo.Open(ctx, f.tenant, f.locs[1:2], repo.Options{Master: f.master})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tryRestore(t, r1, repo.Hash{}, night...); err != nil {
+					t.Fatalf("the damaged location alone: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// retainingLocation refuses every delete as Object Lock would.
+type retainingLocation struct{ repo.Location }
+
+func (l retainingLocation) Delete(ctx context.Context, name string) error {
+	return fmt.Errorf("%s: %w", name, repo.ErrRetained)
+}
+
+// TestDropResealedCountsRetained: packs a retention (one kluis's config
+// does not declare: a bucket default) keeps are not reported deleted
+// (second review).
+func TestDropResealedCountsRetained(t *testing.T) {
+	night := []stream{tableStream("patients", 4<<20, nil)}
+	f := newFixture(t)
+	r := f.init()
+	ctx := context.Background()
+	_, rs, err := backupAndReseal(t, ctx, r, night...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locs := []repo.Location{retainingLocation{f.locs[0]}, retainingLocation{f.locs[1]}}
+	ro, err := repo.Open(ctx, f.tenant, locs, repo.Options{Master: f.master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ro.DropResealed(ctx, rs)
+	if err != nil || n != 0 || rs.Retained != 2*(rs.Packs+1) {
+		t.Fatalf("DropResealed under retention: %d deleted, %d retained, %v; want 0 and %d", n, rs.Retained, err, 2*(rs.Packs+1))
+	}
+	f.restoresAtEach(night...)
 }

@@ -145,6 +145,9 @@ func cmdBackup(ctx context.Context, g *globals, args []string) (err error) {
 		default:
 			fmt.Fprintf(g.stdout, "  re-sealed %s at zstd's best level: %s -> %s in %s; %s deleted", plural(rs.Packs, "pack", "packs"),
 				humanBytes(rs.BytesBefore), humanBytes(rs.BytesAfter), humanDuration(time.Duration(rs.Seconds*float64(time.Second))), plural(rs.Dropped, "old pack", "old packs"))
+			if rs.Retained > 0 {
+				fmt.Fprintf(g.stdout, ", %d kept by Object Lock until their retention ends", rs.Retained)
+			}
 			if rs.DropError != "" {
 				fmt.Fprintf(g.stdout, " (%s)", rs.DropError)
 			}

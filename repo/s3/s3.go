@@ -598,14 +598,14 @@ func (l *Location) versions(ctx context.Context, prefix string, hidden map[strin
 	return nil
 }
 
-// ExtendRetention makes an object's retain-until date at least what a new
-// write now would get: a pack that a new snapshot reuses must stay locked
-// as long as that snapshot. Retention only ever grows (compliance mode
-// allows nothing else). Without Object Lock configured it does nothing.
 // ObjectLocked reports whether the location writes objects under Object
 // Lock retention (Options.Lock): a delete before the retention ends fails.
 func (l *Location) ObjectLocked() bool { return l.opts.Lock != nil }
 
+// ExtendRetention makes an object's retain-until date at least what a new
+// write now would get: a pack that a new snapshot reuses must stay locked
+// as long as that snapshot. Retention only ever grows (compliance mode
+// allows nothing else). Without Object Lock configured it does nothing.
 func (l *Location) ExtendRetention(ctx context.Context, name string) error {
 	if l.opts.Lock == nil {
 		return nil
