@@ -59,23 +59,43 @@ func (f *fixture) restoresAtEach(streams ...stream) {
 	}
 }
 
+// resealedNight is a fixture whose one backup, a 4 MiB table, was
+// re-sealed; its old packs are not dropped yet.
+func resealedNight(t *testing.T) (*fixture, *repo.ResealResult, []stream) {
+	t.Helper()
+	f := newFixture(t)
+	night := []stream{tableStream("patients", 4<<20, nil)}
+	_, rs, err := backupAndReseal(t, context.Background(), f.init(), night...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, rs, night
+}
+
+// backupWithStaleReader is backupAndReseal that also returns a reader (a
+// restore test, a dossier) that read the index before the re-seal.
+func backupWithStaleReader(t *testing.T, f *fixture, r *repo.Repo, streams ...stream) (*repo.Result, *repo.ResealResult, *repo.Repo) {
+	t.Helper()
+	var stale *repo.Repo
+	res, rs, err := backupAndResealHook(t, context.Background(), r, func() {
+		stale = f.open()
+		if _, err := stale.Index(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}, streams...)
+	if err != nil {
+		t.Fatalf("Reseal: %v", err)
+	}
+	return res, rs, stale
+}
+
 func TestResealStoresLessAndRestoresTheSame(t *testing.T) {
 	f := newFixture(t)
 	r := f.init()
 	ctx := context.Background()
 	night1 := []stream{tableStream("patients", 6<<20, nil), textStream("notes", loremParagraph, 1<<20)}
-	// A reader (a restore test, a dossier) that read the index before the
-	// re-seal, and reads the snapshot after the old packs are gone.
-	var stale *repo.Repo
-	res, rs, err := backupAndResealHook(t, ctx, r, func() {
-		stale = f.open()
-		if _, err := stale.Index(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}, night1...)
-	if err != nil {
-		t.Fatalf("Reseal: %v", err)
-	}
+	// stale reads the snapshot after the old packs are gone.
+	res, rs, stale := backupWithStaleReader(t, f, r, night1...)
 	if rs.Skipped != "" || rs.Packs == 0 || rs.BytesAfter >= rs.BytesBefore || rs.Index == "" {
 		t.Fatalf("reseal did not shrink the night: %+v", rs)
 	}
@@ -209,14 +229,8 @@ func TestResealFailsSafe(t *testing.T) {
 // TestDropResealedRefuses: the old packs stay while a location lacks a
 // re-sealed pack or a live index still names them.
 func TestDropResealedRefuses(t *testing.T) {
-	night := []stream{tableStream("patients", 4<<20, nil)}
-	f := newFixture(t)
-	r := f.init()
+	f, rs, night := resealedNight(t)
 	ctx := context.Background()
-	_, rs, err := backupAndReseal(t, ctx, r, night...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A location loses one re-sealed pack (hostile or damaged).
 	newPacks := map[string]bool{}
 	for _, n := range f.names(1, "data") {
@@ -305,16 +319,7 @@ func TestResealStaleReaderLocationErroring(t *testing.T) {
 	f := newFixture(t)
 	r := f.init()
 	ctx := context.Background()
-	var stale *repo.Repo
-	_, rs, err := backupAndResealHook(t, ctx, r, func() {
-		stale = f.open()
-		if _, err := stale.Index(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}, night...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, rs, stale := backupWithStaleReader(t, f, r, night...)
 	if _, err := r.DropResealed(ctx, rs); err != nil {
 		t.Fatal(err)
 	}
@@ -328,14 +333,8 @@ func TestResealStaleReaderLocationErroring(t *testing.T) {
 // missing, the old index and packs are what that location alone restores
 // from, so they stay (attacker review).
 func TestDropResealedWantsTheNewIndexEverywhere(t *testing.T) {
-	night := []stream{tableStream("patients", 4<<20, nil)}
-	f := newFixture(t)
-	r := f.init()
+	f, rs, night := resealedNight(t)
 	ctx := context.Background()
-	_, rs, err := backupAndReseal(t, ctx, r, night...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, n := range f.names(1, "index") {
 		if strings.HasSuffix(n, rs.Index) {
 			f.mems[1].Remove(n)
@@ -357,7 +356,6 @@ func TestDropResealedWantsTheNewIndexEverywhere(t *testing.T) {
 // a re-sealed pack is damaged (listed, even at the right size) keeps its
 // old index and packs, so it still restores alone (second review).
 func TestDropResealedReadsBack(t *testing.T) {
-	night := []stream{tableStream("patients", 4<<20, nil)}
 	for _, c := range []struct {
 		name string
 		pick func(f *fixture, rs *repo.ResealResult) string
@@ -384,13 +382,8 @@ func TestDropResealedReadsBack(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFixture(t)
-			r := f.init()
+			f, rs, night := resealedNight(t)
 			ctx := context.Background()
-			_, rs, err := backupAndReseal(t, ctx, r, night...)
-			if err != nil {
-				t.Fatal(err)
-			}
 			name := c.pick(f, rs)
 			data, ok := f.mems[1].Bytes(name)
 			if !ok {
@@ -437,14 +430,8 @@ func (l retainingLocation) Delete(ctx context.Context, name string) error {
 // does not declare: a bucket default) keeps are not reported deleted
 // (second review).
 func TestDropResealedCountsRetained(t *testing.T) {
-	night := []stream{tableStream("patients", 4<<20, nil)}
-	f := newFixture(t)
-	r := f.init()
+	f, rs, night := resealedNight(t)
 	ctx := context.Background()
-	_, rs, err := backupAndReseal(t, ctx, r, night...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	locs := []repo.Location{retainingLocation{f.locs[0]}, retainingLocation{f.locs[1]}}
 	ro, err := repo.Open(ctx, f.tenant, locs, repo.Options{Master: f.master})
 	if err != nil {
