@@ -131,7 +131,7 @@ func TestResealStoresLessAndRestoresTheSame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res2.Stats.New > res.Stats.New/10 {
+	if res2.Stats.New > res.Stats.New/4 { // two changed rows cost a few chunks of up to 512 KiB; without dedup it would be all
 		t.Errorf("second night stored %d new bytes of %d: it did not deduplicate against the re-sealed packs", res2.Stats.New, res.Stats.New)
 	}
 	if _, err := r.DropResealed(ctx, rs2); err != nil {
