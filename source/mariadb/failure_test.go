@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,23 +33,6 @@ func assertNoSecret(t *testing.T, err error) {
 	}
 }
 
-// closedPort returns a loopback port nothing listens on, and whose number
-// does not hold the secret's digits: the error names the address (the
-// PostgreSQL engine's test once drew port 42175).
-func closedPort(t *testing.T) int {
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !strings.Contains(strconv.Itoa(port), "4217") {
-			return port
-		}
-	}
-}
-
 func dsnWith(addr, user, password, db string) string {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = user, password, "tcp", addr, db
@@ -60,7 +41,7 @@ func dsnWith(addr, user, password, db string) string {
 }
 
 func TestUnreachableServerHidesPassword(t *testing.T) {
-	addr := fmt.Sprintf("127.0.0.1:%d", closedPort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.ClosedPort(t, "4217"))
 	dsn := dsnWith(addr, "kluis", secret, "tenant")
 	if !strings.Contains(dsn, secret) {
 		t.Fatalf("test DSN %q does not carry the password verbatim", dsn)

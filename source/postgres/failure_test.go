@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,25 +31,8 @@ func assertNoSecret(t *testing.T, err error) {
 	}
 }
 
-// closedPort returns a loopback port nothing listens on, and whose number
-// does not hold the secret's digits: the error names the port, and port
-// 42175 once made assertNoSecret see the password (a fresh-clone run).
-func closedPort(t *testing.T) int {
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !strings.Contains(strconv.Itoa(port), "4217") {
-			return port
-		}
-	}
-}
-
 func TestUnreachableServerHidesPassword(t *testing.T) {
-	port := closedPort(t)
+	port := testenv.ClosedPort(t, "4217")
 	for _, dsn := range []string{
 		fmt.Sprintf("host=127.0.0.1 port=%d user=kluis password=%s dbname=tenant connect_timeout=2", port, quoteConninfoValue(secret)),
 		fmt.Sprintf("postgres://kluis:%s@127.0.0.1:%d/tenant?connect_timeout=2", url.PathEscape(secret), port),
