@@ -148,8 +148,8 @@ func (r *Repo) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]byte, e
 	return nil, firstErr
 }
 
-// indexAfterMiss returns the index to read a blob from after the packs
-// that used named for it were missing everywhere: the current one when
+// indexAfterMiss returns the index to read a blob from after no pack
+// that used named for it gave it at any location: the current one when
 // another reader has read it afresh since, or one read afresh now, at
 // most every two seconds (a repository missing many packs is not listed
 // once per blob); nil when there is none newer.
